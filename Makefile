@@ -1,0 +1,43 @@
+# voterolls: every target sets itself up (virtual environment + system packages) on a fresh machine.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+PEOPLE  ?= 20000
+SEED    ?= 1
+DEMO    ?= demo
+
+.PHONY: setup system demo test test-fast lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[test,spark,bench]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+# Debian packages the tests need (Chromium for the browser tests, a JDK for Spark).
+system:
+	bash scripts/system-deps.sh
+
+## Synthetic national demo -> workspace -> linkage -> estimates -> offline HTML report
+demo: setup
+	$(BIN)/voterolls demo --people $(PEOPLE) --seed $(SEED) --out $(DEMO)
+
+## The whole test suite (unit, integration, Spark, browser)
+test: setup system
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadgroup
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 -m "not slow and not spark and not browser"
+
+lint: setup
+	$(BIN)/ruff check voterolls tests bench
+
+## Benchmarks: writes bench/results/*.json, bench/results/*.png and docs/PERFORMANCE.md tables
+bench: setup
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf $(DEMO) .pytest_cache

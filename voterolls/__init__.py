@@ -1,0 +1,3 @@
+"""voterolls: compile state voter lists lawfully, link them honestly."""
+
+__version__ = "0.1.0"

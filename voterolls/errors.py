@@ -1,0 +1,42 @@
+"""Errors meant for the person at the keyboard.
+
+A ``UserError`` is a mistake in the input or the invocation (a wrong file, an
+unknown format, a missing key).  The CLI prints its message as one sentence
+and exits non-zero, never with a traceback.  Messages name the file, line and
+field, and never a voter's name, date of birth or address.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class UserError(Exception):
+    """A problem the user can fix; printed without a traceback."""
+
+    exit_code = 2
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | Path | None = None,
+        line: int | None = None,
+        field: str | None = None,
+    ) -> None:
+        self.file = str(file) if file is not None else None
+        self.line = line
+        self.field = field
+        where = []
+        if self.file:
+            where.append(self.file)
+        if line is not None:
+            where.append(f"line {line}")
+        if field:
+            where.append(f"field {field!r}")
+        prefix = (", ".join(where) + ": ") if where else ""
+        super().__init__(prefix + message)
+
+
+class PolicyViolation(UserError):
+    """An operation would store or publish a field the state's law does not allow."""
