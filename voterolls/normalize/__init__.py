@@ -1,1 +1,170 @@
+"""Normalisation: every state's values brought to one comparable form, in SQL.
 
+Two steps, both lazy DuckDB projections (no Python per row):
+
+* :func:`clean_dates` runs *before* the disclosure policy: it removes DOB
+  placeholders (``1900-01-01`` ...) so that the policy generalises a real
+  birthday, never a placeholder, into a birth year;
+* :func:`normalize_registrations` runs *after* the policy: names (case,
+  accents, punctuation, suffixes, nicknames), address, city, ZIP, phone and
+  e-mail (see :mod:`.names`, :mod:`.address`, :mod:`.dates`).
+
+Each step appends tags ``<field>:repaired`` / ``<field>:nulled`` /
+``name_suffix:split`` to the row's ``_issues`` list; ingest counts them for the
+uniformity report and then drops the list.  Tags name fields, never values.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import duckdb
+
+from voterolls.normalize import address, dates, names
+
+__all__ = ["clean_dates", "normalize_registrations", "ISSUES_COLUMN"]
+
+ISSUES_COLUMN = "_issues"
+
+_view_ids = itertools.count()
+
+
+def _view(rel: duckdb.DuckDBPyRelation, con: duckdb.DuckDBPyConnection) -> str:
+    """Register ``rel`` as a uniquely named temporary view (lazy) and return its name."""
+    name = f"_vr_norm_{next(_view_ids)}"
+    rel.create_view(name, replace=True)
+    return name
+
+
+def _issues_expr(cols: set[str]) -> str:
+    return f"coalesce({ISSUES_COLUMN}, []::VARCHAR[])" if ISSUES_COLUMN in cols else "[]::VARCHAR[]"
+
+
+def _append_tags(cols: set[str], tags: list[str]) -> str:
+    lst = "[" + ", ".join(tags) + "]::VARCHAR[]"
+    return f"list_concat({_issues_expr(cols)}, list_filter({lst}, lambda t: t IS NOT NULL)) AS {ISSUES_COLUMN}"
+
+
+def _replace(cols: list[str], repl: dict[str, str]) -> str:
+    """``SELECT`` list: every column, with those in ``repl`` replaced (same order)."""
+    out = []
+    for c in cols:
+        q = '"' + c.replace('"', '""') + '"'
+        out.append(f"{repl[c]} AS {q}" if c in repl else q)
+    return ", ".join(out)
+
+
+def clean_dates(
+    con: duckdb.DuckDBPyConnection, rel: duckdb.DuckDBPyRelation
+) -> duckdb.DuckDBPyRelation:
+    """Null placeholder DOBs (and the birth year they imply) and impossible birth years."""
+    cols = list(rel.columns)
+    colset = set(cols)
+    if "dob" not in colset and "birth_year" not in colset:
+        return rel
+    v = _view(rel, con)
+    dob = 'TRY_CAST("dob" AS DATE)' if "dob" in colset else "NULL::DATE"
+    by = 'TRY_CAST("birth_year" AS SMALLINT)' if "birth_year" in colset else "NULL::SMALLINT"
+    ph = dates.placeholder_sql(dob)
+    bad_by = dates.birth_year_invalid_sql(by)
+    new_dob = f"(CASE WHEN {ph} THEN NULL ELSE {dob} END)"
+    new_by = f"(CASE WHEN coalesce({ph}, false) OR coalesce({bad_by}, false) THEN NULL ELSE coalesce({by}, CAST(year({dob}) AS SMALLINT)) END)"
+    repl: dict[str, str] = {}
+    if "dob" in colset:
+        repl["dob"] = new_dob
+    if "birth_year" in colset:
+        repl["birth_year"] = new_by
+    if "dob_granularity" in colset:
+        repl["dob_granularity"] = (
+            f"(CASE WHEN {new_dob} IS NOT NULL THEN 'full' "
+            f"WHEN {new_by} IS NOT NULL THEN 'year' ELSE 'none' END)"
+        )
+    tags = [
+        f"CASE WHEN coalesce({ph}, false) THEN 'dob:nulled' END",
+        f"CASE WHEN coalesce({bad_by}, false) THEN 'birth_year:nulled' END",
+    ]
+    select = _replace([c for c in cols if c != ISSUES_COLUMN], repl)
+    return con.sql(f"SELECT {select}, {_append_tags(colset, tags)} FROM {v}")
+
+
+def normalize_registrations(
+    con: duckdb.DuckDBPyConnection, rel: duckdb.DuckDBPyRelation
+) -> duckdb.DuckDBPyRelation:
+    """Return ``rel`` with the national-schema text fields normalised (same columns).
+
+    Adds ``first_name_canonical`` and ``name_suffix`` if missing, and the
+    ``_issues`` list.  Columns the relation does not have are left alone.
+    """
+    cols = list(rel.columns)
+    colset = set(cols)
+    for extra in ("name_suffix", "first_name_canonical"):
+        if extra not in colset:
+            rel = rel.project(f"*, NULL::VARCHAR AS {extra}")
+            cols.append(extra)
+            colset.add(extra)
+    base = [c for c in cols if c != ISSUES_COLUMN]
+
+    # Stage 1: clean each field on its own; keep raw text where an issue tag needs it.
+    s1: dict[str, str] = {}
+    helpers = [_issues_expr(colset) + f" AS {ISSUES_COLUMN}"]
+    for f in ("last_name", "first_name", "middle_name"):
+        if f in colset:
+            s1[f] = names.clean_name_sql(f'CAST("{f}" AS VARCHAR)')
+    s1["name_suffix"] = names.clean_suffix_sql('CAST("name_suffix" AS VARCHAR)')
+    if "residence_address" in colset:
+        s1["residence_address"] = address.clean_address_sql('CAST("residence_address" AS VARCHAR)')
+    if "residence_city" in colset:
+        s1["residence_city"] = address.clean_city_sql('CAST("residence_city" AS VARCHAR)')
+    for f in ("county", "state_voter_id", "gender_code", "party_code", "status_code", "race_code", "status_reason"):
+        if f in colset:
+            s1[f] = f"""nullif(trim(CAST("{f}" AS VARCHAR)), '')"""
+    if "residence_zip5" in colset:
+        s1["residence_zip5"] = address.zip_stage_sql('"residence_zip5"')
+        helpers.append("""nullif(trim(CAST("residence_zip5" AS VARCHAR)), '') AS __zip_raw""")
+    if "phone" in colset:
+        s1["phone"] = address.phone_sql('"phone"')
+        helpers.append("""nullif(trim(CAST("phone" AS VARCHAR)), '') AS __phone_raw""")
+    if "email" in colset:
+        s1["email"] = address.email_sql('"email"')
+        helpers.append("""nullif(trim(CAST("email" AS VARCHAR)), '') AS __email_raw""")
+    v1 = _view(con.sql(f"SELECT {_replace(base, s1)}, {', '.join(helpers)} FROM {_view(rel, con)}"), con)
+
+    # Stage 2: suffix split, ZIP repair (needs the stage-1 text), nickname join.
+    nick = names.register_nicknames(con)
+    s2: dict[str, str] = {}
+    tags: list[str] = []
+    split_parts: list[str] = []
+    for f, allow_v in (("last_name", True), ("first_name", False), ("middle_name", False)):
+        if f in colset:
+            col = f"r.{f}"
+            s2[f] = names.strip_suffix_sql(col, allow_v=allow_v)
+            split_parts.append(names.trailing_suffix_sql(col, allow_v=allow_v))
+    if split_parts:
+        split = f"coalesce({', '.join(split_parts)})"
+        s2["name_suffix"] = f"coalesce(r.name_suffix, {split})"
+        tags.append(f"CASE WHEN r.name_suffix IS NULL AND {split} IS NOT NULL THEN 'name_suffix:split' END")
+    first = s2.get("first_name", "r.first_name") if "first_name" in colset else "NULL::VARCHAR"
+    s2["first_name_canonical"] = f"coalesce(nk.canonical, {first})"
+    if "residence_zip5" in colset:
+        z = address.zip5_sql("r.residence_zip5")
+        s2["residence_zip5"] = z
+        tags.append(
+            f"CASE WHEN r.__zip_raw IS NOT NULL AND {z} IS NULL THEN 'residence_zip5:nulled' "
+            f"WHEN {z} <> r.__zip_raw THEN 'residence_zip5:repaired' END"
+        )
+    if "phone" in colset:
+        tags.append("CASE WHEN r.__phone_raw IS NOT NULL AND r.phone IS NULL THEN 'phone:nulled' END")
+    if "email" in colset:
+        tags.append("CASE WHEN r.__email_raw IS NOT NULL AND r.email IS NULL THEN 'email:nulled' END")
+    sel = []
+    for c in base:
+        q = '"' + c.replace('"', '""') + '"'
+        sel.append(f"{s2[c]} AS {q}" if c in s2 else f"r.{q}")
+    issues = f"list_concat(r.{ISSUES_COLUMN}, list_filter([{', '.join(tags) or 'NULL'}]::VARCHAR[], lambda t: t IS NOT NULL)) AS {ISSUES_COLUMN}"
+    # The join key is the suffix-stripped first name, computed inline for the join.
+    join_key = s2.get("first_name", "r.first_name") if "first_name" in colset else "NULL"
+    sql = (
+        f"SELECT {', '.join(sel)}, {issues} FROM {v1} r "
+        f"LEFT JOIN {nick} nk ON nk.nickname = {join_key}"
+    )
+    return con.sql(sql)

@@ -1,0 +1,216 @@
+"""Benchmark: voterolls ingest vs DuckDB's plain CSV -> Parquet copy of the same NC file.
+
+    .venv/bin/python bench/ingest.py [--rows 1000000] [--threads N] [--memory-limit 1GB] [--no-docs]
+
+1. Builds a synthetic NC ``ncvoter`` file (tab, all fields quoted, 67
+   columns) of ``--rows`` rows: a block of made-up registrations written by
+   ``voterolls.formats.write_native`` (``voterolls.formats.sample``, no real
+   voter data) is replicated with distinct ``ncid`` values (bytes replace, so
+   building 1M rows takes seconds).
+2. (a) ``COPY (SELECT * FROM read_csv(file)) TO 'x.parquet' (zstd)`` in a
+   fresh process: the floor of what any CSV->Parquet loader on this machine
+   can do.  (b) ``voterolls.ingest.pipeline.ingest`` of the same file into a
+   fresh workspace, in a fresh process.
+3. Peak memory is the child process's RSS, sampled every 50 ms with psutil
+   (max over the process and its children).
+4. Prints a table, writes ``bench/results/ingest.json`` and replaces the
+   table in docs/PERFORMANCE.md ("Ingest" section) unless ``--no-docs``.
+
+Both sides read the same bytes and write zstd Parquet; the ingest side also
+parses every field, maps codes, applies the NC disclosure policy, normalises
+names / addresses / ZIPs, counts every row per file and writes the
+uniformity report.  The machine is shared; figures are single runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results" / "ingest.json"
+DOC = ROOT / "docs" / "PERFORMANCE.md"
+BLOCK = 50_000
+
+
+def build_nc_file(rows: int, out_dir: Path) -> Path:
+    """A native NC ncvoter file with ``rows`` registrations (replicated blocks, unique ncid)."""
+    from voterolls.formats import write_native
+    from voterolls.formats.sample import national_sample
+
+    block = min(BLOCK, rows)
+    regs, _vh = national_sample("NC", block, seed=11)
+    tmp = out_dir / "block"
+    paths = write_native("NC", regs, None, tmp)
+    reg_file = next(p for p in paths if p.name.startswith("ncvoter"))
+    data = reg_file.read_bytes()
+    header, _, body = data.partition(b"\n")
+    lines = body.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    body = b"\n".join(lines) + b"\n"
+    out = out_dir / "ncvoter_Statewide.txt"
+    copies = -(-rows // block)
+    with out.open("wb") as fh:
+        fh.write(header + b"\n")
+        written = 0
+        for k in range(copies):
+            # sample ids are "NC00100000"...; a 2-digit copy number keeps them unique
+            chunk = body.replace(b'"NC00', b'"N%03d' % k)
+            need = rows - written
+            if need < block:
+                chunk = b"\n".join(chunk.split(b"\n")[:need]) + b"\n"
+            fh.write(chunk)
+            written += min(block, need)
+    shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def _run_child(code: str, env: dict[str, str]) -> tuple[float, int, str]:
+    """Run ``code`` in a fresh Python; return (seconds, peak RSS bytes, stdout)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=ROOT)
+    ps = psutil.Process(proc.pid)
+    peak = 0
+    while proc.poll() is None:
+        try:
+            rss = ps.memory_info().rss + sum(c.memory_info().rss for c in ps.children(recursive=True))
+            peak = max(peak, rss)
+        except psutil.Error:
+            pass
+        time.sleep(0.05)
+    out, err = proc.communicate()
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"child failed ({proc.returncode}):\n{err.decode()[-3000:]}")
+    return elapsed, peak, out.decode()
+
+
+PLAIN = """
+import duckdb, sys, time
+con = duckdb.connect(config={{'memory_limit': '{mem}', 'temp_directory': '{tmp}'{threads}}})
+t = time.perf_counter()
+con.execute("COPY (SELECT * FROM read_csv('{src}', delim='\\t', header=true, quote='\\"', all_varchar=true)) TO '{dst}' (FORMAT parquet, COMPRESSION zstd)")
+print(time.perf_counter() - t)
+"""
+
+INGEST = """
+import time
+from voterolls.ingest.pipeline import ingest
+t = time.perf_counter()
+r = ingest('{ws}', 'NC', ['{src}'], memory_limit='{mem}'{threads_kw})
+print(time.perf_counter() - t)
+print(r.rows_read, r.loaded, r.quarantined, r.protected_excluded)
+"""
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--threads", type=int, default=0, help="DuckDB threads for both sides (0 = DuckDB default)")
+    ap.add_argument("--memory-limit", default="1GB")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    ap.add_argument("--no-docs", action="store_true", help="do not rewrite docs/PERFORMANCE.md")
+    args = ap.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="vr-bench-ingest-"))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    try:
+        t = time.perf_counter()
+        src = build_nc_file(args.rows, work)
+        build_s = time.perf_counter() - t
+        size = src.stat().st_size
+        print(f"built {src.name}: {args.rows:,} rows, {size / 1e6:.0f} MB in {build_s:.1f} s")
+        threads = f", 'threads': {args.threads}" if args.threads else ""
+        threads_kw = f", threads={args.threads}" if args.threads else ""
+        (work / "tmp").mkdir()
+        plain_s, plain_rss, _ = _run_child(
+            PLAIN.format(src=src, dst=work / "plain.parquet", mem=args.memory_limit, tmp=work / "tmp", threads=threads), env
+        )
+        ing_s, ing_rss, out = _run_child(
+            INGEST.format(src=src, ws=work / "ws", mem=args.memory_limit, threads_kw=threads_kw), env
+        )
+        counts = out.strip().splitlines()[-1].split()
+        reg = next((work / "ws" / "states" / "NC").glob("*/registrations.parquet"))
+        result = {
+            "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "rows": args.rows,
+            "file_bytes": size,
+            "machine": f"{platform.machine()}, {psutil.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB RAM (shared with other work)",
+            "threads": args.threads or "duckdb default",
+            "memory_limit": args.memory_limit,
+            "plain_copy": {"seconds": round(plain_s, 2), "rows_per_s": round(args.rows / plain_s), "peak_rss_mib": round(plain_rss / 2**20)},
+            "ingest": {
+                "seconds": round(ing_s, 2),
+                "rows_per_s": round(args.rows / ing_s),
+                "peak_rss_mib": round(ing_rss / 2**20),
+                "rows_read": int(counts[0]),
+                "loaded": int(counts[1]),
+                "quarantined": int(counts[2]),
+                "protected_excluded": int(counts[3]),
+                "parquet_bytes": reg.stat().st_size,
+            },
+            "throughput_ratio": round(plain_s / ing_s, 3),
+        }
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+        table = render(result)
+        print(table)
+        if not args.no_docs:
+            write_doc(table)
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            print(f"kept {work}")
+
+
+def render(r: dict) -> str:
+    p, i = r["plain_copy"], r["ingest"]
+    return "\n".join(
+        [
+            f"Measured {r['date']} with `.venv/bin/python bench/ingest.py --rows {r['rows']}` "
+            f"({r['rows']:,} rows, {r['file_bytes'] / 1e6:.0f} MB NC ncvoter file; {r['machine']}; "
+            f"DuckDB threads: {r['threads']}, memory limit {r['memory_limit']}; one run).",
+            "",
+            "| run | seconds | rows/s | peak RSS (MiB) |",
+            "|---|---:|---:|---:|",
+            f"| (a) DuckDB plain CSV -> Parquet COPY | {p['seconds']} | {p['rows_per_s']:,} | {p['peak_rss_mib']} |",
+            f"| (b) voterolls ingest (scan, policy, normalise, Parquet, counts, uniformity) | {i['seconds']} | {i['rows_per_s']:,} | {i['peak_rss_mib']} |",
+            f"| ratio (b)/(a) throughput | {r['throughput_ratio']} | | |",
+            "",
+            f"Ingest counts: {i['rows_read']:,} read = {i['loaded']:,} loaded + {i['quarantined']:,} quarantined "
+            f"+ {i['protected_excluded']:,} protected excluded.",
+        ]
+    )
+
+
+BEGIN, END = "<!-- bench/ingest.py:begin -->", "<!-- bench/ingest.py:end -->"
+
+
+def write_doc(table: str) -> None:
+    text = DOC.read_text() if DOC.exists() else "# Performance\n"
+    block = f"{BEGIN}\n{table}\n{END}"
+    if BEGIN in text and END in text:
+        text = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _m: block, text, flags=re.S)
+    elif "## Ingest" in text:
+        text = text.replace("## Ingest\n", "## Ingest\n\n" + block + "\n", 1)
+    else:
+        text = text.rstrip() + "\n\n## Ingest\n\n" + block + "\n"
+    DOC.write_text(text)
+
+
+if __name__ == "__main__":
+    main()

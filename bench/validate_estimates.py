@@ -1,0 +1,219 @@
+"""Validate the estimators against the truth of many synthetic nations.
+
+For each seed: ``voterolls.synth.generate_nation(people, seed)`` -> per state
+the same disclosure policy (``voterolls.policy.enforce``) and normalisation
+(``voterolls.normalize.normalize_registrations``) that ingest applies, on the
+national tables directly (the native-file round trip is skipped to keep the
+run to minutes; readers are validated elsewhere) -> ``estimate_tables``.
+Linkage probabilities are used when ``--linkage`` is given and the linkage
+stage offers a table-level entry point; otherwise the rule-based estimators
+are validated alone (and the report says so).
+
+Truth targets, among ingested registrations (protected voters excluded):
+
+* ``dup_exact``: cross-state same-person pairs that agree on the rule
+  (first + last + DOB, or + birth year where a side has the year only): what
+  the rule-net estimator estimates;
+* ``dup_visible``: all cross-state same-person pairs where both records carry
+  at least a birth year (what the combined estimator estimates);
+* ``dv_exact`` / ``dv_visible``: the same for double votes, among states whose
+  vote history is public.
+
+Usage::
+
+    .venv/bin/python bench/validate_estimates.py --seeds 20 --people 100000
+    .venv/bin/python bench/validate_estimates.py --seeds 20 --people 100000 --double-vote-rate 0.004
+
+Writes bench/results/validate_estimates.json (one entry per configuration)
+and, with ``--write-methods``, the table into docs/METHODS.md between the
+``<!-- validation:begin -->`` / ``<!-- validation:end -->`` markers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from voterolls.normalize import normalize_registrations  # noqa: E402
+from voterolls.policy import get_policy  # noqa: E402
+from voterolls.policy.enforce import enforce, enforce_vote_history  # noqa: E402
+from voterolls.stats import estimators as es  # noqa: E402
+from voterolls.synth import SynthConfig, generate_nation  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results" / "validate_estimates.json"
+METHODS = ROOT / "docs" / "METHODS.md"
+
+
+def ingest_like(con: duckdb.DuckDBPyConnection, nation) -> None:
+    """Create ``registrations`` / ``vote_history`` tables as ingest would store them."""
+    con.register("_nat_regs", nation.registrations)
+    con.register("_nat_vh", nation.vote_history)
+    regs, vhs = [], []
+    for state in nation.states():
+        pol = get_policy(state)
+        rel = con.sql(f"SELECT * FROM _nat_regs WHERE state = '{state}'")
+        lawful, _ = enforce(rel, pol, count=False)
+        norm = normalize_registrations(con, lawful)
+        keep = [c for c in norm.columns if not c.startswith("_")]
+        regs.append(norm.select(*keep).to_arrow_table())
+        prot = con.sql(f"SELECT state_voter_id FROM _nat_regs WHERE state = '{state}' AND protected")
+        vrel = con.sql(f"SELECT * FROM _nat_vh WHERE state = '{state}'")
+        vlaw, _ = enforce_vote_history(vrel, pol, count=False, protected_ids=prot)
+        vhs.append(vlaw.to_arrow_table())
+    reg = pa.concat_tables(regs, promote_options="permissive")
+    vh = pa.concat_tables(vhs, promote_options="permissive")
+    con.register("_r", reg)
+    con.register("_v", vh)
+    con.execute("CREATE OR REPLACE TABLE registrations AS SELECT * FROM _r")
+    con.execute("CREATE OR REPLACE TABLE vote_history AS SELECT * FROM _v")
+
+
+def truth_counts(con: duckdb.DuckDBPyConnection, nation, vote_states: list[str]) -> dict[str, int]:
+    con.register("_t_dup", nation.truth["duplicate_pairs"])
+    con.register("_t_dv", nation.truth["double_votes"])
+    lst = ", ".join(f"'{s}'" for s in vote_states) or "''"
+    rule = """(a.first_name = b.first_name AND a.last_name = b.last_name AND a.birth_year = b.birth_year
+               AND (a.dob = b.dob OR a.dob_granularity <> 'full' OR b.dob_granularity <> 'full'))"""
+    visible = "(a.birth_year IS NOT NULL AND b.birth_year IS NOT NULL)"
+    q = f"""
+        SELECT count(*) FILTER (WHERE {visible}),
+               count(*) FILTER (WHERE {visible} AND coalesce({rule}, false))
+        FROM {{t}} t
+        JOIN registrations a ON a.state = t.state_l AND a.state_voter_id = t.state_voter_id_l
+        JOIN registrations b ON b.state = t.state_r AND b.state_voter_id = t.state_voter_id_r
+        WHERE t.state_l <> t.state_r {{extra}}
+    """
+    dv, dx = con.execute(q.format(t="_t_dv", extra=f"AND t.state_l IN ({lst}) AND t.state_r IN ({lst})")).fetchall()[0]
+    dup_v, dup_x = con.execute(q.format(t="(SELECT * FROM _t_dup WHERE kind = 'cross_state')", extra="")).fetchall()[0]
+    return {"dup_visible": dup_v, "dup_exact": dup_x, "dv_visible": dv, "dv_exact": dx}
+
+
+def run_seed(seed: int, people: int, cfg: SynthConfig, error_rate: float) -> dict:
+    t0 = time.time()
+    nation = generate_nation(people, seed, cfg)
+    con = duckdb.connect()
+    ingest_like(con, nation)
+    res = es.estimate_tables(con, error_rate=error_rate)
+    truth = truth_counts(con, nation, res["vote_history_states"])
+    d = res["duplicate_registrations"]["cross_state"]["rule_net_of_coincidences"]
+    dv = res["double_votes"]
+    return {
+        "seed": seed,
+        "seconds": round(time.time() - t0, 1),
+        "truth": truth,
+        "dup": {k: d[k] for k in ("estimate", "ci95", "se", "raw_rule_count", "expected_coincidences")},
+        "dv": {k: dv["headline"][k] for k in ("estimate", "ci95", "se", "raw_rule_count", "expected_coincidences")},
+        "dv_no_error_correction": dv["rule_net_of_coincidences_no_error_correction"]["estimate"],
+        "votes": dv["votes_recorded_in_these_states"],
+        "kappa": res["year_model_calibration"]["cross_state"]["kappa"],
+        "purge_ratio": (res.get("crosscheck_purge") or {}).get("legitimate_votes_blocked_per_double_vote_prevented"),
+    }
+
+
+def summarise(rows: list[dict], key: str, target: str) -> dict:
+    est = np.array([r[key]["estimate"] for r in rows], dtype=float)
+    lo = np.array([r[key]["ci95"][0] for r in rows], dtype=float)
+    hi = np.array([r[key]["ci95"][1] for r in rows], dtype=float)
+    raw = np.array([r[key]["raw_rule_count"] for r in rows], dtype=float)
+    tru = np.array([r["truth"][target] for r in rows], dtype=float)
+    ok = tru > 0
+    return {
+        "target": target,
+        "truth_mean": float(tru.mean()),
+        "estimate_mean": float(est.mean()),
+        "mean_relative_error": float(np.mean(np.abs(est[ok] - tru[ok]) / tru[ok])) if ok.any() else None,
+        "mean_signed_relative_error": float(np.mean((est[ok] - tru[ok]) / tru[ok])) if ok.any() else None,
+        "ci95_coverage": float(np.mean((lo <= tru) & (tru <= hi))),
+        "raw_rule_count_mean": float(raw.mean()),
+        "raw_overcount_vs_truth": float(raw.sum() / tru.sum()) if tru.sum() else None,
+        "seeds": len(rows),
+    }
+
+
+def table_md(cfgs: list[dict]) -> str:
+    lines = [
+        "| configuration | figure | truth target | truth (mean) | estimate (mean) | mean abs. rel. error | mean signed rel. error | 95% CI coverage | raw rule count (mean) | raw / truth |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for c in cfgs:
+        for name, s in c["summary"].items():
+            mre = "n/a" if s["mean_relative_error"] is None else f"{s['mean_relative_error']:.1%}"
+            msr = "n/a" if s["mean_signed_relative_error"] is None else f"{s['mean_signed_relative_error']:+.1%}"
+            ratio = "n/a" if s["raw_overcount_vs_truth"] is None else f"{s['raw_overcount_vs_truth']:.2f}"
+            lines.append(
+                f"| {c['label']} | {name} | {s['target']} | {s['truth_mean']:.1f} | {s['estimate_mean']:.1f} | {mre} | {msr} "
+                f"| {s['ci95_coverage']:.0%} ({s['seeds']} seeds) | {s['raw_rule_count_mean']:.1f} | {ratio} |"
+            )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seeds", type=int, default=20)
+    ap.add_argument("--people", type=int, default=100_000)
+    ap.add_argument("--double-vote-rate", type=float, default=None, help="override SynthConfig.double_vote_rate")
+    ap.add_argument("--error-rate", type=float, default=None, help="assumed vote-record error (default: the synth's)")
+    ap.add_argument("--label", default=None)
+    ap.add_argument("--write-methods", action="store_true")
+    args = ap.parse_args()
+    cfg = SynthConfig() if args.double_vote_rate is None else SynthConfig(double_vote_rate=args.double_vote_rate)
+    e = cfg.vote_record_error_rate if args.error_rate is None else args.error_rate
+    label = args.label or (
+        f"{args.people:,} people, double-vote rate {cfg.double_vote_rate:.5f}, vote-record error {cfg.vote_record_error_rate:.1%} "
+        f"(assumed {e:.1%}), rule-based estimators"
+    )
+    rows = []
+    for seed in range(args.seeds):
+        r = run_seed(seed, args.people, cfg, e)
+        rows.append(r)
+        print(
+            f"seed {seed:2d}: dup est {r['dup']['estimate']:8.1f} truth(exact) {r['truth']['dup_exact']:6d} "
+            f"(visible {r['truth']['dup_visible']:6d}) raw {r['dup']['raw_rule_count']:7.0f} | "
+            f"dv est {r['dv']['estimate']:7.1f} [{r['dv']['ci95'][0]:.1f}, {r['dv']['ci95'][1]:.1f}] "
+            f"truth(exact) {r['truth']['dv_exact']:4d} (visible {r['truth']['dv_visible']:4d}) raw {r['dv']['raw_rule_count']:5.0f} "
+            f"| {r['seconds']}s",
+            flush=True,
+        )
+    summary = {
+        "duplicate registrations (rule net of coincidences)": summarise(rows, "dup", "dup_exact"),
+        "duplicate registrations vs all visible duplicates": summarise(rows, "dup", "dup_visible"),
+        "double votes (rule net, error-corrected)": summarise(rows, "dv", "dv_exact"),
+        "double votes vs all visible double votes": summarise(rows, "dv", "dv_visible"),
+    }
+    entry = {
+        "label": label,
+        "people": args.people,
+        "seeds": args.seeds,
+        "config": {"double_vote_rate": cfg.double_vote_rate, "vote_record_error_rate": cfg.vote_record_error_rate},
+        "assumed_error_rate": e,
+        "command": "bench/validate_estimates.py " + " ".join(sys.argv[1:]),
+        "summary": summary,
+        "rows": rows,
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    existing = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"configurations": []}
+    existing["configurations"] = [c for c in existing["configurations"] if c["label"] != label] + [entry]
+    RESULTS.write_text(json.dumps(existing, indent=1) + "\n")
+    md = table_md(existing["configurations"])
+    print(md)
+    if args.write_methods and METHODS.exists():
+        text = METHODS.read_text()
+        a, b = "<!-- validation:begin -->", "<!-- validation:end -->"
+        if a in text and b in text:
+            head, rest = text.split(a, 1)
+            _, tail = rest.split(b, 1)
+            METHODS.write_text(head + a + "\n" + md + "\n" + b + tail)
+
+
+if __name__ == "__main__":
+    main()

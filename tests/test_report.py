@@ -1,0 +1,336 @@
+"""The offline HTML report: self-contained, complete, aggregate-only, small cells suppressed."""
+
+from __future__ import annotations
+
+import re
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import report_fixtures as rf  # noqa: E402
+
+from voterolls.report import charts  # noqa: E402
+from voterolls.report.data import estimates_from_json, gather, gather_matches  # noqa: E402
+from voterolls.report.model import (  # noqa: E402
+    Coverage,
+    Estimate,
+    Estimates,
+    FieldAvailability,
+    FieldCell,
+    HistogramSeries,
+    MatchDistribution,
+    ReportData,
+    Section,
+    StateCoverage,
+    Uniformity,
+    UniformityRow,
+)
+from voterolls.report.render import SECTIONS, render, write_report  # noqa: E402
+from voterolls.report.suppress import suppress, suppress_group  # noqa: E402
+from voterolls.schema import JURISDICTIONS  # noqa: E402
+
+# --------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------
+
+_EXTERNAL = re.compile(
+    r"""(?:https?:)?//[a-z0-9.-]+\.[a-z]{2,}|<script|<link\b|<iframe|<object|<embed|@import|url\(\s*['"]?(?!#)""",
+    re.IGNORECASE,
+)
+
+
+class _Collect(HTMLParser):
+    """Collects every attribute that could make a browser fetch something."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fetching: list[str] = []
+        self.tags: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        for k, v in attrs:
+            if k in ("src", "srcset", "poster", "data", "action", "formaction") and v:
+                if not v.startswith("data:"):
+                    self.fetching.append(f"{tag}[{k}]={v}")
+            if k == "href" and v and tag in ("link", "base", "image", "use"):
+                if not v.startswith("#"):
+                    self.fetching.append(f"{tag}[href]={v}")
+
+
+def assert_offline(html: str) -> None:
+    assert "http://" not in html and "https://" not in html, "the report names a network address"
+    assert not _EXTERNAL.search(html), _EXTERNAL.search(html).group(0)
+    p = _Collect()
+    p.feed(html)
+    assert p.fetching == []
+    assert "script" not in p.tags
+
+
+def hand_model() -> ReportData:
+    """A report model built by hand, with one suppressed small cell in every section that has counts."""
+    states = [
+        StateCoverage(state=st, status="refused" if st in ("AZ", "CA") else "partial")
+        for st in JURISDICTIONS
+    ]
+    states[JURISDICTIONS.index("NC")] = StateCoverage(
+        state="NC", status="complied", registrations_loaded=12000, has_data=True, registrant_share=0.031
+    )
+    states[JURISDICTIONS.index("WY")] = StateCoverage(
+        state="WY", status="partial", registrations_loaded=None, has_data=True, registrant_share=0.0017
+    )
+    cov = Coverage(states=states, status_source="hand-made", registrations_loaded=12004, states_with_data=2,
+                   share_registrants_with_data=0.0327)
+    fields = FieldAvailability(
+        fields=["Name", "Full date of birth"],
+        states=["NC", "WY"],
+        cells=[
+            FieldCell(state="NC", field="Name", availability="supplied", non_null_share=1.0),
+            FieldCell(state="NC", field="Full date of birth", availability="withheld"),
+            FieldCell(state="WY", field="Name", availability="supplied", non_null_share=1.0),
+            FieldCell(state="WY", field="Full date of birth", availability="violation", non_null_share=0.5),
+        ],
+        policy_source="hand-made",
+    )
+    uni = Uniformity(
+        rows=[
+            UniformityRow(state="NC", field="party", rows=12000, non_null_share=0.9, plausible_share=0.95, unmapped=1200),
+            UniformityRow(state="WY", field="party", rows=None, non_null_share=None, plausible_share=None, unmapped=None),
+        ],
+        source="hand-made",
+        fields=["party"],
+        states=["NC", "WY"],
+    )
+    md = MatchDistribution(
+        bin_edges=[i / 10 for i in range(11)],
+        series=[HistogramSeries(label="All scored pairs", counts=[9000, 400, 50, None, None, 0, 12, 15, 40, 300], total=9821)],
+        total_pairs=9821,
+        pairs_at_least_half=367,
+        pairs_at_least_09=300,
+        expected_true_matches=351.2,
+    )
+    est = Estimates(
+        crosscheck_flagged=Estimate(key="crosscheck_flagged", label="Crosscheck flags", point=4123, kind="count"),
+        coincidences_expected=Estimate(key="coincidences_expected", label="Coincidences", point=4026.6, kind="expected"),
+        duplicate_registrations=Estimate(key="duplicate_registrations", label="Duplicates", point=131.2, low=98.0, high=164.4),
+        double_votes=Estimate(key="double_votes", label="Double votes", point=3.2, low=0.4, high=6.0,
+                              rests_on_states=["NC", "WY"], rests_on_share=0.0327),
+    )
+    return ReportData(
+        workspace_label="hand",
+        version="test",
+        coverage=Section[Coverage](data=cov),
+        fields=Section[FieldAvailability](data=fields),
+        uniformity=Section[Uniformity](data=uni),
+        matches=Section[MatchDistribution](data=md),
+        estimates=Section[Estimates](data=est),
+    )
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A tiny synthetic workspace: registrations + history (connection), pairs, estimates."""
+    ws = tmp_path_factory.mktemp("ws")
+    reg = rf.registrations()
+    rf.write_pairs(ws)
+    rf.write_estimates(ws)
+    data = gather(ws, con=rf.connection(reg))
+    return ws, reg, data, render(data)
+
+
+# --------------------------------------------------------------------------
+# the hand-made model
+# --------------------------------------------------------------------------
+
+
+def test_hand_model_renders_every_section_offline():
+    html = render(hand_model())
+    assert_offline(html)
+    for anchor, heading in SECTIONS:
+        assert f'id="{anchor}"' in html
+        assert heading in html
+    assert "Not available" not in html
+    # each headline number is shown with its interval
+    assert "131" in html and "98 to 164" in html
+    assert "3.2" in html and "0.4 to 6.0" in html
+
+
+def test_hand_model_shows_suppressed_cells_as_under_ten():
+    html = render(hand_model())
+    # WY's registrations (a small cell) read "<10", escaped, in the coverage table
+    row = re.search(r"<tr><td>WY</td>.*?</tr>", html, re.S)
+    assert row and "&lt;10" in row.group(0)
+    # suppressed histogram bins are drawn hatched with a "fewer than 10" tooltip
+    assert html.count("fewer than 10 pairs (suppressed)") == 2
+    # the uniformity cell of a suppressed state is hatched, not coloured
+    assert "(suppressed: fewer than 10 rows)" in html
+
+
+def test_violation_is_called_out():
+    html = render(hand_model())
+    assert "Check needed" in html and "WY · Full date of birth" in html
+
+
+def test_missing_sections_say_why(tmp_path):
+    data = ReportData(workspace_label="empty", version="test")
+    data.matches = gather_matches(tmp_path)
+    html = render(data)
+    assert_offline(html)
+    assert "linkage has not been run" in html
+    for _, heading in SECTIONS:
+        assert heading in html
+    assert html.count("Not available:") >= 4
+
+
+# --------------------------------------------------------------------------
+# gathered from a tiny workspace
+# --------------------------------------------------------------------------
+
+
+def test_tiny_workspace_report_has_no_personal_values(tiny):
+    _, reg, _, html = tiny
+    assert_offline(html)
+    text = html.upper()
+    leaked = sorted(v for v in rf.personal_values(reg) if v.upper() in text)
+    assert leaked == []
+    for sid in reg.column("state_voter_id").to_pylist()[:50]:
+        assert sid not in html
+
+
+def test_tiny_workspace_sections(tiny):
+    _, _, data, html = tiny
+    for _, heading in SECTIONS:
+        assert heading in html
+    assert data.coverage.data.states_with_data == 4
+    wy = next(s for s in data.coverage.data.states if s.state == "WY")
+    assert wy.has_data and wy.registrations_loaded is None  # 5 rows: suppressed
+    nc = next(s for s in data.coverage.data.states if s.state == "NC")
+    assert nc.registrations_loaded == 400
+    # uniformity: unmapped party codes found, frequent ones named, WY shares suppressed
+    u = data.uniformity.data
+    nc_party = next(r for r in u.rows if r.state == "NC" and r.field == "party")
+    assert nc_party.unmapped and nc_party.unmapped > 10
+    assert [c.code for c in nc_party.unmapped_codes] == ["XQ"]
+    zip_nc = next(r for r in u.rows if r.state == "NC" and r.field == "residence_zip5")
+    assert zip_nc.plausible_share == pytest.approx(0.98)
+    assert all(r.non_null_share is None for r in u.rows if r.state == "WY")
+    # field availability: NC has birth year only; its law withholds full DOB
+    cells = {(c.state, c.field): c.availability for c in data.fields.data.cells}
+    assert cells[("NC", "Birth year")] == "supplied"
+    assert cells[("NC", "Full date of birth")] in ("withheld", "unknown_law")
+    assert cells[("NC", "Vote history")] == "supplied"
+    assert cells[("CA", "Name")] == "allowed_no_data"
+    # matches: the three pairs at 0.50-0.55 are a suppressed bin
+    md = data.matches.data
+    assert md.total_pairs == 5000
+    assert md.series[0].counts[10] is None
+    assert md.expected_true_matches == pytest.approx(
+        float(rf.write_pairs(Path(tiny[0])).column("match_probability").to_numpy().sum())
+    )
+    # estimates: stats shape parsed, in-state rule count (7) suppressed
+    est = data.estimates.data
+    assert est.duplicate_registrations.point == pytest.approx(131.2)
+    assert (est.duplicate_registrations.low, est.duplicate_registrations.high) == (98.0, 164.4)
+    assert est.crosscheck_flagged.point == 4123
+    assert est.purge is not None and est.purge.ratio == pytest.approx(304.3)
+    in_state_cc = next(e for e in est.other if e.key == "crosscheck_flagged_in_state")
+    assert in_state_cc.point is None
+    assert "304 legitimate votes blocked" in html
+
+
+def test_write_report_is_atomic_and_utf8(tiny, tmp_path):
+    _, _, data, _ = tiny
+    out = write_report(data, tmp_path / "sub" / "report.html")
+    assert out.exists() and not (tmp_path / "sub" / "report.html.tmp").exists()
+    assert out.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+
+
+# --------------------------------------------------------------------------
+# pieces
+# --------------------------------------------------------------------------
+
+
+def test_suppression_rule():
+    assert suppress([0, 1, 9, 10, 250, None]) == [0, None, None, 10, 250, None]
+    # one small cell in a group with a published total: a second cell goes too
+    out = suppress_group([3, 50, 12, 0])
+    assert out[0] is None and sum(v is None for v in out) == 2 and out[1] == 50
+
+
+def test_estimates_flat_shape_and_rubbish():
+    flat = {"double_votes": {"estimate": 12.0, "ci95": [5, 20]}, "crosscheck_flagged": 8}
+    sec = estimates_from_json(flat)
+    assert sec.data.double_votes.point == 12.0 and sec.data.double_votes.high == 20
+    assert sec.data.crosscheck_flagged.point is None  # 8 is a small cell
+    assert estimates_from_json({"something": "else"}).missing
+
+
+def test_tile_grid_covers_every_jurisdiction_once():
+    assert set(charts.TILE_GRID) == set(JURISDICTIONS)
+    assert len(set(charts.TILE_GRID.values())) == len(JURISDICTIONS)
+
+
+def test_text_colour_contrast():
+    assert charts.text_on("#2166ac") == "#ffffff"
+    assert charts.text_on("#d1e5f0") == charts.INK
+
+
+def test_cli_report(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from voterolls.cli import app
+
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    rf.write_pairs(ws)
+    out = tmp_path / "r.html"
+    res = CliRunner().invoke(app, ["report", "--out", str(out), "--workspace", str(ws), "--json", str(tmp_path / "r.json")])
+    assert res.exit_code == 0, res.output
+    html = out.read_text(encoding="utf-8")
+    assert_offline(html)
+    assert "Match-probability distribution" in html and "5,000" in html
+    assert (tmp_path / "r.json").exists()
+    res = CliRunner().invoke(app, ["report", "--out", str(out), "--workspace", str(tmp_path / "nope")])
+    assert res.exit_code != 0
+
+
+# --------------------------------------------------------------------------
+# a real browser: nothing is fetched, and it draws
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.browser
+def test_browser_loads_nothing_from_the_network(tiny, tmp_path):
+    chromium = Path("/usr/bin/chromium")
+    if not chromium.exists():
+        pytest.skip("needs /usr/bin/chromium")
+    playwright = pytest.importorskip("playwright.sync_api")
+    _, _, _, html = tiny
+    page_path = tmp_path / "report.html"
+    page_path.write_text(html, encoding="utf-8")
+    requests: list[str] = []
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=str(chromium),
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"],
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.on("request", lambda r: requests.append(r.url))
+            page.goto(page_path.as_uri())
+            page.wait_for_load_state("load")
+            n_svg = page.locator("svg.chart").count()
+            width = page.evaluate("document.querySelector('svg.tilemap').getBoundingClientRect().width")
+            page.set_viewport_size({"width": 380, "height": 800})
+            overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+            page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+        finally:
+            browser.close()
+    assert [u for u in requests if not u.startswith("file://")] == []
+    assert n_svg >= 5 and width > 300
+    assert overflow <= 1, "the page scrolls sideways on a phone-sized screen"
+    assert (tmp_path / "report.png").stat().st_size > 20_000

@@ -1,0 +1,233 @@
+"""Estimators, vote-record error, coverage and the ``estimate`` entry points."""
+
+from __future__ import annotations
+
+import json
+from io import StringIO
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pytest
+from rich.console import Console
+
+from voterolls.stats import coverage as cov
+from voterolls.stats import estimators as es
+from voterolls.stats.api import estimate_connection
+from voterolls.stats.commands import render
+from voterolls.stats.toy import make_population
+
+STATES = {"NC": "year", "OH": "full", "FL": "full", "NY": "full", "GA": "year"}
+
+
+def _con(pop) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    con.register("registrations", pop.registrations)
+    con.register("vote_history", pop.vote_history)
+    con.register("truth", pop.truth_pairs)
+    return con
+
+
+def _exact_truth(con) -> tuple[int, int]:
+    """Same-person cross-state pairs that the rule can see, and those both recorded as voting."""
+    return con.execute(
+        """
+        WITH v AS (SELECT DISTINCT state, state_voter_id FROM vote_history)
+        SELECT count(*), count(*) FILTER (WHERE va.state IS NOT NULL AND vb.state IS NOT NULL)
+        FROM truth t
+        JOIN registrations a ON a.state = t.state_l AND a.state_voter_id = t.state_voter_id_l
+        JOIN registrations b ON b.state = t.state_r AND b.state_voter_id = t.state_voter_id_r
+        LEFT JOIN v va ON va.state = a.state AND va.state_voter_id = a.state_voter_id
+        LEFT JOIN v vb ON vb.state = b.state AND vb.state_voter_id = b.state_voter_id
+        WHERE a.first_name = b.first_name AND a.last_name = b.last_name AND a.birth_year = b.birth_year
+          AND (a.dob = b.dob OR a.dob IS NULL OR b.dob IS NULL)
+        """
+    ).fetchall()[0]
+
+
+@pytest.fixture(scope="module")
+def pop():
+    return make_population(
+        60_000, seed=4, states=STATES, top_first=600, top_last=2000, dup_rate=0.03, double_vote_rate=0.03
+    )
+
+
+def test_rule_net_recovers_the_exact_duplicates(pop):
+    con = _con(pop)
+    res = es.estimate_tables(con, error_rate=0.0)
+    d = res["duplicate_registrations"]["cross_state"]["rule_net_of_coincidences"]
+    truth, truth_dv = _exact_truth(con)
+    lo, hi = d["ci95"]
+    assert lo <= truth <= hi
+    # raw rule count overstates: coincidences are real and counted
+    assert d["raw_rule_count"] > truth
+    assert d["expected_coincidences"] > 0
+    dv = res["double_votes"]["headline"]
+    assert dv["ci95"][0] <= truth_dv <= dv["ci95"][1]
+
+
+def test_vote_error_correction_inverts_the_observation_model():
+    t2, t1, t0 = 40.0, 2000.0, 1500.0
+    miss, fm = es.error_probabilities(0.01, votes=650, registrations=1000)
+    assert miss == 0.01 and fm == pytest.approx(0.01 * 650 / 350)
+    a, b = 1 - miss, fm
+    o2 = a * a * t2 + a * b * t1 + b * b * t0
+    o1 = 2 * a * (1 - a) * t2 + (a * (1 - b) + (1 - a) * b) * t1 + 2 * b * (1 - b) * t0
+    o0 = (1 - a) ** 2 * t2 + (1 - a) * (1 - b) * t1 + (1 - b) ** 2 * t0
+    got = es.correct_vote_error(es.Count(o2, 1.0), es.Count(o1, 1.0), es.Count(o0, 1.0), miss, fm)
+    assert got.estimate == pytest.approx(t2)
+    # with no error the observed count is returned unchanged
+    same = es.correct_vote_error(es.Count(5.0, 2.0), es.Count(1.0, 1.0), es.Count(1.0, 1.0), 0.0, 0.0)
+    assert (same.estimate, same.variance) == (5.0, 2.0)
+
+
+def test_double_votes_with_record_errors_are_corrected(pop):
+    noisy = make_population(
+        60_000, seed=5, states=STATES, top_first=600, top_last=2000, dup_rate=0.03, double_vote_rate=0.02,
+        vote_error=0.02, name_noise=0.0, dob_noise=0.0,
+    )
+    con = _con(noisy)
+    res = es.estimate_tables(con, error_rate=0.02)
+    dv = res["double_votes"]
+    raw_net = dv["rule_net_of_coincidences_no_error_correction"]["estimate"]
+    head = dv["headline"]
+    assert head["estimate"] < raw_net  # errors add apparent double votes; the correction removes them
+    assert head["ci95"][0] <= noisy.truth_double_votes <= head["ci95"][1]
+    rates = [s["error_rate"] for s in dv["error_rate_sensitivity"]]
+    assert rates == sorted(rates) and {0.0, 0.005, 0.01, 0.02} <= set(rates)
+    ests = [s["estimate"] for s in dv["error_rate_sensitivity"]]
+    assert ests == sorted(ests, reverse=True)
+
+
+def _pairs_from_truth(pop, rng, p_true=0.97, n_false=3000, p_false=0.02) -> pa.Table:
+    """A calibrated linkage stand-in: true pairs at p_true, random false pairs at p_false."""
+    t = pop.truth_pairs
+    regs = pop.registrations
+    idx = rng.integers(0, regs.num_rows, size=(n_false, 2))
+    st = np.array(regs.column("state").to_pylist(), dtype=object)
+    ids = np.array(regs.column("state_voter_id").to_pylist(), dtype=object)
+    keep = st[idx[:, 0]] != st[idx[:, 1]]
+    idx = idx[keep]
+    return pa.table(
+        {
+            "state_l": pa.array(list(t.column("state_l").to_pylist()) + list(st[idx[:, 0]])),
+            "state_voter_id_l": pa.array(list(t.column("state_voter_id_l").to_pylist()) + list(ids[idx[:, 0]])),
+            "state_r": pa.array(list(t.column("state_r").to_pylist()) + list(st[idx[:, 1]])),
+            "state_voter_id_r": pa.array(list(t.column("state_voter_id_r").to_pylist()) + list(ids[idx[:, 1]])),
+            "match_probability": pa.array([p_true] * t.num_rows + [p_false] * int(keep.sum())),
+        }
+    )
+
+
+def test_splink_sum_and_combined_estimators(pop):
+    rng = np.random.default_rng(0)
+    pairs = _pairs_from_truth(pop, rng)
+    con = _con(pop)
+    res = es.estimate_tables(con, pairs=pairs, error_rate=0.0)
+    d = res["duplicate_registrations"]["cross_state"]
+    assert d["headline"] == "combined"
+    truth = pop.truth_cross_pairs
+    sp = d["splink_sum_of_probabilities"]
+    assert sp["estimate"] == pytest.approx(pairs.column("match_probability").to_numpy().sum(), rel=1e-9)
+    comb = d["combined"]
+    # combined counts duplicates the rule misses (typos, DOB slips) and lands near the truth
+    assert comb["estimate"] > d["rule_net_of_coincidences"]["estimate"]
+    assert abs(comb["estimate"] - truth) < 0.05 * truth
+    assert comb["ci95"][0] <= truth <= comb["ci95"][1] or abs(comb["estimate"] - truth) < 3 * comb["se"]
+
+
+def test_purge_counts_legitimate_votes_blocked(pop):
+    con = _con(pop)
+    res = es.estimate_tables(con, error_rate=0.0)
+    p = res["crosscheck_purge"]
+    assert p["registrations_removed"] > 0
+    assert p["removed_registrations_used_to_vote"] <= p["registrations_removed"]
+    assert p["legitimate_votes_blocked_per_double_vote_prevented"] > 1
+
+
+def test_coverage_extrapolation_rules():
+    w = {"AA": 100, "BB": 200, "CC": 300, "DD": 400}
+    import voterolls.stats.coverage as c
+
+    # a state outside JURISDICTIONS is ignored, so use real codes
+    w = {"NC": 100, "OH": 200, "FL": 300, "NY": 400}
+    per = {("FL", "OH"): 6.0, ("NC", "OH"): 2.0, ("FL", "NC"): 3.0}
+    covered = ["FL", "NC", "OH"]
+    out = c.extrapolate_cross(11.0, 4.0, per, covered, w)
+    pm_all = ((1000**2) - (100**2 + 200**2 + 300**2 + 400**2)) / 2
+    pm_cov = ((600**2) - (100**2 + 200**2 + 300**2)) / 2
+    assert out["label"] == "national, extrapolated"
+    assert out["national"] == pytest.approx(11.0 / (pm_cov / pm_all), rel=1e-4)
+    assert out["ci95"][0] <= out["national"] <= out["ci95"][1]
+    few = c.extrapolate_cross(11.0, 4.0, {("FL", "OH"): 6.0}, ["FL", "OH"], w)
+    assert few["national"] is None and few["label"] == "covered states only"
+    none = c.extrapolate_cross(11.0, 4.0, per, covered, {})
+    assert none["national"] is None
+
+
+def test_estimate_connection_output_is_honest_and_private(pop):
+    con = _con(pop)
+    res = estimate_connection(con, error_rate=0.01)
+    text = json.dumps(res, default=str)
+    assert "fraud" not in text.lower()
+    # no personal values: none of the top names or any voter id appears
+    for name in pop.registrations.column("last_name").to_pylist()[:50]:
+        assert f'"{name}"' not in text
+    assert pop.registrations.column("state_voter_id")[0].as_py() not in text
+    assert res["coverage"]["states_covered"] == sorted(STATES)
+    assert set(res["coverage"]["states_with_birth_year_only"]) == {"GA", "NC"}
+    for scope in ("cross_state", "in_state"):
+        e = res["duplicate_registrations"][scope]
+        assert "rests_on" in e and "national" in e
+        head = e[e["headline"]]
+        assert {"estimate", "ci95", "expected_coincidences"} <= set(head)
+    assert res["double_votes"]["rests_on"]["states"] == sorted(STATES)
+    buf = StringIO()
+    render(res, Console(file=buf, width=200))
+    out = buf.getvalue()
+    assert "fraud" not in out.lower() and "expected coincidences" in out
+
+
+def test_estimate_on_a_workspace_writes_json(tmp_path, pop):
+    store = pytest.importorskip("voterolls.store")
+    import pyarrow.parquet as pq
+
+    ws = store.Workspace(tmp_path / "w")
+    regs = pop.registrations.drop_columns(["person_id"])
+    for state in sorted(STATES):
+        st = ws.stage(state)
+        mask = pa.compute.equal(regs["state"], state)
+        pq.write_table(regs.filter(mask), st.dir / "registrations.parquet")
+        vh = pop.vote_history
+        pq.write_table(vh.filter(pa.compute.equal(vh["state"], state)), st.dir / "vote_history.parquet")
+        rec = {c: None for c in store.SNAPSHOT_COLUMNS}
+        rec.update(created_at="2026-01-01 00:00:00", rows_read=0, loaded=0, quarantined=0)
+        ws.commit(st, rec, [])
+    from voterolls.stats import estimate
+
+    res = estimate(tmp_path / "w", error_rate=0.005)
+    out = tmp_path / "w" / "estimates" / "estimates.json"
+    assert out.exists()
+    saved = json.loads(out.read_text())
+    assert saved["error_rate"] == 0.005
+    assert saved["duplicate_registrations"]["cross_state"]["rule_net_of_coincidences"]["estimate"] == pytest.approx(
+        res["duplicate_registrations"]["cross_state"]["rule_net_of_coincidences"]["estimate"]
+    )
+    assert res["linkage_used"] is False
+
+
+def test_cli_estimate_reports_a_missing_workspace(tmp_path):
+    from typer.testing import CliRunner
+
+    from voterolls.cli import app
+
+    r = CliRunner().invoke(app, ["estimate", "--workspace", str(tmp_path / "nope")])
+    assert r.exit_code != 0
+    assert "workspace not found" in str(r.exception or r.output)
+
+
+def test_field_coverage_counts(pop):
+    con = _con(pop)
+    fc = cov.field_coverage(con)
+    assert fc["NC"]["share_with_full_dob"] == 0.0 and fc["NC"]["share_with_birth_year"] == 1.0
+    assert fc["OH"]["share_with_full_dob"] == 1.0

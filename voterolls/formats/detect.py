@@ -1,0 +1,191 @@
+"""Which layout a file has, from its first line: header, field count, delimiter, quoting, encoding.
+
+A wrong guess must never turn into silently mis-mapped data: when a file's
+shape does not match the chosen (or detected) layout, the caller gets a
+``UserError`` naming the file, the line and what was expected.  Messages
+describe shapes (counts, delimiters, encodings), never a line's content: a
+header-less file's first line is a voter's record.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from voterolls.errors import UserError
+from voterolls.formats import sniff
+from voterolls.formats.registry import formats, get_format
+from voterolls.formats.spec import FileLayout, Format
+
+_DELIM_NAMES = {"\t": "tab", ",": "comma", "|": "pipe", ";": "semicolon"}
+
+
+@dataclass
+class Match:
+    role: str
+    layout: FileLayout
+    header_names: list[str]
+    score: int  # 3 = header matched, 2 = count + quoting matched, 1 = fixed width plausible
+
+
+def split_line(line: str, layout: FileLayout) -> list[str]:
+    if layout.quoting == "none":
+        return line.split(layout.delimiter)
+    try:
+        return next(csv.reader([line], delimiter=layout.delimiter, quotechar='"', strict=True))
+    except (csv.Error, StopIteration):
+        return line.split(layout.delimiter)
+
+
+def describe(layout: FileLayout) -> str:
+    if layout.kind == "fixed":
+        return f"fixed-width records of up to {layout.record_width} characters ({layout.encoding})"
+    d = _DELIM_NAMES.get(layout.delimiter, repr(layout.delimiter))
+    q = {"all": ", every field quoted", "minimal": "", "none": ", unquoted"}[layout.quoting]
+    h = "with a header" if layout.header else "without a header"
+    n = f"{len(layout.columns)}+" if layout.wide_history else str(len(layout.columns))
+    return f"{n} {d}-separated fields{q}, {h}, {layout.encoding}"
+
+
+def _shape(line: str) -> str:
+    counts = {d: line.count(d) for d in _DELIM_NAMES}
+    d, c = max(counts.items(), key=lambda kv: kv[1])
+    if c == 0:
+        return f"a {len(line)}-character line with no tab, comma, pipe or semicolon"
+    return f"{c + 1} {_DELIM_NAMES[d]}-separated fields"
+
+
+def match_layout(layout: FileLayout, role: str, path: Path) -> tuple[Match | None, str]:
+    """Does the file's first line fit ``layout``?  (match, reason when not)."""
+    raw = sniff.head(path, 4)
+    utf16 = sniff.is_utf16(raw)
+    if utf16 != (layout.encoding == "utf-16"):
+        return (
+            None,
+            f"file is {'UTF-16' if utf16 else 'not UTF-16'}, layout expects {layout.encoding}",
+        )
+    _, lines = sniff.first_lines(path, layout.encoding, n=2)
+    first = lines[0] if lines else ""
+    if first == "" and len(lines) <= 1:
+        return None, "file is empty"
+    if layout.kind == "fixed":
+        targeted = [c for c in layout.columns if c.target]
+        last_start = max(c.start or 1 for c in targeted) if targeted else 1
+        if last_start <= len(first) <= layout.record_width:
+            return Match(role, layout, layout.names, 1), ""
+        return (
+            None,
+            f"line 1 is {len(first)} characters, expected fixed-width records of {last_start}..{layout.record_width}",
+        )
+    fields = split_line(first, layout)
+    names = layout.names
+    if layout.header:
+        got = [f.strip() for f in fields]
+        expect = [n.lower() for n in names]
+        if layout.wide_history:
+            head = [g.lower() for g in got[: len(names)]]
+            pat = re.compile(layout.wide_history.pattern)
+            rest = got[len(names) :]
+            if head == expect and all(pat.match(r) for r in rest):
+                return Match(role, layout, got, 3), ""
+        elif [g.lower() for g in got] == expect:
+            return Match(role, layout, names, 3), ""
+        return None, f"line 1 should be the header of {describe(layout)}; found {_shape(first)}"
+    # header-less: the first line must be a record of the right shape and not a header
+    if [f.strip().lower() for f in fields] == [n.lower() for n in names]:
+        return None, "line 1 is a header, but this layout has none"
+    if len(fields) != len(names):
+        return (
+            None,
+            f"line 1 has {len(fields)} fields by this layout's rules; expected {describe(layout)}",
+        )
+    if layout.quoting == "all" and not (first.startswith('"') and first.rstrip("\r").endswith('"')):
+        return None, "line 1 is not fully quoted; expected every field in double quotes"
+    return Match(role, layout, names, 2), ""
+
+
+def classify(fmt: Format, path: Path) -> Match:
+    """The role a file plays in ``fmt``; UserError naming file and line 1 when none fits."""
+    _require_file(path)
+    misses = []
+    best: Match | None = None
+    for role, layout in fmt.layouts().items():
+        m, why = match_layout(layout, role, path)
+        if m and (best is None or m.score > best.score):
+            best = m
+        elif not m:
+            misses.append(f"as {role}: {why}")
+    if best is None:
+        raise UserError(
+            f"does not match format {fmt.name!r} ({'; '.join(misses)})", file=path, line=1
+        )
+    return best
+
+
+def _require_file(path: Path) -> None:
+    if not path.exists():
+        raise UserError("file not found", file=path)
+    if not path.is_file():
+        raise UserError("not a file", file=path)
+    if path.stat().st_size == 0:
+        raise UserError("file is empty", file=path, line=1)
+
+
+def detect_format(paths: list[str | Path] | str | Path) -> str:
+    """The one shipped format all ``paths`` fit; UserError if none or several do."""
+    plist = [Path(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
+    if not plist:
+        raise UserError("no files given")
+    for p in plist:
+        _require_file(p)
+    scores: dict[str, int] = {}
+    for name, fmt in formats().items():
+        if name == "generic_user":
+            continue
+        total = 0
+        has_reg = False
+        for p in plist:
+            best = None
+            for role, layout in fmt.layouts().items():
+                m, _ = match_layout(layout, role, p)
+                if m and (best is None or m.score > best.score):
+                    best = m
+            if best is None:
+                total = -1
+                break
+            total += best.score
+            has_reg |= best.role == "registrations"
+        if total > 0 and has_reg:
+            scores[name] = total
+    if not scores:
+        shapes = []
+        for p in plist:
+            _, lines = sniff.first_lines(p, n=1)
+            shapes.append(f"{p.name}: {_shape(lines[0] if lines else '')}")
+        raise UserError(
+            "no known layout matches (line 1 has "
+            + "; ".join(shapes)
+            + "); pass --format or write a mapping file (docs/FORMATS.md)",
+            file=plist[0],
+            line=1,
+        )
+    top = max(scores.values())
+    best = sorted(n for n, s in scores.items() if s == top)
+    if len(best) > 1:
+        raise UserError(
+            f"ambiguous format: {', '.join(best)} all fit; pass --format", file=plist[0], line=1
+        )
+    return best[0]
+
+
+def resolve_format(format: str | Path | None, paths: list[Path]) -> Format:
+    """A format by name, a user mapping file (``*.toml``), or detection."""
+    if format is None:
+        return get_format(detect_format(paths))
+    if str(format).endswith(".toml"):
+        from voterolls.formats.registry import load_user_format
+
+        return load_user_format(format)
+    return get_format(str(format))

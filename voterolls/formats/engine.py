@@ -1,0 +1,473 @@
+"""The vectorised reader: native file(s) -> lazy national-schema DuckDB relations.
+
+How a file is read (all in DuckDB SQL, streaming, no per-row Python):
+
+1. ``sniff.facts`` hashes the file and counts its line terminators (the
+   independent ``rows_read``).
+2. DuckDB's CSV reader reads every *physical line* as one VARCHAR (no quote
+   character, a separator that cannot occur), in the layout's encoding
+   (UTF-8, latin-1 and UTF-16 are decoded by DuckDB itself).  Lines with
+   invalid bytes land in a reject table with their line number.  Row order is
+   the file order, so ``row_number()`` plus the rejected line numbers give each
+   line its physical number.
+3. SQL splits each line into native fields (``string_split`` for unquoted
+   files, an RE2 tokenizer for quoted ones, ``substr`` for fixed width) and
+   checks its shape.  A line that cannot be read as a row (wrong field count,
+   stray quote, invalid bytes, blank) goes to quarantine with file, line, field
+   and reason; never its content.
+4. A projection maps native fields to the national schema: codes through the
+   layout's code maps (original kept in ``*_code``), dates via
+   ``try_strptime``, ZIPs repaired.  A bad value nulls (or repairs) only that
+   field and is named in the row's ``_issues``.
+
+Per file, ``rows_read == loaded + quarantined`` is checked at scan time.
+Nothing is written to disk except, for files with mixed line endings, a
+normalised temporary copy in the system temp dir, deleted by ``finish()``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from voterolls.errors import UserError
+from voterolls.formats import sniff
+from voterolls.formats.spec import (
+    CODED_TARGETS,
+    MASKED_TARGETS,
+    MULTIPART_TARGETS,
+    Column,
+    FileLayout,
+    Format,
+)
+from voterolls.formats.writer import ident, lit
+from voterolls.log import get_logger
+from voterolls.schema import REGISTRATION_SCHEMA, VOCABULARIES, VOTE_HISTORY_SCHEMA
+
+log = get_logger(__name__)
+
+#: A separator that never occurs in text, so each physical line is one value.
+LINE_SEP = "\x1f\x1e\x1d"
+
+QUARANTINE_SCHEMA = pa.schema(
+    [
+        pa.field("file", pa.string()),
+        pa.field("line", pa.int64()),
+        pa.field("field", pa.string()),
+        pa.field("reason", pa.string()),
+    ]
+)
+
+_uid = itertools.count(1)
+
+
+@dataclass
+class ScannedFile:
+    path: str
+    sha256: str
+    encoding: str
+    rows_read: int  # records (physical lines, header excluded), counted from the bytes
+    role: str = "registrations"
+    rows_loaded: int = 0
+    rows_quarantined: int = 0
+
+
+@dataclass
+class ScanReport:
+    files: list[ScannedFile]
+    quarantine: pa.Table
+
+
+@dataclass
+class FilePlan:
+    """Everything the SQL needs to read one file."""
+
+    path: Path
+    role: str
+    layout: FileLayout
+    header_names: list[str]  # native column names in file order (layout or actual header)
+    source: Path  # file DuckDB reads (the original or a normalised temp copy)
+    duck_encoding: str
+    facts: sniff.FileFacts
+    uid: int
+    rejected: list[tuple[int, str]] = field(default_factory=list)
+
+    @property
+    def n_fields(self) -> int:
+        return len(self.header_names)
+
+    def idx(self, name: str) -> int:
+        return self.header_names.index(name) + 1
+
+
+# ---------------------------------------------------------------------------
+# Lines and fields
+# ---------------------------------------------------------------------------
+
+
+def _read_csv(plan: FilePlan, *, rejects: str | None) -> str:
+    opts = [
+        "columns={'line': 'VARCHAR'}",
+        f"delim={lit(LINE_SEP)}",
+        "quote=''",
+        "escape=''",
+        "header=false",
+        "auto_detect=false",
+        "strict_mode=true",
+        f"encoding={lit(plan.duck_encoding)}",
+    ]
+    if rejects:
+        opts += [
+            "store_rejects=true",
+            f"rejects_table={lit(rejects + '_e')}",
+            f"rejects_scan={lit(rejects + '_s')}",
+        ]
+    else:
+        opts += ["ignore_errors=true"]
+    return f"read_csv({lit(str(plan.source))}, {', '.join(opts)})"
+
+
+def lines_sql(plan: FilePlan) -> str:
+    """(line_no, line) for every line DuckDB could decode, header excluded, CR stripped."""
+    base = f"SELECT row_number() OVER () AS k, line FROM {_read_csv(plan, rejects=None)}"
+    rej = sorted(n for n, _ in plan.rejected)
+    if not rej:
+        numbered = f"SELECT k AS line_no, line FROM ({base})"
+    else:
+        # k-th accepted line -> physical line: k + (#rejected lines r_i with r_i - i < k)
+        vals = ", ".join(f"({r - i}, {i})" for i, r in enumerate(rej, start=1))
+        numbered = (
+            f"SELECT b.k + coalesce(t.cnt, 0) AS line_no, b.line FROM ({base}) b "
+            f"ASOF LEFT JOIN (SELECT thr, max(cnt) AS cnt FROM (VALUES {vals}) v(thr, cnt) GROUP BY thr) t ON b.k > t.thr"
+        )
+    skip = "WHERE line_no > 1" if plan.layout.header else ""
+    return f"SELECT line_no, rtrim(coalesce(line, ''), chr(13)) AS line FROM ({numbered}) {skip}"
+
+
+def fields_expr(plan: FilePlan) -> tuple[str, str, str]:
+    """(fields list expression, shape-ok predicate, reason expression) over column ``line``."""
+    lay = plan.layout
+    n = plan.n_fields
+    if lay.kind == "fixed":
+        parts = ", ".join(f"substr(line, {c.start}, {c.width})" for c in lay.columns)
+        width = lay.record_width
+        last_start = (
+            max(c.start or 1 for c in lay.columns if c.target)
+            if any(c.target for c in lay.columns)
+            else 1
+        )
+        ok = f"(length(line) <= {width} AND length(line) >= {last_start})"
+        reason = f"'record is ' || length(line) || ' characters; layout {lay.filename} expects up to {width}'"
+        return f"[{parts}]", ok, reason
+    d = lay.delimiter
+    if lay.quoting == "none":
+        f = f"string_split(line, {lit(d)})"
+        ok = f"len({f}) = {n}"
+        reason = f"'expected {n} fields separated by {_show(d)}, found ' || len({f})"
+        return f, ok, reason
+    if lay.quoting == "all":
+        raw = 'regexp_extract_all(line, \'"((?:[^"]|"")*)"\', 1)'
+        rebuilt = f"('\"' || array_to_string({raw}, {lit(chr(34) + d + chr(34))}) || '\"')"
+        f = f"list_transform({raw}, lambda x: replace(x, '\"\"', '\"'))"
+        ok = f"(len({raw}) = {n} AND {rebuilt} = line)"
+        reason = (
+            f"CASE WHEN {rebuilt} <> line THEN 'unbalanced quote or unquoted field (every field must be in double quotes)' "
+            f"ELSE 'expected {n} fields separated by {_show(d)}, found ' || len({raw}) END"
+        )
+        return f, ok, reason
+    # minimal quoting: a field is quoted only when it must be
+    esc = re.escape(d)
+    pattern = lit(esc + '("(?:[^"]|"")*"|[^' + esc + '"]*)')
+    tok = f"regexp_extract_all({lit(d)} || line, {pattern}, 1)"
+    rebuilt = f"array_to_string({tok}, {lit(d)})"
+    f = f"list_transform({tok}, lambda x: CASE WHEN starts_with(x, '\"') THEN replace(x[2:-2], '\"\"', '\"') ELSE x END)"
+    ok = f"(len({tok}) = {n} AND {rebuilt} = line)"
+    reason = (
+        f"CASE WHEN {rebuilt} <> line THEN 'unbalanced or stray quote' "
+        f"ELSE 'expected {n} fields separated by {_show(d)}, found ' || len({tok}) END"
+    )
+    return f, ok, reason
+
+
+def _show(d: str) -> str:
+    return {"\t": "tab", ",": "comma", "|": "pipe", ";": "semicolon"}.get(d, repr(d))
+
+
+def rows_sql(plan: FilePlan, *, valid: bool) -> str:
+    """Valid rows as (line_no, f) or, with ``valid=False``, the invalid lines with a reason."""
+    f, ok, reason = fields_expr(plan)
+    if valid:
+        return f"SELECT line_no, {f} AS f FROM ({lines_sql(plan)}) WHERE line <> '' AND {ok}"
+    return (
+        f"SELECT line_no, NULL::VARCHAR AS field, CASE WHEN line = '' THEN 'blank line' ELSE {reason} END AS reason "
+        f"FROM ({lines_sql(plan)}) WHERE line = '' OR NOT ({ok})"
+    )
+
+
+# ---------------------------------------------------------------------------
+# Mapping native fields to the national schema
+# ---------------------------------------------------------------------------
+
+
+def raw(plan: FilePlan, col: Column, rel: str = "") -> str:
+    return f"nullif(trim({rel}f[{plan.idx(col.name)}]), '')"
+
+
+def code_case(plan: FilePlan, col: Column, value: str, national_field: str) -> tuple[str, str]:
+    """(national value expression, is-bad predicate) for a coded column."""
+    cm = plan.layout.code_map(col)
+    vocab = VOCABULARIES.get(national_field, ())
+    if cm is None:
+        # the file writes national values directly (generic layout)
+        keys = ", ".join(lit(v) for v in vocab)
+        expr = f"(CASE WHEN {value} IN ({keys}) THEN {value} WHEN upper({value}) IN ({keys}) THEN upper({value}) WHEN lower({value}) IN ({keys}) THEN lower({value}) END)"
+        return expr, f"({value} IS NOT NULL AND {expr} IS NULL)"
+    whens = " ".join(f"WHEN {lit(k)} THEN {lit(v)}" for k, v in cm.map.items())
+    uwhens = " ".join(f"WHEN {lit(k.upper())} THEN {lit(v)}" for k, v in cm.map.items())
+    default = lit(cm.default) if cm.default is not None else "NULL"
+    blank = lit(cm.blank) if cm.blank is not None else "NULL"
+    expr = (
+        f"(CASE WHEN {value} IS NULL THEN {blank} ELSE coalesce((CASE {value} {whens} END), "
+        f"(CASE upper({value}) {uwhens} END), {default}) END)"
+    )
+    bad = (
+        f"({value} IS NOT NULL AND (CASE {value} {whens} END) IS NULL AND (CASE upper({value}) {uwhens} END) IS NULL)"
+        if cm.default is None
+        else "FALSE"
+    )
+    return expr, bad
+
+
+def zip5_expr(value: str) -> tuple[str, str]:
+    """(repaired zip5, repaired-or-nulled predicate)."""
+    expr = (
+        f"(CASE WHEN regexp_matches({value}, '^[0-9]{{5}}(-?[0-9]{{4}})?$') THEN left({value}, 5) "
+        f"WHEN regexp_matches({value}, '^[0-9]{{5}}\\.0+$') THEN left({value}, 5) "
+        f"WHEN regexp_matches({value}, '^[0-9]{{3,4}}(\\.0+)?$') THEN lpad(split_part({value}, '.', 1), 5, '0') "
+        f"WHEN regexp_matches({value}, '^[0-9]{{9}}$') THEN left({value}, 5) END)"
+    )
+    issue = f"({value} IS NOT NULL AND NOT regexp_matches({value}, '^[0-9]{{5}}(-?[0-9]{{4}})?$|^[0-9]{{9}}$'))"
+    return expr, issue
+
+
+def date_expr(value: str, fmt: str) -> tuple[str, str]:
+    expr = f"CAST(try_strptime({value}, {lit(fmt)}) AS DATE)"
+    plausible = f"({expr} BETWEEN DATE '1850-01-01' AND DATE '2100-12-31')"
+    good = f"(CASE WHEN {plausible} THEN {expr} END)"
+    return good, f"({value} IS NOT NULL AND {good} IS NULL)"
+
+
+def registration_projection(
+    plan: FilePlan, state: str, extra_issues: list[tuple[str, str]] | None = None
+) -> str:
+    """SELECT list mapping ``f`` to REGISTRATION_SCHEMA + ``_issues`` + ``_protected``."""
+    lay = plan.layout
+    exprs: dict[str, str] = {}
+    issues: list[tuple[str, str]] = list(extra_issues or [])
+    mask_value = lay.protected.mask if lay.protected.mode == "mask" else None
+
+    flag_cols = lay.by_target("protected_flag")
+    prot_terms = []
+    for c in flag_cols:
+        cm = lay.code_map(c)
+        yes = [k for k, v in cm.map.items() if v == "true"] if cm else ["Y"]
+        prot_terms.append(f"coalesce({raw(plan, c)} IN ({', '.join(lit(y) for y in yes)}), FALSE)")
+    ln = lay.by_target("last_name")
+    if mask_value and ln:
+        prot_terms.append(f"coalesce({raw(plan, ln[0])} = {lit(mask_value)}, FALSE)")
+    protected = "(" + " OR ".join(prot_terms) + ")" if prot_terms else "FALSE"
+
+    def val(c: Column) -> str:
+        v = raw(plan, c)
+        if mask_value and c.target in MASKED_TARGETS:
+            v = f"nullif({v}, {lit(mask_value)})"
+        return v
+
+    for target in (
+        "state_voter_id",
+        "county",
+        "last_name",
+        "first_name",
+        "middle_name",
+        "name_suffix",
+        "status_reason",
+        "residence_city",
+        "email",
+    ):
+        cols = lay.by_target(target)
+        if cols:
+            exprs[target] = val(cols[0])
+    # multi-part targets
+    for target, joiner in MULTIPART_TARGETS.items():
+        cols = lay.by_target(target)
+        if not cols:
+            continue
+        pos = {c.name: i for i, c in enumerate(lay.columns)}
+        cols = sorted(cols, key=lambda c: (c.order if c.order is not None else 10_000, pos[c.name]))
+        if target == "phone":
+            joined = " || ".join(f"coalesce({val(c)}, '')" for c in cols)
+            exprs[target] = f"nullif(regexp_replace({joined}, '[^0-9]', '', 'g'), '')"
+        else:
+            exprs[target] = (
+                f"nullif(concat_ws({lit(joiner)}, {', '.join(val(c) for c in cols)}), '')"
+            )
+    # ZIP
+    zc = lay.by_target("residence_zip5")
+    if zc:
+        z, bad = zip5_expr(val(zc[0]))
+        exprs["residence_zip5"] = z
+        issues.append(("residence_zip5", bad))
+    # dates of birth
+    dob_cols = lay.by_target("dob")
+    by_cols = lay.by_target("birth_year")
+    dob_full = None
+    year_expr = None
+    for c in dob_cols:
+        if c.date_format == "%Y":
+            y = f"try_cast({val(c)} AS SMALLINT)"
+            year_expr = f"(CASE WHEN {y} BETWEEN 1850 AND 2100 THEN {y} END)"
+            issues.append(("birth_year", f"({val(c)} IS NOT NULL AND {year_expr} IS NULL)"))
+        else:
+            dob_full, bad = date_expr(val(c), c.date_format or "%Y-%m-%d")
+            issues.append(("dob", bad))
+    for c in by_cols:
+        y = f"try_cast({val(c)} AS SMALLINT)"
+        year_expr = f"(CASE WHEN {y} BETWEEN 1850 AND 2100 THEN {y} END)"
+        issues.append(("birth_year", f"({val(c)} IS NOT NULL AND {year_expr} IS NULL)"))
+    if dob_full:
+        exprs["dob"] = dob_full
+        exprs["birth_year"] = f"coalesce(CAST(year({dob_full}) AS SMALLINT), {year_expr or 'NULL'})"
+    elif year_expr:
+        exprs["birth_year"] = year_expr
+    dob_e = exprs.get("dob", "NULL")
+    by_e = exprs.get("birth_year", "NULL")
+    exprs["dob_granularity"] = (
+        f"(CASE WHEN {dob_e} IS NOT NULL THEN 'full' WHEN {by_e} IS NOT NULL THEN 'year' ELSE 'none' END)"
+    )
+    rd = lay.by_target("registration_date")
+    if rd:
+        e, bad = date_expr(val(rd[0]), rd[0].date_format or "%Y-%m-%d")
+        exprs["registration_date"] = e
+        issues.append(("registration_date", bad))
+    for target, vocab in CODED_TARGETS.items():
+        cols = lay.by_target(target)
+        if not cols or vocab not in REGISTRATION_SCHEMA.names:
+            continue
+        c = cols[0]
+        v = raw(plan, c)
+        e, bad = code_case(plan, c, v, vocab)
+        exprs[target] = e
+        exprs[f"{target}_code"] = v
+        issues.append((target, bad))
+    for k, v in lay.constants.items():
+        exprs.setdefault(k, lit(v))
+
+    exprs["state"] = lit(state)
+    exprs["source_file"] = lit(plan.facts.sha256)
+    exprs["source_line"] = "CAST(line_no AS BIGINT)"
+    select = []
+    for fld in REGISTRATION_SCHEMA:
+        e = exprs.get(fld.name, "NULL")
+        select.append(f"CAST({e} AS {_duck_type(fld.type)}) AS {ident(fld.name)}")
+    issue_items = ", ".join(f"CASE WHEN {cond} THEN {lit(name)} END" for name, cond in issues)
+    select.append(
+        f"list_filter([{issue_items}]::VARCHAR[], lambda x: x IS NOT NULL) AS _issues"
+        if issues
+        else "[]::VARCHAR[] AS _issues"
+    )
+    select.append(f"{protected} AS _protected")
+    return ", ".join(select)
+
+
+def _duck_type(t: pa.DataType) -> str:
+    if t == pa.string():
+        return "VARCHAR"
+    if t == pa.date32():
+        return "DATE"
+    if t == pa.int16():
+        return "SMALLINT"
+    if t == pa.int64():
+        return "BIGINT"
+    raise TypeError(t)
+
+
+ELECTION_KEYWORDS = (
+    ("RUNOFF", "runoff"),
+    ("SECOND PRIMARY", "runoff"),
+    ("PRIMARY", "primary"),
+    ("GENERAL", "general"),
+    ("SPECIAL", "special"),
+    ("MUNICIPAL", "municipal"),
+)
+
+
+def election_type_from_desc(desc: str) -> str:
+    whens = " ".join(
+        f"WHEN contains(upper({desc}), {lit(k)}) THEN {lit(v)}" for k, v in ELECTION_KEYWORDS
+    )
+    return f"(CASE {whens} ELSE 'other' END)"
+
+
+def history_projection(plan: FilePlan, state: str) -> tuple[str, str, str]:
+    """(SELECT list to VOTE_HISTORY_SCHEMA, row-required predicate, failing field expression)."""
+    lay = plan.layout
+    exprs: dict[str, str] = {}
+    for target in ("state_voter_id", "county", "election_desc", "party_ballot"):
+        cols = lay.by_target(target)
+        if cols:
+            exprs[target] = raw(plan, cols[0])
+    dc = lay.by_target("election_date")
+    date_ok = "TRUE"
+    if dc:
+        e, _ = date_expr(raw(plan, dc[0]), dc[0].date_format or "%Y-%m-%d")
+        exprs["election_date"] = e
+        date_ok = f"({e} IS NOT NULL)"
+    tc = lay.by_target("election_type")
+    if tc:
+        e, _ = code_case(plan, tc[0], raw(plan, tc[0]), "election_type")
+        exprs["election_type"] = f"coalesce({e}, 'other')"
+    elif "election_desc" in exprs:
+        exprs["election_type"] = election_type_from_desc(exprs["election_desc"])
+    mc = lay.by_target("vote_method")
+    if mc:
+        e, _ = code_case(plan, mc[0], raw(plan, mc[0]), "vote_method")
+        exprs["vote_method"] = f"coalesce({e}, 'unknown')"
+        exprs["vote_method_code"] = raw(plan, mc[0])
+    for k, v in lay.constants.items():
+        exprs.setdefault(k, lit(v))
+    exprs["state"] = lit(state)
+    exprs["source_file"] = lit(plan.facts.sha256)
+    exprs["source_line"] = "CAST(line_no AS BIGINT)"
+    select = [
+        f"CAST({exprs.get(fld.name, 'NULL')} AS {_duck_type(fld.type)}) AS {ident(fld.name)}"
+        for fld in VOTE_HISTORY_SCHEMA
+    ]
+    id_ok = f"({exprs.get('state_voter_id', 'NULL')} IS NOT NULL)"
+    required = f"({id_ok} AND {date_ok})"
+    failing = f"CASE WHEN NOT {id_ok} THEN 'state_voter_id' ELSE 'election_date' END"
+    return ", ".join(select), required, failing
+
+
+def empty_relation(
+    con: duckdb.DuckDBPyConnection, schema: pa.Schema, extra: str = ""
+) -> duckdb.DuckDBPyRelation:
+    cols = ", ".join(f"CAST(NULL AS {_duck_type(f.type)}) AS {ident(f.name)}" for f in schema)
+    return con.sql(f"SELECT {cols}{extra} WHERE FALSE")
+
+
+__all__ = [
+    "FilePlan",
+    "Format",
+    "QUARANTINE_SCHEMA",
+    "ScanReport",
+    "ScannedFile",
+    "UserError",
+    "history_projection",
+    "registration_projection",
+    "rows_sql",
+]

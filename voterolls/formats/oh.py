@@ -1,0 +1,141 @@
+"""Ohio SWVF: one column per election after the fixed columns.
+
+Writing pivots the vote-history rows into ``GENERAL-11/05/2024``-style columns
+(``X`` = voted, a party letter = the primary ballot taken) and splits the
+registrations into the four county-range files the SOS publishes.  Reading
+(``history_relation``) unpivots the election columns back into vote-history rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+
+import duckdb
+
+from voterolls.formats.spec import Column, Format
+from voterolls.formats.writer import (
+    PolicyView,
+    code_expr,
+    ident,
+    lit,
+    map_expr,
+    registration_value,
+    write_table,
+)
+
+COUNTY_RANGES = ((1, 22), (23, 44), (45, 66), (67, 88))
+
+
+def write(
+    con: duckdb.DuckDBPyConnection,
+    fmt: Format,
+    state: str,
+    pol: PolicyView,
+    out_dir: Path,
+    extract_date: dt.date,
+) -> list[Path]:
+    reg = fmt.registrations
+    wh = reg.wide_history
+    assert wh is not None
+    type_native = map_expr(reg.codes[wh.type_codes], "h.election_type", None)
+    py_date = wh.date_format
+    hdr = wh.header_template.replace("{type}", "' || " + type_native + " || '").replace(
+        "{date}", "' || strftime(h.election_date, " + lit(py_date) + ") || '"
+    )
+    hdr = "('" + hdr + "')"
+    party_col = next((c for c in reg.columns if c.target == "party"), None)
+    party_keys = (
+        ", ".join(lit(k) for k in reg.code_map(party_col).map)
+        if party_col and reg.code_map(party_col)
+        else "''"
+    )
+    party_native = code_expr(reg, party_col, "h.party_ballot", None) if party_col else "''"
+    val = (
+        f"(CASE WHEN h.election_type = 'primary' AND h.party_ballot IN ({party_keys}) THEN h.party_ballot "
+        f"WHEN h.election_type = 'primary' AND {party_native} NOT IN ('', {lit(wh.voted_value)}) THEN {party_native} "
+        f"ELSE {lit(wh.voted_value)} END)"
+    )
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE h2 AS SELECT h.state_voter_id, {hdr} AS hdr, h.election_date, {val} AS val FROM h"
+    )
+    headers = [
+        row[0]
+        for row in con.execute(
+            "SELECT hdr FROM h2 GROUP BY hdr ORDER BY min(election_date), hdr"
+        ).fetchall()
+    ]
+    if headers:
+        aggs = ", ".join(
+            f"max(CASE WHEN hdr = {lit(h)} THEN val END) AS {ident('e' + str(i))}"
+            for i, h in enumerate(headers)
+        )
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE hw AS SELECT state_voter_id, {aggs} FROM h2 GROUP BY state_voter_id"
+        )
+    else:
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE hw AS SELECT NULL::VARCHAR AS state_voter_id WHERE FALSE"
+        )
+    values = [(c, registration_value(reg, c, pol)) for c in reg.columns]
+    for i, h in enumerate(headers):
+        values.append((Column(name=h), f"coalesce(hw.{ident('e' + str(i))}, '')"))
+    cases = " ".join(
+        f"WHEN try_cast(r.county AS INTEGER) BETWEEN {a} AND {b} THEN '{a}_{b}'"
+        for a, b in COUNTY_RANGES
+    )
+    range_sql = f"(CASE {cases} ELSE 'other' END)"
+    return write_table(
+        con, reg, values, "FROM r LEFT JOIN hw ON hw.state_voter_id = r.state_voter_id WHERE TRUE",
+        header_names=reg.names + headers, out_dir=out_dir,
+        name_for=lambda c: reg.filename.replace("{county_range}", c or "other"),
+        county_sql=range_sql, order_sql="r.__i", split=True,
+    )  # fmt: skip
+
+
+def election_columns(fmt: Format, header: list[str]) -> list[tuple[str, str, str]]:
+    """(column name, native type code, date text) for each election column of a header."""
+    wh = fmt.registrations.wide_history
+    assert wh is not None
+    pat = re.compile(wh.pattern)
+    out = []
+    for name in header[len(fmt.registrations.columns) :]:
+        m = pat.match(name)
+        if m:
+            out.append((name, m.group("type"), m.group("date")))
+    return out
+
+
+def history_sql(plan, state: str) -> str:  # noqa: ANN001 - FilePlan (import cycle)
+    """Unpivot the election columns of a SWVF file into VOTE_HISTORY rows (SQL text)."""
+    from voterolls.formats.engine import rows_sql
+
+    reg = plan.layout
+    wh = reg.wide_history
+    cm = reg.codes[wh.type_codes]
+    pat = re.compile(wh.pattern)
+    items = []
+    for i, name in enumerate(plan.header_names[len(reg.columns) :], start=len(reg.columns) + 1):
+        m = pat.match(name)
+        if not m:
+            continue
+        try:
+            d = dt.datetime.strptime(m.group("date"), wh.date_format).date()
+        except ValueError:
+            continue
+        etype = cm.map.get(m.group("type"), cm.default or "other")
+        items.append(
+            f"{{'d': DATE '{d.isoformat()}', 't': {lit(etype)}, 'desc': {lit(name)}, 'v': nullif(trim(f[{i}]), '')}}"
+        )
+    id_idx = plan.idx(reg.by_target("state_voter_id")[0].name)
+    county = reg.by_target("county")
+    county_e = f"nullif(trim(f[{plan.idx(county[0].name)}]), '')" if county else "NULL"
+    if not items:
+        return ""
+    return f"""SELECT {lit(state)} AS state, nullif(trim(f[{id_idx}]), '') AS state_voter_id, {county_e} AS county,
+        e.d AS election_date, e.t AS election_type, e.desc AS election_desc, 'unknown' AS vote_method,
+        e.v AS vote_method_code, CASE WHEN e.v <> {lit(wh.voted_value)} THEN e.v END AS party_ballot,
+        {lit(plan.facts.sha256)} AS source_file, CAST(line_no AS BIGINT) AS source_line
+      FROM (SELECT line_no, f, unnest([{", ".join(items)}]) AS e FROM ({rows_sql(plan, valid=True)}))
+      WHERE e.v IS NOT NULL AND nullif(trim(f[{id_idx}]), '') IS NOT NULL"""

@@ -1,0 +1,142 @@
+"""Pennsylvania FVE: 40 (method, party) election slots decoded by a per-county election map.
+
+The writer numbers the (up to) 40 most recent elections in the vote history
+1..40 in date order, writes each voter's slot columns and one election map file
+per county.  Elections older than the 40 slots cannot be represented in the
+format and are not written (as in the real export).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import duckdb
+
+from voterolls.formats.spec import Format
+from voterolls.formats.writer import (
+    PolicyView,
+    _file_name,
+    history_value,
+    ident,
+    lit,
+    map_expr,
+    registration_value,
+    write_table,
+)
+
+
+def write(
+    con: duckdb.DuckDBPyConnection,
+    fmt: Format,
+    state: str,
+    pol: PolicyView,
+    out_dir: Path,
+    extract_date: dt.date,
+) -> list[Path]:
+    reg = fmt.registrations
+    sh = reg.slot_history
+    emap = fmt.election_map
+    assert sh is not None and emap is not None
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE pe AS
+        SELECT election_date, election_type, election_desc,
+               row_number() OVER (ORDER BY election_date, election_type) AS n
+        FROM (SELECT election_date, coalesce(election_type, 'other') AS election_type,
+                     min(coalesce(election_desc, upper(coalesce(election_type, 'other')) || ' ' || strftime(election_date, '%Y'))) AS election_desc
+              FROM h GROUP BY 1, 2 ORDER BY election_date DESC, election_type DESC LIMIT {sh.slots})"""
+    )
+    method = map_expr(reg.codes[sh.method_codes], "h.vote_method", "h.vote_method_code")
+    party_col = next(c for c in reg.columns if c.target == "party")
+    party = map_expr(reg.code_map(party_col), "r.party", "r.party_code") if pol.party else "''"
+    aggs = []
+    for i in range(1, sh.slots + 1):
+        aggs.append(f"max(CASE WHEN pe.n = {i} THEN {method} END) AS {ident('m' + str(i))}")
+        aggs.append(f"max(CASE WHEN pe.n = {i} THEN {party} END) AS {ident('p' + str(i))}")
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE hp AS SELECT h.state_voter_id, {", ".join(aggs)}
+        FROM h JOIN pe ON h.election_date = pe.election_date AND coalesce(h.election_type, 'other') = pe.election_type
+        JOIN r ON r.state_voter_id = h.state_voter_id GROUP BY h.state_voter_id"""
+    )
+    values = []
+    for c in reg.columns:
+        slot = _slot_of(c.name, sh.method_template, sh.party_template, sh.slots)
+        if slot:
+            kind, i = slot
+            values.append((c, f"coalesce(hp.{ident(kind + str(i))}, '')"))
+        else:
+            values.append((c, registration_value(reg, c, pol)))
+    paths = write_table(
+        con, reg, values, "FROM r LEFT JOIN hp ON hp.state_voter_id = r.state_voter_id WHERE TRUE",
+        header_names=reg.names, out_dir=out_dir,
+        name_for=lambda c: _file_name(reg.filename, state=state, county=c, date=extract_date),
+        county_sql="r.county", order_sql="r.__i",
+    )  # fmt: skip
+    # one election map per county file
+    mvalues = []
+    for c in emap.columns:
+        if c.target == "county":
+            mvalues.append((c, "coalesce(rc.county, '')"))
+        elif c.target == "election_number":
+            mvalues.append((c, "CAST(pe.n AS VARCHAR)"))
+        else:
+            mvalues.append((c, history_value(emap, c, "pe")))
+    paths += write_table(
+        con, emap, mvalues, "FROM (SELECT DISTINCT county FROM r) rc CROSS JOIN pe WHERE TRUE",
+        header_names=emap.names, out_dir=out_dir,
+        name_for=lambda c: _file_name(emap.filename, state=state, county=c, date=extract_date),
+        county_sql="rc.county", order_sql="pe.n",
+    )  # fmt: skip
+    return paths
+
+
+def _slot_of(name: str, method_t: str, party_t: str, slots: int) -> tuple[str, int] | None:
+    for i in range(1, slots + 1):
+        if name == method_t.format(i=i):
+            return ("m", i)
+        if name == party_t.format(i=i):
+            return ("p", i)
+    return None
+
+
+__all__ = ["write", "lit"]
+
+
+def history_sql(plan, map_plans: list, state: str) -> str:  # noqa: ANN001 - FilePlans (import cycle)
+    """Unpivot the 40 slots and decode them with the county's election map (SQL text)."""
+    from voterolls.formats.engine import rows_sql
+
+    reg = plan.layout
+    sh = reg.slot_history
+    cm = reg.codes[sh.method_codes]
+    if not map_plans:
+        return ""
+    items = ", ".join(
+        f"{{'n': {i}, 'm': nullif(trim(f[{plan.idx(sh.method_template.format(i=i))}]), ''), "
+        f"'p': nullif(trim(f[{plan.idx(sh.party_template.format(i=i))}]), '')}}"
+        for i in range(1, sh.slots + 1)
+    )
+    id_idx = plan.idx(reg.by_target("state_voter_id")[0].name)
+    county_idx = plan.idx(sh.county_column)
+    maps = []
+    for mp in map_plans:
+        lay = mp.layout
+        c = {col.target: mp.idx(col.name) for col in lay.columns if col.target}
+        dfmt = lay.by_target("election_date")[0].date_format
+        maps.append(
+            f"SELECT nullif(trim(f[{c['county']}]), '') AS county, try_cast(trim(f[{c['election_number']}]) AS INTEGER) AS n, "
+            f"nullif(trim(f[{c['election_desc']}]), '') AS descr, CAST(try_strptime(trim(f[{c['election_date']}]), {lit(dfmt)}) AS DATE) AS d "
+            f"FROM ({rows_sql(mp, valid=True)})"
+        )
+    emap = " UNION ALL ".join(maps)
+    whens = " ".join(f"WHEN {lit(a)} THEN {lit(b)}" for a, b in cm.map.items())
+    from voterolls.formats.engine import election_type_from_desc
+
+    return f"""SELECT {lit(state)} AS state, s.vid AS state_voter_id, s.county AS county, m.d AS election_date,
+        {election_type_from_desc("m.descr")} AS election_type, m.descr AS election_desc,
+        coalesce(CASE s.e.m {whens} END, {lit(cm.default or "unknown")}) AS vote_method, s.e.m AS vote_method_code,
+        s.e.p AS party_ballot, {lit(plan.facts.sha256)} AS source_file, CAST(s.line_no AS BIGINT) AS source_line
+      FROM (SELECT line_no, nullif(trim(f[{id_idx}]), '') AS vid, nullif(trim(f[{county_idx}]), '') AS county,
+                   unnest([{items}]) AS e FROM ({rows_sql(plan, valid=True)})) s
+      JOIN (SELECT DISTINCT county, n, descr, d FROM ({emap}) WHERE d IS NOT NULL) m ON m.county = s.county AND m.n = s.e.n
+      WHERE s.e.m IS NOT NULL AND s.vid IS NOT NULL"""

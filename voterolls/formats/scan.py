@@ -1,0 +1,291 @@
+"""``scan``: read native files into lazy national-schema relations (the ingest contract).
+
+See docs/ARCHITECTURE.md "Readers -> ingest" and ``engine`` for how lines are read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from voterolls.errors import UserError
+from voterolls.formats import engine, ny, oh, sniff
+from voterolls.formats import pa as pa_fve
+from voterolls.formats.detect import classify, resolve_format
+from voterolls.formats.engine import (
+    QUARANTINE_SCHEMA,
+    FilePlan,
+    ScannedFile,
+    ScanReport,
+    history_projection,
+    registration_projection,
+    rows_sql,
+)
+from voterolls.formats.spec import Format
+from voterolls.log import get_logger
+from voterolls.schema import VOTE_HISTORY_SCHEMA
+
+log = get_logger(__name__)
+
+_REJECT_REASONS = {
+    "INVALID ENCODING": "invalid byte sequence for {enc}",
+    "TOO MANY COLUMNS": "line contains reserved control bytes (0x1f 0x1e 0x1d)",
+}
+
+
+class Scan:
+    """The lazy result of :func:`scan`; call :meth:`finish` after consuming the relations."""
+
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        fmt: Format,
+        plans: list[FilePlan],
+        registrations: duckdb.DuckDBPyRelation,
+        vote_history: duckdb.DuckDBPyRelation | None,
+        files: list[ScannedFile],
+        quarantine_tables: list[str],
+        temp_paths: list[Path],
+    ) -> None:
+        self.format = fmt.name
+        self.format_spec = fmt
+        self.registrations = registrations
+        self.vote_history = vote_history
+        self._con = con
+        self._plans = plans
+        self._files = files
+        self._qtables = quarantine_tables
+        self._temp = temp_paths
+        self._report: ScanReport | None = None
+
+    def finish(self) -> ScanReport:
+        """Quarantine and per-file counts; deletes temp files.  Idempotent."""
+        if self._report is not None:
+            return self._report
+        parts = [
+            self._con.sql(f"SELECT file, line, field, reason FROM {t}").to_arrow_table()
+            for t in self._qtables
+        ]
+        q = (
+            pa.concat_tables([p.cast(QUARANTINE_SCHEMA) for p in parts])
+            if parts
+            else QUARANTINE_SCHEMA.empty_table()
+        )
+        for t in self._qtables:
+            self._con.execute(f"DROP TABLE IF EXISTS {t}")
+        for p in self._temp:
+            p.unlink(missing_ok=True)
+        self._report = ScanReport(files=list(self._files), quarantine=q)
+        return self._report
+
+    def __enter__(self) -> Scan:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.finish()
+
+
+def _plan(path: Path, match, fmt: Format, uid: int) -> FilePlan:  # noqa: ANN001
+    facts = sniff.facts(path)
+    lay = match.layout
+    return FilePlan(
+        path=path,
+        role=match.role,
+        layout=lay,
+        header_names=match.header_names,
+        source=path,
+        duck_encoding=lay.encoding,
+        facts=facts,
+        uid=uid,
+    )
+
+
+def _read_rejects(con: duckdb.DuckDBPyConnection, plan: FilePlan, temp: list[Path]) -> None:
+    """First pass: let DuckDB decode every line; collect rejected line numbers; reconcile counts."""
+    for attempt in (0, 1):
+        if attempt == 0 and plan.facts.mixed_endings:
+            _normalise(plan, temp)
+            continue
+        rj = f"_vr_rj_{plan.uid}_{attempt}"
+        try:
+            accepted = con.execute(
+                f"SELECT count(line IS NULL) FROM {engine._read_csv(plan, rejects=rj)}"
+            ).fetchall()[0][0]
+        except duckdb.Error as exc:
+            if attempt == 0:
+                log.info(
+                    "file %s: strict line read failed (%s); normalising line endings",
+                    plan.path.name,
+                    type(exc).__name__,
+                )
+                _normalise(plan, temp)
+                continue
+            raise UserError(
+                f"cannot be read as lines of text ({type(exc).__name__})", file=plan.path
+            ) from None
+        exists = con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [f"{rj}_e"]
+        ).fetchall()[0][0]
+        rejected = (
+            con.execute(
+                f"SELECT line, any_value(error_type) FROM {rj}_e GROUP BY line ORDER BY line"
+            ).fetchall()
+            if exists
+            else []
+        )
+        con.execute(f"DROP TABLE IF EXISTS {rj}_e; DROP TABLE IF EXISTS {rj}_s")
+        if accepted + len(rejected) == plan.facts.lines:
+            plan.rejected = [(int(n), str(t)) for n, t in rejected]
+            return
+        if attempt == 0:
+            _normalise(plan, temp)
+            continue
+        raise UserError(
+            f"line count does not reconcile: {plan.facts.lines} lines counted in the bytes, "
+            f"{accepted + len(rejected)} read by the parser",
+            file=plan.path,
+        )
+
+
+def _normalise(plan: FilePlan, temp: list[Path]) -> None:
+    if plan.source != plan.path:
+        return
+    tmp = sniff.normalise_endings(plan.path, plan.layout.encoding)
+    temp.append(tmp)
+    plan.source = tmp
+    plan.duck_encoding = "utf-8"
+
+
+def _quarantine_table(
+    con: duckdb.DuckDBPyConnection, plan: FilePlan, state: str
+) -> tuple[str, int]:
+    """Materialise this file's quarantine (line numbers and reasons only); return (table, count)."""
+    t = f"_vr_q_{plan.uid}"
+    parts = [f"SELECT line_no, field, reason FROM ({rows_sql(plan, valid=False)})"]
+    if plan.rejected:
+        enc = plan.layout.encoding
+        vals = ", ".join(
+            f"({n}, {engine.lit(_REJECT_REASONS.get(tp, tp.lower()).format(enc=enc))})"
+            for n, tp in plan.rejected
+        )
+        parts.append(
+            f"SELECT n AS line_no, NULL::VARCHAR AS field, r AS reason FROM (VALUES {vals}) v(n, r)"
+        )
+    if plan.role == "registrations":
+        ids = plan.layout.by_target("state_voter_id")
+        if ids:
+            parts.append(
+                f"SELECT line_no, 'state_voter_id' AS field, 'missing voter id' AS reason FROM ({rows_sql(plan, valid=True)}) "
+                f"WHERE {engine.raw(plan, ids[0])} IS NULL"
+            )
+    elif plan.role == "history":
+        _, required, failing = history_projection(plan, state)
+        parts.append(
+            f"SELECT line_no, {failing} AS field, 'missing voter id or unreadable election date' AS reason "
+            f"FROM ({rows_sql(plan, valid=True)}) WHERE NOT {required}"
+        )
+    elif plan.role == "election_map":
+        pass
+    union = " UNION ALL ".join(parts)
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {t} AS SELECT {engine.lit(str(plan.path))} AS file, CAST(line_no AS BIGINT) AS line, "
+        f"field, reason FROM ({union}) ORDER BY line"
+    )
+    n = con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0]
+    return t, int(n)
+
+
+def scan(
+    con: duckdb.DuckDBPyConnection,
+    paths: Sequence[str | Path] | str | Path,
+    *,
+    state: str,
+    format: str | Path | None = None,
+) -> Scan:
+    """Read ``paths`` (one state's files) into lazy national-schema relations.
+
+    ``format``: a shipped format name, a user mapping file (``.toml``), or
+    None to detect.  Raises ``UserError`` for missing/empty files and for files
+    whose shape does not match the format (naming file, line and expectation).
+    """
+    plist = [Path(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
+    if not plist:
+        raise UserError("no files given")
+    state = state.upper()
+    fmt = resolve_format(format, plist)
+    if fmt.state and fmt.state != state:
+        log.warning("format %s is %s's; scanning it as %s", fmt.name, fmt.state, state)
+    plans: list[FilePlan] = []
+    temp: list[Path] = []
+    files: list[ScannedFile] = []
+    qtables: list[str] = []
+    try:
+        for p in plist:
+            m = classify(fmt, p)
+            plan = _plan(p, m, fmt, next(engine._uid))
+            _read_rejects(con, plan, temp)
+            t, nq = _quarantine_table(con, plan, state)
+            qtables.append(t)
+            header = 1 if plan.layout.header and plan.facts.lines > 0 else 0
+            rows_read = plan.facts.lines - header
+            sf = ScannedFile(
+                path=str(p), sha256=plan.facts.sha256, encoding=plan.layout.encoding, rows_read=rows_read,
+                role=plan.role, rows_loaded=rows_read - nq, rows_quarantined=nq,
+            )  # fmt: skip
+            if (
+                sf.rows_loaded < 0
+            ):  # cannot happen: every quarantined line is a distinct physical line
+                raise UserError("internal count mismatch", file=p)
+            files.append(sf)
+            plans.append(plan)
+        regs = [pl for pl in plans if pl.role == "registrations"]
+        if not regs:
+            raise UserError(
+                f"no registration file among the inputs for format {fmt.name!r}", file=plist[0]
+            )
+        reg_sql = []
+        for pl in regs:
+            extra = [ny.unreadable_history_issue(pl)] if pl.layout.embedded_history else None
+            ids = pl.layout.by_target("state_voter_id")
+            cond = f"WHERE {engine.raw(pl, ids[0])} IS NOT NULL" if ids else ""
+            reg_sql.append(
+                f"SELECT {registration_projection(pl, state, extra)} FROM ({rows_sql(pl, valid=True)}) {cond}"
+            )
+        registrations = con.sql(" UNION ALL ".join(reg_sql))
+        vh_sql = []
+        maps = [pl for pl in plans if pl.role == "election_map"]
+        for pl in plans:
+            if pl.role == "history":
+                sel, required, _ = history_projection(pl, state)
+                vh_sql.append(f"SELECT {sel} FROM ({rows_sql(pl, valid=True)}) WHERE {required}")
+            elif pl.role == "registrations" and pl.layout.wide_history:
+                s = oh.history_sql(pl, state)
+                if s:
+                    vh_sql.append(s)
+            elif pl.role == "registrations" and pl.layout.embedded_history:
+                vh_sql.append(ny.history_sql(pl, state))
+            elif pl.role == "registrations" and pl.layout.slot_history:
+                s = pa_fve.history_sql(pl, maps, state)
+                if s:
+                    vh_sql.append(s)
+        vote_history = None
+        if vh_sql:
+            cols = ", ".join(engine.ident(f.name) for f in VOTE_HISTORY_SCHEMA)
+            casts = ", ".join(
+                f"CAST({engine.ident(f.name)} AS {engine._duck_type(f.type)}) AS {engine.ident(f.name)}"
+                for f in VOTE_HISTORY_SCHEMA
+            )
+            vote_history = con.sql(
+                " UNION ALL ".join(f"SELECT {casts} FROM ({s})" for s in vh_sql)
+            ).select(cols)
+    except BaseException:
+        for t in qtables:
+            con.execute(f"DROP TABLE IF EXISTS {t}")
+        for tp in temp:
+            tp.unlink(missing_ok=True)
+        raise
+    log.info("scan %s: %d file(s), format %s", state, len(files), fmt.name)
+    return Scan(con, fmt, plans, registrations, vote_history, files, qtables, temp)

@@ -1,0 +1,161 @@
+"""Byte-level facts about a file, gathered in one streaming pass.
+
+``rows_read`` must be counted independently of the parser, so this pass
+counts record terminators itself (LF, CRLF and bare CR; UTF-16 code units for
+UTF-16 files) while it hashes the file.  It also notices mixed line endings,
+which DuckDB's strict reader refuses, so the engine can normalise them into a
+temporary file first.
+"""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+CHUNK = 1 << 22  # 4 MiB
+
+
+@dataclass
+class FileFacts:
+    sha256: str
+    size: int
+    lines: int  # physical lines, including a header line
+    lf: int
+    crlf: int
+    bare_cr: int
+    utf16: bool
+    bom: bool
+
+    @property
+    def mixed_endings(self) -> bool:
+        kinds = (self.lf - self.crlf > 0) + (self.crlf > 0) + (self.bare_cr > 0)
+        return kinds > 1 or self.bare_cr > 0
+
+
+def head(path: Path, n: int = 1 << 16) -> bytes:
+    with path.open("rb") as fh:
+        return fh.read(n)
+
+
+def is_utf16(first: bytes) -> bool:
+    return first.startswith(b"\xff\xfe")
+
+
+def facts(path: Path) -> FileFacts:
+    """Hash and count line terminators in one chunked pass (numpy, no per-line Python)."""
+    h = hashlib.sha256()
+    first = head(path, 4)
+    utf16 = is_utf16(first)
+    lf = crlf = cr = 0
+    size = 0
+    last_unit = None
+    prev_cr = False
+    carry = b""
+    with path.open("rb") as fh:
+        while True:
+            chunk = fh.read(CHUNK)
+            if not chunk:
+                break
+            h.update(chunk)
+            size += len(chunk)
+            if utf16:
+                data = carry + chunk
+                usable = len(data) - (len(data) % 2)
+                carry = data[usable:]
+                units = np.frombuffer(data[:usable], dtype="<u2")
+                is_lf, is_cr = units == 0x0A, units == 0x0D
+            else:
+                units = np.frombuffer(chunk, dtype=np.uint8)
+                is_lf, is_cr = units == 0x0A, units == 0x0D
+            if units.size == 0:
+                continue
+            n_lf = int(is_lf.sum())
+            n_cr = int(is_cr.sum())
+            pairs = int((is_cr[:-1] & is_lf[1:]).sum())
+            if prev_cr and is_lf[0]:
+                pairs += 1
+            lf += n_lf
+            cr += n_cr
+            crlf += pairs
+            prev_cr = bool(is_cr[-1])
+            last_unit = int(units[-1])
+    bare_cr = cr - crlf
+    lines = lf + bare_cr
+    if last_unit is not None and last_unit not in (0x0A, 0x0D):
+        lines += 1  # final line without a terminator
+    if utf16 and size == 2:
+        lines = 0  # a BOM alone
+    return FileFacts(
+        h.hexdigest(),
+        size,
+        lines,
+        lf,
+        crlf,
+        bare_cr,
+        utf16,
+        first.startswith((b"\xff\xfe", b"\xef\xbb\xbf")),
+    )
+
+
+def normalise_endings(path: Path, encoding: str) -> Path:
+    """Copy ``path`` to a temp file (system temp dir) with every line ending as LF, in UTF-8.
+
+    Streaming, chunked; the caller deletes the file when the scan finishes.
+    Invalid bytes are kept as U+FFFD so the line still counts (and is
+    quarantined by the reader's encoding check).
+    """
+    py_enc = {"utf-8": "utf-8", "latin-1": "latin-1", "utf-16": "utf-16"}[encoding]
+    dec = codecs.getincrementaldecoder(py_enc)(errors="replace")
+    fd, tmp = tempfile.mkstemp(prefix="voterolls_norm_", suffix=".txt")
+    pending_cr = False
+    with os.fdopen(fd, "wb") as out, path.open("rb") as fh:
+        while True:
+            chunk = fh.read(CHUNK)
+            final = not chunk
+            text = dec.decode(chunk, final=final)
+            if pending_cr:
+                text = "\r" + text
+                pending_cr = False
+            if text.endswith("\r") and not final:
+                text = text[:-1]
+                pending_cr = True
+            text = text.replace("\r\n", "\n").replace("\r", "\n")
+            out.write(text.encode("utf-8"))
+            if final:
+                break
+    return Path(tmp)
+
+
+def first_lines(path: Path, encoding_hint: str | None = None, n: int = 3) -> tuple[str, list[str]]:
+    """(encoding guess, first ``n`` lines decoded) from the file's head, for detection and shape checks."""
+    raw = head(path)
+    if is_utf16(raw):
+        enc = "utf-16"
+        text = raw[2:].decode("utf-16-le", errors="replace")
+    elif raw.startswith(b"\xef\xbb\xbf"):
+        enc = "utf-8"
+        text = raw[3:].decode("utf-8", errors="replace")
+    else:
+        try:
+            # a truncated multi-byte sequence at the end of the head is fine
+            text = raw.decode("utf-8")
+            enc = "utf-8"
+        except UnicodeDecodeError as exc:
+            if exc.start >= len(raw) - 3:
+                text = raw[: exc.start].decode("utf-8")
+                enc = "utf-8"
+            else:
+                enc = "latin-1"
+                text = raw.decode("latin-1")
+        if encoding_hint == "latin-1":
+            enc, text = "latin-1", raw.decode("latin-1")
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    if len(raw) == (1 << 16) and len(lines) > 1:
+        lines = lines[:-1]  # last one may be cut
+    return enc, lines[:n]

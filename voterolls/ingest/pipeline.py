@@ -1,0 +1,687 @@
+"""Ingest: native files -> law-abiding, normalised Parquet snapshot, every row accounted for.
+
+One call of :func:`ingest` does, for one state::
+
+    scan (voterolls.formats)            lazy relation of the native rows
+      -> clean_dates                    placeholder DOBs removed *before* the law is applied
+      -> enforce (voterolls.policy)     disallowed fields dropped / generalised
+      -> sealed sidecar join            keyed tokens from ``voterolls seal``
+      -> normalize_registrations        names, suffixes, nicknames, address, ZIP ...
+      -> one streaming pass             Parquet (zstd) + per-file counts + issue counts
+      -> vote history, quarantine, uniformity, manifest.json
+      -> Workspace.commit               rename into place + catalog transaction
+
+Design points (the "why"):
+
+* **Law before storage.**  The relation that reaches Python and disk is the
+  output of ``enforce``: plaintext DOB / phone / e-mail that a state does not
+  make public never leave DuckDB's in-memory pipeline.  Protected
+  (confidential) voters are excluded in the same pass; only their count and
+  their ids (in memory, to withhold their vote history) are kept.
+* **One pass.**  The native file is parsed once: the lawful, normalised rows
+  stream out of DuckDB as Arrow record batches; each batch is written to
+  Parquet and counted (rows per source file, protected rows, issue tags,
+  values the law removed) with vectorised Arrow compute.  No per-row Python.
+* **Nothing lost.**  Per file ``rows_read == loaded + quarantined +
+  protected_excluded`` (registrations) or ``== loaded + quarantined +
+  withheld`` (vote-history files) is checked; a mismatch is a bug and raises
+  :class:`ReconciliationError` before anything is committed.
+* **Memory bounded.**  DuckDB runs with a memory limit and spills to a scratch
+  directory inside the staged snapshot (deleted on commit); Python holds one
+  record batch at a time.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import json
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from voterolls.errors import UserError
+from voterolls.ingest import uniformity
+from voterolls.log import get_logger
+from voterolls.normalize import ISSUES_COLUMN, clean_dates, normalize_registrations
+from voterolls.schema import REGISTRATION_SCHEMA, VOTE_HISTORY_SCHEMA
+from voterolls.store import StagedSnapshot, Workspace, check_state
+
+log = get_logger(__name__)
+
+#: Bumped when normalisation changes what is stored, so re-ingesting the same
+#: files after an upgrade makes a new snapshot instead of "unchanged".
+NORMALIZE_VERSION = "1"
+
+PROTECTED = "__vr_protected"
+SEALED_MATCH = "__vr_sealed"
+#: Policy-governed fields whose presence before ``enforce`` is recorded (as booleans).
+GOVERNED = ("dob", "birth_year", "phone", "email", "party_code")
+SEALED_COLUMNS = ("dob_token", "ssn4_token", "dl_token", "name_clk")
+BATCH_ROWS = 131_072
+
+Progress = Callable[[str, int, int | None], None]
+
+
+class ReconciliationError(RuntimeError):
+    """Counts did not add up: a bug in a reader or in ingest, never a user mistake."""
+
+
+@dataclass
+class FileResult:
+    file_name: str
+    sha256: str
+    role: str
+    encoding: str | None
+    rows_read: int
+    loaded: int
+    quarantined: int
+    protected_excluded: int
+    vote_history_loaded: int = 0
+    vote_history_withheld: int = 0
+
+
+@dataclass
+class IngestResult:
+    state: str
+    status: str  # "new" | "unchanged"
+    snapshot_id: str
+    format: str | None
+    files: list[FileResult] = field(default_factory=list)
+    rows_read: int = 0
+    loaded: int = 0
+    quarantined: int = 0
+    protected_excluded: int = 0
+    vote_history_loaded: int = 0
+    vote_history_withheld: int = 0
+    sealed_matched: int | None = None
+    policy: dict[str, Any] = field(default_factory=dict)
+    issues: dict[str, int] = field(default_factory=dict)
+    elapsed_s: float = 0.0
+    path: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# ---------------------------------------------------------------------------
+# helpers
+# ---------------------------------------------------------------------------
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 22):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _lit(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _duck_type(t: pa.DataType) -> str:
+    if pa.types.is_date32(t):
+        return "DATE"
+    if pa.types.is_int16(t):
+        return "SMALLINT"
+    if pa.types.is_int64(t):
+        return "BIGINT"
+    return "VARCHAR"
+
+
+def _policy_fingerprint(policy: Any) -> str:
+    keys = ("state", "dob_disclosure", "party_on_file", "vote_history_public", "phone_public", "email_public")
+    data = {k: getattr(policy, k, None) for k in keys}
+    data["normalize"] = NORMALIZE_VERSION
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _scan(con: duckdb.DuckDBPyConnection, paths: list[Path], state: str, format: str | None) -> Any:
+    """The reader (indirection so tests can substitute a scan shaped like the contract)."""
+    from voterolls.formats import scan
+
+    return scan(con, paths, state=state, format=format)
+
+
+def _get_policy(state: str) -> Any:
+    from voterolls.policy import get_policy
+
+    return get_policy(state)
+
+
+def _vote_history_allowed(policy: Any, override: Any) -> bool:
+    # same rule as voterolls.policy.enforce_vote_history
+    return bool(policy.vote_history_public) or (override is not None and "vote_history" in override.fields)
+
+
+def _default_memory_limit() -> str:
+    return os.environ.get("VOTEROLLS_MEMORY_LIMIT", "1GB")
+
+
+def _connect(staged: StagedSnapshot, memory_limit: str | None, threads: int | None) -> duckdb.DuckDBPyConnection:
+    cfg: dict[str, Any] = {
+        "memory_limit": memory_limit or _default_memory_limit(),
+        "temp_directory": str(staged.tmp_dir),
+        "preserve_insertion_order": False,
+    }
+    if threads:
+        cfg["threads"] = int(threads)
+    return duckdb.connect(config=cfg)
+
+
+# ---------------------------------------------------------------------------
+# sealed sidecar
+# ---------------------------------------------------------------------------
+
+
+def _sealed_view(con: duckdb.DuckDBPyConnection, sealed: Path) -> tuple[str, list[str]]:
+    """Register the sealed sidecar CSV as a view; check header and id uniqueness."""
+    if not sealed.is_file():
+        raise UserError("sealed sidecar file not found", file=sealed)
+    with sealed.open(newline="", encoding="utf-8") as fh:
+        header = next(csv.reader(fh), [])
+    header = [h.strip() for h in header]
+    if not header or header[0] != "state_voter_id":
+        raise UserError(
+            "sealed sidecar must start with the header state_voter_id,dob_token,ssn4_token,dl_token[,name_clk]",
+            file=sealed,
+            line=1,
+        )
+    unknown = [h for h in header[1:] if h not in SEALED_COLUMNS]
+    if unknown:
+        raise UserError(f"unexpected column {unknown[0]!r} (allowed: {', '.join(SEALED_COLUMNS)})", file=sealed, line=1, field=unknown[0])
+    tokens = header[1:]
+    cols = ", ".join(f"{_lit(h)}: 'VARCHAR'" for h in header)
+    try:
+        rel = con.sql(
+            f"SELECT * FROM read_csv({_lit(str(sealed))}, header=true, columns={{{cols}}}, auto_detect=false, quote='\"')"
+        )
+        dup = rel.aggregate("count(*) - count(DISTINCT state_voter_id) AS d, count(*) FILTER (WHERE state_voter_id IS NULL) AS n").fetchall()[0]
+    except duckdb.Error as exc:
+        raise UserError(f"sealed sidecar cannot be read as CSV ({type(exc).__name__})", file=sealed) from None
+    if dup[1]:
+        raise UserError("a row has no state_voter_id", file=sealed, field="state_voter_id")
+    if dup[0]:
+        raise UserError(f"{dup[0]} duplicate state_voter_id value(s): each voter must appear once", file=sealed, field="state_voter_id")
+    rel.create_view("_vr_sealed", replace=True)
+    return "_vr_sealed", tokens
+
+
+# ---------------------------------------------------------------------------
+# streaming writer
+# ---------------------------------------------------------------------------
+
+
+class _Counts:
+    """Accumulators filled batch by batch (vectorised, per batch)."""
+
+    def __init__(self) -> None:
+        self.kept: Counter[str] = Counter()
+        self.flagged: Counter[str] = Counter()
+        self.issues: Counter[str] = Counter()
+        self.policy_removed: Counter[str] = Counter()
+        self.sealed_matched = 0
+        self.flagged_ids: list[pa.Array] = []
+        self.extra_quarantine: list[pa.Table] = []
+        self.rows = 0
+
+    @staticmethod
+    def _add(counter: Counter[str], col: pa.ChunkedArray | pa.Array) -> None:
+        vc = pc.value_counts(col)
+        for v, n in zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist(), strict=True):
+            counter[v] += n
+
+
+def _stream_write(
+    rel: duckdb.DuckDBPyRelation,
+    out: Path,
+    schema: pa.Schema,
+    counts: _Counts,
+    *,
+    flag: str | None,
+    extra_bool: Sequence[str] = (),
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Write rows where ``flag`` is false to ``out``; count everything; return rows written."""
+    writer = pq.ParquetWriter(out, schema, compression="zstd", compression_level=3)
+    written = 0
+    try:
+        reader = rel.to_arrow_reader(BATCH_ROWS)
+        for batch in reader:
+            n = batch.num_rows
+            if n == 0:
+                continue
+            counts.rows += n
+            if flag is not None:
+                flagged = pc.fill_null(batch.column(flag), False)
+                keep = pc.invert(flagged)
+            else:
+                flagged = None
+                keep = None
+            ids = batch.column("state_voter_id")
+            missing_id = pc.is_null(ids)
+            if keep is None:
+                keep = pc.invert(missing_id)
+                bad = missing_id
+            else:
+                bad = pc.and_(keep, missing_id)
+                keep = pc.and_(keep, pc.invert(missing_id))
+            tbl = pa.Table.from_batches([batch])
+            if flagged is not None and pc.any(flagged).as_py():
+                fl = tbl.filter(flagged)
+                counts._add(counts.flagged, fl.column("source_file"))
+                counts.flagged_ids.append(fl.column("state_voter_id").combine_chunks())
+            if pc.any(bad).as_py():
+                b = tbl.filter(bad)
+                counts.extra_quarantine.append(
+                    pa.table({"sha256": b.column("source_file"), "line": b.column("source_line")})
+                )
+            kept = tbl.filter(keep)
+            counts._add(counts.kept, kept.column("source_file"))
+            if ISSUES_COLUMN in kept.column_names:
+                flat = pc.list_flatten(kept.column(ISSUES_COLUMN))
+                if len(flat):
+                    counts._add(counts.issues, flat)
+            for name in extra_bool:
+                if name == SEALED_MATCH:
+                    counts.sealed_matched += int(pc.sum(kept.column(name)).as_py() or 0)
+                else:  # "__had_<field>": a value before the policy and none after
+                    fld = name.removeprefix("__had_")
+                    removed = pc.and_(pc.fill_null(kept.column(name), False), pc.is_null(kept.column(fld)))
+                    counts.policy_removed[fld] += int(pc.sum(removed).as_py() or 0)
+            out_tbl = kept.select(schema.names).cast(schema)
+            writer.write_table(out_tbl, row_group_size=max(1, out_tbl.num_rows))
+            written += out_tbl.num_rows
+            if progress:
+                progress(n)
+    finally:
+        writer.close()
+    return written
+
+
+# ---------------------------------------------------------------------------
+# the pipeline
+# ---------------------------------------------------------------------------
+
+
+def _ingest_key(shas: list[str], fmt: str | None, sealed_sha: str | None, override: Any, fingerprint: str) -> str:
+    data = {
+        "files": sorted(shas),
+        "format": fmt or "",
+        "sealed": sealed_sha or "",
+        "override": sorted(override.fields) if override is not None else [],
+        "override_basis": override.legal_basis.strip() if override is not None else "",
+        "policy": fingerprint,
+    }
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def _unchanged(ws: Workspace, snap: dict[str, Any], started: float) -> IngestResult:
+    files = [
+        FileResult(
+            file_name=f["file_name"], sha256=f["sha256"], role=f["role"], encoding=f["encoding"],
+            rows_read=f["rows_read"], loaded=f["loaded"], quarantined=f["quarantined"],
+            protected_excluded=f["protected_excluded"], vote_history_loaded=f["vote_history_loaded"],
+            vote_history_withheld=f["vote_history_withheld"],
+        )  # fmt: skip
+        for f in ws.file_manifests(snap["state"], snap["snapshot_id"])
+    ]
+    return IngestResult(
+        state=snap["state"], status="unchanged", snapshot_id=snap["snapshot_id"], format=snap["format"],
+        files=files, rows_read=snap["rows_read"], loaded=snap["loaded"], quarantined=snap["quarantined"],
+        protected_excluded=snap["protected_excluded"], vote_history_loaded=snap["vote_history_loaded"],
+        vote_history_withheld=snap["vote_history_withheld"], sealed_matched=snap["sealed_matched"],
+        elapsed_s=time.perf_counter() - started, path=snap["path"],
+    )  # fmt: skip
+
+
+def ingest(
+    workspace: Workspace | str | Path,
+    state: str,
+    paths: Sequence[str | Path] | str | Path,
+    format: str | None = None,
+    sealed: str | Path | None = None,
+    override: Any = None,
+    progress: Progress | None = None,
+    *,
+    memory_limit: str | None = None,
+    threads: int | None = None,
+) -> IngestResult:
+    """Ingest one state's native file(s) into ``workspace`` as a new snapshot.
+
+    Returns ``status="unchanged"`` (and writes nothing) when the same files,
+    sealed sidecar, override and policy were already ingested as the state's
+    current snapshot.  ``override`` is a :class:`voterolls.policy.Override`.
+    Raises :class:`UserError` for input mistakes (naming file, line, field).
+    """
+    started = time.perf_counter()
+    ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
+    state = check_state(state)
+    plist = [Path(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
+    if not plist:
+        raise UserError("no input files given")
+    for p in plist:
+        if not p.is_file():
+            raise UserError("file not found", file=p)
+    report = progress or (lambda phase, done, total: None)
+
+    report("hash", 0, len(plist))
+    shas = [sha256_file(p) for p in plist]
+    dups = [p for i, p in enumerate(plist) if shas[i] in shas[:i]]
+    if dups:
+        raise UserError("the same file content is given twice", file=dups[0])
+    sealed_path = Path(sealed) if sealed is not None else None
+    if sealed_path is not None and not sealed_path.is_file():
+        raise UserError("sealed sidecar file not found", file=sealed_path)
+    sealed_sha = sha256_file(sealed_path) if sealed_path is not None else None
+    policy = _get_policy(state)
+    fingerprint = _policy_fingerprint(policy)
+    key = _ingest_key(shas, format, sealed_sha, override, fingerprint)
+    cur = ws.current_snapshot(state)
+    if cur is not None and cur["ingest_key"] == key:
+        log.info("ingest %s: same inputs as snapshot %s; nothing to do", state, cur["snapshot_id"])
+        return _unchanged(ws, cur, started)
+
+    staged = ws.stage(state)
+    try:
+        result = _run(ws, staged, state, plist, shas, format, sealed_path, sealed_sha, override, policy, fingerprint, key, report, memory_limit, threads, started)
+    except BaseException:
+        ws.discard(staged)
+        raise
+    return result
+
+
+def _run(
+    ws: Workspace,
+    staged: StagedSnapshot,
+    state: str,
+    plist: list[Path],
+    shas: list[str],
+    format: str | None,
+    sealed_path: Path | None,
+    sealed_sha: str | None,
+    override: Any,
+    policy: Any,
+    fingerprint: str,
+    key: str,
+    report: Progress,
+    memory_limit: str | None,
+    threads: int | None,
+    started: float,
+) -> IngestResult:
+    from voterolls.policy import enforce
+
+    con = _connect(staged, memory_limit, threads)
+    try:
+        report("scan", 0, None)
+        s = _scan(con, plist, state, format)
+        total_rows = sum(f.rows_read for f in getattr(s, "_files", []) if f.role == "registrations") or None
+
+        # -- registrations: flags, dates, law, tokens, normalisation ---------------------------
+        rel = s.registrations
+        cols = set(rel.columns)
+        if "_protected" in cols:
+            prot = "(CASE WHEN _protected IS NULL THEN false ELSE coalesce(TRY_CAST(_protected AS BOOLEAN), true) END)"
+            rel = rel.project(f"* EXCLUDE (_protected), {prot} AS {PROTECTED}")
+        else:
+            rel = rel.project(f"*, false AS {PROTECTED}")
+        rel = clean_dates(con, rel)
+        cols = set(rel.columns)
+        had = []
+        for f in GOVERNED:
+            if f in cols:
+                had.append(f'("{f}" IS NOT NULL) AS __had_{f}')
+        if had:
+            rel = rel.project(f"*, {', '.join(had)}")
+        lawful, _findings = enforce(rel, policy, override=override, count=False)
+        extra_bool = [f"__had_{f}" for f in GOVERNED if f in cols]
+        if sealed_path is not None:
+            view, tokens = _sealed_view(con, sealed_path)
+            lawful.create_view("_vr_lawful", replace=True)
+            lcols = [c for c in lawful.columns if c not in tokens]
+            sel = ", ".join(f"l.{_q(c)}" for c in lcols)
+            toks = ", ".join(f"s.{_q(t)} AS {_q(t)}" for t in tokens)
+            lawful = con.sql(
+                f"SELECT {sel}, {toks}, (s.state_voter_id IS NOT NULL) AS {SEALED_MATCH} "
+                f"FROM _vr_lawful l LEFT JOIN {view} s ON s.state_voter_id = l.state_voter_id"
+            )
+            extra_bool.append(SEALED_MATCH)
+        normal = normalize_registrations(con, lawful)
+        missing = [f.name for f in REGISTRATION_SCHEMA if f.name not in normal.columns]
+        if missing:
+            normal = normal.project("*, " + ", ".join(f"NULL::{_duck_type(REGISTRATION_SCHEMA.field(m).type)} AS {_q(m)}" for m in missing))
+
+        reg_counts = _Counts()
+        done = 0
+
+        def on_rows(n: int) -> None:
+            nonlocal done
+            done += n
+            report("registrations", done, total_rows)
+
+        reg_path = staged.dir / "registrations.parquet"
+        written = _stream_write(normal, reg_path, REGISTRATION_SCHEMA, reg_counts, flag=PROTECTED, extra_bool=extra_bool, progress=on_rows)
+
+        # -- vote history -------------------------------------------------------------------
+        vh_counts = _Counts()
+        vh_path = staged.dir / "vote_history.parquet"
+        vh = s.vote_history
+        if vh is None:
+            pq.write_table(VOTE_HISTORY_SCHEMA.empty_table(), vh_path, compression="zstd")
+        elif _vote_history_allowed(policy, override):
+            report("vote_history", 0, None)
+            ids = (
+                pa.concat_arrays(reg_counts.flagged_ids).unique()
+                if reg_counts.flagged_ids
+                else pa.array([], pa.string())
+            )
+            con.register("_vr_prot_ids", pa.table({"state_voter_id": ids}))
+            vh.create_view("_vr_vh", replace=True)
+            vh_flagged = con.sql(
+                f"SELECT v.*, (p.state_voter_id IS NOT NULL) AS {PROTECTED} FROM _vr_vh v "
+                f"LEFT JOIN _vr_prot_ids p ON p.state_voter_id = v.state_voter_id"
+            )
+            _stream_write(vh_flagged, vh_path, VOTE_HISTORY_SCHEMA, vh_counts, flag=PROTECTED)
+        else:
+            report("vote_history", 0, None)
+            for sha, n in vh.aggregate("source_file, count(*) AS n", "source_file").fetchall():
+                vh_counts.flagged[sha] += int(n)
+            pq.write_table(VOTE_HISTORY_SCHEMA.empty_table(), vh_path, compression="zstd")
+
+        scan_report = s.finish()
+    finally:
+        con.close()
+
+    # -- reconcile, per file ------------------------------------------------------------------
+    report("reconcile", 0, None)
+    fmt_name = getattr(s, "format", format)
+    by_path = {str(p): sha for p, sha in zip(plist, shas, strict=True)}
+    name_of = {sha: p.name for p, sha in zip(plist, shas, strict=True)}
+    q_tbl = scan_report.quarantine
+    q_counts: Counter[str] = Counter()
+    if q_tbl.num_rows:
+        _Counts._add(q_counts, q_tbl.column("file"))
+    extra_q = Counter()
+    for t in reg_counts.extra_quarantine:
+        _Counts._add(extra_q, t.column("sha256"))
+    files: list[FileResult] = []
+    for f in scan_report.files:
+        sha = by_path.get(str(f.path)) or by_path.get(str(Path(f.path)))
+        if sha is None:
+            raise ReconciliationError(f"reader reported a file that was not given: {Path(f.path).name}")
+        if f.sha256 != sha:
+            raise UserError("the file changed while it was being ingested; run again", file=f.path)
+        quarantined = int(q_counts.get(str(f.path), 0)) + int(extra_q.get(sha, 0))
+        if getattr(f, "rows_quarantined", None) is not None and int(q_counts.get(str(f.path), 0)) != int(f.rows_quarantined):
+            raise ReconciliationError(
+                f"{Path(f.path).name}: reader counted {f.rows_quarantined} quarantined rows but listed {q_counts.get(str(f.path), 0)}"
+            )
+        role = getattr(f, "role", "registrations")
+        fr = FileResult(
+            file_name=Path(f.path).name, sha256=sha, role=role, encoding=getattr(f, "encoding", None),
+            rows_read=int(f.rows_read), loaded=int(reg_counts.kept.get(sha, 0)), quarantined=quarantined,
+            protected_excluded=int(reg_counts.flagged.get(sha, 0)),
+            vote_history_loaded=int(vh_counts.kept.get(sha, 0)), vote_history_withheld=int(vh_counts.flagged.get(sha, 0)),
+        )  # fmt: skip
+        if role == "registrations":
+            accounted = fr.loaded + fr.quarantined + fr.protected_excluded
+        elif role == "history":
+            accounted = fr.vote_history_loaded + fr.vote_history_withheld + fr.quarantined
+        else:  # reference data (an election map): read, not stored as rows
+            fr.loaded = fr.rows_read - fr.quarantined
+            accounted = fr.rows_read
+        if accounted != fr.rows_read:
+            raise ReconciliationError(
+                f"{fr.file_name}: rows_read {fr.rows_read} != loaded {fr.loaded} + quarantined {fr.quarantined} "
+                f"+ protected/withheld {fr.protected_excluded + fr.vote_history_withheld} (+ history {fr.vote_history_loaded})"
+            )
+        files.append(fr)
+    seen = {fr.sha256 for fr in files}
+    stray = (set(reg_counts.kept) | set(reg_counts.flagged) | set(vh_counts.kept)) - seen
+    if stray:
+        raise ReconciliationError(f"rows carry a source_file that is none of the inputs ({len(stray)} value(s))")
+    loaded = sum(fr.loaded for fr in files if fr.role == "registrations")
+    if loaded != written or pq.ParquetFile(reg_path).metadata.num_rows != written:
+        raise ReconciliationError(f"registrations written {written} != loaded {loaded}")
+
+    # -- quarantine ---------------------------------------------------------------------------
+    q_parts = []
+    if q_tbl.num_rows:
+        fnames = pc.cast(q_tbl.column("file"), pa.string()).to_pylist()
+        q_parts.append(
+            pa.table(
+                {
+                    "state": pa.array([state] * q_tbl.num_rows, pa.string()),
+                    "file": pa.array([Path(x).name if x else None for x in fnames], pa.string()),
+                    "sha256": pa.array([by_path.get(x) for x in fnames], pa.string()),
+                    "line": pc.cast(q_tbl.column("line"), pa.int64()),
+                    "field": pc.cast(q_tbl.column("field"), pa.string()),
+                    "reason": pc.cast(q_tbl.column("reason"), pa.string()),
+                }
+            )
+        )
+    for t in reg_counts.extra_quarantine:
+        shas_q = t.column("sha256").to_pylist()
+        q_parts.append(
+            pa.table(
+                {
+                    "state": pa.array([state] * t.num_rows, pa.string()),
+                    "file": pa.array([name_of.get(x) for x in shas_q], pa.string()),
+                    "sha256": pa.array(shas_q, pa.string()),
+                    "line": pc.cast(t.column("line"), pa.int64()),
+                    "field": pa.array(["state_voter_id"] * t.num_rows, pa.string()),
+                    "reason": pa.array(["missing voter id"] * t.num_rows, pa.string()),
+                }
+            )
+        )
+    q_schema = pa.schema([("state", pa.string()), ("file", pa.string()), ("sha256", pa.string()), ("line", pa.int64()), ("field", pa.string()), ("reason", pa.string())])
+    q_all = pa.concat_tables([p.cast(q_schema) for p in q_parts]) if q_parts else q_schema.empty_table()
+    pq.write_table(q_all, staged.dir / "quarantine.parquet", compression="zstd")
+
+    # -- uniformity ------------------------------------------------------------------------------
+    report("uniformity", 0, None)
+    spec = getattr(s, "format_spec", None)
+    uni = uniformity.compute(
+        reg_path,
+        vh_path,
+        state=state,
+        snapshot_id=staged.snapshot_id,
+        spec=spec,
+        policy=policy,
+        override=override,
+        issues=reg_counts.issues,
+        policy_removed=reg_counts.policy_removed,
+        sealed_tokens=bool(sealed_path),
+        memory_limit=memory_limit or _default_memory_limit(),
+        temp_dir=staged.tmp_dir,
+    )
+    pq.write_table(uni, staged.dir / "uniformity.parquet", compression="zstd")
+
+    # -- manifest + commit -----------------------------------------------------------------------
+    from voterolls.policy import allowed_columns
+
+    allowed = allowed_columns(policy, override)
+    policy_summary = {
+        "dob_disclosure": policy.dob_disclosure,
+        "allowed": {k: bool(v) for k, v in allowed.items() if k in ("dob", "birth_year", "phone", "email", "party")},
+        "vote_history_public": _vote_history_allowed(policy, override),
+        "values_removed": dict(sorted(reg_counts.policy_removed.items())),
+        "protected_excluded": sum(fr.protected_excluded for fr in files),
+        "override_fields": sorted(override.fields) if override is not None else [],
+        "override_legal_basis": override.legal_basis.strip() if override is not None else None,
+        "fingerprint": fingerprint,
+    }
+    totals = {
+        "rows_read": sum(fr.rows_read for fr in files if fr.role == "registrations"),
+        "loaded": loaded,
+        "quarantined": sum(fr.quarantined for fr in files if fr.role == "registrations"),
+        "protected_excluded": sum(fr.protected_excluded for fr in files),
+        "vote_history_loaded": sum(fr.vote_history_loaded for fr in files),
+        "vote_history_withheld": sum(fr.vote_history_withheld for fr in files),
+    }
+    created = dt.datetime.now(dt.UTC)
+    elapsed = time.perf_counter() - started
+    manifest = {
+        "state": state,
+        "snapshot_id": staged.snapshot_id,
+        "created_at": created.isoformat(),
+        "format": fmt_name,
+        "ingest_key": key,
+        "normalize_version": NORMALIZE_VERSION,
+        "files": [asdict(fr) for fr in files],
+        "totals": totals,
+        "history_quarantined": sum(fr.quarantined for fr in files if fr.role == "history"),
+        "policy": policy_summary,
+        "sealed": {"sha256": sealed_sha, "matched": reg_counts.sealed_matched} if sealed_sha else None,
+        "issues": dict(sorted(reg_counts.issues.items())),
+        "elapsed_s": round(elapsed, 3),
+    }
+    (staged.dir / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    record = {
+        "created_at": created.replace(tzinfo=None),
+        "format": fmt_name,
+        "file_sha256s": [fr.sha256 for fr in files],
+        "ingest_key": key,
+        **totals,
+        "sealed_sha256": sealed_sha,
+        "sealed_matched": reg_counts.sealed_matched if sealed_sha else None,
+        "override_fields": policy_summary["override_fields"],
+        "override_legal_basis": policy_summary["override_legal_basis"],
+        "policy_fingerprint": fingerprint,
+        "elapsed_s": elapsed,
+    }
+    report("commit", 0, None)
+    final = ws.commit(staged, record, [asdict(fr) for fr in files])
+    log.info(
+        "ingest %s: snapshot %s, %d read, %d loaded, %d quarantined, %d protected excluded",
+        state, staged.snapshot_id, totals["rows_read"], loaded, totals["quarantined"], totals["protected_excluded"],
+    )  # fmt: skip
+    return IngestResult(
+        state=state,
+        status="new",
+        snapshot_id=staged.snapshot_id,
+        format=fmt_name,
+        files=files,
+        sealed_matched=reg_counts.sealed_matched if sealed_sha else None,
+        policy=policy_summary,
+        issues=dict(reg_counts.issues),
+        elapsed_s=time.perf_counter() - started,
+        path=str(final),
+        **totals,
+    )

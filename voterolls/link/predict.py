@@ -1,0 +1,84 @@
+"""Scoring: Splink predictions -> ``W/link/pairs.parquet`` in the contract's columns.
+
+Contract (docs/ARCHITECTURE.md, "Linkage output"): one row per scored
+candidate pair, ``state_l, state_voter_id_l, state_r, state_voter_id_r,
+match_probability, match_weight, dob_granularity_l, dob_granularity_r`` and
+one ``gamma_<comparison>`` per comparison.  Splink orders each pair so that
+``unique_id_l < unique_id_r``; ``unique_id`` is ``state:state_voter_id``, so
+the left side is the alphabetically first state (then id), which makes the
+file deterministic.
+
+Splink scores with the prior it was given; :mod:`voterolls.link.train`
+re-estimates the prior on the scored pairs, and the final weights here are
+Splink's weights shifted by the change of prior log-odds (``shift``), which
+is exactly what scoring again with the new prior would give.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import duckdb
+
+from voterolls.link.comparisons import COMPARISON_NAMES
+from voterolls.link.train import log2_odds
+
+PAIR_COLUMNS = (
+    "state_l",
+    "state_voter_id_l",
+    "state_r",
+    "state_voter_id_r",
+    "match_probability",
+    "match_weight",
+    "dob_granularity_l",
+    "dob_granularity_r",
+) + tuple(f"gamma_{c}" for c in COMPARISON_NAMES)
+
+
+def weight_expr(shift: float) -> str:
+    return f"(match_weight + ({shift!r}))"
+
+
+def probability_expr(shift: float) -> str:
+    w = weight_expr(shift)
+    return f"(1.0 / (1.0 + pow(2.0, -least(greatest({w}, -1000.0), 1000.0))))"
+
+
+def export_pairs(engine, df_predict, out: Path, *, shift: float, min_probability: float) -> int:
+    """Write pairs with probability >= ``min_probability`` to ``out``; return the row count."""
+    cols = [
+        "state_l",
+        "state_voter_id_l",
+        "state_r",
+        "state_voter_id_r",
+        f"{probability_expr(shift)} AS match_probability",
+        f"{weight_expr(shift)} AS match_weight",
+        "dob_granularity_l",
+        "dob_granularity_r",
+    ] + [f"gamma_{c}" for c in COMPARISON_NAMES]
+    where = None
+    if min_probability > 0:
+        where = f"{weight_expr(shift)} >= {log2_odds(min_probability)!r}"
+    raw = out.parent / "_work" / ("pairs_raw" if engine.EXPORT_IS_DIRECTORY else "pairs_raw.parquet")
+    glob = engine.export(df_predict, raw, columns=cols, where=where)
+    return finalise(glob, out, PAIR_COLUMNS, order="state_l, state_voter_id_l, state_r, state_voter_id_r")
+
+
+def finalise(glob: str, out: Path, columns: tuple[str, ...] | list[str], *, order: str, select: str | None = None) -> int:
+    """Rewrite the engine's export as one sorted Parquet file at ``out`` (atomic rename)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(out.suffix + ".tmp")
+    con = duckdb.connect()
+    try:
+        src = glob.replace("'", "''")
+        sel = select or ", ".join(columns)
+        con.execute(
+            f"COPY (SELECT {sel} FROM read_parquet('{src}') ORDER BY {order}) "
+            f"TO '{str(tmp).replace(chr(39), chr(39) * 2)}' (FORMAT PARQUET, COMPRESSION ZSTD)"
+        ).fetchall()
+        n = con.execute(f"SELECT count(*) FROM read_parquet('{str(tmp).replace(chr(39), chr(39) * 2)}')").fetchall()[0][0]
+    finally:
+        con.close()
+    os.replace(tmp, out)
+    return int(n)

@@ -1,0 +1,235 @@
+"""Per-state list-maintenance outputs: evidence for review, never removals.
+
+Each list is a DuckDB query over the linkage pairs and the workspace
+registrations, written as CSV (for staff spreadsheets) and Parquet.  A row
+carries the match probability, the evidence behind it, each side's DOB
+granularity and a recommended action from :mod:`voterolls.lists.actions`.
+
+What a state sees of *another* state's registration is limited to what both
+states' disclosure policies allow: the other side's DOB is shown at the
+coarser of the two states' DOB granularities, and contact fields are never
+copied across.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from voterolls.errors import UserError
+from voterolls.lists.actions import ACTIONS, REVIEW, SEND_NOTICE, ActionPolicy
+from voterolls.lists.evidence import ComparisonLevels, evidence_sql
+from voterolls.log import get_logger
+from voterolls.policy import get_policy
+
+log = get_logger(__name__)
+
+_GRANULARITY_RANK = {"none": 0, "year": 1, "full": 2}
+
+#: This state's own columns in every list (the state is entitled to its own voters' records).
+OWN_COLUMNS = (
+    "state_voter_id",
+    "county",
+    "last_name",
+    "first_name",
+    "middle_name",
+    "name_suffix",
+    "birth_year",
+    "dob",
+    "residence_address",
+    "residence_city",
+    "residence_zip5",
+    "registration_date",
+    "status",
+)
+
+
+@dataclass
+class ListSummary:
+    """Counts for one list; what a supervisor reads before opening the file."""
+
+    name: str
+    rows: int
+    by_action: dict[str, int]
+    at_or_above_notice_threshold: int
+    between_thresholds: int
+    below_review_threshold: int
+    expected_false_positives_at_notice: float
+    expected_false_positives_at_review: float
+    held_reason: str | None = None
+    files: list[str] = field(default_factory=list)
+
+
+def shared_dob_granularity(state_a: str, state_b: str) -> str:
+    """The coarser DOB granularity both states' policies allow."""
+    a = get_policy(state_a).dob_disclosure
+    b = get_policy(state_b).dob_disclosure
+    return a if _GRANULARITY_RANK[a] <= _GRANULARITY_RANK[b] else b
+
+
+def _oriented_pairs_sql(pairs: str, gammas: list[str], *, cross_state: bool) -> str:
+    """Pairs turned so the ``this_`` side is the list's state (given as $state)."""
+    g_same = "".join(f', "{g}"' for g in gammas)
+    cond = "state_r <> $state" if cross_state else "state_r = $state"
+    cond_swapped = "state_l <> $state" if cross_state else "FALSE"
+    return f"""
+        SELECT state_l AS this_state, state_voter_id_l AS this_id,
+               state_r AS other_state, state_voter_id_r AS other_id,
+               match_probability, dob_granularity_l AS this_dob_granularity,
+               dob_granularity_r AS other_dob_granularity{g_same}
+        FROM {pairs} WHERE state_l = $state AND {cond}
+        UNION ALL
+        SELECT state_r, state_voter_id_r, state_l, state_voter_id_l,
+               match_probability, dob_granularity_r, dob_granularity_l{g_same}
+        FROM {pairs} WHERE state_r = $state AND {cond_swapped}
+    """
+
+
+def _other_state_columns(con: duckdb.DuckDBPyConnection, state: str, oriented: str) -> str:
+    """Other-side columns, DOB limited per pair of states' policies."""
+    others = [r[0] for r in con.execute(f"SELECT DISTINCT other_state FROM ({oriented})", {"state": state}).fetchall()]
+    dob_cases = []
+    year_cases = []
+    for other in others:
+        g = shared_dob_granularity(state, other)
+        if g == "full":
+            dob_cases.append(f"WHEN '{other}' THEN o.dob")
+        if g in ("full", "year"):
+            year_cases.append(f"WHEN '{other}' THEN o.birth_year")
+    dob = f"CASE p.other_state {' '.join(dob_cases)} ELSE NULL END" if dob_cases else "NULL::DATE"
+    year = f"CASE p.other_state {' '.join(year_cases)} ELSE NULL END" if year_cases else "NULL::SMALLINT"
+    return f"""
+        p.other_state, p.other_id AS other_state_voter_id, o.county AS other_county,
+        o.last_name AS other_last_name, o.first_name AS other_first_name,
+        o.middle_name AS other_middle_name, o.name_suffix AS other_name_suffix,
+        {year} AS other_birth_year, {dob} AS other_dob,
+        o.residence_city AS other_residence_city, o.residence_zip5 AS other_residence_zip5,
+        o.registration_date AS other_registration_date, o.status AS other_status
+    """
+
+
+def _write(con: duckdb.DuckDBPyConnection, rel_sql: str, params: dict, out: Path, name: str) -> list[str]:
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _list AS {rel_sql}", params)
+    files = []
+    for ext, opts in (("csv", "FORMAT csv, HEADER true"), ("parquet", "FORMAT parquet, COMPRESSION zstd")):
+        path = out / f"{name}.{ext}"
+        con.execute(f"COPY (SELECT * FROM _list ORDER BY match_probability DESC, this_state_voter_id) TO '{path}' ({opts})")
+        files.append(str(path))
+    return files
+
+
+def _summarise(con: duckdb.DuckDBPyConnection, name: str, policy: ActionPolicy, files: list[str], held: str | None) -> ListSummary:
+    row = con.execute(
+        """
+        SELECT count(*),
+               count(*) FILTER (WHERE match_probability >= $n),
+               count(*) FILTER (WHERE match_probability >= $r AND match_probability < $n),
+               count(*) FILTER (WHERE match_probability < $r),
+               coalesce(sum(1 - match_probability) FILTER (WHERE match_probability >= $n), 0),
+               coalesce(sum(1 - match_probability) FILTER (WHERE match_probability >= $r), 0)
+        FROM _list
+        """,
+        {"n": policy.notice_threshold, "r": policy.review_threshold},
+    ).fetchone()
+    by_action = dict(con.execute("SELECT recommended_action, count(*) FROM _list GROUP BY 1").fetchall())
+    assert set(by_action) <= set(ACTIONS), "a list recommended an action outside the lawful set"
+    return ListSummary(
+        name=name,
+        rows=row[0],
+        by_action={a: by_action.get(a, 0) for a in ACTIONS},
+        at_or_above_notice_threshold=row[1],
+        between_thresholds=row[2],
+        below_review_threshold=row[3],
+        expected_false_positives_at_notice=round(float(row[4]), 2),
+        expected_false_positives_at_review=round(float(row[5]), 2),
+        held_reason=held,
+        files=files,
+    )
+
+
+def movers_and_duplicates(
+    con: duckdb.DuckDBPyConnection,
+    state: str,
+    pairs: str,
+    out: Path,
+    policy: ActionPolicy,
+    levels: list[ComparisonLevels] | None = None,
+) -> list[ListSummary]:
+    """Write the cross-state movers and in-state duplicates lists for ``state``.
+
+    ``con`` must have a ``registrations`` view (the workspace); ``pairs`` is a
+    table or ``read_parquet(...)`` expression in the linkage-output contract.
+    A cross-state match is a *mover* row for this state when the other
+    state's registration is more recent (the voter probably moved away); when
+    this state's registration is the more recent one the row belongs on the
+    other state's list and is left out here; when either date is unknown the
+    row is kept but can reach at most "review".
+    """
+    cols = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {pairs}").fetchall()}
+    gammas = sorted(c for c in cols if c.startswith("gamma_"))
+    ev = evidence_sql(levels or [], cols, prefix="p.")
+    own = ", ".join(f"t.{c} AS this_{c}" for c in OWN_COLUMNS)
+    summaries = []
+
+    cross = _oriented_pairs_sql(pairs, gammas, cross_state=True)
+    other_cols = _other_state_columns(con, state, cross)
+    residence_action = policy.action_sql("p.match_probability", residence_based=True)
+    review_action = policy.action_sql("p.match_probability", residence_based=False)
+    movers_sql = f"""
+        SELECT {own}, p.match_probability, {ev} AS evidence,
+               p.this_dob_granularity, p.other_dob_granularity, {other_cols},
+               CASE WHEN t.registration_date IS NULL OR o.registration_date IS NULL
+                    THEN 'unknown' ELSE 'other state newer' END AS which_is_newer,
+               CASE WHEN t.registration_date IS NULL OR o.registration_date IS NULL
+                    THEN (CASE WHEN {residence_action} = '{SEND_NOTICE}' THEN '{REVIEW}'
+                               ELSE {residence_action} END)
+                    ELSE {residence_action} END AS recommended_action
+        FROM ({cross}) p
+        JOIN registrations t ON t.state = p.this_state AND t.state_voter_id = p.this_id
+        JOIN registrations o ON o.state = p.other_state AND o.state_voter_id = p.other_id
+        WHERE t.registration_date IS NULL OR o.registration_date IS NULL
+              OR o.registration_date > t.registration_date
+    """
+    files = _write(con, movers_sql, {"state": state}, out, "cross_state_movers")
+    summaries.append(_summarise(con, "cross_state_movers", policy, files, policy.hold_reason))
+
+    within = _oriented_pairs_sql(pairs, gammas, cross_state=False)
+    dup_sql = f"""
+        SELECT {own}, p.match_probability, {ev} AS evidence,
+               p.this_dob_granularity, p.other_dob_granularity,
+               p.other_id AS other_state_voter_id, o.county AS other_county,
+               o.registration_date AS other_registration_date, o.status AS other_status,
+               {review_action} AS recommended_action
+        FROM ({within}) p
+        JOIN registrations t ON t.state = p.this_state AND t.state_voter_id = p.this_id
+        JOIN registrations o ON o.state = p.other_state AND o.state_voter_id = p.other_id
+    """
+    files = _write(con, dup_sql, {"state": state}, out, "in_state_duplicates")
+    summaries.append(_summarise(con, "in_state_duplicates", policy, files, None))
+    return summaries
+
+
+def write_summary(out: Path, state: str, policy: ActionPolicy, summaries: list[ListSummary]) -> Path:
+    doc = {
+        "state": state,
+        "as_of": policy.today.isoformat(),
+        "federal_election": policy.election.isoformat(),
+        "in_quiet_period": policy.in_quiet_period,
+        "notice_threshold": policy.notice_threshold,
+        "review_threshold": policy.review_threshold,
+        "note": "Evidence for review. No row is a removal; NVRA notice-and-wait applies to every residence-based row.",
+        "lists": [asdict(s) for s in summaries],
+    }
+    path = out / "summary.json"
+    path.write_text(json.dumps(doc, indent=2, default=str))
+    return path
+
+
+def require_linkage(link_dir: Path) -> Path:
+    pairs = link_dir / "pairs.parquet"
+    if not pairs.exists():
+        raise UserError("no linkage output; run `voterolls link` first", file=pairs)
+    return pairs

@@ -1,0 +1,98 @@
+"""Residence address, ZIP, city, phone and e-mail standardisation as DuckDB SQL.
+
+The same street is written ``123 North Main Street, Apt. 4`` by one state and
+``123 N MAIN ST APT 4`` by another.  Linkage compares strings, so addresses are
+brought to the USPS Publication 28 style: upper case, accents folded,
+punctuation removed, spaces collapsed, street suffixes, directionals and unit
+designators abbreviated word by word (``STREET`` -> ``ST``, ``NORTH`` -> ``N``,
+``APARTMENT`` -> ``APT``).  Word replacement runs as one ``list_transform``
+over the split words, so its cost does not grow with the size of the table.
+
+ZIP codes arrive as ``27517.0`` (a spreadsheet made it a float), ``27517-1234``
+(ZIP+4), ``275171234`` or ``2134`` (a leading zero lost: 02134); all are
+repaired to five digits, and anything else becomes NULL.  Both are counted.
+"""
+
+from __future__ import annotations
+
+from voterolls.normalize.names import fold_sql
+
+#: Whole-word replacements (USPS Pub. 28 C1 street suffixes, directionals, unit designators).
+ADDRESS_WORDS: dict[str, str] = {
+    # street suffixes
+    "ALLEY": "ALY", "AVENUE": "AVE", "AV": "AVE", "BOULEVARD": "BLVD", "CIRCLE": "CIR",
+    "COURT": "CT", "COVE": "CV", "CRESCENT": "CRES", "CROSSING": "XING", "DRIVE": "DR",
+    "EXPRESSWAY": "EXPY", "EXTENSION": "EXT", "FREEWAY": "FWY", "HEIGHTS": "HTS",
+    "HIGHWAY": "HWY", "HOLLOW": "HOLW", "JUNCTION": "JCT", "LANE": "LN", "LOOP": "LOOP",
+    "MOUNT": "MT", "MOUNTAIN": "MTN", "PARKWAY": "PKWY", "PIKE": "PIKE", "PLACE": "PL",
+    "PLAZA": "PLZ", "POINT": "PT", "RIDGE": "RDG", "ROAD": "RD", "ROUTE": "RTE",
+    "SQUARE": "SQ", "STREET": "ST", "STR": "ST", "TERRACE": "TER", "TRACE": "TRCE",
+    "TRAIL": "TRL", "TURNPIKE": "TPKE", "VIEW": "VW", "VILLAGE": "VLG", "WAY": "WAY",
+    # directionals
+    "NORTH": "N", "SOUTH": "S", "EAST": "E", "WEST": "W", "NORTHEAST": "NE",
+    "NORTHWEST": "NW", "SOUTHEAST": "SE", "SOUTHWEST": "SW",
+    # unit designators
+    "APARTMENT": "APT", "SUITE": "STE", "BUILDING": "BLDG", "FLOOR": "FL", "ROOM": "RM",
+    "DEPARTMENT": "DEPT", "UNIT": "UNIT",
+}  # fmt: skip
+
+
+def _lit(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def clean_address_sql(expr: str) -> str:
+    """Standardised street line (see module docstring); NULL when nothing is left."""
+    e = fold_sql(expr)
+    e = f"regexp_replace({e}, '[''.,`’]', '', 'g')"
+    e = f"regexp_replace({e}, '#', ' # ', 'g')"
+    e = f"regexp_replace({e}, '[^A-Z0-9#/ -]+', ' ', 'g')"
+    e = f"regexp_replace({e}, ' *- *', '-', 'g')"
+    e = f"trim(regexp_replace({e}, '  +', ' ', 'g'))"
+    whens = " ".join(
+        f"WHEN {_lit(k)} THEN {_lit(v)}" for k, v in ADDRESS_WORDS.items() if k != v
+    )
+    words = f"list_transform(string_split({e}, ' '), lambda w: CASE w {whens} ELSE w END)"
+    return f"nullif(array_to_string({words}, ' '), '')"
+
+
+def clean_city_sql(expr: str) -> str:
+    """City: upper, accents folded, punctuation removed, spaces collapsed."""
+    e = fold_sql(expr)
+    e = f"regexp_replace({e}, '[''.`’]', '', 'g')"
+    e = f"regexp_replace({e}, '[^A-Z -]+', ' ', 'g')"
+    e = f"regexp_replace({e}, '  +', ' ', 'g')"
+    return f"nullif(trim({e}), '')"
+
+
+def zip_stage_sql(expr: str) -> str:
+    """Intermediate ZIP text: trimmed, ``.0`` float tail and ``-plus4`` removed."""
+    return f"split_part(regexp_replace(trim(CAST({expr} AS VARCHAR)), '\\.0+$', ''), '-', 1)"
+
+
+def zip5_sql(stage: str) -> str:
+    """Five-digit ZIP from :func:`zip_stage_sql` output; NULL when not repairable."""
+    fixed = (
+        f"(CASE WHEN regexp_full_match({stage}, '[0-9]{{9}}') THEN left({stage}, 5) "
+        f"WHEN regexp_full_match({stage}, '[0-9]{{3,4}}') THEN lpad({stage}, 5, '0') "
+        f"ELSE {stage} END)"
+    )
+    return (
+        f"(CASE WHEN regexp_full_match({fixed}, '[0-9]{{5}}') AND {fixed} <> '00000' "
+        f"THEN {fixed} END)"
+    )
+
+
+def phone_sql(expr: str) -> str:
+    """Digits only; a leading US country code 1 on 11 digits removed; NULL when no digits."""
+    d = f"regexp_replace(CAST({expr} AS VARCHAR), '[^0-9]', '', 'g')"
+    return (
+        f"nullif(CASE WHEN length({d}) = 11 AND left({d}, 1) = '1' THEN substr({d}, 2) "
+        f"ELSE {d} END, '')"
+    )
+
+
+def email_sql(expr: str) -> str:
+    """Lower case, trimmed; NULL unless it looks like local@domain."""
+    e = f"lower(trim(CAST({expr} AS VARCHAR)))"
+    return f"(CASE WHEN regexp_full_match({e}, '[^@ ]+@[^@ ]+\\.[^@ ]+') THEN {e} END)"

@@ -1,0 +1,119 @@
+"""Name normalisation as DuckDB SQL expressions (vectorised; no Python per row).
+
+States write names differently: ``O'Brien``, ``OBRIEN``, ``Müller``,
+``SMITH JR.`` in the last-name field, ``Smith, Jr`` with the suffix in its own
+column.  Linkage compares names as strings, so every state's names are brought
+to one form here:
+
+* upper case, accents folded (``strip_accents`` plus the letters it does not
+  decompose: Æ Œ ß Ø Ł Đ Þ);
+* apostrophes, periods and back-ticks removed (``O'BRIEN`` -> ``OBRIEN``,
+  ``ST. JOHN`` -> ``ST JOHN``); other punctuation becomes a space; hyphens kept
+  without surrounding spaces (``SMITH - JONES`` -> ``SMITH-JONES``); runs of
+  spaces collapsed; empty -> NULL;
+* a generational suffix (JR SR II III IV, and V in the last-name field only,
+  where it cannot be a middle initial) that trails a name field is moved to
+  ``name_suffix``; a suffix column the state supplies is standardised
+  (``JUNIOR`` -> ``JR``, ``3RD`` -> ``III``) and wins over one split out;
+* ``first_name_canonical`` maps nicknames to one formal name through the
+  vendored table ``nicknames.csv`` (see ``build_nicknames``).
+
+Functions return SQL text; :mod:`voterolls.normalize` composes them into
+projections over a relation.
+"""
+
+from __future__ import annotations
+
+import csv
+from functools import cache
+from importlib import resources
+
+import duckdb
+import pyarrow as pa
+
+#: Generational suffixes split out of name fields.
+SUFFIXES = ("JR", "SR", "II", "III", "IV", "V")
+#: Suffixes split from first / middle names (a trailing V there is an initial).
+_SUFFIXES_NOT_V = tuple(s for s in SUFFIXES if s != "V")
+#: Spelled-out or ordinal forms of a supplied suffix -> the standard form.
+SUFFIX_SYNONYMS = {
+    "JUNIOR": "JR", "JNR": "JR", "SENIOR": "SR", "SNR": "SR",
+    "2ND": "II", "3RD": "III", "4TH": "IV", "5TH": "V",
+}  # fmt: skip
+
+NICKNAME_TABLE = "vr_nicknames"
+
+
+def _lit(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def fold_sql(expr: str) -> str:
+    """Upper case with accents folded to A-Z where a letter has an ASCII base."""
+    e = f"replace(replace(replace({expr}, 'ß', 'SS'), 'æ', 'AE'), 'œ', 'OE')"
+    e = f"strip_accents(upper({e}))"
+    e = f"replace(replace({e}, 'Æ', 'AE'), 'Œ', 'OE')"
+    return f"translate({e}, 'ØŁĐÐÞ', 'OLDDT')"
+
+
+def clean_name_sql(expr: str) -> str:
+    """The cleaned form of a name field (see module docstring); NULL when nothing is left."""
+    e = fold_sql(expr)
+    e = f"regexp_replace({e}, '[''.`’]', '', 'g')"
+    e = f"regexp_replace({e}, '[^A-Z -]+', ' ', 'g')"
+    e = f"regexp_replace({e}, ' *- *', '-', 'g')"
+    e = f"regexp_replace({e}, '  +', ' ', 'g')"
+    return f"nullif(trim({e}, ' -'), '')"
+
+
+def clean_suffix_sql(expr: str) -> str:
+    """A supplied suffix, cleaned and standardised (``Jr.`` -> ``JR``, ``3RD`` -> ``III``)."""
+    c = f"nullif(regexp_replace({fold_sql(expr)}, '[^A-Z0-9]', '', 'g'), '')"
+    cases = " ".join(f"WHEN {_lit(k)} THEN {_lit(v)}" for k, v in SUFFIX_SYNONYMS.items())
+    return f"(CASE {c} {cases} ELSE {c} END)"
+
+
+def _suffix_pattern(allow_v: bool) -> str:
+    alts = "|".join(SUFFIXES if allow_v else _SUFFIXES_NOT_V)
+    return f" ({alts})$"
+
+
+def trailing_suffix_sql(cleaned: str, *, allow_v: bool = False) -> str:
+    """The suffix trailing an already-cleaned name (``SMITH JR`` -> ``JR``), else NULL."""
+    return f"nullif(regexp_extract({cleaned}, '{_suffix_pattern(allow_v)}', 1), '')"
+
+
+def strip_suffix_sql(cleaned: str, *, allow_v: bool = False) -> str:
+    """An already-cleaned name without its trailing suffix."""
+    return f"nullif(regexp_replace({cleaned}, '{_suffix_pattern(allow_v)}', ''), '')"
+
+
+@cache
+def nickname_table() -> pa.Table:
+    """The vendored nickname -> canonical table (built by ``build_nicknames``)."""
+    text = (resources.files(__package__) / "nicknames.csv").read_text(encoding="utf-8")
+    rows = list(csv.DictReader(text.splitlines()))
+    return pa.table(
+        {
+            "nickname": [r["nickname"] for r in rows],
+            "canonical": [r["canonical"] for r in rows],
+        }
+    )
+
+
+def register_nicknames(con: duckdb.DuckDBPyConnection) -> str:
+    """Make the nickname table visible to ``con`` under :data:`NICKNAME_TABLE`."""
+    con.register(NICKNAME_TABLE, nickname_table())
+    return NICKNAME_TABLE
+
+
+def canonical_first_name(con: duckdb.DuckDBPyConnection, names: list[str]) -> list[str | None]:
+    """Convenience for tests and tools: canonical forms of already-clean first names."""
+    register_nicknames(con)
+    rel = con.sql(
+        f"SELECT n.i, coalesce(t.canonical, n.name) AS c FROM "
+        f"(SELECT unnest($names) AS name, generate_subscripts($names, 1) AS i) n "
+        f"LEFT JOIN {NICKNAME_TABLE} t ON t.nickname = n.name ORDER BY n.i",
+        params={"names": names},
+    )
+    return [r[1] for r in rel.fetchall()]

@@ -1,0 +1,53 @@
+"""``voterolls report``: write the self-contained offline HTML report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from voterolls.errors import UserError
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("report")
+    def report(
+        out: Path = typer.Option(Path("report.html"), "--out", "-o", help="HTML file to write."),
+        workspace: Path = typer.Option(Path("workspace"), "--workspace", "-w", help="Workspace directory."),
+        title: str | None = typer.Option(None, "--title", help="Report title."),
+        json_out: Path | None = typer.Option(
+            None, "--json", help="Also write the report's aggregate data model as JSON (for review)."
+        ),
+    ) -> None:
+        """Write the offline HTML report (aggregates only; counts under 10 suppressed).
+
+        Sections: coverage, field availability, uniformity, match probabilities,
+        estimates with intervals, methods and caveats.
+        """
+        from voterolls.report.data import gather
+        from voterolls.report.render import write_report
+
+        if not workspace.is_dir():
+            raise UserError("workspace directory not found; run `voterolls ingest` first or pass --workspace", file=workspace)
+        if out.exists() and out.is_dir():
+            raise UserError("--out is a directory; give a file name such as report.html", file=out)
+        data = gather(workspace, title=title)
+        write_report(data, out)
+        if json_out is not None:
+            json_out.parent.mkdir(parents=True, exist_ok=True)
+            json_out.write_text(data.model_dump_json(indent=2), encoding="utf-8")
+        missing = [
+            name
+            for name, sec in (
+                ("coverage", data.coverage),
+                ("fields", data.fields),
+                ("uniformity", data.uniformity),
+                ("matches", data.matches),
+                ("estimates", data.estimates),
+            )
+            if not sec.available
+        ]
+        msg = f"wrote {out}"
+        if missing:
+            msg += f" (not available: {', '.join(missing)})"
+        typer.echo(msg)

@@ -1,0 +1,1022 @@
+"""Gather the report's aggregates from a workspace into a :class:`ReportData`.
+
+This is the one module that reads inputs; rendering never touches the
+workspace.  Each section is gathered on its own and degrades to
+``Section(missing=<why>)`` when its input does not exist yet (linkage not
+run, no estimates, no request tracker), so a report can be made at any stage
+of the pipeline and says plainly what it cannot show.
+
+Everything is computed in DuckDB SQL as grouped aggregates: no row values
+leave the database, only counts and shares per state / field / bin, and
+every count passes through small-cell suppression (``suppress``).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from voterolls.log import get_logger
+from voterolls.report.model import (
+    Availability,
+    CodeCount,
+    Coverage,
+    Estimate,
+    Estimates,
+    FieldAvailability,
+    FieldCell,
+    HistogramSeries,
+    MatchDistribution,
+    Protections,
+    Purge,
+    ReportData,
+    Section,
+    StateCoverage,
+    Uniformity,
+    UniformityRow,
+)
+from voterolls.report.suppress import (
+    SMALL_CELL,
+    suppress,
+    suppress_group,
+    suppress_one,
+    suppression_source,
+)
+from voterolls.schema import JURISDICTIONS, VOCABULARIES
+
+log = get_logger(__name__)
+
+# --------------------------------------------------------------------------
+# Policy: what each state's law allows (voterolls.policy, or its vendored CSV)
+# --------------------------------------------------------------------------
+
+_POLICY_KEYS = (
+    "dob_disclosure",
+    "party_on_file",
+    "vote_history_public",
+    "phone_public",
+    "email_public",
+    "ssn4_public",
+    "dl_public",
+    "response_to_2017_commission",
+)
+
+
+def _norm(value: Any) -> str:
+    """Policy values as lower-case words: yes / no / full / year / none / unknown."""
+    if value is None:
+        return "unknown"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    value = getattr(value, "value", value)  # enums
+    text = str(value).strip().lower()
+    return {"true": "yes", "false": "no", "": "unknown"}.get(text, text)
+
+
+def load_policies() -> tuple[dict[str, dict[str, str]], str]:
+    """Per state: the policy values as the draft writes them (``unknown`` kept), and their source."""
+    out: dict[str, dict[str, str]] = {}
+    try:
+        from voterolls.policy import get_policy
+    except ImportError:
+        get_policy = None  # type: ignore[assignment]
+    if get_policy is not None:
+        try:
+            for st in JURISDICTIONS:
+                p = get_policy(st)
+                raw = getattr(p, "raw", None) or {}
+                out[st] = {k: _norm(raw[k] if k in raw else getattr(p, k, None)) for k in _POLICY_KEYS}
+            return out, "voterolls.policy (sourced draft, not legal advice; unknown = most restrictive)"
+        except Exception as exc:  # fall back to the vendored table
+            log.warning("get_policy failed (%s); reading the vendored policy table", type(exc).__name__)
+            out = {}
+    with resources.as_file(resources.files("voterolls.policy") / "state_policy.csv") as path:
+        with open(path, newline="", encoding="utf-8") as fh:
+            for row in csv.DictReader(fh):
+                out[row["state"]] = {k: _norm(row.get(k)) for k in _POLICY_KEYS}
+    return out, "voterolls/policy/state_policy.csv (sourced draft, not legal advice; unknown = most restrictive)"
+
+
+# --------------------------------------------------------------------------
+# Workspace access
+# --------------------------------------------------------------------------
+
+
+def open_workspace(workspace: Path) -> tuple[duckdb.DuckDBPyConnection | None, str | None]:
+    """A connection with the ``registrations`` / ``vote_history`` views, or why not."""
+    try:
+        from voterolls.store import Workspace  # type: ignore[attr-defined]
+    except ImportError:
+        return None, "the workspace reader (voterolls.store) is not installed"
+    try:
+        return Workspace(workspace, create=False).connect(), None
+    except Exception as exc:
+        return None, f"the workspace could not be opened ({type(exc).__name__}: {exc})"
+
+
+def _has_relation(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    try:
+        con.execute(f"SELECT * FROM {name} LIMIT 0")
+        return True
+    except duckdb.Error:
+        return False
+
+
+def _columns(con: duckdb.DuckDBPyConnection, name: str) -> set[str]:
+    try:
+        return {c[0] for c in con.execute(f"SELECT * FROM {name} LIMIT 0").description}
+    except duckdb.Error:
+        return set()
+
+
+# --------------------------------------------------------------------------
+# Per-field definitions shared by the uniformity and availability sections
+# --------------------------------------------------------------------------
+
+_TODAY = "current_date"
+_NAME_RE = r"[A-Z][A-Z ''\-\.]*"  # '' = a quote inside the SQL literal
+
+#: field -> SQL predicate true when a non-null value is plausible.
+PLAUSIBLE: dict[str, str] = {
+    "county": "length(trim(county)) > 0",
+    "last_name": f"regexp_full_match(last_name, '{_NAME_RE}')",
+    "first_name": f"regexp_full_match(first_name, '{_NAME_RE}')",
+    "middle_name": f"regexp_full_match(middle_name, '{_NAME_RE}')",
+    "name_suffix": "name_suffix IN ('JR','SR','II','III','IV','V','VI','VII','VIII','IX','X')",
+    "dob": f"dob BETWEEN DATE '1900-01-01' AND {_TODAY} - INTERVAL 16 YEAR",
+    "birth_year": f"birth_year BETWEEN 1900 AND year({_TODAY}) - 16",
+    "dob_granularity": "dob_granularity IN ('full','year','none')",
+    "gender": "gender IN ('M','F','X','U')",
+    "party": "party IN (" + ",".join(f"'{v}'" for v in VOCABULARIES["party"]) + ")",
+    "status": "status IN (" + ",".join(f"'{v}'" for v in VOCABULARIES["status"]) + ")",
+    "status_reason": "length(trim(status_reason)) > 0",
+    "race": "race IN (" + ",".join(f"'{v}'" for v in VOCABULARIES["race"]) + ")",
+    "uocava": "uocava IN (" + ",".join(f"'{v}'" for v in VOCABULARIES["uocava"]) + ")",
+    "registration_date": f"registration_date BETWEEN DATE '1900-01-01' AND {_TODAY}",
+    "residence_address": "length(trim(residence_address)) > 2",
+    "residence_city": "length(trim(residence_city)) > 1",
+    "residence_zip5": "regexp_full_match(residence_zip5, '[0-9]{5}') AND residence_zip5 <> '00000'",
+    "phone": "regexp_full_match(phone, '[2-9][0-9]{9}')",
+    "email": "regexp_full_match(email, '[^@ ]+@[^@ ]+\\.[^@ ]+')",
+    "ssn4_token": "length(ssn4_token) >= 16",
+    "dl_token": "length(dl_token) >= 16",
+    "dob_token": "length(dob_token) >= 16",
+    "name_clk": "length(name_clk) >= 16",
+}
+
+#: mapped field -> the state's original code beside it.
+CODE_PAIRS = {"gender": "gender_code", "party": "party_code", "status": "status_code", "race": "race_code"}
+
+#: Rows of the availability heat map: label -> (column(s), policy key or None).
+#: ``None`` column = no place in the national schema (requested in 2017, not
+#: collected); policy key None = no restriction recorded in the policy table.
+AVAILABILITY_ROWS: list[tuple[str, tuple[str, ...], str | None]] = [
+    ("Name", ("last_name", "first_name"), None),
+    ("Residence address", ("residence_address",), None),
+    ("Full date of birth", ("dob",), "dob_full"),
+    ("Birth year", ("birth_year",), "dob_year"),
+    ("Gender", ("gender",), None),
+    ("Race / ethnicity", ("race",), None),
+    ("Party", ("party",), "party_on_file"),
+    ("Status", ("status",), None),
+    ("Status / cancellation reason", ("status_reason",), None),
+    ("Vote history", ("__vote_history__",), "vote_history_public"),
+    ("Military / overseas", ("uocava",), None),
+    ("Phone", ("phone",), "phone_public"),
+    ("Email", ("email",), "email_public"),
+    ("SSN last four", ("ssn4_token",), "ssn4_public"),
+    ("Driver's licence", ("dl_token",), "dl_public"),
+    ("Felony convictions", (), None),
+]
+
+SEALED_COLUMNS = ("ssn4_token", "dl_token", "dob_token")
+
+#: A field counts as "in the data" for a state when at least this share of
+#: its rows carries a value.
+SUPPLIED_SHARE = 0.01
+
+
+def _non_null_by_state(con: duckdb.DuckDBPyConnection, cols: list[str]) -> dict[str, dict[str, Any]]:
+    """One grouped pass: rows, non-null and implausible counts per state and field."""
+    parts = ["state", "count(*) AS __rows"]
+    for c in cols:
+        parts.append(f'count("{c}") AS "nn__{c}"')
+        if c in PLAUSIBLE:
+            parts.append(f'count_if("{c}" IS NOT NULL AND NOT coalesce({PLAUSIBLE[c]}, false)) AS "bad__{c}"')
+        if c in CODE_PAIRS and CODE_PAIRS[c] in cols:
+            code = CODE_PAIRS[c]
+            vocab = ",".join(f"'{v}'" for v in VOCABULARIES[c])
+            parts.append(
+                f'count_if("{code}" IS NOT NULL AND ("{c}" IS NULL OR "{c}" NOT IN ({vocab}))) AS "um__{c}"'
+            )
+    sql = f"SELECT {', '.join(parts)} FROM registrations GROUP BY state ORDER BY state"
+    cur = con.execute(sql)
+    names = [d[0] for d in cur.description]
+    return {row[0]: dict(zip(names, row, strict=True)) for row in cur.fetchall()}
+
+
+def _unmapped_codes(con: duckdb.DuckDBPyConnection, cols: set[str]) -> dict[tuple[str, str], list[CodeCount]]:
+    """The most frequent original codes that did not map, per state and field.
+
+    A code seen on fewer than SMALL_CELL rows is never printed (it could be a
+    stray value from a mis-parsed column), only counted among "other codes".
+    """
+    out: dict[tuple[str, str], list[CodeCount]] = {}
+    for field, code in CODE_PAIRS.items():
+        if field not in cols or code not in cols:
+            continue
+        vocab = ",".join(f"'{v}'" for v in VOCABULARIES[field])
+        rows = con.execute(
+            f"""
+            SELECT state, "{code}" AS code, count(*) AS n FROM registrations
+            WHERE "{code}" IS NOT NULL AND ("{field}" IS NULL OR "{field}" NOT IN ({vocab}))
+            GROUP BY state, "{code}"
+            QUALIFY row_number() OVER (PARTITION BY state ORDER BY n DESC, code) <= 8
+            """
+        ).fetchall()
+        shown_counts = suppress([int(r[2]) for r in rows])
+        for (state, value, _), shown in zip(rows, shown_counts, strict=True):
+            if shown is None or len(str(value)) > 24:
+                continue
+            out.setdefault((state, field), []).append(CodeCount(code=str(value), count=shown))
+    return out
+
+
+# --------------------------------------------------------------------------
+# Sections
+# --------------------------------------------------------------------------
+
+
+def _tracker_coverage(
+    workspace: Path, con: duckdb.DuckDBPyConnection | None
+) -> tuple[dict[str, Any] | None, str]:
+    """``voterolls.requests.coverage`` for this workspace, and where its status came from."""
+    try:
+        from voterolls import requests as rq
+    except ImportError:
+        return None, "the request tracker (voterolls.requests) is not installed"
+    path = workspace / "requests" / "tracker.json"
+    try:
+        tracker = rq.Tracker.load(path)
+        cov = rq.coverage(con, tracker=tracker)
+    except Exception as exc:
+        log.warning("request tracker could not be read (%s)", type(exc).__name__)
+        return None, f"the request tracker could not be read ({type(exc).__name__})"
+    if path.exists():
+        source = "request tracker of this workspace (requests/tracker.json)"
+    else:
+        source = (
+            "no tracker in this workspace: the shipped example, each state's response to the 2017 "
+            "commission as of 6 July 2017 (AP/USA Today)"
+        )
+    return cov, source
+
+
+def gather_coverage(
+    workspace: Path,
+    con: duckdb.DuckDBPyConnection | None,
+    policies: dict[str, dict[str, str]],
+    loaded: dict[str, int],
+    snaps: dict[str, Any] | None = None,
+) -> Section[Coverage]:
+    cov, source = _tracker_coverage(workspace, con if loaded else None)
+    by_state: dict[str, dict[str, Any]] = {}
+    national: dict[str, Any] = {}
+    note = None
+    if cov is not None:
+        by_state = {r["state"]: r for r in cov["states"]}
+        national = cov.get("national", {})
+        note = cov.get("registrants_note")
+    else:  # no tracker module: the 2017 snapshot column of the policy table
+        by_state = {st: {"status": p.get("response_to_2017_commission")} for st, p in policies.items()}
+        source = f"{source}; status from the policy table's 2017 response column"
+    shown = dict(zip(JURISDICTIONS, suppress([loaded.get(st) for st in JURISDICTIONS]), strict=True))
+    total_w = sum(int(r.get("registrants") or 0) for r in by_state.values())
+    states: list[StateCoverage] = []
+    for st in JURISDICTIONS:
+        t = by_state.get(st, {})
+        status = _norm(t.get("status"))
+        if status not in ("complied", "partial", "refused", "pending"):
+            status = "unknown"
+        w = t.get("registrants")
+        states.append(
+            StateCoverage(
+                state=st,
+                status=status,  # type: ignore[arg-type]
+                registrations_loaded=shown[st],
+                has_data=bool(loaded.get(st)),
+                registrants=int(w) if w else None,
+                registrant_share=(int(w) / total_w) if w and total_w else None,
+                allowed_field_share=t.get("allowed_share"),
+                delivered_field_share=t.get("delivered_share") if loaded.get(st) else None,
+                date_responded=t.get("date_responded"),
+                snapshot_date=_date_of((snaps or {}).get(st, {}).get("created_at")),
+                note=t.get("notes") or None,
+            )
+        )
+    with_data = [s for s in states if s.has_data]
+    share_with_data = national.get("registrants_share_delivered")
+    if share_with_data is None and total_w:
+        share_with_data = sum(s.registrants or 0 for s in with_data) / total_w
+    return Section[Coverage](
+        data=Coverage(
+            states=states,
+            status_source=source,
+            registrations_loaded=suppress_one(sum(loaded.values())) if loaded else None,
+            states_with_data=len(with_data),
+            share_registrants_with_data=share_with_data if total_w else None,
+            share_registrants_responding=national.get("registrants_share_responding"),
+            allowed_field_share=national.get("allowed_field_share"),
+            delivered_field_share=national.get("delivered_field_share"),
+            registrants_note=note,
+        )
+    )
+
+
+def _date_of(v: Any) -> str | None:
+    if v is None:
+        return None
+    return v.date().isoformat() if hasattr(v, "date") else str(v)[:10]
+
+
+def _law(policy: dict[str, str], key: str | None) -> tuple[str, str]:
+    """(allowed | withheld | unknown | not_applicable, short label) for a policy key."""
+    if key is None:
+        return "allowed", "no restriction recorded"
+    if key in ("dob_full", "dob_year"):
+        d = policy.get("dob_disclosure", "unknown")
+        if d == "unknown":
+            return "unknown", "DOB disclosure unknown"
+        if key == "dob_full":
+            return ("allowed", "full DOB public") if d == "full" else ("withheld", f"DOB disclosure: {d}")
+        return ("allowed", f"DOB disclosure: {d}") if d in ("full", "year") else ("withheld", "no DOB disclosed")
+    v = policy.get(key, "unknown")
+    if key == "party_on_file" and v == "no":
+        return "not_applicable", "no party registration"
+    if v == "yes":
+        return "allowed", f"{key.replace('_', ' ')}: yes"
+    if v == "no":
+        return "withheld", f"{key.replace('_', ' ')}: no"
+    return "unknown", f"{key.replace('_', ' ')}: unknown"
+
+
+def gather_fields(
+    con: duckdb.DuckDBPyConnection | None,
+    policies: dict[str, dict[str, str]],
+    policy_source: str,
+    stats: dict[str, dict[str, Any]],
+    history: dict[str, int],
+) -> Section[FieldAvailability]:
+    cells: list[FieldCell] = []
+    for label, cols, key in AVAILABILITY_ROWS:
+        for st in JURISDICTIONS:
+            pol = policies.get(st, {})
+            law, law_label = _law(pol, key)
+            s = stats.get(st)
+            share: float | None = None
+            if s is not None and cols:
+                n = s["__rows"] or 0
+                if cols == ("__vote_history__",):
+                    share = 1.0 if history.get(st, 0) > 0 else 0.0
+                else:
+                    have = [s.get(f"nn__{c}") for c in cols if f"nn__{c}" in s]
+                    share = (min(have) / n) if have and n else 0.0
+            avail: Availability
+            if not cols:
+                avail = "not_collected"
+                law_label = "not requested from states by this system"
+            elif s is None:
+                avail = {
+                    "allowed": "allowed_no_data",
+                    "withheld": "withheld",
+                    "unknown": "unknown_law",
+                    "not_applicable": "not_applicable",
+                }[law]  # type: ignore[assignment]
+            else:
+                supplied = share is not None and share >= SUPPLIED_SHARE
+                if cols[0] in SEALED_COLUMNS and supplied:
+                    avail = "sealed"
+                elif supplied and law in ("withheld", "unknown") and cols[0] not in SEALED_COLUMNS:
+                    avail = "violation"
+                elif supplied:
+                    avail = "supplied"
+                elif law == "allowed":
+                    avail = "allowed_missing"
+                else:
+                    avail = {"withheld": "withheld", "unknown": "unknown_law", "not_applicable": "not_applicable"}[law]  # type: ignore[assignment]
+            cells.append(FieldCell(state=st, field=label, availability=avail, non_null_share=share, law=law_label))
+    return Section[FieldAvailability](
+        data=FieldAvailability(
+            fields=[r[0] for r in AVAILABILITY_ROWS],
+            states=list(JURISDICTIONS),
+            cells=cells,
+            policy_source=policy_source,
+        )
+    )
+
+
+def gather_uniformity(
+    con: duckdb.DuckDBPyConnection,
+    stats: dict[str, dict[str, Any]],
+    cols: list[str],
+) -> Section[Uniformity]:
+    codes = _unmapped_codes(con, set(cols))
+    fields = [c for c in cols if c in PLAUSIBLE and c != "dob_granularity"]
+    fields = [c for c in PLAUSIBLE if c in fields]  # schema order
+    keys = [(st, f) for st in sorted(stats) for f in fields]
+    n_of = {st: int(stats[st]["__rows"] or 0) for st in stats}
+    nn_of = {(st, f): int(stats[st].get(f"nn__{f}") or 0) for st, f in keys}
+    # one suppression call per kind of count, not one per cell
+    n_shown = dict(zip(sorted(stats), suppress([n_of[st] for st in sorted(stats)]), strict=True))
+    nn_shown = dict(zip(keys, suppress([nn_of[k] for k in keys]), strict=True))
+    um_raw = [stats[st].get(f"um__{f}") for st, f in keys]
+    um_shown = dict(zip(keys, suppress([None if v is None else int(v) for v in um_raw]), strict=True))
+    rows: list[UniformityRow] = []
+    for st, f in keys:
+        n, nn = n_of[st], nn_of[(st, f)]
+        bad = int(stats[st].get(f"bad__{f}") or 0)
+        rows.append(
+            UniformityRow(
+                state=st,
+                field=f,
+                rows=n_shown[st],
+                # a share over fewer than SMALL_CELL rows is itself a small cell
+                non_null_share=(nn / n) if n_shown[st] else None,
+                plausible_share=((nn - bad) / nn) if n_shown[st] and nn_shown[(st, f)] else None,
+                unmapped=um_shown[(st, f)] if stats[st].get(f"um__{f}") is not None else None,
+                unmapped_codes=codes.get((st, f), []),
+            )
+        )
+    return Section[Uniformity](
+        data=Uniformity(
+            rows=rows,
+            source="computed by the report from the loaded registrations (national-schema checks)",
+            fields=fields,
+            states=sorted(stats),
+        )
+    )
+
+
+#: Columns of the ingest stage's uniformity.parquet this report reads.
+_INGEST_UNIFORMITY = {"state", "field", "rows", "non_null", "plausible"}
+
+
+def gather_uniformity_ingest(con: duckdb.DuckDBPyConnection) -> Section[Uniformity] | None:
+    """The uniformity section from the ingest stage's per-snapshot ``uniformity.parquet``.
+
+    Preferred over the report's own checks: ingest knows each layout's code
+    map, what normalisation repaired and what the law withheld.  None when the
+    workspace has no such table (older snapshots, or ingest not yet run).
+    """
+    if not _has_relation(con, "uniformity"):
+        return None
+    cols = _columns(con, "uniformity")
+    if not _INGEST_UNIFORMITY <= cols:
+        return None
+    opt = [c for c in ("dataset", "present", "policy", "repaired", "nulled", "withheld_values", "unmapped", "unmapped_codes") if c in cols]
+    rows = con.execute(
+        f"SELECT state, field, rows, non_null, plausible, {', '.join(opt) if opt else 'NULL'} "
+        "FROM uniformity ORDER BY state"
+    ).fetchall()
+    if not rows:
+        return None
+    names = ["state", "field", "rows", "non_null", "plausible", *(opt or ["_"])]
+    recs = [dict(zip(names, r, strict=True)) for r in rows]
+    recs = [r for r in recs if r["field"] not in ("state_voter_id", "dob_granularity")]
+
+    def sup(key: str) -> list[int | None]:
+        return suppress([None if r.get(key) is None else int(r[key]) for r in recs])
+
+    n_s, nn_s, um_s, rep_s, nul_s, wh_s = (sup(k) for k in ("rows", "non_null", "unmapped", "repaired", "nulled", "withheld_values"))
+    out: list[UniformityRow] = []
+    for i, r in enumerate(recs):
+        n, nn, pl = int(r["rows"] or 0), int(r["non_null"] or 0), int(r["plausible"] or 0)
+        codes: list[CodeCount] = []
+        raw_codes = r.get("unmapped_codes")
+        if raw_codes:
+            try:
+                parsed = json.loads(raw_codes) if isinstance(raw_codes, str) else dict(raw_codes)
+            except (ValueError, TypeError):
+                parsed = {}
+            items = [(str(k), int(v)) for k, v in parsed.items() if isinstance(v, int | float)]
+            for (code, _), shown in zip(items, suppress([v for _, v in items]), strict=True):
+                if shown is not None and len(code) <= 24:
+                    codes.append(CodeCount(code=code, count=shown))
+        dataset = str(r.get("dataset") or "registrations")
+        out.append(
+            UniformityRow(
+                state=str(r["state"]),
+                field=str(r["field"]) if dataset == "registrations" else f"history.{r['field']}",
+                dataset=dataset,
+                rows=n_s[i],
+                non_null_share=(nn / n) if n_s[i] else None,
+                plausible_share=(min(pl, nn) / nn) if n_s[i] and nn_s[i] else None,
+                unmapped=um_s[i],
+                unmapped_codes=codes,
+                present=r.get("present"),
+                policy=r.get("policy"),
+                repaired=rep_s[i],
+                nulled=nul_s[i],
+                withheld_values=wh_s[i],
+            )
+        )
+    fields: list[str] = []
+    for r in out:
+        if r.dataset == "registrations" and r.field not in fields:
+            fields.append(r.field)
+    return Section[Uniformity](
+        data=Uniformity(
+            rows=out,
+            source="the ingest stage's uniformity report of each current snapshot (uniformity.parquet)",
+            fields=fields,
+            states=sorted({r.state for r in out}),
+        )
+    )
+
+
+def gather_matches(workspace: Path, bins: int = 20) -> Section[MatchDistribution]:
+    path = workspace / "link" / "pairs.parquet"
+    if not path.exists():
+        return Section[MatchDistribution](
+            missing="linkage has not been run on this workspace (no link/pairs.parquet); run `voterolls link`"
+        )
+    con = duckdb.connect()
+    try:
+        cols = _columns(con, f"read_parquet('{_sql_path(path)}')")
+        if "match_probability" not in cols:
+            return Section[MatchDistribution](missing="link/pairs.parquet has no match_probability column")
+        has_gran = {"dob_granularity_l", "dob_granularity_r"} <= cols
+        combo = (
+            "CASE WHEN dob_granularity_l = 'full' AND dob_granularity_r = 'full' THEN 'Both full DOB' "
+            "WHEN 'none' IN (dob_granularity_l, dob_granularity_r) OR dob_granularity_l IS NULL "
+            "OR dob_granularity_r IS NULL THEN 'At least one without DOB' "
+            "WHEN dob_granularity_l = 'full' OR dob_granularity_r = 'full' THEN 'Full DOB vs birth year' "
+            "ELSE 'Both birth year only' END"
+            if has_gran
+            else "'All pairs'"
+        )
+        same_state = "state_l = state_r" if {"state_l", "state_r"} <= cols else "NULL"
+        src = f"read_parquet('{_sql_path(path)}')"
+        hist = con.execute(
+            f"""
+            SELECT {combo} AS combo,
+                   least(greatest(floor(match_probability * {bins}), 0), {bins - 1})::INT AS b,
+                   count(*) AS n
+            FROM {src} WHERE match_probability IS NOT NULL GROUP BY ALL
+            """
+        ).fetchall()
+        tot = con.execute(
+            f"""
+            SELECT count(*), count_if(match_probability >= 0.5), count_if(match_probability >= 0.9),
+                   sum(match_probability), count_if({same_state}), count_if(NOT ({same_state}))
+            FROM {src}
+            """
+        ).fetchone()
+    finally:
+        con.close()
+    assert tot is not None
+    total, half, p09, expected, in_state, cross = tot
+    order = ["Both full DOB", "Full DOB vs birth year", "Both birth year only", "At least one without DOB"]
+    per: dict[str, list[int]] = {}
+    for c, b, n in hist:
+        per.setdefault(c, [0] * bins)[int(b)] = int(n)
+    all_counts = [sum(per[c][i] for c in per) for i in range(bins)]
+    series = [HistogramSeries(label="All scored pairs", counts=suppress_group(all_counts), total=suppress_one(int(total)))]
+    if has_gran and len(per) > 1:
+        for c in order:
+            if c in per:
+                series.append(
+                    HistogramSeries(label=c, counts=suppress_group(per[c]), total=suppress_one(sum(per[c])))
+                )
+    return Section[MatchDistribution](
+        data=MatchDistribution(
+            bin_edges=[i / bins for i in range(bins + 1)],
+            series=series,
+            total_pairs=suppress_one(int(total)),
+            pairs_at_least_half=suppress_one(int(half or 0)),
+            pairs_at_least_09=suppress_one(int(p09 or 0)),
+            expected_true_matches=(float(expected) if expected is not None and total >= SMALL_CELL else None),
+            cross_state_pairs=suppress_one(int(cross or 0)) if same_state != "NULL" else None,
+            in_state_pairs=suppress_one(int(in_state or 0)) if same_state != "NULL" else None,
+        )
+    )
+
+
+def _sql_path(p: Path) -> str:
+    return str(p).replace("'", "''")
+
+
+# --------------------------------------------------------------------------
+# Estimates (voterolls.stats -> W/estimates/estimates.json)
+# --------------------------------------------------------------------------
+
+_EST_LABELS = {
+    "duplicate_registrations": "Estimated cross-state duplicate registrations (pairs held by one person)",
+    "duplicate_registrations_in_state": "Estimated in-state duplicate registrations (pairs held by one person)",
+    "double_votes": "Estimated double votes (one person recorded voting in two states in one election)",
+    "coincidences_expected": "Expected coincidental first + last name + DOB agreements across states (birthday problem)",
+    "crosscheck_flagged": "Cross-state pairs the Crosscheck rule (first + last name + DOB) flags",
+    "crosscheck_flagged_in_state": "In-state pairs the Crosscheck rule flags",
+    "coincidences_expected_in_state": "Expected coincidental agreements within states",
+    "purge_ratio": "Legitimate votes blocked per double vote prevented, if flagged registrations were purged",
+}
+
+_ALIASES = {
+    "duplicate_registrations": ("duplicate_registrations", "duplicates", "true_duplicates"),
+    "double_votes": ("double_votes", "double_voting"),
+    "coincidences_expected": ("coincidences_expected", "expected_coincidences", "coincidences"),
+    "crosscheck_flagged": ("crosscheck_flagged", "crosscheck", "crosscheck_rule"),
+    "purge_ratio": ("purge_ratio", "legitimate_per_double_vote"),
+}
+
+
+def _first(d: dict[str, Any], *keys: str) -> Any:
+    for k in keys:
+        if d.get(k) is not None:
+            return d[k]
+    return None
+
+
+def _num(v: Any) -> float | None:
+    if isinstance(v, bool) or v is None:
+        return None
+    if isinstance(v, int | float):
+        return float(v) if math.isfinite(float(v)) else None
+    return None
+
+
+def _kind(key: str) -> str:
+    if key.startswith("crosscheck_flagged"):
+        return "count"
+    if key.startswith("coincidences"):
+        return "expected"
+    if key == "purge_ratio":
+        return "ratio"
+    return "estimate"
+
+
+def parse_estimate(key: str, obj: Any, label: str | None = None) -> Estimate | None:
+    """One estimate from the shapes stats writes.
+
+    Accepts a bare number or a dict with ``estimate`` (or point / value /
+    count), an interval as ``ci95`` / ``ci`` = [lo, hi] or low / high, and
+    ``method`` / ``note`` / ``caveat``.
+    """
+    label = label or _EST_LABELS.get(key, key.replace("_", " ").capitalize())
+    if _num(obj) is not None:
+        return Estimate(key=key, label=label, point=_num(obj), kind=_kind(key))  # type: ignore[arg-type]
+    if not isinstance(obj, dict):
+        return None
+    point = _num(_first(obj, "estimate", "point", "value", "count", "mean"))
+    lo = _num(_first(obj, "low", "lower", "ci_low"))
+    hi = _num(_first(obj, "high", "upper", "ci_high"))
+    ci = _first(obj, "ci95", "ci", "interval")
+    if isinstance(ci, list | tuple) and len(ci) == 2:
+        lo, hi = _num(ci[0]), _num(ci[1])
+    if point is None and lo is None:
+        return None
+    level = _num(_first(obj, "level", "confidence"))
+    note = _first(obj, "method", "note", "caveat")
+    return Estimate(
+        key=key,
+        label=str(obj.get("label") or label),
+        point=point,
+        low=lo,
+        high=hi,
+        level=level if level is not None else (0.95 if lo is not None else None),
+        kind=_kind(key),  # type: ignore[arg-type]
+        note=str(note) if note else None,
+    )
+
+
+def _headline_of(entry: Any) -> Any:
+    """A stats entry names its headline sub-estimate (``"headline": "combined"``) or is one."""
+    if not isinstance(entry, dict):
+        return entry
+    h = entry.get("headline")
+    if isinstance(h, str) and isinstance(entry.get(h), dict):
+        return entry[h]
+    if isinstance(h, dict):
+        return h
+    return entry
+
+
+def _count_est(key: str, value: Any, note: str | None = None) -> Estimate | None:
+    """An observed count (suppressed when small) as an Estimate without interval."""
+    v = _num(value)
+    if v is None:
+        return None
+    shown = suppress_one(int(round(v)))
+    return Estimate(key=key, label=_EST_LABELS[key], point=shown, low=None, high=None, level=None, kind="count", note=note)
+
+
+def _attach_context(e: Estimate, entry: dict[str, Any]) -> None:
+    """Copy what a stats entry says about coverage and national scaling onto ``e``."""
+    rests = entry.get("rests_on")
+    if isinstance(rests, dict):
+        if isinstance(rests.get("states"), list):
+            e.rests_on_states = [str(x) for x in rests["states"]]
+        e.rests_on_share = _num(rests.get("registrant_share"))
+    nat = entry.get("national")
+    if isinstance(nat, dict):
+        e.national = _num(nat.get("national"))
+        ci = nat.get("ci95")
+        if isinstance(ci, list | tuple) and len(ci) == 2:
+            e.national_low, e.national_high = _num(ci[0]), _num(ci[1])
+        e.national_label = str(nat["label"]) if nat.get("label") else None
+        model = nat.get("model") or nat.get("reason")
+        e.national_model = str(model) if model else None
+
+
+def _from_stats(raw: dict[str, Any]) -> dict[str, Any]:
+    """Fields of :class:`Estimates` from ``voterolls.stats`` output (``estimate_tables``)."""
+    found: dict[str, Any] = {}
+    dups = raw.get("duplicate_registrations")
+    if isinstance(dups, dict) and ("cross_state" in dups or "in_state" in dups):
+        for scope, suffix in (("cross_state", ""), ("in_state", "_in_state")):
+            entry = dups.get(scope)
+            if not isinstance(entry, dict):
+                continue
+            head = _headline_of(entry)
+            e = parse_estimate(f"duplicate_registrations{suffix}", head)
+            if e is not None:
+                note = [str(head.get("method"))] if isinstance(head, dict) and head.get("method") else []
+                if entry.get("note"):
+                    note.append(str(entry["note"]))
+                e.note = "; ".join(note) or None
+                _attach_context(e, entry)
+                found[f"duplicate_registrations{suffix}"] = e
+            rule = entry.get("rule_net_of_coincidences")
+            if isinstance(rule, dict):
+                cc = _count_est(f"crosscheck_flagged{suffix}", rule.get("raw_rule_count"),
+                                "pairs agreeing on first + last name + DOB (birth year where a state gives only the year)")
+                if cc is not None:
+                    found[f"crosscheck_flagged{suffix}"] = cc
+                ex = _num(rule.get("expected_coincidences"))
+                if ex is not None:
+                    found[f"coincidences_expected{suffix}"] = Estimate(
+                        key=f"coincidences_expected{suffix}",
+                        label=_EST_LABELS[f"coincidences_expected{suffix}"],
+                        point=ex,
+                        kind="expected",
+                        level=None,
+                        note="expected number of the flagged pairs that are different people sharing name and birth date",
+                    )
+    dv = raw.get("double_votes")
+    if isinstance(dv, dict):
+        head = _headline_of(dv)
+        e = parse_estimate("double_votes", head)
+        if e is not None and e.point is not None:
+            if dv.get("caveat"):
+                e.note = "; ".join(x for x in (e.note, str(dv["caveat"])) if x)
+            _attach_context(e, dv)
+            found["double_votes"] = e
+            if isinstance(head, dict) and _num(head.get("per_voter")) is not None:
+                found["double_vote_rate"] = _num(head.get("per_voter"))
+        else:
+            found["double_votes_missing"] = str(dv.get("note") or "no double-vote estimate")
+        votes = _num(dv.get("votes_recorded_in_these_states"))
+        if votes is not None:
+            found["votes_recorded"] = suppress_one(int(votes))
+        if isinstance(dv.get("states"), list):
+            found["vote_history_states"] = [str(x) for x in dv["states"]]
+    if isinstance(raw.get("vote_history_states"), list) and "vote_history_states" not in found:
+        found["vote_history_states"] = [str(x) for x in raw["vote_history_states"]]
+    if raw.get("election"):
+        found["election"] = str(raw["election"])
+    pg = raw.get("crosscheck_purge")
+    if isinstance(pg, dict):
+        rng = pg.get("ratio_range_from_ci") or [None, None]
+        rng = rng if isinstance(rng, list | tuple) and len(rng) == 2 else [None, None]
+        removed, used = suppress(
+            [_as_int(pg.get("registrations_removed")), _as_int(pg.get("removed_registrations_used_to_vote"))]
+        )
+        purge = Purge(
+            rule=str(pg.get("rule")) if pg.get("rule") else None,
+            registrations_removed=removed,
+            removed_registrations_used_to_vote=used,
+            double_votes_prevented=parse_estimate(
+                "double_votes_prevented", pg.get("double_votes_prevented_estimate"),
+                "Double votes a purge could prevent (upper bound)",
+            ),
+            legitimate_votes_blocked=_num(pg.get("legitimate_votes_blocked_estimate")),
+            ratio=_num(pg.get("legitimate_votes_blocked_per_double_vote_prevented")),
+            ratio_low=_num(rng[0]),
+            ratio_high=_num(rng[1]),
+            basis=str(pg.get("double_votes_prevented_basis")) if pg.get("double_votes_prevented_basis") else None,
+        )
+        found["purge"] = purge
+        if purge.ratio is not None:
+            lo, hi = purge.ratio_low, purge.ratio_high
+            found["purge_ratio"] = Estimate(
+                key="purge_ratio",
+                label=_EST_LABELS["purge_ratio"],
+                point=purge.ratio,
+                low=min(lo, hi) if lo is not None and hi is not None else None,
+                high=max(lo, hi) if lo is not None and hi is not None else None,
+                level=0.95 if lo is not None and hi is not None else None,
+                kind="ratio",
+                note="range from the interval of double votes prevented",
+            )
+    return found
+
+
+def _coverage_sentence(c: dict[str, Any]) -> str | None:
+    """One sentence from the ``coverage`` block stats writes beside its estimates."""
+    parts = []
+    states = c.get("states_covered")
+    if isinstance(states, list):
+        share = _num(c.get("registrant_share_covered"))
+        txt = f"The estimates rest on {len(states)} state{'s' if len(states) != 1 else ''}"
+        if states:
+            txt += f" ({', '.join(map(str, states))})"
+        if share is not None:
+            txt += f", {share:.1%} of US registrants"
+            if c.get("registrants_measure"):
+                txt += f" ({c['registrants_measure']})"
+        parts.append(txt)
+    for key, label in (
+        ("states_with_birth_year_only", "birth year only"),
+        ("states_without_dob", "no date of birth"),
+    ):
+        if isinstance(c.get(key), list) and c[key]:
+            parts.append(f"{label}: {', '.join(map(str, c[key]))}")
+    vh = c.get("vote_history_states")
+    if isinstance(vh, list):
+        parts.append(f"vote history from: {', '.join(map(str, vh)) or 'no state'}")
+    return ("; ".join(parts) + ".") if parts else None
+
+
+def _as_int(v: Any) -> int | None:
+    n = _num(v)
+    return int(n) if n is not None else None
+
+
+def gather_estimates(workspace: Path) -> Section[Estimates]:
+    path = workspace / "estimates" / "estimates.json"
+    if not path.exists():
+        return Section[Estimates](
+            missing="no estimates in this workspace (no estimates/estimates.json); run `voterolls estimate`"
+        )
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        return Section[Estimates](missing=f"estimates/estimates.json could not be read ({type(exc).__name__})")
+    if not isinstance(raw, dict):
+        return Section[Estimates](missing="estimates/estimates.json is not a JSON object")
+    return estimates_from_json(raw)
+
+
+def estimates_from_json(raw: dict[str, Any]) -> Section[Estimates]:
+    """The estimates section from the parsed ``estimates.json``."""
+    body = raw.get("estimates") if isinstance(raw.get("estimates"), dict) else raw
+    found = _from_stats(body)
+    # flat shapes: {"double_votes": {"estimate": .., "ci95": [..]}, ...}
+    for key, aliases in _ALIASES.items():
+        if key in found:
+            continue
+        for a in aliases:
+            if a in body and not (isinstance(body[a], dict) and "cross_state" in body[a]):
+                e = parse_estimate(key, _headline_of(body[a]))
+                if e is not None and e.point is not None:
+                    if e.kind == "count":
+                        e.point = suppress_one(int(e.point))
+                    found[key] = e
+                    break
+    extra = {
+        k: v
+        for k, v in found.items()
+        if k in ("crosscheck_flagged_in_state", "coincidences_expected_in_state")
+    }
+    for k in extra:
+        found.pop(k)
+    other = [e for e in extra.values() if isinstance(e, Estimate)]
+    headline_keys = ("duplicate_registrations", "double_votes", "coincidences_expected", "crosscheck_flagged")
+    if not any(k in found for k in headline_keys):
+        return Section[Estimates](missing="estimates/estimates.json holds no estimate this report understands")
+    cov = _first(body, "coverage_note") or _first(raw, "coverage_note")
+    if cov is None and isinstance(body.get("coverage"), dict):
+        cov = _coverage_sentence(body["coverage"])
+    meth = _first(body, "method_note", "wording")
+    return Section[Estimates](
+        data=Estimates(
+            **found,
+            other=other,
+            coverage_note=str(cov) if isinstance(cov, str) else None,
+            method_note=str(meth) if isinstance(meth, str) else None,
+            generated_at=str(raw["generated_at"]) if raw.get("generated_at") else None,
+        )
+    )
+
+
+# --------------------------------------------------------------------------
+# Protections (what is sealed / suppressed / excluded)
+# --------------------------------------------------------------------------
+
+
+def _snapshot_totals(con: duckdb.DuckDBPyConnection | None) -> dict[str, Any]:
+    """Per current snapshot: loaded, quarantined, protected-excluded rows and the date (catalog copy)."""
+    if con is None or not _has_relation(con, "snapshots") or not _has_relation(con, "current"):
+        return {}
+    cols = _columns(con, "snapshots")
+    want = [c for c in ("quarantined", "protected_excluded", "created_at", "vote_history_withheld") if c in cols]
+    if not want:
+        return {}
+    rows = con.execute(
+        f"SELECT s.state, {', '.join('s.' + c for c in want)} FROM snapshots s "
+        "JOIN current c USING (snapshot_id)"
+    ).fetchall()
+    return {r[0]: dict(zip(want, r[1:], strict=True)) for r in rows}
+
+
+def gather_protections(
+    policies: dict[str, dict[str, str]],
+    stats: dict[str, dict[str, Any]],
+    snaps: dict[str, Any] | None = None,
+) -> Protections:
+    by = {"full": [], "year": [], "other": []}  # type: dict[str, list[str]]
+    for st in JURISDICTIONS:
+        d = policies.get(st, {}).get("dob_disclosure", "unknown")
+        by[d if d in ("full", "year") else "other"].append(st)
+    sealed_states = sorted(
+        st for st, s in stats.items() if any((s.get(f"nn__{c}") or 0) > 0 for c in SEALED_COLUMNS)
+    )
+    return Protections(
+        sealed_fields=["SSN last four", "driver's licence number", "full date of birth (where matching is lawful but disclosure is not)"],
+        states_with_sealed_tokens=sealed_states,
+        states_dob_full=by["full"],
+        states_dob_year=by["year"],
+        states_dob_none_or_unknown=by["other"],
+        suppression_threshold=SMALL_CELL,
+        suppression_source=suppression_source(),
+        quarantined_rows=_total(snaps, "quarantined"),
+        protected_excluded=_total(snaps, "protected_excluded"),
+    )
+
+
+def _total(snaps: dict[str, Any] | None, key: str) -> int | None:
+    if not snaps:
+        return None
+    vals = [v.get(key) for v in snaps.values() if v.get(key) is not None]
+    return suppress_one(int(sum(vals))) if vals else None
+
+
+# --------------------------------------------------------------------------
+# Entry point
+# --------------------------------------------------------------------------
+
+
+def gather(
+    workspace: Path | str,
+    *,
+    con: duckdb.DuckDBPyConnection | None = None,
+    title: str | None = None,
+) -> ReportData:
+    """Everything the report shows, as aggregates.
+
+    ``con`` lets tests pass a connection that already has ``registrations``
+    and ``vote_history`` views; otherwise ``voterolls.store.Workspace`` opens it.
+    """
+    from voterolls import __version__
+
+    workspace = Path(workspace)
+    why: str | None = None
+    if con is None:
+        con, why = open_workspace(workspace)
+    policies, policy_source = load_policies()
+    stats: dict[str, dict[str, Any]] = {}
+    history: dict[str, int] = {}
+    reg_cols: list[str] = []
+    if con is not None and _has_relation(con, "registrations"):
+        reg_cols = [c for c in _columns(con, "registrations") if c != "state"]
+        stats = _non_null_by_state(con, [c for c in reg_cols if c not in ("source_file", "source_line", "state_voter_id")])
+        if _has_relation(con, "vote_history"):
+            history = dict(con.execute("SELECT state, count(*) FROM vote_history GROUP BY state").fetchall())
+    elif con is not None:
+        why = "the workspace has no registrations loaded yet; run `voterolls ingest`"
+
+    loaded = {st: int(s["__rows"]) for st, s in stats.items()}
+    snaps = _snapshot_totals(con)
+    data = ReportData(
+        workspace_label=workspace.name or str(workspace),
+        version=__version__,
+        coverage=gather_coverage(workspace, con, policies, loaded, snaps),
+        fields=gather_fields(con, policies, policy_source, stats, history),
+        uniformity=(
+            (gather_uniformity_ingest(con) or gather_uniformity(con, stats, reg_cols))
+            if con is not None and stats
+            else Section[Uniformity](missing=why or "no registrations are loaded in this workspace")
+        ),
+        matches=gather_matches(workspace),
+        estimates=gather_estimates(workspace),
+        protections=gather_protections(policies, stats, snaps),
+    )
+    if title:
+        data.title = title
+    return data

@@ -1,0 +1,275 @@
+"""The report-data model: every figure the HTML report shows, and nothing else.
+
+The report is a pure function of this model (``render.render(ReportData)``),
+so a reviewer can check what is published by reading one JSON document, and
+tests can build a model by hand.  The model holds aggregates only: counts,
+shares and estimates per state / field / bin.  It has no field that could hold
+a name, a date of birth or an address.
+
+Every section is wrapped in :class:`Section`: either ``data`` is set, or
+``missing`` says in plain words why the section cannot be shown (linkage not
+run, no estimates yet, ...).  A count below the small-cell threshold is
+``None`` in the model and shows as "<10".
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Generic, Literal, TypeVar
+
+from pydantic import BaseModel, Field
+
+T = TypeVar("T")
+
+RequestStatus = Literal["complied", "partial", "refused", "pending", "unknown"]
+
+#: How a (state, field) cell of the availability heat map reads.
+Availability = Literal[
+    "supplied",  # in the loaded data
+    "sealed",  # present only as a keyed token
+    "allowed_missing",  # the law allows it; the loaded data does not have it
+    "allowed_no_data",  # the law allows it; no data loaded for the state yet
+    "withheld",  # the state's law does not make it public
+    "unknown_law",  # law not known: treated as withheld (most restrictive)
+    "not_applicable",  # e.g. party where the state has no party registration
+    "not_collected",  # no state supplies it to the compiler (no place in the schema)
+    "violation",  # in the data although the law withholds it: must be investigated
+]
+
+
+class Section(BaseModel, Generic[T]):
+    """A report section: the data, or the plain reason it is not available."""
+
+    data: T | None = None
+    missing: str | None = None
+
+    @property
+    def available(self) -> bool:
+        return self.data is not None
+
+
+# --------------------------------------------------------------------------
+# Coverage
+# --------------------------------------------------------------------------
+
+
+class StateCoverage(BaseModel):
+    state: str
+    status: RequestStatus = "unknown"
+    #: registrations loaded in the workspace (None = none, or a suppressed small cell).
+    registrations_loaded: int | None = None
+    has_data: bool = False
+    #: the state's weight in national shares: registrants, or a documented
+    #: proxy for them (see Coverage.registrants_note).
+    registrants: int | None = None
+    #: this state's share of the national registrants (weight / total).
+    registrant_share: float | None = None
+    #: share of the requested fields the state's law allows / the data delivers.
+    allowed_field_share: float | None = None
+    delivered_field_share: float | None = None
+    date_responded: str | None = None
+    snapshot_date: str | None = None  # when the current snapshot was ingested
+    note: str | None = None
+
+
+class Coverage(BaseModel):
+    states: list[StateCoverage]
+    #: where the status came from (request tracker, or the shipped 2017 snapshot).
+    status_source: str
+    registrations_loaded: int | None = None
+    states_with_data: int = 0
+    #: registrant-weighted national shares (None when unknown).
+    share_registrants_with_data: float | None = None
+    share_registrants_responding: float | None = None
+    allowed_field_share: float | None = None
+    delivered_field_share: float | None = None
+    registrants_note: str | None = None
+
+    def count(self, status: str) -> int:
+        return sum(1 for s in self.states if s.status == status)
+
+
+# --------------------------------------------------------------------------
+# Field availability x state
+# --------------------------------------------------------------------------
+
+
+class FieldCell(BaseModel):
+    state: str
+    field: str
+    availability: Availability
+    #: share of the state's loaded rows with a non-null value, if loaded.
+    non_null_share: float | None = None
+    law: str | None = None  # short label of what the policy says
+
+
+class FieldAvailability(BaseModel):
+    fields: list[str]  # row labels, in display order
+    states: list[str]
+    cells: list[FieldCell]
+    policy_source: str
+
+
+# --------------------------------------------------------------------------
+# Uniformity
+# --------------------------------------------------------------------------
+
+
+class CodeCount(BaseModel):
+    code: str
+    count: int | None  # None = suppressed (<10)
+
+
+class UniformityRow(BaseModel):
+    state: str
+    field: str
+    rows: int | None  # None = suppressed
+    non_null_share: float | None = None
+    plausible_share: float | None = None  # among non-null values
+    unmapped: int | None = None  # rows whose original code did not map
+    unmapped_codes: list[CodeCount] = Field(default_factory=list)
+    dataset: str = "registrations"  # or vote_history
+    present: bool | None = None  # the state's format carries the field at all
+    policy: str | None = None  # allowed / generalised / withheld / not_governed
+    repaired: int | None = None  # values normalisation repaired
+    nulled: int | None = None  # values normalisation removed as unreadable
+    withheld_values: int | None = None  # values dropped at ingest because the law withholds them
+
+
+class Uniformity(BaseModel):
+    rows: list[UniformityRow]
+    source: str
+    fields: list[str]
+    states: list[str]
+
+
+# --------------------------------------------------------------------------
+# Match probabilities
+# --------------------------------------------------------------------------
+
+
+class HistogramSeries(BaseModel):
+    label: str
+    counts: list[int | None]  # one per bin; None = suppressed
+    total: int | None
+
+
+class MatchDistribution(BaseModel):
+    bin_edges: list[float]
+    series: list[HistogramSeries]  # first = all pairs, then by DOB granularity
+    total_pairs: int | None
+    pairs_at_least_half: int | None
+    pairs_at_least_09: int | None
+    #: sum of match probabilities = expected number of true matches among the
+    #: scored pairs, if the probabilities are calibrated.
+    expected_true_matches: float | None
+    cross_state_pairs: int | None = None
+    in_state_pairs: int | None = None
+
+
+# --------------------------------------------------------------------------
+# Estimates
+# --------------------------------------------------------------------------
+
+
+class Estimate(BaseModel):
+    key: str
+    label: str
+    point: float | None
+    low: float | None = None
+    high: float | None = None
+    level: float | None = 0.95
+    kind: Literal["estimate", "count", "expected", "ratio"] = "estimate"
+    note: str | None = None
+    #: the states the figure rests on, and their share of US registrants.
+    rests_on_states: list[str] = Field(default_factory=list)
+    rests_on_share: float | None = None
+    #: a national figure, only where stats made one with an explicit model.
+    national: float | None = None
+    national_low: float | None = None
+    national_high: float | None = None
+    national_label: str | None = None  # "national, extrapolated" / "covered states only"
+    national_model: str | None = None  # the model, or why there is no national figure
+
+
+class Purge(BaseModel):
+    """What removing one record of every Crosscheck-rule match would do (Goel et al. 2020)."""
+
+    rule: str | None = None
+    registrations_removed: int | None = None  # suppressed small cells are None
+    removed_registrations_used_to_vote: int | None = None
+    double_votes_prevented: Estimate | None = None
+    legitimate_votes_blocked: float | None = None
+    ratio: float | None = None  # legitimate votes blocked per double vote prevented
+    ratio_low: float | None = None
+    ratio_high: float | None = None
+    basis: str | None = None
+
+
+class Estimates(BaseModel):
+    duplicate_registrations: Estimate | None = None  # cross-state (headline)
+    duplicate_registrations_in_state: Estimate | None = None
+    double_votes: Estimate | None = None
+    coincidences_expected: Estimate | None = None
+    crosscheck_flagged: Estimate | None = None
+    purge_ratio: Estimate | None = None
+    purge: Purge | None = None
+    other: list[Estimate] = Field(default_factory=list)
+    election: str | None = None
+    vote_history_states: list[str] = Field(default_factory=list)
+    votes_recorded: int | None = None
+    double_vote_rate: float | None = None  # per recorded voter
+    double_votes_missing: str | None = None
+    coverage_note: str | None = None
+    method_note: str | None = None
+    generated_at: str | None = None
+
+    def headline(self) -> list[Estimate]:
+        return [
+            e
+            for e in (
+                self.crosscheck_flagged,
+                self.coincidences_expected,
+                self.duplicate_registrations,
+                self.double_votes,
+            )
+            if e is not None
+        ]
+
+
+# --------------------------------------------------------------------------
+# Methods and caveats (facts the plain-language section quotes)
+# --------------------------------------------------------------------------
+
+
+class Protections(BaseModel):
+    sealed_fields: list[str]  # fields held only as keyed tokens
+    states_with_sealed_tokens: list[str]
+    states_dob_full: list[str]
+    states_dob_year: list[str]
+    states_dob_none_or_unknown: list[str]
+    suppression_threshold: int = 10
+    suppression_source: str = "voterolls.privacy.suppress_small_cells"
+    quarantined_rows: int | None = None
+    protected_excluded: int | None = None
+
+
+class ReportData(BaseModel):
+    title: str = "National voter-list compilation: coverage, linkage and honest estimates"
+    generated_at: str = Field(default_factory=lambda: datetime.now().astimezone().isoformat(timespec="seconds"))
+    workspace_label: str = ""
+    version: str = ""
+    coverage: Section[Coverage] = Field(default_factory=lambda: Section[Coverage](missing="not gathered"))
+    fields: Section[FieldAvailability] = Field(default_factory=lambda: Section[FieldAvailability](missing="not gathered"))
+    uniformity: Section[Uniformity] = Field(default_factory=lambda: Section[Uniformity](missing="not gathered"))
+    matches: Section[MatchDistribution] = Field(default_factory=lambda: Section[MatchDistribution](missing="not gathered"))
+    estimates: Section[Estimates] = Field(default_factory=lambda: Section[Estimates](missing="not gathered"))
+    protections: Protections = Field(
+        default_factory=lambda: Protections(
+            sealed_fields=[],
+            states_with_sealed_tokens=[],
+            states_dob_full=[],
+            states_dob_year=[],
+            states_dob_none_or_unknown=[],
+        )
+    )

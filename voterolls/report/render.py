@@ -1,0 +1,227 @@
+"""Render a :class:`ReportData` into one self-contained HTML page.
+
+Pure: the same model gives the same page (apart from nothing: the timestamp
+is in the model).  Charts are inline SVG from ``charts``; CSS is inlined from
+``templates/report.css``; there is no script, no web font and no reference to
+any network resource, so the file opens offline and can be mailed or archived
+as it is.  Jinja2 autoescaping is on; only chart SVG (built from numbers and
+fixed labels) is marked safe.
+"""
+
+from __future__ import annotations
+
+import math
+from importlib import resources
+from pathlib import Path
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
+
+from voterolls.report import charts
+from voterolls.report.model import Estimate, ReportData
+
+#: Sections in page order: (anchor, heading).  Tests assert each heading appears.
+SECTIONS = (
+    ("summary", "Summary"),
+    ("coverage", "Coverage by state"),
+    ("fields", "Field availability by state"),
+    ("uniformity", "Uniformity of the state files"),
+    ("matches", "Match-probability distribution"),
+    ("estimates", "Estimates with intervals"),
+    ("methods", "Methods and caveats"),
+)
+
+
+def _env() -> Environment:
+    env = Environment(
+        loader=PackageLoader("voterolls.report", "templates"),
+        autoescape=select_autoescape(["html", "j2"]),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["int"] = charts.fmt_int
+    env.filters["num"] = charts.fmt_num
+    env.filters["pct"] = charts.fmt_pct
+    env.filters["interval"] = interval_text
+    env.filters["value"] = value_text
+    env.filters["national"] = national_text
+    env.filters["rests"] = rests_text
+    return env
+
+
+def national_text(e: Estimate | None) -> str:
+    """The national figure with its model label, or what the figure is limited to."""
+    if e is None:
+        return ""
+    if e.national is not None:
+        txt = charts.fmt_num(e.national)
+        if e.national_low is not None and e.national_high is not None:
+            txt += f" ({charts.fmt_num(e.national_low)} to {charts.fmt_num(e.national_high)})"
+        return txt + (f"; {e.national_label}" if e.national_label else "")
+    if e.national_label:
+        return e.national_label + (f" ({e.national_model})" if e.national_model else "")
+    return "—"
+
+
+def rests_text(e: Estimate | None) -> str:
+    if e is None or not e.rests_on_states:
+        return ""
+    txt = ", ".join(e.rests_on_states)
+    if e.rests_on_share is not None:
+        txt += f" ({charts.fmt_pct(e.rests_on_share)} of US registrants)"
+    return txt
+
+
+def value_text(e: Estimate | None) -> str:
+    if e is None:
+        return "n/a"
+    if e.kind == "count":
+        return charts.fmt_int(e.point)
+    return charts.fmt_num(e.point)
+
+
+def interval_text(e: Estimate | None) -> str:
+    """"95% interval 1,100 to 1,400", or a plain statement that there is none."""
+    if e is None:
+        return ""
+    if e.low is None or e.high is None:
+        if e.kind == "count":
+            return "observed count"
+        if e.kind == "expected":
+            return "model expectation"
+        return "no interval reported"
+    lvl = f"{e.level * 100:.0f}%" if e.level else ""
+    return f"{lvl} interval {charts.fmt_num(e.low)} to {charts.fmt_num(e.high)}".strip()
+
+
+def birthday_table() -> list[tuple[int, float]]:
+    """P(at least two of n people share a birthday), 365 equally likely days.
+
+    Exact arithmetic, not a measurement: it shows why a shared name + birth
+    date is weak evidence.  Real births are not uniform, which raises these.
+    """
+    out = []
+    for n in (10, 23, 40, 70):
+        p_distinct = math.prod((365 - i) / 365 for i in range(n))
+        out.append((n, 1 - p_distinct))
+    return out
+
+
+def coverage_caveat(data: ReportData) -> str:
+    cov = data.coverage.data
+    if cov is None:
+        return "Coverage unknown."
+    k = cov.states_with_data
+    if k == 0:
+        return "No state's registrations are loaded: every figure below is empty or not available."
+    text = f"Covers {k} of {len(cov.states)} jurisdictions"
+    if cov.share_registrants_with_data is not None:
+        text += f", home to {charts.fmt_pct(cov.share_registrants_with_data)} of US registrants"
+    else:
+        text += "; the share of US registrants they hold is unknown"
+    return text + ". Figures are for these jurisdictions only, not national totals, and are not scaled up to states that sent nothing."
+
+
+def purge_lines(data: ReportData) -> list[str]:
+    """Plain arithmetic on the estimates, each line saying what it divides."""
+    est = data.estimates.data
+    if est is None:
+        return []
+    f_int, f_num, f_pct = charts.fmt_int, charts.fmt_num, charts.fmt_pct
+    lines: list[str] = []
+    cc, dup, dv, co = est.crosscheck_flagged, est.duplicate_registrations, est.double_votes, est.coincidences_expected
+    if cc is not None and cc.point and co is not None and co.point is not None:
+        lines.append(
+            f"The Crosscheck rule flags {f_int(cc.point)} cross-state pairs. The birthday problem predicts "
+            f"that about {f_num(co.point)} of them ({f_pct(min(co.point / cc.point, 1.0), 0)}) are different "
+            "people who happen to share a first name, last name and date of birth."
+        )
+    if dup is not None and dup.point is not None:
+        txt = f"Estimated pairs that really are one person registered in two states: {f_num(dup.point)}"
+        if dup.low is not None and dup.high is not None:
+            txt += f" ({interval_text(dup)})"
+        lines.append(txt + "; this counts duplicates the rule misses (nicknames, typos) and excludes coincidences.")
+    p = est.purge
+    if p is not None and p.ratio is not None:
+        txt = "A purge that removes the earlier-registered record of every flagged pair"
+        if p.registrations_removed is not None:
+            txt += f" would remove {f_int(p.registrations_removed)} registrations"
+            if p.removed_registrations_used_to_vote is not None:
+                txt += f", {f_int(p.removed_registrations_used_to_vote)} of them used to vote"
+        txt += "."
+        dvp = p.double_votes_prevented
+        if dvp is not None and dvp.point is not None:
+            txt += f" It could prevent at most about {f_num(dvp.point)} double votes"
+            if p.legitimate_votes_blocked is not None:
+                txt += f" while blocking about {f_num(p.legitimate_votes_blocked)} legitimate votes"
+            txt += "."
+        txt += f" That is about {f_num(p.ratio)} legitimate votes blocked for each double vote prevented"
+        if p.ratio_low is not None and p.ratio_high is not None:
+            lo, hi = sorted((p.ratio_low, p.ratio_high))
+            txt += f" ({f_num(lo)} to {f_num(hi)} over the interval)"
+        lines.append(txt + ".")
+    elif cc is not None and cc.point and dv is not None and dv.point:
+        lines.append(
+            f"Flagged pairs per estimated double vote: {f_int(cc.point)} ÷ {f_num(dv.point)} ≈ "
+            f"{f_num(cc.point / dv.point)}. A purge of every flagged registration would remove that many "
+            "registrations, nearly all lawful, for each double vote it could prevent."
+        )
+    return lines
+
+
+def render(data: ReportData) -> str:
+    """The report as one HTML string."""
+    env = _env()
+    css = (resources.files("voterolls.report") / "templates" / "report.css").read_text(encoding="utf-8")
+    ctx: dict[str, object] = {
+        "d": data,
+        "sections": SECTIONS,
+        "css": Markup(css),
+        "caveat": coverage_caveat(data),
+        "purge": purge_lines(data),
+        "birthday": birthday_table(),
+        "charts": {},
+        "status_legend": [],
+        "availability_legend": [],
+        "uniformity_findings": [],
+    }
+    ch: dict[str, Markup | list[Markup]] = {}
+    if data.coverage.data is not None:
+        ch["tilemap"] = Markup(charts.tile_map(data.coverage.data))
+        ctx["status_legend"] = charts.status_legend(data.coverage.data)
+    if data.fields.data is not None:
+        ch["availability"] = Markup(charts.availability_heatmap(data.fields.data))
+        ctx["availability_legend"] = charts.availability_legend(data.fields.data)
+    if data.uniformity.data is not None:
+        u = data.uniformity.data
+        ch["uniformity"] = Markup(charts.uniformity_heatmap(u))
+        ctx["uniformity_findings"] = [
+            r
+            for r in u.rows
+            if (r.plausible_share is not None and r.plausible_share < 0.99)
+            or (r.unmapped or 0) > 0
+            or any(c.count for c in r.unmapped_codes)
+        ]
+    if data.matches.data is not None:
+        md = data.matches.data
+        ch["histogram"] = Markup(charts.histogram(md, 0))
+        ch["small_multiples"] = [
+            Markup(charts.histogram(md, i, width=360, height=210, compact=True)) for i in range(1, len(md.series))
+        ]
+    if data.estimates.data is not None:
+        svg = charts.estimates_chart(data.estimates.data)
+        if svg:
+            ch["estimates"] = Markup(svg)
+    ctx["charts"] = ch
+    return env.get_template("report.html.j2").render(**ctx)
+
+
+def write_report(data: ReportData, out: Path) -> Path:
+    """Write atomically (temp file + rename) so a reader never sees half a report."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(render(data), encoding="utf-8")
+    tmp.replace(out)
+    return out

@@ -1,0 +1,265 @@
+"""Accounts, roles and API tokens, stored in ``W/service/accounts.json``.
+
+Four roles, each with the least it needs:
+
+``state``    a state's uploader: uploads its own files, sees its own
+             submissions, quarantine summary and its own voters' matches;
+             bound to exactly one state.
+``analyst``  aggregates and the report; never a row of personal data.
+``auditor``  the audit log and its verification.
+``admin``    accounts (create, list, revoke, new token); no voter data.
+
+A token is ``vr_<id>_<secret>``: ``id`` is public and picks the stored hash,
+``secret`` is 32 random bytes.  Only SHA-256 of the whole token is stored and
+it is compared with :func:`hmac.compare_digest`; the plaintext is shown once,
+when the token is made, and never written anywhere.  (A 256-bit random
+secret needs no slow hash: there is nothing to brute-force.)  Tokens expire
+(default 90 days); revoking an account kills all its tokens and sessions.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import re
+import secrets
+import threading
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from voterolls.errors import UserError
+from voterolls.schema import JURISDICTIONS
+
+ROLES = ("state", "analyst", "auditor", "admin")
+ROLE_LABELS = {
+    "state": "state uploader",
+    "analyst": "analyst",
+    "auditor": "auditor",
+    "admin": "administrator",
+}
+DEFAULT_TOKEN_DAYS = 90
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,47}$")
+_TOKEN_RE = re.compile(r"^vr_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _iso(t: datetime | None) -> str | None:
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ") if t else None
+
+
+def _parse(t: str | None) -> datetime | None:
+    return datetime.strptime(t, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC) if t else None
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+@dataclass
+class TokenRecord:
+    id: str
+    sha256: str
+    created: str
+    expires: str | None
+    revoked: str | None = None
+
+
+@dataclass
+class Account:
+    name: str
+    role: str
+    state: str | None
+    created: str
+    revoked: str | None = None
+    tokens: list[TokenRecord] = field(default_factory=list)
+
+    @property
+    def active(self) -> bool:
+        return self.revoked is None
+
+    def public(self) -> dict:
+        """What the admin page and ``accounts list`` show: no hashes."""
+        now = _now()
+        live = [
+            t
+            for t in self.tokens
+            if t.revoked is None and (t.expires is None or _parse(t.expires) > now)
+        ]
+        return {
+            "name": self.name,
+            "role": self.role,
+            "state": self.state,
+            "created": self.created,
+            "revoked": self.revoked,
+            "live_tokens": len(live),
+            "expires": max((t.expires or "never" for t in live), default=None),
+        }
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is making a request (what the authorisation checks look at)."""
+
+    name: str
+    role: str
+    state: str | None
+    token_id: str | None = None
+
+
+class AuthError(Exception):
+    """Credentials missing, unknown, expired or revoked (HTTP 401)."""
+
+
+class AccountStore:
+    """The accounts file: small JSON, rewritten atomically with mode 0600."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------ storage
+    def _load(self) -> dict[str, Account]:
+        if not self.path.exists():
+            return {}
+        raw = json.loads(self.path.read_text(encoding="utf-8"))
+        out = {}
+        for name, a in raw.get("accounts", {}).items():
+            tokens = [TokenRecord(**t) for t in a.pop("tokens", [])]
+            out[name] = Account(**a, tokens=tokens)
+        return out
+
+    def _save(self, accounts: dict[str, Account]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        doc = {"version": 1, "accounts": {n: asdict(a) for n, a in sorted(accounts.items())}}
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(doc, f, indent=1)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+
+    # ------------------------------------------------------------ admin
+    def list(self) -> list[Account]:
+        with self._lock:
+            return sorted(self._load().values(), key=lambda a: a.name)
+
+    def get(self, name: str) -> Account | None:
+        with self._lock:
+            return self._load().get(name)
+
+    def create(
+        self,
+        name: str,
+        role: str,
+        state: str | None = None,
+        *,
+        expires_days: int | None = DEFAULT_TOKEN_DAYS,
+    ) -> tuple[Account, str]:
+        """Create an account and its first token; return both (the token only here)."""
+        name = name.strip().lower()
+        if not _NAME_RE.match(name):
+            raise UserError(
+                "account names are 2-48 characters: lower-case letters, digits, '.', '_' or '-'",
+                field="name",
+            )
+        if role not in ROLES:
+            raise UserError(f"unknown role {role!r}; choose one of {', '.join(ROLES)}", field="role")
+        if role == "state":
+            state = (state or "").strip().upper()
+            if state not in JURISDICTIONS:
+                raise UserError(
+                    "a state uploader account needs exactly one state: a USPS code such as NC",
+                    field="state",
+                )
+        elif state:
+            raise UserError(f"only state uploader accounts have a state; a {role} sees no single state", field="state")
+        else:
+            state = None
+        with self._lock:
+            accounts = self._load()
+            if name in accounts:
+                raise UserError(f"account {name!r} already exists", field="name")
+            acct = Account(name=name, role=role, state=state, created=_iso(_now()))
+            token = self._new_token(acct, expires_days)
+            accounts[name] = acct
+            self._save(accounts)
+        return acct, token
+
+    def issue_token(self, name: str, *, expires_days: int | None = DEFAULT_TOKEN_DAYS) -> str:
+        """A new token for an existing, active account (rotation); old ones stay until revoked."""
+        with self._lock:
+            accounts = self._load()
+            acct = accounts.get(name)
+            if acct is None or not acct.active:
+                raise UserError(f"no active account {name!r}", field="name")
+            token = self._new_token(acct, expires_days)
+            self._save(accounts)
+        return token
+
+    def revoke(self, name: str) -> Account:
+        with self._lock:
+            accounts = self._load()
+            acct = accounts.get(name)
+            if acct is None:
+                raise UserError(f"no account {name!r}", field="name")
+            stamp = _iso(_now())
+            acct.revoked = acct.revoked or stamp
+            for t in acct.tokens:
+                t.revoked = t.revoked or stamp
+            self._save(accounts)
+        return acct
+
+    @staticmethod
+    def _new_token(acct: Account, expires_days: int | None) -> str:
+        token_id = secrets.token_hex(6)
+        secret = base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
+        token = f"vr_{token_id}_{secret}"
+        now = _now()
+        expires = _iso(now + timedelta(days=expires_days)) if expires_days else None
+        acct.tokens.append(TokenRecord(token_id, hash_token(token), _iso(now), expires))
+        return token
+
+    # ------------------------------------------------------------ auth
+    def authenticate(self, token: str, *, now: datetime | None = None) -> Principal:
+        """The principal for ``token``; :class:`AuthError` says why not (never echoing it)."""
+        m = _TOKEN_RE.match(token.strip()) if token else None
+        if not m:
+            raise AuthError("invalid token")
+        token_id = m.group(1)
+        presented = hash_token(token.strip())
+        with self._lock:
+            accounts = self._load()
+        for acct in accounts.values():
+            for t in acct.tokens:
+                if t.id != token_id:
+                    continue
+                if not hmac.compare_digest(presented, t.sha256):
+                    raise AuthError("invalid token")
+                if t.revoked or not acct.active:
+                    raise AuthError("token revoked")
+                if t.expires and _parse(t.expires) <= (now or _now()):
+                    raise AuthError("token expired")
+                return Principal(acct.name, acct.role, acct.state, token_id)
+        # Same work on a miss as on a hit, so timing says nothing about which ids exist.
+        hmac.compare_digest(presented, "0" * 64)
+        raise AuthError("invalid token")
+
+    def still_valid(self, principal: Principal, *, now: datetime | None = None) -> bool:
+        """Is the token behind a session still good (not revoked, not expired)?"""
+        acct = self.get(principal.name)
+        if acct is None or not acct.active:
+            return False
+        for t in acct.tokens:
+            if t.id == principal.token_id:
+                return t.revoked is None and (
+                    t.expires is None or _parse(t.expires) > (now or _now())
+                )
+        return False

@@ -1,0 +1,651 @@
+"""The intake service: a FastAPI app with roles, streamed uploads and an audit trail.
+
+``create_app(workspace)`` builds it; ``voterolls serve`` runs it under
+uvicorn.  Every route declares who may call it through :func:`_require`, the
+single place where authorisation is decided:
+
+=========================================  ===========================  ==============
+route                                      who                          answers
+=========================================  ===========================  ==============
+GET  /api/me                               any account                  200
+POST /api/states/{XX}/submissions          state uploader of XX         202
+GET  /api/states/{XX}/submissions          state uploader of XX         200
+GET  /api/states/{XX}/jobs/{id}            state uploader of XX         200 / 404
+GET  /api/states/{XX}/quarantine           state uploader of XX         200
+GET  /api/states/{XX}/matches              state uploader of XX         200
+GET  /api/aggregates                       analyst                      200
+GET  /api/audit, /api/audit/verify         auditor                      200
+GET  /api/accounts                         admin                        200
+POST /api/accounts, .../{name}/tokens      admin                        201
+POST /api/accounts/{name}/revoke           admin                        200
+GET  /states/{XX}, /analyst, /auditor,     as the matching API;         200, or 303 to
+     /admin, /report                       /report: state and analyst   /login
+=========================================  ===========================  ==============
+
+No credentials: 401 (API) or a redirect to the login page (pages); a bad,
+expired or revoked token: 401; the wrong role or another state: 403.  An
+ASGI middleware appends every request to the audit log after it is answered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.concurrency import run_in_threadpool
+
+from voterolls import __version__
+from voterolls.errors import UserError
+from voterolls.log import get_logger
+from voterolls.schema import JURISDICTIONS
+from voterolls.service import data as wsdata
+from voterolls.service.accounts import ROLE_LABELS, ROLES, AccountStore, AuthError, Principal
+from voterolls.service.audit import AuditLog
+from voterolls.service.auth import SESSION_COOKIE, Credentials, SessionStore, csrf_ok, resolve
+from voterolls.service.jobs import (
+    DetectFn,
+    IngestFn,
+    JobManager,
+    format_state,
+    real_detect,
+    real_ingest,
+)
+from voterolls.service.uploads import DEFAULT_MAX_UPLOAD_BYTES, UploadRejected, _human, receive
+
+log = get_logger(__name__)
+HERE = Path(__file__).parent
+HOME = {"state": None, "analyst": "/analyst", "auditor": "/auditor", "admin": "/admin"}
+
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+#: The report is one self-contained file with inline CSS and SVG; it still loads nothing.
+REPORT_CSP = (
+    "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "script-src 'self' 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+)
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, headers: dict | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.headers = status, message, headers or {}
+
+
+class LoginRequired(Exception):
+    """A page was asked for without a session: send the browser to the login form."""
+
+
+@dataclass
+class Service:
+    workspace: Path
+    accounts: AccountStore
+    sessions: SessionStore
+    audit: AuditLog
+    jobs: JobManager
+    detect: DetectFn
+    max_upload_bytes: int
+    secure_cookies: bool | None
+    templates: Environment
+
+    def record(self, p: Principal | None, action: str, target: str = "", status: str | int = "") -> None:
+        self.audit.append(actor=p.name if p else "anonymous", role=p.role if p else "-",
+                          action=action, target=target, status=status)
+
+
+# ---------------------------------------------------------------- middleware
+class AuditMiddleware:
+    """Appends one entry per request once its status is known (method, route, status; never a query)."""
+
+    def __init__(self, app, service_getter: Callable[[], Service]) -> None:
+        self.app = app
+        self.service = service_getter
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        status = {"code": 500}
+
+        async def send_wrapper(message):
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+                headers = list(message.get("headers", []))
+                names = {k.lower() for k, _ in headers}
+                for k, v in _security_headers(scope).items():
+                    if k.lower().encode() not in names:
+                        headers.append((k.lower().encode(), v.encode()))
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            st = scope.get("state", {})
+            p: Principal | None = st.get("principal")
+            route = scope.get("route")
+            action = f"{scope['method']} {getattr(route, 'path', None) or scope['path']}"
+            target = scope["path"]
+            svc = self.service()
+            await run_in_threadpool(svc.record, p, action, target, status["code"])
+
+
+def _security_headers(scope) -> dict[str, str]:
+    path = scope.get("path", "")
+    return {
+        "Content-Security-Policy": REPORT_CSP if path == "/report" else CSP,
+        "X-Content-Type-Options": "nosniff",
+        "X-Frame-Options": "DENY",
+        "Referrer-Policy": "no-referrer",
+        "Cache-Control": "no-store" if not path.startswith("/static/") else "private, max-age=300",
+        "Cross-Origin-Opener-Policy": "same-origin",
+    }
+
+
+# ---------------------------------------------------------------- the app
+def create_app(
+    workspace: Path | str,
+    *,
+    ingest: IngestFn | None = None,
+    detect: DetectFn | None = None,
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
+    secure_cookies: bool | None = None,
+    keep_uploads: bool = False,
+) -> FastAPI:
+    """Build the service for ``workspace``.
+
+    ``ingest`` and ``detect`` default to the real pipeline
+    (``voterolls.ingest.pipeline.ingest``, ``voterolls.formats.detect_format``);
+    tests pass fakes.  ``secure_cookies=None`` marks the session cookie Secure
+    whenever the request came over https.
+    """
+    workspace = Path(workspace)
+    (workspace / "service").mkdir(parents=True, exist_ok=True)
+    accounts = AccountStore(workspace / "service" / "accounts.json")
+    audit = AuditLog(workspace / "service" / "audit.log")
+    env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html", "j2"]))
+    env.globals.update(version=__version__, role_labels=ROLE_LABELS, human=_human)
+    env.filters["pct"] = lambda v: "" if v is None else f"{100 * float(v):.0f}%"
+    env.filters["num"] = lambda v: "<10" if v is None else f"{int(v):,}"
+    env.filters["tojson_safe"] = lambda v: json.dumps(v)
+    svc = Service(
+        workspace=workspace,
+        accounts=accounts,
+        sessions=SessionStore(accounts),
+        audit=audit,
+        jobs=JobManager(workspace, ingest or real_ingest,
+                        on_event=lambda **kw: audit.append(**kw), keep_uploads=keep_uploads),
+        detect=detect or real_detect,
+        max_upload_bytes=int(max_upload_bytes),
+        secure_cookies=secure_cookies,
+        templates=env,
+    )
+    app = FastAPI(title="voterolls intake", version=__version__, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.service = svc
+    app.add_middleware(AuditMiddleware, service_getter=lambda: svc)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    _add_handlers(app, svc)
+    _add_routes(app, svc)
+    return app
+
+
+def _wants_html(request: Request) -> bool:
+    return not request.url.path.startswith("/api/")
+
+
+def _add_handlers(app: FastAPI, svc: Service) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError):
+        if _wants_html(request):
+            html = svc.templates.get_template("error.html").render(
+                status=exc.status, message=exc.message, principal=_principal(request))
+            return HTMLResponse(html, status_code=exc.status, headers=exc.headers)
+        return JSONResponse({"error": exc.message}, status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(LoginRequired)
+    async def _login(request: Request, exc: LoginRequired):
+        resp = RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
+        resp.delete_cookie(SESSION_COOKIE, path="/")
+        return resp
+
+    @app.exception_handler(404)
+    async def _not_found(request: Request, exc):
+        return await _api_error(request, ApiError(404, "Not found."))
+
+    @app.exception_handler(405)
+    async def _not_allowed(request: Request, exc):
+        return await _api_error(request, ApiError(405, "Method not allowed."))
+
+
+def _principal(request: Request) -> Principal | None:
+    return getattr(request.state, "principal", None)
+
+
+def _credentials(request: Request, svc: Service) -> Credentials:
+    creds = resolve(request.headers, request.cookies, svc.accounts, svc.sessions)
+    request.state.principal = creds.principal
+    request.state.creds = creds
+    return creds
+
+
+def _require(
+    request: Request,
+    svc: Service,
+    roles: tuple[str, ...],
+    state: str | None = None,
+    *,
+    page: bool = False,
+) -> Principal:
+    """The one authorisation gate: 401 unknown caller, 403 wrong role or other state."""
+    creds = _credentials(request, svc)
+    if creds.principal is None:
+        if creds.error:  # a token was presented and is bad: never silently fall back
+            raise ApiError(401, f"Not authenticated: {creds.error}.", {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        if page:
+            raise LoginRequired()
+        raise ApiError(401, "Not authenticated: send 'Authorization: Bearer <token>'.", {"WWW-Authenticate": "Bearer"})
+    p = creds.principal
+    if p.role not in roles:
+        raise ApiError(403, f"Your role ({ROLE_LABELS[p.role]}) may not use this.")
+    if state is not None and p.role == "state" and p.state != state:
+        raise ApiError(403, f"Your account uploads for {p.state}; it cannot see {state if state in JURISDICTIONS else 'that state'}.")
+    return p
+
+
+def _check_csrf(request: Request, presented: str | None = None) -> None:
+    creds: Credentials = request.state.creds
+    if creds.via != "session":
+        return
+    token = request.headers.get("x-csrf-token") or presented
+    if not csrf_ok(creds.session, token):
+        raise ApiError(403, "The form has expired; reload the page and try again.")
+
+
+def _state(code: str) -> str:
+    code = code.upper()
+    if code not in JURISDICTIONS:
+        raise ApiError(404, "Unknown state code.")
+    return code
+
+
+def _page(svc: Service, request: Request, name: str, **ctx) -> HTMLResponse:
+    creds: Credentials | None = getattr(request.state, "creds", None)
+    html = svc.templates.get_template(name).render(
+        principal=_principal(request),
+        csrf=creds.session.csrf if creds and creds.session else "",
+        **ctx,
+    )
+    return HTMLResponse(html)
+
+
+def _home(p: Principal) -> str:
+    return f"/states/{p.state}" if p.role == "state" else HOME[p.role]
+
+
+# ---------------------------------------------------------------- routes
+def _add_routes(app: FastAPI, svc: Service) -> None:  # noqa: C901  (a route table)
+    report_cache: dict[str, Any] = {"key": None, "html": None}
+    report_lock = threading.Lock()
+
+    # ------------------------------------------------------------ public
+    @app.get("/healthz")
+    def healthz():
+        return {"ok": True}
+
+    @app.get("/", response_class=HTMLResponse)
+    def root(request: Request):
+        creds = _credentials(request, svc)
+        if creds.principal is None:
+            return RedirectResponse("/login", status_code=303)
+        return RedirectResponse(_home(creds.principal), status_code=303)
+
+    @app.get("/login", response_class=HTMLResponse)
+    def login_form(request: Request, next: str = ""):
+        return _page(svc, request, "login.html", error=None, next=_safe_next(next))
+
+    @app.post("/login")
+    async def login(request: Request):
+        form = await request.form(max_files=0, max_fields=4, max_part_size=4096)
+        token = str(form.get("token", "")).strip()
+        nxt = _safe_next(str(form.get("next", "")))
+        try:
+            p = svc.accounts.authenticate(token)
+        except AuthError as exc:
+            request.state.principal = None
+            reason = {"token expired": "That token has expired; ask your administrator for a new one.",
+                      "token revoked": "That token has been revoked."}.get(str(exc), "That token is not valid.")
+            html = svc.templates.get_template("login.html").render(principal=None, csrf="", error=reason, next=nxt)
+            return HTMLResponse(html, status_code=401)
+        request.state.principal = p
+        sid, _ = svc.sessions.create(p)
+        dest = nxt if nxt and _may_visit(p, nxt) else _home(p)
+        resp = RedirectResponse(dest, status_code=303)
+        secure = svc.secure_cookies if svc.secure_cookies is not None else request.url.scheme == "https"
+        resp.set_cookie(SESSION_COOKIE, sid, httponly=True, samesite="strict", secure=secure, path="/")
+        return resp
+
+    @app.post("/logout")
+    async def logout(request: Request):
+        creds = _credentials(request, svc)
+        if creds.via == "session":
+            form = await request.form(max_files=0, max_fields=2, max_part_size=256)
+            if csrf_ok(creds.session, str(form.get("csrf", ""))):
+                svc.sessions.drop(request.cookies.get(SESSION_COOKIE))
+        resp = RedirectResponse("/login", status_code=303)
+        resp.delete_cookie(SESSION_COOKIE, path="/")
+        return resp
+
+    # ------------------------------------------------------------ API: any account
+    @app.get("/api/me")
+    def me(request: Request):
+        p = _require(request, svc, ROLES)
+        return {"name": p.name, "role": p.role, "state": p.state}
+
+    # ------------------------------------------------------------ API: state uploader
+    @app.post("/api/states/{state}/submissions", status_code=202)
+    async def upload(request: Request, state: str):
+        state = _state(state)
+        p = _require(request, svc, ("state",), state)
+        header_csrf = request.headers.get("x-csrf-token")
+        if header_csrf is not None:
+            _check_csrf(request)
+        sid = svc.jobs.new_id()
+        folder = svc.jobs.folder(state, sid)
+        try:
+            got = await receive(request, folder, svc.max_upload_bytes)
+            if header_csrf is None:
+                _check_csrf(request, got.fields.get("csrf"))
+            paths = [f.path for f in got.files]
+            try:
+                fmt = await run_in_threadpool(svc.detect, paths)
+            except ImportError:
+                fmt = None  # no format registry yet: ingest detects (and says) itself
+            except UserError as exc:
+                raise UploadRejected(422, f"The service could not recognise this file as a voter file: {exc}") from None
+            if fmt is not None:
+                owner = format_state(fmt)
+                if owner is not None and owner != state:
+                    raise UploadRejected(
+                        422, f"This looks like a {owner} file (format {fmt}), but your account uploads for {state}.")
+        except (UploadRejected, ApiError) as exc:
+            svc.jobs.discard(state, sid)
+            if isinstance(exc, ApiError):
+                raise
+            raise ApiError(exc.status, exc.message) from None
+        except BaseException:
+            svc.jobs.discard(state, sid)
+            raise
+        earlier = _same_as(svc, state, got.files)
+        rec = svc.jobs.submit(state=state, sid=sid, account=p.name, files=got.files, fmt=fmt)
+        n = len(got.files)
+        svc.record(p, "upload received", f"{state}/{sid}",
+                   f"{n} file{'s' if n != 1 else ''}, {sum(f.size for f in got.files)} bytes")
+        body = {
+            "submission": sid,
+            "status": rec["status"],
+            "format": fmt,
+            "files": rec["files"],
+            "job_url": f"/api/states/{state}/jobs/{sid}",
+            "page_url": f"/states/{state}",
+        }
+        if earlier:
+            body["note"] = (f"Identical to submission {earlier}: the ingest recognises the files by "
+                            "SHA-256 and keeps one snapshot.")
+        if _prefers_redirect(request):
+            return RedirectResponse(f"/states/{state}?job={sid}", status_code=303)
+        return JSONResponse(body, status_code=202)
+
+    @app.get("/api/states/{state}/submissions")
+    def submissions(request: Request, state: str):
+        state = _state(state)
+        p = _require(request, svc, ("state",), state)
+        recs = svc.jobs.list(state)
+        svc.record(p, "read submissions", state, f"{len(recs)} submissions")
+        return {"state": state, "submissions": recs}
+
+    @app.get("/api/states/{state}/jobs/{sid}")
+    def job(request: Request, state: str, sid: str):
+        state = _state(state)
+        _require(request, svc, ("state",), state)
+        rec = svc.jobs.get(state, sid)
+        if rec is None:
+            raise ApiError(404, "No such submission for this state.")
+        return rec
+
+    @app.get("/api/states/{state}/quarantine")
+    def quarantine(request: Request, state: str):
+        state = _state(state)
+        p = _require(request, svc, ("state",), state)
+        out = _quarantine_summary(svc, state)
+        svc.record(p, "read quarantine summary", state, "counts only")
+        return out
+
+    @app.get("/api/states/{state}/matches")
+    def matches(request: Request, state: str, limit: int = 500):
+        state = _state(state)
+        p = _require(request, svc, ("state",), state)
+        out = wsdata.state_matches(svc.workspace, state, limit=max(1, min(limit, 5000)))
+        svc.record(p, "read own matches", state, f"{len(out['rows'])} of {out['total']} pairs")
+        return {"state": state, **out}
+
+    # ------------------------------------------------------------ API: analyst
+    @app.get("/api/aggregates")
+    def aggregates(request: Request):
+        p = _require(request, svc, ("analyst",))
+        out = wsdata.aggregates(svc.workspace)
+        svc.record(p, "read aggregates", "all states", "suppressed counts")
+        return out
+
+    # ------------------------------------------------------------ API: auditor
+    @app.get("/api/audit")
+    def audit_entries(request: Request, limit: int = 200):
+        p = _require(request, svc, ("auditor",))
+        rows = svc.audit.tail(max(1, min(limit, 5000)))
+        svc.record(p, "read audit log", "audit.log", f"{len(rows)} entries")
+        return {"entries": rows}
+
+    @app.get("/api/audit/verify")
+    def audit_verify(request: Request):
+        p = _require(request, svc, ("auditor",))
+        res = svc.audit.verify()
+        svc.record(p, "verify audit log", "audit.log", "ok" if res.ok else f"broken at {res.bad_seq}")
+        return {"ok": res.ok, "entries": res.entries, "bad_seq": res.bad_seq, "message": res.message,
+                "head_seq": res.head_seq, "head_hash": res.head_hash}
+
+    # ------------------------------------------------------------ API: admin
+    @app.get("/api/accounts")
+    def list_accounts(request: Request):
+        _require(request, svc, ("admin",))
+        return {"accounts": [a.public() for a in svc.accounts.list()]}
+
+    @app.post("/api/accounts", status_code=201)
+    async def create_account(request: Request):
+        p = _require(request, svc, ("admin",))
+        _check_csrf(request)
+        try:
+            body = await request.json()
+        except ValueError:
+            raise ApiError(400, "Send JSON: {\"name\": ..., \"role\": ..., \"state\": ...}.") from None
+        acct, token = _create(svc, p, body if isinstance(body, dict) else {})
+        return JSONResponse({"account": acct.public(), "token": token,
+                             "note": "Shown once: store it in a password manager."}, status_code=201)
+
+    @app.post("/api/accounts/{name}/revoke")
+    def revoke_account(request: Request, name: str):
+        p = _require(request, svc, ("admin",))
+        _check_csrf(request)
+        acct = _revoke(svc, p, name)
+        return {"account": acct.public()}
+
+    @app.post("/api/accounts/{name}/tokens", status_code=201)
+    def new_token(request: Request, name: str):
+        p = _require(request, svc, ("admin",))
+        _check_csrf(request)
+        try:
+            token = svc.accounts.issue_token(name)
+        except UserError as exc:
+            raise ApiError(404, str(exc)) from None
+        svc.record(p, "issue token", f"account {name}", "ok")
+        return JSONResponse({"name": name, "token": token, "note": "Shown once."}, status_code=201)
+
+    # ------------------------------------------------------------ pages
+    @app.get("/states/{state}", response_class=HTMLResponse)
+    def state_page(request: Request, state: str, job: str = ""):
+        state = _state(state)
+        p = _require(request, svc, ("state",), state, page=True)
+        recs = svc.jobs.list(state)
+        active = [r for r in recs if r["status"] in ("queued", "ingesting")]
+        m = wsdata.state_matches(svc.workspace, state, limit=200)
+        svc.record(p, "view state page", state, f"{len(recs)} submissions, {len(m['rows'])} pairs")
+        return _page(svc, request, "state.html", state=state, submissions=recs[:25], active=active,
+                     matches=m, quarantine=_quarantine_summary(svc, state),
+                     max_upload=svc.max_upload_bytes, highlight=job)
+
+    @app.get("/analyst", response_class=HTMLResponse)
+    def analyst_page(request: Request):
+        p = _require(request, svc, ("analyst",), page=True)
+        agg = wsdata.aggregates(svc.workspace)
+        svc.record(p, "view aggregates", "all states", "suppressed counts")
+        return _page(svc, request, "analyst.html", agg=agg)
+
+    @app.get("/auditor", response_class=HTMLResponse)
+    def auditor_page(request: Request, limit: int = 200):
+        p = _require(request, svc, ("auditor",), page=True)
+        res = svc.audit.verify()
+        rows = svc.audit.tail(max(1, min(limit, 2000)))
+        svc.record(p, "view audit log", "audit.log", f"{len(rows)} entries")
+        return _page(svc, request, "auditor.html", verify=res, entries=rows)
+
+    @app.get("/admin", response_class=HTMLResponse)
+    def admin_page(request: Request):
+        _require(request, svc, ("admin",), page=True)
+        return _page(svc, request, "admin.html", accounts=[a.public() for a in svc.accounts.list()],
+                     roles=ROLES, states=JURISDICTIONS, new_token=None, error=None)
+
+    @app.post("/admin/accounts", response_class=HTMLResponse)
+    async def admin_create(request: Request):
+        p = _require(request, svc, ("admin",), page=True)
+        form = await request.form(max_files=0, max_fields=8, max_part_size=1024)
+        _check_csrf(request, str(form.get("csrf", "")))
+        body = {k: str(v) for k, v in form.items() if k in ("name", "role", "state", "expires_days")}
+        new_token, error = None, None
+        try:
+            acct, token = _create(svc, p, body)
+            new_token = {"name": acct.name, "token": token}
+        except ApiError as exc:
+            error = exc.message
+        resp = _page(svc, request, "admin.html", accounts=[a.public() for a in svc.accounts.list()],
+                     roles=ROLES, states=JURISDICTIONS, new_token=new_token, error=error)
+        resp.status_code = 201 if new_token else 400
+        return resp
+
+    @app.post("/admin/accounts/{name}/revoke")
+    async def admin_revoke(request: Request, name: str):
+        p = _require(request, svc, ("admin",), page=True)
+        form = await request.form(max_files=0, max_fields=2, max_part_size=256)
+        _check_csrf(request, str(form.get("csrf", "")))
+        _revoke(svc, p, name)
+        return RedirectResponse("/admin", status_code=303)
+
+    @app.get("/report")
+    def report_page(request: Request):
+        p = _require(request, svc, ("state", "analyst"), page=True)
+        with report_lock:
+            key = _report_key(svc.workspace)
+            if report_cache["key"] != key or report_cache["html"] is None:
+                report_cache["html"] = _render_report(svc)
+                report_cache["key"] = key
+            html = report_cache["html"]
+        svc.record(p, "view report", "national report", "aggregates")
+        return HTMLResponse(html)
+
+
+def _create(svc: Service, p: Principal, body: dict):
+    try:
+        days = body.get("expires_days")
+        days = int(days) if days not in (None, "") else 90
+        acct, token = svc.accounts.create(
+            str(body.get("name", "")), str(body.get("role", "")), str(body.get("state") or "") or None,
+            expires_days=days if days > 0 else None)
+    except (UserError, ValueError) as exc:
+        raise ApiError(400, str(exc)) from None
+    svc.record(p, "create account", f"account {acct.name}", f"role {acct.role} {acct.state or ''}".strip())
+    return acct, token
+
+
+def _revoke(svc: Service, p: Principal, name: str):
+    try:
+        acct = svc.accounts.revoke(name)
+    except UserError as exc:
+        raise ApiError(404, str(exc)) from None
+    svc.sessions.drop_account(name)
+    svc.record(p, "revoke account", f"account {name}", "ok")
+    return acct
+
+
+def _same_as(svc: Service, state: str, files) -> str | None:
+    hashes = sorted(f.sha256 for f in files)
+    for rec in svc.jobs.list(state):
+        if rec["status"] == "done" and sorted(f["sha256"] for f in rec["files"]) == hashes:
+            return rec["id"]
+    return None
+
+
+def _quarantine_summary(svc: Service, state: str) -> dict:
+    """The latest finished submission's quarantine counts (field, reason, rows): no row content."""
+    for rec in svc.jobs.list(state):
+        if rec["status"] == "done" and rec.get("result"):
+            res = rec["result"]
+            q = res.get("quarantine") if isinstance(res, dict) else None
+            return {"submission": rec["id"], "quarantine": q if q is not None else {},
+                    "counts": {k: v for k, v in res.items() if isinstance(v, int | float)}}
+    return {"submission": None, "quarantine": {}, "counts": {}}
+
+
+def _prefers_redirect(request: Request) -> bool:
+    """A plain HTML form post (no script) gets sent back to the page instead of JSON."""
+    creds: Credentials = request.state.creds
+    accept = request.headers.get("accept", "")
+    return creds.via == "session" and "text/html" in accept and request.headers.get("x-csrf-token") is None
+
+
+def _safe_next(nxt: str) -> str:
+    return nxt if nxt.startswith("/") and not nxt.startswith("//") and "\\" not in nxt else ""
+
+
+def _may_visit(p: Principal, path: str) -> bool:
+    if p.role == "state":
+        return path == f"/states/{p.state}" or path == "/report"
+    return path in ({"analyst": ("/analyst", "/report"), "auditor": ("/auditor",), "admin": ("/admin",)}[p.role])
+
+
+def _report_key(workspace: Path) -> str:
+    parts = []
+    for rel in ("catalog.duckdb", "link/pairs.parquet", "estimates/estimates.json"):
+        f = workspace / rel
+        parts.append(f"{rel}:{f.stat().st_mtime_ns if f.exists() else 0}")
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()
+
+
+def _render_report(svc: Service) -> str:
+    """The national report from ``voterolls.report`` (aggregates only), or a page saying why not."""
+    try:
+        from voterolls.report.data import gather
+        from voterolls.report.render import render
+    except ImportError as exc:
+        return svc.templates.get_template("report_missing.html").render(
+            principal=None, csrf="", reason=f"the report module is not installed ({exc.name})")
+    try:
+        return render(gather(svc.workspace))
+    except UserError as exc:
+        return svc.templates.get_template("report_missing.html").render(principal=None, csrf="", reason=str(exc))

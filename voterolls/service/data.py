@@ -1,0 +1,158 @@
+"""What the service reads from the workspace, shaped for each role.
+
+Two kinds of read, kept apart on purpose:
+
+* :func:`state_matches` gives a state uploader the candidate pairs that
+  involve *its own* registrations: its own voter ids, the other state's code,
+  the probability and the evidence (which comparisons agreed).  It never
+  returns another state's voter id or any personal field.
+* :func:`aggregates` gives an analyst counts per state and category, with
+  every count from 1 to 9 suppressed, and a histogram of match probabilities.
+  There is no row-level read for an analyst anywhere in the service.
+
+Both are DuckDB queries over the workspace files, never Python loops over rows.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from voterolls.log import get_logger
+
+log = get_logger(__name__)
+
+SMALL_CELL = 10
+MATCH_BINS = 10
+
+
+def suppress(counts: list[int]) -> list[int | None]:
+    """Small-cell suppression: the project rule when installed, the same rule locally always."""
+    values: list[int | None] = [int(c) for c in counts]
+    try:
+        from voterolls.privacy import suppress_small_cells  # type: ignore[attr-defined]
+
+        try:
+            out = suppress_small_cells(values, threshold=SMALL_CELL)
+        except TypeError:
+            out = suppress_small_cells(values)
+        if isinstance(out, list | tuple) and len(out) == len(values):
+            values = [None if v is None else int(v) for v in out]
+    except Exception as exc:  # not installed, or a different signature
+        log.debug("privacy.suppress_small_cells not used: %s", type(exc).__name__)
+    return [None if v is None or 0 < v < SMALL_CELL else v for v in values]
+
+
+def _pairs_path(workspace: Path) -> Path:
+    return Path(workspace) / "link" / "pairs.parquet"
+
+
+def _lit(path: Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+def state_matches(workspace: Path, state: str, limit: int = 500) -> dict:
+    """Candidate pairs involving ``state``'s own registrations, most probable first."""
+    path = _pairs_path(workspace)
+    if not path.is_file():
+        return {"available": False, "total": 0, "rows": [], "note": "Linkage has not been run yet."}
+    con = duckdb.connect()
+    try:
+        cols = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet({_lit(path)})").fetchall()}
+        gammas = sorted(c for c in cols if c.startswith("gamma_"))
+        g_left = ", ".join(f'"{g}"' for g in gammas)
+        g_sel = (", " + g_left) if gammas else ""
+        dl = "dob_granularity_l" if "dob_granularity_l" in cols else "NULL"
+        dr = "dob_granularity_r" if "dob_granularity_r" in cols else "NULL"
+        weight = "match_weight" if "match_weight" in cols else "NULL"
+        # Orient every pair so the state's own record is on the left; for a
+        # cross-state pair the other side keeps only its state code.
+        sql = f"""
+            WITH p AS (SELECT * FROM read_parquet({_lit(path)})),
+            own AS (
+                SELECT state_voter_id_l AS voter_id,
+                       CASE WHEN state_r = $s THEN state_voter_id_r END AS other_voter_id,
+                       state_r AS other_state, match_probability, {weight} AS match_weight,
+                       {dl} AS dob_granularity, {dr} AS other_dob_granularity{g_sel}
+                FROM p WHERE state_l = $s
+                UNION ALL
+                SELECT state_voter_id_r, NULL, state_l, match_probability, {weight},
+                       {dr}, {dl}{g_sel}
+                FROM p WHERE state_r = $s AND state_l <> $s
+            )
+            SELECT *, count(*) OVER () AS _total FROM own
+            ORDER BY match_probability DESC, voter_id LIMIT $n
+        """
+        rel = con.execute(sql, {"s": state, "n": int(limit)})
+        names = [d[0] for d in rel.description]
+        rows = [dict(zip(names, r, strict=True)) for r in rel.fetchall()]
+    finally:
+        con.close()
+    total = rows[0]["_total"] if rows else 0
+    for r in rows:
+        r.pop("_total", None)
+        if r["match_probability"] is not None:
+            r["match_probability"] = round(float(r["match_probability"]), 4)
+        if r["match_weight"] is not None:
+            r["match_weight"] = round(float(r["match_weight"]), 2)
+    return {"available": True, "total": int(total), "rows": rows, "gammas": gammas}
+
+
+def _registrations(workspace: Path):
+    """A DuckDB connection with the workspace views, or None when there is no data yet."""
+    try:
+        from voterolls.store import Workspace
+    except ImportError:
+        return None
+    try:
+        return Workspace(workspace).connect()
+    except Exception as exc:  # no catalog yet, or an empty workspace
+        log.debug("workspace not readable yet: %s", type(exc).__name__)
+        return None
+
+
+def aggregates(workspace: Path) -> dict:
+    """Counts per state (total and by status, DOB granularity, party), suppressed; match histogram."""
+    out: dict = {"states": [], "categories": {}, "match_histogram": None, "small_cell": SMALL_CELL}
+    con = _registrations(workspace)
+    if con is not None:
+        try:
+            totals = con.execute(
+                "SELECT state, count(*) FROM registrations GROUP BY state ORDER BY state"
+            ).fetchall()
+            counts = suppress([n for _, n in totals])
+            out["states"] = [{"state": s, "registrations": c} for (s, _), c in zip(totals, counts, strict=True)]
+            for col in ("status", "dob_granularity", "party"):
+                rows = con.execute(
+                    f"SELECT state, coalesce({col}, 'not given') AS v, count(*) FROM registrations "
+                    "GROUP BY ALL ORDER BY 1, 2"
+                ).fetchall()
+                values = sorted({v for _, v, _ in rows})
+                table: dict[str, dict[str, int | None]] = {}
+                for st in sorted({s for s, _, _ in rows}):
+                    cells = {v: n for s, v, n in rows if s == st}
+                    sup = suppress([cells.get(v, 0) for v in values])
+                    table[st] = dict(zip(values, sup, strict=True))
+                out["categories"][col] = {"values": values, "by_state": table}
+        except duckdb.Error as exc:
+            log.debug("aggregate query failed: %s", type(exc).__name__)
+        finally:
+            con.close()
+    path = _pairs_path(workspace)
+    if path.is_file():
+        con = duckdb.connect()
+        try:
+            rows = con.execute(
+                f"SELECT least(floor(match_probability * {MATCH_BINS}), {MATCH_BINS - 1})::INT AS b, count(*) "
+                f"FROM read_parquet({_lit(path)}) GROUP BY b ORDER BY b"
+            ).fetchall()
+        finally:
+            con.close()
+        raw = dict(rows)
+        counts = suppress([raw.get(b, 0) for b in range(MATCH_BINS)])
+        out["match_histogram"] = [
+            {"from": b / MATCH_BINS, "to": (b + 1) / MATCH_BINS, "pairs": c}
+            for b, c in zip(range(MATCH_BINS), counts, strict=True)
+        ]
+    return out

@@ -1,0 +1,283 @@
+"""Receiving a state's files: streamed to disk, size-capped, checked, safely named.
+
+A voter file can be gigabytes, so the body is written to disk chunk by chunk
+as it arrives (never held whole in memory) under
+``W/service/uploads/<STATE>/<submission>/``.  The client's file name is only
+a hint: it is cut to its last path component, stripped to ``[A-Za-z0-9._-]``
+and checked to resolve inside the submission folder, so ``../../x`` or
+``C:\\x`` cannot escape.  Each file's first KiB must look like text (no NUL
+bytes, unless it is UTF-16, which the NC snapshot files are); compressed
+archives get a message saying to unpack them first.
+
+Two request shapes are accepted: ``multipart/form-data`` (the page's form,
+any number of files) and a raw body (``curl --data-binary @file``) with the
+name in ``X-Filename`` or ``?filename=``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from python_multipart.multipart import MultipartParser, parse_options_header
+
+SNIFF_BYTES = 1024
+DEFAULT_MAX_UPLOAD_BYTES = 2 * 1024**3
+MAX_FILES = 20
+_SAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
+_ARCHIVES = {
+    b"PK\x03\x04": "a ZIP archive",
+    b"\x1f\x8b": "a gzip file",
+    b"BZh": "a bzip2 file",
+    b"\xfd7zXZ\x00": "an xz file",
+    b"7z\xbc\xaf\x27\x1c": "a 7-Zip archive",
+    b"%PDF": "a PDF document",
+}
+
+
+class UploadRejected(Exception):
+    """The upload cannot be accepted; ``status`` is the HTTP code to answer with."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass
+class ReceivedFile:
+    name: str  # the safe name it is stored under
+    path: Path
+    size: int = 0
+    sha256: str = ""
+    head: bytes = b""
+
+
+@dataclass
+class Received:
+    files: list[ReceivedFile] = field(default_factory=list)
+    fields: dict[str, str] = field(default_factory=dict)
+    total_bytes: int = 0
+
+
+def safe_filename(client_name: str | None, taken: set[str] | None = None) -> str:
+    """A harmless file name from whatever the client sent (which is never trusted)."""
+    name = (client_name or "").replace("\x00", "")
+    name = re.split(r"[\\/]", name)[-1]  # last component, either separator
+    name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    name = _SAFE_CHARS.sub("_", name).strip("._-")
+    if not name or name in {".", ".."}:
+        name = "upload.txt"
+    if len(name) > 100:
+        stem, dot, ext = name.rpartition(".")
+        name = (stem[: 90] + dot + ext[:9]) if dot and len(ext) <= 9 else name[:100]
+    taken = taken if taken is not None else set()
+    base, n = name, 2
+    while name.lower() in taken:
+        stem, dot, ext = base.rpartition(".")
+        name = f"{stem}-{n}.{ext}" if dot else f"{base}-{n}"
+        n += 1
+    taken.add(name.lower())
+    return name
+
+
+def check_text(head: bytes, name: str) -> None:
+    """Reject binaries by their first KiB; UTF-16 text is allowed (NUL bytes are its nature)."""
+    for magic, what in _ARCHIVES.items():
+        if head.startswith(magic):
+            raise UploadRejected(
+                415,
+                f"{name}: this is {what}, not a text voter file. Unpack it and upload the "
+                "text file(s) inside (the transfer is already encrypted; no need to zip).",
+            )
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return  # UTF-16 with a byte-order mark
+    if b"\x00" in head:
+        even, odd = head[0::2], head[1::2]
+        if len(head) >= 4 and (odd.count(0) == len(odd) and 0 not in even or even.count(0) == len(even) and 0 not in odd):
+            return  # UTF-16 without a BOM: every other byte NUL, the rest not
+        raise UploadRejected(
+            415,
+            f"{name}: this looks like a binary file (it contains NUL bytes in its first "
+            f"{SNIFF_BYTES} bytes), not a text voter file. Upload the state's delimited or "
+            "fixed-width text file as published.",
+        )
+
+
+def _within(path: Path, folder: Path) -> bool:
+    try:
+        path.resolve().relative_to(folder.resolve())
+    except ValueError:
+        return False
+    return True
+
+
+class _Sink:
+    """Writes one incoming file chunk by chunk, hashing and sniffing as it goes."""
+
+    def __init__(self, folder: Path, client_name: str | None, taken: set[str]) -> None:
+        name = safe_filename(client_name, taken)
+        path = folder / name
+        if not _within(path, folder):  # cannot happen after safe_filename; checked anyway
+            raise UploadRejected(400, "unsafe file name")
+        self.file = ReceivedFile(name=name, path=path)
+        self._fh = open(path, "xb")  # noqa: SIM115  (closed in close())
+        self._hash = hashlib.sha256()
+        self._checked = False
+
+    def write(self, data: bytes) -> None:
+        if not data:
+            return
+        if not self._checked:
+            need = SNIFF_BYTES - len(self.file.head)
+            self.file.head += data[:need]
+            if len(self.file.head) >= SNIFF_BYTES:
+                check_text(self.file.head, self.file.name)
+                self._checked = True
+        self._fh.write(data)
+        self._hash.update(data)
+        self.file.size += len(data)
+
+    def close(self) -> ReceivedFile:
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        self._fh.close()
+        if not self._checked:
+            if self.file.size == 0:
+                raise UploadRejected(422, f"{self.file.name}: the file is empty")
+            check_text(self.file.head, self.file.name)
+        self.file.sha256 = self._hash.hexdigest()
+        return self.file
+
+    def abort(self) -> None:
+        if not self._fh.closed:
+            self._fh.close()
+
+
+async def receive(request, folder: Path, max_bytes: int) -> Received:
+    """Stream the request body into ``folder``; raise :class:`UploadRejected` on any problem.
+
+    On rejection the caller removes ``folder``; nothing partial is ever ingested.
+    """
+    length = request.headers.get("content-length")
+    if length and length.isdigit() and int(length) > max_bytes:
+        raise UploadRejected(413, _too_big(max_bytes))
+    folder.mkdir(parents=True, exist_ok=False)
+    ctype, params = parse_options_header(request.headers.get("content-type", ""))
+    out = Received()
+    taken: set[str] = set()
+    if ctype == b"multipart/form-data":
+        boundary = params.get(b"boundary")
+        if not boundary:
+            raise UploadRejected(400, "multipart upload without a boundary")
+        await _receive_multipart(request, folder, max_bytes, boundary, out, taken)
+    else:
+        client_name = request.headers.get("x-filename") or request.query_params.get("filename")
+        sink = _Sink(folder, client_name, taken)
+        try:
+            async for chunk in request.stream():
+                out.total_bytes += len(chunk)
+                if out.total_bytes > max_bytes:
+                    raise UploadRejected(413, _too_big(max_bytes))
+                sink.write(chunk)
+            out.files.append(sink.close())
+        finally:
+            sink.abort()
+    if not out.files:
+        raise UploadRejected(400, "no file in the upload: choose at least one file")
+    return out
+
+
+async def _receive_multipart(request, folder, max_bytes, boundary, out: Received, taken) -> None:
+    state: dict = {"headers": {}, "field": b"", "value": b"", "sink": None, "name": None, "buf": b""}
+    errors: list[UploadRejected] = []
+
+    def on_part_begin() -> None:
+        state.update(headers={}, sink=None, name=None, buf=b"")
+
+    def on_header_field(data, start, end) -> None:
+        state["field"] += data[start:end]
+
+    def on_header_value(data, start, end) -> None:
+        state["value"] += data[start:end]
+
+    def on_header_end() -> None:
+        state["headers"][state["field"].decode("latin-1").lower()] = state["value"]
+        state["field"], state["value"] = b"", b""
+
+    def on_headers_finished() -> None:
+        _, opts = parse_options_header(state["headers"].get("content-disposition", b""))
+        state["name"] = opts.get(b"name", b"").decode("utf-8", "replace")
+        if b"filename" in opts or state["name"] in ("file", "files"):
+            if len(out.files) >= MAX_FILES:
+                raise UploadRejected(400, f"at most {MAX_FILES} files per submission")
+            client = opts.get(b"filename", b"").decode("utf-8", "replace")
+            state["sink"] = _Sink(folder, client, taken)
+            state["client"] = client
+
+    def on_part_data(data, start, end) -> None:
+        sink = state["sink"]
+        if sink is not None:
+            sink.write(data[start:end])
+        elif len(state["buf"]) < 4096:  # small form fields only (the CSRF token)
+            state["buf"] += data[start:end]
+
+    def on_part_end() -> None:
+        sink = state["sink"]
+        if sink is not None:
+            state["sink"] = None
+            if sink.file.size == 0 and not state.get("client"):
+                sink.abort()  # a form with no file chosen sends one empty part, filename=""
+                sink.file.path.unlink(missing_ok=True)
+                return
+            out.files.append(sink.close())
+        elif state["name"]:
+            out.fields[state["name"]] = state["buf"][:4096].decode("utf-8", "replace")
+
+    parser = MultipartParser(
+        boundary,
+        {
+            "on_part_begin": on_part_begin,
+            "on_header_field": on_header_field,
+            "on_header_value": on_header_value,
+            "on_header_end": on_header_end,
+            "on_headers_finished": on_headers_finished,
+            "on_part_data": on_part_data,
+            "on_part_end": on_part_end,
+        },
+    )
+    try:
+        async for chunk in request.stream():
+            out.total_bytes += len(chunk)
+            if out.total_bytes > max_bytes:
+                raise UploadRejected(413, _too_big(max_bytes))
+            parser.write(chunk)
+        parser.finalize()
+    except UploadRejected:
+        raise
+    except Exception as exc:  # a malformed body from the client
+        errors.append(UploadRejected(400, f"malformed multipart upload ({type(exc).__name__})"))
+    finally:
+        if state["sink"] is not None:
+            state["sink"].abort()
+    if errors:
+        raise errors[0]
+
+
+def _too_big(max_bytes: int) -> str:
+    return (
+        f"the upload is larger than this service accepts ({_human(max_bytes)}). Split the "
+        "file by county, or ask the administrator to raise --max-upload."
+    )
+
+
+def _human(n: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}".replace(".0 ", " ")
+        n /= 1024
+    return str(n)

@@ -1,0 +1,136 @@
+"""``estimate(workspace)``: every estimate with its interval and the coverage it rests on.
+
+Used by ``voterolls estimate``, the report and the lists stage.  The result
+is JSON-ready and is written to ``W/estimates/estimates.json``.  It holds
+counts and rates only, never a name, a date of birth or an id.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from voterolls.errors import UserError
+from voterolls.stats import coverage as cov
+from voterolls.stats import estimators as es
+
+WORDING = (
+    "A match on name and date of birth is not evidence that anyone voted twice or registered "
+    "improperly: different people share names and birthdays (the birthday problem), and vote "
+    "records contain clerical errors."
+)
+
+
+def _per_pair(tab: pa.Table, kappa: tuple[float, float], cross: bool, cls_pairs=None) -> dict:
+    """Rule-net estimate per state pair (cross) or per state (in-state), for heterogeneity."""
+    out: dict = {}
+    keys = {(r["state_l"], r["state_r"]) for r in tab.to_pylist()}
+    for a, b in keys:
+        if (a != b) != cross:
+            continue
+        rn = es.rule_net(tab, cross=cross, cls_pairs=cls_pairs, states=[a, b] if cross else [a], kappa=kappa)
+        out[(a, b) if cross else a] = max((rn["full"] + rn["year"]).estimate, 0.0)
+    return out
+
+
+def estimate_connection(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    pairs: pa.Table | str | None = None,
+    error_rate: float = es.DEFAULT_ERROR_RATE,
+    election: str | None = None,
+    tracker: Any = None,
+) -> dict:
+    """Estimates from any connection with ``registrations`` / ``vote_history`` views."""
+    res = es.estimate_tables(con, pairs=pairs, error_rate=error_rate, election=election)
+    coverage = cov.summarise(con, res["vote_history_states"], tracker=tracker)
+    weights, _ = cov.registrant_weights()
+    import pyarrow as _pa
+
+    tab = _pa.Table.from_pylist(res["coincidence_table"])
+    kx = (res["year_model_calibration"]["cross_state"]["kappa"], res["year_model_calibration"]["cross_state"]["rel_se"])
+    kw = (res["year_model_calibration"]["in_state"]["kappa"], res["year_model_calibration"]["in_state"]["rel_se"])
+    covered = coverage["states_covered"]
+    rests = {
+        "states": covered,
+        "registrant_share": coverage["registrant_share_covered"],
+        "states_missing": coverage["states_missing"],
+        "states_without_dob": coverage["states_without_dob"],
+        "states_birth_year_only": coverage["states_with_birth_year_only"],
+    }
+    for scope, cross, kap in (("cross_state", True, kx), ("in_state", False, kw)):
+        entry = res["duplicate_registrations"][scope]
+        head = entry[entry["headline"]]
+        se = head["se"]
+        if cross:
+            nat = cov.extrapolate_cross(head["estimate"], se * se, _per_pair(tab, kap, True), covered, weights)
+        else:
+            nat = cov.extrapolate_in_state(head["estimate"], se * se, _per_pair(tab, kap, False), covered, weights)
+        entry["rests_on"] = rests
+        entry["national"] = nat
+    dv = res["double_votes"]
+    vs = res["vote_history_states"]
+    dv["rests_on"] = {
+        "states": vs,
+        "registrant_share": coverage["registrant_share_vote_history"],
+        "states_without_public_vote_history": coverage["vote_history_states_missing"],
+        "states_missing": coverage["states_missing"],
+    }
+    if dv.get("headline"):
+        h = dv["headline"]
+        per = _per_pair(tab, kx, True, cls_pairs=("11",))
+        per = {k: v for k, v in per.items() if k[0] in vs and k[1] in vs}
+        dv["national"] = cov.extrapolate_cross(h["estimate"], h["se"] ** 2, per, vs, weights)
+    res["coverage"] = coverage
+    res["wording"] = WORDING
+    res["generated_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    return res
+
+
+def estimate(
+    workspace: str | Path,
+    *,
+    error_rate: float = es.DEFAULT_ERROR_RATE,
+    election: str | None = None,
+    write: bool = True,
+) -> dict:
+    """Estimates for an ingested (and ideally linked) workspace; writes ``W/estimates/estimates.json``."""
+    w = Path(workspace)
+    if not w.exists():
+        raise UserError("workspace not found", file=w)
+    if not 0.0 <= error_rate < 0.5:
+        raise UserError("the vote-record error rate must be in [0, 0.5)", field="--error-rate")
+    try:
+        from voterolls.store import Workspace
+    except ImportError:
+        raise UserError("workspace support (voterolls.store) is not available in this build") from None
+    con = Workspace(w).connect()
+    pairs_path = w / "link" / "pairs.parquet"
+    tracker = None
+    tracker_path = w / "requests" / "tracker.json"
+    if tracker_path.exists():
+        from voterolls.requests import Tracker
+
+        tracker = Tracker.load(tracker_path)
+    res = estimate_connection(
+        con,
+        pairs=str(pairs_path) if pairs_path.exists() else None,
+        error_rate=error_rate,
+        election=election,
+        tracker=tracker,
+    )
+    res["workspace"] = str(w)
+    res["linkage_used"] = pairs_path.exists()
+    if write:
+        out = w / "estimates" / "estimates.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(out.name + ".partial")
+        tmp.write_text(json.dumps(res, indent=1, default=str) + "\n", encoding="utf-8")
+        os.replace(tmp, out)
+    return res

@@ -1,0 +1,149 @@
+"""One general election: who really voted, where, and what the lists recorded.
+
+Three things are simulated separately because the statistics must tell them
+apart:
+
+* real votes on current registrations (turnout);
+* true double votes: a person with two registrations who votes on both
+  (Goel et al. 2020: about 1 in 4,000 voters in 2012);
+* clerical vote-record errors: a vote credited to the wrong registrant in the
+  same state (poll-book / scanning slips; ~1% of records).  The person who
+  voted then shows no vote, and a non-voter shows one.  Such errors create
+  apparent double votes that are not real, which is exactly what a naive
+  analysis mistakes for fraud.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from voterolls.schema import JURISDICTIONS, VOTE_HISTORY_SCHEMA
+from voterolls.synth.config import SynthConfig
+from voterolls.synth.geography import ABSENTEE_STATES, ALL_MAIL_STATES
+
+METHODS = ("in_person", "early", "mail", "absentee")
+METHOD_CODES = {"in_person": "P", "early": "E", "mail": "M", "absentee": "A"}
+
+
+@dataclass
+class Votes:
+    """Vote history as recorded plus the truth needed to audit it.
+
+    Indices refer to rows of the (sorted) registrations table.
+    """
+
+    table: pa.Table  # VOTE_HISTORY_SCHEMA, as recorded
+    cast: np.ndarray  # rows that really cast a vote (before clerical errors)
+    double_current: np.ndarray  # row of the current registration of a double voter
+    double_other: np.ndarray  # row of the other registration the same person voted on
+    error_true: np.ndarray  # row that really voted but whose vote was credited elsewhere
+    error_credited: np.ndarray  # row credited with that vote
+
+
+def simulate(
+    regs: pa.Table, hidden: dict[str, np.ndarray], cfg: SynthConfig, rng: np.random.Generator
+) -> Votes:
+    m = regs.num_rows
+    kind, person, state = hidden["kind"], hidden["person"], hidden["state_idx"]
+    current = kind == 0
+    voted = current & (rng.random(m) < cfg.turnout)
+
+    # --- true double votes --------------------------------------------------
+    extra = np.flatnonzero(~current)
+    extra = extra[rng.permutation(extra.size)]
+    _, first = np.unique(person[extra], return_index=True)
+    extra = extra[np.sort(first)]  # one other registration per person, chosen at random
+    n_people = int(person.max()) + 1 if m else 0
+    cur_row = np.full(n_people, -1, dtype=np.int64)
+    cur_row[person[current]] = np.flatnonzero(current)
+    partner = cur_row[person[extra]]
+    eligible = voted[partner]
+    extra, partner = extra[eligible], partner[eligible]
+    n_voters = int(voted.sum())
+    p = min(1.0, cfg.double_vote_rate * n_voters / extra.size) if extra.size else 0.0
+    chosen = rng.random(extra.size) < p
+    double_other, double_current = extra[chosen], partner[chosen]
+    cast = voted.copy()
+    cast[double_other] = True
+    cast_rows = np.flatnonzero(cast)
+
+    # --- clerical errors: credit the vote to a non-voter in the same state ---
+    protected_rows = np.zeros(m, dtype=bool)
+    protected_rows[double_other] = True
+    protected_rows[double_current] = True
+    candidates = cast_rows[~protected_rows[cast_rows]]
+    err = candidates[rng.random(candidates.size) < cfg.vote_record_error_rate]
+    nonvoters = np.flatnonzero(~cast)  # sorted by row -> grouped by state
+    counts = np.bincount(state[nonvoters], minlength=len(JURISDICTIONS))
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    es = state[err]
+    ok = counts[es] > 0
+    err, es = err[ok], es[ok]
+    target = nonvoters[starts[es] + (rng.random(err.size) * counts[es]).astype(np.int64)]
+    _, keep = np.unique(target, return_index=True)
+    keep = np.sort(keep)
+    err, target = err[keep], target[keep]
+    recorded = cast.copy()
+    recorded[err] = False
+    recorded[target] = True
+
+    # --- methods, per real vote (the credited row inherits the real ballot's method)
+    method = _methods(rng, state, kind, cfg)
+    method[target] = method[err]
+    rows = np.flatnonzero(recorded)
+    table = _table(regs, rows, method[rows], np.datetime64(cfg.election_date, "D"))
+    return Votes(table, cast_rows, double_current, double_other, err, target)
+
+
+def _methods(
+    rng: np.random.Generator, state: np.ndarray, kind: np.ndarray, cfg: SynthConfig
+) -> np.ndarray:
+    m = state.size
+    all_mail = np.isin(state, [JURISDICTIONS.index(s) for s in ALL_MAIL_STATES])
+    absentee = np.isin(state, [JURISDICTIONS.index(s) for s in ABSENTEE_STATES])
+
+    def draw(mix: dict[str, float]) -> np.ndarray:
+        w = np.array([mix.get(k, 0.0) for k in METHODS[:3]])
+        return rng.choice(3, size=m, p=w / w.sum())
+
+    method = np.where(all_mail, draw(cfg.all_mail_method_mix), draw(cfg.method_mix))
+    # a vote on a registration left behind in another state is mostly by mail
+    method = np.where((kind != 0) & (rng.random(m) < 0.7), 2, method)
+    method = np.where((method == 2) & absentee, 3, method)
+    return method
+
+
+def _table(
+    regs: pa.Table, rows: np.ndarray, method: np.ndarray, election_day: np.datetime64
+) -> pa.Table:
+    n = rows.size
+    take = pa.array(rows)
+    names = np.array(METHODS, dtype=object)[method]
+    codes = np.array([METHOD_CODES[k] for k in METHODS], dtype=object)[method]
+    election = pa.array(np.full(n, election_day)).cast(pa.date32())
+    desc = f"{election_day.astype(object).year} GENERAL"
+    cols = {
+        "state": regs["state"].take(take),
+        "state_voter_id": regs["state_voter_id"].take(take),
+        "county": regs["county"].take(take),
+        "election_date": election,
+        "election_type": pa.array(np.full(n, "general", dtype=object), pa.string()),
+        "election_desc": pa.array(np.full(n, desc, dtype=object), pa.string()),
+        "vote_method": pa.array(names, pa.string()),
+        "vote_method_code": pa.array(codes, pa.string()),
+    }
+    arrays = [
+        cols[f.name].combine_chunks()
+        if isinstance(cols.get(f.name), pa.ChunkedArray)
+        else cols.get(f.name, pa.nulls(n, f.type))
+        for f in VOTE_HISTORY_SCHEMA
+    ]
+    table = pa.Table.from_arrays(arrays, schema=VOTE_HISTORY_SCHEMA)
+    order = pc.sort_indices(
+        table, sort_keys=[("state", "ascending"), ("state_voter_id", "ascending")]
+    )
+    return table.take(order)
