@@ -42,15 +42,22 @@ def _peak_rss_mb() -> float:
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--registrations", type=int, default=1_000_000, help="target number of registrations")
+    ap.add_argument(
+        "--registrations", type=int, default=1_000_000, help="target number of registrations"
+    )
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--write", type=Path, default=None, help="also write the nation to this (empty) directory")
+    ap.add_argument(
+        "--write", type=Path, default=None, help="also write the nation to this (empty) directory"
+    )
     ap.add_argument("--write-tmp", action="store_true", help="also write to a temporary directory")
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "generate.json")
     args = ap.parse_args(argv)
 
     cfg = SynthConfig()
-    people = max(1, round(args.registrations / (1 + cfg.stale_cross_state_rate + cfg.in_state_duplicate_rate)))
+    people = max(
+        1,
+        round(args.registrations / (1 + cfg.stale_cross_state_rate + cfg.in_state_duplicate_rate)),
+    )
     rss_before = psutil.Process().memory_info().rss / 2**20
     t0 = time.perf_counter()
     nation = generate_nation(people, args.seed, cfg)
@@ -67,7 +74,8 @@ def main(argv: list[str] | None = None) -> dict:
         "peak_rss_mb_after_generate": round(_peak_rss_mb(), 1),
         "rss_mb_before": round(rss_before, 1),
         "arrow_bytes_mb": round(
-            sum(t.nbytes for t in (nation.registrations, nation.vote_history, nation.identifiers)) / 2**20
+            sum(t.nbytes for t in (nation.registrations, nation.vote_history, nation.identifiers))
+            / 2**20
             + sum(t.nbytes for t in nation.truth.values()) / 2**20,
             1,
         ),

@@ -1,9 +1,9 @@
 """Validate the estimators against the truth of many synthetic nations.
 
 For each seed: ``voterolls.synth.generate_nation(people, seed)`` -> per state
-the same disclosure policy (``voterolls.policy.enforce``) and normalisation
-(``voterolls.normalize.normalize_registrations``) that ingest applies, on the
-national tables directly (the native-file round trip is skipped to keep the
+the date cleaning, disclosure policy (``voterolls.policy.enforce``) and
+normalisation (``voterolls.normalize``) that ingest applies, on the national
+tables directly (``voterolls.link.synthetic.load_nation_registrations``) (the native-file round trip is skipped to keep the
 run to minutes; readers are validated elsewhere) -> ``estimate_tables``.
 Linkage probabilities are used when ``--linkage`` is given and the linkage
 stage offers a table-level entry point; otherwise the rule-based estimators
@@ -44,9 +44,8 @@ import pyarrow as pa
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from voterolls.normalize import normalize_registrations  # noqa: E402
 from voterolls.policy import get_policy  # noqa: E402
-from voterolls.policy.enforce import enforce, enforce_vote_history  # noqa: E402
+from voterolls.policy.enforce import enforce_vote_history  # noqa: E402
 from voterolls.stats import estimators as es  # noqa: E402
 from voterolls.synth import SynthConfig, generate_nation  # noqa: E402
 
@@ -55,32 +54,39 @@ METHODS = ROOT / "docs" / "METHODS.md"
 
 
 def ingest_like(con: duckdb.DuckDBPyConnection, nation) -> None:
-    """Create ``registrations`` / ``vote_history`` tables as ingest would store them."""
-    con.register("_nat_regs", nation.registrations)
+    """Create ``registrations`` / ``vote_history`` tables as ingest would store them.
+
+    Registrations: ``voterolls.link.synthetic.load_nation_registrations`` (the
+    linkage owner's helper: ``clean_dates`` -> ``policy.enforce`` ->
+    ``normalize_registrations``, the steps and order of ingest).  Vote history:
+    ``policy.enforce_vote_history`` per state (withheld where not public,
+    protected voters' rows removed).
+    """
+    from voterolls.link.synthetic import load_nation_registrations
+
+    load_nation_registrations(con, nation, target="registrations")
+    con.register("_nat_regs", nation.registrations.select(["state", "state_voter_id", "protected"]))
     con.register("_nat_vh", nation.vote_history)
-    regs, vhs = [], []
+    vhs = []
     for state in nation.states():
         pol = get_policy(state)
-        rel = con.sql(f"SELECT * FROM _nat_regs WHERE state = '{state}'")
-        lawful, _ = enforce(rel, pol, count=False)
-        norm = normalize_registrations(con, lawful)
-        keep = [c for c in norm.columns if not c.startswith("_")]
-        regs.append(norm.select(*keep).to_arrow_table())
-        prot = con.sql(f"SELECT state_voter_id FROM _nat_regs WHERE state = '{state}' AND protected")
+        prot = con.sql(
+            f"SELECT state_voter_id FROM _nat_regs WHERE state = '{state}' AND protected"
+        )
         vrel = con.sql(f"SELECT * FROM _nat_vh WHERE state = '{state}'")
         vlaw, _ = enforce_vote_history(vrel, pol, count=False, protected_ids=prot)
         vhs.append(vlaw.to_arrow_table())
-    reg = pa.concat_tables(regs, promote_options="permissive")
-    vh = pa.concat_tables(vhs, promote_options="permissive")
-    con.register("_r", reg)
-    con.register("_v", vh)
-    con.execute("CREATE OR REPLACE TABLE registrations AS SELECT * FROM _r")
+    con.register("_v", pa.concat_tables(vhs, promote_options="permissive"))
     con.execute("CREATE OR REPLACE TABLE vote_history AS SELECT * FROM _v")
 
 
 def truth_counts(con: duckdb.DuckDBPyConnection, nation, vote_states: list[str]) -> dict[str, int]:
-    con.register("_t_dup", nation.truth["duplicate_pairs"])
-    con.register("_t_dv", nation.truth["double_votes"])
+    if isinstance(nation, dict):  # toy population: tables given directly
+        con.register("_t_dup", nation["duplicate_pairs"])
+        con.register("_t_dv", nation["double_votes"])
+    else:
+        con.register("_t_dup", nation.truth["duplicate_pairs"])
+        con.register("_t_dv", nation.truth["double_votes"])
     lst = ", ".join(f"'{s}'" for s in vote_states) or "''"
     rule = """(a.first_name = b.first_name AND a.last_name = b.last_name AND a.birth_year = b.birth_year
                AND (a.dob = b.dob OR a.dob_granularity <> 'full' OR b.dob_granularity <> 'full'))"""
@@ -93,31 +99,83 @@ def truth_counts(con: duckdb.DuckDBPyConnection, nation, vote_states: list[str])
         JOIN registrations b ON b.state = t.state_r AND b.state_voter_id = t.state_voter_id_r
         WHERE t.state_l <> t.state_r {{extra}}
     """
-    dv, dx = con.execute(q.format(t="_t_dv", extra=f"AND t.state_l IN ({lst}) AND t.state_r IN ({lst})")).fetchall()[0]
-    dup_v, dup_x = con.execute(q.format(t="(SELECT * FROM _t_dup WHERE kind = 'cross_state')", extra="")).fetchall()[0]
+    dv, dx = con.execute(
+        q.format(t="_t_dv", extra=f"AND t.state_l IN ({lst}) AND t.state_r IN ({lst})")
+    ).fetchall()[0]
+    dup_v, dup_x = con.execute(
+        q.format(t="(SELECT * FROM _t_dup WHERE kind = 'cross_state')", extra="")
+    ).fetchall()[0]
     return {"dup_visible": dup_v, "dup_exact": dup_x, "dv_visible": dv, "dv_exact": dx}
 
 
-def run_seed(seed: int, people: int, cfg: SynthConfig, error_rate: float) -> dict:
+TOY_STATES = {"NC": "year", "OH": "full", "FL": "full", "NY": "full", "GA": "year", "TX": "full"}
+
+
+def _pick(d: dict, raw: float | None = None) -> dict:
+    out = {k: d.get(k) for k in ("estimate", "ci95", "se", "raw_rule_count", "expected_coincidences")}
+    if out["raw_rule_count"] is None:
+        out["raw_rule_count"] = raw
+    return out
+
+
+def run_seed(
+    seed: int,
+    people: int,
+    cfg: SynthConfig,
+    error_rate: float,
+    toy: bool = False,
+    model: Path | None = None,
+    workdir: Path | None = None,
+) -> dict:
     t0 = time.time()
-    nation = generate_nation(people, seed, cfg)
     con = duckdb.connect()
-    ingest_like(con, nation)
-    res = es.estimate_tables(con, error_rate=error_rate)
+    if toy:
+        from voterolls.stats.toy import make_population
+
+        pop = make_population(
+            people, seed=seed, states=TOY_STATES, top_first=300, top_last=1000, dup_rate=0.03,
+            double_vote_rate=cfg.double_vote_rate, vote_error=cfg.vote_record_error_rate,
+        )  # fmt: skip
+        con.register("_r", pop.registrations)
+        con.register("_v", pop.vote_history)
+        con.execute("CREATE TABLE registrations AS SELECT * FROM _r")
+        con.execute("CREATE TABLE vote_history AS SELECT * FROM _v")
+        kinds = pop.truth_pairs
+        nation = {"duplicate_pairs": kinds, "double_votes": pop.truth_double_vote_pairs}
+    else:
+        nation = generate_nation(people, seed, cfg)
+        ingest_like(con, nation)
+    pairs = None
+    if model is not None and workdir is not None:
+        from voterolls.link.run import link_registrations
+
+        out = workdir / f"seed{seed}"
+        link_registrations(con, out, model=model, blocking_analysis=False)
+        pairs = str(out / "pairs.parquet")
+    res = es.estimate_tables(con, pairs=pairs, error_rate=error_rate)
     truth = truth_counts(con, nation, res["vote_history_states"])
-    d = res["duplicate_registrations"]["cross_state"]["rule_net_of_coincidences"]
+    cs = res["duplicate_registrations"]["cross_state"]
+    d = cs["rule_net_of_coincidences"]
     dv = res["double_votes"]
-    return {
+    row = {
         "seed": seed,
         "seconds": round(time.time() - t0, 1),
         "truth": truth,
-        "dup": {k: d[k] for k in ("estimate", "ci95", "se", "raw_rule_count", "expected_coincidences")},
-        "dv": {k: dv["headline"][k] for k in ("estimate", "ci95", "se", "raw_rule_count", "expected_coincidences")},
+        "dup": _pick(d),
+        "dv": _pick(dv["rule_net_of_coincidences_error_corrected"]),
         "dv_no_error_correction": dv["rule_net_of_coincidences_no_error_correction"]["estimate"],
         "votes": dv["votes_recorded_in_these_states"],
         "kappa": res["year_model_calibration"]["cross_state"]["kappa"],
-        "purge_ratio": (res.get("crosscheck_purge") or {}).get("legitimate_votes_blocked_per_double_vote_prevented"),
+        "purge_ratio": (res.get("crosscheck_purge") or {}).get(
+            "legitimate_votes_blocked_per_double_vote_prevented"
+        ),
     }
+    if pairs is not None:
+        row["dup_combined"] = _pick(cs["combined"])
+        row["dup_splink"] = _pick(cs["splink_sum_of_probabilities"], raw=d["raw_rule_count"])
+        row["calibration_ratio"] = cs["splink_sum_of_probabilities"]["calibration_ratio_exact_stratum"]
+        row["dv_combined"] = _pick(dv["headline"])
+    return row
 
 
 def summarise(rows: list[dict], key: str, target: str) -> dict:
@@ -131,8 +189,12 @@ def summarise(rows: list[dict], key: str, target: str) -> dict:
         "target": target,
         "truth_mean": float(tru.mean()),
         "estimate_mean": float(est.mean()),
-        "mean_relative_error": float(np.mean(np.abs(est[ok] - tru[ok]) / tru[ok])) if ok.any() else None,
-        "mean_signed_relative_error": float(np.mean((est[ok] - tru[ok]) / tru[ok])) if ok.any() else None,
+        "mean_relative_error": float(np.mean(np.abs(est[ok] - tru[ok]) / tru[ok]))
+        if ok.any()
+        else None,
+        "mean_signed_relative_error": float(np.mean((est[ok] - tru[ok]) / tru[ok]))
+        if ok.any()
+        else None,
         "ci95_coverage": float(np.mean((lo <= tru) & (tru <= hi))),
         "raw_rule_count_mean": float(raw.mean()),
         "raw_overcount_vs_truth": float(raw.sum() / tru.sum()) if tru.sum() else None,
@@ -148,8 +210,16 @@ def table_md(cfgs: list[dict]) -> str:
     for c in cfgs:
         for name, s in c["summary"].items():
             mre = "n/a" if s["mean_relative_error"] is None else f"{s['mean_relative_error']:.1%}"
-            msr = "n/a" if s["mean_signed_relative_error"] is None else f"{s['mean_signed_relative_error']:+.1%}"
-            ratio = "n/a" if s["raw_overcount_vs_truth"] is None else f"{s['raw_overcount_vs_truth']:.2f}"
+            msr = (
+                "n/a"
+                if s["mean_signed_relative_error"] is None
+                else f"{s['mean_signed_relative_error']:+.1%}"
+            )
+            ratio = (
+                "n/a"
+                if s["raw_overcount_vs_truth"] is None
+                else f"{s['raw_overcount_vs_truth']:.2f}"
+            )
             lines.append(
                 f"| {c['label']} | {name} | {s['target']} | {s['truth_mean']:.1f} | {s['estimate_mean']:.1f} | {mre} | {msr} "
                 f"| {s['ci95_coverage']:.0%} ({s['seeds']} seeds) | {s['raw_rule_count_mean']:.1f} | {ratio} |"
@@ -161,40 +231,98 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", type=int, default=20)
     ap.add_argument("--people", type=int, default=100_000)
-    ap.add_argument("--double-vote-rate", type=float, default=None, help="override SynthConfig.double_vote_rate")
-    ap.add_argument("--error-rate", type=float, default=None, help="assumed vote-record error (default: the synth's)")
+    ap.add_argument(
+        "--double-vote-rate", type=float, default=None, help="override SynthConfig.double_vote_rate"
+    )
+    ap.add_argument(
+        "--error-rate",
+        type=float,
+        default=None,
+        help="assumed vote-record error (default: the synth's)",
+    )
     ap.add_argument("--label", default=None)
+    ap.add_argument(
+        "--linkage",
+        action="store_true",
+        help="also run voterolls.link (model trained once on a separate seed, reused) and validate the "
+        "combined and Splink-sum estimators",
+    )
+    ap.add_argument(
+        "--toy",
+        action="store_true",
+        help="use voterolls.stats.toy (6 states, concentrated names: a coincidence-heavy regime) instead of synth",
+    )
     ap.add_argument("--write-methods", action="store_true")
     args = ap.parse_args()
-    cfg = SynthConfig() if args.double_vote_rate is None else SynthConfig(double_vote_rate=args.double_vote_rate)
+    cfg = (
+        SynthConfig()
+        if args.double_vote_rate is None
+        else SynthConfig(double_vote_rate=args.double_vote_rate)
+    )
     e = cfg.vote_record_error_rate if args.error_rate is None else args.error_rate
     label = args.label or (
-        f"{args.people:,} people, double-vote rate {cfg.double_vote_rate:.5f}, vote-record error {cfg.vote_record_error_rate:.1%} "
-        f"(assumed {e:.1%}), rule-based estimators"
+        ("toy (coincidence-heavy), " if args.toy else "synth, ")
+        + f"{args.people:,} people, double-vote rate {cfg.double_vote_rate:.5f}, "
+        f"vote-record error {cfg.vote_record_error_rate:.1%} (assumed {e:.1%}), rule-based estimators"
     )
+    linkage = args.linkage and not args.toy
+    model = workdir = None
+    if linkage:
+        import tempfile
+
+        from voterolls.link.run import link_registrations
+
+        workdir = Path(tempfile.mkdtemp(prefix="validate_estimates_"))
+        con = duckdb.connect()
+        ingest_like(con, generate_nation(args.people, 10_000, cfg))  # training nation, not scored
+        t = time.time()
+        link_registrations(con, workdir / "train", blocking_analysis=False)
+        model = workdir / "train" / "model.json"
+        print(f"trained the linkage model on seed 10000 in {time.time() - t:.0f}s", flush=True)
+        label = label.replace("rule-based estimators", "rule-based + linkage estimators")
     rows = []
     for seed in range(args.seeds):
-        r = run_seed(seed, args.people, cfg, e)
+        r = run_seed(seed, args.people, cfg, e, toy=args.toy, model=model, workdir=workdir)
         rows.append(r)
         print(
             f"seed {seed:2d}: dup est {r['dup']['estimate']:8.1f} truth(exact) {r['truth']['dup_exact']:6d} "
             f"(visible {r['truth']['dup_visible']:6d}) raw {r['dup']['raw_rule_count']:7.0f} | "
             f"dv est {r['dv']['estimate']:7.1f} [{r['dv']['ci95'][0]:.1f}, {r['dv']['ci95'][1]:.1f}] "
             f"truth(exact) {r['truth']['dv_exact']:4d} (visible {r['truth']['dv_visible']:4d}) raw {r['dv']['raw_rule_count']:5.0f} "
-            f"| {r['seconds']}s",
+            + (
+                f" | combined dup {r['dup_combined']['estimate']:.1f} dv {r['dv_combined']['estimate']:.1f}"
+                if "dup_combined" in r
+                else ""
+            )
+            + f" | {r['seconds']}s",
             flush=True,
         )
     summary = {
-        "duplicate registrations (rule net of coincidences)": summarise(rows, "dup", "dup_exact"),
-        "duplicate registrations vs all visible duplicates": summarise(rows, "dup", "dup_visible"),
-        "double votes (rule net, error-corrected)": summarise(rows, "dv", "dv_exact"),
-        "double votes vs all visible double votes": summarise(rows, "dv", "dv_visible"),
+        "duplicate registrations, rule net of coincidences": summarise(rows, "dup", "dup_exact"),
+        "duplicate registrations, rule net vs all visible duplicates": summarise(
+            rows, "dup", "dup_visible"
+        ),
+        "double votes, rule net, error-corrected": summarise(rows, "dv", "dv_exact"),
+        "double votes, rule net vs all visible double votes": summarise(rows, "dv", "dv_visible"),
     }
+    if linkage:
+        summary["duplicate registrations, combined (rule net + Splink non-exact)"] = summarise(
+            rows, "dup_combined", "dup_visible"
+        )
+        summary["duplicate registrations, Splink sum of probabilities"] = summarise(
+            rows, "dup_splink", "dup_visible"
+        )
+        summary["double votes, combined, error-corrected"] = summarise(
+            rows, "dv_combined", "dv_visible"
+        )
     entry = {
         "label": label,
         "people": args.people,
         "seeds": args.seeds,
-        "config": {"double_vote_rate": cfg.double_vote_rate, "vote_record_error_rate": cfg.vote_record_error_rate},
+        "config": {
+            "double_vote_rate": cfg.double_vote_rate,
+            "vote_record_error_rate": cfg.vote_record_error_rate,
+        },
         "assumed_error_rate": e,
         "command": "bench/validate_estimates.py " + " ".join(sys.argv[1:]),
         "summary": summary,
@@ -202,7 +330,9 @@ def main() -> None:
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     existing = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"configurations": []}
-    existing["configurations"] = [c for c in existing["configurations"] if c["label"] != label] + [entry]
+    existing["configurations"] = [c for c in existing["configurations"] if c["label"] != label] + [
+        entry
+    ]
     RESULTS.write_text(json.dumps(existing, indent=1) + "\n")
     md = table_md(existing["configurations"])
     print(md)

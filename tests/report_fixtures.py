@@ -106,6 +106,10 @@ def write_pairs(workspace: Path, seed: int = 3) -> pa.Table:
     )
     (workspace / "link").mkdir(parents=True, exist_ok=True)
     pq.write_table(t, workspace / "link" / "pairs.parquet")
+    report = {"engine": "duckdb", "candidate_pairs": 81234, "pairs_written": n, "clusters": 930,
+              "registrations_in_multi_clusters": 7, "threshold": 0.5, "min_probability": 0.001,
+              "probability_mass_below_min": 12.345}
+    (workspace / "link" / "link_report.json").write_text(json.dumps(report))
     return t
 
 
@@ -181,3 +185,50 @@ def personal_values(reg: pa.Table) -> set[str]:
         if d:
             vals.update({d.isoformat(), d.strftime("%m/%d/%Y"), d.strftime("%Y%m%d")})
     return vals
+
+
+def make_workspace(path: Path, reg: pa.Table | None = None, *, uniformity: bool = True) -> Path:
+    """A real ``voterolls.store`` workspace holding the fixture, one committed snapshot per state.
+
+    Snapshots are committed directly (not through ingest) so the report can be
+    tested on the store's views without the native readers; the uniformity
+    table comes from the ingest stage's own ``compute`` when available.
+    """
+    import datetime as dt
+
+    from voterolls.store import SNAPSHOT_COLUMNS, Workspace
+
+    reg = reg if reg is not None else registrations()
+    vh = vote_history(reg)
+    ws = Workspace(path)
+    for st, *_ in STATES:
+        r = reg.filter(pa.compute.equal(reg.column("state"), st))
+        v = vh.filter(pa.compute.equal(vh.column("state"), st))
+        staged = ws.stage(st)
+        pq.write_table(r, staged.dir / "registrations.parquet")
+        pq.write_table(v, staged.dir / "vote_history.parquet")
+        if uniformity:
+            from voterolls.ingest.uniformity import compute
+            from voterolls.policy import get_policy
+
+            u = compute(
+                staged.dir / "registrations.parquet",
+                staged.dir / "vote_history.parquet",
+                state=st,
+                snapshot_id=staged.snapshot_id,
+                spec=None,
+                policy=get_policy(st),
+            )
+            pq.write_table(u, staged.dir / "uniformity.parquet")
+        (staged.dir / "manifest.json").write_text("{}")
+        record = dict.fromkeys(SNAPSHOT_COLUMNS)
+        record.update(
+            created_at=dt.datetime(2026, 11, 1, 12, 0),
+            rows_read=r.num_rows + 3,
+            loaded=r.num_rows,
+            quarantined=3,
+            protected_excluded=12,
+            ingest_key=f"test-{st}",
+        )
+        ws.commit(staged, record, [])
+    return path

@@ -291,3 +291,55 @@ def test_source_keys_are_described() -> None:
     # CIVIC-DOC (cited for NC) has no entry in the draft's sources file: a known gap.
     assert keys - set(described) <= {"CIVIC-DOC"}
     assert "Voteshield" in described["REGGIE"]
+
+
+def test_enforce_never_leaks_for_any_policy() -> None:
+    """Property: whatever the policy, no disallowed value survives and row counts reconcile."""
+    from dataclasses import replace
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    con = duckdb.connect()
+    base = _registrations(con).to_arrow_table()
+
+    @settings(max_examples=40, deadline=None)
+    @given(
+        dob=st.sampled_from(["full", "year", "none"]),
+        phone=st.booleans(),
+        email=st.booleans(),
+        party=st.booleans(),
+        protected=st.lists(st.booleans(), min_size=4, max_size=4),
+    )
+    def check(dob: str, phone: bool, email: bool, party: bool, protected: list[bool]) -> None:
+        pol = replace(
+            get_policy("NC"),
+            dob_disclosure=dob,
+            phone_public=phone,
+            email_public=email,
+            party_on_file=party,
+        )
+        t = base.set_column(
+            base.column_names.index("_protected"), "_protected", pa.array(protected)
+        )
+        rel, f = enforce(con.from_arrow(t), pol)
+        out = rel.to_arrow_table()
+        assert out.num_rows == 4 - sum(protected) == f.rows_out
+        assert f.rows_in == f.rows_out + f.protected_excluded
+        kept = [i for i, p in enumerate(protected) if not p]
+        if dob != "full":
+            assert out.column("dob").null_count == out.num_rows
+        if dob == "none":
+            assert out.column("birth_year").null_count == out.num_rows
+        else:
+            assert out.column("birth_year").to_pylist() == [DOBS[i].year for i in kept]
+        if not phone:
+            assert out.column("phone").null_count == out.num_rows
+        if not email:
+            assert out.column("email").null_count == out.num_rows
+        if not party:
+            assert set(out.column("party").to_pylist()) <= {"NPR"}
+        ids = out.column("state_voter_id").to_pylist()
+        assert ids == [f"V{i}" for i in kept]  # protected rows never appear
+
+    check()

@@ -227,6 +227,9 @@ def test_tiny_workspace_sections(tiny):
     # matches: the three pairs at 0.50-0.55 are a suppressed bin
     md = data.matches.data
     assert md.total_pairs == 5000
+    assert md.candidate_pairs == 81234 and md.min_probability == 0.001
+    assert md.registrations_in_multi_clusters is None  # 7: a small cell
+    assert "81,234 candidate pairs" in html and "add up to 12." in html
     assert md.series[0].counts[10] is None
     assert md.expected_true_matches == pytest.approx(
         float(rf.write_pairs(Path(tiny[0])).column("match_probability").to_numpy().sum())
@@ -334,3 +337,32 @@ def test_browser_loads_nothing_from_the_network(tiny, tmp_path):
     assert n_svg >= 5 and width > 300
     assert overflow <= 1, "the page scrolls sideways on a phone-sized screen"
     assert (tmp_path / "report.png").stat().st_size > 20_000
+
+
+# --------------------------------------------------------------------------
+# through the real workspace store (and the ingest stage's uniformity table)
+# --------------------------------------------------------------------------
+
+
+def test_report_from_a_store_workspace(tmp_path):
+    pytest.importorskip("voterolls.store")
+    reg = rf.registrations()
+    try:
+        ws = rf.make_workspace(tmp_path / "ws", reg)
+    except ImportError:  # ingest's uniformity module not present: the report's own checks
+        ws = rf.make_workspace(tmp_path / "ws2", reg, uniformity=False)
+    data = gather(ws)
+    html = render(data)
+    assert_offline(html)
+    assert data.coverage.data.states_with_data == 4
+    nc = next(s for s in data.coverage.data.states if s.state == "NC")
+    assert nc.snapshot_date == "2026-11-01"
+    assert data.protections.quarantined_rows == 12  # 4 states x 3
+    assert data.protections.protected_excluded == 48
+    u = data.uniformity.data
+    assert u is not None and {"FL", "NC", "OH", "WY"} == set(u.states)
+    assert all(r.rows is None for r in u.rows if r.state == "WY" and r.dataset == "registrations")  # 5 rows
+    leaked = sorted(v for v in rf.personal_values(reg) if v.upper() in html.upper())
+    assert leaked == []
+    assert "linkage has not been run" in html
+    assert "no estimates in this workspace" in html

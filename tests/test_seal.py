@@ -215,3 +215,13 @@ def test_clk_vectorised_matches_single() -> None:
     clks = clk_encode({"first_name": firsts, "last_name": lasts}, KEY_A).to_pylist()
     assert clks[0] == clks[3] == _clk("ANN", "LEE")
     assert clks[2] is None
+
+
+def test_ragged_line_names_line_not_content(tmp_path: Path) -> None:
+    p = tmp_path / "ids.csv"
+    p.write_text("state_voter_id,dob,ssn4\nV1,1980-01-01,1234\nV2,1980-01-02,4321,EXTRA\n")
+    with pytest.raises(UserError) as exc:
+        seal_file(p, tmp_path / "out.csv", KEY_A)
+    msg = str(exc.value)
+    assert "line 3" in msg and "1980-01-02" not in msg and "4321" not in msg
+    assert not (tmp_path / "out.csv").exists() and not (tmp_path / "out.csv.partial").exists()

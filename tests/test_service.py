@@ -311,7 +311,7 @@ def test_tokens_are_stored_only_as_hashes(env: Env) -> None:
     text = env.store.path.read_text()
     for token in env.tokens.values():
         assert token not in text
-        assert token.split("_")[2] not in text
+        assert token.split("_", 2)[2] not in text
     assert oct(env.store.path.stat().st_mode & 0o777) == "0o600"
 
 
@@ -385,12 +385,12 @@ def test_upload_ingests_in_background_with_visible_progress(tmp_path: Path) -> N
     env.wait(sid)
     rec = env.client.get(url, headers=bearer(env.tokens["nc-upload"])).json()
     assert rec["status"] == "done" and rec["progress"] == 1.0
-    assert rec["result"]["rows_read"] == 3 and rec["result"]["rows_quarantined"] == 1
+    assert rec["result"]["rows_read"] == 3 and rec["result"]["quarantined"] == 1
     # the raw upload is gone; its record (names, sizes, hashes, counts) stays
     folder = env.w / "service" / "uploads" / "NC" / sid
     assert sorted(p.name for p in folder.iterdir()) == ["submission.json"]
     page = env.client.get("/states/NC", headers=bearer(env.tokens["nc-upload"])).text
-    assert "Latest ingest" in page and "unparseable date" in page and "rows quarantined" in page
+    assert "Latest ingest" in page and "unparseable date" in page and "every row accounted for" in page
     q = env.client.get("/api/states/NC/quarantine", headers=bearer(env.tokens["nc-upload"])).json()
     assert q["quarantine"]["by_reason"][0] == {"field": "dob", "reason": "unparseable date", "rows": 1}
 
@@ -421,7 +421,7 @@ def test_same_file_twice_is_one_snapshot(env: Env) -> None:
     assert b["note"].startswith(f"Identical to submission {a['submission']}")
     ra = env.svc.jobs.get("NC", a["submission"])["result"]
     rb = env.svc.jobs.get("NC", b["submission"])["result"]
-    assert ra["snapshot_id"] == rb["snapshot_id"] and rb["new_snapshot"] is False
+    assert ra["snapshot_id"] == rb["snapshot_id"] and (ra["status"], rb["status"]) == ("new", "unchanged")
 
 
 def test_failed_ingest_shows_the_reason_and_keeps_nothing(tmp_path: Path) -> None:
@@ -447,3 +447,16 @@ def test_restart_marks_unfinished_ingest_interrupted(tmp_path: Path) -> None:
     assert rec["status"] == "interrupted" and "upload again" in rec["message"]
     ingest.gate.set()
     env.wait(sid)
+
+
+def test_serve_refuses_plain_http_off_localhost(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from voterolls.cli import app
+    from voterolls.errors import UserError
+
+    r = CliRunner().invoke(app, ["serve", "--host", "0.0.0.0", "--workspace", str(tmp_path / "ws")])
+    assert r.exit_code != 0 and isinstance(r.exception, UserError)
+    assert "refusing to serve voter files over plain HTTP" in str(r.exception)
+    r = CliRunner().invoke(app, ["serve", "--max-upload", "lots", "--workspace", str(tmp_path / "ws")])
+    assert isinstance(r.exception, UserError) and "2GiB" in str(r.exception)

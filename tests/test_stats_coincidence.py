@@ -24,7 +24,9 @@ def _regs(state, first, last, dob=None, year=None, gran="full") -> pa.Table:
             "state_voter_id": pa.array([f"{s}{i}" for i, s in enumerate(state)]),
             "first_name": pa.array(list(first)),
             "last_name": pa.array(list(last)),
-            "dob": pa.array(dob if (dob is not None and gran == "full") else [None] * n, pa.date32()),
+            "dob": pa.array(
+                dob if (dob is not None and gran == "full") else [None] * n, pa.date32()
+            ),
             "birth_year": pa.array(np.asarray(year), pa.int16()),
             "dob_granularity": pa.array([gran] * n),
         }
@@ -40,7 +42,11 @@ def _table(regs: pa.Table, model: DobModel) -> dict:
 
 
 def _sum(tab: pa.Table, level: str, cross: bool) -> dict[str, float]:
-    rows = [r for r in tab.to_pylist() if r["level"] == level and (r["state_l"] != r["state_r"]) == cross]
+    rows = [
+        r
+        for r in tab.to_pylist()
+        if r["level"] == level and (r["state_l"] != r["state_r"]) == cross
+    ]
     return {k: sum(r[k] for r in rows) for k in ("N", "M", "E0")}
 
 
@@ -78,7 +84,10 @@ def test_real_birthdays_make_matches_likelier_than_uniform():
 def test_mcdonald_levitt_about_180_adults_for_even_odds():
     # adults spread over ~70 birth years: ~180 people give ~50 % that two share a full DOB
     years = range(1935, 2006)
-    model = DobModel(profiles={y: _seasonal_profile(y) for y in years}, year_share={y: 1 / len(years) for y in years})
+    model = DobModel(
+        profiles={y: _seasonal_profile(y) for y in years},
+        year_share={y: 1 / len(years) for y in years},
+    )
     pr = co.prob_some_shared(180, model.p_same_dob())
     assert 0.4 < pr < 0.6
 

@@ -48,7 +48,13 @@ def _exact_truth(con) -> tuple[int, int]:
 @pytest.fixture(scope="module")
 def pop():
     return make_population(
-        60_000, seed=4, states=STATES, top_first=600, top_last=2000, dup_rate=0.03, double_vote_rate=0.03
+        40_000,
+        seed=4,
+        states=STATES,
+        top_first=600,
+        top_last=2000,
+        dup_rate=0.03,
+        double_vote_rate=0.03,
     )
 
 
@@ -77,21 +83,33 @@ def test_vote_error_correction_inverts_the_observation_model():
     got = es.correct_vote_error(es.Count(o2, 1.0), es.Count(o1, 1.0), es.Count(o0, 1.0), miss, fm)
     assert got.estimate == pytest.approx(t2)
     # with no error the observed count is returned unchanged
-    same = es.correct_vote_error(es.Count(5.0, 2.0), es.Count(1.0, 1.0), es.Count(1.0, 1.0), 0.0, 0.0)
+    same = es.correct_vote_error(
+        es.Count(5.0, 2.0), es.Count(1.0, 1.0), es.Count(1.0, 1.0), 0.0, 0.0
+    )
     assert (same.estimate, same.variance) == (5.0, 2.0)
 
 
 def test_double_votes_with_record_errors_are_corrected(pop):
     noisy = make_population(
-        60_000, seed=5, states=STATES, top_first=600, top_last=2000, dup_rate=0.03, double_vote_rate=0.02,
-        vote_error=0.02, name_noise=0.0, dob_noise=0.0,
+        40_000,
+        seed=5,
+        states=STATES,
+        top_first=600,
+        top_last=2000,
+        dup_rate=0.03,
+        double_vote_rate=0.02,
+        vote_error=0.02,
+        name_noise=0.0,
+        dob_noise=0.0,
     )
     con = _con(noisy)
     res = es.estimate_tables(con, error_rate=0.02)
     dv = res["double_votes"]
     raw_net = dv["rule_net_of_coincidences_no_error_correction"]["estimate"]
     head = dv["headline"]
-    assert head["estimate"] < raw_net  # errors add apparent double votes; the correction removes them
+    assert (
+        head["estimate"] < raw_net
+    )  # errors add apparent double votes; the correction removes them
     assert head["ci95"][0] <= noisy.truth_double_votes <= head["ci95"][1]
     rates = [s["error_rate"] for s in dv["error_rate_sensitivity"]]
     assert rates == sorted(rates) and {0.0, 0.005, 0.01, 0.02} <= set(rates)
@@ -111,9 +129,13 @@ def _pairs_from_truth(pop, rng, p_true=0.97, n_false=3000, p_false=0.02) -> pa.T
     return pa.table(
         {
             "state_l": pa.array(list(t.column("state_l").to_pylist()) + list(st[idx[:, 0]])),
-            "state_voter_id_l": pa.array(list(t.column("state_voter_id_l").to_pylist()) + list(ids[idx[:, 0]])),
+            "state_voter_id_l": pa.array(
+                list(t.column("state_voter_id_l").to_pylist()) + list(ids[idx[:, 0]])
+            ),
             "state_r": pa.array(list(t.column("state_r").to_pylist()) + list(st[idx[:, 1]])),
-            "state_voter_id_r": pa.array(list(t.column("state_voter_id_r").to_pylist()) + list(ids[idx[:, 1]])),
+            "state_voter_id_r": pa.array(
+                list(t.column("state_voter_id_r").to_pylist()) + list(ids[idx[:, 1]])
+            ),
             "match_probability": pa.array([p_true] * t.num_rows + [p_false] * int(keep.sum())),
         }
     )
@@ -128,12 +150,17 @@ def test_splink_sum_and_combined_estimators(pop):
     assert d["headline"] == "combined"
     truth = pop.truth_cross_pairs
     sp = d["splink_sum_of_probabilities"]
-    assert sp["estimate"] == pytest.approx(pairs.column("match_probability").to_numpy().sum(), rel=1e-9)
+    assert sp["estimate"] == pytest.approx(
+        pairs.column("match_probability").to_numpy().sum(), rel=1e-9
+    )
     comb = d["combined"]
     # combined counts duplicates the rule misses (typos, DOB slips) and lands near the truth
     assert comb["estimate"] > d["rule_net_of_coincidences"]["estimate"]
     assert abs(comb["estimate"] - truth) < 0.05 * truth
-    assert comb["ci95"][0] <= truth <= comb["ci95"][1] or abs(comb["estimate"] - truth) < 3 * comb["se"]
+    assert (
+        comb["ci95"][0] <= truth <= comb["ci95"][1]
+        or abs(comb["estimate"] - truth) < 3 * comb["se"]
+    )
 
 
 def test_purge_counts_legitimate_votes_blocked(pop):
@@ -146,10 +173,8 @@ def test_purge_counts_legitimate_votes_blocked(pop):
 
 
 def test_coverage_extrapolation_rules():
-    w = {"AA": 100, "BB": 200, "CC": 300, "DD": 400}
-    import voterolls.stats.coverage as c
-
-    # a state outside JURISDICTIONS is ignored, so use real codes
+    c = cov
+    # weights are keyed by real state codes (others are ignored)
     w = {"NC": 100, "OH": 200, "FL": 300, "NY": 400}
     per = {("FL", "OH"): 6.0, ("NC", "OH"): 2.0, ("FL", "NC"): 3.0}
     covered = ["FL", "NC", "OH"]
@@ -199,7 +224,9 @@ def test_estimate_on_a_workspace_writes_json(tmp_path, pop):
         mask = pa.compute.equal(regs["state"], state)
         pq.write_table(regs.filter(mask), st.dir / "registrations.parquet")
         vh = pop.vote_history
-        pq.write_table(vh.filter(pa.compute.equal(vh["state"], state)), st.dir / "vote_history.parquet")
+        pq.write_table(
+            vh.filter(pa.compute.equal(vh["state"], state)), st.dir / "vote_history.parquet"
+        )
         rec = {c: None for c in store.SNAPSHOT_COLUMNS}
         rec.update(created_at="2026-01-01 00:00:00", rows_read=0, loaded=0, quarantined=0)
         ws.commit(st, rec, [])
@@ -210,7 +237,9 @@ def test_estimate_on_a_workspace_writes_json(tmp_path, pop):
     assert out.exists()
     saved = json.loads(out.read_text())
     assert saved["error_rate"] == 0.005
-    assert saved["duplicate_registrations"]["cross_state"]["rule_net_of_coincidences"]["estimate"] == pytest.approx(
+    assert saved["duplicate_registrations"]["cross_state"]["rule_net_of_coincidences"][
+        "estimate"
+    ] == pytest.approx(
         res["duplicate_registrations"]["cross_state"]["rule_net_of_coincidences"]["estimate"]
     )
     assert res["linkage_used"] is False

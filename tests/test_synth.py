@@ -45,7 +45,15 @@ def test_registrations_have_schema_columns_and_full_values(nation):
     for f in REGISTRATION_SCHEMA:
         assert regs.schema.field(f.name).type == f.type, f.name
     assert "person_id" not in regs.column_names
-    for col in ("state", "state_voter_id", "last_name", "first_name", "dob", "birth_year", "gender"):
+    for col in (
+        "state",
+        "state_voter_id",
+        "last_name",
+        "first_name",
+        "dob",
+        "birth_year",
+        "gender",
+    ):
         assert regs[col].null_count == 0, col
     assert pc.all(pc.equal(regs["dob_granularity"], "full")).as_py()
     assert pc.all(pc.equal(pc.year(regs["dob"]), regs["birth_year"].cast(pa.int64()))).as_py()
@@ -67,7 +75,11 @@ def test_state_shares_follow_census_population(nation):
     pop = state_population()
     total = sum(pop.values())
     cur = nation.truth["persons"]
-    counts = dict(zip(*np.unique(cur["state"].to_numpy(zero_copy_only=False), return_counts=True), strict=True))
+    counts = dict(
+        zip(
+            *np.unique(cur["state"].to_numpy(zero_copy_only=False), return_counts=True), strict=True
+        )
+    )
     for st in ("CA", "TX", "FL", "NY", "WY"):
         assert _binom_ok(counts[st], cur.num_rows, pop[st] / total), st
 
@@ -91,10 +103,14 @@ def test_top_surname_shares_match_census(nation):
     sn = sn.filter(pc.invert(pc.equal(sn["name"], "ALL OTHER NAMES")))
     total = pc.sum(sn["count"]).as_py()
     persons = nation.truth["persons"]
-    names, counts = np.unique(persons["last_name"].to_numpy(zero_copy_only=False), return_counts=True)
+    names, counts = np.unique(
+        persons["last_name"].to_numpy(zero_copy_only=False), return_counts=True
+    )
     observed = dict(zip(names, counts, strict=True))
     for row in sn.slice(0, 10).to_pylist():
-        assert _binom_ok(int(observed.get(row["name"], 0)), persons.num_rows, row["count"] / total), row["name"]
+        assert _binom_ok(
+            int(observed.get(row["name"], 0)), persons.num_rows, row["count"] / total
+        ), row["name"]
 
 
 def test_first_names_follow_sex(nation):
@@ -103,6 +119,18 @@ def test_first_names_follow_sex(nation):
     top = pc.value_counts(women["first_name"]).to_pylist()
     top = {d["values"] for d in sorted(top, key=lambda d: -d["counts"])[:20]}
     assert not top & {"JAMES", "JOHN", "ROBERT", "MICHAEL", "DAVID"}
+
+
+def test_first_names_correlate_with_surname_race(nation):
+    persons = nation.truth["persons"]
+    hispanic_first = {"JOSE", "MARIA", "JUAN", "CARLOS", "LUIS", "JESUS", "ANA", "ROSA"}
+    is_h = pc.is_in(persons["first_name"], value_set=pa.array(sorted(hispanic_first)))
+    overall = pc.mean(is_h.cast(pa.float64())).as_py()
+    garcia = pc.is_in(
+        persons["last_name"], value_set=pa.array(["GARCIA", "RODRIGUEZ", "HERNANDEZ", "LOPEZ"])
+    )
+    among = pc.mean(pc.filter(is_h, garcia).cast(pa.float64())).as_py()
+    assert among > 4 * overall
 
 
 def test_birthdays_show_weekend_dip(nation):
@@ -116,7 +144,9 @@ def test_birthdays_show_weekend_dip(nation):
 def test_adult_age_range(nation):
     dob = nation.truth["persons"]["dob"]
     election = np.datetime64("2024-11-05")
-    ages = (election - dob.to_numpy(zero_copy_only=False).astype("datetime64[D]")).astype(int) / 365.25
+    ages = (election - dob.to_numpy(zero_copy_only=False).astype("datetime64[D]")).astype(
+        int
+    ) / 365.25
     assert ages.min() >= 17.99 and ages.max() < 97
     assert 40 < np.median(ages) < 55
 
@@ -144,7 +174,12 @@ def test_middle_names_missing_and_initials(nation):
 def test_duplicate_counts_match_configured_rates(nation):
     cfg = nation.config
     records = nation.truth["records"]
-    kinds = dict(zip(*np.unique(records["record_kind"].to_numpy(zero_copy_only=False), return_counts=True), strict=True))
+    kinds = dict(
+        zip(
+            *np.unique(records["record_kind"].to_numpy(zero_copy_only=False), return_counts=True),
+            strict=True,
+        )
+    )
     assert kinds["current"] == PEOPLE
     assert _binom_ok(kinds["stale_cross_state"], PEOPLE, cfg.stale_cross_state_rate)
     assert _binom_ok(kinds["in_state_duplicate"], PEOPLE, cfg.in_state_duplicate_rate)
@@ -174,6 +209,21 @@ def test_stale_registrations_are_in_another_state_and_older(nation):
     assert abs(inactive - nation.config.stale_inactive_rate) < 0.08
 
 
+def test_young_people_move_more_and_vote_less(nation):
+    rec = nation.truth["records"]
+    persons = nation.truth["persons"]
+    birth_year = pc.year(persons["dob"]).to_numpy()
+    kind = rec["record_kind"].to_numpy(zero_copy_only=False)
+    pid = rec["person_id"].to_numpy()
+    stale_years = birth_year[pid[kind == "stale_cross_state"]]
+    assert np.median(stale_years) > np.median(birth_year) + 3
+    cur = kind == "current"
+    voted = rec["voted"].to_numpy(zero_copy_only=False)[cur]
+    young = birth_year[pid[cur]] >= 2000
+    old = birth_year[pid[cur]] <= 1959
+    assert voted[young].mean() + 0.1 < voted[old].mean()
+
+
 def test_recording_noise_rates(nation):
     cfg = nation.config
     rec = nation.truth["records"]
@@ -181,8 +231,13 @@ def test_recording_noise_rates(nation):
     typos = m - rec["typo_field"].null_count
     assert _binom_ok(typos, m, cfg.typo_rate)
     nick = pc.sum(rec["nickname"]).as_py()
-    assert 0.3 * cfg.nickname_rate * m < nick < 1.2 * cfg.nickname_rate * m  # only names with nicknames
-    errs = dict(zip(*np.unique(rec["dob_error"].to_numpy(zero_copy_only=False), return_counts=True), strict=True))
+    assert _binom_ok(nick, m, cfg.nickname_rate)
+    errs = dict(
+        zip(
+            *np.unique(rec["dob_error"].to_numpy(zero_copy_only=False), return_counts=True),
+            strict=True,
+        )
+    )
     assert _binom_ok(errs.get("placeholder", 0), m, cfg.placeholder_dob_rate)
     assert _binom_ok(errs.get("first_of_month", 0), m, cfg.first_of_month_rate * 30 / 31)
     regs = nation.registrations
@@ -203,7 +258,10 @@ def test_nicknames_come_from_the_nickname_table(nation):
 
     pairs = {(a.upper(), c.upper()) for a, _, c in nicknames.name_triplets()}
     # a typo may have hit the nickname afterwards, so allow a small share
-    hits = sum((t, n) in pairs for t, n in zip(true_first.to_pylist(), nick["first_name"].to_pylist(), strict=True))
+    hits = sum(
+        (t, n) in pairs
+        for t, n in zip(true_first.to_pylist(), nick["first_name"].to_pylist(), strict=True)
+    )
     assert hits / nick.num_rows > 0.95
 
 
@@ -238,7 +296,9 @@ def test_turnout_errors_and_double_votes(nation):
     assert _binom_ok(errors.num_rows, voted_current, cfg.vote_record_error_rate)
     # the credited registrant did not vote; the true voter did and lost the record
     hist_keys = set(
-        pc.binary_join_element_wise(nation.vote_history["state"], nation.vote_history["state_voter_id"], "|").to_pylist()
+        pc.binary_join_element_wise(
+            nation.vote_history["state"], nation.vote_history["state_voter_id"], "|"
+        ).to_pylist()
     )
     for e in errors.slice(0, 50).to_pylist():
         assert f"{e['state']}|{e['state_voter_id']}" in hist_keys
@@ -252,10 +312,16 @@ def test_double_vote_rate_is_configurable():
     cfg = SynthConfig(double_vote_rate=1 / 200, stale_cross_state_rate=0.05)
     n = generate_nation(20_000, 3, cfg)
     dv = n.truth["double_votes"]
-    voters = pc.sum(pc.and_(pc.equal(n.truth["records"]["record_kind"], "current"), n.truth["records"]["voted"])).as_py()
+    voters = pc.sum(
+        pc.and_(pc.equal(n.truth["records"]["record_kind"], "current"), n.truth["records"]["voted"])
+    ).as_py()
     expected = voters / 200
     assert abs(dv.num_rows - expected) <= 5 * expected**0.5
-    keys = set(pc.binary_join_element_wise(n.vote_history["state"], n.vote_history["state_voter_id"], "|").to_pylist())
+    keys = set(
+        pc.binary_join_element_wise(
+            n.vote_history["state"], n.vote_history["state_voter_id"], "|"
+        ).to_pylist()
+    )
     for d in dv.to_pylist():
         assert f"{d['state_l']}|{d['state_voter_id_l']}" in keys
         assert f"{d['state_r']}|{d['state_voter_id_r']}" in keys
@@ -266,17 +332,28 @@ def test_identifiers_same_person_same_ssn4_and_dob(nation):
     rec = nation.truth["records"]
     assert ids.column_names == ["state", "state_voter_id", "dob", "ssn4", "dl_number"]
     assert pc.all(pc.equal(ids["state_voter_id"], rec["state_voter_id"])).as_py()
-    t = pa.table({"p": rec["person_id"], "ssn4": ids["ssn4"], "dob": ids["dob"], "dl": ids["dl_number"], "st": ids["state"]})
+    t = pa.table(
+        {
+            "p": rec["person_id"],
+            "ssn4": ids["ssn4"],
+            "dob": ids["dob"],
+            "dl": ids["dl_number"],
+            "st": ids["state"],
+        }
+    )
     g = t.group_by("p").aggregate([("ssn4", "count_distinct"), ("dob", "count_distinct")])
     assert pc.max(g["ssn4_count_distinct"]).as_py() == 1
     assert pc.max(g["dob_count_distinct"]).as_py() == 1
     assert pc.all(pc.match_substring_regex(ids["ssn4"], r"^\d{4}$")).as_py()
     # licence numbers differ across states for the same person
-    pairs = nation.truth["duplicate_pairs"].filter(pc.equal(nation.truth["duplicate_pairs"]["kind"], "cross_state"))
+    pairs = nation.truth["duplicate_pairs"].filter(
+        pc.equal(nation.truth["duplicate_pairs"]["kind"], "cross_state")
+    )
     key = pc.binary_join_element_wise(ids["state"], ids["state_voter_id"], "|")
     dl = dict(zip(key.to_pylist(), ids["dl_number"].to_pylist(), strict=True))
     diff = [
-        dl[f"{p['state_l']}|{p['state_voter_id_l']}"] != dl[f"{p['state_r']}|{p['state_voter_id_r']}"]
+        dl[f"{p['state_l']}|{p['state_voter_id_l']}"]
+        != dl[f"{p['state_r']}|{p['state_voter_id_r']}"]
         for p in pairs.slice(0, 100).to_pylist()
         if dl[f"{p['state_l']}|{p['state_voter_id_l']}"] is not None
     ]
@@ -316,6 +393,11 @@ def _digest(root: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def written(tmp_path_factory):
+    formats = pytest.importorskip(
+        "voterolls.formats", reason="voterolls.formats not importable yet"
+    )
+    if not hasattr(formats, "write_native"):
+        pytest.skip("voterolls.formats.write_native not available yet")
     nation = generate_nation(WRITE_PEOPLE, 5).restrict(WRITE_STATES)
     out = tmp_path_factory.mktemp("nation_a")
     manifest = write_nation(nation, out)
@@ -336,7 +418,10 @@ def test_write_layout_and_manifest(written):
         assert re.fullmatch(r"[^,]+,\d{4}-\d{2}-\d{2},\d{4},[A-Z0-9]*", lines[1])
     for name in ("records", "persons", "duplicate_pairs", "double_votes", "vote_record_errors"):
         assert pq.read_table(out / "truth" / f"{name}.parquet").equals(nation.truth[name]), name
-    assert json.loads((out / "truth" / "config.json").read_text())["typo_rate"] == nation.config.typo_rate
+    assert (
+        json.loads((out / "truth" / "config.json").read_text())["typo_rate"]
+        == nation.config.typo_rate
+    )
 
 
 def test_write_is_byte_identical_for_same_seed(written, tmp_path):
@@ -363,7 +448,10 @@ def _layout_for(state: str, rel: str):
 
     fmt = format_for_state(state)
     name = Path(rel).name
-    def literal(layout) -> int:  # most specific template first: {county}_H_{date} before {county}_{date}
+
+    def literal(
+        layout,
+    ) -> int:  # most specific template first: {county}_H_{date} before {county}_{date}
         return -len(re.sub(r"\{[a-z_]+\}", "", layout.filename))
 
     for layout in sorted(fmt.layouts().values(), key=literal):
@@ -375,7 +463,9 @@ def _layout_for(state: str, rel: str):
 
 
 def test_native_files_reread_with_documented_column_count(written):
-    pytest.importorskip("voterolls.formats", reason="voterolls.formats.write_native not available yet")
+    pytest.importorskip(
+        "voterolls.formats", reason="voterolls.formats.write_native not available yet"
+    )
     _, out, manifest = written
     checked = 0
     for st, entry in manifest["states"].items():
@@ -390,7 +480,11 @@ def test_native_files_reread_with_documented_column_count(written):
                 checked += 1
                 continue
             quoting = csv.QUOTE_NONE if layout.quoting == "none" else csv.QUOTE_MINIMAL
-            rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=layout.delimiter, quoting=quoting))
+            rows = list(
+                csv.reader(
+                    io.StringIO(text, newline=""), delimiter=layout.delimiter, quoting=quoting
+                )
+            )
             expected = len(layout.columns)
             for row in rows:
                 if layout.wide_history is not None:  # one extra column per election (OH)
@@ -407,3 +501,38 @@ def test_write_all_51_states(tmp_path):
     manifest = write_nation(nation, tmp_path / "all")
     assert set(manifest["states"]) == set(JURISDICTIONS)
     assert len(list((tmp_path / "all" / "internal").glob("*_identifiers.csv"))) == 51
+
+
+# --- command line --------------------------------------------------------------
+
+
+def test_cli_rejects_bad_people_and_non_empty_out(tmp_path):
+    from typer.testing import CliRunner
+
+    from voterolls.cli import app
+    from voterolls.errors import UserError
+
+    runner = CliRunner()
+    res = runner.invoke(app, ["generate", "--people", "0", "--out", str(tmp_path / "x")])
+    assert isinstance(res.exception, UserError) and "people" in str(res.exception)
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "keep.txt").write_text("x")
+    res = runner.invoke(app, ["generate", "--people", "10", "--out", str(tmp_path / "busy")])
+    assert isinstance(res.exception, UserError) and "not empty" in str(res.exception)
+    assert (tmp_path / "busy" / "keep.txt").read_text() == "x"
+
+
+@pytest.mark.slow
+def test_cli_generate_prints_counts_only(tmp_path):
+    from typer.testing import CliRunner
+
+    from voterolls.cli import app
+
+    res = CliRunner().invoke(
+        app, ["generate", "--people", "1100", "--seed", "4", "--out", str(tmp_path / "o")]
+    )
+    assert res.exit_code == 0, res.output
+    assert "registrations" in res.output and "51 states" in res.output
+    persons = pq.read_table(tmp_path / "o" / "truth" / "persons.parquet")
+    for name in persons["last_name"].to_pylist()[:50]:
+        assert name not in res.output

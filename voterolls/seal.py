@@ -472,9 +472,8 @@ def seal_file(
         os.replace(tmp, out_path)
     except pa.ArrowInvalid as exc:
         tmp.unlink(missing_ok=True)
-        # Arrow's message may quote a row; keep only its position words.
-        msg = str(exc).split(":")[0]
-        raise UserError(f"cannot parse the identifiers file ({msg})", file=in_path) from None
+        # Arrow's message quotes the row: never show it, find the line ourselves.
+        raise _parse_error(in_path, str(exc), ",", "utf-8") from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -604,9 +603,8 @@ def seal_native(
         os.replace(tmp, out_path)
     except pa.ArrowInvalid as exc:
         tmp.unlink(missing_ok=True)
-        raise UserError(
-            f"cannot parse as {format} ({str(exc).split(':')[0]})", file=in_path
-        ) from None
+        codec = {"utf-8": "utf-8", "latin-1": "latin-1", "utf-16": "utf-16"}[layout.encoding]
+        raise _parse_error(in_path, str(exc), layout.delimiter, codec) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -653,6 +651,30 @@ def _native_csv(t: pa.Table, delimiter: str, eol: str, quoting: str, header: boo
     return write(quoting)
 
 
+def _parse_error(path: Path, arrow_message: str, delimiter: str, codec: str) -> UserError:
+    """A UserError naming the first line whose field count differs from line 1; no row content."""
+    import csv as _csv
+    import re
+
+    m = re.match(r"CSV parse error: (Expected \d+ columns, got \d+)", arrow_message)
+    if m is None:
+        return UserError("cannot parse the file as CSV", file=path)
+    try:
+        with open(path, encoding=codec, errors="replace", newline="") as fh:
+            reader = _csv.reader(fh, delimiter=delimiter)
+            width = len(next(reader))
+            for row in reader:
+                if len(row) != width:
+                    return UserError(
+                        f"has {len(row)} fields where the header has {width}",
+                        file=path,
+                        line=reader.line_num,
+                    )
+    except (OSError, StopIteration, _csv.Error):
+        pass
+    return UserError(f"cannot parse the file ({m.group(1)})", file=path)
+
+
 def read_sidecar(path: str | Path) -> pa.Table:
     """Read a sidecar CSV (all columns strings, empty -> null), checking its header."""
     path = Path(path)
@@ -691,6 +713,7 @@ __all__ = [
     "new_key",
     "read_sidecar",
     "seal_file",
+    "seal_native",
     "seal_table",
     "seal_value",
     "tokens",

@@ -28,6 +28,7 @@ class Match:
     layout: FileLayout
     header_names: list[str]
     score: int  # 3 = header matched, 2 = count + quoting matched, 1 = fixed width plausible
+    has_header: bool = False
 
 
 def split_line(line: str, layout: FileLayout) -> list[str]:
@@ -44,7 +45,9 @@ def describe(layout: FileLayout) -> str:
         return f"fixed-width records of up to {layout.record_width} characters ({layout.encoding})"
     d = _DELIM_NAMES.get(layout.delimiter, repr(layout.delimiter))
     q = {"all": ", every field quoted", "minimal": "", "none": ", unquoted"}[layout.quoting]
-    h = "with a header" if layout.header else "without a header"
+    h = {True: "with a header", False: "without a header", "optional": "with or without a header"}[
+        layout.header
+    ]
     n = f"{len(layout.columns)}+" if layout.wide_history else str(len(layout.columns))
     return f"{n} {d}-separated fields{q}, {h}, {layout.encoding}"
 
@@ -81,7 +84,7 @@ def match_layout(layout: FileLayout, role: str, path: Path) -> tuple[Match | Non
         )
     fields = split_line(first, layout)
     names = layout.names
-    if layout.header:
+    if layout.header is True or (layout.header == "optional" and _is_header(fields, names)):
         got = [f.strip() for f in fields]
         expect = [n.lower() for n in names]
         if layout.wide_history:
@@ -89,9 +92,9 @@ def match_layout(layout: FileLayout, role: str, path: Path) -> tuple[Match | Non
             pat = re.compile(layout.wide_history.pattern)
             rest = got[len(names) :]
             if head == expect and all(pat.match(r) for r in rest):
-                return Match(role, layout, got, 3), ""
+                return Match(role, layout, got, 3, has_header=True), ""
         elif [g.lower() for g in got] == expect:
-            return Match(role, layout, names, 3), ""
+            return Match(role, layout, names, 3, has_header=True), ""
         return None, f"line 1 should be the header of {describe(layout)}; found {_shape(first)}"
     # header-less: the first line must be a record of the right shape and not a header
     if [f.strip().lower() for f in fields] == [n.lower() for n in names]:
@@ -104,6 +107,10 @@ def match_layout(layout: FileLayout, role: str, path: Path) -> tuple[Match | Non
     if layout.quoting == "all" and not (first.startswith('"') and first.rstrip("\r").endswith('"')):
         return None, "line 1 is not fully quoted; expected every field in double quotes"
     return Match(role, layout, names, 2), ""
+
+
+def _is_header(fields: list[str], names: list[str]) -> bool:
+    return [f.strip().lower() for f in fields] == [n.lower() for n in names]
 
 
 def classify(fmt: Format, path: Path) -> Match:

@@ -22,6 +22,7 @@ from voterolls.formats.engine import (
     ScanReport,
     history_projection,
     registration_projection,
+    required_for,
     rows_sql,
 )
 from voterolls.formats.spec import Format
@@ -100,6 +101,7 @@ def _plan(path: Path, match, fmt: Format, uid: int) -> FilePlan:  # noqa: ANN001
         duck_encoding=lay.encoding,
         facts=facts,
         uid=uid,
+        has_header=match.has_header,
     )
 
 
@@ -164,7 +166,8 @@ def _quarantine_table(
 ) -> tuple[str, int]:
     """Materialise this file's quarantine (line numbers and reasons only); return (table, count)."""
     t = f"_vr_q_{plan.uid}"
-    parts = [f"SELECT line_no, field, reason FROM ({rows_sql(plan, valid=False)})"]
+    req = required_for(plan, state)
+    parts = [f"SELECT line_no, field, reason FROM ({rows_sql(plan, valid=False, **req)})"]
     if plan.rejected:
         enc = plan.layout.encoding
         vals = ", ".join(
@@ -174,21 +177,6 @@ def _quarantine_table(
         parts.append(
             f"SELECT n AS line_no, NULL::VARCHAR AS field, r AS reason FROM (VALUES {vals}) v(n, r)"
         )
-    if plan.role == "registrations":
-        ids = plan.layout.by_target("state_voter_id")
-        if ids:
-            parts.append(
-                f"SELECT line_no, 'state_voter_id' AS field, 'missing voter id' AS reason FROM ({rows_sql(plan, valid=True)}) "
-                f"WHERE {engine.raw(plan, ids[0])} IS NULL"
-            )
-    elif plan.role == "history":
-        _, required, failing = history_projection(plan, state)
-        parts.append(
-            f"SELECT line_no, {failing} AS field, 'missing voter id or unreadable election date' AS reason "
-            f"FROM ({rows_sql(plan, valid=True)}) WHERE NOT {required}"
-        )
-    elif plan.role == "election_map":
-        pass
     union = " UNION ALL ".join(parts)
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE {t} AS SELECT {engine.lit(str(plan.path))} AS file, CAST(line_no AS BIGINT) AS line, "
@@ -229,7 +217,7 @@ def scan(
             _read_rejects(con, plan, temp)
             t, nq = _quarantine_table(con, plan, state)
             qtables.append(t)
-            header = 1 if plan.layout.header and plan.facts.lines > 0 else 0
+            header = 1 if plan.has_header and plan.facts.lines > 0 else 0
             rows_read = plan.facts.lines - header
             sf = ScannedFile(
                 path=str(p), sha256=plan.facts.sha256, encoding=plan.layout.encoding, rows_read=rows_read,
@@ -249,18 +237,18 @@ def scan(
         reg_sql = []
         for pl in regs:
             extra = [ny.unreadable_history_issue(pl)] if pl.layout.embedded_history else None
-            ids = pl.layout.by_target("state_voter_id")
-            cond = f"WHERE {engine.raw(pl, ids[0])} IS NOT NULL" if ids else ""
             reg_sql.append(
-                f"SELECT {registration_projection(pl, state, extra)} FROM ({rows_sql(pl, valid=True)}) {cond}"
+                f"SELECT {registration_projection(pl, state, extra)} FROM ({rows_sql(pl, valid=True, **required_for(pl, state))})"
             )
         registrations = con.sql(" UNION ALL ".join(reg_sql))
         vh_sql = []
         maps = [pl for pl in plans if pl.role == "election_map"]
         for pl in plans:
             if pl.role == "history":
-                sel, required, _ = history_projection(pl, state)
-                vh_sql.append(f"SELECT {sel} FROM ({rows_sql(pl, valid=True)}) WHERE {required}")
+                sel, _, _ = history_projection(pl, state)
+                vh_sql.append(
+                    f"SELECT {sel} FROM ({rows_sql(pl, valid=True, **required_for(pl, state))})"
+                )
             elif pl.role == "registrations" and pl.layout.wide_history:
                 s = oh.history_sql(pl, state)
                 if s:

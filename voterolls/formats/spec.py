@@ -163,7 +163,8 @@ class FileLayout(_Strict):
     delimiter: str = ","
     #: ``all``: every field in double quotes; ``minimal``: quoted when needed; ``none``: never.
     quoting: Literal["all", "minimal", "none"] = "minimal"
-    header: bool = True
+    #: ``true`` / ``false``, or ``"optional"``: some extracts carry it, some do not (GA).
+    header: bool | Literal["optional"] = True
     encoding: Literal["utf-8", "latin-1", "utf-16"] = "utf-8"
     #: Write a byte-order mark (UTF-16 files as NC publishes them).
     bom: bool = False

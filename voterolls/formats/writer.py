@@ -153,7 +153,8 @@ def registration_value(layout: FileLayout, col: Column, pol: PolicyView, r: str 
     if t == "email" and not pol.email:
         return "''"
     if t in CODED_TARGETS:
-        v = code_expr(layout, col, f"{r}.{t}", f"{r}.{t}_code")
+        code = f"{r}.{t}_code" if f"{t}_code" in REGISTRATION_SCHEMA.names else None
+        v = code_expr(layout, col, f"{r}.{t}", code)
     elif t == "residence_address" and col.part == "number":
         v = f"(CASE WHEN regexp_matches({r}.residence_address, '^[0-9]+[A-Z]? ') THEN split_part({r}.residence_address, ' ', 1) ELSE '' END)"
     elif t == "residence_address" and col.part == "street":
@@ -384,20 +385,22 @@ def write_table(
     )
     paths: list[Path] = []
     if (layout.per_county if split is None else split) and county_sql:
+        # build every line once, then cut the per-county files from the materialised lines
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE _wl AS SELECT coalesce(CAST({county_sql} AS VARCHAR), '') AS c, "
+            f"row_number() OVER (ORDER BY {order_sql}) AS o, {line} AS line {from_sql}"
+        )
         counties = [
-            row[0]
-            for row in con.execute(
-                f"SELECT DISTINCT coalesce(CAST({county_sql} AS VARCHAR), '') AS c {from_sql} ORDER BY c"
-            ).fetchall()
+            row[0] for row in con.execute("SELECT DISTINCT c FROM _wl ORDER BY c").fetchall()
         ]
         for county in counties:
             path = out_dir / name_for(county or None)
             rdr = con.sql(
-                f"SELECT {line} AS line {from_sql} AND coalesce(CAST({county_sql} AS VARCHAR), '') = $c ORDER BY {order_sql}",
-                params={"c": county},
+                "SELECT line FROM _wl WHERE c = $c ORDER BY o", params={"c": county}
             ).to_arrow_reader(BATCH_ROWS)
             write_lines(path, layout, header, rdr)
             paths.append(path)
+        con.execute("DROP TABLE _wl")
         return paths
     path = out_dir / name_for(None)
     rdr = con.sql(f"SELECT {line} AS line {from_sql} ORDER BY {order_sql}").to_arrow_reader(

@@ -10,23 +10,29 @@ built so that:
   the ``else`` level of ``name_suffix`` and EM learns that matches almost never
   land there; a suffix present on only one side is neutral (null level),
   because clerks drop suffixes.
-* **DOB granularity is explicit.**  One ``dob`` comparison covers every case a
-  pair can be in: both full public dates (exact, transposed day/month, same
-  year-month, same month-day with a year slip), a sealed ``dob_token`` match
-  (the HMAC of the full date, for states that may not publish it), or only a
-  birth year on one side (the ``year`` level, worth far less than a full date
-  because ~1/70 of strangers share a year against ~1/25,000 for a full date).
-  The token is a level of the DOB comparison and not a comparison of its own
-  so that a pair with both a public date and a token does not count the same
-  birthday twice (Fellegi-Sunter assumes comparisons are independent given
-  match status).
+* **DOB granularity is explicit.**  A pair is scored on exactly one of three
+  DOB comparisons, by what *both* sides carry: ``dob`` when both publish a
+  full date (exact, transposed day/month, same year-month, same month-day
+  with a year slip), else ``dob_token`` when both sent a sealed token (the
+  HMAC of the full date, for states that may match on it but not publish
+  it), else ``birth_year`` when both carry a year - the case of a full-DOB
+  state against a year-only state.  A shared year is worth far less than a
+  shared date (~1/70 of strangers share a year against ~1/25,000 a date), and
+  because Splink estimates each comparison's m and u over the pairs where it
+  applies, each weight is conditional on its case.  The three are mutually
+  exclusive so one birthday is never counted twice (Fellegi-Sunter assumes
+  comparisons independent given match status).
+* **Rare levels are not vetoes.**  A level EM never observes among matches
+  (day/month transposition in a small sample, JR vs SR) would otherwise get
+  Splink's placeholder m of 1e-6; :func:`voterolls.link.train.floor_m`
+  replaces it with :data:`voterolls.link.train.UNOBSERVED_M`.
 * **State is never evidence.**  Address and ZIP only count within a state
   (across states the pair is "not comparable": a mover is *expected* to have a
   different address, so a mismatch is neither for nor against).
 
 Custom SQL is written for DuckDB and translated to Spark SQL by Splink
-(sqlglot); it only uses equality, ``year``/``month``/``day`` and boolean logic,
-which translate exactly.
+(sqlglot); it only uses equality, ``substr``/``length``, ``year``/``month``/``day``
+and boolean logic, which translate exactly.
 """
 
 from __future__ import annotations
@@ -105,7 +111,12 @@ def last_name() -> ComparisonCreator:
             cll.NullLevel("last_name"),
             cll.ExactMatchLevel("last_name", term_frequency_adjustments=True),
             cll.JaroWinklerLevel("last_name", NAME_JW_THRESHOLDS[0]),
-            cll.ArrayIntersectLevel("last_name_tokens", 1).configure(label_for_charts=labels[2]),
+            _custom(
+                "(last_name_b_l IS NOT NULL OR last_name_b_r IS NOT NULL) AND ("
+                "last_name_a_l = last_name_a_r OR last_name_a_l = last_name_b_r "
+                "OR last_name_b_l = last_name_a_r OR last_name_b_l = last_name_b_r)",
+                labels[2],
+            ),
             cll.JaroWinklerLevel("last_name", NAME_JW_THRESHOLDS[1]),
             cll.ElseLevel(),
         ],
@@ -120,7 +131,9 @@ def middle_name() -> ComparisonCreator:
         output_column_name="middle_name",
         comparison_levels=[
             _custom("middle_name_l IS NULL AND middle_name_r IS NULL", "missing on both", null=True),
-            _custom("middle_name_l = middle_name_r AND length(middle_name_l) > 1", labels[0]),
+            _custom("middle_name_l = middle_name_r AND length(middle_name_l) > 1", labels[0]).configure(
+                tf_adjustment_column="middle_name", tf_adjustment_weight=1.0
+            ),
             _custom(
                 "substr(middle_name_l, 1, 1) = substr(middle_name_r, 1, 1) "
                 "AND (length(middle_name_l) = 1 OR length(middle_name_r) = 1)",
@@ -147,41 +160,71 @@ def name_suffix() -> ComparisonCreator:
     )
 
 
-#: DOB level labels, best first.  ``year`` is the level for mixed granularity.
+#: Which DOB comparison a pair is scored on (exactly one, or none):
+#:   both sides carry a public full date            -> ``dob``
+#:   otherwise, both sides carry a sealed DOB token  -> ``dob_token``
+#:   otherwise, both sides carry a birth year        -> ``birth_year``
+#: The conditions are mutually exclusive, so one birthday is never counted
+#: twice, and each comparison's m and u are conditional on its case (Splink
+#: estimates them over the pairs where the comparison is not null).
+BOTH_PUBLIC_FULL = "dob_l IS NOT NULL AND dob_r IS NOT NULL"
+BOTH_TOKEN = "dob_token_l IS NOT NULL AND dob_token_r IS NOT NULL"
+BOTH_YEAR = "birth_year_l IS NOT NULL AND birth_year_r IS NOT NULL"
+
 DOB_LABELS = [
     "exact full date",
-    "sealed DOB token exact",
     "day and month transposed",
     "same year and month",
     "same month and day, different year",
-    "same birth year, one side year only",
     "different",
 ]
 
 
 def dob() -> ComparisonCreator:
     _register("dob", DOB_LABELS)
-    both = "dob_l IS NOT NULL AND dob_r IS NOT NULL"
-    comparable = (
-        f"({both}) OR (dob_token_l IS NOT NULL AND dob_token_r IS NOT NULL) "
-        "OR (birth_year_l IS NOT NULL AND birth_year_r IS NOT NULL)"
-    )
     return cl.CustomComparison(
         output_column_name="dob",
         comparison_levels=[
-            _custom(f"NOT ({comparable})", "nothing comparable (no DOB on a side)", null=True),
+            _custom(f"NOT ({BOTH_PUBLIC_FULL})", "not both full public dates", null=True),
             _custom("dob_l = dob_r", DOB_LABELS[0]),
-            _custom("dob_token_l = dob_token_r", DOB_LABELS[1]),
-            _custom("dob_swapped_l = dob_r", DOB_LABELS[2]),
-            _custom(f"{both} AND year(dob_l) = year(dob_r) AND month(dob_l) = month(dob_r)", DOB_LABELS[3]),
-            _custom(f"{both} AND month(dob_l) = month(dob_r) AND day(dob_l) = day(dob_r)", DOB_LABELS[4]),
-            _custom(
-                "(NOT dob_full_known_l OR NOT dob_full_known_r) AND birth_year_l = birth_year_r",
-                DOB_LABELS[5],
-            ),
+            _custom("dob_swapped_l = dob_r", DOB_LABELS[1]),
+            _custom("year(dob_l) = year(dob_r) AND month(dob_l) = month(dob_r)", DOB_LABELS[2]),
+            _custom("month(dob_l) = month(dob_r) AND day(dob_l) = day(dob_r)", DOB_LABELS[3]),
             cll.ElseLevel(),
         ],
-        comparison_description="date of birth at whatever granularity both sides carry",
+        comparison_description="full date of birth, where both sides publish it",
+    )
+
+
+def dob_token() -> ComparisonCreator:
+    labels = ["sealed DOB token exact", "different"]
+    _register("dob_token", labels)
+    return cl.CustomComparison(
+        output_column_name="dob_token",
+        comparison_levels=[
+            _custom(f"({BOTH_PUBLIC_FULL}) OR NOT ({BOTH_TOKEN})", "public dates compared instead, or no token", null=True),
+            _custom("dob_token_l = dob_token_r", labels[0]),
+            cll.ElseLevel(),
+        ],
+        comparison_description="sealed full DOB (HMAC), where a side has no public full date",
+    )
+
+
+def birth_year() -> ComparisonCreator:
+    labels = ["same birth year (a side has only the year)", "different"]
+    _register("birth_year", labels)
+    return cl.CustomComparison(
+        output_column_name="birth_year",
+        comparison_levels=[
+            _custom(
+                f"({BOTH_PUBLIC_FULL}) OR ({BOTH_TOKEN}) OR NOT ({BOTH_YEAR})",
+                "full dates compared instead, or no year",
+                null=True,
+            ),
+            _custom("birth_year_l = birth_year_r", labels[0]),
+            cll.ElseLevel(),
+        ],
+        comparison_description="birth year, for pairs where a side publishes only the year",
     )
 
 
@@ -235,6 +278,8 @@ def all_comparisons() -> list[ComparisonCreator]:
         middle_name(),
         name_suffix(),
         dob(),
+        dob_token(),
+        birth_year(),
         ssn4_token(),
         gender(),
         address(),
@@ -242,4 +287,15 @@ def all_comparisons() -> list[ComparisonCreator]:
 
 
 #: Names of the gamma columns in pairs.parquet.
-COMPARISON_NAMES = ("first_name", "last_name", "middle_name", "name_suffix", "dob", "ssn4_token", "gender", "address")
+COMPARISON_NAMES = (
+    "first_name",
+    "last_name",
+    "middle_name",
+    "name_suffix",
+    "dob",
+    "dob_token",
+    "birth_year",
+    "ssn4_token",
+    "gender",
+    "address",
+)

@@ -16,10 +16,8 @@ Derived columns and why:
 ``dob_swapped``          the date with day and month exchanged (only where the
                          day is <= 12 and differs from the month), for the
                          "transposed" level.
-``dob_full_known``       the record knows its full date, publicly or sealed
-                         (``dob_token``): decides whether the year-only level
-                         applies.
-``last_name_tokens``     parts of a hyphenated / double surname.
+``last_name_a/_b``       first and last part of a hyphenated / double surname
+                         (``_b`` NULL for a one-part surname).
 ``first_initial``, ``middle_initial``, ``last_sx`` (a Soundex code) for blocking.
 ``bk_*``                 capped blocking keys (see :mod:`voterolls.link.blocking`).
 
@@ -126,9 +124,9 @@ def derived_select_sql(base: str) -> str:
         CAST(coalesce(year(dob), birth_year_published) AS INTEGER) AS birth_year,
         CASE WHEN day(dob) <= 12 AND day(dob) <> month(dob)
              THEN make_date(year(dob), day(dob), month(dob)) END AS dob_swapped,
-        (dob IS NOT NULL OR dob_token IS NOT NULL)              AS dob_full_known,
         gender, residence_address, residence_zip5, ssn4_token, dob_token,
-        CASE WHEN last_name IS NOT NULL THEN {tokens} END       AS last_name_tokens,
+        {tokens}[1]                                              AS last_name_a,
+        CASE WHEN len({tokens}) > 1 THEN {tokens}[-1] END       AS last_name_b,
         substr(first_name, 1, 1)                                AS first_initial,
         substr(middle_name, 1, 1)                               AS middle_initial,
         {soundex_sql('last_name')}                              AS last_sx

@@ -32,8 +32,14 @@ from voterolls.log import get_logger
 
 log = get_logger(__name__)
 
-#: Probability floor / ceiling used when turning weights back into probabilities.
-_EPS = 1e-300
+#: m for a level EM never observed among matches (instead of Splink's 1e-6,
+#: which would make e.g. one transposed birthday a veto): "1 in 1,000 true
+#: matches land here".
+UNOBSERVED_M = 1e-3
+#: Smallest m any level keeps.  EM can drive m of a disagreement level to
+#: ~1e-14 on clean synthetic data (gender never flips there); real lists have
+#: coding errors, so no single disagreement may count more than log2(u / 1e-4).
+M_FLOOR = 1e-4
 
 
 @dataclass
@@ -45,6 +51,7 @@ class TrainingReport:
     em_iterations: list[int] = field(default_factory=list)
     prior: float | None = None
     prior_iterations: int = 0
+    m_floored: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -72,7 +79,28 @@ def train(
         )
         report.em_rules.append(sql)
         report.em_iterations.append(len(getattr(session, "_core_model_settings_history", [])))
+    report.m_floored = floor_m(linker)
     return report
+
+
+def floor_m(linker: Linker) -> list[str]:
+    """Apply :data:`UNOBSERVED_M` and :data:`M_FLOOR`; return the levels changed (labels only)."""
+    from splink.internals.constants import LEVEL_NOT_OBSERVED_TEXT
+
+    changed = []
+    for comp in linker._settings_obj.core_model_settings.comparisons:
+        for level in comp.comparison_levels:
+            if level.is_null_level:
+                continue
+            raw = level._m_probability
+            if raw == LEVEL_NOT_OBSERVED_TEXT or raw is None:
+                level.m_probability = UNOBSERVED_M
+            elif raw < M_FLOOR:
+                level.m_probability = M_FLOOR
+            else:
+                continue
+            changed.append(f"{comp.output_column_name}: {level.label_for_charts}")
+    return changed
 
 
 def log2_odds(p: float) -> float:

@@ -63,12 +63,23 @@ def clean_dates(
     if "dob" not in colset and "birth_year" not in colset:
         return rel
     v = _view(rel, con)
-    dob = 'TRY_CAST("dob" AS DATE)' if "dob" in colset else "NULL::DATE"
-    by = 'TRY_CAST("birth_year" AS SMALLINT)' if "birth_year" in colset else "NULL::SMALLINT"
-    ph = dates.placeholder_sql(dob)
-    bad_by = dates.birth_year_invalid_sql(by)
-    new_dob = f"(CASE WHEN {ph} THEN NULL ELSE {dob} END)"
-    new_by = f"(CASE WHEN coalesce({ph}, false) OR coalesce({bad_by}, false) THEN NULL ELSE coalesce({by}, CAST(year({dob}) AS SMALLINT)) END)"
+    types = {c: str(t).upper() for c, t in zip(rel.columns, rel.types, strict=True)}
+
+    def typed(col: str, sql_type: str) -> str:
+        if col not in colset:
+            return f"NULL::{sql_type}"
+        return f'"{col}"' if types[col] == sql_type else f'TRY_CAST("{col}" AS {sql_type})'
+
+    dob = typed("dob", "DATE")
+    by = typed("birth_year", "SMALLINT")
+    # stage A: the two flags, computed once; stage B: apply them
+    flags = (
+        f"coalesce({dates.placeholder_sql(dob)}, false) AS __ph, "
+        f"coalesce({dates.birth_year_invalid_sql(by)}, false) AS __bad_by"
+    )
+    va = _view(con.sql(f"SELECT *, {flags} FROM {v}"), con)
+    new_dob = f"(CASE WHEN __ph THEN NULL ELSE {dob} END)"
+    new_by = f"(CASE WHEN __ph OR __bad_by THEN NULL ELSE coalesce({by}, CAST(year({dob}) AS SMALLINT)) END)"
     repl: dict[str, str] = {}
     if "dob" in colset:
         repl["dob"] = new_dob
@@ -80,11 +91,11 @@ def clean_dates(
             f"WHEN {new_by} IS NOT NULL THEN 'year' ELSE 'none' END)"
         )
     tags = [
-        f"CASE WHEN coalesce({ph}, false) THEN 'dob:nulled' END",
-        f"CASE WHEN coalesce({bad_by}, false) THEN 'birth_year:nulled' END",
+        "CASE WHEN __ph AND " + ("dob IS NOT NULL" if "dob" in colset else "false") + " THEN 'dob:nulled' END",
+        "CASE WHEN __bad_by THEN 'birth_year:nulled' END",
     ]
     select = _replace([c for c in cols if c != ISSUES_COLUMN], repl)
-    return con.sql(f"SELECT {select}, {_append_tags(colset, tags)} FROM {v}")
+    return con.sql(f"SELECT {select}, {_append_tags(colset, tags)} FROM {va}")
 
 
 def normalize_registrations(
@@ -129,28 +140,36 @@ def normalize_registrations(
         helpers.append("""nullif(trim(CAST("email" AS VARCHAR)), '') AS __email_raw""")
     v1 = _view(con.sql(f"SELECT {_replace(base, s1)}, {', '.join(helpers)} FROM {_view(rel, con)}"), con)
 
-    # Stage 2: suffix split, ZIP repair (needs the stage-1 text), nickname join.
-    nick = names.register_nicknames(con)
+    # Stage 2: things that need the stage-1 text, each computed once.
     s2: dict[str, str] = {}
-    tags: list[str] = []
-    split_parts: list[str] = []
+    add2: list[str] = []
+    sfx_cols: list[str] = []
     for f, allow_v in (("last_name", True), ("first_name", False), ("middle_name", False)):
         if f in colset:
-            col = f"r.{f}"
-            s2[f] = names.strip_suffix_sql(col, allow_v=allow_v)
-            split_parts.append(names.trailing_suffix_sql(col, allow_v=allow_v))
-    if split_parts:
-        split = f"coalesce({', '.join(split_parts)})"
-        s2["name_suffix"] = f"coalesce(r.name_suffix, {split})"
-        tags.append(f"CASE WHEN r.name_suffix IS NULL AND {split} IS NOT NULL THEN 'name_suffix:split' END")
-    first = s2.get("first_name", "r.first_name") if "first_name" in colset else "NULL::VARCHAR"
-    s2["first_name_canonical"] = f"coalesce(nk.canonical, {first})"
+            add2.append(f"{names.trailing_suffix_sql(f, allow_v=allow_v)} AS __sfx_{f}")
+            sfx_cols.append(f)
     if "residence_zip5" in colset:
-        z = address.zip5_sql("r.residence_zip5")
-        s2["residence_zip5"] = z
+        s2["residence_zip5"] = address.zip5_sql("residence_zip5")
+    sel2 = _replace(base, s2) + ", " + ", ".join([f"{ISSUES_COLUMN}", *[h.split(" AS ")[-1] for h in helpers[1:]], *add2])
+    v2 = _view(con.sql(f"SELECT {sel2} FROM {v1}"), con)
+
+    # Stage 3: strip the split suffixes, tags, nickname join.
+    nick = names.register_nicknames(con)
+    s3: dict[str, str] = {}
+    tags: list[str] = []
+    for f in sfx_cols:
+        sfx = f"r.__sfx_{f}"
+        s3[f] = f"(CASE WHEN {sfx} IS NULL THEN r.{f} ELSE nullif(left(r.{f}, length(r.{f}) - length({sfx}) - 1), '') END)"
+    if sfx_cols:
+        split = f"coalesce({', '.join(f'r.__sfx_{f}' for f in sfx_cols)})"
+        s3["name_suffix"] = f"coalesce(r.name_suffix, {split})"
+        tags.append(f"CASE WHEN r.name_suffix IS NULL AND {split} IS NOT NULL THEN 'name_suffix:split' END")
+    first = s3.get("first_name", "r.first_name") if "first_name" in colset else "NULL::VARCHAR"
+    s3["first_name_canonical"] = f"coalesce(nk.canonical, {first})"
+    if "residence_zip5" in colset:
         tags.append(
-            f"CASE WHEN r.__zip_raw IS NOT NULL AND {z} IS NULL THEN 'residence_zip5:nulled' "
-            f"WHEN {z} <> r.__zip_raw THEN 'residence_zip5:repaired' END"
+            "CASE WHEN r.__zip_raw IS NOT NULL AND r.residence_zip5 IS NULL THEN 'residence_zip5:nulled' "
+            "WHEN r.residence_zip5 <> r.__zip_raw THEN 'residence_zip5:repaired' END"
         )
     if "phone" in colset:
         tags.append("CASE WHEN r.__phone_raw IS NOT NULL AND r.phone IS NULL THEN 'phone:nulled' END")
@@ -159,12 +178,10 @@ def normalize_registrations(
     sel = []
     for c in base:
         q = '"' + c.replace('"', '""') + '"'
-        sel.append(f"{s2[c]} AS {q}" if c in s2 else f"r.{q}")
+        sel.append(f"{s3[c]} AS {q}" if c in s3 else f"r.{q}")
     issues = f"list_concat(r.{ISSUES_COLUMN}, list_filter([{', '.join(tags) or 'NULL'}]::VARCHAR[], lambda t: t IS NOT NULL)) AS {ISSUES_COLUMN}"
-    # The join key is the suffix-stripped first name, computed inline for the join.
-    join_key = s2.get("first_name", "r.first_name") if "first_name" in colset else "NULL"
     sql = (
-        f"SELECT {', '.join(sel)}, {issues} FROM {v1} r "
-        f"LEFT JOIN {nick} nk ON nk.nickname = {join_key}"
+        f"SELECT {', '.join(sel)}, {issues} FROM {v2} r "
+        f"LEFT JOIN {nick} nk ON nk.nickname = {first}"
     )
     return con.sql(sql)

@@ -41,8 +41,25 @@ def _lit(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def _words_pattern() -> str:
+    alts = "|".join(k for k, v in ADDRESS_WORDS.items() if k != v)
+    return f"(^| )({alts})( |$)"
+
+
 def clean_address_sql(expr: str) -> str:
-    """Standardised street line (see module docstring); NULL when nothing is left."""
+    """Standardised street line (see module docstring); NULL when nothing is left.
+
+    Fast path: a line that is already upper-case words of letters and digits
+    and holds no word to abbreviate (one RE2 alternation) is kept as is.
+    """
+    fast = (
+        f"regexp_full_match({expr}, '[A-Z0-9]+( [A-Z0-9]+)*') "
+        f"AND NOT regexp_matches({expr}, '{_words_pattern()}')"
+    )
+    return f"(CASE WHEN {fast} THEN {expr} ELSE {_slow_clean_address_sql(expr)} END)"
+
+
+def _slow_clean_address_sql(expr: str) -> str:
     e = fold_sql(expr)
     e = f"regexp_replace({e}, '[''.,`’]', '', 'g')"
     e = f"regexp_replace({e}, '#', ' # ', 'g')"
@@ -57,7 +74,11 @@ def clean_address_sql(expr: str) -> str:
 
 
 def clean_city_sql(expr: str) -> str:
-    """City: upper, accents folded, punctuation removed, spaces collapsed."""
+    """City: upper, accents folded, punctuation removed, spaces collapsed (fast path when clean)."""
+    return f"(CASE WHEN regexp_full_match({expr}, '[A-Z]+( [A-Z]+)*') THEN {expr} ELSE {_slow_clean_city_sql(expr)} END)"
+
+
+def _slow_clean_city_sql(expr: str) -> str:
     e = fold_sql(expr)
     e = f"regexp_replace({e}, '[''.`’]', '', 'g')"
     e = f"regexp_replace({e}, '[^A-Z -]+', ' ', 'g')"
@@ -72,6 +93,13 @@ def zip_stage_sql(expr: str) -> str:
 
 def zip5_sql(stage: str) -> str:
     """Five-digit ZIP from :func:`zip_stage_sql` output; NULL when not repairable."""
+    return (
+        f"(CASE WHEN regexp_full_match({stage}, '[0-9]{{5}}') AND {stage} <> '00000' THEN {stage} "
+        f"ELSE {_slow_zip5_sql(stage)} END)"
+    )
+
+
+def _slow_zip5_sql(stage: str) -> str:
     fixed = (
         f"(CASE WHEN regexp_full_match({stage}, '[0-9]{{9}}') THEN left({stage}, 5) "
         f"WHEN regexp_full_match({stage}, '[0-9]{{3,4}}') THEN lpad({stage}, 5, '0') "

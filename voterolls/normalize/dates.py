@@ -27,8 +27,9 @@ MIN_AGE_YEARS = 17
 
 def placeholder_sql(dob: str) -> str:
     """True when ``dob`` is a known placeholder or lies in the future (not a real birthday)."""
-    lits = ", ".join(f"DATE '{d}'" for d in PLACEHOLDER_DOBS)
-    return f"({dob} IN ({lits}) OR {dob} > current_date)"
+    # OR of equalities, not IN (...): DuckDB turns a long IN list into a join.
+    eqs = " OR ".join(f"{dob} = DATE '{d}'" for d in PLACEHOLDER_DOBS)
+    return f"({eqs} OR {dob} > current_date)"
 
 
 def dob_plausible_sql(dob: str) -> str:

@@ -144,10 +144,8 @@ def seal_command(
         report = seal_native(in_path, out_path, key, format=format, columns=cols)
     else:
         report = seal_file(in_path, out_path, key, clk=clk, harden=clk_harden)  # type: ignore[arg-type]
-    _out.print(
-        f"sealed {report.rows:,} rows -> {out_path} ({report.tokens_total:,} tokens, "
-        f"{report.tokens_per_second:,.0f} tokens/s)"
-    )
+    rate = f", {report.tokens_per_second:,.0f} tokens/s" if report.tokens_total >= 10_000 else ""
+    _out.print(f"sealed {report.rows:,} rows -> {out_path} ({report.tokens_total:,} tokens{rate})")
     for f, n in sorted(report.invalid.items()):
         _err.print(
             f"warning: {n:,} {f} value(s) could not be normalised and were left empty "

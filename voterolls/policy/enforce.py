@@ -184,8 +184,11 @@ def enforce(
 
     The returned relation is lazy and keeps every input column except
     ``_protected`` and plaintext SSN / licence columns, in the same order, with
-    disallowed values NULL.  ``count=False`` skips the aggregate query (the
-    findings then carry no counts), for callers that count elsewhere.
+    disallowed values NULL.  ``count=True`` runs one aggregate pass over the
+    *input* relation (for a reader's lazy relation: a second streaming read of
+    the native file); it never materialises the input, so no plaintext is
+    spilled to DuckDB temp storage.  ``count=False`` skips it (the findings
+    then carry no counts).  Do not materialise the input before enforcing.
     """
     cols = list(rel.columns)
     colset = set(cols)

@@ -224,7 +224,9 @@ def source_descriptions() -> Mapping[str, str]:
     import re
 
     try:
-        text = (resources.files(__package__) / "state_policy_sources.md").read_text(encoding="utf-8")
+        text = (resources.files(__package__) / "state_policy_sources.md").read_text(
+            encoding="utf-8"
+        )
     except (FileNotFoundError, OSError):
         return MappingProxyType({})
     lines = [ln.strip() for ln in text.splitlines() if ln.strip().startswith(("|", "-"))]
@@ -234,6 +236,9 @@ def source_descriptions() -> Mapping[str, str]:
         pat = re.compile(r"(?<![A-Za-z0-9.-])" + re.escape(key) + r"(?![A-Za-z0-9-])")
         for ln in lines:
             if pat.search(ln):
-                out[key] = ln.lstrip("|- ").replace(" | ", "; ").rstrip("| ")
+                desc = ln.lstrip("|- ").replace(" | ", "; ").rstrip("| ")
+                if desc.startswith(key):
+                    desc = desc[len(key) :].lstrip(":; ")
+                out[key] = desc
                 break
     return MappingProxyType(out)

@@ -138,6 +138,8 @@ def fmt_pct(v: float | None, digits: int = 1) -> str:
         return "n/a"
     if 0 < v < 0.001:
         return "<0.1%"
+    if digits == 0 and 0 < v < 0.01:
+        return "<1%"
     if 0.999 < v < 1:
         return ">99.9%"
     return f"{v * 100:.{digits}f}%"
@@ -294,8 +296,10 @@ def share_colour(share: float | None) -> str:
 
 
 def uniformity_heatmap(u: Uniformity) -> str:
-    cell_w, cell_h, left, top = 34, 24, 46, 96
-    w = left + cell_w * len(u.fields) + 8
+    cell_w, cell_h, left = 30, 24, 46
+    longest = max((len(f) for f in u.fields), default=8)
+    top = 20 + int(longest * 6.2 * 0.82)  # room for labels rotated by 55 degrees
+    w = left + cell_w * len(u.fields) + 8 + int(longest * 6.2 * 0.57)
     h = top + cell_h * len(u.states) + 8
     idx = {(r.state, r.field): r for r in u.rows}
     out = [
@@ -535,6 +539,12 @@ def estimates_chart(est: Estimates) -> str:
                 f"<g><title>{_e(tip)}</title>{shape}"
                 f'<text x="{x + dx:.1f}" y="{y - 10}" text-anchor="{anchor}" font-size="11.5" font-weight="600" '
                 f'fill="{INK}">{_e(label)}</text></g>'
+            )
+        elif e.point is not None and e.point <= 0:
+            x = xpos(max(e.low or 0.0, 10**lo_exp))
+            out.append(
+                f'<text x="{x + 4:.1f}" y="{y - 10}" font-size="11.5" font-weight="600" fill="{INK}">'
+                f"≈ 0<title>{_e(tip)}</title></text>"
             )
         elif e.point is None and e.kind == "count":
             out.append(

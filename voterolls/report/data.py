@@ -48,7 +48,7 @@ from voterolls.report.suppress import (
     suppress_one,
     suppression_source,
 )
-from voterolls.schema import JURISDICTIONS, VOCABULARIES
+from voterolls.schema import JURISDICTIONS, REGISTRATION_SCHEMA, VOCABULARIES, VOTE_HISTORY_SCHEMA
 
 log = get_logger(__name__)
 
@@ -526,10 +526,13 @@ def gather_uniformity_ingest(con: duckdb.DuckDBPyConnection) -> Section[Uniformi
                 withheld_values=wh_s[i],
             )
         )
+    order = {f: i for i, f in enumerate([*REGISTRATION_SCHEMA.names, *(f"history.{n}" for n in VOTE_HISTORY_SCHEMA.names)])}
+    out.sort(key=lambda r: (r.state, r.dataset != "registrations", order.get(r.field, len(order)), r.field))
     fields: list[str] = []
     for r in out:
         if r.dataset == "registrations" and r.field not in fields:
             fields.append(r.field)
+    fields.sort(key=lambda f: order.get(f, len(order)))
     return Section[Uniformity](
         data=Uniformity(
             rows=out,
@@ -594,8 +597,10 @@ def gather_matches(workspace: Path, bins: int = 20) -> Section[MatchDistribution
                 series.append(
                     HistogramSeries(label=c, counts=suppress_group(per[c]), total=suppress_one(sum(per[c])))
                 )
+    rep = _link_report(workspace)
     return Section[MatchDistribution](
         data=MatchDistribution(
+            **rep,
             bin_edges=[i / bins for i in range(bins + 1)],
             series=series,
             total_pairs=suppress_one(int(total)),
@@ -606,6 +611,29 @@ def gather_matches(workspace: Path, bins: int = 20) -> Section[MatchDistribution
             in_state_pairs=suppress_one(int(in_state or 0)) if same_state != "NULL" else None,
         )
     )
+
+
+def _link_report(workspace: Path) -> dict[str, Any]:
+    """Counts from ``link/link_report.json`` (the linkage stage's summary), suppressed."""
+    path = workspace / "link" / "link_report.json"
+    try:
+        rep = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(rep, dict):
+        return {}
+    cand, clusters, multi = suppress(
+        [_as_int(rep.get("candidate_pairs")), _as_int(rep.get("clusters")), _as_int(rep.get("registrations_in_multi_clusters"))]
+    )
+    return {
+        "candidate_pairs": cand,
+        "clusters": clusters,
+        "registrations_in_multi_clusters": multi,
+        "min_probability": _num(rep.get("min_probability")),
+        "mass_below_min": _num(rep.get("probability_mass_below_min")),
+        "threshold": _num(rep.get("threshold")),
+        "engine": str(rep["engine"]) if rep.get("engine") else None,
+    }
 
 
 def _sql_path(p: Path) -> str:
@@ -790,6 +818,8 @@ def _from_stats(raw: dict[str, Any]) -> dict[str, Any]:
         found["vote_history_states"] = [str(x) for x in raw["vote_history_states"]]
     if raw.get("election"):
         found["election"] = str(raw["election"])
+    if isinstance(raw.get("linkage_used"), bool):
+        found["linkage_used"] = raw["linkage_used"]
     pg = raw.get("crosscheck_purge")
     if isinstance(pg, dict):
         rng = pg.get("ratio_range_from_ci") or [None, None]

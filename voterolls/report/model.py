@@ -165,6 +165,14 @@ class MatchDistribution(BaseModel):
     expected_true_matches: float | None
     cross_state_pairs: int | None = None
     in_state_pairs: int | None = None
+    # from link/link_report.json, when the linkage stage wrote one
+    candidate_pairs: int | None = None  # all pairs compared (most scored near 0, not stored)
+    min_probability: float | None = None  # pairs below this are not written to pairs.parquet
+    mass_below_min: float | None = None  # their summed probability
+    threshold: float | None = None  # the linkage stage's match threshold
+    clusters: int | None = None
+    registrations_in_multi_clusters: int | None = None
+    engine: str | None = None
 
 
 # --------------------------------------------------------------------------
@@ -220,6 +228,7 @@ class Estimates(BaseModel):
     votes_recorded: int | None = None
     double_vote_rate: float | None = None  # per recorded voter
     double_votes_missing: str | None = None
+    linkage_used: bool | None = None  # were match probabilities part of the estimates?
     coverage_note: str | None = None
     method_note: str | None = None
     generated_at: str | None = None

@@ -47,6 +47,7 @@ def _env() -> Environment:
     env.filters["value"] = value_text
     env.filters["national"] = national_text
     env.filters["rests"] = rests_text
+    env.filters["below_zero"] = below_zero_text
     return env
 
 
@@ -55,7 +56,7 @@ def national_text(e: Estimate | None) -> str:
     if e is None:
         return ""
     if e.national is not None:
-        txt = charts.fmt_num(e.national)
+        txt = "≈ 0" if e.national < 0 else charts.fmt_num(e.national)
         if e.national_low is not None and e.national_high is not None:
             txt += f" ({charts.fmt_num(e.national_low)} to {charts.fmt_num(e.national_high)})"
         return txt + (f"; {e.national_label}" if e.national_label else "")
@@ -78,6 +79,9 @@ def value_text(e: Estimate | None) -> str:
         return "n/a"
     if e.kind == "count":
         return charts.fmt_int(e.point)
+    if e.point is not None and e.point < 0:
+        # an unbiased estimator can dip below zero; the quantity cannot
+        return "≈ 0"
     return charts.fmt_num(e.point)
 
 
@@ -93,6 +97,13 @@ def interval_text(e: Estimate | None) -> str:
         return "no interval reported"
     lvl = f"{e.level * 100:.0f}%" if e.level else ""
     return f"{lvl} interval {charts.fmt_num(e.low)} to {charts.fmt_num(e.high)}".strip()
+
+
+def below_zero_text(e: Estimate | None) -> str:
+    """Why a figure reads "≈ 0": the estimator's point value fell below zero."""
+    if e is None or e.point is None or e.point >= 0 or e.kind == "count":
+        return ""
+    return f"Point estimate {charts.fmt_num(e.point)}: below zero after correcting for coincidences and record errors, so none detected."
 
 
 def birthday_table() -> list[tuple[int, float]]:
@@ -134,16 +145,23 @@ def purge_lines(data: ReportData) -> list[str]:
     if cc is not None and cc.point and co is not None and co.point is not None:
         lines.append(
             f"The Crosscheck rule flags {f_int(cc.point)} cross-state pairs. The birthday problem predicts "
-            f"that about {f_num(co.point)} of them ({f_pct(min(co.point / cc.point, 1.0), 0)}) are different "
+            f"that about {f_num(co.point)} of them ({f_pct(min(co.point / cc.point, 1.0))}) are different "
             "people who happen to share a first name, last name and date of birth."
         )
     if dup is not None and dup.point is not None:
-        txt = f"Estimated pairs that really are one person registered in two states: {f_num(dup.point)}"
+        txt = f"Estimated pairs that really are one person registered in two states: {value_text(dup)}"
         if dup.low is not None and dup.high is not None:
             txt += f" ({interval_text(dup)})"
-        lines.append(txt + "; this counts duplicates the rule misses (nicknames, typos) and excludes coincidences.")
+        if est.linkage_used is False:
+            txt += (
+                "; without linkage this counts only duplicates recorded identically in both states "
+                "(nicknames, typos and changed dates are missed), net of coincidences"
+            )
+        else:
+            txt += "; this includes duplicates the rule misses (nicknames, typos) and excludes coincidences"
+        lines.append(txt + ".")
     p = est.purge
-    if p is not None and p.ratio is not None:
+    if p is not None:
         txt = "A purge that removes the earlier-registered record of every flagged pair"
         if p.registrations_removed is not None:
             txt += f" would remove {f_int(p.registrations_removed)} registrations"
@@ -151,23 +169,55 @@ def purge_lines(data: ReportData) -> list[str]:
                 txt += f", {f_int(p.removed_registrations_used_to_vote)} of them used to vote"
         txt += "."
         dvp = p.double_votes_prevented
-        if dvp is not None and dvp.point is not None:
-            txt += f" It could prevent at most about {f_num(dvp.point)} double votes"
-            if p.legitimate_votes_blocked is not None:
-                txt += f" while blocking about {f_num(p.legitimate_votes_blocked)} legitimate votes"
+        if p.ratio is not None:
+            if dvp is not None and dvp.point is not None:
+                txt += f" It could prevent at most about {f_num(dvp.point)} double votes"
+                if p.legitimate_votes_blocked is not None:
+                    txt += f" while blocking about {f_num(p.legitimate_votes_blocked)} legitimate votes"
+                txt += "."
+            txt += f" That is about {f_num(p.ratio)} legitimate votes blocked for each double vote prevented"
+            if p.ratio_low is not None and p.ratio_high is not None:
+                lo, hi = sorted((p.ratio_low, p.ratio_high))
+                txt += f" ({f_num(lo)} to {f_num(hi)} over the interval)"
             txt += "."
-        txt += f" That is about {f_num(p.ratio)} legitimate votes blocked for each double vote prevented"
-        if p.ratio_low is not None and p.ratio_high is not None:
-            lo, hi = sorted((p.ratio_low, p.ratio_high))
-            txt += f" ({f_num(lo)} to {f_num(hi)} over the interval)"
-        lines.append(txt + ".")
-    elif cc is not None and cc.point and dv is not None and dv.point:
+        elif dvp is not None and (dvp.point or 0) <= 0:
+            txt += (
+                " No double votes are detected among the flagged pairs, so it would prevent none: "
+                "any vote it blocked would be a legitimate one."
+            )
+        lines.append(txt)
+    elif cc is not None and cc.point and dv is not None and dv.point and dv.point > 0:
         lines.append(
             f"Flagged pairs per estimated double vote: {f_int(cc.point)} ÷ {f_num(dv.point)} ≈ "
             f"{f_num(cc.point / dv.point)}. A purge of every flagged registration would remove that many "
             "registrations, nearly all lawful, for each double vote it could prevent."
         )
     return lines
+
+
+AVAILABILITY_GROUPS = (
+    ("supplied", "In the data"),
+    ("sealed", "Sealed token only"),
+    ("violation", "In the data although the law withholds it"),
+    ("allowed_missing", "Law allows; not in the data"),
+    ("withheld", "Withheld by law"),
+    ("unknown_law", "Law unknown"),
+)
+
+
+def availability_rows(data: ReportData) -> list[tuple[str, dict[str, list[str]]]]:
+    """Per state: field names grouped by availability (the heat map as an accessible table)."""
+    fa = data.fields.data
+    if fa is None:
+        return []
+    out = []
+    for st in fa.states:
+        groups: dict[str, list[str]] = {k: [] for k, _ in AVAILABILITY_GROUPS}
+        for c in fa.cells:
+            if c.state == st and c.availability in groups:
+                groups[c.availability].append(c.field)
+        out.append((st, groups))
+    return out
 
 
 def render(data: ReportData) -> str:
@@ -185,6 +235,8 @@ def render(data: ReportData) -> str:
         "status_legend": [],
         "availability_legend": [],
         "uniformity_findings": [],
+        "availability_groups": AVAILABILITY_GROUPS,
+        "availability_rows": availability_rows(data),
     }
     ch: dict[str, Markup | list[Markup]] = {}
     if data.coverage.data is not None:

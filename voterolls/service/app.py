@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -67,7 +68,7 @@ HERE = Path(__file__).parent
 HOME = {"state": None, "analyst": "/analyst", "auditor": "/auditor", "admin": "/admin"}
 
 CSP = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "default-src 'none'; script-src 'self'; style-src 'self'; style-src-attr 'unsafe-inline'; img-src 'self' data:; "
     "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
 #: The report is one self-contained file with inline CSS and SVG; it still loads nothing.
@@ -387,9 +388,8 @@ def _add_routes(app: FastAPI, svc: Service) -> None:  # noqa: C901  (a route tab
             raise
         earlier = _same_as(svc, state, got.files)
         rec = svc.jobs.submit(state=state, sid=sid, account=p.name, files=got.files, fmt=fmt)
-        n = len(got.files)
         svc.record(p, "upload received", f"{state}/{sid}",
-                   f"{n} file{'s' if n != 1 else ''}, {sum(f.size for f in got.files)} bytes")
+                   f"{_n(len(got.files), 'file')}, {sum(f.size for f in got.files)} bytes")
         body = {
             "submission": sid,
             "status": rec["status"],
@@ -410,7 +410,7 @@ def _add_routes(app: FastAPI, svc: Service) -> None:  # noqa: C901  (a route tab
         state = _state(state)
         p = _require(request, svc, ("state",), state)
         recs = svc.jobs.list(state)
-        svc.record(p, "read submissions", state, f"{len(recs)} submissions")
+        svc.record(p, "read submissions", state, _n(len(recs), "submission"))
         return {"state": state, "submissions": recs}
 
     @app.get("/api/states/{state}/jobs/{sid}")
@@ -506,7 +506,7 @@ def _add_routes(app: FastAPI, svc: Service) -> None:  # noqa: C901  (a route tab
         recs = svc.jobs.list(state)
         active = [r for r in recs if r["status"] in ("queued", "ingesting")]
         m = wsdata.state_matches(svc.workspace, state, limit=200)
-        svc.record(p, "view state page", state, f"{len(recs)} submissions, {len(m['rows'])} pairs")
+        svc.record(p, "view state page", state, f"{_n(len(recs), 'submission')}, {_n(len(m['rows']), 'pair')}")
         return _page(svc, request, "state.html", state=state, submissions=recs[:25], active=active,
                      matches=m, quarantine=_quarantine_summary(svc, state),
                      max_upload=svc.max_upload_bytes, highlight=job)
@@ -519,12 +519,16 @@ def _add_routes(app: FastAPI, svc: Service) -> None:  # noqa: C901  (a route tab
         return _page(svc, request, "analyst.html", agg=agg)
 
     @app.get("/auditor", response_class=HTMLResponse)
-    def auditor_page(request: Request, limit: int = 200):
+    def auditor_page(request: Request, limit: int = 200, all: int = 0):
         p = _require(request, svc, ("auditor",), page=True)
         res = svc.audit.verify()
         rows = svc.audit.tail(max(1, min(limit, 2000)))
+        hidden = 0
+        if not all:  # page assets (style sheet, script) are logged too; hide them unless asked
+            kept = [e for e in rows if not e["action"].startswith("GET /static/")]
+            hidden, rows = len(rows) - len(kept), kept
         svc.record(p, "view audit log", "audit.log", f"{len(rows)} entries")
-        return _page(svc, request, "auditor.html", verify=res, entries=rows)
+        return _page(svc, request, "auditor.html", verify=res, entries=rows, hidden=hidden, show_all=bool(all))
 
     @app.get("/admin", response_class=HTMLResponse)
     def admin_page(request: Request):
@@ -562,10 +566,11 @@ def _add_routes(app: FastAPI, svc: Service) -> None:  # noqa: C901  (a route tab
         p = _require(request, svc, ("state", "analyst"), page=True)
         with report_lock:
             key = _report_key(svc.workspace)
-            if report_cache["key"] != key or report_cache["html"] is None:
-                report_cache["html"] = _render_report(svc)
-                report_cache["key"] = key
-            html = report_cache["html"]
+            if report_cache["key"] == key and report_cache["html"] is not None:
+                html = report_cache["html"]
+            else:
+                html, ok = _render_report(svc)
+                report_cache.update(key=key if ok else None, html=html if ok else None)
         svc.record(p, "view report", "national report", "aggregates")
         return HTMLResponse(html)
 
@@ -591,6 +596,10 @@ def _revoke(svc: Service, p: Principal, name: str):
     svc.sessions.drop_account(name)
     svc.record(p, "revoke account", f"account {name}", "ok")
     return acct
+
+
+def _n(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
 
 
 def _same_as(svc: Service, state: str, files) -> str | None:
@@ -630,22 +639,38 @@ def _may_visit(p: Principal, path: str) -> bool:
 
 
 def _report_key(workspace: Path) -> str:
-    parts = []
-    for rel in ("catalog.duckdb", "link/pairs.parquet", "estimates/estimates.json"):
-        f = workspace / rel
-        parts.append(f"{rel}:{f.stat().st_mtime_ns if f.exists() else 0}")
+    """Changes whenever a snapshot, the linkage, the estimates or the request tracker change.
+
+    Snapshot folders are named by unique ids, so listing them is enough; the
+    catalog file itself is rewritten on every open and cannot be the key.
+    """
+    parts = sorted(str(p.relative_to(workspace)) for p in workspace.glob("states/*/*") if p.is_dir())
+    for pattern in ("link/*", "estimates/*", "requests/*"):
+        for f in sorted(workspace.glob(pattern)):
+            if f.is_file():
+                st = f.stat()
+                parts.append(f"{f.relative_to(workspace)}:{st.st_mtime_ns}:{st.st_size}")
     return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
 
-def _render_report(svc: Service) -> str:
+def _render_report(svc: Service) -> tuple[str, bool]:
     """The national report from ``voterolls.report`` (aggregates only), or a page saying why not."""
+    def missing(reason: str) -> tuple[str, bool]:
+        return svc.templates.get_template("report_missing.html").render(principal=None, csrf="", reason=reason), False
+
     try:
         from voterolls.report.data import gather
         from voterolls.report.render import render
     except ImportError as exc:
-        return svc.templates.get_template("report_missing.html").render(
-            principal=None, csrf="", reason=f"the report module is not installed ({exc.name})")
+        return missing(f"the report module is not installed ({exc.name})")
     try:
-        return render(gather(svc.workspace))
+        html = render(gather(svc.workspace))
     except UserError as exc:
-        return svc.templates.get_template("report_missing.html").render(principal=None, csrf="", reason=str(exc))
+        return missing(str(exc))
+    except Exception as exc:  # a bug in a stage should not take the service down
+        log.exception("report rendering failed")
+        return missing(f"the report could not be built ({type(exc).__name__}; see the server log)")
+    # A slim bar back to the service; the report itself stays byte-for-byte what `voterolls report` writes.
+    bar = ('<div style="background:#17233b;padding:6px 16px;font:14px system-ui,sans-serif">'
+           '<a href="/" style="color:#dbe6ff;text-decoration:none">&larr; voterolls intake</a></div>')
+    return re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + bar, html, count=1), True

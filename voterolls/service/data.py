@@ -27,20 +27,26 @@ SMALL_CELL = 10
 MATCH_BINS = 10
 
 
-def suppress(counts: list[int]) -> list[int | None]:
-    """Small-cell suppression: the project rule when installed, the same rule locally always."""
-    values: list[int | None] = [int(c) for c in counts]
-    try:
-        from voterolls.privacy import suppress_small_cells  # type: ignore[attr-defined]
+def suppress(counts: list[int], *, complementary: bool = False) -> list[int | None]:
+    """Small-cell suppression: the project rule (``voterolls.privacy``) plus the same rule locally.
 
+    ``complementary=True`` for cells published together (one state's row of a
+    breakdown): if exactly one is hidden, the next smallest is hidden too, so
+    it cannot be recovered by subtraction from the state's total.
+    """
+    values: list[int | None] = [int(c) for c in counts]
+    if values:
         try:
-            out = suppress_small_cells(values, threshold=SMALL_CELL)
-        except TypeError:
-            out = suppress_small_cells(values)
-        if isinstance(out, list | tuple) and len(out) == len(values):
-            values = [None if v is None else int(v) for v in out]
-    except Exception as exc:  # not installed, or a different signature
-        log.debug("privacy.suppress_small_cells not used: %s", type(exc).__name__)
+            import pyarrow as pa
+
+            from voterolls.privacy import suppress_small_cells
+
+            table = pa.table({"g": [0] * len(values), "n": pa.array(values, pa.int64())})
+            out = suppress_small_cells(table, ["n"], threshold=SMALL_CELL,
+                                       group_by=["g"] if complementary else None)
+            values = out.column("n").to_pylist()
+        except ImportError:
+            log.debug("voterolls.privacy not installed; local small-cell rule only")
     return [None if v is None or 0 < v < SMALL_CELL else v for v in values]
 
 
@@ -96,7 +102,9 @@ def state_matches(workspace: Path, state: str, limit: int = 500) -> dict:
             r["match_probability"] = round(float(r["match_probability"]), 4)
         if r["match_weight"] is not None:
             r["match_weight"] = round(float(r["match_weight"]), 2)
-    return {"available": True, "total": int(total), "rows": rows, "gammas": gammas}
+    # The top level of each comparison means "agrees exactly"; 0 means "disagrees"; -1 no data.
+    gamma_max = {g: max((r[g] for r in rows if r[g] is not None), default=0) for g in gammas}
+    return {"available": True, "total": int(total), "rows": rows, "gammas": gammas, "gamma_max": gamma_max}
 
 
 def _registrations(workspace: Path):
@@ -105,8 +113,13 @@ def _registrations(workspace: Path):
         from voterolls.store import Workspace
     except ImportError:
         return None
+    if not (Path(workspace) / "catalog.duckdb").exists():
+        return None  # nothing ingested yet (and opening would create a catalog)
     try:
-        return Workspace(workspace).connect()
+        ws = Workspace(workspace, create=False)
+        if not ws.states():
+            return None
+        return ws.connect()
     except Exception as exc:  # no catalog yet, or an empty workspace
         log.debug("workspace not readable yet: %s", type(exc).__name__)
         return None
@@ -132,7 +145,7 @@ def aggregates(workspace: Path) -> dict:
                 table: dict[str, dict[str, int | None]] = {}
                 for st in sorted({s for s, _, _ in rows}):
                     cells = {v: n for s, v, n in rows if s == st}
-                    sup = suppress([cells.get(v, 0) for v in values])
+                    sup = suppress([cells.get(v, 0) for v in values], complementary=True)
                     table[st] = dict(zip(values, sup, strict=True))
                 out["categories"][col] = {"values": values, "by_state": table}
         except duckdb.Error as exc:
@@ -150,7 +163,7 @@ def aggregates(workspace: Path) -> dict:
         finally:
             con.close()
         raw = dict(rows)
-        counts = suppress([raw.get(b, 0) for b in range(MATCH_BINS)])
+        counts = suppress([raw.get(b, 0) for b in range(MATCH_BINS)], complementary=True)
         out["match_histogram"] = [
             {"from": b / MATCH_BINS, "to": (b + 1) / MATCH_BINS, "pairs": c}
             for b, c in zip(range(MATCH_BINS), counts, strict=True)

@@ -16,7 +16,6 @@ law withholds) should not linger.
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import json
 import os
 import shutil
@@ -46,15 +45,44 @@ def _now() -> str:
 
 
 # ------------------------------------------------------------------ adapters
+#: The real pipeline's phases, as words for the page and a rough share of the work.
+PHASES = {
+    "hash": ("checking file hashes", 0.03),
+    "scan": ("reading the files", 0.08),
+    "registrations": ("loading registrations", 0.10),
+    "vote_history": ("loading vote history", 0.72),
+    "reconcile": ("reconciling counts", 0.82),
+    "uniformity": ("measuring field uniformity", 0.88),
+    "commit": ("committing the snapshot", 0.96),
+}
+
+
 def real_ingest(workspace: Path, state: str, paths: list[Path], format: str | None = None, progress=None):
-    """Call ``voterolls.ingest.pipeline.ingest`` on a ``voterolls.store.Workspace``."""
+    """Run ``voterolls.ingest.pipeline.ingest``; add the quarantine counts by field and reason."""
     from voterolls.ingest.pipeline import ingest
     from voterolls.store import Workspace
 
-    kwargs: dict[str, Any] = {"format": format}
-    if progress is not None and "progress" in inspect.signature(ingest).parameters:
-        kwargs["progress"] = progress
-    return ingest(Workspace(workspace), state, paths, **kwargs)
+    def report(phase: str, done: int, total: int | None) -> None:
+        if progress is None:
+            return
+        label, share = PHASES.get(phase, (phase.replace("_", " "), None))
+        if phase == "registrations" and total:
+            share = 0.10 + 0.60 * min(done / total, 1.0)
+            label = f"loading registrations: {done:,} of {total:,} rows"
+        progress(label, share)
+
+    ws = Workspace(workspace)
+    result = ingest(ws, state, paths, format=format, progress=report)
+    out = result.to_dict() if hasattr(result, "to_dict") else result
+    if isinstance(out, dict):
+        out.pop("path", None)  # a server path means nothing to the state
+        qfile = ws.snapshot_dir(state, result.snapshot_id) / "quarantine.parquet"
+        if qfile.is_file():
+            import pyarrow.parquet as pq
+
+            cols = [c for c in ("field", "reason") if c in pq.read_schema(qfile).names]
+            out["quarantine"] = pq.read_table(qfile, columns=cols)  # summarised to counts below
+    return out
 
 
 def real_detect(paths: list[Path]) -> str:
@@ -106,8 +134,10 @@ def _clean(value: Any, depth: int = 0) -> Any:
         out = {}
         for k, v in list(value.items())[:_MAX_ITEMS]:
             key = str(k)
-            if key in PERSONAL_FIELDS or key.startswith("_"):
+            if key.startswith("_"):
                 continue
+            if key in PERSONAL_FIELDS and not isinstance(v, bool | int | float):
+                continue  # a flag or count about ``dob`` is fine; a value of it never
             cleaned = _clean(v, depth + 1)
             if cleaned is not None:
                 out[key] = cleaned

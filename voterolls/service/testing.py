@@ -60,14 +60,23 @@ class FakeIngest:
                 snap = self.snapshots.setdefault(key, f"{state}-{len(self.snapshots) + 1:04d}")
             if progress:
                 progress("applying the state's policy", 0.75)
-            return {
+            bad = min(rows, 1)
+            return {  # the shape of voterolls.ingest.pipeline.IngestResult.to_dict()
+                "state": state,
+                "status": "new" if created else "unchanged",
                 "snapshot_id": snap,
-                "new_snapshot": created,
+                "format": format,
+                "files": [{"file_name": p.name, "sha256": hashlib.sha256(p.read_bytes()).hexdigest(),
+                           "role": "registrations", "encoding": "utf-8", "rows_read": rows,
+                           "loaded": rows - bad, "quarantined": bad} for p in paths],
                 "rows_read": rows,
-                "rows_loaded": rows - min(rows, 1),
-                "rows_quarantined": min(rows, 1),
-                "quarantine": {"rows": min(rows, 1), "by_reason": [{"field": "dob", "reason": "unparseable date", "rows": min(rows, 1)}]},
-                "policy": {"dropped": {"phone": rows}, "generalised": {"dob": rows}},
+                "loaded": rows - bad,
+                "quarantined": bad,
+                "protected_excluded": 0,
+                "policy": {"dob_disclosure": "year", "allowed": {"dob": False, "birth_year": True, "phone": False},
+                           "values_removed": {"phone": rows}},
+                "issues": {},
+                "quarantine": {"rows": bad, "by_reason": [{"field": "dob", "reason": "unparseable date", "rows": bad}]},
             }
         finally:
             with self._lock:

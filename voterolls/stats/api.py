@@ -29,12 +29,13 @@ WORDING = (
 
 def _per_pair(tab: pa.Table, kappa: tuple[float, float], cross: bool, cls_pairs=None) -> dict:
     """Rule-net estimate per state pair (cross) or per state (in-state), for heterogeneity."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in tab.to_pylist():
+        if (r["state_l"] != r["state_r"]) == cross:
+            groups.setdefault((r["state_l"], r["state_r"]), []).append(r)
     out: dict = {}
-    keys = {(r["state_l"], r["state_r"]) for r in tab.to_pylist()}
-    for a, b in keys:
-        if (a != b) != cross:
-            continue
-        rn = es.rule_net(tab, cross=cross, cls_pairs=cls_pairs, states=[a, b] if cross else [a], kappa=kappa)
+    for (a, b), rows in groups.items():
+        rn = es.rule_net(rows, cross=cross, cls_pairs=cls_pairs, kappa=kappa)
         out[(a, b) if cross else a] = max((rn["full"] + rn["year"]).estimate, 0.0)
     return out
 
@@ -54,8 +55,14 @@ def estimate_connection(
     import pyarrow as _pa
 
     tab = _pa.Table.from_pylist(res["coincidence_table"])
-    kx = (res["year_model_calibration"]["cross_state"]["kappa"], res["year_model_calibration"]["cross_state"]["rel_se"])
-    kw = (res["year_model_calibration"]["in_state"]["kappa"], res["year_model_calibration"]["in_state"]["rel_se"])
+    kx = (
+        res["year_model_calibration"]["cross_state"]["kappa"],
+        res["year_model_calibration"]["cross_state"]["rel_se"],
+    )
+    kw = (
+        res["year_model_calibration"]["in_state"]["kappa"],
+        res["year_model_calibration"]["in_state"]["rel_se"],
+    )
     covered = coverage["states_covered"]
     rests = {
         "states": covered,
@@ -69,9 +76,13 @@ def estimate_connection(
         head = entry[entry["headline"]]
         se = head["se"]
         if cross:
-            nat = cov.extrapolate_cross(head["estimate"], se * se, _per_pair(tab, kap, True), covered, weights)
+            nat = cov.extrapolate_cross(
+                head["estimate"], se * se, _per_pair(tab, kap, True), covered, weights
+            )
         else:
-            nat = cov.extrapolate_in_state(head["estimate"], se * se, _per_pair(tab, kap, False), covered, weights)
+            nat = cov.extrapolate_in_state(
+                head["estimate"], se * se, _per_pair(tab, kap, False), covered, weights
+            )
         entry["rests_on"] = rests
         entry["national"] = nat
     dv = res["double_votes"]
@@ -109,7 +120,9 @@ def estimate(
     try:
         from voterolls.store import Workspace
     except ImportError:
-        raise UserError("workspace support (voterolls.store) is not available in this build") from None
+        raise UserError(
+            "workspace support (voterolls.store) is not available in this build"
+        ) from None
     con = Workspace(w).connect()
     pairs_path = w / "link" / "pairs.parquet"
     tracker = None

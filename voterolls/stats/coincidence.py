@@ -100,7 +100,9 @@ class DobModel:
 
     def q_table(self, years: list[int] | np.ndarray | None = None) -> pa.Table:
         ys = sorted(self.profiles) if years is None else sorted({int(y) for y in years})
-        return pa.table({"year": pa.array(ys, pa.int32()), "q": pa.array([self.q(y) for y in ys], pa.float64())})
+        return pa.table(
+            {"year": pa.array(ys, pa.int32()), "q": pa.array([self.q(y) for y in ys], pa.float64())}
+        )
 
     def p_far(self, k: int) -> float:
         """P(|d1 - d2| > k days | two different people born in the same year), pooled over years."""
@@ -164,8 +166,10 @@ def _births() -> _Births:
         # seasonal profile on a 366-slot (month, day) grid so leap and common years align
         grid = np.zeros(366)
         cnt = np.zeros(366)
-        for y, arr in by_year.items():
-            slots = np.arange(len(arr)) if len(arr) == 366 else np.r_[np.arange(59), np.arange(60, 366)]
+        for arr in by_year.values():
+            slots = (
+                np.arange(len(arr)) if len(arr) == 366 else np.r_[np.arange(59), np.arange(60, 366)]
+            )
             grid[slots] += arr * len(arr)
             cnt[slots] += 1
         avg = grid / np.maximum(cnt, 1)
@@ -361,7 +365,9 @@ def build_cells(
 
 
 def _register_q(con: duckdb.DuckDBPyConnection, model: DobModel, cells: str) -> None:
-    years = [r[0] for r in con.execute(f"SELECT DISTINCT y FROM {cells} WHERE g = 'full'").fetchall()]
+    years = [
+        r[0] for r in con.execute(f"SELECT DISTINCT y FROM {cells} WHERE g = 'full'").fetchall()
+    ]
     con.register("_vr_q", model.q_table(years))
 
 
@@ -497,4 +503,35 @@ def coincidence_table(
         FROM e LEFT JOIN _vr_far m USING (state_l, state_r, cls_pair)
         """
     ).to_arrow_table()
-    return pa.concat_tables([full_tab, year_tab.cast(full_tab.schema), check_tab.cast(full_tab.schema)])
+    return pa.concat_tables(
+        [full_tab, year_tab.cast(full_tab.schema), check_tab.cast(full_tab.schema)]
+    )
+
+
+def relaxed_table(con: duckdb.DuckDBPyConnection, model: DobModel, cells: str) -> dict[str, dict[str, float]]:
+    """Cross-state, full-DOB pairs agreeing on one name + DOB: ``{'last_dob': {N, M, E0}, 'first_dob': ...}``.
+
+    The same birthday-problem accounting as the rule, with one name dropped:
+    ``M`` = pairs agreeing on last name + DOB (or first name + DOB), ``N`` = pairs
+    agreeing on that name + birth year, ``E0 = sum N q(y)``.  Net of
+    coincidences, minus the rule's own estimate, this counts same-person
+    pairs whose *other* name differs (nicknames, typos, married names): an
+    estimate that does not depend on the linkage model, used to check the
+    Splink probabilities on the pairs the exact rule cannot see.
+    """
+    _register_q(con, model, cells)
+    full = f"(SELECT * FROM {cells} WHERE g = 'full')"
+    out: dict[str, dict[str, float]] = {}
+    for name, key in (("last_dob", "l"), ("first_dob", "f")):
+        m = con.execute(
+            f"SELECT coalesce(sum(npairs), 0) FROM ({_pairs_sql(full, [key, 'd'])}) WHERE state_l <> state_r"
+        ).fetchall()[0][0]
+        n, e0 = con.execute(
+            f"""
+            SELECT coalesce(sum(p.npairs), 0), coalesce(sum(p.npairs * coalesce(q.q, 0)), 0)
+            FROM ({_pairs_sql(full, [key, 'y'])}) p LEFT JOIN _vr_q q ON q.year = p.y
+            WHERE p.state_l <> p.state_r
+            """
+        ).fetchall()[0]
+        out[name] = {"N": float(n), "M": float(m), "E0": float(e0)}
+    return out

@@ -33,28 +33,72 @@ def _nat(n: dict | None) -> str:
 def render(res: dict, console: Console) -> None:
     """Print the estimates as one table plus the coverage lines beneath it."""
     t = Table(title=f"Estimates (election {res.get('election') or 'n/a'})", show_lines=False)
-    for col in ("figure", "rule matches", "expected coincidences", "estimate", "95% interval", "national"):
+    for col in (
+        "figure",
+        "rule matches",
+        "expected coincidences",
+        "estimate",
+        "95% interval",
+        "national",
+    ):
         t.add_column(col, justify="right" if col != "figure" else "left")
-    for scope, label in (("cross_state", "duplicate registrations, cross-state"), ("in_state", "duplicate registrations, in-state")):
+    for scope, label in (
+        ("cross_state", "duplicate registrations, cross-state"),
+        ("in_state", "duplicate registrations, in-state"),
+    ):
         e = res["duplicate_registrations"][scope]
         rn = e["rule_net_of_coincidences"]
-        t.add_row(f"{label}: name+DOB rule net of coincidences", _num(rn.get("raw_rule_count")),
-                  _num(rn.get("expected_coincidences")), _num(rn["estimate"]), _ci(rn), "")
+        t.add_row(
+            f"{label}: name+DOB rule net of coincidences",
+            _num(rn.get("raw_rule_count")),
+            _num(rn.get("expected_coincidences")),
+            _num(rn["estimate"]),
+            _ci(rn),
+            "",
+        )
         if "splink_sum_of_probabilities" in e:
             sp = e["splink_sum_of_probabilities"]
-            t.add_row(f"{label}: sum of match probabilities", "", "", _num(sp["estimate"]), _ci(sp), "")
+            t.add_row(
+                f"{label}: sum of match probabilities", "", "", _num(sp["estimate"]), _ci(sp), ""
+            )
             c = e["combined"]
-            t.add_row(f"{label}: combined (headline)", _num(c.get("raw_rule_count")),
-                      _num(c.get("expected_coincidences")), _num(c["estimate"]), _ci(c), _nat(e.get("national")))
+            t.add_row(
+                f"{label}: combined (headline)",
+                _num(c.get("raw_rule_count")),
+                _num(c.get("expected_coincidences")),
+                _num(c["estimate"]),
+                _ci(c),
+                _nat(e.get("national")),
+            )
         else:
-            t.add_row(f"{label}: headline (no linkage output)", "", "", _num(rn["estimate"]), _ci(rn), _nat(e.get("national")))
+            t.add_row(
+                f"{label}: headline (no linkage output)",
+                "",
+                "",
+                _num(rn["estimate"]),
+                _ci(rn),
+                _nat(e.get("national")),
+            )
     dv = res["double_votes"]
     if dv.get("headline"):
         h = dv["headline"]
-        t.add_row(f"possible double votes (vote-record error {res['error_rate']:.1%})", _num(h.get("raw_rule_count")),
-                  _num(h.get("expected_coincidences")), _num(h["estimate"]), _ci(h), _nat(dv.get("national")))
+        t.add_row(
+            f"possible double votes (vote-record error {res['error_rate']:.1%})",
+            _num(h.get("raw_rule_count")),
+            _num(h.get("expected_coincidences")),
+            _num(h["estimate"]),
+            _ci(h),
+            _nat(dv.get("national")),
+        )
         for s in dv["error_rate_sensitivity"]:
-            t.add_row(f"  ... with vote-record error {s['error_rate']:.1%}", "", "", _num(s["estimate"]), _ci(s), "")
+            t.add_row(
+                f"  ... with vote-record error {s['error_rate']:.1%}",
+                "",
+                "",
+                _num(s["estimate"]),
+                _ci(s),
+                "",
+            )
     else:
         t.add_row("possible double votes", "", "", "-", "-", dv.get("note", ""))
     console.print(t)
@@ -69,23 +113,35 @@ def render(res: dict, console: Console) -> None:
     share = c.get("registrant_share_covered")
     console.print(
         f"Covers {len(c['states_covered'])} states"
-        + (f" ({share:.1%} of national registrants, {c['registrants_measure']})" if share is not None else "")
+        + (
+            f" ({share:.1%} of national registrants, {c['registrants_measure']})"
+            if share is not None
+            else ""
+        )
         + f"; missing: {', '.join(c['states_missing']) or 'none'}."
     )
-    console.print(f"Birth year only: {', '.join(c['states_with_birth_year_only']) or 'none'}; "
-                  f"no DOB: {', '.join(c['states_without_dob']) or 'none'}; "
-                  f"vote history: {', '.join(c['vote_history_states']) or 'none'}.")
+    console.print(
+        f"Birth year only: {', '.join(c['states_with_birth_year_only']) or 'none'}; "
+        f"no DOB: {', '.join(c['states_without_dob']) or 'none'}; "
+        f"vote history: {', '.join(c['vote_history_states']) or 'none'}."
+    )
     console.print(res["wording"], style="italic")
 
 
 def register(app: typer.Typer) -> None:
     @app.command("estimate")
     def estimate_cmd(
-        workspace: Path = typer.Option(Path("workspace"), "--workspace", "-w", help="workspace directory"),
-        error_rate: float = typer.Option(
-            DEFAULT_ERROR_RATE, "--error-rate", help="share of vote records credited to the wrong registration"
+        workspace: Path = typer.Option(
+            Path("workspace"), "--workspace", "-w", help="workspace directory"
         ),
-        election: str = typer.Option(None, "--election", help="election date YYYY-MM-DD (default: latest general)"),
+        error_rate: float = typer.Option(
+            DEFAULT_ERROR_RATE,
+            "--error-rate",
+            help="share of vote records credited to the wrong registration",
+        ),
+        election: str = typer.Option(
+            None, "--election", help="election date YYYY-MM-DD (default: latest general)"
+        ),
     ) -> None:
         """Estimate duplicate registrations and double votes net of coincidences, with 95% intervals."""
         from voterolls.stats.api import estimate

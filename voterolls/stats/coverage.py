@@ -84,7 +84,9 @@ def summarise(con, vote_states: list[str], tracker: Any = None) -> dict[str, Any
         return sum(weights.get(s, 0) for s in states if pred(s)) / total
 
     full_states = [s for s in covered if fc[s]["share_with_full_dob"] >= 0.5]
-    year_states = [s for s in covered if s not in full_states and fc[s]["share_with_birth_year"] >= 0.5]
+    year_states = [
+        s for s in covered if s not in full_states and fc[s]["share_with_birth_year"] >= 0.5
+    ]
     tracker_info = None
     try:
         from voterolls import requests as rq
@@ -98,7 +100,10 @@ def summarise(con, vote_states: list[str], tracker: Any = None) -> dict[str, Any
             "fields_never_delivered": [
                 f
                 for f in cov["requested_fields"]
-                if not any((st["delivered_detail"] or {}).get(f) in ("yes", "year only", "sealed") for st in cov["states"])
+                if not any(
+                    (st["delivered_detail"] or {}).get(f) in ("yes", "year only", "sealed")
+                    for st in cov["states"]
+                )
             ],
         }
     except Exception as exc:  # noqa: BLE001 - the tracker is optional for the statistics
@@ -161,8 +166,18 @@ def extrapolate_cross(
     rates = [per_pair[p] / (weights[p[0]] * weights[p[1]]) for p in pairs]
     mass = [weights[a] * weights[b] for a, b in pairs]
     rbar = sum(r * m for r, m in zip(rates, mass, strict=True)) / sum(mass)
-    vr = sum(m * (r - rbar) ** 2 for r, m in zip(rates, mass, strict=True)) / sum(mass) * len(pairs) / max(len(pairs) - 1, 1)
-    unc = [(a, b) for i, a in enumerate(everyone) for b in everyone[i + 1 :] if not (a in covered and b in covered)]
+    vr = (
+        sum(m * (r - rbar) ** 2 for r, m in zip(rates, mass, strict=True))
+        / sum(mass)
+        * len(pairs)
+        / max(len(pairs) - 1, 1)
+    )
+    unc = [
+        (a, b)
+        for i, a in enumerate(everyone)
+        for b in everyone[i + 1 :]
+        if not (a in covered and b in covered)
+    ]
     m_unc = [float(weights[a]) * weights[b] for a, b in unc]
     U = sum(m_unc)
     national = estimate / share
@@ -180,7 +195,11 @@ def extrapolate_cross(
 
 
 def extrapolate_in_state(
-    estimate: float, variance: float, per_state: dict[str, float], covered: list[str], weights: dict[str, int]
+    estimate: float,
+    variance: float,
+    per_state: dict[str, float],
+    covered: list[str],
+    weights: dict[str, int],
 ) -> dict[str, Any]:
     """National figure for an in-state count (proportional to registrants)."""
     if not weights:
@@ -190,15 +209,28 @@ def extrapolate_in_state(
     total = sum(weights[s] for s in everyone)
     cov = sum(weights.get(s, 0) for s in covered)
     if not missing:
-        return {"national": round(estimate, 2), "label": "all states covered", "registrant_share_covered": 1.0}
+        return {
+            "national": round(estimate, 2),
+            "label": "all states covered",
+            "registrant_share_covered": 1.0,
+        }
     states = [s for s in per_state if s in weights]
     if len(states) < MIN_PAIRS or cov <= 0:
-        return {"national": None, "label": "covered states only", "reason": f"fewer than {MIN_PAIRS} covered states"}
+        return {
+            "national": None,
+            "label": "covered states only",
+            "reason": f"fewer than {MIN_PAIRS} covered states",
+        }
     share = cov / total
     rates = [per_state[s] / weights[s] for s in states]
     w = [weights[s] for s in states]
     rbar = sum(r * x for r, x in zip(rates, w, strict=True)) / sum(w)
-    vr = sum(x * (r - rbar) ** 2 for r, x in zip(rates, w, strict=True)) / sum(w) * len(states) / max(len(states) - 1, 1)
+    vr = (
+        sum(x * (r - rbar) ** 2 for r, x in zip(rates, w, strict=True))
+        / sum(w)
+        * len(states)
+        / max(len(states) - 1, 1)
+    )
     m_unc = [float(weights[s]) for s in missing]
     U = sum(m_unc)
     national = estimate / share

@@ -125,7 +125,9 @@ def pick_election(con: duckdb.DuckDBPyConnection) -> str | None:
 def prepare(con: duckdb.DuckDBPyConnection, election: str | None) -> list[str]:
     """Create ``_vr_regs`` (registrations + ``voted`` flag); return the states with vote history."""
     if election is None:
-        con.execute("CREATE OR REPLACE TEMP VIEW _vr_votes AS SELECT NULL::VARCHAR AS state, NULL::VARCHAR AS state_voter_id WHERE false")
+        con.execute(
+            "CREATE OR REPLACE TEMP VIEW _vr_votes AS SELECT NULL::VARCHAR AS state, NULL::VARCHAR AS state_voter_id WHERE false"
+        )
     else:
         con.execute(
             f"""
@@ -149,8 +151,8 @@ def prepare(con: duckdb.DuckDBPyConnection, election: str | None) -> list[str]:
 # ---------------------------------------------------------------------------
 
 
-def _rows(tab: pa.Table) -> list[dict]:
-    return tab.to_pylist()
+def _rows(tab: pa.Table | list[dict]) -> list[dict]:
+    return tab if isinstance(tab, list) else tab.to_pylist()
 
 
 def year_calibration(tab: pa.Table, cross: bool = True) -> tuple[float, float]:
@@ -184,7 +186,7 @@ def year_calibration(tab: pa.Table, cross: bool = True) -> tuple[float, float]:
 
 
 def rule_net(
-    tab: pa.Table,
+    tab: pa.Table | list[dict],
     *,
     cross: bool = True,
     cls_pairs: tuple[str, ...] | None = None,
@@ -193,10 +195,11 @@ def rule_net(
 ) -> dict[str, Count]:
     """Rule count net of coincidences, per level (``full``, ``year``)."""
     out: dict[str, Count] = {}
+    all_rows = _rows(tab)
     for level in ("full", "year"):
         rows = [
             r
-            for r in _rows(tab)
+            for r in all_rows
             if r["level"] == level
             and (r["state_l"] != r["state_r"]) == cross
             and (cls_pairs is None or r["cls_pair"] in cls_pairs)
@@ -227,7 +230,9 @@ def load_pairs(con: duckdb.DuckDBPyConnection, pairs: pa.Table | str | None) -> 
     if pairs is None:
         return False
     if isinstance(pairs, str):
-        con.execute(f"CREATE OR REPLACE TEMP VIEW _vr_pairs_in AS SELECT * FROM read_parquet('{pairs}')")
+        con.execute(
+            f"CREATE OR REPLACE TEMP VIEW _vr_pairs_in AS SELECT * FROM read_parquet('{pairs}')"
+        )
     else:
         con.register("_vr_pairs_in", pairs)
     con.execute(
@@ -245,6 +250,10 @@ def load_pairs(con: duckdb.DuckDBPyConnection, pairs: pa.Table | str | None) -> 
                            AND a.dob IS NOT NULL AND b.dob IS NOT NULL THEN a.dob = b.dob
                       ELSE a.birth_year = b.birth_year END, false) AS exact,
                (a.voted::INT + b.voted::INT) AS votes,
+               coalesce(a.dob_granularity = 'full' AND b.dob_granularity = 'full' AND a.dob = b.dob
+                        AND a.last_name = b.last_name AND a.first_name <> b.first_name, false) AS last_dob_only,
+               coalesce(a.dob_granularity = 'full' AND b.dob_granularity = 'full' AND a.dob = b.dob
+                        AND a.first_name = b.first_name AND a.last_name <> b.last_name, false) AS first_dob_only,
                hash(least(a.last_name, b.last_name)) % 200 AS block
         FROM _vr_pairs_in p
         JOIN _vr_regs a ON a.state = p.state_l AND a.state_voter_id = p.state_voter_id_l
@@ -255,7 +264,11 @@ def load_pairs(con: duckdb.DuckDBPyConnection, pairs: pa.Table | str | None) -> 
 
 
 def splink_sums(
-    con: duckdb.DuckDBPyConnection, *, cross: bool = True, exact: bool | None = None, states: list[str] | None = None
+    con: duckdb.DuckDBPyConnection,
+    *,
+    cross: bool = True,
+    exact: bool | None = None,
+    states: list[str] | None = None,
 ) -> dict[int, tuple[float, float]]:
     """``{votes: (sum p, sum p(1-p))}`` over scored pairs (votes = 0, 1, 2 registrations voted)."""
     conds = ["state_l <> state_r" if cross else "state_l = state_r", "level <> 'none'"]
@@ -268,6 +281,41 @@ def splink_sums(
         f"SELECT votes, sum(p), sum(p * (1 - p)) FROM _vr_pairs WHERE {' AND '.join(conds)} GROUP BY 1"
     ).fetchall()
     return {int(v): (float(s or 0), float(w or 0)) for v, s, w in rows}
+
+
+def relaxed_check(con: duckdb.DuckDBPyConnection, tab: pa.Table, relaxed: dict) -> dict | None:
+    """Check Splink where the exact rule is blind: pairs agreeing on one name + full DOB only.
+
+    Birthday-model estimate of same-person cross-state pairs that agree on last
+    name + DOB but not first name, plus those agreeing on first name + DOB but
+    not last name (``D_relaxed``), against ``sum p`` of the scored pairs in the
+    same strata (``P_relaxed``).  Unscored true pairs count in ``D`` but not in
+    ``P``, so the ratio also sees what blocking missed.  Returns the ratio and
+    its standard error, or None without evidence.
+    """
+    full = rule_net(tab, cross=True)["full"]
+    d_total = 0.0
+    var = 0.0
+    for key in ("last_dob", "first_dob"):
+        r = relaxed[key]
+        if r["N"] <= 0:
+            continue
+        qbar = r["E0"] / r["N"]
+        d = (r["M"] - r["E0"]) / (1 - qbar)
+        d_total += d - full.estimate
+        var += r["E0"] * (1 + RHO_FULL**2 * r["E0"]) + full.variance
+    p = con.execute(
+        """
+        SELECT coalesce(sum(p), 0) FROM _vr_pairs
+        WHERE state_l <> state_r AND (last_dob_only OR first_dob_only)
+        """
+    ).fetchall()[0][0]
+    if p < 5 or d_total <= 0:
+        return None
+    ratio = d_total / p
+    # binomial-type noise of the realised stratum count plus the coincidence noise
+    se = math.sqrt(var + d_total) / p
+    return {"birthday_model_estimate": d_total, "splink_sum": float(p), "ratio": ratio, "ratio_se": se}
 
 
 def block_bootstrap_se(con: duckdb.DuckDBPyConnection, *, b: int = 400, seed: int = 0) -> float:
@@ -316,7 +364,8 @@ def correct_vote_error(o2: Count, o1: Count, o0: Count, miss: float, false_mark:
         O0 = (1-a)^2 T2 + (1-a)(1-b) T1 + (1-b)^2 T0
 
     solved for ``T`` (``T2`` is returned); its variance propagates the
-    variances of ``O`` through the inverse matrix.
+    variances of ``O`` through the inverse matrix and adds the binomial noise
+    of the error process itself (how many false pairs happened this time).
     """
     a, b = 1.0 - miss, false_mark
     if miss <= 0 and b <= 0:
@@ -332,7 +381,15 @@ def correct_vote_error(o2: Count, o1: Count, o0: Count, miss: float, false_mark:
     obs = np.array([o2.estimate, o1.estimate, o0.estimate])
     var = np.array([o2.variance, o1.variance, o0.variance])
     t = inv @ obs
-    return Count(float(t[0]), float((inv[0] ** 2) @ var), o2.raw, o2.expected_coincidences)
+    # the number of false "both voted" pairs is itself random (binomial in T1, T0):
+    # its variance is part of the uncertainty of T2 even with O known exactly
+    t1, t0 = max(float(t[1]), 0.0), max(float(t[2]), 0.0)
+    noise = (
+        t1 * a * b * (1 - a * b)
+        + t0 * b * b * (1 - b * b)
+        + max(float(t[0]), 0.0) * a * a * (1 - a * a)
+    )
+    return Count(float(t[0]), float((inv[0] ** 2) @ var) + noise, o2.raw, o2.expected_coincidences)
 
 
 # ---------------------------------------------------------------------------
@@ -417,7 +474,9 @@ def estimate_tables(
                 splink_c,
                 method="sum of match probabilities over scored pairs",
                 block_bootstrap_se=round(boot, 3),
-                calibration_ratio_exact_stratum=None if not math.isfinite(ratio) else round(ratio, 4),
+                calibration_ratio_exact_stratum=None
+                if not math.isfinite(ratio)
+                else round(ratio, 4),
             )
             entry["combined"] = _fmt(
                 comb,
@@ -428,7 +487,9 @@ def estimate_tables(
             entry["headline"] = "combined"
         else:
             entry["headline"] = "rule_net_of_coincidences"
-            entry["note"] = "no linkage output: duplicates recorded with a different name or DOB are not counted"
+            entry["note"] = (
+                "no linkage output: duplicates recorded with a different name or DOB are not counted"
+            )
         dups[scope] = entry
     res["duplicate_registrations"] = dups
 
@@ -441,15 +502,30 @@ def estimate_tables(
             "note": "needs vote history from at least two states for the same election",
             "vote_history_states": vote_states,
         }
-    res["crosscheck_purge"] = _purge(con, tab, vote_states, kap_x) if election else None
+    res["crosscheck_purge"] = _purge(con, tab, vote_states, kap_x, error_rate) if election else None
+    from voterolls.stats.crosscheck_compare import compare
+
+    cross = dups["cross_state"]
+    res["crosscheck_vs_estimate"] = compare(
+        tab,
+        vote_states=vote_states,
+        kappa=kap_x,
+        double_votes=res["double_votes"],
+        duplicates_headline=cross[cross["headline"]],
+    )
     res["coincidence_table"] = [
-        {k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()} for r in tab.to_pylist()
+        {k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()}
+        for r in tab.to_pylist()
     ]
     return res
 
 
 def _vote_strata(
-    con: duckdb.DuckDBPyConnection, tab: pa.Table, vs: list[str], kap: tuple[float, float], has_pairs: bool
+    con: duckdb.DuckDBPyConnection,
+    tab: pa.Table,
+    vs: list[str],
+    kap: tuple[float, float],
+    has_pairs: bool,
 ) -> tuple[dict[str, Count], dict[str, Count]]:
     """Observed same-person pairs by vote status (key '2', '1', '0'): exact stratum and combined."""
     exact: dict[str, Count] = {}
@@ -487,22 +563,33 @@ def _double_votes(
     main = correct_vote_error(head["2"], head["1"], head["0"], miss, fmark)
     sens = []
     for rate in sorted({*SENSITIVITY_RATES, e}):
-        c = correct_vote_error(head["2"], head["1"], head["0"], *error_probabilities(rate, voters, regs))
+        c = correct_vote_error(
+            head["2"], head["1"], head["0"], *error_probabilities(rate, voters, regs)
+        )
         sens.append({"error_rate": rate, **_fmt(c)})
     no_err = exact["2"]
+    exact_corr = correct_vote_error(exact["2"], exact["1"], exact["0"], miss, fmark)
     return {
         "unit": "people recorded as voting in two states in the same election",
         "states": vs,
         "votes_recorded_in_these_states": int(voters),
         "registrations_in_these_states": int(regs),
-        "error_model": {"miss_per_vote": miss, "false_mark_per_non_voting_registration": round(fmark, 6)},
+        "error_model": {
+            "miss_per_vote": miss,
+            "false_mark_per_non_voting_registration": round(fmark, 6),
+        },
         "headline": _fmt(
             main,
-            method=("combined (rule net of coincidences + Splink non-exact)" if has_pairs else "rule net of coincidences")
+            method=(
+                "combined (rule net of coincidences + Splink non-exact)"
+                if has_pairs
+                else "rule net of coincidences"
+            )
             + f", corrected for vote-record error {e:.3%}",
             per_voter=(main.estimate / voters) if voters else None,
         ),
         "rule_net_of_coincidences_no_error_correction": _fmt(no_err),
+        "rule_net_of_coincidences_error_corrected": _fmt(exact_corr),
         "same_person_pairs_by_votes": {k: _fmt(v) for k, v in head.items()},
         "error_rate_sensitivity": sens,
         "caveat": "a pair both recorded as voting is not proof of a double vote: "
@@ -511,9 +598,17 @@ def _double_votes(
 
 
 def _purge(
-    con: duckdb.DuckDBPyConnection, tab: pa.Table, vs: list[str], kap: tuple[float, float]
+    con: duckdb.DuckDBPyConnection, tab: pa.Table, vs: list[str], kap: tuple[float, float], e: float
 ) -> dict | None:
-    """What removing the earlier-registered record of every rule match would do (Goel et al. 2020, sec. 6)."""
+    """What removing the earlier-registered record of every Crosscheck match would do.
+
+    The strategy Goel et al. (2020, Iowa Crosscheck data) evaluated: for each
+    cross-state first + last + full DOB match, remove the registration with the
+    earlier registration date.  Legitimate votes blocked = removed
+    registrations that were used to vote, minus the double votes among them;
+    double votes prevented = the rule-net, error-corrected estimate of
+    same-person pairs both used to vote (each such pair loses one vote).
+    """
     if len(vs) < 2:
         return None
     lst = ", ".join(repr(s) for s in vs)
@@ -525,10 +620,9 @@ def _purge(
                CASE WHEN coalesce(a.registration_date, DATE '1900-01-01')
                          <= coalesce(b.registration_date, DATE '1900-01-01') THEN 'a' ELSE 'b' END AS older
         FROM _vr_regs a JOIN _vr_regs b
-          ON a.first_name = b.first_name AND a.last_name = b.last_name AND a.birth_year = b.birth_year
-         AND (a.dob = b.dob OR a.dob_granularity <> 'full' OR b.dob_granularity <> 'full'
-              OR a.dob IS NULL OR b.dob IS NULL)
+          ON a.first_name = b.first_name AND a.last_name = b.last_name AND a.dob = b.dob
         WHERE a.state < b.state AND a.state IN ({lst}) AND b.state IN ({lst})
+          AND a.dob_granularity = 'full' AND b.dob_granularity = 'full'
         """
     )
     removed, removed_voted, both_voted = con.execute(
@@ -543,25 +637,36 @@ def _purge(
                (SELECT count(*) FROM _vr_rule_pairs WHERE va AND vb)
         """
     ).fetchall()[0]
-    rule_dv = rule_net(tab, cross=True, cls_pairs=("11",), states=vs, kappa=kap)
-    p = rule_dv["full"] + rule_dv["year"]
+    strata = {
+        k: es_rule_full(tab, cls, vs, kap) for k, cls in (("2", "11"), ("1", "01"), ("0", "00"))
+    }
+    voters, regs = con.execute(
+        f"SELECT count(*) FILTER (WHERE voted), count(*) FROM _vr_regs WHERE state IN ({lst})"
+    ).fetchall()[0]
+    miss, fmark = error_probabilities(e, voters, regs)
+    p = correct_vote_error(strata["2"], strata["1"], strata["0"], miss, fmark)
     lo, hi = p.interval()
-    legit = max(removed_voted - p.estimate, 0.0)
-    ratio = legit / p.estimate if p.estimate > 0 else None
+    legit = max(removed_voted - max(p.estimate, 0.0), 0.0)
+
+    def ratio(x: float) -> float | None:
+        return None if x <= 0 else round(max(removed_voted - x, 0.0) / x, 1)
+
     return {
-        "rule": "remove the earlier-registered record of each cross-state first+last+DOB match "
-        "(first+last+birth year where a state publishes the year only)",
+        "rule": "remove the earlier-registered record of each cross-state first + last + full DOB match "
+        "(the Crosscheck purge strategy evaluated by Goel et al. 2020)",
         "states": vs,
         "registrations_removed": int(removed),
         "removed_registrations_used_to_vote": int(removed_voted),
         "rule_pairs_both_voted": int(both_voted),
         "double_votes_prevented_estimate": p.as_dict(),
         "legitimate_votes_blocked_estimate": round(legit, 2),
-        "legitimate_votes_blocked_per_double_vote_prevented": None if ratio is None else round(ratio, 1),
-        "ratio_range_from_ci": [
-            None if hi <= 0 else round(max(removed_voted - hi, 0) / hi, 1),
-            None if lo <= 0 else round(max(removed_voted - lo, 0) / lo, 1),
-        ],
-        "double_votes_prevented_basis": "rule-net estimate of same-person pairs both recorded as voting, "
-        "before vote-record error correction (an upper bound on real double votes prevented)",
+        "legitimate_votes_blocked_per_double_vote_prevented": ratio(p.estimate),
+        "ratio_range_from_ci": [ratio(hi), ratio(lo)],
+        "double_votes_prevented_basis": f"rule-net estimate of same-person pairs both used to vote, corrected "
+        f"for vote-record error {e:.2%}; a ratio of null means no double vote is estimated to be prevented",
     }
+
+
+def es_rule_full(tab: pa.Table, cls: str, vs: list[str], kap: tuple[float, float]) -> Count:
+    """Rule-net count at the full-DOB level for one vote-status class."""
+    return rule_net(tab, cross=True, cls_pairs=(cls,), states=vs, kappa=kap)["full"]

@@ -28,6 +28,7 @@ class ToyPopulation:
     truth_double_votes: int
     truth_cross_pairs: int
     election_date: str
+    truth_double_vote_pairs: pa.Table | None = None  # same columns as truth_pairs
 
 
 def _top(table: pa.Table, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -71,7 +72,11 @@ def make_population(
     doy = np.empty(people, dtype=int)
     for y in np.unique(years):
         m = years == y
-        prof = np.full(365 + (y % 4 == 0), 1.0 / (365 + (y % 4 == 0))) if uniform_dob else _seasonal_profile(int(y))
+        prof = (
+            np.full(365 + (y % 4 == 0), 1.0 / (365 + (y % 4 == 0)))
+            if uniform_dob
+            else _seasonal_profile(int(y))
+        )
         doy[m] = rng.choice(len(prof), m.sum(), p=prof)
     dob = (years - 1970).astype("datetime64[Y]").astype("datetime64[D]") + doy
     home = rng.choice(len(codes), people, p=sw)
@@ -101,7 +106,9 @@ def make_population(
         pool = np.nonzero(~voted & (st == s_))[0]
         if len(mv) and len(pool):
             vote_rec[mv] = False
-            vote_rec[rng.choice(pool, len(mv), replace=False if len(pool) >= len(mv) else True)] = True
+            vote_rec[rng.choice(pool, len(mv), replace=False if len(pool) >= len(mv) else True)] = (
+                True
+            )
     gran = np.array([states[codes[i]] for i in st], dtype=object)
     svid = np.array([f"{codes[s]}{i:08d}" for s, i in zip(st, range(n), strict=True)], dtype=object)
     by = dd.astype("datetime64[Y]").astype(int) + 1970
@@ -116,7 +123,8 @@ def make_population(
             "birth_year": pa.array(by, pa.int16()),
             "dob_granularity": pa.array(gran),
             "registration_date": pa.array(
-                (np.datetime64("2000-01-01") + rng.integers(0, 8000, n)).astype("datetime64[D]"), pa.date32()
+                (np.datetime64("2000-01-01") + rng.integers(0, 8000, n)).astype("datetime64[D]"),
+                pa.date32(),
             ),
             "person_id": pa.array(pid),
         }
@@ -126,7 +134,9 @@ def make_population(
         {
             "state": regs.column("state").filter(pa.array(vote_rec)),
             "state_voter_id": regs.column("state_voter_id").filter(pa.array(vote_rec)),
-            "election_date": pa.array(np.full(vote_rec.sum(), np.datetime64(election, "D")), pa.date32()),
+            "election_date": pa.array(
+                np.full(vote_rec.sum(), np.datetime64(election, "D")), pa.date32()
+            ),
             "election_type": pa.array(["general"] * int(vote_rec.sum())),
         }
     )
@@ -141,4 +151,5 @@ def make_population(
             "kind": pa.array(["cross_state"] * len(idx)),
         }
     )
-    return ToyPopulation(regs, vh, truth, int(dv.sum()), int(dup.sum()), election)
+    dvp = truth.filter(pa.array(dv[idx]))
+    return ToyPopulation(regs, vh, truth, int(dv.sum()), int(dup.sum()), election, dvp)

@@ -11,11 +11,14 @@ from voterolls.synth.config import SynthConfig
 from voterolls.synth.nation import RECORD_KINDS, Nation, generate_nation
 
 
-def write_nation(nation, out_dir):  # noqa: ANN001 - thin lazy wrapper
-    """Write ``nation`` under ``out_dir`` (see voterolls.synth.writer.write_nation)."""
+def write_nation(nation: Nation, out_dir, **kwargs) -> dict:  # noqa: ANN001
+    """Write ``nation`` under ``out_dir``; see :func:`voterolls.synth.writer.write_nation`.
+
+    Imported lazily because it pulls in ``voterolls.formats`` (DuckDB).
+    """
     from voterolls.synth.writer import write_nation as _write
 
-    return _write(nation, out_dir)
+    return _write(nation, out_dir, **kwargs)
 
 
 __all__ = ["RECORD_KINDS", "Nation", "SynthConfig", "generate_nation", "write_nation"]

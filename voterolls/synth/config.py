@@ -77,6 +77,14 @@ class SynthConfig:
     #: cross-state movers at a similar order.  3% makes the effect visible
     #: in small samples.  Per person.
     stale_cross_state_rate: float = 0.03
+    #: Relative likelihood of a stale cross-state registration by age group
+    #: (age at election: upper bound of the group -> weight), renormalised so
+    #: the overall rate stays ``stale_cross_state_rate``.  Shape of CPS ASEC
+    #: interstate mover rates: people in their 20s move across state lines
+    #: two to three times as often as people over 65.
+    stale_age_weights: dict[int, float] = field(
+        default_factory=lambda: {29: 1.7, 44: 1.3, 64: 0.8, 200: 0.5}
+    )
     #: Persons with a second registration in the same state (moved within the
     #: state and re-registered, or a double entry).  Per person.
     in_state_duplicate_rate: float = 0.005
@@ -96,9 +104,11 @@ class SynthConfig:
     duplicate_same_address_rate: float = 0.30
 
     # --- recording noise (per registration) ----------------------------------
-    #: First name recorded as a nickname (ROBERT -> BOB) where one exists
-    #: (from the ``nicknames`` package).  Per record, so about 5% of pairs
-    #: differ by a nickname on one side.
+    #: Share of registrations whose first name is recorded as a nickname
+    #: (ROBERT -> BOB, from the ``nicknames`` package).  Only names with a
+    #: nickname (about half of people) can carry one, so among them the
+    #: probability is scaled up to keep this overall share.  Per record, so
+    #: about 10% of duplicate pairs differ by a nickname on one side.
     nickname_rate: float = 0.05
     #: One-character typo (substitution, deletion, insertion, transposition)
     #: in the first or last name.  Data-entry error rates of 1-4% per field
@@ -117,6 +127,15 @@ class SynthConfig:
     #: Turnout among current registrations.  2024: ~155M ballots for ~240M
     #: registrations listed in EAVS incl. inactive; ~65% of registrations.
     turnout: float = 0.65
+    #: Relative turnout by age group (upper bound of the group -> weight) on
+    #: current registrations, renormalised so overall turnout stays
+    #: ``turnout``.  Shape of CPS November 2020 voting rates by age.
+    turnout_age_weights: dict[int, float] = field(
+        default_factory=lambda: {24: 0.75, 34: 0.85, 44: 0.95, 64: 1.06, 200: 1.12}
+    )
+    #: Turnout of an inactive current registration relative to an active one
+    #: (inactive registrants rarely vote: their address is in doubt).
+    inactive_turnout_ratio: float = 0.3
     #: True double votes per voter: Goel et al. (APSR 2020) estimate about
     #: 1 in 4,000 voters cast two counted ballots in 2012.  Realised by
     #: persons with two registrations who vote on both.
@@ -137,12 +156,18 @@ class SynthConfig:
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if f.name.endswith(("_rate", "_share")) or f.name == "turnout":
+            if f.name.endswith(("_rate", "_share", "_ratio")) or f.name == "turnout":
                 if not isinstance(value, int | float) or not 0.0 <= float(value) <= 1.0:
                     raise ValueError(
                         f"SynthConfig.{f.name} must be a probability in [0, 1], got {value!r}"
                     )
-        for name in ("suffix_weights", "method_mix", "all_mail_method_mix"):
+        for name in (
+            "suffix_weights",
+            "method_mix",
+            "all_mail_method_mix",
+            "stale_age_weights",
+            "turnout_age_weights",
+        ):
             weights = getattr(self, name)
             if not weights or any(w < 0 for w in weights.values()) or sum(weights.values()) <= 0:
                 raise ValueError(
@@ -156,5 +181,19 @@ class SynthConfig:
         out = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            out[f.name] = value.isoformat() if isinstance(value, dt.date) else value
+            if isinstance(value, dt.date):
+                value = value.isoformat()
+            elif isinstance(value, dict):  # JSON object keys are strings
+                value = {str(k): v for k, v in value.items()}
+            out[f.name] = value
         return out
+
+
+def age_weight(ages, weights: dict[int, float]):
+    """Per-age weight from ``{upper age of group: weight}`` (numpy array in, array out)."""
+    import numpy as np
+
+    bounds = np.array(sorted(weights))
+    values = np.array([weights[b] for b in bounds], dtype=np.float64)
+    idx = np.minimum(np.searchsorted(bounds, np.asarray(ages), side="left"), bounds.size - 1)
+    return values[idx]

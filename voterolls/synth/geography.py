@@ -139,7 +139,6 @@ class Places:
     """
 
     def __init__(self) -> None:
-        import pyarrow as pa
         import pyarrow.compute as pc
 
         from voterolls import data
@@ -194,8 +193,6 @@ class Places:
 
 def _county_names(rng: np.random.Generator, counts: np.ndarray) -> pa.Array:
     """Synthetic county names (common surnames, as many real counties are), unique per state."""
-    import pyarrow as pa
-
     from voterolls import data
 
     pool = data.surnames()["name"].slice(1, 800).to_pylist()
@@ -208,8 +205,6 @@ def _county_names(rng: np.random.Generator, counts: np.ndarray) -> pa.Array:
 
 def _county_codes(names, fips, state_of_county: np.ndarray, rank: np.ndarray) -> pa.Array:
     """The county value as each state writes it (see ``COUNTY_STYLES``)."""
-    import pyarrow as pa
-
     name_list, fips_list = names.to_pylist(), fips.to_pylist()
     out: list[str] = []
     used: dict[tuple[int, str], int] = {}

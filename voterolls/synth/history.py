@@ -22,7 +22,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from voterolls.schema import JURISDICTIONS, VOTE_HISTORY_SCHEMA
-from voterolls.synth.config import SynthConfig
+from voterolls.synth.arrays import const, pick
+from voterolls.synth.config import SynthConfig, age_weight
 from voterolls.synth.geography import ABSENTEE_STATES, ALL_MAIL_STATES
 
 METHODS = ("in_person", "early", "mail", "absentee")
@@ -50,7 +51,7 @@ def simulate(
     m = regs.num_rows
     kind, person, state = hidden["kind"], hidden["person"], hidden["state_idx"]
     current = kind == 0
-    voted = current & (rng.random(m) < cfg.turnout)
+    voted = current & (rng.random(m) < _turnout_probability(regs, hidden, cfg))
 
     # --- true double votes --------------------------------------------------
     extra = np.flatnonzero(~current)
@@ -99,6 +100,32 @@ def simulate(
     return Votes(table, cast_rows, double_current, double_other, err, target)
 
 
+def _turnout_probability(
+    regs: pa.Table, hidden: dict[str, np.ndarray], cfg: SynthConfig
+) -> np.ndarray:
+    """Per-registration vote probability: age and status shape, mean = ``cfg.turnout``.
+
+    The scale is solved so that the expected turnout over current
+    registrations equals ``cfg.turnout`` (probabilities capped at 0.97).
+    """
+    current = hidden["kind"] == 0
+    inactive = pc.equal(regs["status"], "inactive").to_numpy(zero_copy_only=False)
+    raw = age_weight(hidden["age"], cfg.turnout_age_weights) * np.where(
+        inactive, cfg.inactive_turnout_ratio, 1.0
+    )
+    if not current.any():
+        return np.zeros(raw.size)
+    base = raw[current]
+    lo, hi = 0.0, 1.0 / max(base.min(), 1e-9)
+    for _ in range(60):  # bisection on the scale: mean(min(scale*raw, cap)) = turnout
+        mid = (lo + hi) / 2
+        if np.minimum(mid * base, 0.97).mean() < cfg.turnout:
+            lo = mid
+        else:
+            hi = mid
+    return np.minimum(lo * raw, 0.97)
+
+
 def _methods(
     rng: np.random.Generator, state: np.ndarray, kind: np.ndarray, cfg: SynthConfig
 ) -> np.ndarray:
@@ -122,8 +149,6 @@ def _table(
 ) -> pa.Table:
     n = rows.size
     take = pa.array(rows)
-    names = np.array(METHODS, dtype=object)[method]
-    codes = np.array([METHOD_CODES[k] for k in METHODS], dtype=object)[method]
     election = pa.array(np.full(n, election_day)).cast(pa.date32())
     desc = f"{election_day.astype(object).year} GENERAL"
     cols = {
@@ -131,10 +156,10 @@ def _table(
         "state_voter_id": regs["state_voter_id"].take(take),
         "county": regs["county"].take(take),
         "election_date": election,
-        "election_type": pa.array(np.full(n, "general", dtype=object), pa.string()),
-        "election_desc": pa.array(np.full(n, desc, dtype=object), pa.string()),
-        "vote_method": pa.array(names, pa.string()),
-        "vote_method_code": pa.array(codes, pa.string()),
+        "election_type": const("general", n),
+        "election_desc": const(desc, n),
+        "vote_method": pick(METHODS, method),
+        "vote_method_code": pick([METHOD_CODES[k] for k in METHODS], method),
     }
     arrays = [
         cols[f.name].combine_chunks()

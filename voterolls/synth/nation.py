@@ -29,7 +29,8 @@ import pyarrow.compute as pc
 from voterolls.schema import JURISDICTIONS, REGISTRATION_SCHEMA
 from voterolls.synth import history as history_mod
 from voterolls.synth import truth as truth_mod
-from voterolls.synth.config import SynthConfig
+from voterolls.synth.arrays import const, pick
+from voterolls.synth.config import SynthConfig, age_weight
 from voterolls.synth.geography import (
     DEFAULT_ID_FORMAT,
     ID_FORMATS,
@@ -191,7 +192,10 @@ class _Records:
 
 def _records(p: Persons, rng: np.random.Generator, cfg: SynthConfig) -> _Records:
     n = p.n
-    stale_p = np.flatnonzero(rng.random(n) < cfg.stale_cross_state_rate)
+    age = _age_at(p.dob, cfg)
+    w = age_weight(age, cfg.stale_age_weights)
+    stale_prob = np.minimum(cfg.stale_cross_state_rate * w / w.mean(), 1.0)
+    stale_p = np.flatnonzero(rng.random(n) < stale_prob)
     dup_p = np.flatnonzero(rng.random(n) < cfg.in_state_duplicate_rate)
     shares = state_shares()
     old_state = rng.choice(shares.size, size=stale_p.size, p=shares)
@@ -227,6 +231,15 @@ def _records(p: Persons, rng: np.random.Generator, cfg: SynthConfig) -> _Records
     return _Records(person, kind, state, np.minimum(reg_date, hi))
 
 
+def _age_at(dob: np.ndarray, cfg: SynthConfig) -> np.ndarray:
+    """Whole years of age on election day."""
+    election = int(np.datetime64(cfg.election_date, "D").astype(np.int64))
+    y, m, d = split_date(dob)
+    ey, em, ed = split_date(np.array([election]))
+    before = (m > em[0]) | ((m == em[0]) & (d > ed[0]))
+    return ey[0] - y - before.astype(np.int64)
+
+
 # ---------------------------------------------------------------------------
 # What each registration says.
 # ---------------------------------------------------------------------------
@@ -254,7 +267,10 @@ def _registrations(
     last = t.surnames.take(pa.array(last_idx))
     first_idx = p.first[person]
     first = t.first_names.take(pa.array(first_idx))
-    first, nick = apply_nicknames(first_idx, first, rng.random(m) < cfg.nickname_rate, rng, t)
+    # nickname_rate is the share of all records; only names with a nickname can carry one
+    can_nick = t.nick_counts[first_idx] > 0
+    p_nick = min(1.0, cfg.nickname_rate / max(can_nick.mean(), 1e-9))
+    first, nick = apply_nicknames(first_idx, first, rng.random(m) < p_nick, rng, t)
     typo = rng.random(m) < cfg.typo_rate
     typo_first = typo & (rng.random(m) < 0.5)
     typo_last = typo & ~typo_first
@@ -277,17 +293,14 @@ def _registrations(
     birth_year = split_date(dob)[0]
 
     # --- demographics -----------------------------------------------------------
-    gender = np.where(female, "F", "M").astype(object)
-    gender[rng.random(m) < cfg.gender_unknown_rate] = "U"
-    gender = pa.array(gender, pa.string())
+    gender_i = np.where(rng.random(m) < cfg.gender_unknown_rate, 2, female.astype(np.int64))
+    gender = pick(["M", "F", "U"], gender_i)
     from voterolls.synth.population import SURNAME_RACES
 
-    races = np.array(list(SURNAME_RACES) + ["unknown"], dtype=object)
+    races = [*SURNAME_RACES, "unknown"]
     race_i = np.where(rng.random(m) < cfg.race_unknown_rate, len(SURNAME_RACES), p.race[person])
-    race = pa.array(races[race_i], pa.string())
-    race_code = pa.array(
-        np.array([RACE_CODES[r] for r in races], dtype=object)[race_i], pa.string()
-    )
+    race = pick(races, race_i)
+    race_code = pick([RACE_CODES[r] for r in races], race_i)
 
     party, party_code = _party(p, rec, r_misc)
     status_inactive = r_misc.random(m) < np.select(
@@ -295,18 +308,14 @@ def _registrations(
         [cfg.current_inactive_rate, cfg.stale_inactive_rate],
         cfg.duplicate_inactive_rate,
     )
-    status = pa.array(np.where(status_inactive, "inactive", "active").astype(object), pa.string())
-    status_code = pa.array(np.where(status_inactive, "I", "A").astype(object), pa.string())
-    status_reason = pa.array(
-        np.where(status_inactive, "CONFIRMATION NOT RETURNED", None).astype(object), pa.string()
-    )
+    status = pick(["active", "inactive"], status_inactive)
+    status_code = pick(["A", "I"], status_inactive)
+    status_reason = pick([None, "CONFIRMATION NOT RETURNED"], status_inactive)
     u = r_misc.random(p.n)
     uocava_p = np.select(
-        [u < cfg.military_rate, u < cfg.military_rate + cfg.overseas_rate],
-        ["military", "overseas"],
-        "none",
-    ).astype(object)
-    uocava = np.where(kind == CURRENT, uocava_p[person], "none").astype(object)
+        [u < cfg.military_rate, u < cfg.military_rate + cfg.overseas_rate], [1, 2], 0
+    )
+    uocava = pick(["none", "military", "overseas"], np.where(kind == CURRENT, uocava_p[person], 0))
     protected = r_misc.random(p.n) < cfg.protected_rate
 
     # --- residence ----------------------------------------------------------------
@@ -349,7 +358,7 @@ def _registrations(
         "name_suffix": suffix,
         "dob": pa.array(dob.astype(np.int32), pa.int32()).cast(pa.date32()),
         "birth_year": pa.array(birth_year.astype(np.int16)),
-        "dob_granularity": pa.array(np.full(m, "full", dtype=object), pa.string()),
+        "dob_granularity": const("full", m),
         "gender": gender,
         "gender_code": gender,
         "party": party,
@@ -359,7 +368,7 @@ def _registrations(
         "status_reason": status_reason,
         "race": race,
         "race_code": race_code,
-        "uocava": pa.array(uocava, pa.string()),
+        "uocava": uocava,
         "registration_date": pa.array(rec.reg_date.astype(np.int32), pa.int32()).cast(pa.date32()),
         "residence_address": address,
         "residence_city": places.city_name.take(pa.array(city)),
@@ -391,6 +400,7 @@ def _registrations(
         "maiden": maiden,
         "dob_error": dob_error,
         "true_dob": p.dob[person],
+        "age": _age_at(p.dob, cfg)[person],
     }
     return table, hidden
 
@@ -410,15 +420,19 @@ def _party(p: Persons, rec: _Records, rng: np.random.Generator) -> tuple[pa.Arra
     w = np.array([PARTY_SHARES[k] for k in names])
     pref = rng.choice(len(names), size=p.n, p=w / w.sum())[rec.person]
     no_party = np.isin(rec.state, [JURISDICTIONS.index(s) for s in NO_PARTY_STATES])
-    party = np.where(no_party, "NPR", np.array(names, dtype=object)[pref]).astype(object)
-    # state's own code: per-state overrides, NPR states have no code
-    code = party.copy()
-    for st, mapping in PARTY_CODE_OVERRIDES.items():
-        in_state = rec.state == JURISDICTIONS.index(st)
-        for common, own in mapping.items():
-            code[in_state & (party == common)] = own
-    code[no_party] = None
-    return pa.array(party, pa.string()), pa.array(code, pa.string())
+    party_i = np.where(no_party, len(names), pref)
+    party = pick([*names, "NPR"], party_i)
+    # the state's own code: per-state overrides; NPR states have no code
+    overridden = sorted(PARTY_CODE_OVERRIDES)
+    st_slot = np.zeros(len(JURISDICTIONS), dtype=np.int64)
+    for k, st in enumerate(overridden, start=1):
+        st_slot[JURISDICTIONS.index(st)] = k
+    code_table = [[*names, None]]
+    for st in overridden:
+        code_table.append([PARTY_CODE_OVERRIDES[st].get(x, x) for x in names] + [None])
+    width = len(names) + 1
+    code = pick([c for row in code_table for c in row], st_slot[rec.state] * width + party_i)
+    return party, code
 
 
 def _address(
@@ -493,9 +507,7 @@ def _voter_ids(rng: np.random.Generator, state: np.ndarray) -> pa.Array:
                 )
             text = pc.binary_join_element_wise(*chars, text, "")
         if prefix:
-            text = pc.binary_join_element_wise(
-                pa.array(np.full(sel.size, prefix, dtype=object), pa.string()), text, ""
-            )
+            text = pc.binary_join_element_wise(const(prefix, sel.size), text, "")
         pieces.append(text)
         positions.append(sel)
     pos = np.concatenate(positions)

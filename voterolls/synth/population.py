@@ -72,6 +72,8 @@ class NameTables:
     first_names: pa.Array
     male_cdf: np.ndarray
     female_cdf: np.ndarray
+    #: (12, n_first_names) cumulative P(first name | sex, race); row = female * 6 + race
+    first_by_sex_race_cdf: np.ndarray
     nick_offsets: np.ndarray  # per first-name index: start in nick_values
     nick_counts: np.ndarray
     nick_values: pa.Array
@@ -107,11 +109,33 @@ def name_tables() -> NameTables:
         first_names=fn["name"].combine_chunks(),
         male_cdf=_cdf(fcount * male),
         female_cdf=_cdf(fcount * (1 - male)),
+        first_by_sex_race_cdf=_first_given_sex_race(fn, fcount, male),
         nick_offsets=offsets,
         nick_counts=nick_counts,
         nick_values=values,
         nick_key=key,
     )
+
+
+def _first_given_sex_race(fn: pa.Table, count: np.ndarray, male: np.ndarray) -> np.ndarray:
+    """Cumulative P(first name | sex, race) from the Census first-name race shares.
+
+    ``count x share of sex x share of race`` is the number of people of that
+    sex and race with the name; normalising each (sex, race) row gives the
+    conditional distribution, so GARCIA is drawn with MARIA / JOSE far more
+    often than with independent draws, as in real lists.
+    """
+    pct = np.column_stack([fn[c].to_numpy().astype(np.float64) for c in _SURNAME_PCT_COLUMNS])
+    pct = np.clip(pct, 0, None)
+    pct /= np.maximum(pct.sum(axis=1, keepdims=True), 1e-9)
+    rows = []
+    for sex_share in (male, 1 - male):  # row block 0 = men, 1 = women
+        for r in range(len(SURNAME_RACES)):
+            w = count * sex_share * pct[:, r] + 1e-9  # tiny floor: every row has mass
+            rows.append(_cdf(w))
+    out = np.vstack(rows)
+    out[:, -1] = 1.0
+    return out
 
 
 def _nickname_lookup(
@@ -294,18 +318,27 @@ def sample_persons(rng: np.random.Generator, n: int, cfg: SynthConfig) -> Person
     last = np.searchsorted(t.surname_cdf, rng.random(n), side="right")
     last = np.minimum(last, t.surname_cdf.size - 1)
     race = _row_searchsorted(t.surname_race_cdf, last, rng.random(n))
-    first = _by_sex(rng, female, t)
-    middle = _by_sex(rng, female, t)
+    first = _by_sex_race(rng, female, race, t)
+    middle = _by_sex_race(rng, female, race, t)
     same = middle == first
-    middle[same] = _by_sex(rng, female[same], t)
+    middle[same] = _by_sex_race(rng, female[same], race[same], t)
     middle[rng.random(n) < cfg.middle_absent_rate] = -1
     suffix = np.zeros(n, dtype=np.int64)
     has = (~female) & (rng.random(n) < cfg.male_suffix_rate)
     sw = np.array([cfg.suffix_weights.get(s, 0.0) for s in SUFFIXES[1:]])
     suffix[has] = 1 + rng.choice(len(sw), size=int(has.sum()), p=sw / sw.sum())
     dob = sample_dob(rng, n, np.datetime64(cfg.election_date, "D"))
-    state = rng.choice(state_shares().size, size=n, p=state_shares())
+    state = _ensure_every_state(rng, rng.choice(state_shares().size, size=n, p=state_shares()))
     return Persons(female, first, middle, last, suffix, race, dob, state)
+
+
+def _by_sex_race(
+    rng: np.random.Generator, female: np.ndarray, race: np.ndarray, t: NameTables
+) -> np.ndarray:
+    """First names given sex and race (rows of ``first_by_sex_race_cdf``)."""
+    row = female.astype(np.int64) * len(SURNAME_RACES) + race
+    out = _row_searchsorted(t.first_by_sex_race_cdf, row, rng.random(female.size))
+    return np.minimum(out, t.first_by_sex_race_cdf.shape[1] - 1).astype(np.int64)
 
 
 def _by_sex(rng: np.random.Generator, female: np.ndarray, t: NameTables) -> np.ndarray:
@@ -316,3 +349,24 @@ def _by_sex(rng: np.random.Generator, female: np.ndarray, t: NameTables) -> np.n
         np.searchsorted(t.male_cdf, u, side="right"),
     )
     return np.minimum(out, t.male_cdf.size - 1).astype(np.int64)
+
+
+def _ensure_every_state(rng: np.random.Generator, state: np.ndarray) -> np.ndarray:
+    """Give every jurisdiction at least one resident when there are enough people.
+
+    With a few thousand people the smallest states (WY, VT: 0.2% each) can
+    come out empty by chance, and a demo or test then silently misses a
+    state.  Missing states take one person each from the largest state; the
+    shares move by at most 51 people, far below sampling noise.
+    """
+    k = state_shares().size
+    if state.size < 20 * k:
+        return state
+    counts = np.bincount(state, minlength=k)
+    missing = np.flatnonzero(counts == 0)
+    if missing.size:
+        donors = np.flatnonzero(state == counts.argmax())
+        take = rng.choice(donors, size=missing.size, replace=False)
+        state = state.copy()
+        state[take] = missing
+    return state

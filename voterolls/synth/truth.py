@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from voterolls.schema import JURISDICTIONS
+from voterolls.synth.arrays import pick
 from voterolls.synth.history import Votes
 from voterolls.synth.population import SUFFIXES, SURNAME_RACES, Persons, name_tables
 
@@ -29,23 +30,17 @@ def build(
     person = hidden["person"]
     cast = np.zeros(m, dtype=bool)
     cast[votes.cast] = True
-    typo_field = np.where(
-        hidden["typo_first"], "first_name", np.where(hidden["typo_last"], "last_name", None)
-    )
+    typo_field = np.where(hidden["typo_first"], 1, np.where(hidden["typo_last"], 2, 0))
     records = pa.table(
         {
             "state": state,
             "state_voter_id": vid,
             "person_id": pa.array(person.astype(np.int64)),
-            "record_kind": pa.array(
-                np.array(RECORD_KINDS, dtype=object)[hidden["kind"]], pa.string()
-            ),
+            "record_kind": pick(RECORD_KINDS, hidden["kind"]),
             "nickname": pa.array(hidden["nickname"]),
-            "typo_field": pa.array(typo_field.astype(object), pa.string()),
+            "typo_field": pick([None, "first_name", "last_name"], typo_field),
             "maiden_name": pa.array(hidden["maiden"]),
-            "dob_error": pa.array(
-                np.array(DOB_ERRORS, dtype=object)[hidden["dob_error"]], pa.string()
-            ),
+            "dob_error": pick(DOB_ERRORS, hidden["dob_error"]),
             "voted": pa.array(cast),
         }
     )
@@ -60,8 +55,8 @@ def build(
             "last_name": t.surnames.take(pa.array(p.last)),
             "name_suffix": pa.array(SUFFIXES).take(pa.array(p.suffix, mask=p.suffix == 0)),
             "dob": pa.array(p.dob.astype(np.int32), pa.int32()).cast(pa.date32()),
-            "sex": pa.array(np.where(p.female, "F", "M").astype(object), pa.string()),
-            "race": pa.array(np.array(SURNAME_RACES, dtype=object)[p.race], pa.string()),
+            "sex": pick(["M", "F"], p.female),
+            "race": pick(SURNAME_RACES, p.race),
             "state": pa.array(JURISDICTIONS).take(pa.array(p.state)),
             "n_registrations": pa.array(n_regs.astype(np.int16)),
         }
@@ -100,14 +95,14 @@ def _duplicate_pairs(
     rgt = np.concatenate(right) if right else np.zeros(0, np.int64)
     srt = np.lexsort((rgt, lft))
     lft, rgt = lft[srt], rgt[srt]
-    kind = np.where(state_idx[lft] == state_idx[rgt], "in_state", "cross_state").astype(object)
+    kind = pick(["cross_state", "in_state"], state_idx[lft] == state_idx[rgt])
     return pa.table(
         {
             "state_l": state.take(pa.array(lft)),
             "state_voter_id_l": vid.take(pa.array(lft)),
             "state_r": state.take(pa.array(rgt)),
             "state_voter_id_r": vid.take(pa.array(rgt)),
-            "kind": pa.array(kind, pa.string()),
+            "kind": kind,
             "person_id": pa.array(person[lft].astype(np.int64)),
         }
     )

@@ -122,4 +122,23 @@ function setupJobs() {
   });
 }
 
-document.addEventListener("DOMContentLoaded", () => { setupUpload(); setupJobs(); });
+function setupAdmin() {
+  document.querySelectorAll("[data-copy]").forEach((btn) => {
+    btn.addEventListener("click", async () => {
+      const field = document.querySelector(btn.dataset.copy);
+      field.select();
+      try { await navigator.clipboard.writeText(field.value); } catch (err) { document.execCommand("copy"); }
+      btn.textContent = "Copied";
+      setTimeout(() => { btn.textContent = "Copy"; }, 2000);
+    });
+  });
+  const role = document.getElementById("role-select");
+  const state = document.getElementById("state-select");
+  if (role && state) {
+    const sync = () => { state.disabled = role.value !== "state"; if (state.disabled) state.value = ""; };
+    role.addEventListener("change", sync);
+    sync();
+  }
+}
+
+document.addEventListener("DOMContentLoaded", () => { setupUpload(); setupJobs(); setupAdmin(); });

@@ -1,0 +1,242 @@
+"""Shared pieces of the reliability tests (tests/test_reliability_*.py).
+
+Why a helper module: the property tests, fault injection, concurrency and PII
+tests all need the same few things (a small native file per format, an
+independent line count, a content hash of a state's stored registrations,
+bounded hypothesis settings), and each must compute them *independently* of
+the code under test, so a bug in the reader cannot hide behind the same bug
+in the check.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import subprocess
+import sys
+from functools import cache
+from pathlib import Path
+from types import SimpleNamespace
+
+import duckdb
+from hypothesis import HealthCheck, settings
+
+ROOT = Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+
+#: A policy that lets the writer put every field in the file (format tests only).
+FULL = SimpleNamespace(
+    dob_disclosure="full",
+    phone_public=True,
+    email_public=True,
+    party_on_file=True,
+    vote_history_public=True,
+)
+
+#: The state each shipped format is read as (format name -> state).
+FORMAT_STATE = {
+    "co_csv": "CO",
+    "fl_extract": "FL",
+    "ga_csv": "GA",
+    "ga_pipe": "GA",
+    "generic": "VT",
+    "mi_qvf_csv": "MI",
+    "mi_qvf_lst": "MI",
+    "nc_ncvoter_2022": "NC",
+    "nc_ncvoter_pre2022": "NC",
+    "nc_vr_snapshot": "NC",
+    "ny_statewide": "NY",
+    "oh_swvf": "OH",
+    "pa_fve": "PA",
+    "tx_csv": "TX",
+    "wa_vrdb_2016": "WA",
+    "wa_vrdb_2024": "WA",
+}
+
+#: Names the format sample (voterolls.formats.sample) puts in files; none may reach a message.
+SAMPLE_NAMES = (
+    "SMITH", "O'BRIEN", "NGUYEN", "JOHNSON", "WASHINGTON", "BROWN",
+    "MARY", "ROBERT", "ANN-MARIE", "JAMES", "DAVID", "LINDA", "KWAME",
+    "SPRINGFIELD", "RIVERTON", "FAIRVIEW", "GREENVILLE",
+)  # fmt: skip
+
+
+def fuzz_settings(n: int, **kw) -> settings:
+    """Bounded hypothesis settings.
+
+    Deterministic by default (``derandomize``) so the suite is not flaky; set
+    ``VOTEROLLS_FUZZ=<factor>`` to explore with random seeds and ``factor``
+    times the examples (docs/RELIABILITY.md records the counts tried).
+    """
+    factor = os.environ.get("VOTEROLLS_FUZZ")
+    return settings(
+        max_examples=n * int(factor) if factor else n,
+        deadline=None,
+        derandomize=not factor,
+        database=None,
+        suppress_health_check=[
+            HealthCheck.too_slow,
+            HealthCheck.function_scoped_fixture,
+            HealthCheck.data_too_large,
+            HealthCheck.filter_too_much,
+        ],
+        print_blob=True,
+        **kw,
+    )
+
+
+# ---------------------------------------------------------------------------
+# native sample files
+# ---------------------------------------------------------------------------
+
+
+@cache
+def native_bytes(fmt: str, n: int = 8) -> tuple[tuple[str, bytes], ...]:
+    """(file name, bytes) of ``fmt``'s native file(s) for ``n`` sample voters (cached)."""
+    import tempfile
+
+    from voterolls.formats import write_native
+    from voterolls.formats.sample import national_sample
+
+    state = FORMAT_STATE[fmt]
+    regs, vh = national_sample(state, n, protected_every=4)
+    with tempfile.TemporaryDirectory(prefix="vr_rel_") as d:
+        paths = write_native(state, regs, vh, Path(d), policy=FULL, format=fmt)
+        return tuple((p.name, p.read_bytes()) for p in paths)
+
+
+def count_lines(data: bytes, utf16: bool) -> int:
+    """Physical lines (LF, CRLF, lone CR each end one; a final unterminated line counts).
+
+    Written independently of ``voterolls.formats.sniff`` on purpose.
+    """
+    if utf16:
+        body = data[2:] if data.startswith(b"\xff\xfe") else data
+        units = [body[i] | (body[i + 1] << 8) for i in range(0, len(body) - 1, 2)]
+        text = "".join("\n" if u == 10 else "\r" if u == 13 else "x" for u in units)
+    else:
+        text = data.decode("latin-1")
+    n = len(re.findall(r"\r\n|\r|\n", text))
+    if text and text[-1] not in "\r\n":
+        n += 1
+    return n
+
+
+# ---------------------------------------------------------------------------
+# workspace content
+# ---------------------------------------------------------------------------
+
+
+def table_hash(con: duckdb.DuckDBPyConnection, sql: str) -> str:
+    """Order-independent SHA-256 of a query's rows (each row rendered as text, sorted)."""
+    rows = con.execute(f"SELECT CAST(q AS VARCHAR) AS r FROM ({sql}) q ORDER BY r").fetchall()
+    h = hashlib.sha256()
+    for (r,) in rows:
+        h.update(r.encode("utf-8", "surrogatepass"))
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+def state_fingerprint(workspace: Path, state: str) -> dict | None:
+    """Row counts and content hashes of ``state``'s current snapshot, read straight from Parquet.
+
+    Reads the catalog and files itself (not only through ``Workspace``) so a
+    damaged catalog or half-written snapshot shows up as a difference.
+    """
+    from voterolls.store import Workspace
+
+    ws = Workspace(workspace)
+    snap = ws.current_snapshot(state)
+    if snap is None:
+        return None
+    return {**snap_counts(snap), **snapshot_fingerprint(ws.path / snap["path"])}
+
+
+def snap_counts(snap: dict) -> dict:
+    return {k: snap[k] for k in ("snapshot_id", "rows_read", "loaded", "quarantined")}
+
+
+def snapshot_fingerprint(d: Path) -> dict:
+    """Row counts and content hashes of one snapshot directory's Parquet files."""
+    con = duckdb.connect()
+    try:
+        reg = f"SELECT * EXCLUDE (source_file) FROM read_parquet('{d / 'registrations.parquet'}')"
+        vh = f"SELECT * EXCLUDE (source_file) FROM read_parquet('{d / 'vote_history.parquet'}')"
+        q = f"SELECT * FROM read_parquet('{d / 'quarantine.parquet'}')"
+        return {
+            "registrations": con.execute(f"SELECT count(*) FROM ({reg})").fetchone()[0],
+            "vote_history": con.execute(f"SELECT count(*) FROM ({vh})").fetchone()[0],
+            "registrations_hash": table_hash(con, reg),
+            "vote_history_hash": table_hash(con, vh),
+            "quarantine_hash": table_hash(con, q),
+        }
+    finally:
+        con.close()
+
+
+def without_id(fp: dict | None) -> dict | None:
+    return None if fp is None else {k: v for k, v in fp.items() if k != "snapshot_id"}
+
+
+def run_py(code: str, *, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run ``python -c code`` in the repo with the venv's interpreter; capture everything."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [PYTHON, "-c", code], cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+INGEST_CHILD = r"""
+import contextlib, json, os, signal, sys
+from pathlib import Path
+from voterolls.ingest.pipeline import ingest
+from voterolls import store
+
+ws, state = sys.argv[1], sys.argv[2]
+paths = [Path(p) for p in sys.argv[3:]]
+kill_at = os.environ.get("VR_KILL_AT", "")
+
+def die():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+progress = None
+if kill_at.startswith("phase:"):
+    phase = kill_at.split(":", 1)[1]
+    def progress(name, done, total):
+        if name == phase:
+            die()
+elif kill_at == "after_rename":
+    real_rename = os.rename
+    def rename(a, b):
+        real_rename(a, b)
+        if "/states/" in str(b):
+            die()
+    store.os.rename = rename
+elif kill_at in ("before_commit", "after_insert"):
+    real_catalog = store.Workspace._catalog
+    class Proxy:
+        def __init__(self, con): self._con = con
+        def __getattr__(self, name): return getattr(self._con, name)
+        def execute(self, sql, *a, **k):
+            if kill_at == "before_commit" and sql == "COMMIT":
+                die()
+            out = self._con.execute(sql, *a, **k)
+            if kill_at == "after_insert" and sql.startswith("INSERT INTO snapshots"):
+                die()
+            return out
+    @contextlib.contextmanager
+    def catalog(self, write=False):
+        with real_catalog(self, write) as con:
+            yield Proxy(con) if write else con
+    store.Workspace._catalog = catalog
+print("ready", flush=True)
+r = ingest(ws, state, paths, progress=progress)
+print(json.dumps({"status": r.status, "snapshot_id": r.snapshot_id, "loaded": r.loaded,
+                  "quarantined": r.quarantined, "rows_read": r.rows_read}), flush=True)
+"""
+
+
+def ingest_cmd(workspace: Path, state: str, paths: list[Path]) -> list[str]:
+    """argv of a child process that ingests ``paths`` (prints ``ready`` after imports)."""
+    return [PYTHON, "-c", INGEST_CHILD, str(workspace), state, *map(str, paths)]

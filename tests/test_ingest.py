@@ -1,0 +1,250 @@
+"""Ingest end to end with the real readers and policy: reconciliation, quarantine,
+protected voters, policy before storage (byte scan), sealed sidecar, new snapshot + diff."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from voterolls.errors import UserError
+from voterolls.formats import write_native
+from voterolls.formats.sample import national_sample
+from voterolls.ingest.diff import diff_snapshots
+from voterolls.ingest.pipeline import ingest
+from voterolls.store import Workspace
+
+
+def _native(tmp: Path, state: str, n: int = 120, **kw) -> list[Path]:
+    regs, vh = national_sample(state, n, **kw)
+    return write_native(state, regs, vh, tmp / "in" / state)
+
+
+def _reg_file(paths: list[Path]) -> Path:
+    return next(p for p in paths if "vhis" not in p.name and "_H_" not in p.name)
+
+
+def test_nc_reconciles_and_quarantines_without_content(tmp_path: Path) -> None:
+    paths = _native(tmp_path, "NC")
+    reg = _reg_file(paths)
+    secret = "ZZQUARANTINEDNAME"
+    with reg.open("a", encoding="utf-8") as fh:  # a line with too few fields
+        fh.write(f'"1"\t"WAKE"\t"{secret}"\n')
+    r = ingest(tmp_path / "ws", "NC", paths)
+    assert r.status == "new"
+    f = next(x for x in r.files if x.file_name == reg.name)
+    assert f.rows_read == 121
+    assert f.quarantined == 1
+    assert f.rows_read == f.loaded + f.quarantined + f.protected_excluded
+    ws = Workspace(tmp_path / "ws")
+    snap = ws.snapshot_dir("NC", r.snapshot_id)
+    q = pq.read_table(snap / "quarantine.parquet").to_pylist()
+    assert [(x["file"], x["line"]) for x in q] == [(reg.name, 122)]
+    assert q[0]["reason"] and secret not in json.dumps(q)
+    assert pq.ParquetFile(snap / "registrations.parquet").metadata.num_rows == f.loaded
+    # the catalog and manifest agree with the result
+    man = json.loads((snap / "manifest.json").read_text())
+    assert man["totals"]["loaded"] == r.loaded == f.loaded
+    fm = {x["file_name"]: x for x in ws.file_manifests("NC", r.snapshot_id)}
+    assert fm[reg.name]["quarantined"] == 1
+    hist = next(x for x in r.files if x.role == "history")
+    assert hist.rows_read == hist.vote_history_loaded + hist.vote_history_withheld + hist.quarantined
+    con = ws.connect()
+    assert con.sql("SELECT count(*) FROM registrations").fetchall()[0][0] == f.loaded
+    assert con.sql("SELECT count(*) FROM vote_history").fetchall()[0][0] == r.vote_history_loaded > 0
+    # normalised on the way in: NC does not publish full DOB; names folded
+    row = con.sql("SELECT count(dob), count(birth_year), count(*) FILTER (WHERE last_name LIKE '%Ü%') FROM registrations").fetchall()[0]
+    assert row[0] == 0 and row[1] == f.loaded and row[2] == 0
+
+
+def test_idempotent_same_files_change_nothing(tmp_path: Path) -> None:
+    paths = _native(tmp_path, "NC", 60)
+    ws = Workspace(tmp_path / "ws")
+    first = ingest(ws, "NC", paths)
+    before = sorted(p.relative_to(ws.path) for p in ws.path.rglob("*") if "tmp" not in p.parts)
+    again = ingest(ws, "NC", list(reversed(paths)))
+    assert again.status == "unchanged"
+    assert again.snapshot_id == first.snapshot_id
+    assert again.loaded == first.loaded
+    assert len(ws.snapshots("NC")) == 1
+    after = sorted(p.relative_to(ws.path) for p in ws.path.rglob("*") if "tmp" not in p.parts)
+    assert before == after
+
+
+def test_new_file_new_snapshot_and_diff(tmp_path: Path) -> None:
+    regs, vh = national_sample("NC", 80)
+    ws = Workspace(tmp_path / "ws")
+    p1 = write_native("NC", regs, vh, tmp_path / "v1")
+    s1 = ingest(ws, "NC", p1)
+    # next delivery: voter 0 removed, voter 1 moved (new address + ZIP), two new voters
+    ids = regs.column("state_voter_id").to_pylist()
+    keep = pa.array([i != ids[0] for i in ids])
+    regs2 = regs.filter(keep)
+    addr = regs2.column("residence_address").to_pylist()
+    zips = regs2.column("residence_zip5").to_pylist()
+    addr[0], zips[0] = "999 NEW RD", "27999"
+    regs2 = regs2.set_column(regs2.schema.get_field_index("residence_address"), "residence_address", pa.array(addr))
+    regs2 = regs2.set_column(regs2.schema.get_field_index("residence_zip5"), "residence_zip5", pa.array(zips))
+    extra, _ = national_sample("NC", 2, seed=99)
+    extra = extra.set_column(extra.schema.get_field_index("state_voter_id"), "state_voter_id", pa.array(["NCNEW1", "NCNEW2"]))
+    regs2 = pa.concat_tables([regs2, extra.cast(regs2.schema)])
+    p2 = write_native("NC", regs2, vh, tmp_path / "v2")
+    s2 = ingest(ws, "NC", p2)
+    assert s2.status == "new" and s2.snapshot_id != s1.snapshot_id
+    assert ws.current()["NC"] == s2.snapshot_id
+    d = diff_snapshots(ws, "NC")
+    assert (d.old_snapshot, d.new_snapshot) == (s1.snapshot_id, s2.snapshot_id)
+    assert (d.added, d.removed, d.changed) == (2, 1, 1)
+    assert d.changed_fields == {"residence_address": 1, "residence_zip5": 1}
+    assert d.unchanged == 80 - 2
+    out = CliRunner().invoke(_app(), ["diff", "NC", "--workspace", str(ws.path)])
+    assert out.exit_code == 0, out.output
+    assert "added" in out.output and "999 NEW RD" not in out.output
+
+
+def _app():
+    from voterolls.cli import app
+
+    return app
+
+
+def _write_generic_de(tmp: Path, n: int = 40) -> tuple[Path, list[str], list[str], list[str]]:
+    """A generic-layout file for Delaware carrying full DOB, phone and e-mail (which DE does not publish)."""
+    dobs = [dt.date(1950, 1, 1) + dt.timedelta(days=137 * i + 11) for i in range(n)]
+    phones = [f"30255{5000 + i:05d}"[-10:] for i in range(n)]
+    emails = [f"person{i}.secret@example.net" for i in range(n)]
+    t = pa.table(
+        {
+            "state_voter_id": [f"DE{i:06d}" for i in range(n)],
+            "county": ["NEW CASTLE"] * n,
+            "last_name": ["Testperson"] * n,
+            "first_name": ["Alex"] * n,
+            "middle_name": [""] * n,
+            "name_suffix": [""] * n,
+            "dob": [d.isoformat() for d in dobs],
+            "birth_year": [str(d.year) for d in dobs],
+            "gender": ["F"] * n,
+            "party": ["DEM"] * n,
+            "status": ["active"] * n,
+            "status_reason": [""] * n,
+            "race": ["unknown"] * n,
+            "uocava": ["none"] * n,
+            "registration_date": ["2010-01-01"] * n,
+            "residence_address": ["1 Main Street"] * n,
+            "residence_city": ["Dover"] * n,
+            "residence_zip5": ["19901"] * n,
+            "phone": phones,
+            "email": emails,
+        }
+    )
+    path = tmp / "in" / "DE" / "DE_voters.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pacsv.write_csv(t, path, pacsv.WriteOptions(quoting_style="needed"))
+    needles = [d.isoformat() for d in dobs] + [d.strftime("%Y%m%d") for d in dobs] + [d.strftime("%m/%d/%Y") for d in dobs]
+    return path, needles, phones, emails
+
+
+def test_policy_before_storage_no_forbidden_bytes_anywhere(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from voterolls.policy import get_policy
+
+    pol = get_policy("DE")
+    assert pol.dob_disclosure == "year" and not pol.phone_public and not pol.email_public
+    path, dob_strings, phones, emails = _write_generic_de(tmp_path)
+    ws_path = tmp_path / "ws"
+    caplog.set_level("DEBUG", logger="voterolls")
+    r = ingest(ws_path, "DE", [path], format="generic")
+    assert r.loaded == 40 and r.policy["values_removed"]["phone"] == 40 and r.policy["values_removed"]["email"] == 40
+    assert r.policy["values_removed"]["dob"] == 40  # generalised to birth year
+    ws = Workspace(ws_path)
+    con = ws.connect()
+    assert con.sql("SELECT count(dob), count(phone), count(email), count(birth_year) FROM registrations").fetchall()[0] == (0, 0, 0, 40)
+    # CLI output too
+    out = CliRunner().invoke(_app(), ["uniformity", "DE", "--workspace", str(ws_path)])
+    assert out.exit_code == 0, out.output
+    needles = [s.encode() for s in dob_strings + phones + emails]
+    needles += [s.encode("utf-16-le") for s in dob_strings[:5] + emails[:5]]
+    scanned = 0
+    for f in ws_path.rglob("*"):
+        if not f.is_file():
+            continue
+        data = f.read_bytes()
+        scanned += 1
+        for nd in needles:
+            assert nd not in data, f"{nd!r} found in {f.relative_to(ws_path)}"
+        if f.suffix == ".parquet":  # compressed pages: scan the decoded values as well
+            text = json.dumps(pq.read_table(f).to_pylist(), default=str)
+            for s in dob_strings[:40] + phones + emails:
+                assert s not in text, f"{s} decoded from {f.relative_to(ws_path)}"
+    assert scanned >= 6
+    logs = caplog.text + out.output
+    for s in dob_strings + phones + emails:
+        assert s not in logs
+
+
+def test_protected_voters_excluded_with_their_history(tmp_path: Path) -> None:
+    regs, vh = national_sample("FL", 100, protected_every=10)
+    prot_ids = set(regs.filter(regs.column("protected")).column("state_voter_id").to_pylist())
+    assert prot_ids
+    paths = write_native("FL", regs, vh, tmp_path / "in")
+    r = ingest(tmp_path / "ws", "FL", paths)
+    assert r.protected_excluded == len(prot_ids)
+    assert r.rows_read == r.loaded + r.quarantined + r.protected_excluded
+    con = Workspace(tmp_path / "ws").connect()
+    ids = {x[0] for x in con.sql("SELECT state_voter_id FROM registrations").fetchall()}
+    vids = {x[0] for x in con.sql("SELECT DISTINCT state_voter_id FROM vote_history").fetchall()}
+    assert not ids & prot_ids and not vids & prot_ids
+    assert r.vote_history_withheld > 0
+
+
+def test_sealed_sidecar_joined_and_checked(tmp_path: Path) -> None:
+    paths = _native(tmp_path, "NC", 30)
+    ids = [f"NC{100000 + k:08d}" for k in range(30)]
+    sealed = tmp_path / "NC_sealed.csv"
+    lines = ["state_voter_id,dob_token,ssn4_token,dl_token"]
+    lines += [f"{i},{'a' * 64},{'b' * 64}," for i in ids[:20]] + ["NCUNKNOWN,x,y,z"]
+    sealed.write_text("\n".join(lines) + "\n")
+    r = ingest(tmp_path / "ws", "NC", paths, sealed=sealed)
+    assert r.sealed_matched == 20
+    con = Workspace(tmp_path / "ws").connect()
+    assert con.sql("SELECT count(ssn4_token), count(dob_token), count(dl_token), count(*) FROM registrations").fetchall()[0] == (20, 20, 0, r.loaded)
+    dup = tmp_path / "dup.csv"
+    dup.write_text("state_voter_id,dob_token,ssn4_token,dl_token\nA,1,2,3\nA,4,5,6\n")
+    with pytest.raises(UserError, match="duplicate"):
+        ingest(tmp_path / "ws", "NC", paths, sealed=dup)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("id,ssn\n1,2\n")
+    with pytest.raises(UserError, match="header"):
+        ingest(tmp_path / "ws", "NC", paths, sealed=bad)
+    assert len(Workspace(tmp_path / "ws").snapshots("NC")) == 1
+
+
+def test_user_errors_name_the_file(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="unknown state"):
+        ingest(tmp_path / "ws", "ZZ", [tmp_path / "x"])
+    with pytest.raises(UserError, match="not found") as e:
+        ingest(tmp_path / "ws", "NC", [tmp_path / "missing.txt"])
+    assert "missing.txt" in str(e.value)
+    res = CliRunner().invoke(_app(), ["ingest", "NC", str(tmp_path / "missing.txt"), "--workspace", str(tmp_path / "ws")])
+    assert res.exit_code != 0
+
+
+def test_uniformity_report_per_field(tmp_path: Path) -> None:
+    paths = _native(tmp_path, "OH", 60)
+    r = ingest(tmp_path / "ws", "OH", paths)
+    ws = Workspace(tmp_path / "ws")
+    u = {x["field"]: x for x in pq.read_table(ws.snapshot_dir("OH", r.snapshot_id) / "uniformity.parquet").to_pylist() if x["dataset"] == "registrations"}
+    assert u["dob"]["present"] and u["dob"]["policy"] == "allowed" and u["dob"]["non_null_share"] == 1.0
+    assert u["phone"]["present"] is False
+    assert u["ssn4_token"]["present"] is False
+    assert u["party"]["policy"] == "withheld"  # Ohio: no party registration on file
+    assert 0.0 <= u["residence_zip5"]["plausible_share"] <= 1.0
+    res = CliRunner().invoke(_app(), ["uniformity", "OH", "--workspace", str(ws.path), "--json"])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.output)
+    assert {x["field"] for x in rows} >= {"dob", "residence_zip5", "party", "election_date"}

@@ -1,0 +1,256 @@
+"""One linkage run: prepare -> (train) -> predict -> prior -> pairs, clusters, model, report.
+
+:func:`link_registrations` is what ``voterolls link`` and the benchmark call.
+It reads a ``registrations`` relation from a DuckDB connection (the
+workspace's, or a test's) and writes into ``out_dir``::
+
+    model.json          the trained Splink model (or the one given with --model)
+    pairs.parquet       scored candidate pairs (contract columns)
+    clusters.parquet    state, state_voter_id, cluster_id
+    link_report.json    counts, timings, blocking analysis, training summary
+
+Only counts, timings and parameters are logged or reported - never a name,
+date of birth or address.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+from splink import Linker
+
+from voterolls.errors import UserError
+from voterolls.link.blocking import DEFAULT_BLOCK_CAP, blocking_report
+from voterolls.link.cluster import export_clusters
+from voterolls.link.engines import make_engine
+from voterolls.link.predict import export_pairs, weight_expr
+from voterolls.link.prepare import prepare_input
+from voterolls.link.settings import (
+    DEFAULT_MIN_PROBABILITY,
+    DEFAULT_SEED,
+    DEFAULT_THRESHOLD,
+    EM_MAX_PAIRS,
+    U_MAX_PAIRS,
+    load_model,
+    settings_creator,
+    transfer_parameters,
+)
+from voterolls.link.train import estimate_prior, log2_odds, train
+from voterolls.log import get_logger
+
+log = get_logger(__name__)
+
+Step = Callable[[str], None]
+
+#: Above this many registrations the blocking analysis samples records
+#: (Splink scales the sampled count back up; the report says it is an estimate).
+EXACT_BLOCKING_ANALYSIS_MAX = 300_000
+
+
+@dataclass
+class LinkResult:
+    engine: str
+    registrations: int
+    candidate_pairs: int
+    comparisons_per_record: float
+    pairs_written: int
+    pairs_at_threshold: int
+    cross_state_pairs_at_threshold: int
+    clusters: int
+    registrations_in_multi_clusters: int
+    threshold: float
+    min_probability: float
+    probability_mass_below_min: float
+    prior: float
+    trained: bool
+    model_path: str
+    seconds: dict[str, float] = field(default_factory=dict)
+    blocking: dict[str, Any] | None = None
+    training: dict[str, Any] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _check_probability(name: str, value: float, *, allow_zero: bool = False) -> None:
+    ok = (0.0 <= value < 1.0) if allow_zero else (0.0 < value < 1.0)
+    if not ok:
+        raise UserError(f"{name} must be a probability strictly between 0 and 1, got {value}", field=name)
+
+
+def link_registrations(
+    con: duckdb.DuckDBPyConnection,
+    out_dir: str | Path,
+    *,
+    source: str = "registrations",
+    engine: str = "duckdb",
+    threshold: float = DEFAULT_THRESHOLD,
+    model: str | Path | None = None,
+    min_probability: float = DEFAULT_MIN_PROBABILITY,
+    seed: int = DEFAULT_SEED,
+    block_cap: int = DEFAULT_BLOCK_CAP,
+    u_max_pairs: float = U_MAX_PAIRS,
+    em_max_pairs: float = EM_MAX_PAIRS,
+    blocking_analysis: bool = True,
+    threads: int | None = None,
+    step: Step | None = None,
+) -> LinkResult:
+    """Link every registration in ``source`` with every other (dedupe_only: across and within states)."""
+    _check_probability("threshold", threshold)
+    _check_probability("min_probability", min_probability, allow_zero=True)
+    if min_probability > threshold:
+        raise UserError("min_probability must not exceed the threshold", field="min_probability")
+    out = Path(out_dir)
+    work = out / "_work"
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    say = step or (lambda _msg: None)
+    seconds: dict[str, float] = {}
+    t0 = time.perf_counter()
+
+    def lap(name: str, since: float) -> float:
+        now = time.perf_counter()
+        seconds[name] = round(now - since, 3)
+        return now
+
+    given = load_model(model) if model is not None else None
+
+    say("preparing registrations")
+    n = prepare_input(con, source, "_vr_link_input", block_cap=block_cap)
+    if n < 2:
+        raise UserError(f"linkage needs at least 2 registrations; the workspace has {n}")
+    input_path = work / "input.parquet"
+    con.execute(
+        f"COPY _vr_link_input TO '{str(input_path).replace(chr(39), chr(39) * 2)}' (FORMAT PARQUET)"
+    ).fetchall()
+    t = lap("prepare", t0)
+
+    eng = make_engine(engine, work, threads=threads)
+    try:
+        say(f"loading into {eng.NAME}")
+        sdf = eng.register_input(input_path)
+        if given is not None:
+            if given.get("sql_dialect") == eng.SQL_DIALECT:
+                settings: Any = given
+            else:
+                fresh = settings_creator().create_settings_dict(eng.SQL_DIALECT)
+                settings = transfer_parameters(given, fresh, source=str(model))
+        else:
+            settings = settings_creator()
+        linker = Linker(sdf, settings, log_level=logging.ERROR)
+        t = lap("load", t)
+
+        training = None
+        if given is None:
+            report = train(linker, seed=seed, u_max_pairs=u_max_pairs, em_max_pairs=em_max_pairs, step=say)
+            training = report.as_dict()
+            t = lap("train", t)
+
+        blocking = None
+        if blocking_analysis:
+            say("blocking analysis")
+            sample = 1.0 if n <= EXACT_BLOCKING_ANALYSIS_MAX else max(0.05, EXACT_BLOCKING_ANALYSIS_MAX / n)
+            br = blocking_report(linker, con, "_vr_link_input", n, block_cap, sample=sample)
+            blocking = br.as_dict() | {"record_sample_proportion": sample, "is_estimate": sample < 1.0}
+            t = lap("blocking_analysis", t)
+
+        say("scoring candidate pairs")
+        df_predict = linker.inference.predict(warning_mode="never")
+        t = lap("predict", t)
+
+        scoring_prior = float(linker._settings_obj._probability_two_random_records_match)
+        if given is None:
+            say("estimating the prior")
+            prior, candidates, iters = estimate_prior(
+                eng, df_predict.physical_name, n_records=n, scoring_prior=scoring_prior
+            )
+            training["prior"] = prior  # type: ignore[index]
+            training["prior_iterations"] = iters  # type: ignore[index]
+        else:
+            prior = scoring_prior
+            candidates = int(eng.scalar(f"SELECT count(*) FROM {df_predict.physical_name}"))
+        shift = log2_odds(prior) - log2_odds(scoring_prior)
+        linker._settings_obj._probability_two_random_records_match = prior
+        t = lap("prior", t)
+
+        model_path = out / "model.json"
+        if given is None:
+            tmp = model_path.with_suffix(".json.tmp")
+            linker.misc.save_model_to_json(str(tmp), overwrite=True)
+            tmp.replace(model_path)
+        else:
+            model_path = Path(model)  # type: ignore[arg-type]
+
+        say("writing pairs")
+        pairs_written = export_pairs(eng, df_predict, out / "pairs.parquet", shift=shift, min_probability=min_probability)
+        w = weight_expr(shift)
+        mass_below = float(
+            eng.scalar(
+                f"SELECT coalesce(sum(1.0 / (1.0 + pow(2.0, -{w}))), 0) FROM {df_predict.physical_name} "
+                f"WHERE {w} < {log2_odds(min_probability) if min_probability > 0 else -1e308!r}"
+            )
+        )
+        t = lap("write_pairs", t)
+
+        say("clustering")
+        rows, n_clusters = export_clusters(
+            eng, linker, df_predict, out / "clusters.parquet", threshold=threshold, shift=shift
+        )
+        t = lap("cluster", t)
+    finally:
+        eng.close()
+    con.execute("DROP TABLE IF EXISTS _vr_link_input").fetchall()
+
+    summary = _summarise(out, threshold)
+    seconds["total"] = round(time.perf_counter() - t0, 3)
+    result = LinkResult(
+        engine=eng.NAME,
+        registrations=n,
+        candidate_pairs=candidates,
+        comparisons_per_record=round(candidates / n, 3),
+        pairs_written=pairs_written,
+        pairs_at_threshold=summary["at"],
+        cross_state_pairs_at_threshold=summary["cross"],
+        clusters=n_clusters,
+        registrations_in_multi_clusters=summary["in_multi"],
+        threshold=threshold,
+        min_probability=min_probability,
+        probability_mass_below_min=round(mass_below, 3),
+        prior=prior,
+        trained=given is None,
+        model_path=str(model_path),
+        seconds=seconds,
+        blocking=blocking,
+        training=training,
+    )
+    (out / "link_report.json").write_text(json.dumps(result.as_dict(), indent=2) + "\n", encoding="utf-8")
+    shutil.rmtree(work, ignore_errors=True)
+    log.info("link done: registrations=%s candidates=%s seconds=%s", n, candidates, seconds["total"])
+    return result
+
+
+def _summarise(out: Path, threshold: float) -> dict[str, int]:
+    con = duckdb.connect()
+    try:
+        p = str(out / "pairs.parquet").replace("'", "''")
+        c = str(out / "clusters.parquet").replace("'", "''")
+        at, cross = con.execute(
+            f"SELECT count(*), count(*) FILTER (WHERE state_l <> state_r) FROM read_parquet('{p}') "
+            f"WHERE match_probability >= {threshold!r}"
+        ).fetchall()[0]
+        in_multi = con.execute(
+            f"SELECT coalesce(sum(k), 0) FROM (SELECT count(*) AS k FROM read_parquet('{c}') "
+            "GROUP BY cluster_id HAVING count(*) > 1)"
+        ).fetchall()[0][0]
+    finally:
+        con.close()
+    return {"at": int(at), "cross": int(cross), "in_multi": int(in_multi)}
