@@ -112,7 +112,9 @@ TOY_STATES = {"NC": "year", "OH": "full", "FL": "full", "NY": "full", "GA": "yea
 
 
 def _pick(d: dict, raw: float | None = None) -> dict:
-    out = {k: d.get(k) for k in ("estimate", "ci95", "se", "raw_rule_count", "expected_coincidences")}
+    out = {
+        k: d.get(k) for k in ("estimate", "ci95", "se", "raw_rule_count", "expected_coincidences")
+    }
     if out["raw_rule_count"] is None:
         out["raw_rule_count"] = raw
     return out
@@ -173,7 +175,9 @@ def run_seed(
     if pairs is not None:
         row["dup_combined"] = _pick(cs["combined"])
         row["dup_splink"] = _pick(cs["splink_sum_of_probabilities"], raw=d["raw_rule_count"])
-        row["calibration_ratio"] = cs["splink_sum_of_probabilities"]["calibration_ratio_exact_stratum"]
+        row["calibration_ratio"] = cs["splink_sum_of_probabilities"][
+            "calibration_ratio_exact_stratum"
+        ]
         row["dv_combined"] = _pick(dv["headline"])
     return row
 
@@ -248,12 +252,26 @@ def main() -> None:
         "combined and Splink-sum estimators",
     )
     ap.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        help="with --linkage: reuse this trained model.json instead of training on seed 10000",
+    )
+    ap.add_argument(
         "--toy",
         action="store_true",
         help="use voterolls.stats.toy (6 states, concentrated names: a coincidence-heavy regime) instead of synth",
     )
     ap.add_argument("--write-methods", action="store_true")
+    ap.add_argument(
+        "--render-only",
+        action="store_true",
+        help="only re-render the saved results into docs/METHODS.md (no runs)",
+    )
     args = ap.parse_args()
+    if args.render_only:
+        write_methods(json.loads(RESULTS.read_text())["configurations"])
+        return
     cfg = (
         SynthConfig()
         if args.double_vote_rate is None
@@ -273,6 +291,10 @@ def main() -> None:
         from voterolls.link.run import link_registrations
 
         workdir = Path(tempfile.mkdtemp(prefix="validate_estimates_"))
+    if linkage and args.model is not None:
+        model = args.model
+        label = label.replace("rule-based estimators", "rule-based + linkage estimators")
+    elif linkage:
         con = duckdb.connect()
         ingest_like(con, generate_nation(args.people, 10_000, cfg))  # training nation, not scored
         t = time.time()
@@ -336,13 +358,22 @@ def main() -> None:
     RESULTS.write_text(json.dumps(existing, indent=1) + "\n")
     md = table_md(existing["configurations"])
     print(md)
-    if args.write_methods and METHODS.exists():
-        text = METHODS.read_text()
-        a, b = "<!-- validation:begin -->", "<!-- validation:end -->"
-        if a in text and b in text:
-            head, rest = text.split(a, 1)
-            _, tail = rest.split(b, 1)
-            METHODS.write_text(head + a + "\n" + md + "\n" + b + tail)
+    if args.write_methods:
+        write_methods(existing["configurations"])
+
+
+def write_methods(configurations: list[dict]) -> None:
+    """Put the validation table between the markers in docs/METHODS.md."""
+    if not METHODS.exists():
+        return
+    md = table_md(configurations)
+    cmds = "\n".join(f"    .venv/bin/python {c['command']}" for c in configurations)
+    text = METHODS.read_text()
+    a, b = "<!-- validation:begin -->", "<!-- validation:end -->"
+    if a in text and b in text:
+        head, rest = text.split(a, 1)
+        _, tail = rest.split(b, 1)
+        METHODS.write_text(head + a + "\nCommands:\n\n" + cmds + "\n\n" + md + "\n" + b + tail)
 
 
 if __name__ == "__main__":

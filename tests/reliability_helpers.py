@@ -11,6 +11,7 @@ in the check.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import subprocess
@@ -187,56 +188,125 @@ def run_py(code: str, *, env: dict | None = None, timeout: float = 120) -> subpr
     )
 
 
-INGEST_CHILD = r"""
-import contextlib, json, os, signal, sys
-from pathlib import Path
-from voterolls.ingest.pipeline import ingest
+#: Hooks that make a process SIGKILL itself at a chosen point of an ingest (``VR_KILL_AT``).
+KILL_HOOKS = r"""
+import contextlib, os, signal
 from voterolls import store
-
-ws, state = sys.argv[1], sys.argv[2]
-paths = [Path(p) for p in sys.argv[3:]]
-kill_at = os.environ.get("VR_KILL_AT", "")
 
 def die():
     os.kill(os.getpid(), signal.SIGKILL)
 
-progress = None
-if kill_at.startswith("phase:"):
-    phase = kill_at.split(":", 1)[1]
-    def progress(name, done, total):
-        if name == phase:
-            die()
-elif kill_at == "after_rename":
-    real_rename = os.rename
-    def rename(a, b):
-        real_rename(a, b)
-        if "/states/" in str(b):
-            die()
-    store.os.rename = rename
-elif kill_at in ("before_commit", "after_insert"):
-    real_catalog = store.Workspace._catalog
-    class Proxy:
-        def __init__(self, con): self._con = con
-        def __getattr__(self, name): return getattr(self._con, name)
-        def execute(self, sql, *a, **k):
-            if kill_at == "before_commit" and sql == "COMMIT":
+def install_kill_hook(kill_at):
+    # Return a progress callback (or None) and patch the store so the process dies at kill_at.
+    if kill_at.startswith("phase:"):
+        phase = kill_at.split(":", 1)[1]
+        def progress(name, done, total):
+            if name == phase:
                 die()
-            out = self._con.execute(sql, *a, **k)
-            if kill_at == "after_insert" and sql.startswith("INSERT INTO snapshots"):
+        return progress
+    if kill_at == "after_rename":
+        real_rename = os.rename
+        def rename(a, b):
+            real_rename(a, b)
+            if "/states/" in str(b):
                 die()
-            return out
-    @contextlib.contextmanager
-    def catalog(self, write=False):
-        with real_catalog(self, write) as con:
-            yield Proxy(con) if write else con
-    store.Workspace._catalog = catalog
+        store.os.rename = rename
+    elif kill_at in ("before_commit", "after_insert"):
+        real_catalog = store.Workspace._catalog
+        class Proxy:
+            def __init__(self, con): self._con = con
+            def __getattr__(self, name): return getattr(self._con, name)
+            def execute(self, sql, *a, **k):
+                if kill_at == "before_commit" and sql == "COMMIT":
+                    die()
+                out = self._con.execute(sql, *a, **k)
+                if kill_at == "after_insert" and sql.startswith("INSERT INTO snapshots"):
+                    die()
+                return out
+        @contextlib.contextmanager
+        def catalog(self, write=False):
+            with real_catalog(self, write) as con:
+                yield Proxy(con) if write else con
+        store.Workspace._catalog = catalog
+    return None
+"""
+
+INGEST_CHILD = KILL_HOOKS + r"""
+import json, sys
+from pathlib import Path
+from voterolls.ingest.pipeline import ingest
+
+ws, state = sys.argv[1], sys.argv[2]
+paths = [Path(p) for p in sys.argv[3:]]
+progress = install_kill_hook(os.environ.get("VR_KILL_AT", ""))
 print("ready", flush=True)
+if os.environ.get("VR_WAIT_GO"):
+    sys.stdin.readline()  # a barrier: the parent releases several children at once
 r = ingest(ws, state, paths, progress=progress)
 print(json.dumps({"status": r.status, "snapshot_id": r.snapshot_id, "loaded": r.loaded,
                   "quarantined": r.quarantined, "rows_read": r.rows_read}), flush=True)
+"""
+
+#: A process that imports the pipeline once and forks one child per ingest job, so each
+#: fault-injection run pays for an ingest, not for Python and DuckDB start-up.  It never
+#: opens a DuckDB connection itself, so forking it is safe.
+FORK_SERVER = KILL_HOOKS + r"""
+import json, sys, traceback
+from pathlib import Path
+import voterolls.ingest.pipeline as pipeline
+
+print("ready", flush=True)
+for line in sys.stdin:
+    job = json.loads(line)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, 1)
+            progress = install_kill_hook(job.get("kill_at", ""))
+            pipeline.ingest(job["ws"], job["state"], [Path(p) for p in job["paths"]], progress=progress)
+            os._exit(0)
+        except BaseException:
+            traceback.print_exc()
+            os._exit(1)
+    print(json.dumps({"pid": pid}), flush=True)
+    _, status = os.waitpid(pid, 0)
+    sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0
+    rc = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
+    print(json.dumps({"pid": pid, "signal": sig, "rc": rc}), flush=True)
 """
 
 
 def ingest_cmd(workspace: Path, state: str, paths: list[Path]) -> list[str]:
     """argv of a child process that ingests ``paths`` (prints ``ready`` after imports)."""
     return [PYTHON, "-c", INGEST_CHILD, str(workspace), state, *map(str, paths)]
+
+
+class ForkServer:
+    """Drive FORK_SERVER: ``start`` a job, optionally kill its pid, ``wait`` for its end."""
+
+    def __init__(self, stderr_path: Path) -> None:
+        self._err = open(stderr_path, "w")  # noqa: SIM115 - closed in close()
+        self.stderr_path = stderr_path
+        self.proc = subprocess.Popen(
+            [PYTHON, "-c", FORK_SERVER], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=self._err, text=True,
+        )  # fmt: skip
+        assert self.proc.stdout.readline().strip() == "ready", stderr_path.read_text()[-2000:]
+
+    def start(self, workspace: Path, state: str, paths: list[Path], kill_at: str = "") -> int:
+        job = {"ws": str(workspace), "state": state, "paths": [str(p) for p in paths], "kill_at": kill_at}
+        self.proc.stdin.write(json.dumps(job) + "\n")
+        self.proc.stdin.flush()
+        return json.loads(self.proc.stdout.readline())["pid"]
+
+    def wait(self) -> dict:
+        line = self.proc.stdout.readline()
+        if not line:
+            raise AssertionError("fork server died: " + self.stderr_path.read_text()[-2000:])
+        return json.loads(line)
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait(timeout=30)
+        self._err.close()

@@ -207,7 +207,9 @@ def test_service_logs_every_request_and_data_access_without_tokens(tmp_path: Pat
     assert ("nc-upload", "read own matches", "0 of 0 pairs") in actions
     assert ("anonymous", "GET /api/me", "401") in actions
     assert ("anonymous", "POST /login", "401") in actions
+    c.get(f"/api/{nc}", headers={"Authorization": f"Bearer {nc}"})  # a token pasted into a path
     text = (w / "service" / "audit.log").read_text()
+    assert "vr_[redacted]" in text
     assert nc not in text and aud not in text and nc.split("_", 2)[2] not in text and "Z" * 43 not in text
     assert "secret=abc" not in text  # query strings are not logged
     v = c.get("/api/audit/verify", headers={"Authorization": f"Bearer {aud}"}).json()

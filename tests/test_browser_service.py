@@ -3,8 +3,8 @@
 Debian's Chromium driven by Playwright's sync API (never ``playwright
 install``).  Every request to anything but the local server is aborted and
 recorded, and the test asserts there were none: the pages and the report work
-with the network cut off.  Screenshots go to the pytest tmp dir and, when
-``VOTEROLLS_TEST_OUTPUT`` is set, to that directory too.
+with the network cut off.  Screenshots go to the pytest tmp dir and to
+``test-output/service/`` (or ``$VOTEROLLS_TEST_OUTPUT/service/``).
 """
 
 from __future__ import annotations
@@ -134,6 +134,7 @@ def test_state_uploads_through_the_page_and_reads_the_report_offline(tmp_path: P
         )
         try:
             ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+            ctx.set_default_timeout(90_000)  # the test machine is shared; ingest + report can be slow
             ctx.route("**/*", guard)
             page = ctx.new_page()
             page.on("console", lambda m: csp_errors.append(m.text) if "Content Security Policy" in m.text else None)
@@ -149,13 +150,21 @@ def test_state_uploads_through_the_page_and_reads_the_report_offline(tmp_path: P
             page.wait_for_url("**/states/NC")
             shot(page, "02-state-empty")
 
+            binary = tmp_path / "scan.pdf.txt"
+            binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 4)
+            page.set_input_files("#files", [str(binary)])
+            page.click("#upload-button")
+            page.wait_for_selector("#upload-message.error")
+            assert "binary file" in page.inner_text("#upload-message")
+            shot(page, "02b-state-rejected")
+
             page.set_input_files("#files", [str(p) for p in paths])
             assert "ncvoter" in page.inner_text("#chosen")
             page.click("#upload-button")
-            page.wait_for_selector("[data-job-url], #latest-result", timeout=30_000)
+            page.wait_for_selector("[data-job-url], #latest-result")
             if page.query_selector("[data-job-url]"):
                 shot(page, "03-ingesting")
-            page.wait_for_selector("#latest-result", timeout=120_000)
+            page.wait_for_selector("#latest-result", timeout=180_000)
             shot(page, "04-state-ingested")
             text = page.inner_text("#latest-result")
             assert "Latest ingest" in text and "ingested" in text
@@ -176,6 +185,7 @@ def test_state_uploads_through_the_page_and_reads_the_report_offline(tmp_path: P
 
             for name, path in (("analyst", "/analyst"), ("auditor", "/auditor"), ("admin", "/admin")):
                 c = browser.new_context(viewport={"width": 1280, "height": 900})
+                c.set_default_timeout(90_000)
                 c.route("**/*", guard)
                 p = c.new_page()
                 p.on("console", lambda m: csp_errors.append(m.text) if "Content Security Policy" in m.text else None)
@@ -197,12 +207,11 @@ def test_state_uploads_through_the_page_and_reads_the_report_offline(tmp_path: P
         finally:
             browser.close()
 
-    out = os.environ.get("VOTEROLLS_TEST_OUTPUT")
-    if out:
-        dest = Path(out) / "service"
-        dest.mkdir(parents=True, exist_ok=True)
-        for f in shots.iterdir():
-            shutil.copy(f, dest / f.name)
+    # also under test-output/ (git-ignored) so a reviewer can look at them after `make test`
+    dest = Path(os.environ.get("VOTEROLLS_TEST_OUTPUT") or Path(__file__).resolve().parents[1] / "test-output") / "service"
+    dest.mkdir(parents=True, exist_ok=True)
+    for f in shots.iterdir():
+        shutil.copy(f, dest / f.name)
     assert external == [], f"pages tried to reach the network: {external}"
     assert csp_errors == [], csp_errors
     assert (shots / "05-report.png").stat().st_size > 10_000

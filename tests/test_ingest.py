@@ -248,3 +248,22 @@ def test_uniformity_report_per_field(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     rows = json.loads(res.output)
     assert {x["field"] for x in rows} >= {"dob", "residence_zip5", "party", "election_date"}
+
+
+def test_override_needs_basis_and_is_recorded(tmp_path: Path) -> None:
+    path, _dobs, phones, _emails = _write_generic_de(tmp_path, 10)
+    ws = tmp_path / "ws"
+    res = CliRunner().invoke(_app(), ["ingest", "DE", str(path), "--format", "generic", "--workspace", str(ws), "--allow", "phone"])
+    assert res.exit_code != 0 and isinstance(res.exception, UserError) and "override-policy" in str(res.exception)
+    res = CliRunner().invoke(
+        _app(),
+        ["ingest", "DE", str(path), "--format", "generic", "--workspace", str(ws), "--json",
+         "--override-policy", "court order 2026-CV-0042 (test)", "--allow", "phone"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output[res.output.index("{") :])
+    assert out["policy"]["override_fields"] == ["phone"]
+    con = Workspace(ws).connect()
+    assert con.sql("SELECT count(phone), count(email), count(dob) FROM registrations").fetchall()[0] == (10, 0, 0)
+    snap = con.sql("SELECT override_fields, override_legal_basis FROM snapshots").fetchall()[0]
+    assert snap == (["phone"], "court order 2026-CV-0042 (test)")

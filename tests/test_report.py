@@ -7,11 +7,13 @@ import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (pa.compute)
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import report_fixtures as rf  # noqa: E402
+import test_report_fixtures as rf  # noqa: E402
 
 from voterolls.report import charts  # noqa: E402
 from voterolls.report.data import estimates_from_json, gather, gather_matches  # noqa: E402
@@ -78,13 +80,26 @@ def hand_model() -> ReportData:
         for st in JURISDICTIONS
     ]
     states[JURISDICTIONS.index("NC")] = StateCoverage(
-        state="NC", status="complied", registrations_loaded=12000, has_data=True, registrant_share=0.031
+        state="NC",
+        status="complied",
+        registrations_loaded=12000,
+        has_data=True,
+        registrant_share=0.031,
     )
     states[JURISDICTIONS.index("WY")] = StateCoverage(
-        state="WY", status="partial", registrations_loaded=None, has_data=True, registrant_share=0.0017
+        state="WY",
+        status="partial",
+        registrations_loaded=None,
+        has_data=True,
+        registrant_share=0.0017,
     )
-    cov = Coverage(states=states, status_source="hand-made", registrations_loaded=12004, states_with_data=2,
-                   share_registrants_with_data=0.0327)
+    cov = Coverage(
+        states=states,
+        status_source="hand-made",
+        registrations_loaded=12004,
+        states_with_data=2,
+        share_registrants_with_data=0.0327,
+    )
     fields = FieldAvailability(
         fields=["Name", "Full date of birth"],
         states=["NC", "WY"],
@@ -92,14 +107,30 @@ def hand_model() -> ReportData:
             FieldCell(state="NC", field="Name", availability="supplied", non_null_share=1.0),
             FieldCell(state="NC", field="Full date of birth", availability="withheld"),
             FieldCell(state="WY", field="Name", availability="supplied", non_null_share=1.0),
-            FieldCell(state="WY", field="Full date of birth", availability="violation", non_null_share=0.5),
+            FieldCell(
+                state="WY", field="Full date of birth", availability="violation", non_null_share=0.5
+            ),
         ],
         policy_source="hand-made",
     )
     uni = Uniformity(
         rows=[
-            UniformityRow(state="NC", field="party", rows=12000, non_null_share=0.9, plausible_share=0.95, unmapped=1200),
-            UniformityRow(state="WY", field="party", rows=None, non_null_share=None, plausible_share=None, unmapped=None),
+            UniformityRow(
+                state="NC",
+                field="party",
+                rows=12000,
+                non_null_share=0.9,
+                plausible_share=0.95,
+                unmapped=1200,
+            ),
+            UniformityRow(
+                state="WY",
+                field="party",
+                rows=None,
+                non_null_share=None,
+                plausible_share=None,
+                unmapped=None,
+            ),
         ],
         source="hand-made",
         fields=["party"],
@@ -107,18 +138,37 @@ def hand_model() -> ReportData:
     )
     md = MatchDistribution(
         bin_edges=[i / 10 for i in range(11)],
-        series=[HistogramSeries(label="All scored pairs", counts=[9000, 400, 50, None, None, 0, 12, 15, 40, 300], total=9821)],
+        series=[
+            HistogramSeries(
+                label="All scored pairs",
+                counts=[9000, 400, 50, None, None, 0, 12, 15, 40, 300],
+                total=9821,
+            )
+        ],
         total_pairs=9821,
         pairs_at_least_half=367,
         pairs_at_least_09=300,
         expected_true_matches=351.2,
     )
     est = Estimates(
-        crosscheck_flagged=Estimate(key="crosscheck_flagged", label="Crosscheck flags", point=4123, kind="count"),
-        coincidences_expected=Estimate(key="coincidences_expected", label="Coincidences", point=4026.6, kind="expected"),
-        duplicate_registrations=Estimate(key="duplicate_registrations", label="Duplicates", point=131.2, low=98.0, high=164.4),
-        double_votes=Estimate(key="double_votes", label="Double votes", point=3.2, low=0.4, high=6.0,
-                              rests_on_states=["NC", "WY"], rests_on_share=0.0327),
+        crosscheck_flagged=Estimate(
+            key="crosscheck_flagged", label="Crosscheck flags", point=4123, kind="count"
+        ),
+        coincidences_expected=Estimate(
+            key="coincidences_expected", label="Coincidences", point=4026.6, kind="expected"
+        ),
+        duplicate_registrations=Estimate(
+            key="duplicate_registrations", label="Duplicates", point=131.2, low=98.0, high=164.4
+        ),
+        double_votes=Estimate(
+            key="double_votes",
+            label="Double votes",
+            point=3.2,
+            low=0.4,
+            high=6.0,
+            rests_on_states=["NC", "WY"],
+            rests_on_share=0.0327,
+        ),
     )
     return ReportData(
         workspace_label="hand",
@@ -210,6 +260,12 @@ def test_tiny_workspace_sections(tiny):
     assert wy.has_data and wy.registrations_loaded is None  # 5 rows: suppressed
     nc = next(s for s in data.coverage.data.states if s.state == "NC")
     assert nc.registrations_loaded == 400
+    # the national total (955) is published, so a second state (the smallest other, FL) is hidden
+    # everywhere: WY's 5 cannot be recovered by subtraction
+    assert data.coverage.data.registrations_loaded == 955
+    fl = next(s for s in data.coverage.data.states if s.state == "FL")
+    assert fl.has_data and fl.registrations_loaded is None
+    assert all(r.rows is None for r in data.uniformity.data.rows if r.state == "FL")
     # uniformity: unmapped party codes found, frequent ones named, WY shares suppressed
     u = data.uniformity.data
     nc_party = next(r for r in u.rows if r.state == "NC" and r.field == "party")
@@ -291,13 +347,18 @@ def test_cli_report(tmp_path, monkeypatch):
     ws.mkdir()
     rf.write_pairs(ws)
     out = tmp_path / "r.html"
-    res = CliRunner().invoke(app, ["report", "--out", str(out), "--workspace", str(ws), "--json", str(tmp_path / "r.json")])
+    res = CliRunner().invoke(
+        app,
+        ["report", "--out", str(out), "--workspace", str(ws), "--json", str(tmp_path / "r.json")],
+    )
     assert res.exit_code == 0, res.output
     html = out.read_text(encoding="utf-8")
     assert_offline(html)
     assert "Match-probability distribution" in html and "5,000" in html
     assert (tmp_path / "r.json").exists()
-    res = CliRunner().invoke(app, ["report", "--out", str(out), "--workspace", str(tmp_path / "nope")])
+    res = CliRunner().invoke(
+        app, ["report", "--out", str(out), "--workspace", str(tmp_path / "nope")]
+    )
     assert res.exit_code != 0
 
 
@@ -319,7 +380,13 @@ def test_browser_loads_nothing_from_the_network(tiny, tmp_path):
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path=str(chromium),
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--no-first-run",
+            ],
         )
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
@@ -327,7 +394,9 @@ def test_browser_loads_nothing_from_the_network(tiny, tmp_path):
             page.goto(page_path.as_uri())
             page.wait_for_load_state("load")
             n_svg = page.locator("svg.chart").count()
-            width = page.evaluate("document.querySelector('svg.tilemap').getBoundingClientRect().width")
+            width = page.evaluate(
+                "document.querySelector('svg.tilemap').getBoundingClientRect().width"
+            )
             page.set_viewport_size({"width": 380, "height": 800})
             overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
             page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
@@ -348,21 +417,71 @@ def test_report_from_a_store_workspace(tmp_path):
     pytest.importorskip("voterolls.store")
     reg = rf.registrations()
     try:
-        ws = rf.make_workspace(tmp_path / "ws", reg)
+        ws = rf.make_workspace(tmp_path / "ws", reg, states=("NC", "WY"))
     except ImportError:  # ingest's uniformity module not present: the report's own checks
-        ws = rf.make_workspace(tmp_path / "ws2", reg, uniformity=False)
+        ws = rf.make_workspace(tmp_path / "ws2", reg, uniformity=False, states=("NC", "WY"))
     data = gather(ws)
     html = render(data)
     assert_offline(html)
-    assert data.coverage.data.states_with_data == 4
+    assert data.coverage.data.states_with_data == 2
     nc = next(s for s in data.coverage.data.states if s.state == "NC")
     assert nc.snapshot_date == "2026-11-01"
-    assert data.protections.quarantined_rows == 12  # 4 states x 3
-    assert data.protections.protected_excluded == 48
+    assert data.protections.quarantined_rows is None  # 2 states x 3 = 6: a small cell
+    assert data.protections.protected_excluded == 24
     u = data.uniformity.data
-    assert u is not None and {"FL", "NC", "OH", "WY"} == set(u.states)
-    assert all(r.rows is None for r in u.rows if r.state == "WY" and r.dataset == "registrations")  # 5 rows
-    leaked = sorted(v for v in rf.personal_values(reg) if v.upper() in html.upper())
+    assert u is not None and {"NC", "WY"} == set(u.states)
+    assert all(
+        r.rows is None for r in u.rows if r.state == "WY" and r.dataset == "registrations"
+    )  # 5 rows
+    kept = reg.filter(pa.compute.is_in(reg.column("state"), pa.array(["NC", "WY"])))
+    leaked = sorted(v for v in rf.personal_values(kept) if v.upper() in html.upper())
     assert leaked == []
     assert "linkage has not been run" in html
     assert "no estimates in this workspace" in html
+
+
+def test_a_broken_input_costs_only_its_section(tmp_path):
+    (tmp_path / "link").mkdir()
+    (tmp_path / "link" / "pairs.parquet").write_bytes(b"not parquet")
+    rf.write_estimates(tmp_path)
+    data = gather(tmp_path, con=rf.connection())
+    assert data.matches.missing and "could not be read" in data.matches.missing
+    assert data.estimates.available and data.coverage.available
+    html = render(data)
+    assert "link/pairs.parquet could not be read" in html and "Estimates with intervals" in html
+
+
+def test_histogram_margins_cannot_reveal_a_suppressed_bin(tiny):
+    """Every published total (all pairs, >= 0.5, >= 0.9, each series, each bin's column) hides 0 or >= 2 cells."""
+    md = tiny[2].matches.data
+    rows = [s.counts for s in md.series]
+    nb = len(rows[0])
+    raw = rf.write_pairs(Path(tiny[0])).column("match_probability").to_numpy()
+    import numpy as np
+
+    all_raw = np.bincount(np.minimum((raw * nb).astype(int), nb - 1), minlength=nb)
+
+    def hidden(cells):
+        return sum(1 for r, c in cells if rows[r][c] is None and (r > 0 or all_raw[c] > 0))
+
+    assert hidden([(0, i) for i in range(nb)]) != 1
+    assert hidden([(0, i) for i in range(nb // 2, nb)]) != 1 or md.pairs_at_least_half is None
+    assert hidden([(0, i) for i in range(18, nb)]) != 1 or md.pairs_at_least_09 is None
+    for i in range(nb):
+        if rows[0][i] is not None:
+            col = [(r, i) for r in range(1, len(rows)) if rows[r][i] is None]
+            assert len(col) != 1 or all(rows[r][i] in (None, 0) for r in range(1, len(rows))), (
+                f"bin {i}: one hidden cell under a published column total"
+            )
+
+
+def test_protect_table_hides_a_partner_or_the_total():
+    shown, names = __import__("voterolls.report.suppress", fromlist=["x"]).protect_table(
+        [[3, 50, 40], [0, 0, 12]],
+        [([(0, 0), (0, 1), (0, 2)], "row0"), ([(1, 0), (1, 1), (1, 2)], "row1")],
+    )
+    assert shown[0] == [None, 50, None] and names == set()  # the smaller partner goes
+    shown, names = __import__("voterolls.report.suppress", fromlist=["x"]).protect_table(
+        [[3, 0, 0]], [([(0, 0), (0, 1), (0, 2)], "row0")]
+    )
+    assert shown[0] == [None, 0, 0] and names == {"row0"}

@@ -18,57 +18,11 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from fastapi.testclient import TestClient
 
 from voterolls.service import data as wsdata
 from voterolls.service.accounts import AccountStore, AuthError
 from voterolls.service.app import create_app
-from voterolls.service.testing import FakeIngest, fake_detect
-
-NC_FILE = b"FORMAT=nc_ncvoter_2022\nid\tname\n1\tA\n2\tB\n3\tC\n"
-OH_FILE = b"FORMAT=oh_swvf\nid,name\n1,A\n"
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-class Env:
-    def __init__(self, tmp: Path, **kw) -> None:
-        self.w = tmp / "ws"
-        self.store = AccountStore(self.w / "service" / "accounts.json")
-        self.tokens: dict[str, str] = {}
-        for name, role, state in [
-            ("nc-upload", "state", "NC"),
-            ("oh-upload", "state", "OH"),
-            ("analyst", "analyst", None),
-            ("auditor", "auditor", None),
-            ("admin", "admin", None),
-            ("victim", "analyst", None),
-            ("rotate-me", "analyst", None),
-            ("gone", "state", "NC"),
-        ]:
-            self.tokens[name] = self.store.create(name, role, state)[1]
-        # an expired token: make a token then move its expiry into the past
-        _, self.tokens["expired"] = self.store.create("stale", "state", "NC", expires_days=1)
-        raw = json.loads(self.store.path.read_text())
-        raw["accounts"]["stale"]["tokens"][0]["expires"] = (datetime.now(UTC) - timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
-        self.store.path.write_text(json.dumps(raw))
-        self.store.revoke("gone")
-        self.tokens["revoked"] = self.tokens.pop("gone")
-        self.tokens["bad"] = "vr_0123456789ab_" + "A" * 43
-        self.ingest = kw.pop("ingest", None) or FakeIngest()
-        self.app = create_app(self.w, ingest=self.ingest, detect=fake_detect, **kw)
-        self.svc = self.app.state.service
-        self.client = TestClient(self.app)
-
-    def upload(self, state: str, body: bytes, token: str | None = None, name: str = "ncvoter.txt", **kw):
-        token = token or self.tokens[f"{state.lower()}-upload"]
-        files = {"files": (name, body, "text/plain")}
-        return self.client.post(f"/api/states/{state}/submissions", headers=bearer(token), files=files, **kw)
-
-    def wait(self, sid: str) -> None:
-        self.svc.jobs.wait(sid)
+from voterolls.service.testing import NC_FILE, OH_FILE, Env, FakeIngest, bearer, fake_detect
 
 
 @pytest.fixture
@@ -143,6 +97,13 @@ def test_other_state_gets_403_with_clear_message(env: Env) -> None:
     sid = env.upload("NC", NC_FILE).json()["submission"]
     env.wait(sid)
     assert env.client.get(f"/api/states/OH/jobs/{sid}", headers=bearer(env.tokens["oh-upload"])).status_code == 404
+    # ids that are not submission ids are never looked up on disk
+    for bad in ("..", "..%2F..%2Fservice", "20261124-000000-zzzzzzzz", "x" * 300):
+        assert env.client.get(f"/api/states/NC/jobs/{bad}", headers=bearer(env.tokens["nc-upload"])).status_code == 404
+    # an unknown state code: the caller is identified first, then refused
+    assert env.client.get("/api/states/ZZ/matches").status_code == 401
+    r = env.client.get("/api/states/ZZ/matches", headers=bearer(env.tokens["nc-upload"]))
+    assert r.status_code == 403 and "cannot see that state" in r.json()["error"]
 
 
 def test_expired_and_bad_tokens_say_why(env: Env) -> None:
@@ -413,6 +374,15 @@ def test_one_ingest_per_state_at_a_time(tmp_path: Path) -> None:
     assert statuses == ["done"] * 3
 
 
+def test_parallel_ingests_are_capped(tmp_path: Path) -> None:
+    env = Env(tmp_path, ingest=FakeIngest(delay=0.1), max_parallel_ingests=1)
+    sids = [env.upload("NC", NC_FILE).json()["submission"], env.upload("OH", OH_FILE).json()["submission"]]
+    for sid in sids:
+        env.wait(sid)
+    (_, s1, e1), (_, s2, e2) = sorted(env.ingest.intervals, key=lambda t: t[1])
+    assert e1 <= s2  # one after the other, though the states differ
+
+
 def test_same_file_twice_is_one_snapshot(env: Env) -> None:
     a = env.upload("NC", NC_FILE).json()
     env.wait(a["submission"])
@@ -433,7 +403,7 @@ def test_failed_ingest_shows_the_reason_and_keeps_nothing(tmp_path: Path) -> Non
     assert rec["message"] == "ncvoter.txt, line 3, field 'dob': date not in MM/DD/YYYY"
     assert sorted(p.name for p in (env.w / "service" / "uploads" / "NC" / sid).iterdir()) == ["submission.json"]
     page = env.client.get("/states/NC", headers=bearer(env.tokens["nc-upload"])).text
-    assert "date not in MM/DD/YYYY" in page
+    assert 'id="last-failure"' in page and "date not in MM/DD/YYYY" in page
 
 
 def test_restart_marks_unfinished_ingest_interrupted(tmp_path: Path) -> None:

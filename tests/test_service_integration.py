@@ -30,6 +30,10 @@ def test_real_ingest_through_the_service(tmp_path: Path) -> None:
     app = create_app(w)  # the real detect_format and ingest
     client = TestClient(app)
     paths = _native("NC", 60, tmp_path / "nc")
+    voter_file = next(p for p in paths if p.name.startswith("ncvoter"))
+    lines = voter_file.read_text(encoding="utf-8").splitlines(keepends=True)
+    lines[5] = "a line a state's export garbled\n"  # must be quarantined, with a reason, not lost
+    voter_file.write_text("".join(lines), encoding="utf-8")
     files = [("files", (p.name, p.read_bytes(), "text/plain")) for p in paths]
 
     r = client.post("/api/states/NC/submissions", headers=nc, files=files)
@@ -42,6 +46,11 @@ def test_real_ingest_through_the_service(tmp_path: Path) -> None:
     res = rec["result"]
     assert res["status"] == "new" and res["rows_read"] == 60
     assert res["loaded"] + res["quarantined"] + res["protected_excluded"] == res["rows_read"]
+    assert res["quarantined"] == 1 and res["quarantine"]["rows"] == 1
+    reason = res["quarantine"]["by_reason"][0]["reason"]
+    assert "garbled" not in str(res)  # reasons, never the line's content
+    q = client.get("/api/states/NC/quarantine", headers=nc).json()
+    assert q["quarantine"]["by_reason"][0]["reason"] == reason
     assert "path" not in res
 
     # the same files again: the ingest recognises them; still one snapshot
@@ -60,9 +69,15 @@ def test_real_ingest_through_the_service(tmp_path: Path) -> None:
                     files=[("files", (p.name, p.read_bytes(), "text/plain")) for p in oh])
     assert r.status_code == 422 and "OH file" in r.json()["error"]
 
+    r = client.post("/api/states/NC/submissions", headers=nc,
+                    files={"files": ("mystery.txt", b"nothing a reader knows\n1\n", "text/plain")})
+    assert r.status_code == 422 and "mystery.txt" in r.json()["error"]
+    assert str(w) not in r.json()["error"] and "--format" not in r.json()["error"]
+
     agg = client.get("/api/aggregates", headers=analyst).json()
     assert agg["states"] == [{"state": "NC", "registrations": res["loaded"]}]
     page = client.get("/states/NC", headers=nc)
     assert "Latest ingest" in page.text and res["snapshot_id"] in page.text
+    assert "every row accounted for" in page.text
     report = client.get("/report", headers=analyst)
     assert report.status_code == 200 and "<html" in report.text.lower()

@@ -6,8 +6,8 @@ import re
 from pathlib import Path
 
 import pytest
-from test_service import NC_FILE, Env, bearer
 
+from voterolls.service.testing import NC_FILE, Env, bearer
 from voterolls.service.uploads import UploadRejected, check_text, safe_filename
 
 SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -166,3 +166,66 @@ def test_safe_filename_units() -> None:
     assert safe_filename("ncvoter_Statewide.txt", set()) == "ncvoter_Statewide.txt"
     assert safe_filename("x" * 300 + ".txt", set()).endswith(".txt")
     assert len(safe_filename("x" * 300 + ".txt", set())) <= 100
+
+
+class _StreamingRequest:
+    """Just enough of a Starlette request for ``receive``: headers, query and a body stream."""
+
+    def __init__(self, headers: dict[str, str], chunks) -> None:
+        self.headers = headers
+        self.query_params: dict[str, str] = {}
+        self._chunks = chunks
+
+    async def stream(self):
+        for c in self._chunks:
+            yield c
+
+
+@pytest.mark.parametrize("multipart", [False, True])
+def test_upload_is_streamed_not_held_in_memory(tmp_path: Path, multipart: bool) -> None:
+    """40 MiB through ``receive`` with a peak of Python allocations far below the body size."""
+    import asyncio
+    import tracemalloc
+
+    from voterolls.service.uploads import receive
+
+    chunk = b"1\tNAME\t2024-01-01\n" * 3641  # ~64 KiB of text
+    n = 640
+    if multipart:
+        head = (b"--BOUND\r\nContent-Disposition: form-data; name=\"files\"; filename=\"big.txt\"\r\n"
+                b"Content-Type: text/plain\r\n\r\n")
+        chunks = [head, *([chunk] * n), b"\r\n--BOUND--\r\n"]
+        headers = {"content-type": "multipart/form-data; boundary=BOUND"}
+    else:
+        chunks = [chunk] * n
+        headers = {"content-type": "application/octet-stream", "x-filename": "big.txt"}
+    tracemalloc.start()
+    try:
+        got = asyncio.run(receive(_StreamingRequest(headers, chunks), tmp_path / "sub", 1 << 30))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert got.files[0].size == len(chunk) * n > 40 * 1024 * 1024
+    assert (tmp_path / "sub" / "big.txt").stat().st_size == got.files[0].size
+    assert peak < 4 * 1024 * 1024, f"peak {peak} bytes: the body was buffered"
+
+
+def test_uploader_may_name_the_format_but_not_another_states(env: Env) -> None:
+    pytest.importorskip("voterolls.formats", reason="voterolls.formats is not built yet")
+    url = "/api/states/NC/submissions?format="
+    r = env.client.post(url + "nc_ncvoter_2022", headers=bearer(env.tokens["nc-upload"]),
+                        files={"files": ("x.txt", b"no marker line\n1\n", "text/plain")})
+    assert r.status_code == 202 and r.json()["format"] == "nc_ncvoter_2022"
+    env.wait(r.json()["submission"])
+    r = env.client.post(url + "oh_swvf", headers=bearer(env.tokens["nc-upload"]),
+                        files={"files": ("x.txt", b"1\n", "text/plain")})
+    assert r.status_code == 422 and "your account uploads for NC" in r.json()["error"]
+    r = env.client.post(url + "nonsense", headers=bearer(env.tokens["nc-upload"]),
+                        files={"files": ("x.txt", b"1\n", "text/plain")})
+    assert r.status_code == 422 and "unknown format" in r.json()["error"]
+
+
+def test_detection_errors_do_not_reveal_server_paths(env: Env) -> None:
+    r = env.upload("NC", b"nothing recognisable\n", name="mystery.txt")
+    assert r.status_code == 422
+    assert str(env.w) not in r.json()["error"] and "mystery.txt" in r.json()["error"]

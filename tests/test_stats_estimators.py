@@ -157,6 +157,12 @@ def test_splink_sum_and_combined_estimators(pop):
     # combined counts duplicates the rule misses (typos, DOB slips) and lands near the truth
     assert comb["estimate"] > d["rule_net_of_coincidences"]["estimate"]
     assert abs(comb["estimate"] - truth) < 0.05 * truth
+    # the one-name + DOB check (birthday model / Splink sum) is consistent with the
+    # planted probabilities (0.97 on every true pair: expected ratio 1/0.97)
+    chk = comb["non_exact_check"]
+    assert chk is not None and chk["ratio_se"] > 0
+    assert abs(chk["ratio"] - 1 / 0.97) < 3 * chk["ratio_se"]
+    assert comb["non_exact_relative_uncertainty"] >= chk["ratio_se"]
     assert (
         comb["ci95"][0] <= truth <= comb["ci95"][1]
         or abs(comb["estimate"] - truth) < 3 * comb["se"]
@@ -243,6 +249,18 @@ def test_estimate_on_a_workspace_writes_json(tmp_path, pop):
         res["duplicate_registrations"]["cross_state"]["rule_net_of_coincidences"]["estimate"]
     )
     assert res["linkage_used"] is False
+    from typer.testing import CliRunner
+
+    from voterolls.cli import app
+
+    r = CliRunner().invoke(
+        app,
+        ["estimate", "--workspace", str(tmp_path / "w"), "--error-rate", "0.02"],
+        env={"COLUMNS": "200"},
+    )
+    assert r.exit_code == 0, r.output
+    assert "coincidences" in r.output and "fraud" not in r.output.lower()
+    assert json.loads(out.read_text())["error_rate"] == 0.02
 
 
 def test_cli_estimate_reports_a_missing_workspace(tmp_path):
@@ -260,3 +278,11 @@ def test_field_coverage_counts(pop):
     fc = cov.field_coverage(con)
     assert fc["NC"]["share_with_full_dob"] == 0.0 and fc["NC"]["share_with_birth_year"] == 1.0
     assert fc["OH"]["share_with_full_dob"] == 1.0
+
+
+def test_rule_count_agrees_with_the_linkage_stage_crosscheck(pop):
+    crosscheck = pytest.importorskip("voterolls.link.crosscheck")
+    con = _con(pop)
+    res = es.estimate_tables(con, error_rate=0.0)
+    ours = res["crosscheck_vs_estimate"]["crosscheck"]["flagged_pairs"]
+    assert ours == crosscheck.crosscheck_count(con)

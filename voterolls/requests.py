@@ -17,7 +17,7 @@ what those shares are.
   2017 response snapshot of 6 Jul 2017 (AP/USA Today via Colorlines, key
   AP2017), in ``voterolls/policy/requests_2017.csv``.
 
-State weights come from ``voterolls/data/registrants_by_state.csv``; see
+State weights come from ``voterolls/data/state_population_2020.csv`` (a proxy); see
 PROVENANCE.md there: at present a documented proxy (Census 2020 resident
 population), not registrant counts.
 """
@@ -389,20 +389,16 @@ def open_workspace(path: str | Path):
 
 @cache
 def registrant_weights() -> tuple[dict[str, int], str]:
-    """State -> weight, and a one-line note on what the weight measures."""
-    text = (resources.files("voterolls.data") / "registrants_by_state.csv").read_text(
-        encoding="utf-8"
-    )
-    rows = list(csv.DictReader(io.StringIO(text)))
-    weights = {r["state"]: int(r["count"]) for r in rows}
-    measures = {(r["measure"], r["reference_date"], r["is_proxy"], r["source_key"]) for r in rows}
-    if len(measures) == 1:
-        measure, ref, proxy, key = measures.pop()
-        note = f"{measure.replace('_', ' ')} as of {ref} ({key})" + (
-            ", a proxy for registrants" if proxy == "true" else ""
-        )
-    else:
-        note = "mixed measures per state (see voterolls/data/PROVENANCE.md)"
+    """State -> weight, and a one-line note on what the weight measures.
+
+    Until sourced registrant counts (EAC EAVS) are vendored, the weight is the
+    Census 2020 resident population from ``voterolls/data/state_population_2020.csv``
+    (the same table the synthetic population uses), labelled as a proxy
+    wherever a coverage share is shown.
+    """
+    text = (resources.files("voterolls.data") / "state_population_2020.csv").read_text(encoding="utf-8")
+    weights = {r["state"]: int(r["population"]) for r in csv.DictReader(io.StringIO(text))}
+    note = "resident population as of 2020-04-01 (Census 2020 apportionment), a proxy for registrants"
     return weights, note
 
 

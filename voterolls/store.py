@@ -266,6 +266,24 @@ class Workspace:
                     log.info("removed uncommitted snapshot %s/%s", state_dir.name, snap.name)
 
     # -- writing ------------------------------------------------------------------
+    @contextlib.contextmanager
+    def state_lock(self, state: str) -> Iterator[None]:
+        """Serialise ingests of one state (different states still run in parallel).
+
+        Held from the "is this input already current?" check to the commit, so
+        two processes given the same files at once make one snapshot: the
+        second waits, then finds the first one's snapshot current.
+        """
+        d = self.path / "locks"
+        d.mkdir(exist_ok=True)
+        fd = os.open(d / f"{check_state(state)}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
     def stage(self, state: str) -> StagedSnapshot:
         """Create a locked temp directory for a new snapshot of ``state``."""
         state = check_state(state)
@@ -286,8 +304,12 @@ class Workspace:
         staged: StagedSnapshot,
         snapshot: dict[str, Any],
         files: list[dict[str, Any]],
-    ) -> Path:
+    ) -> Path | None:
         """Make ``staged`` the current snapshot of its state, atomically.
+
+        Returns None (and discards the stage) when the state's current snapshot
+        already has the same ``ingest_key``: another process ingested the same
+        inputs first.
 
         Order: fsync the files, then under the exclusive catalog lock rename the
         directory into ``states/XX/`` and record it + flip ``current`` in one
@@ -306,6 +328,14 @@ class Workspace:
         if missing:
             raise ValueError(f"snapshot record lacks {missing}")
         with self._catalog(write=True) as con:
+            same = con.execute(
+                "SELECT s.snapshot_id FROM current c JOIN snapshots s USING (snapshot_id) "
+                "WHERE c.state = ? AND s.ingest_key = ?",
+                [staged.state, record.get("ingest_key")],
+            ).fetchall()
+            if same and record.get("ingest_key"):
+                self.discard(staged)
+                return None
             os.rename(staged.dir, final)
             _fsync_dir(final.parent)
             _fsync_dir(self.path / "tmp")

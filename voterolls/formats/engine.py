@@ -35,7 +35,6 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from voterolls.errors import UserError
 from voterolls.formats import sniff
 from voterolls.formats.spec import (
     CODED_TARGETS,
@@ -43,7 +42,6 @@ from voterolls.formats.spec import (
     MULTIPART_TARGETS,
     Column,
     FileLayout,
-    Format,
 )
 from voterolls.formats.writer import ident, lit
 from voterolls.log import get_logger
@@ -537,13 +535,12 @@ def empty_relation(
 
 
 __all__ = [
-    "FilePlan",
-    "Format",
     "QUARANTINE_SCHEMA",
+    "FilePlan",
     "ScanReport",
     "ScannedFile",
-    "UserError",
     "history_projection",
     "registration_projection",
+    "required_for",
     "rows_sql",
 ]

@@ -99,9 +99,6 @@ def _slot_of(name: str, method_t: str, party_t: str, slots: int) -> tuple[str, i
     return None
 
 
-__all__ = ["write", "lit"]
-
-
 def history_sql(plan, map_plans: list, state: str) -> str:  # noqa: ANN001 - FilePlans (import cycle)
     """Unpivot the 40 slots and decode them with the county's election map (SQL text)."""
     from voterolls.formats.engine import rows_sql

@@ -62,6 +62,11 @@ class Scan:
         self._temp = temp_paths
         self._report: ScanReport | None = None
 
+    @property
+    def files(self) -> list[ScannedFile]:
+        """Per-file counts (known at scan time; the same objects ``finish().files`` returns)."""
+        return list(self._files)
+
     def finish(self) -> ScanReport:
         """Quarantine and per-file counts; deletes temp files.  Idempotent."""
         if self._report is not None:

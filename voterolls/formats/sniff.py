@@ -14,6 +14,7 @@ import hashlib
 import os
 import tempfile
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -134,6 +135,17 @@ def normalise_endings(path: Path, encoding: str) -> Path:
 
 def first_lines(path: Path, encoding_hint: str | None = None, n: int = 3) -> tuple[str, list[str]]:
     """(encoding guess, first ``n`` lines decoded) from the file's head, for detection and shape checks."""
+    st = path.stat()
+    enc, lines = _first_lines(str(path), encoding_hint, st.st_size, st.st_mtime_ns)
+    return enc, lines[:n]
+
+
+@lru_cache(maxsize=1024)
+def _first_lines(
+    path_s: str, encoding_hint: str | None, size: int, mtime_ns: int
+) -> tuple[str, list[str]]:
+    # cached: detection tries every layout against the same few files
+    path = Path(path_s)
     raw = head(path)
     if is_utf16(raw):
         enc = "utf-16"
@@ -158,4 +170,4 @@ def first_lines(path: Path, encoding_hint: str | None = None, n: int = 3) -> tup
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     if len(raw) == (1 << 16) and len(lines) > 1:
         lines = lines[:-1]  # last one may be cut
-    return enc, lines[:n]
+    return enc, lines[:8]

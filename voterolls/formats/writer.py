@@ -60,9 +60,14 @@ def ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _bucket(id_expr: str) -> str:
+def _bucket_sql(id_expr: str) -> str:
     """A stable 0..999 bucket from the voter id (md5, not DuckDB's version-specific hash)."""
     return f"(CAST(('0x' || substr(md5(coalesce(CAST({id_expr} AS VARCHAR), '')), 1, 6)) AS INTEGER) % 1000)"
+
+
+def _bucket(id_expr: str) -> str:
+    # registrations carry the bucket precomputed (column __b, see _prepare)
+    return id_expr.rsplit(".", 1)[0] + ".__b"
 
 
 class PolicyView:
@@ -294,7 +299,9 @@ def _prepare(
         "__i", pa.array(range(regs.num_rows), pa.int64())
     )
     con.register("_regs_arrow", regs)
-    con.execute("CREATE OR REPLACE TEMP TABLE r_all AS SELECT * FROM _regs_arrow")
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE r_all AS SELECT *, {_bucket_sql('state_voter_id')} AS __b FROM _regs_arrow"
+    )
     vh = (
         conform(vote_history, VOTE_HISTORY_SCHEMA)
         if vote_history is not None
@@ -342,6 +349,7 @@ def write_native(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
     try:
         _prepare(con, state, registrations, vote_history)
         reg = fmt.registrations
@@ -406,7 +414,10 @@ def write_table(
     rdr = con.sql(f"SELECT {line} AS line {from_sql} ORDER BY {order_sql}").to_arrow_reader(
         BATCH_ROWS
     )
-    write_lines(path, layout, header, rdr)
+    n = write_lines(path, layout, header, rdr)
+    if n == 0 and header is None:  # a header-less file with no records would be an empty file
+        path.unlink()
+        return []
     return [path]
 
 

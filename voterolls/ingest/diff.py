@@ -75,6 +75,7 @@ def diff_snapshots(ws: Workspace, state: str, old: str | None = None, new: str |
     po = ws.snapshot_dir(state, old) / "registrations.parquet"
     pn = ws.snapshot_dir(state, new) / "registrations.parquet"
     con = duckdb.connect(config={"memory_limit": "1GB", "temp_directory": str(ws.path / "tmp" / "duckdb")})
+    con.execute("SET enable_progress_bar = false")
     try:
         for alias, path in (("o", po), ("n", pn)):
             con.execute(

@@ -178,11 +178,19 @@ def _connect(staged: StagedSnapshot, memory_limit: str | None, threads: int | No
     cfg: dict[str, Any] = {
         "memory_limit": memory_limit or _default_memory_limit(),
         "temp_directory": str(staged.tmp_dir),
-        "preserve_insertion_order": False,
+        # keep insertion order: the readers number lines with row_number() OVER ()
     }
     if threads:
         cfg["threads"] = int(threads)
-    return duckdb.connect(config=cfg)
+    con = duckdb.connect(config=cfg)
+    _quiet(con)
+    return con
+
+
+def _quiet(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """No DuckDB progress bar: ingest reports progress itself, and the bar writes to stdout."""
+    con.execute("SET enable_progress_bar = false")
+    return con
 
 
 # ---------------------------------------------------------------------------
@@ -261,6 +269,16 @@ def _stream_write(
     """Write rows where ``flag`` is false to ``out``; count everything; return rows written."""
     writer = pq.ParquetWriter(out, schema, compression="zstd", compression_level=3)
     written = 0
+    pending: list[pa.Table] = []  # small batches (one per county file) gathered into one row group
+    pending_rows = 0
+
+    def flush() -> None:
+        nonlocal pending, pending_rows
+        if pending:
+            t = pa.concat_tables(pending)
+            writer.write_table(t, row_group_size=max(1, t.num_rows))
+            pending, pending_rows = [], 0
+
     try:
         reader = rel.to_arrow_reader(BATCH_ROWS)
         for batch in reader:
@@ -306,10 +324,15 @@ def _stream_write(
                     removed = pc.and_(pc.fill_null(kept.column(name), False), pc.is_null(kept.column(fld)))
                     counts.policy_removed[fld] += int(pc.sum(removed).as_py() or 0)
             out_tbl = kept.select(schema.names).cast(schema)
-            writer.write_table(out_tbl, row_group_size=max(1, out_tbl.num_rows))
+            if out_tbl.num_rows:
+                pending.append(out_tbl)
+                pending_rows += out_tbl.num_rows
+                if pending_rows >= BATCH_ROWS:
+                    flush()
             written += out_tbl.num_rows
             if progress:
                 progress(n)
+        flush()
     finally:
         writer.close()
     return written
@@ -393,17 +416,18 @@ def ingest(
     policy = _get_policy(state)
     fingerprint = _policy_fingerprint(policy)
     key = _ingest_key(shas, format, sealed_sha, override, fingerprint)
-    cur = ws.current_snapshot(state)
-    if cur is not None and cur["ingest_key"] == key:
-        log.info("ingest %s: same inputs as snapshot %s; nothing to do", state, cur["snapshot_id"])
-        return _unchanged(ws, cur, started)
+    with ws.state_lock(state):
+        cur = ws.current_snapshot(state)
+        if cur is not None and cur["ingest_key"] == key:
+            log.info("ingest %s: same inputs as snapshot %s; nothing to do", state, cur["snapshot_id"])
+            return _unchanged(ws, cur, started)
 
-    staged = ws.stage(state)
-    try:
-        result = _run(ws, staged, state, plist, shas, format, sealed_path, sealed_sha, override, policy, fingerprint, key, report, memory_limit, threads, started)
-    except BaseException:
-        ws.discard(staged)
-        raise
+        staged = ws.stage(state)
+        try:
+            result = _run(ws, staged, state, plist, shas, format, sealed_path, sealed_sha, override, policy, fingerprint, key, report, memory_limit, threads, started)
+        except BaseException:
+            ws.discard(staged)
+            raise
     return result
 
 
@@ -434,14 +458,21 @@ def _run(
         total_rows = sum(f.rows_read for f in getattr(s, "_files", []) if f.role == "registrations") or None
 
         # -- registrations: flags, dates, law, tokens, normalisation ---------------------------
-        rel = s.registrations
+        # The reader's relation is one large SQL tree; every relation built on it
+        # would re-bind the whole tree (seconds per stage for a 60-county state).
+        # So it is executed once and streamed as Arrow batches into a second
+        # cursor, where the policy / normalisation stages bind against a plain
+        # Arrow scan.  Still one pass, still in memory: nothing touches disk
+        # before ``enforce``.
+        cur = _quiet(con.cursor())
+        rel = cur.from_arrow(s.registrations.to_arrow_reader(BATCH_ROWS))
         cols = set(rel.columns)
         if "_protected" in cols:
             prot = "(CASE WHEN _protected IS NULL THEN false ELSE coalesce(TRY_CAST(_protected AS BOOLEAN), true) END)"
             rel = rel.project(f"* EXCLUDE (_protected), {prot} AS {PROTECTED}")
         else:
             rel = rel.project(f"*, false AS {PROTECTED}")
-        rel = clean_dates(con, rel)
+        rel = clean_dates(cur, rel)
         cols = set(rel.columns)
         had = []
         for f in GOVERNED:
@@ -452,17 +483,17 @@ def _run(
         lawful, _findings = enforce(rel, policy, override=override, count=False)
         extra_bool = [f"__had_{f}" for f in GOVERNED if f in cols]
         if sealed_path is not None:
-            view, tokens = _sealed_view(con, sealed_path)
+            view, tokens = _sealed_view(cur, sealed_path)
             lawful.create_view("_vr_lawful", replace=True)
             lcols = [c for c in lawful.columns if c not in tokens]
             sel = ", ".join(f"l.{_q(c)}" for c in lcols)
             toks = ", ".join(f"s.{_q(t)} AS {_q(t)}" for t in tokens)
-            lawful = con.sql(
+            lawful = cur.sql(
                 f"SELECT {sel}, {toks}, (s.state_voter_id IS NOT NULL) AS {SEALED_MATCH} "
                 f"FROM _vr_lawful l LEFT JOIN {view} s ON s.state_voter_id = l.state_voter_id"
             )
             extra_bool.append(SEALED_MATCH)
-        normal = normalize_registrations(con, lawful)
+        normal = normalize_registrations(cur, lawful)
         missing = [f.name for f in REGISTRATION_SCHEMA if f.name not in normal.columns]
         if missing:
             normal = normal.project("*, " + ", ".join(f"NULL::{_duck_type(REGISTRATION_SCHEMA.field(m).type)} AS {_q(m)}" for m in missing))
@@ -491,9 +522,10 @@ def _run(
                 if reg_counts.flagged_ids
                 else pa.array([], pa.string())
             )
-            con.register("_vr_prot_ids", pa.table({"state_voter_id": ids}))
-            vh.create_view("_vr_vh", replace=True)
-            vh_flagged = con.sql(
+            cur2 = _quiet(con.cursor())
+            cur2.register("_vr_prot_ids", pa.table({"state_voter_id": ids}))
+            cur2.from_arrow(vh.to_arrow_reader(BATCH_ROWS)).create_view("_vr_vh", replace=True)
+            vh_flagged = cur2.sql(
                 f"SELECT v.*, (p.state_voter_id IS NOT NULL) AS {PROTECTED} FROM _vr_vh v "
                 f"LEFT JOIN _vr_prot_ids p ON p.state_voter_id = v.state_voter_id"
             )
@@ -668,6 +700,10 @@ def _run(
     }
     report("commit", 0, None)
     final = ws.commit(staged, record, [asdict(fr) for fr in files])
+    if final is None:  # the same inputs were committed by another process meanwhile
+        cur = ws.current_snapshot(state)
+        assert cur is not None
+        return _unchanged(ws, cur, started)
     log.info(
         "ingest %s: snapshot %s, %d read, %d loaded, %d quarantined, %d protected excluded",
         state, staged.snapshot_id, totals["rows_read"], loaded, totals["quarantined"], totals["protected_excluded"],

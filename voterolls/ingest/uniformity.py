@@ -206,6 +206,7 @@ def compute(
     if temp_dir is not None:
         cfg["temp_directory"] = str(temp_dir)
     con = duckdb.connect(config=cfg)
+    con.execute("SET enable_progress_bar = false")
     try:
         aggs = ["count(*)"]
         for f in REGISTRATION_FIELDS:

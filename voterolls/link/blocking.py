@@ -41,9 +41,15 @@ DEFAULT_BLOCK_CAP = 100
 #: (key column, [component expressions in refinement order]).
 CAPPED_KEYS: dict[str, tuple[list[str], list[str]]] = {
     # base components, then refinements tried one after another
-    "bk_sx_year_init": (["last_sx", "CAST(birth_year AS VARCHAR)", "first_initial"], ["middle_initial"]),
+    "bk_sx_year_init": (
+        ["last_sx", "CAST(birth_year AS VARCHAR)", "first_initial"],
+        ["middle_initial"],
+    ),
     "bk_name": (["first_name_canonical", "last_name"], ["CAST(birth_year AS VARCHAR)"]),
-    "bk_last_year_sex": (["last_name", "CAST(birth_year AS VARCHAR)", "gender"], ["middle_initial"]),
+    "bk_last_year_sex": (
+        ["last_name", "CAST(birth_year AS VARCHAR)", "gender"],
+        ["middle_initial"],
+    ),
 }
 
 
@@ -67,7 +73,9 @@ def blocking_keys_sql(source: str, cap: int) -> str:
         cols = []
         for j, parts in enumerate(levels):
             cols.append(f"{_key_expr(parts)} AS _{name}_{j}")
-        counted = [f"count(*) OVER (PARTITION BY _{name}_{j}) AS _{name}_n{j}" for j in range(len(levels))]
+        counted = [
+            f"count(*) OVER (PARTITION BY _{name}_{j}) AS _{name}_n{j}" for j in range(len(levels))
+        ]
         ctes.append(f"_k{i}a AS (SELECT *, {', '.join(cols)} FROM {prev})")
         ctes.append(f"_k{i}b AS (SELECT *, {', '.join(counted)} FROM _k{i}a)")
         case = " ".join(
@@ -112,21 +120,29 @@ def training_rules() -> list[BlockingRuleCreator]:
     entirely (an unresolved nickname), and EM would learn that such pairs
     never match.  Hence three sessions on real comparison columns:
 
-    * (DOB, last name)             -> first name, middle, suffix, gender, address, SSN4
-    * (DOB, canonical first name)  -> last name (and the above again)
-    * (canonical first, last name, middle initial) -> DOB, DOB token, birth year
+    * (DOB, last name)                  -> first name, middle, suffix, gender, address, SSN4
+    * (DOB, canonical first name)       -> last name (and the above again)
+    * (canonical first, last, birth year) -> full DOB, DOB token, middle (again)
 
-    The third rule includes the middle initial because a (first, last) block
-    of a common name is mostly different people, and EM then mistakes
-    strangers who share a common middle name for matches, inflating m of
-    "different DOB" tenfold (measured at 100k registrations).  The middle
-    name appears in the rule, so Splink does not estimate it there.  Big
-    blocks are handled by EM's deterministic ``max_pairs`` sampling.
+    Splink takes the median over sessions, so a comparison estimated in
+    several sessions is robust to one bad one.
+
+    The third rule includes the birth year because a plain (first, last)
+    block of a common name is mostly different people, and EM then settles
+    on a fixed point where strangers sharing a common middle name count as
+    matches, inflating m of "different DOB" from ~0.01 to 0.13-0.18
+    (measured at 100k registrations).  The birth-year comparison cannot be
+    estimated by EM at all from name blocks: for a pair with a year on one
+    side the year is the only informative field once names are blocked on, and
+    one binary field does not identify a two-class mixture.  Its m is
+    therefore derived from the full-date comparison
+    (:func:`voterolls.link.train.derive_dependent_m`).  Big blocks are handled
+    by EM's deterministic ``max_pairs`` sampling.
     """
     return [
         block_on("dob", "last_name"),
         block_on("dob", "first_name_canonical"),
-        block_on("first_name_canonical", "last_name", "substr(middle_name, 1, 1)"),
+        block_on("first_name_canonical", "last_name", "birth_year"),
     ]
 
 
@@ -157,7 +173,9 @@ class BlockingReport:
         }
 
 
-def blocking_report(linker, con, input_table: str, n: int, cap: int, sample: float = 1.0) -> BlockingReport:
+def blocking_report(
+    linker, con, input_table: str, n: int, cap: int, sample: float = 1.0
+) -> BlockingReport:
     """Comparisons per rule (Splink's blocking analysis) and keys dropped by the cap.
 
     ``con`` is a DuckDB connection holding ``input_table`` (the prepared input
@@ -179,7 +197,9 @@ def blocking_report(linker, con, input_table: str, n: int, cap: int, sample: flo
     for name, (base, _ref) in CAPPED_KEYS.items():
         full = " AND ".join(f"({p}) IS NOT NULL" for p in base)
         dropped[name] = int(
-            con.execute(f"SELECT count(*) FROM {input_table} WHERE {full} AND {name} IS NULL").fetchall()[0][0]
+            con.execute(
+                f"SELECT count(*) FROM {input_table} WHERE {full} AND {name} IS NULL"
+            ).fetchall()[0][0]
         )
     return BlockingReport(
         registrations=n,

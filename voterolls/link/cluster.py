@@ -17,15 +17,23 @@ from voterolls.link.train import log2_odds
 CLUSTER_COLUMNS = ("state", "state_voter_id", "cluster_id")
 
 
-def export_clusters(engine, linker, df_predict, out: Path, *, threshold: float, shift: float) -> tuple[int, int]:
+def export_clusters(
+    engine, linker, df_predict, out: Path, *, threshold: float, shift: float
+) -> tuple[int, int]:
     """Cluster at ``threshold`` (final probabilities) and write clusters; return (rows, clusters)."""
     # Final weight = Splink weight + shift, so the threshold on Splink's weight is:
     weight = log2_odds(threshold) - shift
     clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(
         df_predict, threshold_match_weight=weight
     )
-    raw = out.parent / "_work" / ("clusters_raw" if engine.EXPORT_IS_DIRECTORY else "clusters_raw.parquet")
-    glob = engine.export(clusters, raw, columns=["state", "state_voter_id", "cluster_id AS representative"])
+    raw = (
+        out.parent
+        / "_work"
+        / ("clusters_raw" if engine.EXPORT_IS_DIRECTORY else "clusters_raw.parquet")
+    )
+    glob = engine.export(
+        clusters, raw, columns=["state", "state_voter_id", "cluster_id AS representative"]
+    )
     n = finalise(
         glob,
         out,
@@ -38,7 +46,9 @@ def export_clusters(engine, linker, df_predict, out: Path, *, threshold: float, 
     con = duckdb.connect()
     try:
         p = str(out).replace("'", "''")
-        k = con.execute(f"SELECT count(DISTINCT cluster_id) FROM read_parquet('{p}')").fetchall()[0][0]
+        k = con.execute(f"SELECT count(DISTINCT cluster_id) FROM read_parquet('{p}')").fetchall()[
+            0
+        ][0]
     finally:
         con.close()
     clusters.drop_table_from_database_and_remove_from_cache()

@@ -27,21 +27,29 @@ def _fmt(v: float | None) -> str:
 
 def link_command(
     workspace: Annotated[Path | None, typer.Option("--workspace", "-w", help=_WS_HELP)] = None,
-    engine: Annotated[str, typer.Option("--engine", help=f"where Splink runs: {' | '.join(ENGINES)}")] = "duckdb",
+    engine: Annotated[
+        str, typer.Option("--engine", help=f"where Splink runs: {' | '.join(ENGINES)}")
+    ] = "duckdb",
     threshold: Annotated[
-        float, typer.Option("--threshold", help="match probability at which pairs are linked into one person")
+        float,
+        typer.Option(
+            "--threshold", help="match probability at which pairs are linked into one person"
+        ),
     ] = DEFAULT_THRESHOLD,
     model: Annotated[
         Path | None, typer.Option("--model", help="use this saved model JSON instead of training")
     ] = None,
     min_probability: Annotated[
-        float, typer.Option("--min-probability", help="pairs below this probability are not written")
+        float,
+        typer.Option("--min-probability", help="pairs below this probability are not written"),
     ] = DEFAULT_MIN_PROBABILITY,
     seed: Annotated[int, typer.Option("--seed", help="seed for training samples")] = DEFAULT_SEED,
     block_cap: Annotated[
         int, typer.Option("--block-cap", help="largest block a capped blocking key may form")
     ] = DEFAULT_BLOCK_CAP,
-    threads: Annotated[int | None, typer.Option("--threads", help="worker threads (default: all cores)")] = None,
+    threads: Annotated[
+        int | None, typer.Option("--threads", help="worker threads (default: all cores)")
+    ] = None,
 ) -> None:
     """Link registrations across and within states; write pairs, clusters and the model.
 
@@ -54,12 +62,16 @@ def link_command(
     from voterolls.link.run import link_registrations
 
     if engine not in ENGINES:
-        raise UserError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}", field="engine")
+        raise UserError(
+            f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}", field="engine"
+        )
     if block_cap < 2:
         raise UserError("--block-cap must be at least 2", field="block_cap")
     ws = _workspace(workspace)
     if not ws.states():
-        raise UserError("the workspace holds no registrations; run `voterolls ingest` first", file=ws.path)
+        raise UserError(
+            "the workspace holds no registrations; run `voterolls ingest` first", file=ws.path
+        )
     console = Console(stderr=True)
     con = ws.connect(read_only=False)
     try:
@@ -96,14 +108,19 @@ def link_command(
 
 
 def evaluate_command(
-    truth: Annotated[Path, typer.Option("--truth", "-t", help="a `voterolls generate` output directory")],
+    truth: Annotated[
+        Path, typer.Option("--truth", "-t", help="a `voterolls generate` output directory")
+    ],
     workspace: Annotated[Path | None, typer.Option("--workspace", "-w", help=_WS_HELP)] = None,
     threshold: Annotated[
         float | None,
-        typer.Option("--threshold", help="probability for a predicted pair (default: the one `link` used)"),
+        typer.Option(
+            "--threshold", help="probability for a predicted pair (default: the one `link` used)"
+        ),
     ] = None,
     out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="JSON output (default: W/link/evaluation.json)")
+        Path | None,
+        typer.Option("--out", "-o", help="JSON output (default: W/link/evaluation.json)"),
     ] = None,
 ) -> None:
     """Precision, recall and F1 for cross-state duplicates against the synthetic truth, by DOB granularity."""
@@ -120,7 +137,9 @@ def evaluate_command(
         rep = link_dir / "link_report.json"
         threshold = DEFAULT_THRESHOLD
         if rep.is_file():
-            threshold = float(json.loads(rep.read_text(encoding="utf-8")).get("threshold", DEFAULT_THRESHOLD))
+            threshold = float(
+                json.loads(rep.read_text(encoding="utf-8")).get("threshold", DEFAULT_THRESHOLD)
+            )
     if not 0 < threshold < 1:
         raise UserError("--threshold must be strictly between 0 and 1", field="threshold")
     con = ws.connect(read_only=False)
@@ -131,9 +150,23 @@ def evaluate_command(
     path = write_json(res, out or link_dir / "evaluation.json")
 
     console = Console()
-    labels = {"full": "full DOB both sides", "year": "year only on a side", "none": "no DOB on a side", "all": "all"}
+    labels = {
+        "full": "full DOB both sides",
+        "year": "year only on a side",
+        "none": "no DOB on a side",
+        "all": "all",
+    }
     t = Table(title=f"Cross-state duplicate registrations (p >= {threshold})")
-    for col in ("DOB", "true pairs", "model P", "model R", "model F1", "Crosscheck P", "Crosscheck R", "scored"):
+    for col in (
+        "DOB",
+        "true pairs",
+        "model P",
+        "model R",
+        "model F1",
+        "Crosscheck P",
+        "Crosscheck R",
+        "scored",
+    ):
         t.add_column(col, justify="left" if col == "DOB" else "right")
     for c in (*GRANULARITY_CLASSES, "all"):
         m, x = res["model"][c], res["crosscheck"][c]
@@ -152,7 +185,12 @@ def evaluate_command(
     for col in ("probability", "pairs", "expected true", "observed true"):
         cal.add_column(col, justify="right")
     for row in res["calibration"]:
-        cal.add_row(row["bin"], f"{row['pairs']:,}", f"{row['expected_true']:,.1f}", f"{row['observed_true']:,}")
+        cal.add_row(
+            row["bin"],
+            f"{row['pairs']:,}",
+            f"{row['expected_true']:,.1f}",
+            f"{row['observed_true']:,}",
+        )
     console.print(cal)
     typer.echo(f"-> {path}")
 

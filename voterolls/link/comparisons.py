@@ -25,7 +25,8 @@ built so that:
 * **Rare levels are not vetoes.**  A level EM never observes among matches
   (day/month transposition in a small sample, JR vs SR) would otherwise get
   Splink's placeholder m of 1e-6; :func:`voterolls.link.train.floor_m`
-  replaces it with :data:`voterolls.link.train.UNOBSERVED_M`.
+  makes an unobserved agreement level neutral and an unobserved
+  disagreement level :data:`voterolls.link.train.UNOBSERVED_M`.
 * **State is never evidence.**  Address and ZIP only count within a state
   (across states the pair is "not comparable": a mover is *expected* to have a
   different address, so a mismatch is neither for nor against).
@@ -125,14 +126,21 @@ def last_name() -> ComparisonCreator:
 
 
 def middle_name() -> ComparisonCreator:
-    labels = ["exact full name", "initial matches", "missing on one side", "different"]
+    labels = [
+        "exact (TF: a common middle name or a lone initial is worth less)",
+        "initial matches",
+        "missing on one side",
+        "different",
+    ]
     _register("middle_name", labels)
     return cl.CustomComparison(
         output_column_name="middle_name",
         comparison_levels=[
-            _custom("middle_name_l IS NULL AND middle_name_r IS NULL", "missing on both", null=True),
-            _custom("middle_name_l = middle_name_r AND length(middle_name_l) > 1", labels[0]).configure(
-                tf_adjustment_column="middle_name", tf_adjustment_weight=1.0
+            _custom(
+                "middle_name_l IS NULL AND middle_name_r IS NULL", "missing on both", null=True
+            ),
+            cll.ExactMatchLevel("middle_name", term_frequency_adjustments=True).configure(
+                label_for_charts=labels[0]
             ),
             _custom(
                 "substr(middle_name_l, 1, 1) = substr(middle_name_r, 1, 1) "
@@ -152,7 +160,9 @@ def name_suffix() -> ComparisonCreator:
     return cl.CustomComparison(
         output_column_name="name_suffix",
         comparison_levels=[
-            cll.NullLevel("name_suffix").configure(label_for_charts="missing on one or both sides (neutral)"),
+            cll.NullLevel("name_suffix").configure(
+                label_for_charts="missing on one or both sides (neutral)"
+            ),
             cll.ExactMatchLevel("name_suffix"),
             cll.ElseLevel().configure(label_for_charts=labels[1]),
         ],
@@ -202,7 +212,11 @@ def dob_token() -> ComparisonCreator:
     return cl.CustomComparison(
         output_column_name="dob_token",
         comparison_levels=[
-            _custom(f"({BOTH_PUBLIC_FULL}) OR NOT ({BOTH_TOKEN})", "public dates compared instead, or no token", null=True),
+            _custom(
+                f"({BOTH_PUBLIC_FULL}) OR NOT ({BOTH_TOKEN})",
+                "public dates compared instead, or no token",
+                null=True,
+            ),
             _custom("dob_token_l = dob_token_r", labels[0]),
             cll.ElseLevel(),
         ],
@@ -233,7 +247,11 @@ def ssn4_token() -> ComparisonCreator:
     _register("ssn4_token", labels)
     return cl.CustomComparison(
         output_column_name="ssn4_token",
-        comparison_levels=[cll.NullLevel("ssn4_token"), cll.ExactMatchLevel("ssn4_token"), cll.ElseLevel()],
+        comparison_levels=[
+            cll.NullLevel("ssn4_token"),
+            cll.ExactMatchLevel("ssn4_token"),
+            cll.ElseLevel(),
+        ],
         comparison_description="sealed last four SSN digits",
     )
 

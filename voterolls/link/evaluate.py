@@ -96,12 +96,14 @@ def _pair_view(con: duckdb.DuckDBPyConnection, name: str, select_sql: str) -> No
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE {name} AS
         SELECT DISTINCT least(x, y) AS a, greatest(x, y) AS b FROM (
-            SELECT {_key('state_l', 'state_voter_id_l')} AS x, {_key('state_r', 'state_voter_id_r')} AS y
+            SELECT {_key("state_l", "state_voter_id_l")} AS x, {_key("state_r", "state_voter_id_r")} AS y
             FROM ({select_sql}))"""
     ).fetchall()
 
 
-def _scores_by_class(con: duckdb.DuckDBPyConnection, predicted: str, truth: str) -> dict[str, Scores]:
+def _scores_by_class(
+    con: duckdb.DuckDBPyConnection, predicted: str, truth: str
+) -> dict[str, Scores]:
     rows = con.execute(
         f"""
         WITH u AS (
@@ -109,7 +111,7 @@ def _scores_by_class(con: duckdb.DuckDBPyConnection, predicted: str, truth: str)
                    p.a IS NOT NULL AS pred, t.a IS NOT NULL AS true_
             FROM {predicted} p FULL OUTER JOIN {truth} t ON p.a = t.a AND p.b = t.b
         )
-        SELECT {granularity_class_sql('ga.g', 'gb.g')} AS cls,
+        SELECT {granularity_class_sql("ga.g", "gb.g")} AS cls,
                count(*) FILTER (WHERE pred AND true_), count(*) FILTER (WHERE pred AND NOT true_),
                count(*) FILTER (WHERE true_ AND NOT pred)
         FROM u JOIN _ev_gran ga ON ga.k = u.a JOIN _ev_gran gb ON gb.k = u.b
@@ -141,7 +143,10 @@ def evaluate(
         if alt.is_file():
             truth_file = alt
         else:
-            raise UserError("no truth/duplicate_pairs.parquet here (expected a `voterolls generate` output)", file=truth_dir)
+            raise UserError(
+                "no truth/duplicate_pairs.parquet here (expected a `voterolls generate` output)",
+                file=truth_dir,
+            )
     pairs = Path(pairs_path)
     if not pairs.is_file():
         raise UserError("no pairs.parquet: run `voterolls link` first", file=pairs)
@@ -152,7 +157,11 @@ def evaluate(
     ).fetchall()
     n_regs = int(con.execute("SELECT count(*) FROM _ev_gran").fetchall()[0][0])
 
-    _pair_view(con, "_ev_truth_all", f"SELECT * FROM read_parquet({_lit(truth_file)}) WHERE kind = 'cross_state'")
+    _pair_view(
+        con,
+        "_ev_truth_all",
+        f"SELECT * FROM read_parquet({_lit(truth_file)}) WHERE kind = 'cross_state'",
+    )
     con.execute(
         """CREATE OR REPLACE TEMP TABLE _ev_truth AS SELECT t.* FROM _ev_truth_all t
            WHERE t.a IN (SELECT k FROM _ev_gran) AND t.b IN (SELECT k FROM _ev_gran)"""
@@ -185,7 +194,7 @@ def evaluate(
         f"""
         WITH p AS (
             SELECT least(x, y) AS a, greatest(x, y) AS b, match_probability FROM (
-                SELECT {_key('state_l', 'state_voter_id_l')} AS x, {_key('state_r', 'state_voter_id_r')} AS y,
+                SELECT {_key("state_l", "state_voter_id_l")} AS x, {_key("state_r", "state_voter_id_r")} AS y,
                        match_probability FROM read_parquet({_lit(pairs)}))
         )
         SELECT CASE {case} END AS bin, count(*), sum(match_probability),
@@ -209,10 +218,13 @@ def evaluate(
         "registrations": n_regs,
         "truth_cross_state_pairs": n_truth_all,
         "truth_pairs_in_workspace": n_truth,
-        "model": {c: model[c].as_dict() for c in GRANULARITY_CLASSES} | {"all": _total(model).as_dict()},
-        "crosscheck": {c: cc[c].as_dict() for c in GRANULARITY_CLASSES} | {"all": _total(cc).as_dict()},
+        "model": {c: model[c].as_dict() for c in GRANULARITY_CLASSES}
+        | {"all": _total(model).as_dict()},
+        "crosscheck": {c: cc[c].as_dict() for c in GRANULARITY_CLASSES}
+        | {"all": _total(cc).as_dict()},
         "scored_recall": {
-            c: (round(scored[c].recall, 4) if scored[c].recall is not None else None) for c in GRANULARITY_CLASSES
+            c: (round(scored[c].recall, 4) if scored[c].recall is not None else None)
+            for c in GRANULARITY_CLASSES
         }
         | {"all": _total(scored).recall},
         "calibration": calibration,

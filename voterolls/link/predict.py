@@ -60,12 +60,23 @@ def export_pairs(engine, df_predict, out: Path, *, shift: float, min_probability
     where = None
     if min_probability > 0:
         where = f"{weight_expr(shift)} >= {log2_odds(min_probability)!r}"
-    raw = out.parent / "_work" / ("pairs_raw" if engine.EXPORT_IS_DIRECTORY else "pairs_raw.parquet")
+    raw = (
+        out.parent / "_work" / ("pairs_raw" if engine.EXPORT_IS_DIRECTORY else "pairs_raw.parquet")
+    )
     glob = engine.export(df_predict, raw, columns=cols, where=where)
-    return finalise(glob, out, PAIR_COLUMNS, order="state_l, state_voter_id_l, state_r, state_voter_id_r")
+    return finalise(
+        glob, out, PAIR_COLUMNS, order="state_l, state_voter_id_l, state_r, state_voter_id_r"
+    )
 
 
-def finalise(glob: str, out: Path, columns: tuple[str, ...] | list[str], *, order: str, select: str | None = None) -> int:
+def finalise(
+    glob: str,
+    out: Path,
+    columns: tuple[str, ...] | list[str],
+    *,
+    order: str,
+    select: str | None = None,
+) -> int:
     """Rewrite the engine's export as one sorted Parquet file at ``out`` (atomic rename)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(out.suffix + ".tmp")
@@ -77,7 +88,9 @@ def finalise(glob: str, out: Path, columns: tuple[str, ...] | list[str], *, orde
             f"COPY (SELECT {sel} FROM read_parquet('{src}') ORDER BY {order}) "
             f"TO '{str(tmp).replace(chr(39), chr(39) * 2)}' (FORMAT PARQUET, COMPRESSION ZSTD)"
         ).fetchall()
-        n = con.execute(f"SELECT count(*) FROM read_parquet('{str(tmp).replace(chr(39), chr(39) * 2)}')").fetchall()[0][0]
+        n = con.execute(
+            f"SELECT count(*) FROM read_parquet('{str(tmp).replace(chr(39), chr(39) * 2)}')"
+        ).fetchall()[0][0]
     finally:
         con.close()
     os.replace(tmp, out)

@@ -97,15 +97,15 @@ def base_select_sql(source: str, present: set[str]) -> str:
         {canon}                                        AS first_name_canonical,
         {last}                                         AS last_name,
         {middle}                                       AS middle_name,
-        {clean(c('name_suffix'))}                      AS name_suffix,
+        {clean(c("name_suffix"))}                      AS name_suffix,
         {dob}                                          AS dob,
         CASE WHEN {by_raw} > 1900 AND {by_raw} <= year(current_date)
              THEN {by_raw} END                         AS birth_year_published,
-        CASE WHEN upper({c('gender')}) IN ('M', 'F') THEN upper({c('gender')}) END AS gender,
-        {clean(c('residence_address'))}                AS residence_address,
-        nullif(trim({c('residence_zip5')}), '')        AS residence_zip5,
-        nullif(trim({c('ssn4_token')}), '')            AS ssn4_token,
-        nullif(trim({c('dob_token')}), '')             AS dob_token
+        CASE WHEN upper({c("gender")}) IN ('M', 'F') THEN upper({c("gender")}) END AS gender,
+        {clean(c("residence_address"))}                AS residence_address,
+        nullif(trim({c("residence_zip5")}), '')        AS residence_zip5,
+        nullif(trim({c("ssn4_token")}), '')            AS ssn4_token,
+        nullif(trim({c("dob_token")}), '')             AS dob_token
     FROM {source}
     """
 
@@ -129,7 +129,7 @@ def derived_select_sql(base: str) -> str:
         CASE WHEN len({tokens}) > 1 THEN {tokens}[-1] END       AS last_name_b,
         substr(first_name, 1, 1)                                AS first_initial,
         substr(middle_name, 1, 1)                               AS middle_initial,
-        {soundex_sql('last_name')}                              AS last_sx
+        {soundex_sql("last_name")}                              AS last_sx
     FROM {base}
     """
 
@@ -164,7 +164,9 @@ def prepare_input(
     con.execute(f"CREATE OR REPLACE TEMP VIEW _link_derived AS {derived_select_sql('_link_base')}")
     keys = blocking_keys_sql("_link_derived", block_cap or DEFAULT_BLOCK_CAP)
     con.execute(f"CREATE OR REPLACE TABLE {target} AS {keys} ORDER BY unique_id")
-    n, distinct = con.execute(f"SELECT count(*), count(DISTINCT unique_id) FROM {target}").fetchall()[0]
+    n, distinct = con.execute(
+        f"SELECT count(*), count(DISTINCT unique_id) FROM {target}"
+    ).fetchall()[0]
     if n != distinct:
         raise UserError(
             f"{n - distinct} registrations share a (state, state_voter_id) with another; "

@@ -83,7 +83,9 @@ class LinkResult:
 def _check_probability(name: str, value: float, *, allow_zero: bool = False) -> None:
     ok = (0.0 <= value < 1.0) if allow_zero else (0.0 < value < 1.0)
     if not ok:
-        raise UserError(f"{name} must be a probability strictly between 0 and 1, got {value}", field=name)
+        raise UserError(
+            f"{name} must be a probability strictly between 0 and 1, got {value}", field=name
+        )
 
 
 def link_registrations(
@@ -126,6 +128,7 @@ def link_registrations(
 
     say("preparing registrations")
     n = prepare_input(con, source, "_vr_link_input", block_cap=block_cap)
+    n_full = int(con.execute("SELECT count(dob) FROM _vr_link_input").fetchall()[0][0])
     if n < 2:
         raise UserError(f"linkage needs at least 2 registrations; the workspace has {n}")
     input_path = work / "input.parquet"
@@ -151,16 +154,25 @@ def link_registrations(
 
         training = None
         if given is None:
-            report = train(linker, seed=seed, u_max_pairs=u_max_pairs, em_max_pairs=em_max_pairs, step=say)
+            report = train(
+                linker, seed=seed, u_max_pairs=u_max_pairs, em_max_pairs=em_max_pairs, step=say
+            )
             training = report.as_dict()
             t = lap("train", t)
 
         blocking = None
         if blocking_analysis:
             say("blocking analysis")
-            sample = 1.0 if n <= EXACT_BLOCKING_ANALYSIS_MAX else max(0.05, EXACT_BLOCKING_ANALYSIS_MAX / n)
+            sample = (
+                1.0
+                if n <= EXACT_BLOCKING_ANALYSIS_MAX
+                else max(0.05, EXACT_BLOCKING_ANALYSIS_MAX / n)
+            )
             br = blocking_report(linker, con, "_vr_link_input", n, block_cap, sample=sample)
-            blocking = br.as_dict() | {"record_sample_proportion": sample, "is_estimate": sample < 1.0}
+            blocking = br.as_dict() | {
+                "record_sample_proportion": sample,
+                "is_estimate": sample < 1.0,
+            }
             t = lap("blocking_analysis", t)
 
         say("scoring candidate pairs")
@@ -168,16 +180,20 @@ def link_registrations(
         t = lap("predict", t)
 
         scoring_prior = float(linker._settings_obj._probability_two_random_records_match)
+        candidates = int(eng.scalar(f"SELECT count(*) FROM {df_predict.physical_name}"))
         if given is None:
             say("estimating the prior")
-            prior, candidates, iters = estimate_prior(
-                eng, df_predict.physical_name, n_records=n, scoring_prior=scoring_prior
+            est = estimate_prior(
+                eng,
+                df_predict.physical_name,
+                n_records=n,
+                n_full=n_full,
+                scoring_prior=scoring_prior,
             )
-            training["prior"] = prior  # type: ignore[index]
-            training["prior_iterations"] = iters  # type: ignore[index]
+            prior = est.prior
+            training["prior"] = asdict(est)  # type: ignore[index]
         else:
             prior = scoring_prior
-            candidates = int(eng.scalar(f"SELECT count(*) FROM {df_predict.physical_name}"))
         shift = log2_odds(prior) - log2_odds(scoring_prior)
         linker._settings_obj._probability_two_random_records_match = prior
         t = lap("prior", t)
@@ -191,7 +207,9 @@ def link_registrations(
             model_path = Path(model)  # type: ignore[arg-type]
 
         say("writing pairs")
-        pairs_written = export_pairs(eng, df_predict, out / "pairs.parquet", shift=shift, min_probability=min_probability)
+        pairs_written = export_pairs(
+            eng, df_predict, out / "pairs.parquet", shift=shift, min_probability=min_probability
+        )
         w = weight_expr(shift)
         mass_below = float(
             eng.scalar(
@@ -232,9 +250,13 @@ def link_registrations(
         blocking=blocking,
         training=training,
     )
-    (out / "link_report.json").write_text(json.dumps(result.as_dict(), indent=2) + "\n", encoding="utf-8")
+    (out / "link_report.json").write_text(
+        json.dumps(result.as_dict(), indent=2) + "\n", encoding="utf-8"
+    )
     shutil.rmtree(work, ignore_errors=True)
-    log.info("link done: registrations=%s candidates=%s seconds=%s", n, candidates, seconds["total"])
+    log.info(
+        "link done: registrations=%s candidates=%s seconds=%s", n, candidates, seconds["total"]
+    )
     return result
 
 

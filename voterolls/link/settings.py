@@ -56,7 +56,7 @@ def settings_creator() -> SettingsCreator:
         retain_matching_columns=True,
         retain_intermediate_calculation_columns=False,
         additional_columns_to_retain=["state", "state_voter_id", "dob_granularity"],
-        em_convergence=0.001,
+        em_convergence=1e-4,
         max_iterations=20,
     )
 
@@ -69,13 +69,17 @@ def load_model(path: str | Path) -> dict[str, Any]:
     try:
         model = json.loads(p.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UserError(f"model file is not valid JSON ({exc.__class__.__name__})", file=p) from None
+        raise UserError(
+            f"model file is not valid JSON ({exc.__class__.__name__})", file=p
+        ) from None
     if not isinstance(model, dict) or "comparisons" not in model:
         raise UserError("not a Splink model (no 'comparisons')", file=p)
     return model
 
 
-def transfer_parameters(model: dict[str, Any], target: dict[str, Any], *, source: str = "model") -> dict[str, Any]:
+def transfer_parameters(
+    model: dict[str, Any], target: dict[str, Any], *, source: str = "model"
+) -> dict[str, Any]:
     """Copy trained m/u and the prior from ``model`` onto ``target`` (same structure).
 
     Used to run a model trained on one engine on another: the SQL of the

@@ -87,7 +87,9 @@ def load_nation_registrations(
     # group goes through the real ``enforce`` once (3 calls, not 51: building
     # 51 lazy pipelines costs more than linking a small test population).
     groups: dict[str, list[str]] = {}
-    states = [r[0] for r in con.execute("SELECT DISTINCT state FROM _nation_src ORDER BY 1").fetchall()]
+    states = [
+        r[0] for r in con.execute("SELECT DISTINCT state FROM _nation_src ORDER BY 1").fetchall()
+    ]
     for st in states:
         groups.setdefault(get_policy(st).dob_disclosure, []).append(st)
     cleaned = clean_dates(con, con.sql("SELECT * FROM _nation_src"))

@@ -285,7 +285,17 @@ def availability_legend(fa: FieldAvailability) -> list[tuple[str, str, str, bool
 # Uniformity heat map (non-null share, implausible values marked)
 # --------------------------------------------------------------------------
 
-_BLUES = ["#f7fbff", "#deebf7", "#c6dbef", "#9ecae1", "#6baed6", "#4292c6", "#2171b5", "#08519c", "#08306b"]
+_BLUES = [
+    "#f7fbff",
+    "#deebf7",
+    "#c6dbef",
+    "#9ecae1",
+    "#6baed6",
+    "#4292c6",
+    "#2171b5",
+    "#08519c",
+    "#08306b",
+]
 
 
 def share_colour(share: float | None) -> str:
@@ -350,7 +360,9 @@ def uniformity_heatmap(u: Uniformity) -> str:
                     f'<line x1="{x + cell_w / 2 - 5}" x2="{x + cell_w / 2 + 5}" y1="{y + cell_h / 2}" '
                     f'y2="{y + cell_h / 2}" stroke="{MUTED}" stroke-width="1.5"/>'
                 )
-            flag = (r.plausible_share is not None and r.plausible_share < 0.99) or (r.unmapped or 0) > 0
+            flag = (r.plausible_share is not None and r.plausible_share < 0.99) or (
+                r.unmapped or 0
+            ) > 0
             if flag:
                 dot = text_on(fill) if fill.startswith("#") else INK
                 out.append(
@@ -405,7 +417,9 @@ def histogram(
         )
     ]
     if compact:
-        out.append(f'<text x="{left}" y="14" font-size="13" font-weight="600" fill="{INK}">{_e(s.label)}</text>')
+        out.append(
+            f'<text x="{left}" y="14" font-size="13" font-weight="600" fill="{INK}">{_e(s.label)}</text>'
+        )
         out.append(
             f'<text x="{width - right}" y="14" text-anchor="end" font-size="11" fill="{MUTED}">'
             f"{_e(fmt_int(s.total))} pairs</text>"

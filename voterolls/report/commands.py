@@ -9,14 +9,29 @@ import typer
 from voterolls.errors import UserError
 
 
+def _default_workspace() -> Path:
+    try:
+        from voterolls.store import workspace_option_default
+    except ImportError:
+        return Path("workspace")
+    return workspace_option_default()
+
+
 def register(app: typer.Typer) -> None:
     @app.command("report")
     def report(
         out: Path = typer.Option(Path("report.html"), "--out", "-o", help="HTML file to write."),
-        workspace: Path = typer.Option(Path("workspace"), "--workspace", "-w", help="Workspace directory."),
+        workspace: Path | None = typer.Option(
+            None,
+            "--workspace",
+            "-w",
+            help="Workspace directory [default: $VOTEROLLS_WORKSPACE or ./workspace].",
+        ),
         title: str | None = typer.Option(None, "--title", help="Report title."),
         json_out: Path | None = typer.Option(
-            None, "--json", help="Also write the report's aggregate data model as JSON (for review)."
+            None,
+            "--json",
+            help="Also write the report's aggregate data model as JSON (for review).",
         ),
     ) -> None:
         """Write the offline HTML report (aggregates only; counts under 10 suppressed).
@@ -27,8 +42,15 @@ def register(app: typer.Typer) -> None:
         from voterolls.report.data import gather
         from voterolls.report.render import write_report
 
+        if workspace is None:
+            workspace = _default_workspace()
+        if workspace is None:
+            workspace = _default_workspace()
         if not workspace.is_dir():
-            raise UserError("workspace directory not found; run `voterolls ingest` first or pass --workspace", file=workspace)
+            raise UserError(
+                "workspace directory not found; run `voterolls ingest` first or pass --workspace",
+                file=workspace,
+            )
         if out.exists() and out.is_dir():
             raise UserError("--out is a directory; give a file name such as report.html", file=out)
         data = gather(workspace, title=title)

@@ -16,12 +16,14 @@ from __future__ import annotations
 import csv
 import json
 import math
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
+from voterolls.errors import UserError
 from voterolls.log import get_logger
 from voterolls.report.model import (
     Availability,
@@ -43,6 +45,7 @@ from voterolls.report.model import (
 )
 from voterolls.report.suppress import (
     SMALL_CELL,
+    protect_table,
     suppress,
     suppress_group,
     suppress_one,
@@ -91,16 +94,26 @@ def load_policies() -> tuple[dict[str, dict[str, str]], str]:
             for st in JURISDICTIONS:
                 p = get_policy(st)
                 raw = getattr(p, "raw", None) or {}
-                out[st] = {k: _norm(raw[k] if k in raw else getattr(p, k, None)) for k in _POLICY_KEYS}
-            return out, "voterolls.policy (sourced draft, not legal advice; unknown = most restrictive)"
+                out[st] = {
+                    k: _norm(raw[k] if k in raw else getattr(p, k, None)) for k in _POLICY_KEYS
+                }
+            return (
+                out,
+                "voterolls.policy (sourced draft, not legal advice; unknown = most restrictive)",
+            )
         except Exception as exc:  # fall back to the vendored table
-            log.warning("get_policy failed (%s); reading the vendored policy table", type(exc).__name__)
+            log.warning(
+                "get_policy failed (%s); reading the vendored policy table", type(exc).__name__
+            )
             out = {}
     with resources.as_file(resources.files("voterolls.policy") / "state_policy.csv") as path:
         with open(path, newline="", encoding="utf-8") as fh:
             for row in csv.DictReader(fh):
                 out[row["state"]] = {k: _norm(row.get(k)) for k in _POLICY_KEYS}
-    return out, "voterolls/policy/state_policy.csv (sourced draft, not legal advice; unknown = most restrictive)"
+    return (
+        out,
+        "voterolls/policy/state_policy.csv (sourced draft, not legal advice; unknown = most restrictive)",
+    )
 
 
 # --------------------------------------------------------------------------
@@ -171,7 +184,12 @@ PLAUSIBLE: dict[str, str] = {
 }
 
 #: mapped field -> the state's original code beside it.
-CODE_PAIRS = {"gender": "gender_code", "party": "party_code", "status": "status_code", "race": "race_code"}
+CODE_PAIRS = {
+    "gender": "gender_code",
+    "party": "party_code",
+    "status": "status_code",
+    "race": "race_code",
+}
 
 #: Rows of the availability heat map: label -> (column(s), policy key or None).
 #: ``None`` column = no place in the national schema (requested in 2017, not
@@ -202,13 +220,17 @@ SEALED_COLUMNS = ("ssn4_token", "dl_token", "dob_token")
 SUPPLIED_SHARE = 0.01
 
 
-def _non_null_by_state(con: duckdb.DuckDBPyConnection, cols: list[str]) -> dict[str, dict[str, Any]]:
+def _non_null_by_state(
+    con: duckdb.DuckDBPyConnection, cols: list[str]
+) -> dict[str, dict[str, Any]]:
     """One grouped pass: rows, non-null and implausible counts per state and field."""
     parts = ["state", "count(*) AS __rows"]
     for c in cols:
         parts.append(f'count("{c}") AS "nn__{c}"')
         if c in PLAUSIBLE:
-            parts.append(f'count_if("{c}" IS NOT NULL AND NOT coalesce({PLAUSIBLE[c]}, false)) AS "bad__{c}"')
+            parts.append(
+                f'count_if("{c}" IS NOT NULL AND NOT coalesce({PLAUSIBLE[c]}, false)) AS "bad__{c}"'
+            )
         if c in CODE_PAIRS and CODE_PAIRS[c] in cols:
             code = CODE_PAIRS[c]
             vocab = ",".join(f"'{v}'" for v in VOCABULARIES[c])
@@ -221,7 +243,9 @@ def _non_null_by_state(con: duckdb.DuckDBPyConnection, cols: list[str]) -> dict[
     return {row[0]: dict(zip(names, row, strict=True)) for row in cur.fetchall()}
 
 
-def _unmapped_codes(con: duckdb.DuckDBPyConnection, cols: set[str]) -> dict[tuple[str, str], list[CodeCount]]:
+def _unmapped_codes(
+    con: duckdb.DuckDBPyConnection, cols: set[str]
+) -> dict[tuple[str, str], list[CodeCount]]:
     """The most frequent original codes that did not map, per state and field.
 
     A code seen on fewer than SMALL_CELL rows is never printed (it could be a
@@ -294,9 +318,11 @@ def gather_coverage(
         national = cov.get("national", {})
         note = cov.get("registrants_note")
     else:  # no tracker module: the 2017 snapshot column of the policy table
-        by_state = {st: {"status": p.get("response_to_2017_commission")} for st, p in policies.items()}
+        by_state = {
+            st: {"status": p.get("response_to_2017_commission")} for st, p in policies.items()
+        }
         source = f"{source}; status from the policy table's 2017 response column"
-    shown = dict(zip(JURISDICTIONS, suppress([loaded.get(st) for st in JURISDICTIONS]), strict=True))
+    shown = {st: None for st in JURISDICTIONS} | _protected_loaded(loaded)
     total_w = sum(int(r.get("registrants") or 0) for r in by_state.values())
     states: list[StateCoverage] = []
     for st in JURISDICTIONS:
@@ -354,8 +380,16 @@ def _law(policy: dict[str, str], key: str | None) -> tuple[str, str]:
         if d == "unknown":
             return "unknown", "DOB disclosure unknown"
         if key == "dob_full":
-            return ("allowed", "full DOB public") if d == "full" else ("withheld", f"DOB disclosure: {d}")
-        return ("allowed", f"DOB disclosure: {d}") if d in ("full", "year") else ("withheld", "no DOB disclosed")
+            return (
+                ("allowed", "full DOB public")
+                if d == "full"
+                else ("withheld", f"DOB disclosure: {d}")
+            )
+        return (
+            ("allowed", f"DOB disclosure: {d}")
+            if d in ("full", "year")
+            else ("withheld", "no DOB disclosed")
+        )
     v = policy.get(key, "unknown")
     if key == "party_on_file" and v == "no":
         return "not_applicable", "no party registration"
@@ -409,8 +443,16 @@ def gather_fields(
                 elif law == "allowed":
                     avail = "allowed_missing"
                 else:
-                    avail = {"withheld": "withheld", "unknown": "unknown_law", "not_applicable": "not_applicable"}[law]  # type: ignore[assignment]
-            cells.append(FieldCell(state=st, field=label, availability=avail, non_null_share=share, law=law_label))
+                    avail = {
+                        "withheld": "withheld",
+                        "unknown": "unknown_law",
+                        "not_applicable": "not_applicable",
+                    }[law]  # type: ignore[assignment]
+            cells.append(
+                FieldCell(
+                    state=st, field=label, availability=avail, non_null_share=share, law=law_label
+                )
+            )
     return Section[FieldAvailability](
         data=FieldAvailability(
             fields=[r[0] for r in AVAILABILITY_ROWS],
@@ -421,11 +463,25 @@ def gather_fields(
     )
 
 
+def _protected_loaded(loaded: dict[str, int]) -> dict[str, int | None]:
+    """Per-state registration counts as published.
+
+    Small cells are suppressed and, because the national total is published
+    too, one complementary state is hidden when exactly one is small.  Every
+    section prints these same numbers: a count hidden in one table must not
+    appear in another.
+    """
+    states = sorted(loaded)
+    return dict(zip(states, suppress_group([loaded[s] for s in states]), strict=True))
+
+
 def gather_uniformity(
     con: duckdb.DuckDBPyConnection,
     stats: dict[str, dict[str, Any]],
     cols: list[str],
+    published: dict[str, int | None] | None = None,
 ) -> Section[Uniformity]:
+    published = published or {}
     codes = _unmapped_codes(con, set(cols))
     fields = [c for c in cols if c in PLAUSIBLE and c != "dob_granularity"]
     fields = [c for c in PLAUSIBLE if c in fields]  # schema order
@@ -436,7 +492,9 @@ def gather_uniformity(
     n_shown = dict(zip(sorted(stats), suppress([n_of[st] for st in sorted(stats)]), strict=True))
     nn_shown = dict(zip(keys, suppress([nn_of[k] for k in keys]), strict=True))
     um_raw = [stats[st].get(f"um__{f}") for st, f in keys]
-    um_shown = dict(zip(keys, suppress([None if v is None else int(v) for v in um_raw]), strict=True))
+    um_shown = dict(
+        zip(keys, suppress([None if v is None else int(v) for v in um_raw]), strict=True)
+    )
     rows: list[UniformityRow] = []
     for st, f in keys:
         n, nn = n_of[st], nn_of[(st, f)]
@@ -445,7 +503,7 @@ def gather_uniformity(
             UniformityRow(
                 state=st,
                 field=f,
-                rows=n_shown[st],
+                rows=published.get(st, n_shown[st]),
                 # a share over fewer than SMALL_CELL rows is itself a small cell
                 non_null_share=(nn / n) if n_shown[st] else None,
                 plausible_share=((nn - bad) / nn) if n_shown[st] and nn_shown[(st, f)] else None,
@@ -467,19 +525,35 @@ def gather_uniformity(
 _INGEST_UNIFORMITY = {"state", "field", "rows", "non_null", "plausible"}
 
 
-def gather_uniformity_ingest(con: duckdb.DuckDBPyConnection) -> Section[Uniformity] | None:
+def gather_uniformity_ingest(
+    con: duckdb.DuckDBPyConnection, published: dict[str, int | None] | None = None
+) -> Section[Uniformity] | None:
     """The uniformity section from the ingest stage's per-snapshot ``uniformity.parquet``.
 
     Preferred over the report's own checks: ingest knows each layout's code
     map, what normalisation repaired and what the law withheld.  None when the
     workspace has no such table (older snapshots, or ingest not yet run).
     """
+    published = published or {}
     if not _has_relation(con, "uniformity"):
         return None
     cols = _columns(con, "uniformity")
     if not _INGEST_UNIFORMITY <= cols:
         return None
-    opt = [c for c in ("dataset", "present", "policy", "repaired", "nulled", "withheld_values", "unmapped", "unmapped_codes") if c in cols]
+    opt = [
+        c
+        for c in (
+            "dataset",
+            "present",
+            "policy",
+            "repaired",
+            "nulled",
+            "withheld_values",
+            "unmapped",
+            "unmapped_codes",
+        )
+        if c in cols
+    ]
     rows = con.execute(
         f"SELECT state, field, rows, non_null, plausible, {', '.join(opt) if opt else 'NULL'} "
         "FROM uniformity ORDER BY state"
@@ -493,7 +567,9 @@ def gather_uniformity_ingest(con: duckdb.DuckDBPyConnection) -> Section[Uniformi
     def sup(key: str) -> list[int | None]:
         return suppress([None if r.get(key) is None else int(r[key]) for r in recs])
 
-    n_s, nn_s, um_s, rep_s, nul_s, wh_s = (sup(k) for k in ("rows", "non_null", "unmapped", "repaired", "nulled", "withheld_values"))
+    n_s, nn_s, um_s, rep_s, nul_s, wh_s = (
+        sup(k) for k in ("rows", "non_null", "unmapped", "repaired", "nulled", "withheld_values")
+    )
     out: list[UniformityRow] = []
     for i, r in enumerate(recs):
         n, nn, pl = int(r["rows"] or 0), int(r["non_null"] or 0), int(r["plausible"] or 0)
@@ -514,7 +590,9 @@ def gather_uniformity_ingest(con: duckdb.DuckDBPyConnection) -> Section[Uniformi
                 state=str(r["state"]),
                 field=str(r["field"]) if dataset == "registrations" else f"history.{r['field']}",
                 dataset=dataset,
-                rows=n_s[i],
+                rows=published.get(str(r["state"]), n_s[i])
+                if dataset == "registrations"
+                else n_s[i],
                 non_null_share=(nn / n) if n_s[i] else None,
                 plausible_share=(min(pl, nn) / nn) if n_s[i] and nn_s[i] else None,
                 unmapped=um_s[i],
@@ -526,8 +604,20 @@ def gather_uniformity_ingest(con: duckdb.DuckDBPyConnection) -> Section[Uniformi
                 withheld_values=wh_s[i],
             )
         )
-    order = {f: i for i, f in enumerate([*REGISTRATION_SCHEMA.names, *(f"history.{n}" for n in VOTE_HISTORY_SCHEMA.names)])}
-    out.sort(key=lambda r: (r.state, r.dataset != "registrations", order.get(r.field, len(order)), r.field))
+    order = {
+        f: i
+        for i, f in enumerate(
+            [*REGISTRATION_SCHEMA.names, *(f"history.{n}" for n in VOTE_HISTORY_SCHEMA.names)]
+        )
+    }
+    out.sort(
+        key=lambda r: (
+            r.state,
+            r.dataset != "registrations",
+            order.get(r.field, len(order)),
+            r.field,
+        )
+    )
     fields: list[str] = []
     for r in out:
         if r.dataset == "registrations" and r.field not in fields:
@@ -551,9 +641,16 @@ def gather_matches(workspace: Path, bins: int = 20) -> Section[MatchDistribution
         )
     con = duckdb.connect()
     try:
-        cols = _columns(con, f"read_parquet('{_sql_path(path)}')")
+        cols = {  # raises on an unreadable file: the section then says so
+            d[0]
+            for d in con.execute(
+                f"SELECT * FROM read_parquet('{_sql_path(path)}') LIMIT 0"
+            ).description
+        }
         if "match_probability" not in cols:
-            return Section[MatchDistribution](missing="link/pairs.parquet has no match_probability column")
+            return Section[MatchDistribution](
+                missing="link/pairs.parquet has no match_probability column"
+            )
         has_gran = {"dob_granularity_l", "dob_granularity_r"} <= cols
         combo = (
             "CASE WHEN dob_granularity_l = 'full' AND dob_granularity_r = 'full' THEN 'Both full DOB' "
@@ -585,18 +682,48 @@ def gather_matches(workspace: Path, bins: int = 20) -> Section[MatchDistribution
         con.close()
     assert tot is not None
     total, half, p09, expected, in_state, cross = tot
-    order = ["Both full DOB", "Full DOB vs birth year", "Both birth year only", "At least one without DOB"]
+    order = [
+        "Both full DOB",
+        "Full DOB vs birth year",
+        "Both birth year only",
+        "At least one without DOB",
+    ]
     per: dict[str, list[int]] = {}
     for c, b, n in hist:
         per.setdefault(c, [0] * bins)[int(b)] = int(n)
     all_counts = [sum(per[c][i] for c in per) for i in range(bins)]
-    series = [HistogramSeries(label="All scored pairs", counts=suppress_group(all_counts), total=suppress_one(int(total)))]
-    if has_gran and len(per) > 1:
-        for c in order:
-            if c in per:
-                series.append(
-                    HistogramSeries(label=c, counts=suppress_group(per[c]), total=suppress_one(sum(per[c])))
-                )
+    labels = [c for c in order if c in per] if has_gran and len(per) > 1 else []
+    matrix = [all_counts, *(per[c] for c in labels)]
+    half_from = bins // 2
+    p09_from = int(round(0.9 * bins))
+    groups: list[tuple[list[tuple[int, int]], tuple[int, int] | str]] = [
+        ([(0, i) for i in range(bins)], "total"),
+        ([(0, i) for i in range(half_from, bins)], "half"),
+        ([(0, i) for i in range(p09_from, bins)], "p09"),
+    ]
+    for r in range(1, len(matrix)):
+        groups.append(([(r, i) for i in range(bins)], f"series{r}"))
+    if labels:
+        for i in range(bins):  # each all-pairs bar is the total of its column
+            groups.append(([(r, i) for r in range(1, len(matrix))], (0, i)))
+    shown, hide = protect_table(matrix, groups)
+    series = [
+        HistogramSeries(
+            label="All scored pairs",
+            counts=shown[0],
+            total=None if "total" in hide else suppress_one(int(total)),
+        )
+    ]
+    for r, c in enumerate(labels, start=1):
+        series.append(
+            HistogramSeries(
+                label=c,
+                counts=shown[r],
+                total=None if f"series{r}" in hide else suppress_one(sum(per[c])),
+            )
+        )
+    # cross + in-state = total, which is published: hide both or neither
+    split = suppress_group([int(cross or 0), int(in_state or 0)])
     rep = _link_report(workspace)
     return Section[MatchDistribution](
         data=MatchDistribution(
@@ -604,11 +731,13 @@ def gather_matches(workspace: Path, bins: int = 20) -> Section[MatchDistribution
             bin_edges=[i / bins for i in range(bins + 1)],
             series=series,
             total_pairs=suppress_one(int(total)),
-            pairs_at_least_half=suppress_one(int(half or 0)),
-            pairs_at_least_09=suppress_one(int(p09 or 0)),
-            expected_true_matches=(float(expected) if expected is not None and total >= SMALL_CELL else None),
-            cross_state_pairs=suppress_one(int(cross or 0)) if same_state != "NULL" else None,
-            in_state_pairs=suppress_one(int(in_state or 0)) if same_state != "NULL" else None,
+            pairs_at_least_half=None if "half" in hide else suppress_one(int(half or 0)),
+            pairs_at_least_09=None if "p09" in hide else suppress_one(int(p09 or 0)),
+            expected_true_matches=(
+                float(expected) if expected is not None and total >= SMALL_CELL else None
+            ),
+            cross_state_pairs=split[0] if same_state != "NULL" else None,
+            in_state_pairs=split[1] if same_state != "NULL" else None,
         )
     )
 
@@ -623,7 +752,11 @@ def _link_report(workspace: Path) -> dict[str, Any]:
     if not isinstance(rep, dict):
         return {}
     cand, clusters, multi = suppress(
-        [_as_int(rep.get("candidate_pairs")), _as_int(rep.get("clusters")), _as_int(rep.get("registrations_in_multi_clusters"))]
+        [
+            _as_int(rep.get("candidate_pairs")),
+            _as_int(rep.get("clusters")),
+            _as_int(rep.get("registrations_in_multi_clusters")),
+        ]
     )
     return {
         "candidate_pairs": cand,
@@ -741,7 +874,16 @@ def _count_est(key: str, value: Any, note: str | None = None) -> Estimate | None
     if v is None:
         return None
     shown = suppress_one(int(round(v)))
-    return Estimate(key=key, label=_EST_LABELS[key], point=shown, low=None, high=None, level=None, kind="count", note=note)
+    return Estimate(
+        key=key,
+        label=_EST_LABELS[key],
+        point=shown,
+        low=None,
+        high=None,
+        level=None,
+        kind="count",
+        note=note,
+    )
 
 
 def _attach_context(e: Estimate, entry: dict[str, Any]) -> None:
@@ -774,7 +916,11 @@ def _from_stats(raw: dict[str, Any]) -> dict[str, Any]:
             head = _headline_of(entry)
             e = parse_estimate(f"duplicate_registrations{suffix}", head)
             if e is not None:
-                note = [str(head.get("method"))] if isinstance(head, dict) and head.get("method") else []
+                note = (
+                    [str(head.get("method"))]
+                    if isinstance(head, dict) and head.get("method")
+                    else []
+                )
                 if entry.get("note"):
                     note.append(str(entry["note"]))
                 e.note = "; ".join(note) or None
@@ -782,8 +928,11 @@ def _from_stats(raw: dict[str, Any]) -> dict[str, Any]:
                 found[f"duplicate_registrations{suffix}"] = e
             rule = entry.get("rule_net_of_coincidences")
             if isinstance(rule, dict):
-                cc = _count_est(f"crosscheck_flagged{suffix}", rule.get("raw_rule_count"),
-                                "pairs agreeing on first + last name + DOB (birth year where a state gives only the year)")
+                cc = _count_est(
+                    f"crosscheck_flagged{suffix}",
+                    rule.get("raw_rule_count"),
+                    "pairs agreeing on first + last name + DOB (birth year where a state gives only the year)",
+                )
                 if cc is not None:
                     found[f"crosscheck_flagged{suffix}"] = cc
                 ex = _num(rule.get("expected_coincidences"))
@@ -825,21 +974,27 @@ def _from_stats(raw: dict[str, Any]) -> dict[str, Any]:
         rng = pg.get("ratio_range_from_ci") or [None, None]
         rng = rng if isinstance(rng, list | tuple) and len(rng) == 2 else [None, None]
         removed, used = suppress(
-            [_as_int(pg.get("registrations_removed")), _as_int(pg.get("removed_registrations_used_to_vote"))]
+            [
+                _as_int(pg.get("registrations_removed")),
+                _as_int(pg.get("removed_registrations_used_to_vote")),
+            ]
         )
         purge = Purge(
             rule=str(pg.get("rule")) if pg.get("rule") else None,
             registrations_removed=removed,
             removed_registrations_used_to_vote=used,
             double_votes_prevented=parse_estimate(
-                "double_votes_prevented", pg.get("double_votes_prevented_estimate"),
+                "double_votes_prevented",
+                pg.get("double_votes_prevented_estimate"),
                 "Double votes a purge could prevent (upper bound)",
             ),
             legitimate_votes_blocked=_num(pg.get("legitimate_votes_blocked_estimate")),
             ratio=_num(pg.get("legitimate_votes_blocked_per_double_vote_prevented")),
             ratio_low=_num(rng[0]),
             ratio_high=_num(rng[1]),
-            basis=str(pg.get("double_votes_prevented_basis")) if pg.get("double_votes_prevented_basis") else None,
+            basis=str(pg.get("double_votes_prevented_basis"))
+            if pg.get("double_votes_prevented_basis")
+            else None,
         )
         found["purge"] = purge
         if purge.ratio is not None:
@@ -897,7 +1052,9 @@ def gather_estimates(workspace: Path) -> Section[Estimates]:
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
-        return Section[Estimates](missing=f"estimates/estimates.json could not be read ({type(exc).__name__})")
+        return Section[Estimates](
+            missing=f"estimates/estimates.json could not be read ({type(exc).__name__})"
+        )
     if not isinstance(raw, dict):
         return Section[Estimates](missing="estimates/estimates.json is not a JSON object")
     return estimates_from_json(raw)
@@ -927,9 +1084,16 @@ def estimates_from_json(raw: dict[str, Any]) -> Section[Estimates]:
     for k in extra:
         found.pop(k)
     other = [e for e in extra.values() if isinstance(e, Estimate)]
-    headline_keys = ("duplicate_registrations", "double_votes", "coincidences_expected", "crosscheck_flagged")
+    headline_keys = (
+        "duplicate_registrations",
+        "double_votes",
+        "coincidences_expected",
+        "crosscheck_flagged",
+    )
     if not any(k in found for k in headline_keys):
-        return Section[Estimates](missing="estimates/estimates.json holds no estimate this report understands")
+        return Section[Estimates](
+            missing="estimates/estimates.json holds no estimate this report understands"
+        )
     cov = _first(body, "coverage_note") or _first(raw, "coverage_note")
     if cov is None and isinstance(body.get("coverage"), dict):
         cov = _coverage_sentence(body["coverage"])
@@ -955,7 +1119,11 @@ def _snapshot_totals(con: duckdb.DuckDBPyConnection | None) -> dict[str, Any]:
     if con is None or not _has_relation(con, "snapshots") or not _has_relation(con, "current"):
         return {}
     cols = _columns(con, "snapshots")
-    want = [c for c in ("quarantined", "protected_excluded", "created_at", "vote_history_withheld") if c in cols]
+    want = [
+        c
+        for c in ("quarantined", "protected_excluded", "created_at", "vote_history_withheld")
+        if c in cols
+    ]
     if not want:
         return {}
     rows = con.execute(
@@ -978,7 +1146,11 @@ def gather_protections(
         st for st, s in stats.items() if any((s.get(f"nn__{c}") or 0) > 0 for c in SEALED_COLUMNS)
     )
     return Protections(
-        sealed_fields=["SSN last four", "driver's licence number", "full date of birth (where matching is lawful but disclosure is not)"],
+        sealed_fields=[
+            "SSN last four",
+            "driver's licence number",
+            "full date of birth (where matching is lawful but disclosure is not)",
+        ],
         states_with_sealed_tokens=sealed_states,
         states_dob_full=by["full"],
         states_dob_year=by["year"],
@@ -1002,6 +1174,17 @@ def _total(snaps: dict[str, Any] | None, key: str) -> int | None:
 # --------------------------------------------------------------------------
 
 
+def _safely(what: str, fn: Callable[[], Section[Any]]) -> Section[Any]:
+    """Run one section's gatherer; a broken input costs that section, not the report."""
+    try:
+        return fn()
+    except UserError as exc:
+        return Section[Any](missing=f"{what} could not be read: {exc}")
+    except (duckdb.Error, OSError, ValueError, KeyError, TypeError) as exc:
+        log.warning("report section %s failed (%s)", what, type(exc).__name__)
+        return Section[Any](missing=f"{what} could not be read ({type(exc).__name__})")
+
+
 def gather(
     workspace: Path | str,
     *,
@@ -1011,42 +1194,64 @@ def gather(
     """Everything the report shows, as aggregates.
 
     ``con`` lets tests pass a connection that already has ``registrations``
-    and ``vote_history`` views; otherwise ``voterolls.store.Workspace`` opens it.
+    and ``vote_history`` views; otherwise ``voterolls.store.Workspace`` opens
+    it (and it is closed again here).
     """
     from voterolls import __version__
 
     workspace = Path(workspace)
     why: str | None = None
+    own = con is None
     if con is None:
         con, why = open_workspace(workspace)
-    policies, policy_source = load_policies()
-    stats: dict[str, dict[str, Any]] = {}
-    history: dict[str, int] = {}
-    reg_cols: list[str] = []
-    if con is not None and _has_relation(con, "registrations"):
-        reg_cols = [c for c in _columns(con, "registrations") if c != "state"]
-        stats = _non_null_by_state(con, [c for c in reg_cols if c not in ("source_file", "source_line", "state_voter_id")])
-        if _has_relation(con, "vote_history"):
-            history = dict(con.execute("SELECT state, count(*) FROM vote_history GROUP BY state").fetchall())
-    elif con is not None:
-        why = "the workspace has no registrations loaded yet; run `voterolls ingest`"
+    try:
+        policies, policy_source = load_policies()
+        stats: dict[str, dict[str, Any]] = {}
+        history: dict[str, int] = {}
+        reg_cols: list[str] = []
+        if con is not None and _has_relation(con, "registrations"):
+            reg_cols = [c for c in _columns(con, "registrations") if c != "state"]
+            skip = ("source_file", "source_line", "state_voter_id")
+            stats = _non_null_by_state(con, [c for c in reg_cols if c not in skip])
+            if _has_relation(con, "vote_history"):
+                history = dict(
+                    con.execute(
+                        "SELECT state, count(*) FROM vote_history GROUP BY state"
+                    ).fetchall()
+                )
+        elif con is not None:
+            why = "the workspace has no registrations loaded yet; run `voterolls ingest`"
+        loaded = {st: int(s["__rows"]) for st, s in stats.items()}
+        published = _protected_loaded(loaded)
+        snaps = _snapshot_totals(con)
 
-    loaded = {st: int(s["__rows"]) for st, s in stats.items()}
-    snaps = _snapshot_totals(con)
-    data = ReportData(
-        workspace_label=workspace.name or str(workspace),
-        version=__version__,
-        coverage=gather_coverage(workspace, con, policies, loaded, snaps),
-        fields=gather_fields(con, policies, policy_source, stats, history),
-        uniformity=(
-            (gather_uniformity_ingest(con) or gather_uniformity(con, stats, reg_cols))
-            if con is not None and stats
-            else Section[Uniformity](missing=why or "no registrations are loaded in this workspace")
-        ),
-        matches=gather_matches(workspace),
-        estimates=gather_estimates(workspace),
-        protections=gather_protections(policies, stats, snaps),
-    )
+        def uniformity() -> Section[Any]:
+            if con is None or not stats:
+                return Section[Uniformity](
+                    missing=why or "no registrations are loaded in this workspace"
+                )
+            return gather_uniformity_ingest(con, published) or gather_uniformity(
+                con, stats, reg_cols, published
+            )
+
+        data = ReportData(
+            workspace_label=workspace.name or str(workspace),
+            version=__version__,
+            coverage=_safely(
+                "coverage", lambda: gather_coverage(workspace, con, policies, loaded, snaps)
+            ),
+            fields=_safely(
+                "field availability",
+                lambda: gather_fields(con, policies, policy_source, stats, history),
+            ),
+            uniformity=_safely("uniformity", uniformity),
+            matches=_safely("link/pairs.parquet", lambda: gather_matches(workspace)),
+            estimates=_safely("estimates/estimates.json", lambda: gather_estimates(workspace)),
+            protections=gather_protections(policies, stats, snaps),
+        )
+    finally:
+        if own and con is not None:
+            con.close()
     if title:
         data.title = title
     return data

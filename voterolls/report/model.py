@@ -265,14 +265,26 @@ class Protections(BaseModel):
 
 class ReportData(BaseModel):
     title: str = "National voter-list compilation: coverage, linkage and honest estimates"
-    generated_at: str = Field(default_factory=lambda: datetime.now().astimezone().isoformat(timespec="seconds"))
+    generated_at: str = Field(
+        default_factory=lambda: datetime.now().astimezone().isoformat(timespec="seconds")
+    )
     workspace_label: str = ""
     version: str = ""
-    coverage: Section[Coverage] = Field(default_factory=lambda: Section[Coverage](missing="not gathered"))
-    fields: Section[FieldAvailability] = Field(default_factory=lambda: Section[FieldAvailability](missing="not gathered"))
-    uniformity: Section[Uniformity] = Field(default_factory=lambda: Section[Uniformity](missing="not gathered"))
-    matches: Section[MatchDistribution] = Field(default_factory=lambda: Section[MatchDistribution](missing="not gathered"))
-    estimates: Section[Estimates] = Field(default_factory=lambda: Section[Estimates](missing="not gathered"))
+    coverage: Section[Coverage] = Field(
+        default_factory=lambda: Section[Coverage](missing="not gathered")
+    )
+    fields: Section[FieldAvailability] = Field(
+        default_factory=lambda: Section[FieldAvailability](missing="not gathered")
+    )
+    uniformity: Section[Uniformity] = Field(
+        default_factory=lambda: Section[Uniformity](missing="not gathered")
+    )
+    matches: Section[MatchDistribution] = Field(
+        default_factory=lambda: Section[MatchDistribution](missing="not gathered")
+    )
+    estimates: Section[Estimates] = Field(
+        default_factory=lambda: Section[Estimates](missing="not gathered")
+    )
     protections: Protections = Field(
         default_factory=lambda: Protections(
             sealed_fields=[],

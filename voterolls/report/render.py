@@ -40,7 +40,8 @@ def _env() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters["int"] = charts.fmt_int
+    env.filters["int"] = charts.fmt_int  # counts of people / pairs: small cells read "<10"
+    env.filters["commas"] = lambda v: f"{int(v):,}"  # structural numbers (states, pairs of states)
     env.filters["num"] = charts.fmt_num
     env.filters["pct"] = charts.fmt_pct
     env.filters["interval"] = interval_text
@@ -48,6 +49,7 @@ def _env() -> Environment:
     env.filters["national"] = national_text
     env.filters["rests"] = rests_text
     env.filters["below_zero"] = below_zero_text
+    env.filters["sentence"] = lambda t: (t[:1].upper() + t[1:]) if t else ""
     return env
 
 
@@ -86,7 +88,7 @@ def value_text(e: Estimate | None) -> str:
 
 
 def interval_text(e: Estimate | None) -> str:
-    """"95% interval 1,100 to 1,400", or a plain statement that there is none."""
+    """ "95% interval 1,100 to 1,400", or a plain statement that there is none."""
     if e is None:
         return ""
     if e.low is None or e.high is None:
@@ -131,7 +133,24 @@ def coverage_caveat(data: ReportData) -> str:
         text += f", home to {charts.fmt_pct(cov.share_registrants_with_data)} of US registrants"
     else:
         text += "; the share of US registrants they hold is unknown"
-    return text + ". Figures are for these jurisdictions only, not national totals, and are not scaled up to states that sent nothing."
+    est = data.estimates.data
+    scaled = est is not None and any(
+        e is not None and e.national is not None
+        for e in (
+            est.duplicate_registrations,
+            est.duplicate_registrations_in_state,
+            est.double_votes,
+        )
+    )
+    if scaled:
+        return text + (
+            ". Figures are for these jurisdictions only; a national figure appears only in the "
+            '"National" column of the estimates, where the statistics stage extrapolated with an explicit model.'
+        )
+    return text + (
+        ". Figures are for these jurisdictions only, not national totals, and are not scaled up "
+        "to states that sent nothing."
+    )
 
 
 def purge_lines(data: ReportData) -> list[str]:
@@ -141,7 +160,12 @@ def purge_lines(data: ReportData) -> list[str]:
         return []
     f_int, f_num, f_pct = charts.fmt_int, charts.fmt_num, charts.fmt_pct
     lines: list[str] = []
-    cc, dup, dv, co = est.crosscheck_flagged, est.duplicate_registrations, est.double_votes, est.coincidences_expected
+    cc, dup, dv, co = (
+        est.crosscheck_flagged,
+        est.duplicate_registrations,
+        est.double_votes,
+        est.coincidences_expected,
+    )
     if cc is not None and cc.point and co is not None and co.point is not None:
         lines.append(
             f"The Crosscheck rule flags {f_int(cc.point)} cross-state pairs. The birthday problem predicts "
@@ -223,7 +247,9 @@ def availability_rows(data: ReportData) -> list[tuple[str, dict[str, list[str]]]
 def render(data: ReportData) -> str:
     """The report as one HTML string."""
     env = _env()
-    css = (resources.files("voterolls.report") / "templates" / "report.css").read_text(encoding="utf-8")
+    css = (resources.files("voterolls.report") / "templates" / "report.css").read_text(
+        encoding="utf-8"
+    )
     ctx: dict[str, object] = {
         "d": data,
         "sections": SECTIONS,
@@ -259,7 +285,8 @@ def render(data: ReportData) -> str:
         md = data.matches.data
         ch["histogram"] = Markup(charts.histogram(md, 0))
         ch["small_multiples"] = [
-            Markup(charts.histogram(md, i, width=360, height=210, compact=True)) for i in range(1, len(md.series))
+            Markup(charts.histogram(md, i, width=360, height=210, compact=True))
+            for i in range(1, len(md.series))
         ]
     if data.estimates.data is not None:
         svg = charts.estimates_chart(data.estimates.data)

@@ -20,6 +20,8 @@ secret needs no slow hash: there is nothing to brute-force.)  Tokens expire
 from __future__ import annotations
 
 import base64
+import contextlib
+import fcntl
 import hashlib
 import hmac
 import json
@@ -27,6 +29,7 @@ import os
 import re
 import secrets
 import threading
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -122,7 +125,20 @@ class AccountStore:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self._lock = threading.Lock()
+        self._thread_lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def _lock(self) -> Iterator[None]:
+        """One writer at a time, across threads and processes (the CLI and a running server)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._thread_lock:
+            fd = os.open(self.path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                yield
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                os.close(fd)
 
     # ------------------------------------------------------------ storage
     def _load(self) -> dict[str, Account]:
@@ -148,12 +164,10 @@ class AccountStore:
 
     # ------------------------------------------------------------ admin
     def list(self) -> list[Account]:
-        with self._lock:
-            return sorted(self._load().values(), key=lambda a: a.name)
+        return sorted(self._load().values(), key=lambda a: a.name)
 
     def get(self, name: str) -> Account | None:
-        with self._lock:
-            return self._load().get(name)
+        return self._load().get(name)
 
     def create(
         self,
@@ -183,7 +197,7 @@ class AccountStore:
             raise UserError(f"only state uploader accounts have a state; a {role} sees no single state", field="state")
         else:
             state = None
-        with self._lock:
+        with self._lock():
             accounts = self._load()
             if name in accounts:
                 raise UserError(f"account {name!r} already exists", field="name")
@@ -195,7 +209,7 @@ class AccountStore:
 
     def issue_token(self, name: str, *, expires_days: int | None = DEFAULT_TOKEN_DAYS) -> str:
         """A new token for an existing, active account (rotation); old ones stay until revoked."""
-        with self._lock:
+        with self._lock():
             accounts = self._load()
             acct = accounts.get(name)
             if acct is None or not acct.active:
@@ -205,7 +219,7 @@ class AccountStore:
         return token
 
     def revoke(self, name: str) -> Account:
-        with self._lock:
+        with self._lock():
             accounts = self._load()
             acct = accounts.get(name)
             if acct is None:
@@ -235,8 +249,7 @@ class AccountStore:
             raise AuthError("invalid token")
         token_id = m.group(1)
         presented = hash_token(token.strip())
-        with self._lock:
-            accounts = self._load()
+        accounts = self._load()  # replaced atomically by writers: a plain read is consistent
         for acct in accounts.values():
             for t in acct.tokens:
                 if t.id != token_id:

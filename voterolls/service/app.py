@@ -162,12 +162,14 @@ def create_app(
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
     secure_cookies: bool | None = None,
     keep_uploads: bool = False,
+    max_parallel_ingests: int = 2,
 ) -> FastAPI:
     """Build the service for ``workspace``.
 
     ``ingest`` and ``detect`` default to the real pipeline
     (``voterolls.ingest.pipeline.ingest``, ``voterolls.formats.detect_format``);
-    tests pass fakes.  ``secure_cookies=None`` marks the session cookie Secure
+    tests pass fakes.  At most ``max_parallel_ingests`` ingests run at once
+    (one per state at most).  ``secure_cookies=None`` marks the session cookie Secure
     whenever the request came over https.
     """
     workspace = Path(workspace)
@@ -185,7 +187,8 @@ def create_app(
         sessions=SessionStore(accounts),
         audit=audit,
         jobs=JobManager(workspace, ingest or real_ingest,
-                        on_event=lambda **kw: audit.append(**kw), keep_uploads=keep_uploads),
+                        on_event=lambda **kw: audit.append(**kw), keep_uploads=keep_uploads,
+                        max_parallel=max_parallel_ingests),
         detect=detect or real_detect,
         max_upload_bytes=int(max_upload_bytes),
         secure_cookies=secure_cookies,
@@ -355,24 +358,28 @@ def _add_routes(app: FastAPI, svc: Service) -> None:  # noqa: C901  (a route tab
     # ------------------------------------------------------------ API: state uploader
     @app.post("/api/states/{state}/submissions", status_code=202)
     async def upload(request: Request, state: str):
-        state = _state(state)
+        state = state.upper()
         p = _require(request, svc, ("state",), state)
+        state = _state(state)
         header_csrf = request.headers.get("x-csrf-token")
         if header_csrf is not None:
             _check_csrf(request)
         sid = svc.jobs.new_id()
         folder = svc.jobs.folder(state, sid)
         try:
-            got = await receive(request, folder, svc.max_upload_bytes)
+            form_csrf = header_csrf is None and request.state.creds.via == "session"
+            got = await receive(request, folder, svc.max_upload_bytes, require_field="csrf" if form_csrf else None)
             if header_csrf is None:
                 _check_csrf(request, got.fields.get("csrf"))
             paths = [f.path for f in got.files]
+            chosen = request.query_params.get("format")
             try:
-                fmt = await run_in_threadpool(svc.detect, paths)
+                fmt = _known_format(chosen) if chosen else await run_in_threadpool(svc.detect, paths)
             except ImportError:
                 fmt = None  # no format registry yet: ingest detects (and says) itself
             except UserError as exc:
-                raise UploadRejected(422, f"The service could not recognise this file as a voter file: {exc}") from None
+                why = str(exc).replace(str(folder) + "/", "").replace("pass --format", "add ?format=NAME to the upload URL")
+                raise UploadRejected(422, f"The service could not recognise this file as a voter file: {why}") from None
             if fmt is not None:
                 owner = format_state(fmt)
                 if owner is not None and owner != state:
@@ -407,16 +414,18 @@ def _add_routes(app: FastAPI, svc: Service) -> None:  # noqa: C901  (a route tab
 
     @app.get("/api/states/{state}/submissions")
     def submissions(request: Request, state: str):
-        state = _state(state)
+        state = state.upper()
         p = _require(request, svc, ("state",), state)
+        state = _state(state)
         recs = svc.jobs.list(state)
         svc.record(p, "read submissions", state, _n(len(recs), "submission"))
         return {"state": state, "submissions": recs}
 
     @app.get("/api/states/{state}/jobs/{sid}")
     def job(request: Request, state: str, sid: str):
-        state = _state(state)
+        state = state.upper()
         _require(request, svc, ("state",), state)
+        state = _state(state)
         rec = svc.jobs.get(state, sid)
         if rec is None:
             raise ApiError(404, "No such submission for this state.")
@@ -424,16 +433,18 @@ def _add_routes(app: FastAPI, svc: Service) -> None:  # noqa: C901  (a route tab
 
     @app.get("/api/states/{state}/quarantine")
     def quarantine(request: Request, state: str):
-        state = _state(state)
+        state = state.upper()
         p = _require(request, svc, ("state",), state)
+        state = _state(state)
         out = _quarantine_summary(svc, state)
         svc.record(p, "read quarantine summary", state, "counts only")
         return out
 
     @app.get("/api/states/{state}/matches")
     def matches(request: Request, state: str, limit: int = 500):
-        state = _state(state)
+        state = state.upper()
         p = _require(request, svc, ("state",), state)
+        state = _state(state)
         out = wsdata.state_matches(svc.workspace, state, limit=max(1, min(limit, 5000)))
         svc.record(p, "read own matches", state, f"{len(out['rows'])} of {out['total']} pairs")
         return {"state": state, **out}
@@ -501,8 +512,9 @@ def _add_routes(app: FastAPI, svc: Service) -> None:  # noqa: C901  (a route tab
     # ------------------------------------------------------------ pages
     @app.get("/states/{state}", response_class=HTMLResponse)
     def state_page(request: Request, state: str, job: str = ""):
-        state = _state(state)
+        state = state.upper()
         p = _require(request, svc, ("state",), state, page=True)
+        state = _state(state)
         recs = svc.jobs.list(state)
         active = [r for r in recs if r["status"] in ("queued", "ingesting")]
         m = wsdata.state_matches(svc.workspace, state, limit=200)
@@ -598,6 +610,13 @@ def _revoke(svc: Service, p: Principal, name: str):
     return acct
 
 
+def _known_format(name: str) -> str:
+    """A format the uploader named (for a file that fits several layouts); UserError if unknown."""
+    from voterolls.formats import get_format
+
+    return get_format(name).name
+
+
 def _n(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
 
@@ -659,8 +678,7 @@ def _render_report(svc: Service) -> tuple[str, bool]:
         return svc.templates.get_template("report_missing.html").render(principal=None, csrf="", reason=reason), False
 
     try:
-        from voterolls.report.data import gather
-        from voterolls.report.render import render
+        from voterolls.report import gather, render
     except ImportError as exc:
         return missing(f"the report module is not installed ({exc.name})")
     try:

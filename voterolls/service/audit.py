@@ -28,6 +28,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -50,8 +51,13 @@ def entry_hash(entry: dict) -> str:
     return hashlib.sha256(canonical(entry)).hexdigest()
 
 
+#: Anything shaped like an access token is redacted, wherever a client put it (a path, a name).
+_TOKEN_LIKE = re.compile(r"vr_[0-9a-f]{12}_[A-Za-z0-9_-]{20,}")
+
+
 def _clip(value: object) -> str:
     text = "" if value is None else str(value)
+    text = _TOKEN_LIKE.sub("vr_[redacted]", text)
     text = "".join(ch if ch.isprintable() else "?" for ch in text)
     return text if len(text) <= MAX_FIELD else text[: MAX_FIELD - 1] + "…"
 

@@ -64,6 +64,8 @@ def register(app: typer.Typer) -> None:
         max_upload: str = typer.Option("2GiB", "--max-upload", help="Largest upload accepted (per submission)."),
         ssl_certfile: Path | None = typer.Option(None, help="TLS certificate (PEM)."),
         ssl_keyfile: Path | None = typer.Option(None, help="TLS private key (PEM)."),
+        max_parallel_ingests: int = typer.Option(2, "--max-parallel-ingests", min=1,
+                                                 help="Ingests of different states running at once."),
         insecure_http: bool = typer.Option(False, "--insecure-http",
                                            help="Allow plain HTTP on a non-local address (e.g. behind a TLS proxy)."),
     ) -> None:
@@ -83,7 +85,8 @@ def register(app: typer.Typer) -> None:
         if not (workspace / "service" / "accounts.json").exists():
             typer.echo("No accounts yet: create the first administrator with\n"
                        f"  voterolls accounts create admin --role admin --workspace {workspace}", err=True)
-        application = create_app(workspace, max_upload_bytes=_parse_size(max_upload), secure_cookies=tls or None)
+        application = create_app(workspace, max_upload_bytes=_parse_size(max_upload), secure_cookies=tls or None,
+                                 max_parallel_ingests=max_parallel_ingests)
         _audit(workspace).append(actor=_cli_actor(), role="operator", action="serve start",
                                  target=f"{host}:{port}", status="tls" if tls else "http")
         scheme = "https" if tls else "http"

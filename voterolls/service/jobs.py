@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import shutil
 import threading
 import time
@@ -38,6 +39,8 @@ IngestFn = Callable[..., Any]
 DetectFn = Callable[[list[Path]], str]
 
 ACTIVE = ("queued", "ingesting")
+#: Submission ids as :meth:`JobManager.new_id` makes them; anything else is never a path.
+_SID = re.compile(r"[0-9]{8}-[0-9]{6}-[0-9a-f]{8}")
 
 
 def _now() -> str:
@@ -178,8 +181,12 @@ class JobManager:
         *,
         on_event: Callable[..., None] | None = None,
         keep_uploads: bool = False,
+        max_parallel: int = 2,
     ) -> None:
         self.workspace = Path(workspace)
+        #: Ingests of different states run side by side, but at most this many at once
+        #: (each one is a DuckDB pipeline with its own memory budget).
+        self._slots = threading.BoundedSemaphore(max(1, max_parallel))
         self.root = self.workspace / "service" / "uploads"
         self.ingest = ingest
         self.keep_uploads = keep_uploads
@@ -203,7 +210,7 @@ class JobManager:
         os.replace(tmp, path)
 
     def get(self, state: str, sid: str) -> dict | None:
-        if not sid.replace("-", "").isalnum() or len(sid) > 40:
+        if not _SID.fullmatch(sid):
             return None
         path = self._record_path(state, sid)
         if not path.is_file():
@@ -288,34 +295,43 @@ class JobManager:
     def _run(self, rec: dict) -> None:
         state = rec["state"]
         with self._state_lock(state):
-            started = time.monotonic()
-            rec.update(status="ingesting", stage="reading the files", progress=0.02)
-            self._write(rec)
-
-            def progress(stage: str | None = None, fraction: float | None = None) -> None:
-                if stage:
-                    rec["stage"] = str(stage)[:120]
-                if fraction is not None:
-                    rec["progress"] = max(0.0, min(1.0, float(fraction)))
+            if not self._slots.acquire(blocking=False):
+                rec.update(stage="waiting for a free ingest slot (other states are ingesting)")
                 self._write(rec)
-
-            paths = [self.folder(state, rec["id"]) / f["name"] for f in rec["files"]]
+                self._slots.acquire()
             try:
-                result = self.ingest(self.workspace, state, paths, format=rec["format"], progress=progress)
-                rec.update(status="done", stage="finished", progress=1.0,
-                           result=summarise_result(result), message="")
-                outcome = "done"
-            except UserError as exc:
-                rec.update(status="failed", stage="failed", message=str(exc))
-                outcome = "failed"
-            except Exception as exc:  # a bug: say so without leaking row content
-                log.exception("ingest of submission %s for %s crashed", rec["id"], state)
-                rec.update(status="failed", stage="failed",
-                           message=f"The ingest stopped on an internal error ({type(exc).__name__}). "
-                           "Nothing was stored; the administrator can see the server log.")
-                outcome = "error"
-            rec["finished"] = _now()
-            rec["seconds"] = round(time.monotonic() - started, 2)
+                self._ingest(rec)
+            finally:
+                self._slots.release()
+        self._on_event(actor=rec["account"], role="state", action="ingest",
+                       target=f"{state}/{rec['id']}", status=rec["status"])
+
+    def _ingest(self, rec: dict) -> None:
+        state = rec["state"]
+        started = time.monotonic()
+        rec.update(status="ingesting", stage="reading the files", progress=0.02)
+        self._write(rec)
+
+        def progress(stage: str | None = None, fraction: float | None = None) -> None:
+            if stage:
+                rec["stage"] = str(stage)[:120]
+            if fraction is not None:
+                rec["progress"] = max(0.0, min(1.0, float(fraction)))
             self._write(rec)
-            self._remove_files(rec)
-        self._on_event(actor=rec["account"], role="state", action="ingest", target=f"{state}/{rec['id']}", status=outcome)
+
+        paths = [self.folder(state, rec["id"]) / f["name"] for f in rec["files"]]
+        try:
+            result = self.ingest(self.workspace, state, paths, format=rec["format"], progress=progress)
+            rec.update(status="done", stage="finished", progress=1.0,
+                       result=summarise_result(result), message="")
+        except UserError as exc:
+            rec.update(status="failed", stage="failed", message=str(exc))
+        except Exception as exc:  # a bug: say so without leaking row content
+            log.exception("ingest of submission %s for %s crashed", rec["id"], state)
+            rec.update(status="failed", stage="failed",
+                       message=f"The ingest stopped on an internal error ({type(exc).__name__}). "
+                       "Nothing was stored; the administrator can see the server log.")
+        rec["finished"] = _now()
+        rec["seconds"] = round(time.monotonic() - started, 2)
+        self._write(rec)
+        self._remove_files(rec)

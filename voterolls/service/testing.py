@@ -1,4 +1,4 @@
-"""Test doubles for the service: a fake ingest and format detector.
+"""Test doubles for the service: a fake ingest and format detector, and a ready-made service.
 
 The service takes its ingest and format detector as arguments so its own
 tests (authorisation, uploads, audit) do not depend on the ingest pipeline
@@ -11,11 +11,14 @@ same snapshot), and it reports progress through the ``progress`` callback.
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from voterolls.errors import UserError
+from voterolls.service.accounts import AccountStore
 
 
 class FakeIngest:
@@ -92,3 +95,56 @@ def fake_detect(paths: list[Path]) -> str:
     if first.startswith((b"\xff\xfe", b"\xfe\xff")):
         return "generic"
     raise UserError("no known layout matches this file", file=Path(paths[0]).name, line=1)
+
+
+# ------------------------------------------------------------------ fixtures
+NC_FILE = b"FORMAT=nc_ncvoter_2022\nid\tname\n1\tA\n2\tB\n3\tC\n"
+OH_FILE = b"FORMAT=oh_swvf\nid,name\n1,A\n"
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+class Env:
+    """A workspace with one account per role (plus expired, revoked and bad tokens) and an app."""
+
+    def __init__(self, tmp: Path, **kw) -> None:
+        self.w = tmp / "ws"
+        self.store = AccountStore(self.w / "service" / "accounts.json")
+        self.tokens: dict[str, str] = {}
+        for name, role, state in [
+            ("nc-upload", "state", "NC"),
+            ("oh-upload", "state", "OH"),
+            ("analyst", "analyst", None),
+            ("auditor", "auditor", None),
+            ("admin", "admin", None),
+            ("victim", "analyst", None),
+            ("rotate-me", "analyst", None),
+            ("gone", "state", "NC"),
+        ]:
+            self.tokens[name] = self.store.create(name, role, state)[1]
+        # an expired token: make a token then move its expiry into the past
+        _, self.tokens["expired"] = self.store.create("stale", "state", "NC", expires_days=1)
+        raw = json.loads(self.store.path.read_text())
+        raw["accounts"]["stale"]["tokens"][0]["expires"] = (datetime.now(UTC) - timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        self.store.path.write_text(json.dumps(raw))
+        self.store.revoke("gone")
+        self.tokens["revoked"] = self.tokens.pop("gone")
+        self.tokens["bad"] = "vr_0123456789ab_" + "A" * 43
+        self.ingest = kw.pop("ingest", None) or FakeIngest()
+        from voterolls.service.app import create_app
+
+        self.app = create_app(self.w, ingest=self.ingest, detect=fake_detect, **kw)
+        self.svc = self.app.state.service
+        from fastapi.testclient import TestClient  # httpx: a test dependency only
+
+        self.client = TestClient(self.app)
+
+    def upload(self, state: str, body: bytes, token: str | None = None, name: str = "ncvoter.txt", **kw):
+        token = token or self.tokens[f"{state.lower()}-upload"]
+        files = {"files": (name, body, "text/plain")}
+        return self.client.post(f"/api/states/{state}/submissions", headers=bearer(token), files=files, **kw)
+
+    def wait(self, sid: str) -> None:
+        self.svc.jobs.wait(sid)

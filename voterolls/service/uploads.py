@@ -158,9 +158,11 @@ class _Sink:
             self._fh.close()
 
 
-async def receive(request, folder: Path, max_bytes: int) -> Received:
+async def receive(request, folder: Path, max_bytes: int, *, require_field: str | None = None) -> Received:
     """Stream the request body into ``folder``; raise :class:`UploadRejected` on any problem.
 
+    ``require_field`` (the page form's CSRF field) must arrive before the first
+    file, so that a forged form post is refused before a byte of it is stored.
     On rejection the caller removes ``folder``; nothing partial is ever ingested.
     """
     length = request.headers.get("content-length")
@@ -174,8 +176,10 @@ async def receive(request, folder: Path, max_bytes: int) -> Received:
         boundary = params.get(b"boundary")
         if not boundary:
             raise UploadRejected(400, "multipart upload without a boundary")
-        await _receive_multipart(request, folder, max_bytes, boundary, out, taken)
+        await _receive_multipart(request, folder, max_bytes, boundary, out, taken, require_field)
     else:
+        if require_field:
+            raise UploadRejected(403, "The form has expired; reload the page and try again.")
         client_name = request.headers.get("x-filename") or request.query_params.get("filename")
         sink = _Sink(folder, client_name, taken)
         try:
@@ -192,7 +196,7 @@ async def receive(request, folder: Path, max_bytes: int) -> Received:
     return out
 
 
-async def _receive_multipart(request, folder, max_bytes, boundary, out: Received, taken) -> None:
+async def _receive_multipart(request, folder, max_bytes, boundary, out: Received, taken, require_field) -> None:
     state: dict = {"headers": {}, "field": b"", "value": b"", "sink": None, "name": None, "buf": b""}
     errors: list[UploadRejected] = []
 
@@ -213,6 +217,8 @@ async def _receive_multipart(request, folder, max_bytes, boundary, out: Received
         _, opts = parse_options_header(state["headers"].get("content-disposition", b""))
         state["name"] = opts.get(b"name", b"").decode("utf-8", "replace")
         if b"filename" in opts or state["name"] in ("file", "files"):
+            if require_field and require_field not in out.fields:
+                raise UploadRejected(403, "The form has expired; reload the page and try again.")
             if len(out.files) >= MAX_FILES:
                 raise UploadRejected(400, f"at most {MAX_FILES} files per submission")
             client = opts.get(b"filename", b"").decode("utf-8", "replace")

@@ -63,10 +63,12 @@ def estimate_connection(
         res["year_model_calibration"]["in_state"]["kappa"],
         res["year_model_calibration"]["in_state"]["rel_se"],
     )
-    covered = coverage["states_covered"]
+    # a state without any DOB cannot contribute a rule match or a comparable pair:
+    # for these figures it counts as not covered
+    covered = sorted(coverage["states_with_full_dob"] + coverage["states_with_birth_year_only"])
     rests = {
         "states": covered,
-        "registrant_share": coverage["registrant_share_covered"],
+        "registrant_share": cov.share_of(covered, weights),
         "states_missing": coverage["states_missing"],
         "states_without_dob": coverage["states_without_dob"],
         "states_birth_year_only": coverage["states_with_birth_year_only"],
@@ -97,7 +99,11 @@ def estimate_connection(
         h = dv["headline"]
         per = _per_pair(tab, kx, True, cls_pairs=("11",))
         per = {k: v for k, v in per.items() if k[0] in vs and k[1] in vs}
-        dv["national"] = cov.extrapolate_cross(h["estimate"], h["se"] ** 2, per, vs, weights)
+        vs_dob = [s for s in vs if s in covered]
+        dv["rests_on"]["states"] = vs_dob
+        dv["rests_on"]["registrant_share"] = cov.share_of(vs_dob, weights)
+        dv["rests_on"]["states_without_dob"] = coverage["states_without_dob"]
+        dv["national"] = cov.extrapolate_cross(h["estimate"], h["se"] ** 2, per, vs_dob, weights)
     res["coverage"] = coverage
     res["wording"] = WORDING
     res["generated_at"] = datetime.now(UTC).isoformat(timespec="seconds")

@@ -508,7 +508,9 @@ def coincidence_table(
     )
 
 
-def relaxed_table(con: duckdb.DuckDBPyConnection, model: DobModel, cells: str) -> dict[str, dict[str, float]]:
+def relaxed_table(
+    con: duckdb.DuckDBPyConnection, model: DobModel, cells: str
+) -> dict[str, dict[str, float]]:
     """Cross-state, full-DOB pairs agreeing on one name + DOB: ``{'last_dob': {N, M, E0}, 'first_dob': ...}``.
 
     The same birthday-problem accounting as the rule, with one name dropped:
@@ -529,7 +531,7 @@ def relaxed_table(con: duckdb.DuckDBPyConnection, model: DobModel, cells: str) -
         n, e0 = con.execute(
             f"""
             SELECT coalesce(sum(p.npairs), 0), coalesce(sum(p.npairs * coalesce(q.q, 0)), 0)
-            FROM ({_pairs_sql(full, [key, 'y'])}) p LEFT JOIN _vr_q q ON q.year = p.y
+            FROM ({_pairs_sql(full, [key, "y"])}) p LEFT JOIN _vr_q q ON q.year = p.y
             WHERE p.state_l <> p.state_r
             """
         ).fetchall()[0]

@@ -48,6 +48,12 @@ def registrant_weights() -> tuple[dict[str, int], str]:
         return {}, "unavailable"
 
 
+def share_of(states: list[str], weights: dict[str, int]) -> float | None:
+    """Registrant share of ``states`` (None without weights)."""
+    total = sum(weights.values())
+    return sum(weights.get(s, 0) for s in states) / total if total else None
+
+
 def field_coverage(con) -> dict[str, Any]:
     """Per state: rows ingested, and which matching fields are present (counts only)."""
     rows = con.execute(

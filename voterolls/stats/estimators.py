@@ -53,6 +53,10 @@ DEFAULT_ERROR_RATE = 0.01
 #: Relative uncertainty of the full-DOB day model (births tables vs. the
 #: registered population's birthdays; missing weekday effects for uncovered years).
 RHO_FULL = 0.05
+#: Relative uncertainty of the Splink sum over pairs that do not agree exactly,
+#: used when the one-name-plus-DOB check (``relaxed_check``) has no evidence.
+K_NON_EXACT_DEFAULT = 0.25
+
 #: Floor for the relative uncertainty of the year-level model after calibration.
 RHO_YEAR_MIN = 0.05
 
@@ -67,14 +71,18 @@ class Count:
     variance: float
     raw: float | None = None
     expected_coincidences: float | None = None
+    #: one-sided widening: mass that may or may not be real (low-confidence
+    #: linkage) moves the upper (lower) bound but not the estimate
+    upper_extra: float = 0.0
+    lower_extra: float = 0.0
 
     @property
     def se(self) -> float:
         return math.sqrt(max(self.variance, 0.0))
 
     def interval(self) -> tuple[float, float]:
-        lo = self.estimate - Z95 * self.se
-        hi = self.estimate + Z95 * self.se
+        lo = self.estimate - Z95 * self.se - self.lower_extra
+        hi = self.estimate + Z95 * self.se + self.upper_extra
         return max(lo, 0.0), max(hi, 0.0)
 
     def as_dict(self, **extra: object) -> dict:
@@ -88,6 +96,11 @@ class Count:
             d["raw_rule_count"] = round(self.raw, 2)
         if self.expected_coincidences is not None:
             d["expected_coincidences"] = round(self.expected_coincidences, 2)
+        if self.upper_extra or self.lower_extra:
+            d["low_confidence_linkage_mass"] = {
+                "added_to_upper_bound": round(self.upper_extra, 2),
+                "subtracted_from_lower_bound": round(self.lower_extra, 2),
+            }
         d.update(extra)
         return d
 
@@ -100,6 +113,8 @@ class Count:
             self.variance + other.variance,
             _s(self.raw, other.raw),
             _s(self.expected_coincidences, other.expected_coincidences),
+            self.upper_extra + other.upper_extra,
+            self.lower_extra + other.lower_extra,
         )
 
 
@@ -269,9 +284,16 @@ def splink_sums(
     cross: bool = True,
     exact: bool | None = None,
     states: list[str] | None = None,
+    min_p: float | None = None,
+    below: bool = False,
 ) -> dict[int, tuple[float, float]]:
-    """``{votes: (sum p, sum p(1-p))}`` over scored pairs (votes = 0, 1, 2 registrations voted)."""
+    """``{votes: (sum p, sum p(1-p))}`` over scored pairs (votes = 0, 1, 2 registrations voted).
+
+    ``min_p``: only pairs with ``p >= min_p`` (or ``p < min_p`` with ``below``).
+    """
     conds = ["state_l <> state_r" if cross else "state_l = state_r", "level <> 'none'"]
+    if min_p is not None:
+        conds.append(f"p < {min_p!r}" if below else f"p >= {min_p!r}")
     if exact is not None:
         conds.append("exact" if exact else "NOT exact")
     if states is not None:
@@ -315,7 +337,12 @@ def relaxed_check(con: duckdb.DuckDBPyConnection, tab: pa.Table, relaxed: dict) 
     ratio = d_total / p
     # binomial-type noise of the realised stratum count plus the coincidence noise
     se = math.sqrt(var + d_total) / p
-    return {"birthday_model_estimate": d_total, "splink_sum": float(p), "ratio": ratio, "ratio_se": se}
+    return {
+        "birthday_model_estimate": d_total,
+        "splink_sum": float(p),
+        "ratio": ratio,
+        "ratio_se": se,
+    }
 
 
 def block_bootstrap_se(con: duckdb.DuckDBPyConnection, *, b: int = 400, seed: int = 0) -> float:
@@ -369,7 +396,14 @@ def correct_vote_error(o2: Count, o1: Count, o0: Count, miss: float, false_mark:
     """
     a, b = 1.0 - miss, false_mark
     if miss <= 0 and b <= 0:
-        return Count(o2.estimate, o2.variance, o2.raw, o2.expected_coincidences)
+        return Count(
+            o2.estimate,
+            o2.variance,
+            o2.raw,
+            o2.expected_coincidences,
+            o2.upper_extra,
+            o2.lower_extra,
+        )
     m = np.array(
         [
             [a * a, a * b, b * b],
@@ -389,7 +423,18 @@ def correct_vote_error(o2: Count, o1: Count, o0: Count, miss: float, false_mark:
         + t0 * b * b * (1 - b * b)
         + max(float(t[0]), 0.0) * a * a * (1 - a * a)
     )
-    return Count(float(t[0]), float((inv[0] ** 2) @ var) + noise, o2.raw, o2.expected_coincidences)
+    # one-sided (low-confidence linkage) mass: O_j may be up to upper_j higher / lower_j lower
+    up = np.array([o2.upper_extra, o1.upper_extra, o0.upper_extra])
+    dn = np.array([o2.lower_extra, o1.lower_extra, o0.lower_extra])
+    pos, neg = np.clip(inv[0], 0, None), np.clip(-inv[0], 0, None)
+    return Count(
+        float(t[0]),
+        float((inv[0] ** 2) @ var) + noise,
+        o2.raw,
+        o2.expected_coincidences,
+        upper_extra=float(pos @ up + neg @ dn),
+        lower_extra=float(pos @ dn + neg @ up),
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -408,6 +453,7 @@ def estimate_tables(
     error_rate: float = DEFAULT_ERROR_RATE,
     election: str | None = None,
     model: co.DobModel | None = None,
+    link_threshold: float = 0.9,
 ) -> dict:
     """All estimates from a connection with ``registrations`` (and ``vote_history``) views.
 
@@ -422,6 +468,13 @@ def estimate_tables(
     kap_x = year_calibration(tab, cross=True)
     kap_w = year_calibration(tab, cross=False)
     has_pairs = load_pairs(con, pairs)
+    relaxed = relaxed_check(con, tab, co.relaxed_table(con, model, cells)) if has_pairs else None
+    # relative uncertainty of the Splink sum where the exact rule is blind
+    k_ne = (
+        math.sqrt((1 - relaxed["ratio"]) ** 2 + relaxed["ratio_se"] ** 2)
+        if relaxed is not None
+        else K_NON_EXACT_DEFAULT
+    )
 
     res: dict = {
         "election": election,
@@ -463,13 +516,19 @@ def estimate_tables(
             sp_ex = sum(v[0] for v in ex.values())
             ne = splink_sums(con, cross=cross, exact=False)
             sp_ne = sum(v[0] for v in ne.values())
-            sp_ne_var = sum(v[1] for v in ne.values())
+            hi = splink_sums(con, cross=cross, exact=False, min_p=link_threshold)
+            sp_hi = sum(v[0] for v in hi.values())
+            sp_hi_var = sum(v[1] for v in hi.values())
+            sp_lo = sp_ne - sp_hi
             # calibration check on the exact stratum: birthday model vs Splink
             ratio = exact.estimate / sp_ex if sp_ex > 0 else float("nan")
             kcal = abs(1 - ratio) if math.isfinite(ratio) else 0.25
             boot = block_bootstrap_se(con) if cross else 0.0
-            splink_c = Count(sp, spv + (kcal * sp) ** 2)
-            comb = exact + Count(sp_ne, sp_ne_var + (kcal * sp_ne) ** 2)
+            splink_c = Count(sp, spv + (kcal * sp_ex) ** 2 + (k_ne * sp_ne) ** 2)
+            # non-exact pairs: the confident ones (p >= threshold) are counted with their
+            # probabilities; the low-confidence mass only widens the upper bound
+            # (EM-trained probabilities are least reliable in the middle range)
+            comb = exact + Count(sp_hi, sp_hi_var + (k_ne * sp_hi) ** 2, upper_extra=sp_lo)
             entry["splink_sum_of_probabilities"] = _fmt(
                 splink_c,
                 method="sum of match probabilities over scored pairs",
@@ -481,8 +540,15 @@ def estimate_tables(
             entry["combined"] = _fmt(
                 comb,
                 method="rule net of coincidences (exact stratum) + sum of match probabilities over "
-                "scored pairs that do not agree exactly",
-                splink_non_exact=round(sp_ne, 2),
+                "scored pairs that do not agree exactly and reach the linkage threshold; the "
+                "probability mass below the threshold widens the upper bound",
+                splink_non_exact=round(sp_hi, 2),
+                splink_non_exact_below_threshold=round(sp_lo, 2),
+                link_threshold=link_threshold,
+                non_exact_check=None
+                if relaxed is None
+                else {k: round(v, 4) for k, v in relaxed.items()},
+                non_exact_relative_uncertainty=round(k_ne, 4),
             )
             entry["headline"] = "combined"
         else:
@@ -495,7 +561,9 @@ def estimate_tables(
 
     # --- double votes -----------------------------------------------------------
     if election and len(vote_states) >= 2:
-        res["double_votes"] = _double_votes(con, tab, vote_states, error_rate, kap_x, has_pairs)
+        res["double_votes"] = _double_votes(
+            con, tab, vote_states, error_rate, kap_x, has_pairs, k_ne, link_threshold
+        )
     else:
         res["double_votes"] = {
             "estimate": None,
@@ -526,20 +594,28 @@ def _vote_strata(
     vs: list[str],
     kap: tuple[float, float],
     has_pairs: bool,
+    k_ne: float = K_NON_EXACT_DEFAULT,
+    link_threshold: float = 0.9,
 ) -> tuple[dict[str, Count], dict[str, Count]]:
     """Observed same-person pairs by vote status (key '2', '1', '0'): exact stratum and combined."""
     exact: dict[str, Count] = {}
     comb: dict[str, Count] = {}
-    sums = splink_sums(con, cross=True, exact=False, states=vs) if has_pairs else {}
-    sums_ex = splink_sums(con, cross=True, exact=True, states=vs) if has_pairs else {}
+    sums = (
+        splink_sums(con, cross=True, exact=False, states=vs, min_p=link_threshold)
+        if has_pairs
+        else {}
+    )
+    low = (
+        splink_sums(con, cross=True, exact=False, states=vs, min_p=link_threshold, below=True)
+        if has_pairs
+        else {}
+    )
     for key, cls in (("2", ("11",)), ("1", ("01",)), ("0", ("00",))):
         rn = rule_net(tab, cross=True, cls_pairs=cls, states=vs, kappa=kap)
         exact[key] = rn["full"] + rn["year"]
         s, w = sums.get(int(key), (0.0, 0.0))
-        sx = sums_ex.get(int(key), (0.0, 0.0))[0]
-        ratio = exact[key].estimate / sx if sx > 0 else 1.0
-        k = min(abs(1 - ratio), 1.0)
-        comb[key] = exact[key] + Count(s, w + (k * s) ** 2)
+        lo_mass = low.get(int(key), (0.0, 0.0))[0]
+        comb[key] = exact[key] + Count(s, w + (k_ne * s) ** 2, upper_extra=lo_mass)
     return exact, comb
 
 
@@ -550,8 +626,10 @@ def _double_votes(
     e: float,
     kap: tuple[float, float],
     has_pairs: bool,
+    k_ne: float = K_NON_EXACT_DEFAULT,
+    link_threshold: float = 0.9,
 ) -> dict:
-    exact, comb = _vote_strata(con, tab, vs, kap, has_pairs)
+    exact, comb = _vote_strata(con, tab, vs, kap, has_pairs, k_ne, link_threshold)
     head = comb if has_pairs else exact
     voters = con.execute(
         f"SELECT count(*) FROM _vr_regs WHERE voted AND state IN ({', '.join(repr(s) for s in vs)})"

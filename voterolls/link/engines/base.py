@@ -54,8 +54,12 @@ class LinkEngine(ABC):
         """
 
     @abstractmethod
+    def row(self, sql: str) -> tuple:
+        """The first row of ``sql`` run on the engine (for counts and sums)."""
+
     def scalar(self, sql: str) -> Any:
-        """First column of the first row of ``sql`` run on the engine (for counts and sums)."""
+        """First column of the first row of ``sql``."""
+        return self.row(sql)[0]
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources (sessions, connections)."""

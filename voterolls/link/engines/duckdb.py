@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import duckdb
 from splink import DuckDBAPI
@@ -41,7 +40,9 @@ class DuckDBEngine(LinkEngine):
         return self._api
 
     def register_input(self, parquet: Path, name: str = "link_input") -> SplinkDataFrame:
-        self.con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM read_parquet('{_sql_path(parquet)}')")
+        self.con.execute(
+            f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM read_parquet('{_sql_path(parquet)}')"
+        )
         return self._api.register(name, dataset_display_name=name)
 
     def export(
@@ -55,8 +56,8 @@ class DuckDBEngine(LinkEngine):
         )
         return str(path)
 
-    def scalar(self, sql: str) -> Any:
-        return self.con.execute(sql).fetchall()[0][0]
+    def row(self, sql: str) -> tuple:
+        return tuple(self.con.execute(sql).fetchall()[0])
 
     def close(self) -> None:
         self.con.close()

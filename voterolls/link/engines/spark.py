@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import Any
 
 from splink.internals.splink_dataframe import SplinkDataFrame
 
@@ -32,7 +31,9 @@ class SparkEngine(LinkEngine):
             from pyspark.sql import SparkSession
             from splink.backends.spark import SparkAPI, similarity_jar_location
         except ImportError:
-            raise UserError("the Spark engine needs pyspark: pip install 'voterolls[spark]'") from None
+            raise UserError(
+                "the Spark engine needs pyspark: pip install 'voterolls[spark]'"
+            ) from None
         if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
             raise UserError("the Spark engine needs a Java runtime (Java 17); none found on PATH")
         n = threads or os.cpu_count() or 2
@@ -70,8 +71,8 @@ class SparkEngine(LinkEngine):
         df.select(*columns).write.mode("overwrite").parquet(str(path))
         return str(path / "*.parquet")
 
-    def scalar(self, sql: str) -> Any:
-        return self.spark.sql(sql).collect()[0][0]
+    def row(self, sql: str) -> tuple:
+        return tuple(self.spark.sql(sql).collect()[0])
 
     def close(self) -> None:
         # The session is process-wide (getOrCreate); stopping it here would break

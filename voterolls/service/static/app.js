@@ -123,6 +123,9 @@ function setupJobs() {
 }
 
 function setupAdmin() {
+  document.querySelectorAll("form[data-confirm]").forEach((f) => {
+    f.addEventListener("submit", (e) => { if (!window.confirm(f.dataset.confirm)) e.preventDefault(); });
+  });
   document.querySelectorAll("[data-copy]").forEach((btn) => {
     btn.addEventListener("click", async () => {
       const field = document.querySelector(btn.dataset.copy);

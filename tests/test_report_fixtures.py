@@ -1,4 +1,4 @@
-"""A tiny synthetic workspace for the report tests (no real voter data).
+"""Fixtures for tests/test_report.py: a tiny synthetic workspace (no real voter data; no tests here).
 
 Names, dates of birth and addresses are invented tokens so a test can assert
 that none of them reaches the HTML.
@@ -13,6 +13,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from voterolls.schema import REGISTRATION_SCHEMA, VOTE_HISTORY_SCHEMA, conform
@@ -22,7 +23,12 @@ FIRSTS = ["ALDOVIN", "PERSEPHA", "TOLLIVER", "MARIGOLDA", "CASWYN"]
 STREETS = ["QUARRYVIEW RD", "LINDENMARSH AVE", "HOLLOWCREST LN"]
 
 #: (state, rows, dob granularity, party code set)
-STATES = [("NC", 400, "year", ["DEM", "REP", "UNA", "XQ"]), ("OH", 300, "full", ["D", "R", ""]), ("FL", 250, "full", ["DEM", "REP", "NPA", "ZZZ"]), ("WY", 5, "year", ["R"])]
+STATES = [
+    ("NC", 400, "year", ["DEM", "REP", "UNA", "XQ"]),
+    ("OH", 300, "full", ["D", "R", ""]),
+    ("FL", 250, "full", ["DEM", "REP", "NPA", "ZZZ"]),
+    ("WY", 5, "year", ["R"]),
+]
 
 PARTY_MAP = {"DEM": "DEM", "REP": "REP", "UNA": "UNA", "D": "DEM", "R": "REP", "NPA": "UNA"}
 
@@ -60,7 +66,7 @@ def registrations(seed: int = 7) -> pa.Table:
 
 
 def vote_history(reg: pa.Table) -> pa.Table:
-    t = reg.filter(pa.compute.is_in(reg.column("state"), pa.array(["NC", "OH"])))
+    t = reg.filter(pc.is_in(reg.column("state"), pa.array(["NC", "OH"])))
     n = t.num_rows
     return conform(
         pa.table(
@@ -106,9 +112,16 @@ def write_pairs(workspace: Path, seed: int = 3) -> pa.Table:
     )
     (workspace / "link").mkdir(parents=True, exist_ok=True)
     pq.write_table(t, workspace / "link" / "pairs.parquet")
-    report = {"engine": "duckdb", "candidate_pairs": 81234, "pairs_written": n, "clusters": 930,
-              "registrations_in_multi_clusters": 7, "threshold": 0.5, "min_probability": 0.001,
-              "probability_mass_below_min": 12.345}
+    report = {
+        "engine": "duckdb",
+        "candidate_pairs": 81234,
+        "pairs_written": n,
+        "clusters": 930,
+        "registrations_in_multi_clusters": 7,
+        "threshold": 0.5,
+        "min_probability": 0.001,
+        "probability_mass_below_min": 12.345,
+    }
     (workspace / "link" / "link_report.json").write_text(json.dumps(report))
     return t
 
@@ -128,14 +141,28 @@ STATS_ESTIMATES = {
                 "expected_coincidences": 4026.6,
                 "method": "first+last+DOB rule minus expected coincidences",
             },
-            "combined": {"estimate": 131.2, "ci95": [98.0, 164.4], "se": 16.9, "method": "rule net + Splink non-exact"},
+            "combined": {
+                "estimate": 131.2,
+                "ci95": [98.0, 164.4],
+                "se": 16.9,
+                "method": "rule net + Splink non-exact",
+            },
             "headline": "combined",
             "rests_on": {"states": ["FL", "NC", "OH", "WY"], "registrant_share": 0.134},
-            "national": {"national": 2890.0, "ci95": [1500.0, 4280.0], "label": "national, extrapolated",
-                         "model": "ratio estimator: covered count / covered share of state-pair mass"},
+            "national": {
+                "national": 2890.0,
+                "ci95": [1500.0, 4280.0],
+                "label": "national, extrapolated",
+                "model": "ratio estimator: covered count / covered share of state-pair mass",
+            },
         },
         "in_state": {
-            "rule_net_of_coincidences": {"estimate": 40.0, "ci95": [20.0, 60.0], "raw_rule_count": 7, "expected_coincidences": 3.1},
+            "rule_net_of_coincidences": {
+                "estimate": 40.0,
+                "ci95": [20.0, 60.0],
+                "raw_rule_count": 7,
+                "expected_coincidences": 3.1,
+            },
             "headline": "rule_net_of_coincidences",
         },
     },
@@ -143,11 +170,20 @@ STATS_ESTIMATES = {
         "unit": "people recorded as voting in two states in the same election",
         "states": ["NC", "OH"],
         "votes_recorded_in_these_states": 700,
-        "headline": {"estimate": 3.2, "ci95": [0.4, 6.0], "se": 1.4, "method": "combined", "per_voter": 0.00457},
+        "headline": {
+            "estimate": 3.2,
+            "ci95": [0.4, 6.0],
+            "se": 1.4,
+            "method": "combined",
+            "per_voter": 0.00457,
+        },
         "caveat": "a pair both recorded as voting is not proof of a double vote",
         "rests_on": {"states": ["NC", "OH"], "registrant_share": 0.066},
-        "national": {"national": None, "label": "covered states only",
-                     "reason": "fewer than 3 covered state pairs: no basis for an extrapolation model"},
+        "national": {
+            "national": None,
+            "label": "covered states only",
+            "reason": "fewer than 3 covered state pairs: no basis for an extrapolation model",
+        },
     },
     "coverage": {
         "registrants_measure": "resident population as of 2020-04-01, a proxy for registrants",
@@ -187,7 +223,9 @@ def personal_values(reg: pa.Table) -> set[str]:
     return vals
 
 
-def make_workspace(path: Path, reg: pa.Table | None = None, *, uniformity: bool = True) -> Path:
+def make_workspace(
+    path: Path, reg: pa.Table | None = None, *, uniformity: bool = True, states: tuple[str, ...] | None = None
+) -> Path:
     """A real ``voterolls.store`` workspace holding the fixture, one committed snapshot per state.
 
     Snapshots are committed directly (not through ingest) so the report can be
@@ -202,8 +240,10 @@ def make_workspace(path: Path, reg: pa.Table | None = None, *, uniformity: bool 
     vh = vote_history(reg)
     ws = Workspace(path)
     for st, *_ in STATES:
-        r = reg.filter(pa.compute.equal(reg.column("state"), st))
-        v = vh.filter(pa.compute.equal(vh.column("state"), st))
+        if states is not None and st not in states:
+            continue
+        r = reg.filter(pc.equal(reg.column("state"), st))
+        v = vh.filter(pc.equal(vh.column("state"), st))
         staged = ws.stage(st)
         pq.write_table(r, staged.dir / "registrations.parquet")
         pq.write_table(v, staged.dir / "vote_history.parquet")
