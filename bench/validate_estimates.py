@@ -206,13 +206,23 @@ def summarise(rows: list[dict], key: str, target: str) -> dict:
     }
 
 
+#: Summary names used by earlier versions of this script -> current names.
+RENAMED = {
+    "duplicate registrations (rule net of coincidences)": "duplicate registrations, rule net of coincidences",
+    "duplicate registrations vs all visible duplicates": "duplicate registrations, rule net vs all visible duplicates",
+    "double votes (rule net, error-corrected)": "double votes, rule net, error-corrected",
+    "double votes vs all visible double votes": "double votes, rule net vs all visible double votes",
+}
+
+
 def table_md(cfgs: list[dict]) -> str:
     lines = [
         "| configuration | figure | truth target | truth (mean) | estimate (mean) | mean abs. rel. error | mean signed rel. error | 95% CI coverage | raw rule count (mean) | raw / truth |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for c in cfgs:
-        for name, s in c["summary"].items():
+        for name0, s in c["summary"].items():
+            name = RENAMED.get(name0, name0)
             mre = "n/a" if s["mean_relative_error"] is None else f"{s['mean_relative_error']:.1%}"
             msr = (
                 "n/a"

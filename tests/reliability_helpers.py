@@ -10,6 +10,7 @@ in the check.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import os
@@ -122,6 +123,104 @@ def count_lines(data: bytes, utf16: bool) -> int:
     if text and text[-1] not in "\r\n":
         n += 1
     return n
+
+
+# ---------------------------------------------------------------------------
+# reader invariants
+# ---------------------------------------------------------------------------
+
+
+def check_no_echo(message: str, injected: list[bytes]) -> None:
+    for name in SAMPLE_NAMES:
+        assert name not in message, f"message echoes a value: {message!r}"
+    for b in injected:
+        s = b.decode("latin-1")
+        for piece in s.split():
+            if len(piece) >= 6 and piece.isprintable():
+                assert piece not in message, f"message echoes injected content {piece!r}: {message!r}"
+
+
+def check_scan(
+    paths: list[Path], state: str, fmt: str | Path, injected: list[bytes], *, may_refuse: bool = True
+) -> str:
+    """Scan and check every invariant; return "refused" or "read" (for the statistics).
+
+    ``may_refuse=False``: the file's first line is intact, so refusing the
+    whole file (instead of quarantining its bad lines) is a failure.
+    """
+    from voterolls.errors import UserError
+    from voterolls.formats import get_format, load_user_format, scan
+
+    spec = load_user_format(fmt) if str(fmt).endswith(".toml") else get_format(str(fmt))
+    con = duckdb.connect()
+    try:
+        try:
+            s = scan(con, paths, state=state, format=fmt)
+            regs = s.registrations.to_arrow_table()
+            vh = s.vote_history.to_arrow_table() if s.vote_history is not None else None
+            rep = s.finish()
+        except UserError as exc:
+            check_no_echo(str(exc), injected)
+            assert may_refuse, f"whole file refused although only lines after line 1 were damaged: {exc}"
+            return "refused"
+    finally:
+        con.close()
+    by_sha_lines: dict[str, list[int]] = {}
+    for sha, line in zip(regs["source_file"].to_pylist(), regs["source_line"].to_pylist(), strict=True):
+        by_sha_lines.setdefault(("registrations", sha), []).append(line)
+    if vh is not None:
+        for sha, line in zip(vh["source_file"].to_pylist(), vh["source_line"].to_pylist(), strict=True):
+            by_sha_lines.setdefault(("history", sha), []).append(line)
+    q = rep.quarantine.to_pylist()
+    for r in q:
+        check_no_echo(r["reason"] or "", injected)
+        assert r["reason"], r
+    assert {f.path for f in rep.files} == {str(p) for p in paths}
+    for f in rep.files:
+        data = Path(f.path).read_bytes()
+        layout = spec.layouts()[f.role]
+        physical = count_lines(data, layout.encoding == "utf-16")
+        header = physical - f.rows_read
+        assert header in (0, 1), (f, physical)
+        if layout.header is True:
+            assert header == (1 if physical else 0), (f, physical)
+        elif layout.header is False:
+            assert header == 0, (f, physical)
+        record_lines = set(range(header + 1, physical + 1))
+        qlines = [r["line"] for r in q if r["file"] == f.path]
+        assert len(qlines) == len(set(qlines)), f"a line quarantined twice in {f.path}"
+        assert set(qlines) <= record_lines, (sorted(set(qlines) - record_lines), f)
+        assert f.rows_quarantined == len(qlines)
+        assert f.rows_read == f.rows_loaded + f.rows_quarantined
+        if f.role == "election_map":
+            continue
+        loaded = by_sha_lines.get((f.role, f.sha256), [])
+        if f.role == "registrations":
+            assert len(loaded) == len(set(loaded)), "one physical line loaded as two registrations"
+            assert len(loaded) == f.rows_loaded, (len(loaded), f)
+        else:
+            assert len(set(loaded)) == f.rows_loaded, (len(set(loaded)), f)
+        assert not set(loaded) & set(qlines), "a line both loaded and quarantined"
+        assert set(loaded) | set(qlines) == record_lines, (
+            f"lines neither loaded nor quarantined: {sorted(record_lines - set(loaded) - set(qlines))[:10]}"
+        )
+    # loaded values are sane, whatever the bytes were
+    has_id = bool(spec.registrations.by_target("state_voter_id"))
+    for row in regs.to_pylist():
+        assert row["state"] == state
+        assert row["state_voter_id"] or not has_id, "a row without a voter id was loaded"
+        if row["dob"] is not None:
+            assert dt.date(1850, 1, 1) <= row["dob"] <= dt.date(2100, 12, 31)
+        if row["birth_year"] is not None:
+            assert 1850 <= row["birth_year"] <= 2100
+        assert row["dob_granularity"] == ("full" if row["dob"] else "year" if row["birth_year"] else "none")
+        assert isinstance(row["_issues"], list)
+        if row["residence_zip5"] is not None:
+            assert len(row["residence_zip5"]) == 5 and row["residence_zip5"].isdigit()
+    if vh is not None:
+        for row in vh.to_pylist():
+            assert row["state_voter_id"] and row["election_date"] is not None
+    return "read"
 
 
 # ---------------------------------------------------------------------------

@@ -19,7 +19,6 @@ explores ten times more with random seeds.
 
 from __future__ import annotations
 
-import datetime as dt
 import tempfile
 from pathlib import Path
 
@@ -29,7 +28,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from reliability_helpers import (
     FORMAT_STATE,
-    SAMPLE_NAMES,
+    check_no_echo,
+    check_scan,
     count_lines,
     fuzz_settings,
     native_bytes,
@@ -76,8 +76,13 @@ def _at(line: bytes, frac: float, unit: int) -> int:
     return k - (k % unit)
 
 
-def _apply(data: bytes, layout, first: int, line_ops, file_ops) -> tuple[bytes, list[bytes]]:
-    """Damage ``data``; return the new bytes and the injected payloads (to look for in messages)."""
+def _apply(data: bytes, layout, header: int, line_ops, file_ops) -> tuple[bytes, list[bytes]]:
+    """Damage ``data`` after its first line; return the new bytes and the injected payloads.
+
+    The first line (the header, or the first record of a header-less file) is
+    left intact: it is what identifies the layout, and damaging it is its own
+    test (``test_damaged_first_record_of_a_headerless_file``).
+    """
     utf16 = layout.encoding == "utf-16"
     unit = 2 if utf16 else 1
     enc = {"utf-16": "utf-16-le", "latin-1": "latin-1"}.get(layout.encoding, "utf-8")
@@ -85,7 +90,9 @@ def _apply(data: bytes, layout, first: int, line_ops, file_ops) -> tuple[bytes, 
     body = data[len(bom) :]
     term = layout.line_terminator.encode(enc)
     lines = body.split(term)
+    first = 1  # the first line stays intact (see docstring)
     records = max(len(lines) - 1 - first, 1)  # the last piece after a final terminator is ""
+    safe = len(bom) + len(lines[0]) + len(term)  # file-level damage starts after line 1
     delim = (layout.delimiter if layout.kind == "delimited" else ",").encode(enc)
     quote = '"'.encode(enc)
     injected: list[bytes] = []
@@ -130,10 +137,10 @@ def _apply(data: bytes, layout, first: int, line_ops, file_ops) -> tuple[bytes, 
     out = bom + term.join(lines)
     for kind, arg in file_ops:
         if kind == "cut":
-            out = out[: max(int(len(out) * arg), len(bom) + 1)]
+            out = out[: max(int(len(out) * arg), safe)]
         elif kind == "insert":
             frac, b = arg
-            k = max(int(len(out) * frac), len(bom))
+            k = max(int(len(out) * frac), safe)
             out = out[:k] + b + out[k:]
             injected.append(b)
         elif kind == "strip_final_newline":
@@ -144,88 +151,27 @@ def _apply(data: bytes, layout, first: int, line_ops, file_ops) -> tuple[bytes, 
     return out, injected
 
 
-def _check_no_echo(message: str, injected: list[bytes]) -> None:
-    for name in SAMPLE_NAMES:
-        assert name not in message, f"message echoes a value: {message!r}"
-    for b in injected:
-        s = b.decode("latin-1")
-        for piece in s.split():
-            if len(piece) >= 6 and piece.isprintable():
-                assert piece not in message, f"message echoes injected content {piece!r}: {message!r}"
+OUTCOMES: dict[str, dict[str, int]] = {}
 
 
-def check_scan(paths: list[Path], state: str, fmt: str, injected: list[bytes]) -> str:
-    """Scan and check every invariant; return "refused" or "read" (for the statistics)."""
+def _roles(fmt: str) -> dict[str, tuple[str, int]]:
+    """File name -> (role, header lines) of ``fmt``'s intact sample files."""
     spec = get_format(fmt)
     con = duckdb.connect()
-    try:
-        try:
-            s = scan(con, paths, state=state, format=fmt)
-            regs = s.registrations.to_arrow_table()
-            vh = s.vote_history.to_arrow_table() if s.vote_history is not None else None
-            rep = s.finish()
-        except UserError as exc:
-            _check_no_echo(str(exc), injected)
-            return "refused"
-    finally:
-        con.close()
-    by_sha_lines: dict[str, list[int]] = {}
-    for sha, line in zip(regs["source_file"].to_pylist(), regs["source_line"].to_pylist(), strict=True):
-        by_sha_lines.setdefault(("registrations", sha), []).append(line)
-    if vh is not None:
-        for sha, line in zip(vh["source_file"].to_pylist(), vh["source_line"].to_pylist(), strict=True):
-            by_sha_lines.setdefault(("history", sha), []).append(line)
-    q = rep.quarantine.to_pylist()
-    for r in q:
-        _check_no_echo(r["reason"] or "", injected)
-        assert r["reason"], r
-    assert {f.path for f in rep.files} == {str(p) for p in paths}
-    for f in rep.files:
-        data = Path(f.path).read_bytes()
-        layout = spec.layouts()[f.role]
-        physical = count_lines(data, layout.encoding == "utf-16")
-        header = physical - f.rows_read
-        assert header in (0, 1), (f, physical)
-        if layout.header is True:
-            assert header == (1 if physical else 0), (f, physical)
-        elif layout.header is False:
-            assert header == 0, (f, physical)
-        record_lines = set(range(header + 1, physical + 1))
-        qlines = [r["line"] for r in q if r["file"] == f.path]
-        assert len(qlines) == len(set(qlines)), f"a line quarantined twice in {f.path}"
-        assert set(qlines) <= record_lines, (sorted(set(qlines) - record_lines), f)
-        assert f.rows_quarantined == len(qlines)
-        assert f.rows_read == f.rows_loaded + f.rows_quarantined
-        if f.role == "election_map":
-            continue
-        loaded = by_sha_lines.get((f.role, f.sha256), [])
-        if f.role == "registrations":
-            assert len(loaded) == len(set(loaded)), "one physical line loaded as two registrations"
-            assert len(loaded) == f.rows_loaded, (len(loaded), f)
-        else:
-            assert len(set(loaded)) == f.rows_loaded, (len(set(loaded)), f)
-        assert not set(loaded) & set(qlines), "a line both loaded and quarantined"
-        assert set(loaded) | set(qlines) == record_lines, (
-            f"lines neither loaded nor quarantined: {sorted(record_lines - set(loaded) - set(qlines))[:10]}"
-        )
-    # loaded values are sane, whatever the bytes were
-    for row in regs.to_pylist():
-        assert row["state"] == state and row["state_voter_id"]
-        if row["dob"] is not None:
-            assert dt.date(1850, 1, 1) <= row["dob"] <= dt.date(2100, 12, 31)
-        if row["birth_year"] is not None:
-            assert 1850 <= row["birth_year"] <= 2100
-        assert row["dob_granularity"] == ("full" if row["dob"] else "year" if row["birth_year"] else "none")
-        assert isinstance(row["_issues"], list)
-        if row["residence_zip5"] is not None:
-            assert len(row["residence_zip5"]) == 5 and row["residence_zip5"].isdigit()
-    if vh is not None:
-        for row in vh.to_pylist():
-            assert row["state_voter_id"] and row["election_date"] is not None
-    return "read"
-
-
-OUTCOMES: dict[str, dict[str, int]] = {}
+    roles = {}
+    with tempfile.TemporaryDirectory(prefix="vr_rel_") as d:
+        paths = []
+        for name, data in native_bytes(fmt):
+            p = Path(d) / name
+            p.write_bytes(data)
+            paths.append(p)
+        s = scan(con, paths, state=FORMAT_STATE[fmt], format=fmt)
+        for f in s.finish().files:
+            data = Path(f.path).read_bytes()
+            header = count_lines(data, spec.layouts()[f.role].encoding == "utf-16") - f.rows_read
+            roles[Path(f.path).name] = (f.role, header)
+    con.close()
+    return roles
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -233,21 +179,7 @@ def test_damaged_native_files_never_crash_and_reconcile(fmt: str) -> None:
     originals = native_bytes(fmt)
     spec = get_format(fmt)
     state = FORMAT_STATE[fmt]
-    # which role each original file plays (by name: the writer's file-name templates)
-    con = duckdb.connect()
-    with tempfile.TemporaryDirectory(prefix="vr_rel_") as d:
-        paths = []
-        for name, data in originals:
-            p = Path(d) / name
-            p.write_bytes(data)
-            paths.append(p)
-        s = scan(con, paths, state=state, format=fmt)
-        roles = {}
-        for f in s.finish().files:
-            data = Path(f.path).read_bytes()
-            header = count_lines(data, spec.layouts()[f.role].encoding == "utf-16") - f.rows_read
-            roles[Path(f.path).name] = (f.role, header)
-    con.close()
+    roles = _roles(fmt)
 
     @fuzz_settings(EXAMPLES_PER_FORMAT)
     @given(damage)
@@ -256,18 +188,46 @@ def test_damaged_native_files_never_crash_and_reconcile(fmt: str) -> None:
         name, data = originals[which % len(originals)]
         role, header = roles[name]
         bad, injected = _apply(data, spec.layouts()[role], header, line_ops, file_ops)
+        # the damaged file plus, if it is not one, the first registrations file (a scan needs one)
+        keep = {name}
+        if role != "registrations":
+            keep.add(next(n for n, _ in originals if roles[n][0] == "registrations"))
         with tempfile.TemporaryDirectory(prefix="vr_rel_") as d:
             paths = []
             for n, b in originals:
-                p = Path(d) / n
-                p.write_bytes(bad if n == name else b)
-                paths.append(p)
-            outcome = check_scan(paths, state, fmt, injected)
+                if n in keep:
+                    p = Path(d) / n
+                    p.write_bytes(bad if n == name else b)
+                    paths.append(p)
+            outcome = check_scan(paths, state, fmt, injected, may_refuse=spec.layouts()[role].encoding == "utf-16")
         stats = OUTCOMES.setdefault(fmt, {"read": 0, "refused": 0})
         stats[outcome] += 1
 
     run()
-    assert sum(OUTCOMES[fmt].values()) >= 1
+    print(f"{fmt}: {OUTCOMES.get(fmt)}")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: voterolls/formats/detect.py match_layout/classify judge a header-less file by line 1 only, "
+    "so one damaged first record refuses the whole file (even with an explicit format) instead of "
+    "quarantining line 1",
+)
+@pytest.mark.parametrize("fmt", ["fl_extract", "ny_statewide", "mi_qvf_lst", "pa_fve"])
+def test_damaged_first_record_of_a_headerless_file(tmp_path: Path, fmt: str) -> None:
+    roles = _roles(fmt)
+    name, data = next((n, b) for n, b in native_bytes(fmt) if roles[n][0] == "registrations")
+    term = get_format(fmt).registrations.line_terminator.encode()
+    lines = data.split(term)
+    lines[0] = lines[0][: len(lines[0]) // 2]  # a truncated first record
+    p = tmp_path / name
+    p.write_bytes(term.join(lines))
+    con = duckdb.connect()
+    s = scan(con, [p], state=FORMAT_STATE[fmt], format=fmt)
+    regs = s.registrations.to_arrow_table()
+    rep = s.finish()
+    assert [r["line"] for r in rep.quarantine.to_pylist()] == [1]
+    assert regs.num_rows == rep.files[0].rows_read - 1
 
 
 @pytest.mark.parametrize("fmt", ["nc_ncvoter_2022", "fl_extract", "ny_statewide", "mi_qvf_lst", "nc_vr_snapshot", "generic"])
@@ -295,7 +255,7 @@ def test_detect_format_on_noise_is_a_user_error_or_a_name(blob: bytes) -> None:
         try:
             name = detect_format([p])
         except UserError as exc:
-            _check_no_echo(str(exc), [blob])
+            check_no_echo(str(exc), [blob])
             return
         assert name in SHIPPED
 
@@ -314,11 +274,3 @@ def test_engine_line_separator_inside_a_record_is_quarantined(tmp_path: Path) ->
     rep = s.finish()
     assert 3 not in regs["source_line"].to_pylist()
     assert [r["line"] for r in rep.quarantine.to_pylist()] == [3]
-
-
-def test_outcome_statistics_are_recorded() -> None:
-    """Runs last in this file: both outcomes (read and refused) occur across formats."""
-    if not OUTCOMES:
-        pytest.skip("property tests did not run in this process (xdist or -k)")
-    read = sum(v["read"] for v in OUTCOMES.values())
-    assert read > 0, OUTCOMES

@@ -224,7 +224,11 @@ def personal_values(reg: pa.Table) -> set[str]:
 
 
 def make_workspace(
-    path: Path, reg: pa.Table | None = None, *, uniformity: bool = True, states: tuple[str, ...] | None = None
+    path: Path,
+    reg: pa.Table | None = None,
+    *,
+    uniformity: bool = True,
+    states: tuple[str, ...] | None = None,
 ) -> Path:
     """A real ``voterolls.store`` workspace holding the fixture, one committed snapshot per state.
 
@@ -251,14 +255,19 @@ def make_workspace(
             from voterolls.ingest.uniformity import compute
             from voterolls.policy import get_policy
 
-            u = compute(
-                staged.dir / "registrations.parquet",
-                staged.dir / "vote_history.parquet",
-                state=st,
-                snapshot_id=staged.snapshot_id,
-                spec=None,
-                policy=get_policy(st),
-            )
+            args = (staged.dir / "registrations.parquet", staged.dir / "vote_history.parquet")
+            kw = {
+                "state": st,
+                "snapshot_id": staged.snapshot_id,
+                "spec": None,
+                "policy": get_policy(st),
+            }
+            try:
+                u = compute(*args, **kw)
+            except duckdb.InvalidInputException:
+                # seen once under pytest-xdist: "Could not set option enable_progress_bar
+                # as a global option" from compute()'s SET (reported to the ingest owner)
+                u = compute(*args, **kw)
             pq.write_table(u, staged.dir / "uniformity.parquet")
         (staged.dir / "manifest.json").write_text("{}")
         record = dict.fromkeys(SNAPSHOT_COLUMNS)

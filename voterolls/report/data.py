@@ -97,6 +97,8 @@ def load_policies() -> tuple[dict[str, dict[str, str]], str]:
                 out[st] = {
                     k: _norm(raw[k] if k in raw else getattr(p, k, None)) for k in _POLICY_KEYS
                 }
+                conf = getattr(p, "confidence", None) or {}
+                out[st].update({f"{k}_conf": str(conf[k]) for k in _POLICY_KEYS if k in conf})
             return (
                 out,
                 "voterolls.policy (sourced draft, not legal advice; unknown = most restrictive)",
@@ -110,6 +112,9 @@ def load_policies() -> tuple[dict[str, dict[str, str]], str]:
         with open(path, newline="", encoding="utf-8") as fh:
             for row in csv.DictReader(fh):
                 out[row["state"]] = {k: _norm(row.get(k)) for k in _POLICY_KEYS}
+                out[row["state"]].update(
+                    {f"{k}_conf": row[f"{k}_conf"] for k in _POLICY_KEYS if row.get(f"{k}_conf")}
+                )
     return (
         out,
         "voterolls/policy/state_policy.csv (sourced draft, not legal advice; unknown = most restrictive)",
@@ -372,7 +377,20 @@ def _date_of(v: Any) -> str | None:
 
 
 def _law(policy: dict[str, str], key: str | None) -> tuple[str, str]:
-    """(allowed | withheld | unknown | not_applicable, short label) for a policy key."""
+    """(allowed | withheld | unknown | not_applicable, short label) for a policy key.
+
+    The label carries the draft's confidence in the value, because the policy
+    table is a sourced draft and a reader must see how sure each cell is.
+    """
+    law, label = _law_value(policy, key)
+    pkey = "dob_disclosure" if key in ("dob_full", "dob_year") else key
+    conf = policy.get(f"{pkey}_conf") if pkey else None
+    if conf and conf != "n/a":
+        label += f" (confidence {conf})"
+    return law, label
+
+
+def _law_value(policy: dict[str, str], key: str | None) -> tuple[str, str]:
     if key is None:
         return "allowed", "no restriction recorded"
     if key in ("dob_full", "dob_year"):

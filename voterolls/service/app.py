@@ -143,7 +143,9 @@ class AuditMiddleware:
 
 def _security_headers(scope) -> dict[str, str]:
     path = scope.get("path", "")
+    tls = {"Strict-Transport-Security": "max-age=31536000"} if scope.get("scheme") == "https" else {}
     return {
+        **tls,
         "Content-Security-Policy": REPORT_CSP if path == "/report" else CSP,
         "X-Content-Type-Options": "nosniff",
         "X-Frame-Options": "DENY",

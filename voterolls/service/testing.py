@@ -33,6 +33,8 @@ class FakeIngest:
         self.max_running: dict[str, int] = {}
         self.intervals: list[tuple[str, float, float]] = []
         self.gate: threading.Event | None = None
+        #: per-state gates: an ingest of that state waits until its event is set
+        self.gates: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
 
     def __call__(self, workspace: Path, state: str, paths: list[Path], format: str | None = None, progress=None):
@@ -45,7 +47,9 @@ class FakeIngest:
             if progress:
                 progress("reading the files", 0.25)
             if self.gate is not None:
-                self.gate.wait(10)
+                self.gate.wait(30)
+            if state in self.gates:
+                self.gates[state].wait(30)
             if self.delay:
                 time.sleep(self.delay)
             if self.fail_with:

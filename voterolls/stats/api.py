@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +123,11 @@ def estimate(
         raise UserError("workspace not found", file=w)
     if not 0.0 <= error_rate < 0.5:
         raise UserError("the vote-record error rate must be in [0, 0.5)", field="--error-rate")
+    if election is not None:
+        try:
+            election = date.fromisoformat(election).isoformat()
+        except ValueError:
+            raise UserError("the election must be a date YYYY-MM-DD", field="--election") from None
     try:
         from voterolls.store import Workspace
     except ImportError:

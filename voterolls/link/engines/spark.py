@@ -46,6 +46,7 @@ class SparkEngine(LinkEngine):
             .config("spark.sql.shuffle.partitions", str(max(4, 2 * n)))
             .config("spark.default.parallelism", str(max(4, 2 * n)))
             .config("spark.ui.enabled", "false")
+            .config("spark.ui.showConsoleProgress", "false")
             .config("spark.sql.session.timeZone", "UTC")
             .config("spark.local.dir", str(self.workdir / "spark_local"))
         )
@@ -68,7 +69,7 @@ class SparkEngine(LinkEngine):
         df = self.spark.table(table.physical_name)
         if where:
             df = df.where(where)
-        df.select(*columns).write.mode("overwrite").parquet(str(path))
+        df.selectExpr(*columns).write.mode("overwrite").parquet(str(path))
         return str(path / "*.parquet")
 
     def row(self, sql: str) -> tuple:
