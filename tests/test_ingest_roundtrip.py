@@ -41,4 +41,4 @@ def test_roundtrip_small_nation(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_roundtrip_with_florida_county_files(tmp_path: Path) -> None:
-    _roundtrip(tmp_path, ["FL", "PA"], 3000)
+    _roundtrip(tmp_path, ["FL", "PA"], 800)

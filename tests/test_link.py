@@ -485,3 +485,12 @@ def test_spark_matches_duckdb(linked, tmp_path):
     assert close.mean() > 0.98
     for c in COMPARISON_NAMES:
         assert (both[f"gamma_{c}_d"] == both[f"gamma_{c}_s"]).mean() > 0.98, c
+
+
+def test_cli_reports_a_missing_workspace_as_a_user_error(tmp_path):
+    from voterolls.link.commands import evaluate_command, link_command
+
+    with pytest.raises(UserError, match="workspace does not exist"):
+        link_command(workspace=tmp_path / "missing")
+    with pytest.raises(UserError, match="workspace does not exist"):
+        evaluate_command(truth=tmp_path, workspace=tmp_path / "missing")

@@ -35,7 +35,7 @@ import pytest
 from reliability_helpers import PYTHON, ROOT
 
 STATES = ["NC", "OH", "FL", "CO", "VT"]
-PEOPLE = 4000
+PEOPLE = 3000
 VOTEROLLS = str(Path(PYTHON).parent / "voterolls")
 
 
@@ -108,9 +108,11 @@ def _cli(args: list[str], env: dict) -> tuple[int, str]:
     return p.returncode, p.stdout + "\n" + p.stderr
 
 
-def _has_command(name: str) -> bool:
-    p = subprocess.run([VOTEROLLS, name, "--help"], capture_output=True, text=True, timeout=120)
-    return p.returncode == 0
+def _commands() -> set[str]:
+    """The CLI's command names, from one ``voterolls --help``."""
+    p = subprocess.run([VOTEROLLS, "--help"], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "COLUMNS": "200"})  # fmt: skip
+    return set(re.findall(r"^\W*([a-z][a-z-]+)\s{2,}", p.stdout, flags=re.M))
 
 
 @pytest.mark.slow
@@ -132,7 +134,8 @@ def test_no_personal_data_in_logs_errors_reports_or_answers(tmp_path: Path, capl
     probe = f"x {r0['first_name']} {r0['last_name']} born {r0['dob']:%m/%d/%Y} at {r0['residence_address']} y"
     assert len(scanner.find(probe)) >= 2, scanner.find(probe)
 
-    if not _has_command("ingest-dir"):
+    commands = _commands()
+    if "ingest-dir" not in commands:
         pytest.skip("`voterolls ingest-dir` is not available yet")
     env = {**os.environ, "VOTEROLLS_LOG": "DEBUG", "COLUMNS": "200"}
     ws = tmp_path / "ws"
@@ -140,7 +143,7 @@ def test_no_personal_data_in_logs_errors_reports_or_answers(tmp_path: Path, capl
     ran, skipped = [], []
 
     def step(label: str, args: list[str], *, must: bool = True, expect_fail: bool = False) -> None:
-        if not _has_command(args[0]):
+        if args[0] not in commands:
             skipped.append(label)
             return
         rc, out = _cli(args, env)

@@ -346,7 +346,8 @@ def _stream_write(
 def _ingest_key(shas: list[str], fmt: str | None, sealed_sha: str | None, override: Any, fingerprint: str) -> str:
     data = {
         "files": sorted(shas),
-        "format": fmt or "",
+        # a user mapping file counts by content: editing it must re-ingest
+        "format": sha256_file(Path(fmt)) if fmt and Path(str(fmt)).is_file() else (str(fmt) if fmt else ""),
         "sealed": sealed_sha or "",
         "override": sorted(override.fields) if override is not None else [],
         "override_basis": override.legal_basis.strip() if override is not None else "",
@@ -452,6 +453,7 @@ def _run(
     from voterolls.policy import enforce
 
     con = _connect(staged, memory_limit, threads)
+    s = None
     try:
         report("scan", 0, None)
         s = _scan(con, plist, state, format)
@@ -538,6 +540,11 @@ def _run(
 
         scan_report = s.finish()
     finally:
+        if s is not None:  # the reader's temporary copies go even when ingest failed
+            try:
+                s.finish()
+            except Exception:  # noqa: BLE001 - already failing; the original error matters
+                log.debug("scan cleanup after failure raised")
         con.close()
 
     # -- reconcile, per file ------------------------------------------------------------------

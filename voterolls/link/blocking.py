@@ -181,9 +181,15 @@ def blocking_report(
     ``con`` is a DuckDB connection holding ``input_table`` (the prepared input
     always lives in DuckDB, whatever engine scores it).
     """
-    records = linker.blocking_analysis.count_comparisons_from_blocking_rules(
-        record_sample_proportion=sample
-    )
+    import warnings
+
+    with warnings.catch_warnings():
+        # Splink warns when a rare rule is estimated from few sampled pairs;
+        # the report marks sampled counts as estimates instead.
+        warnings.simplefilter("ignore", UserWarning)
+        records = linker.blocking_analysis.count_comparisons_from_blocking_rules(
+            record_sample_proportion=sample
+        )
     rules = [
         RuleCount(
             rule=str(r["blocking_rule"]),

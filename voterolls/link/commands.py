@@ -150,23 +150,13 @@ def evaluate_command(
     path = write_json(res, out or link_dir / "evaluation.json")
 
     console = Console()
-    labels = {
-        "full": "full DOB both sides",
-        "year": "year only on a side",
-        "none": "no DOB on a side",
-        "all": "all",
-    }
-    t = Table(title=f"Cross-state duplicate registrations (p >= {threshold})")
-    for col in (
-        "DOB",
-        "true pairs",
-        "model P",
-        "model R",
-        "model F1",
-        "Crosscheck P",
-        "Crosscheck R",
-        "scored",
-    ):
+    labels = {"full": "full", "year": "year", "none": "none", "all": "all"}
+    t = Table(
+        title=f"Cross-state duplicate registrations (p >= {threshold})",
+        caption="DOB: full on both sides / a birth year only on a side / no DOB on a side. "
+        "CC = Crosscheck rule (exact first + last + DOB). scored = share of true pairs scored at all.",
+    )
+    for col in ("DOB", "true pairs", "P", "R", "F1", "CC P", "CC R", "scored"):
         t.add_column(col, justify="left" if col == "DOB" else "right")
     for c in (*GRANULARITY_CLASSES, "all"):
         m, x = res["model"][c], res["crosscheck"][c]

@@ -51,22 +51,24 @@ OPTIONAL_COLUMNS = (
 PLACEHOLDER_DOB = "1900-01-01"
 
 
-def soundex_sql(col: str) -> str:
+def soundex_sql(col: str, *, letters_only: bool = False) -> str:
     """American Soundex of ``col`` as a DuckDB expression (DuckDB has no built-in).
 
     Letters map to digit classes, H and W vanish without separating, vowels
     separate; runs of one digit collapse; the first letter is kept and the
     code is padded to four characters.  Only used to build blocking keys, so
     edge cases (a name starting with H or W) only shift a block boundary.
+    ``letters_only``: ``col`` already holds only the letters A-Z (saves a regex).
     """
-    letters = f"regexp_replace(upper({col}), '[^A-Z]', '', 'g')"
+    letters = col if letters_only else f"regexp_replace(upper({col}), '[^A-Z]', '', 'g')"
     coded = f"translate({letters}, 'AEIOUYBFPVCGJKQSXZDTLMNRHW', '000000111122222222334556')"
+    # collapse runs of one digit with a single regex pass per digit class
     collapsed = coded
     for d in "0123456":
         collapsed = f"regexp_replace({collapsed}, '{d}{d}+', '{d}', 'g')"
     tail = f"replace(substr({collapsed}, 2), '0', '')"
     return (
-        f"CASE WHEN length({letters}) = 0 THEN NULL ELSE "
+        f"CASE WHEN {letters} = '' THEN NULL ELSE "
         f"substr({letters}, 1, 1) || rpad(substr({tail}, 1, 3), 3, '0') END"
     )
 
@@ -125,12 +127,16 @@ def derived_select_sql(base: str) -> str:
         CASE WHEN day(dob) <= 12 AND day(dob) <> month(dob)
              THEN make_date(year(dob), day(dob), month(dob)) END AS dob_swapped,
         gender, residence_address, residence_zip5, ssn4_token, dob_token,
-        {tokens}[1]                                              AS last_name_a,
-        CASE WHEN len({tokens}) > 1 THEN {tokens}[-1] END       AS last_name_b,
+        _last_tokens[1]                                          AS last_name_a,
+        CASE WHEN len(_last_tokens) > 1 THEN _last_tokens[-1] END AS last_name_b,
         substr(first_name, 1, 1)                                AS first_initial,
         substr(middle_name, 1, 1)                               AS middle_initial,
-        {soundex_sql("last_name")}                              AS last_sx
-    FROM {base}
+        {soundex_sql("_last_letters", letters_only=True)}       AS last_sx
+    FROM (
+        SELECT *, regexp_replace(last_name, '[^A-Z]', '', 'g') AS _last_letters,
+               {tokens} AS _last_tokens
+        FROM {base}
+    )
     """
 
 
@@ -161,9 +167,13 @@ def prepare_input(
     present = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
     check_columns(present)
     con.execute(f"CREATE OR REPLACE TEMP VIEW _link_base AS {base_select_sql(source, present)}")
-    con.execute(f"CREATE OR REPLACE TEMP VIEW _link_derived AS {derived_select_sql('_link_base')}")
+    # Materialise the derived columns once (regexes), then count blocks over the table.
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE _link_derived AS {derived_select_sql('_link_base')}"
+    ).fetchall()
     keys = blocking_keys_sql("_link_derived", block_cap or DEFAULT_BLOCK_CAP)
-    con.execute(f"CREATE OR REPLACE TABLE {target} AS {keys} ORDER BY unique_id")
+    con.execute(f"CREATE OR REPLACE TABLE {target} AS {keys} ORDER BY unique_id").fetchall()
+    con.execute("DROP TABLE IF EXISTS _link_derived").fetchall()
     n, distinct = con.execute(
         f"SELECT count(*), count(DISTINCT unique_id) FROM {target}"
     ).fetchall()[0]
