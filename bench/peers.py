@@ -137,6 +137,7 @@ def run_voterolls(data: Path, out: Path, threads: int | None) -> dict[str, Any]:
         "registrations": res.registrations,
         "candidate_pairs": res.candidate_pairs,
         "comparisons_per_record": res.comparisons_per_record,
+        "blocking": res.blocking,
         "model": str(out / "link" / "model.json"),
         "pairs": {"voterolls": [str(out / "link" / "pairs.parquet"), res.threshold]},
     }
@@ -200,8 +201,8 @@ def splink_docs_settings():  # noqa: ANN201
 
 def splink_docs_comparisons(con) -> int:  # noqa: ANN001
     """Exact number of pairs the example's two prediction rules generate (union, nulls never join)."""
-    q = """
-    WITH i AS ({src}),
+    q = f"""
+    WITH i AS ({SPLINK_DOCS_INPUT}),
     f AS (SELECT count(*) AS n FROM i WHERE first_name IS NOT NULL GROUP BY first_name),
     s AS (SELECT count(*) AS n FROM i WHERE surname IS NOT NULL GROUP BY surname),
     fs AS (SELECT count(*) AS n FROM i WHERE first_name IS NOT NULL AND surname IS NOT NULL
@@ -209,7 +210,7 @@ def splink_docs_comparisons(con) -> int:  # noqa: ANN001
     SELECT (SELECT coalesce(sum(n * (n - 1) / 2), 0) FROM f)
          + (SELECT coalesce(sum(n * (n - 1) / 2), 0) FROM s)
          - (SELECT coalesce(sum(n * (n - 1) / 2), 0) FROM fs)
-    """.format(src=SPLINK_DOCS_INPUT)
+    """
     return int(con.execute(q).fetchall()[0][0])
 
 
@@ -335,7 +336,9 @@ def run_recordlinkage(data: Path, out: Path, threads: int | None) -> dict[str, A
         sa = pd.Series(a, dtype="string").str.split(":", n=1, expand=True)
         sb = pd.Series(b, dtype="string").str.split(":", n=1, expand=True)
         if len(index) == 0:
-            sa = sb = pd.DataFrame({0: pd.Series([], dtype="string"), 1: pd.Series([], dtype="string")})
+            sa = sb = pd.DataFrame(
+                {0: pd.Series([], dtype="string"), 1: pd.Series([], dtype="string")}
+            )
         tbl = pa.table(
             {
                 "state_l": pa.array(sa[0], pa.string()),
@@ -351,7 +354,9 @@ def run_recordlinkage(data: Path, out: Path, threads: int | None) -> dict[str, A
 
     return {
         "seconds": total.seconds,
-        "seconds_ecm_variant": round(total.seconds - stages["classify_guide"] + stages["classify_ecm"], 3),
+        "seconds_ecm_variant": round(
+            total.seconds - stages["classify_guide"] + stages["classify_ecm"], 3
+        ),
         "stages": stages,
         "registrations": n,
         "candidate_pairs": len(candidate_links),

@@ -170,3 +170,76 @@ def test_sigkill_at_each_critical_point(setup) -> None:
     for i, point in enumerate(POINTS):
         outcome = _one_run(server, ws, versions, refs, target=(i + 1) % 2, kill=point)
         assert outcome == "killed/old", f"kill at {point}: {outcome}"
+
+
+# ---------------------------------------------------------------------------
+# a damaged workspace on disk (bit rot, a deleted file, a bad restore)
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def one_snapshot(tmp_path: Path):
+    regs, vh = national_sample(STATE, 12, seed=9)
+    paths = write_native(STATE, regs, vh, tmp_path / "files", policy=FULL)
+    ws = tmp_path / "ws"
+    ingest(ws, STATE, paths)
+    snap = Workspace(ws).current_snapshot(STATE)
+    return ws, paths, ws / snap["path"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: voterolls/store.py Workspace.connect skips a current snapshot's missing "
+    "registrations.parquet (`if (d / ...).exists()`), so the state silently has 0 rows instead of an error",
+)
+def test_missing_snapshot_file_is_an_error_not_zero_rows(one_snapshot) -> None:
+    from voterolls.errors import UserError
+
+    ws, _, snap_dir = one_snapshot
+    (snap_dir / "registrations.parquet").unlink()
+    w = Workspace(ws)
+    assert w.states() == [STATE]
+    with pytest.raises(UserError, match="registrations.parquet"):
+        con = w.connect()
+        con.execute("SELECT count(*) FROM registrations").fetchone()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: voterolls/ingest/pipeline.py ingest returns 'unchanged' when the current snapshot has the "
+    "same ingest_key without checking its files exist and are readable, so re-ingesting cannot repair it",
+)
+@pytest.mark.parametrize("damage", ["delete", "truncate"])
+def test_reingest_repairs_a_damaged_current_snapshot(one_snapshot, damage: str) -> None:
+    ws, paths, snap_dir = one_snapshot
+    f = snap_dir / "registrations.parquet"
+    if damage == "delete":
+        f.unlink()
+    else:
+        f.write_bytes(f.read_bytes()[:100])
+    r = ingest(ws, STATE, paths)
+    assert r.status == "new"
+    con = Workspace(ws).connect()
+    assert con.execute("SELECT count(*) FROM registrations").fetchone()[0] == r.loaded
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: voterolls/store.py Workspace._catalog lets duckdb.Error from a damaged catalog.duckdb escape; "
+    "the CLI prints a traceback instead of a UserError naming catalog.duckdb",
+)
+def test_damaged_catalog_is_a_clear_error(one_snapshot) -> None:
+    import subprocess
+
+    from reliability_helpers import PYTHON, ROOT
+
+    ws, _, _ = one_snapshot
+    cat = ws / "catalog.duckdb"
+    data = bytearray(cat.read_bytes())
+    data[5000:5100] = b"\xaa" * 100  # bit rot inside a block
+    cat.write_bytes(bytes(data))
+    p = subprocess.run([str(Path(PYTHON).parent / "voterolls"), "uniformity", "-w", str(ws)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert p.returncode != 0
+    assert "Traceback" not in p.stderr, p.stderr[-1500:]
+    assert "catalog.duckdb" in p.stderr

@@ -8,7 +8,7 @@ specific, so the number of comparisons grows about linearly in N:
 2. full DOB + canonical first  7. capped (canonical first, last)
 3. DOB token + last name       8. capped (last, birth year, gender): nicknames
 4. DOB token + canonical first    the canonical table does not resolve
-5. SSN4 token + first initial  9. canonical first + last + ZIP
+5. SSN4 token + birth year     9. canonical first + last + ZIP
 
 Rules 1-5 have small blocks by construction (a full date or a token is
 already rare).  Rules 6-8 are the ones a common name could blow up (every
@@ -103,7 +103,7 @@ def prediction_rules() -> list[BlockingRuleCreator]:
         block_on("dob", "first_name_canonical"),
         block_on("dob_token", "last_name"),
         block_on("dob_token", "first_name_canonical"),
-        block_on("ssn4_token", "first_initial"),
+        block_on("ssn4_token", "birth_year"),
         block_on("bk_sx_year_init"),
         block_on("bk_name"),
         block_on("bk_last_year_sex"),

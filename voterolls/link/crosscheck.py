@@ -40,7 +40,7 @@ def crosscheck_sql(source: str = "registrations") -> str:
 
 def crosscheck_pairs(con: duckdb.DuckDBPyConnection, source: str = "registrations") -> pa.Table:
     """The Crosscheck rule's pairs as an Arrow table (columns :data:`CROSSCHECK_COLUMNS`)."""
-    return con.execute(crosscheck_sql(source) + " ORDER BY 1, 2, 3, 4").to_arrow_table()
+    return con.sql(crosscheck_sql(source) + " ORDER BY 1, 2, 3, 4").to_arrow_table()
 
 
 def crosscheck_count(con: duckdb.DuckDBPyConnection, source: str = "registrations") -> int:

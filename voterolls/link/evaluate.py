@@ -226,7 +226,7 @@ def evaluate(
             c: (round(scored[c].recall, 4) if scored[c].recall is not None else None)
             for c in GRANULARITY_CLASSES
         }
-        | {"all": _total(scored).recall},
+        | {"all": None if _total(scored).recall is None else round(_total(scored).recall, 4)},
         "calibration": calibration,
     }
 

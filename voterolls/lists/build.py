@@ -61,6 +61,8 @@ class ListSummary:
     expected_false_positives_at_review: float
     held_reason: str | None = None
     files: list[str] = field(default_factory=list)
+    #: where the rows came from, for lists read from a file (the external list): counts only
+    source: dict | None = None
 
 
 def shared_dob_granularity(state_a: str, state_b: str) -> str:

@@ -11,6 +11,13 @@ from rich.table import Table
 from voterolls.stats.estimators import DEFAULT_ERROR_RATE
 
 
+def _est(x: float | None) -> str:
+    """A count estimate for display: the unbiased estimate can fall below zero; shown as 0*."""
+    if x is None:
+        return "-"
+    return "0*" if x < 0 else f"{x:,.0f}"
+
+
 def _ci(d: dict | None) -> str:
     if not d or d.get("estimate") is None:
         return "-"
@@ -27,7 +34,7 @@ def _nat(n: dict | None) -> str:
         return "-"
     if n.get("national") is None:
         return n.get("label", "covered states only")
-    return f"{n['national']:,.0f} ({n['ci95'][0]:,.0f} - {n['ci95'][1]:,.0f}); {n['label']}"
+    return f"{_est(n['national'])} ({n['ci95'][0]:,.0f} - {n['ci95'][1]:,.0f}); {n['label']}"
 
 
 def render(res: dict, console: Console) -> None:
@@ -52,21 +59,21 @@ def render(res: dict, console: Console) -> None:
             f"{label}: name+DOB rule net of coincidences",
             _num(rn.get("raw_rule_count")),
             _num(rn.get("expected_coincidences")),
-            _num(rn["estimate"]),
+            _est(rn["estimate"]),
             _ci(rn),
             "",
         )
         if "splink_sum_of_probabilities" in e:
             sp = e["splink_sum_of_probabilities"]
             t.add_row(
-                f"{label}: sum of match probabilities", "", "", _num(sp["estimate"]), _ci(sp), ""
+                f"{label}: sum of match probabilities", "", "", _est(sp["estimate"]), _ci(sp), ""
             )
             c = e["combined"]
             t.add_row(
                 f"{label}: combined (headline)",
                 _num(c.get("raw_rule_count")),
                 _num(c.get("expected_coincidences")),
-                _num(c["estimate"]),
+                _est(c["estimate"]),
                 _ci(c),
                 _nat(e.get("national")),
             )
@@ -75,7 +82,7 @@ def render(res: dict, console: Console) -> None:
                 f"{label}: headline (no linkage output)",
                 "",
                 "",
-                _num(rn["estimate"]),
+                _est(rn["estimate"]),
                 _ci(rn),
                 _nat(e.get("national")),
             )
@@ -86,7 +93,7 @@ def render(res: dict, console: Console) -> None:
             f"possible double votes (vote-record error {res['error_rate']:.1%})",
             _num(h.get("raw_rule_count")),
             _num(h.get("expected_coincidences")),
-            _num(h["estimate"]),
+            _est(h["estimate"]),
             _ci(h),
             _nat(dv.get("national")),
         )
@@ -95,7 +102,7 @@ def render(res: dict, console: Console) -> None:
                 f"  ... with vote-record error {s['error_rate']:.1%}",
                 "",
                 "",
-                _num(s["estimate"]),
+                _est(s["estimate"]),
                 _ci(s),
                 "",
             )
@@ -107,7 +114,12 @@ def render(res: dict, console: Console) -> None:
         console.print(
             f"A purge on the name+DOB rule would remove {p['registrations_removed']:,} registrations, "
             f"{p['removed_registrations_used_to_vote']:,} of them used to vote; estimated legitimate votes "
-            f"blocked per double vote prevented: {p['legitimate_votes_blocked_per_double_vote_prevented']}"
+            "blocked per double vote prevented: "
+            + (
+                "no double vote is estimated to be prevented"
+                if p["legitimate_votes_blocked_per_double_vote_prevented"] is None
+                else f"{p['legitimate_votes_blocked_per_double_vote_prevented']}"
+            )
         )
     c = res["coverage"]
     share = c.get("registrant_share_covered")
@@ -124,6 +136,9 @@ def render(res: dict, console: Console) -> None:
         f"Birth year only: {', '.join(c['states_with_birth_year_only']) or 'none'}; "
         f"no DOB: {', '.join(c['states_without_dob']) or 'none'}; "
         f"vote history: {', '.join(c['vote_history_states']) or 'none'}."
+    )
+    console.print(
+        "* the unbiased estimate is below zero (fewer matches than coincidences predict); shown as 0."
     )
     console.print(res["wording"], style="italic")
 

@@ -1,0 +1,99 @@
+"""bench/results/scaling.png: time and peak memory against N per method, and F1 per method.
+
+    .venv/bin/python bench/plot.py [--results bench/results/run_all.json] [--out bench/results/scaling.png]
+
+Reads the runs ``bench/run_all.py`` recorded; draws only measured points
+(a method that timed out or was skipped at a size has no point there).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import RESULTS, read_json, size_label  # noqa: E402
+
+LABELS = {
+    "voterolls": "voterolls (DuckDB)",
+    "spark": "voterolls (Spark local)",
+    "crosscheck": "Crosscheck rule (DuckDB join)",
+    "splink_docs": "Splink docs example",
+    "recordlinkage": "recordlinkage guide",
+    "recordlinkage_ecm": "recordlinkage + ECM",
+}
+
+
+def plot(runs: list[dict[str, Any]], out: Path, title: str = "") -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ok = [r for r in runs if r.get("status") == "ok" and r.get("registrations")]
+    methods = [m for m in LABELS if any(r["method"] == m for r in ok)]
+    fig, axes = plt.subplots(1, 3, figsize=(16, 5))
+    for m in methods:
+        pts = sorted((r for r in ok if r["method"] == m), key=lambda r: r["registrations"])
+        xs = [r["registrations"] for r in pts]
+        axes[0].plot(xs, [r["seconds"] for r in pts], marker="o", label=LABELS[m])
+        axes[1].plot(xs, [r["peak_rss_mib"] for r in pts], marker="o", label=LABELS[m])
+    for ax, ylab in (
+        (axes[0], "wall seconds (linkage)"),
+        (axes[1], "peak RSS (MiB, process tree)"),
+    ):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("registrations (N)")
+        ax.set_ylabel(ylab)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].set_title("time vs N")
+    axes[1].set_title("memory vs N")
+    axes[0].legend(fontsize=8)
+
+    # F1 only where peers ran beside voterolls (the comparison sizes)
+    sizes = sorted({r["size"] for r in ok if r["method"] not in ("voterolls", "spark")}) or sorted(
+        {r["size"] for r in ok}
+    )
+    width = 0.8 / max(1, len(sizes))
+    ax = axes[2]
+    for i, s in enumerate(sizes):
+        xs, vals = [], []
+        for j, m in enumerate(methods):
+            r = next((r for r in ok if r["method"] == m and r["size"] == s), None)
+            if r is not None and r.get("f1") is not None:  # not run at this size: no bar
+                xs.append(j + i * width)
+                vals.append(r["f1"])
+        bars = ax.bar(xs, vals, width=width, label=f"N≈{size_label(s)}")
+        for b, v in zip(bars, vals, strict=True):
+            ax.text(b.get_x() + b.get_width() / 2, v + 0.01, f"{v:.2f}", ha="center", fontsize=7)
+    ax.set_xticks([j + width * (len(sizes) - 1) / 2 for j in range(len(methods))])
+    ax.set_xticklabels([LABELS[m] for m in methods], rotation=30, ha="right", fontsize=8)
+    ax.set_ylim(0, 1.08)
+    ax.set_ylabel("F1, cross-state duplicate pairs")
+    ax.set_title("accuracy vs synthetic truth")
+    ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--results", type=Path, default=RESULTS / "run_all.json")
+    ap.add_argument("--out", type=Path, default=RESULTS / "scaling.png")
+    args = ap.parse_args(argv)
+    res = read_json(args.results, {})
+    print(plot(res.get("runs", []), args.out, res.get("title", "")))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
