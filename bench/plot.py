@@ -41,6 +41,15 @@ def plot(runs: list[dict[str, Any]], out: Path, title: str = "") -> Path:
         xs = [r["registrations"] for r in pts]
         axes[0].plot(xs, [r["seconds"] for r in pts], marker="o", label=LABELS[m])
         axes[1].plot(xs, [r["peak_rss_mib"] for r in pts], marker="o", label=LABELS[m])
+        if m in ("voterolls", "splink_docs", "recordlinkage"):
+            for r in pts:  # comparisons per record beside each point
+                axes[0].annotate(
+                    f"{r['comparisons_per_record']:.2g} cmp/rec",
+                    (r["registrations"], r["seconds"]),
+                    textcoords="offset points",
+                    xytext=(4, 4),
+                    fontsize=7,
+                )
     for ax, ylab in (
         (axes[0], "wall seconds (linkage)"),
         (axes[1], "peak RSS (MiB, process tree)"),

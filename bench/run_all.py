@@ -23,15 +23,16 @@ What it does, in this order (each step a fresh child process, measured by
    * ``recordlinkage``  - the recordlinkage toolkit's deduplication guide
                           (N <= ``--recordlinkage-max`` only; plus its ECM
                           classifier on the same features)
-   * ``spark``          - voterolls on Spark ``local[2]`` scoring with the
-                          model DuckDB trained (N in ``--spark-sizes``)
-
    and scores every pairs file with ``voterolls.link.evaluate.evaluate``
    (precision, recall, F1 of cross-state duplicate pairs against the truth);
 2. ``voterolls`` alone at the extra ``--scaling-sizes`` (the scaling curve);
-3. ``bench/ingest.py --rows R`` as its owner wrote it (it writes its own
+3. ``spark`` - voterolls on Spark ``local[N]`` (``bench/spark.py``) at each
+   of ``--spark-sizes``, scoring with the model DuckDB trained on the same
+   registrations, so its F1 must equal DuckDB's; run last because it is the
+   slowest step on one small machine;
+4. ``bench/ingest.py --rows R`` as its owner wrote it (it writes its own
    JSON and its own table in docs/PERFORMANCE.md);
-4. writes ``bench/results/{run_all,peers,scaling,spark}.json``,
+5. writes ``bench/results/{run_all,peers,scaling,spark}.json``,
    ``bench/results/scaling.png`` and the Peers / Scaling / Spark tables of
    docs/PERFORMANCE.md (between ``<!-- bench/run_all.py:... -->`` markers).
 
@@ -59,6 +60,7 @@ from bench.common import (  # noqa: E402
     BENCH,
     PYTHON,
     RESULTS,
+    ROOT,
     ChildResult,
     evaluate_pairs,
     fmt,
@@ -73,6 +75,8 @@ from bench.common import (  # noqa: E402
     size_label,
     write_json,
 )
+
+SCALE_DOC = ROOT / "docs" / "SCALE.md"
 
 METHOD_LABELS = {
     "voterolls": "voterolls (Splink model, DuckDB)",
@@ -282,9 +286,76 @@ class Runner:
 # ---------------------------------------------------------------------------
 
 
+def _ratio(a: float | None, b: float | None) -> str:
+    """``a / b`` to three significant figures ('-' when undefined)."""
+    if a is None or not b:
+        return "-"
+    return f"{a / b:.3g}"
+
+
+def _secs(v: float | None) -> str:
+    if v is None:
+        return "-"
+    return f"{v:,.3f}" if v < 1 else f"{v:,.1f}"
+
+
+PEER_NOTES = """Configurations (details and sources in the docstring of `bench/peers.py`):
+
+* **voterolls**: `voterolls.link.run.link_registrations`, DuckDB, defaults (threshold 0.9):
+  prepare, train (u sampling, EM), Splink blocking analysis, predict, prior, pairs, clusters.
+* **Crosscheck rule**: exact first + last name + full DOB in two different states
+  (`voterolls.link.crosscheck`), one DuckDB join.
+* **Splink docs example**: the Quickstart of Splink 5.0.0's README
+  (https://pypi.org/project/splink/5.0.0/), column names adapted only (surname = last_name,
+  city = residence_city); scored at the example's clustering threshold 0.95.  Its blocking
+  (`block_on("first_name")`, `block_on("surname")`) grows quadratically with N; where it is
+  "not run" the exact pair count is given with a time projected from its measured rate.
+* **recordlinkage guide**: the toolkit's "Data deduplication" guide (block on first name,
+  six comparisons, match when more than 3 agree), column names adapted only; its `state`
+  comparison is exact, and a cross-state duplicate by definition disagrees on it (and usually
+  on city and address: the person moved), so the guide's rule finds almost none.  The
+  toolkit's own unsupervised `ECMClassifier` on the same features is the second row (same
+  process: same peak memory; its time adds the ECM fit).
+"""
+
+
+def peers_beat_us(runs: list[dict[str, Any]]) -> str:
+    """Every figure on which a peer did better than voterolls in this run, spelled out."""
+    lines = []
+    for r in runs:
+        if r["method"] in ("voterolls", "spark") or r["status"] != "ok":
+            continue
+        vr = next(
+            (
+                v
+                for v in runs
+                if v["size"] == r["size"] and v["method"] == "voterolls" and v["status"] == "ok"
+            ),
+            None,
+        )
+        if vr is None:
+            continue
+        wins = []
+        if r["seconds"] < vr["seconds"]:
+            wins.append(f"time {_secs(r['seconds'])} s vs {_secs(vr['seconds'])} s")
+        if r["peak_rss_mib"] < vr["peak_rss_mib"]:
+            wins.append(f"peak memory {r['peak_rss_mib']:,.0f} vs {vr['peak_rss_mib']:,.0f} MiB")
+        for k in ("precision", "recall", "f1"):
+            a, b = r.get(k), vr.get(k)
+            if a is not None and b is not None and a > b:
+                wins.append(f"{k} {a:.4f} vs {b:.4f}")
+        if wins:
+            lines.append(
+                f"* {METHOD_LABELS[r['method']]} at N = {r.get('registrations', r['size']):,}: "
+                + "; ".join(wins)
+            )
+    return "Where a peer beat voterolls in this run:\n\n" + ("\n".join(lines) or "* nowhere")
+
+
 def peers_tables(runs: list[dict[str, Any]], data: dict[int, dict[str, Any]]) -> str:
     parts = []
-    for size in sorted({r["size"] for r in runs if r["method"] != "spark"}):
+    peer_sizes = {r["size"] for r in runs if r["method"] not in ("voterolls", "spark")}
+    for size in sorted(peer_sizes):
         rows_here = [r for r in runs if r["size"] == size and r["method"] != "spark"]
         vr = next(
             (r for r in rows_here if r["method"] == "voterolls" and r["status"] == "ok"), None
@@ -294,10 +365,10 @@ def peers_tables(runs: list[dict[str, Any]], data: dict[int, dict[str, Any]]) ->
         rows = []
         for r in sorted(rows_here, key=lambda r: list(METHOD_LABELS).index(r["method"])):
             ok = r["status"] == "ok"
-            t_ratio = fmt(r["seconds"] / vr["seconds"], 2) if ok and vr and vr["seconds"] else "-"
-            m_ratio = fmt(r["peak_rss_mib"] / vr["peak_rss_mib"], 2) if ok and vr else "-"
+            t_ratio = _ratio(r["seconds"], vr["seconds"]) if ok and vr else "-"
+            m_ratio = _ratio(r["peak_rss_mib"], vr["peak_rss_mib"]) if ok and vr else "-"
             secs = (
-                fmt(r.get("seconds"))
+                _secs(r.get("seconds"))
                 if ok
                 else (
                     f"({fmt(r['projected_seconds'], 0)} projected)"
@@ -427,6 +498,8 @@ def write_docs(res: dict[str, Any]) -> None:
             "A peer that is faster, leaner or more precise than voterolls shows it in these "
             "columns; nothing is left out.",
             peers_tables(res["runs"], {int(k): v for k, v in res["data"].items()}),
+            peers_beat_us(res["runs"]),
+            PEER_NOTES,
             "Steps skipped in this run:\n\n" + skipped,
         ]
     )
@@ -435,6 +508,7 @@ def write_docs(res: dict[str, Any]) -> None:
         [
             head,
             scaling.scaling_table(res["runs"]),
+            scaling.stages_text(res["runs"]),
             "![time and memory vs N, F1 per method](../bench/results/scaling.png)",
             scaling.projection_text(res.get("projection")),
             "How to run the national job, and which steps are measured versus projected: "
@@ -443,6 +517,12 @@ def write_docs(res: dict[str, Any]) -> None:
     )
     replace_doc_block("scaling", scale, "Scaling")
     replace_doc_block("spark", head + "\n\n" + spark_table(res["runs"]), "Spark")
+    replace_doc_block(
+        "scale-snapshot",
+        scaling.snapshot_table(res),
+        "Measured here versus projected",
+        doc=SCALE_DOC,
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -486,7 +566,7 @@ def main(argv: list[str] | None = None) -> int:
         f"bench: work dir {run.work}; budget {args.budget_minutes} min; load {res['machine_start']['load_avg_1_5_15']}"
     )
     try:
-        # 1. side by side at each comparison size (Spark right after, while the data exists)
+        # 1. side by side at each comparison size
         for size in sizes:
             data = run.prepare(size)
             if data is None:
@@ -507,25 +587,27 @@ def main(argv: list[str] | None = None) -> int:
                 run.count_splink_docs(size, data)
             if size <= args.recordlinkage_max:
                 run.method(size, "recordlinkage", data)
-            if size in spark_sizes:
-                vr = run.voterolls_row(size)
-                if vr and vr.get("model"):
-                    run.method(size, "spark", data, ["--model", vr["model"]])
-                else:
-                    run._record(size, "spark", "not run: no DuckDB model at this size")
-            run.cleanup(size)
-        # 2. the rest of the scaling curve (and Spark sizes not compared above)
+            if size not in spark_sizes:
+                run.cleanup(size)
+        # 2. the rest of the scaling curve (voterolls alone)
         for size in sorted(set(extra) | (set(spark_sizes) - set(sizes))):
             data = run.prepare(size)
             if data is None:
                 continue
-            run.method(size, "voterolls", data)
-            if size in spark_sizes:
-                vr = run.voterolls_row(size)
-                if vr and vr.get("model"):
-                    run.method(size, "spark", data, ["--model", vr["model"]])
+            if run.voterolls_row(size) is None:
+                run.method(size, "voterolls", data)
+            if size not in spark_sizes:
+                run.cleanup(size)
+        # 3. Spark, scoring with the model DuckDB trained on the same registrations
+        for size in spark_sizes:
+            data = run.prepare(size)
+            vr = run.voterolls_row(size)
+            if data is not None and vr and vr.get("model"):
+                run.method(size, "spark", data, ["--model", vr["model"]])
+            elif data is not None:
+                run._record(size, "spark", "not run: no DuckDB model at this size")
             run.cleanup(size)
-        # 3. ingest, as its owner wrote it
+        # 4. ingest, as its owner wrote it
         ingest = None
         if not args.no_ingest and run.can_start(f"ingest {args.ingest_rows}"):
             print(f"- bench/ingest.py --rows {args.ingest_rows}", flush=True)

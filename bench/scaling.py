@@ -140,8 +140,9 @@ def project(
     n, c, st = big["registrations"], big["candidate_pairs"], big.get("stages") or {}
     fit = fit_power([p["registrations"] for p in pts], [p["comparisons_per_record"] for p in pts])
     cpr_here = c / n
-    cpr_power = fit[0] * target ** fit[1] if fit else cpr_here
     bound = cpr_bound(big, target)
+    # one measured size gives no growth rate: fall back to the cap bound (upper side)
+    cpr_power = fit[0] * target ** fit[1] if fit else (bound if bound is not None else cpr_here)
     cpr_target = min(cpr_power, bound) if bound is not None else cpr_power
     rates = _rates(pts, cores_here)
     fixed_s = _stage_sum(st, FIXED_STAGES)
@@ -229,6 +230,17 @@ def scaling_table(runs: list[dict[str, Any]]) -> str:
     )
 
 
+def stages_text(runs: list[dict[str, Any]]) -> str:
+    """voterolls stage seconds per size (wall), from ``link_registrations``'s report."""
+    lines = ["voterolls stage seconds (wall):", ""]
+    for p in curve(runs):
+        st = {k: v for k, v in (p.get("stages") or {}).items() if k != "total"}
+        lines.append(
+            f"* {p['registrations']:,}: " + ", ".join(f"{k} {v:.1f}" for k, v in st.items())
+        )
+    return "\n".join(lines)
+
+
 def projection_text(pr: dict[str, Any] | None) -> str:
     if not pr:
         return "No projection: no voterolls run succeeded."
@@ -271,6 +283,120 @@ def projection_text(pr: dict[str, Any] | None) -> str:
             f"{pr['cluster_cores_assumed']} cores ({sp['note']})."
         )
     return "\n".join(lines)
+
+
+def snapshot_table(res: dict[str, Any]) -> str:
+    """docs/SCALE.md "Measured here versus projected": every figure with its status."""
+    runs, pr = res.get("runs", []), res.get("projection") or {}
+    rows: list[list[str]] = []
+    for p in curve(runs):
+        rows.append(
+            [
+                f"voterolls link (DuckDB), {p['registrations']:,} registrations",
+                f"{p['seconds']:,.1f} s wall, peak {p['peak_rss_mib']:,.0f} MiB, "
+                f"{p['comparisons_per_record']:.2f} comparisons / record, F1 {fmt(p.get('f1'), 3)}",
+                "measured",
+            ]
+        )
+    for r in runs:
+        if r.get("method") != "spark":
+            continue
+        if r.get("status") == "ok":
+            rows.append(
+                [
+                    f"voterolls link (Spark local[{r.get('local_threads', 2)}]), "
+                    f"{r['registrations']:,} registrations",
+                    f"{r['seconds']:,.1f} s wall, peak {r['peak_rss_mib']:,.0f} MiB (with JVM), "
+                    f"F1 {fmt(r.get('f1'), 3)}",
+                    "measured",
+                ]
+            )
+        else:
+            rows.append([f"voterolls on Spark, ~{r['size']:,}", r["status"], "not measured"])
+    for r in runs:
+        if r.get("method") == "splink_docs" and r.get("candidate_pairs"):
+            state = "measured" if r.get("status") == "ok" else "pair count measured, time projected"
+            t = (
+                f"{r['seconds']:,.1f} s"
+                if r.get("status") == "ok"
+                else f"~{fmt(r.get('projected_seconds'), 0)} s projected"
+            )
+            rows.append(
+                [
+                    f"Splink docs example blocking, {r.get('registrations', r['size']):,} registrations",
+                    f"{r['candidate_pairs']:,} candidate pairs ({r['comparisons_per_record']:.1f} / record), {t}",
+                    state,
+                ]
+            )
+    ing = (res.get("ingest") or {}).get("result") or read_json(RESULTS / "ingest.json")
+    if ing and ing.get("ingest"):
+        rps = ing["ingest"]["rows_per_s"]
+        rows.append(
+            [
+                f"ingest (bench/ingest.py), {ing['rows']:,} NC rows",
+                f"{rps:,} rows/s on 2 cores ({ing['date']})",
+                "measured (by bench/ingest.py)",
+            ]
+        )
+        rows.append(
+            [
+                "ingest of 200M registrations",
+                f"{NATIONAL / rps / 3600:,.1f} h on one such machine; ~{NATIONAL / rps * 2 / 3600:,.0f} "
+                "core-hours, spread over states",
+                "projected (linear in rows)",
+            ]
+        )
+    if pr:
+        rows += [
+            [
+                "marginal cost, record stages",
+                f"{pr['core_seconds_per_registration_record_stages'] * 1e6:,.1f} core-µs / registration",
+                f"derived from {pr['rate_fit_points']} measured sizes",
+            ],
+            [
+                "marginal cost, pair stages",
+                f"{pr['core_seconds_per_pair'] * 1e6:,.1f} core-µs / candidate pair",
+                f"derived from {pr['rate_fit_points']} measured sizes",
+            ],
+            [
+                "comparisons per record at 200M",
+                f"{pr['cpr_projected']} (power law {pr['cpr_power_law']}, cap bound {pr['cpr_cap_bound']})",
+                "projected",
+            ],
+            [
+                "candidate pairs at 200M",
+                f"{pr['candidate_pairs_projected']:,}",
+                "projected",
+            ],
+            [
+                "linkage at 200M, DuckDB rates",
+                f"{pr['core_hours_projected_duckdb_rates']:,} core-hours; "
+                f"{pr['cluster_wall_hours_at_duckdb_rates']} h on {pr['cluster_cores_assumed']} cores "
+                "(perfect scaling: a floor)",
+                "projected",
+            ],
+            [
+                "one machine, peak memory at 200M (no spilling)",
+                f"~{pr['one_machine_peak_rss_gib_projected']:,} GiB",
+                "projected",
+            ],
+        ]
+        if pr.get("spark"):
+            sp = pr["spark"]
+            rows.append(
+                [
+                    "linkage at 200M, Spark local-mode rates",
+                    f"{sp['core_hours_projected']:,} core-hours; {sp['cluster_wall_hours']} h on "
+                    f"{pr['cluster_cores_assumed']} cores",
+                    "projected (" + sp["note"] + ")",
+                ]
+            )
+    m = res.get("machine_start", {})
+    head = (
+        f"Run of {res.get('when', '?')} (`{res.get('command', '?')}`), {m.get('cpus')} cores, "
+        f"load average at start {m.get('load_avg_1_5_15', ['?'])[0]}."
+    )
+    return head + "\n\n" + md_table(["quantity", "value", "status"], rows, align="lll")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,6 +1,6 @@
 """External-list matching: a death list in a user mapping layout, matched with the trained model.
 
-A small synthetic nation (three full-DOB states) is written as native files,
+A small synthetic nation (two full-DOB states and NC, birth year only) is written as native files,
 ingested and linked; a death-record extract is built from the *truth* (true
 names and dates of a few hundred people registered in Ohio, with typos, plus
 people who are not on Ohio's list) in a layout described by a mapping TOML,
@@ -23,8 +23,8 @@ import pytest
 from voterolls.lists import ACTIONS, ActionPolicy, build_lists
 
 STATE = "OH"
-DECEASED = 240
-NOT_REGISTERED = 120
+DECEASED = 150
+NOT_REGISTERED = 100
 
 MAPPING = """
 description = "Vital statistics death extract (test layout)"
@@ -63,14 +63,14 @@ def world(tmp_path_factory):
     from voterolls.synth.mess import apply_typos
 
     base = tmp_path_factory.mktemp("external")
-    nation = generate_nation(4000, 7).restrict(["OH", "PA", "NY"])
+    nation = generate_nation(8000, 7).restrict(["OH", "NY", "NC"])
     manifest = write_nation(nation, base / "synth")
     ws = Workspace(base / "ws")
     for st, info in manifest["states"].items():
         ingest(ws, st, [base / "synth" / f for f in info["files"]], format=info["format"])
     con = ws.connect(read_only=False)
     link_registrations(con, base / "ws" / "link", u_max_pairs=1e5, em_max_pairs=2e5, seed=3, blocking_analysis=False)
-    loaded = con.execute("SELECT state_voter_id, residence_zip5 FROM registrations WHERE state = ?", [STATE]).fetch_arrow_table()
+    loaded = con.sql(f"SELECT state_voter_id, residence_zip5 FROM registrations WHERE state = '{STATE}'").to_arrow_table()
     con.close()
 
     # Who is on Ohio's list (as loaded: protected voters are excluded by law).
@@ -83,7 +83,8 @@ def world(tmp_path_factory):
     others = np.setdiff1d(records["person_id"].to_numpy(), np.unique(oh["person_id"].to_numpy()))
     strangers = rng.choice(others, NOT_REGISTERED, replace=False)
     ids = np.concatenate([dead, strangers])
-    persons = nation.truth["persons"].take(pa.array(ids))  # person_id == row index
+    everyone = nation.truth["persons"]
+    persons = everyone.take(pc.index_in(pa.array(ids), value_set=everyone["person_id"]))
     assert persons["person_id"].to_numpy().tolist() == ids.tolist()
 
     n = len(ids)

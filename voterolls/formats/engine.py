@@ -103,6 +103,15 @@ class FilePlan:
     def idx(self, name: str) -> int:
         return self.header_names.index(name) + 1
 
+    def fld(self, i: int) -> str:
+        """SQL for native field ``i`` (1-based) of a row from ``rows_sql``."""
+        return f"f[{i}]"
+
+    @property
+    def unescape(self) -> bool:
+        """Fields still carry doubled quotes (the line tokenizer leaves them)."""
+        return self.layout.quoting == "all" and self.layout.kind == "delimited"
+
 
 # ---------------------------------------------------------------------------
 # Lines and fields
@@ -232,6 +241,8 @@ def rows_sql(
     lacks a value the schema cannot do without (voter id, election date)
     unloadable too; ``required_field`` names the failing field.
     """
+    if getattr(plan, "is_group", False):
+        return plan.rows_sql(required=required)
     tok, f, _, reason = fields_expr(plan)
     f = re.sub(r"\btok\b", "f0", f)
     req = required or "TRUE"
@@ -244,11 +255,12 @@ def rows_sql(
             f"SELECT line_no, line, unnest(list_filter([{tok}], lambda t: line <> '' AND {ok_t})) AS f0 "
             f"FROM ({lines_sql(plan)})"
         )
+        sha = lit(plan.facts.sha256)
         if f == "f0":
-            inner = f"SELECT line_no, f0 AS f FROM ({inner})"
+            inner = f"SELECT line_no, {sha} AS _sha, f0 AS f FROM ({inner})"
         else:
-            inner = f"SELECT line_no, unnest([{f}]) AS f FROM ({inner})"
-        return inner if required is None else f"SELECT line_no, f FROM ({inner}) WHERE {req}"
+            inner = f"SELECT line_no, {sha} AS _sha, unnest([{f}]) AS f FROM ({inner})"
+        return inner if required is None else f"SELECT line_no, _sha, f FROM ({inner}) WHERE {req}"
     shape = f"CASE WHEN line = '' THEN 'blank line' WHEN f0 IS NULL THEN list_transform([{tok}], lambda tok: {reason})[1] END"
     return (
         f"SELECT line_no, CASE WHEN shape IS NULL THEN {required_field or 'NULL'} END::VARCHAR AS field, "
@@ -266,8 +278,8 @@ def rows_sql(
 
 def raw(plan: FilePlan, col: Column, rel: str = "") -> str:
     """The trimmed native value of ``col`` (NULL when blank), quotes unescaped."""
-    v = f"{rel}f[{plan.idx(col.name)}]"
-    if plan.layout.quoting == "all" and plan.layout.kind == "delimited":
+    v = f"{rel}{plan.fld(plan.idx(col.name))}"
+    if plan.unescape:
         v = f"replace({v}, '\"\"', '\"')"
     return f"nullif(trim({v}), '')"
 
@@ -442,7 +454,7 @@ def registration_projection(
         exprs.setdefault(k, lit(v))
 
     exprs["state"] = lit(state)
-    exprs["source_file"] = lit(plan.facts.sha256)
+    exprs["source_file"] = "_sha"
     exprs["source_line"] = "CAST(line_no AS BIGINT)"
     select = []
     for fld in REGISTRATION_SCHEMA:
@@ -515,7 +527,7 @@ def history_projection(plan: FilePlan, state: str) -> tuple[str, str, str]:
     for k, v in lay.constants.items():
         exprs.setdefault(k, lit(v))
     exprs["state"] = lit(state)
-    exprs["source_file"] = lit(plan.facts.sha256)
+    exprs["source_file"] = "_sha"
     exprs["source_line"] = "CAST(line_no AS BIGINT)"
     select = [
         f"CAST({exprs.get(fld.name, 'NULL')} AS {_duck_type(fld.type)}) AS {ident(fld.name)}"

@@ -65,13 +65,13 @@ def history_sql(plan, state: str) -> str:  # noqa: ANN001 - FilePlan (import cyc
     whens = " ".join(f"WHEN {lit(a)} THEN {lit(b)}" for a, b in cm.map.items())
     pat = lit(eh.entry_pattern)
     date_e = f"CAST(try_strptime(regexp_extract(e, {pat}, 1), {lit(eh.date_format)}) AS DATE)"
-    return f"""SELECT {lit(state)} AS state, nullif(trim(f[{id_idx}]), '') AS state_voter_id,
-        nullif(trim(f[{county_idx}]), '') AS county, {date_e} AS election_date,
+    return f"""SELECT {lit(state)} AS state, nullif(trim({plan.fld(id_idx)}), '') AS state_voter_id,
+        nullif(trim({plan.fld(county_idx)}), '') AS county, {date_e} AS election_date,
         coalesce(CASE regexp_extract(e, {pat}, 2) {whens} END, {lit(cm.default or "other")}) AS election_type,
         trim(e) AS election_desc, 'unknown' AS vote_method, NULL AS vote_method_code, NULL AS party_ballot,
-        {lit(plan.facts.sha256)} AS source_file, CAST(line_no AS BIGINT) AS source_line
-      FROM (SELECT line_no, f, unnest(string_split(f[{k}], {lit(eh.separator)})) AS e FROM ({rows_sql(plan, valid=True)}))
-      WHERE trim(e) <> '' AND {date_e} IS NOT NULL AND nullif(trim(f[{id_idx}]), '') IS NOT NULL"""
+        _sha AS source_file, CAST(line_no AS BIGINT) AS source_line
+      FROM (SELECT *, unnest(string_split({plan.fld(k)}, {lit(eh.separator)})) AS e FROM ({rows_sql(plan, valid=True)}))
+      WHERE trim(e) <> '' AND {date_e} IS NOT NULL AND nullif(trim({plan.fld(id_idx)}), '') IS NOT NULL"""
 
 
 def unreadable_history_issue(plan) -> tuple[str, str]:  # noqa: ANN001
@@ -79,7 +79,7 @@ def unreadable_history_issue(plan) -> tuple[str, str]:  # noqa: ANN001
     k = plan.idx(eh.column)
     pat = lit(eh.entry_pattern)
     cond = (
-        f"len(list_filter(string_split(coalesce(f[{k}], ''), {lit(eh.separator)}), "
+        f"len(list_filter(string_split(coalesce({plan.fld(k)}, ''), {lit(eh.separator)}), "
         f"lambda e: trim(e) <> '' AND try_strptime(regexp_extract(e, {pat}, 1), {lit(eh.date_format)}) IS NULL)) > 0"
     )
     return ("vote_history", cond)

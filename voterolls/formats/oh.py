@@ -126,16 +126,16 @@ def history_sql(plan, state: str) -> str:  # noqa: ANN001 - FilePlan (import cyc
             continue
         etype = cm.map.get(m.group("type"), cm.default or "other")
         items.append(
-            f"{{'d': DATE '{d.isoformat()}', 't': {lit(etype)}, 'desc': {lit(name)}, 'v': nullif(trim(f[{i}]), '')}}"
+            f"{{'d': DATE '{d.isoformat()}', 't': {lit(etype)}, 'desc': {lit(name)}, 'v': nullif(trim({plan.fld(i)}), '')}}"
         )
     id_idx = plan.idx(reg.by_target("state_voter_id")[0].name)
     county = reg.by_target("county")
-    county_e = f"nullif(trim(f[{plan.idx(county[0].name)}]), '')" if county else "NULL"
+    county_e = f"nullif(trim({plan.fld(plan.idx(county[0].name))}), '')" if county else "NULL"
     if not items:
         return ""
-    return f"""SELECT {lit(state)} AS state, nullif(trim(f[{id_idx}]), '') AS state_voter_id, {county_e} AS county,
+    return f"""SELECT {lit(state)} AS state, nullif(trim({plan.fld(id_idx)}), '') AS state_voter_id, {county_e} AS county,
         e.d AS election_date, e.t AS election_type, e.desc AS election_desc, 'unknown' AS vote_method,
         e.v AS vote_method_code, CASE WHEN e.v <> {lit(wh.voted_value)} THEN e.v END AS party_ballot,
-        {lit(plan.facts.sha256)} AS source_file, CAST(line_no AS BIGINT) AS source_line
-      FROM (SELECT line_no, f, unnest([{", ".join(items)}]) AS e FROM ({rows_sql(plan, valid=True)}))
-      WHERE e.v IS NOT NULL AND nullif(trim(f[{id_idx}]), '') IS NOT NULL"""
+        _sha AS source_file, CAST(line_no AS BIGINT) AS source_line
+      FROM (SELECT *, unnest([{", ".join(items)}]) AS e FROM ({rows_sql(plan, valid=True)}))
+      WHERE e.v IS NOT NULL AND nullif(trim({plan.fld(id_idx)}), '') IS NOT NULL"""

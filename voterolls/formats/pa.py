@@ -109,8 +109,8 @@ def history_sql(plan, map_plans: list, state: str) -> str:  # noqa: ANN001 - Fil
     if not map_plans:
         return ""
     items = ", ".join(
-        f"{{'n': {i}, 'm': nullif(trim(f[{plan.idx(sh.method_template.format(i=i))}]), ''), "
-        f"'p': nullif(trim(f[{plan.idx(sh.party_template.format(i=i))}]), '')}}"
+        f"{{'n': {i}, 'm': nullif(trim({plan.fld(plan.idx(sh.method_template.format(i=i)))}), ''), "
+        f"'p': nullif(trim({plan.fld(plan.idx(sh.party_template.format(i=i)))}), '')}}"
         for i in range(1, sh.slots + 1)
     )
     id_idx = plan.idx(reg.by_target("state_voter_id")[0].name)
@@ -121,8 +121,8 @@ def history_sql(plan, map_plans: list, state: str) -> str:  # noqa: ANN001 - Fil
         c = {col.target: mp.idx(col.name) for col in lay.columns if col.target}
         dfmt = lay.by_target("election_date")[0].date_format
         maps.append(
-            f"SELECT nullif(trim(f[{c['county']}]), '') AS county, try_cast(trim(f[{c['election_number']}]) AS INTEGER) AS n, "
-            f"nullif(trim(f[{c['election_desc']}]), '') AS descr, CAST(try_strptime(trim(f[{c['election_date']}]), {lit(dfmt)}) AS DATE) AS d "
+            f"SELECT nullif(trim({mp.fld(c['county'])}), '') AS county, try_cast(trim({mp.fld(c['election_number'])}) AS INTEGER) AS n, "
+            f"nullif(trim({mp.fld(c['election_desc'])}), '') AS descr, CAST(try_strptime(trim({mp.fld(c['election_date'])}), {lit(dfmt)}) AS DATE) AS d "
             f"FROM ({rows_sql(mp, valid=True)})"
         )
     emap = " UNION ALL ".join(maps)
@@ -132,8 +132,8 @@ def history_sql(plan, map_plans: list, state: str) -> str:  # noqa: ANN001 - Fil
     return f"""SELECT {lit(state)} AS state, s.vid AS state_voter_id, s.county AS county, m.d AS election_date,
         {election_type_from_desc("m.descr")} AS election_type, m.descr AS election_desc,
         coalesce(CASE s.e.m {whens} END, {lit(cm.default or "unknown")}) AS vote_method, s.e.m AS vote_method_code,
-        s.e.p AS party_ballot, {lit(plan.facts.sha256)} AS source_file, CAST(s.line_no AS BIGINT) AS source_line
-      FROM (SELECT line_no, nullif(trim(f[{id_idx}]), '') AS vid, nullif(trim(f[{county_idx}]), '') AS county,
+        s.e.p AS party_ballot, s._sha AS source_file, CAST(s.line_no AS BIGINT) AS source_line
+      FROM (SELECT line_no, _sha, nullif(trim({plan.fld(id_idx)}), '') AS vid, nullif(trim({plan.fld(county_idx)}), '') AS county,
                    unnest([{items}]) AS e FROM ({rows_sql(plan, valid=True)})) s
       JOIN (SELECT DISTINCT county, n, descr, d FROM ({emap}) WHERE d IS NOT NULL) m ON m.county = s.county AND m.n = s.e.n
       WHERE s.e.m IS NOT NULL AND s.vid IS NOT NULL"""

@@ -12,7 +12,7 @@ import duckdb
 import pyarrow as pa
 
 from voterolls.errors import UserError
-from voterolls.formats import engine, ny, oh, sniff
+from voterolls.formats import engine, fast, ny, oh, sniff
 from voterolls.formats import pa as pa_fve
 from voterolls.formats.detect import classify, resolve_format
 from voterolls.formats.engine import (
@@ -48,7 +48,7 @@ class Scan:
         registrations: duckdb.DuckDBPyRelation,
         vote_history: duckdb.DuckDBPyRelation | None,
         files: list[ScannedFile],
-        quarantine_tables: list[str],
+        quarantine_tables: list[str | pa.Table],
         temp_paths: list[Path],
     ) -> None:
         self.format = fmt.name
@@ -72,7 +72,9 @@ class Scan:
         if self._report is not None:
             return self._report
         parts = [
-            self._con.sql(f"SELECT file, line, field, reason FROM {t}").to_arrow_table()
+            t
+            if isinstance(t, pa.Table)
+            else self._con.sql(f"SELECT file, line, field, reason FROM {t}").to_arrow_table()
             for t in self._qtables
         ]
         q = (
@@ -81,7 +83,8 @@ class Scan:
             else QUARANTINE_SCHEMA.empty_table()
         )
         for t in self._qtables:
-            self._con.execute(f"DROP TABLE IF EXISTS {t}")
+            if isinstance(t, str):
+                self._con.execute(f"DROP TABLE IF EXISTS {t}")
         for p in self._temp:
             p.unlink(missing_ok=True)
         self._report = ScanReport(files=list(self._files), quarantine=q)
@@ -166,6 +169,10 @@ def _normalise(plan: FilePlan, temp: list[Path]) -> None:
     plan.duck_encoding = "utf-8"
 
 
+def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
+    return int(con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
+
+
 def _quarantine_table(
     con: duckdb.DuckDBPyConnection, plan: FilePlan, state: str
 ) -> tuple[str, int]:
@@ -213,28 +220,51 @@ def scan(
         log.warning("format %s is %s's; scanning it as %s", fmt.name, fmt.state, state)
     plans: list[FilePlan] = []
     temp: list[Path] = []
-    files: list[ScannedFile] = []
     qtables: list[str] = []
     try:
         for p in plist:
             m = classify(fmt, p)
-            plan = _plan(p, m, fmt, next(engine._uid))
-            _read_rejects(con, plan, temp)
-            t, nq = _quarantine_table(con, plan, state)
+            plans.append(_plan(p, m, fmt, next(engine._uid)))
+        # fast path: files of one layout read together by DuckDB's CSV parser (``fast``)
+        groups: dict[tuple, list[int]] = {}
+        for i, pl in enumerate(plans):
+            if fast.eligible(pl):
+                groups.setdefault(fast.group_key(pl), []).append(i)
+        qparts: dict[int, pa.Table | str] = {}
+        readers: list[tuple[int, FilePlan | fast.GroupPlan]] = []  # (first file index, plan)
+        for members in groups.values():
+            gplans = [plans[i] for i in members]
+            good, counts, qs = fast.verify(con, gplans, state)
+            if good:
+                gp = fast.GroupPlan([gplans[j] for j in good], counts)
+                readers.append((members[good[0]], gp))
+                for j, q in zip(good, qs, strict=True):
+                    qparts[members[j]] = q
+        # the line engine: everything else (fixed width, mixed line endings, files that failed a check)
+        for i, pl in enumerate(plans):
+            if i in qparts:
+                continue
+            _read_rejects(con, pl, temp)
+            t, _ = _quarantine_table(con, pl, state)
             qtables.append(t)
+            qparts[i] = t
+            readers.append((i, pl))
+        readers.sort(key=lambda r: r[0])
+        files: list[ScannedFile] = []
+        for i, (p, plan) in enumerate(zip(plist, plans, strict=True)):
+            q = qparts[i]
+            nq = q.num_rows if isinstance(q, pa.Table) else _count(con, q)
             header = 1 if plan.has_header and plan.facts.lines > 0 else 0
             rows_read = plan.facts.lines - header
             sf = ScannedFile(
                 path=str(p), sha256=plan.facts.sha256, encoding=plan.layout.encoding, rows_read=rows_read,
                 role=plan.role, rows_loaded=rows_read - nq, rows_quarantined=nq,
             )  # fmt: skip
-            if (
-                sf.rows_loaded < 0
-            ):  # cannot happen: every quarantined line is a distinct physical line
+            if sf.rows_loaded < 0:  # cannot happen: every quarantined line is a distinct physical line
                 raise UserError("internal count mismatch", file=p)
             files.append(sf)
-            plans.append(plan)
-        regs = [pl for pl in plans if pl.role == "registrations"]
+        rplans = [r for _, r in readers]
+        regs = [pl for pl in rplans if pl.role == "registrations"]
         if not regs:
             raise UserError(
                 f"no registration file among the inputs for format {fmt.name!r}", file=plist[0]
@@ -247,8 +277,8 @@ def scan(
             )
         registrations = con.sql(" UNION ALL ".join(reg_sql))
         vh_sql = []
-        maps = [pl for pl in plans if pl.role == "election_map"]
-        for pl in plans:
+        maps = [pl for pl in rplans if pl.role == "election_map"]
+        for pl in rplans:
             if pl.role == "history":
                 sel, _, _ = history_projection(pl, state)
                 vh_sql.append(
@@ -281,4 +311,4 @@ def scan(
             tp.unlink(missing_ok=True)
         raise
     log.info("scan %s: %d file(s), format %s", state, len(files), fmt.name)
-    return Scan(con, fmt, plans, registrations, vote_history, files, qtables, temp)
+    return Scan(con, fmt, plans, registrations, vote_history, files, [qparts[i] for i in range(len(plans))], temp)

