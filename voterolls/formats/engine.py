@@ -1,4 +1,10 @@
-"""The vectorised reader: native file(s) -> lazy national-schema DuckDB relations.
+"""The line engine: native file(s) -> lazy national-schema DuckDB relations.
+
+Clean delimited files take the fast path (``fast``: DuckDB's own CSV parser,
+one read per layout group); this engine reads fixed-width files, files with
+mixed line endings and any file that failed a fast-path check, so every
+malformed line is quarantined with an exact reason.  The mapping (step 4)
+is shared by both paths.
 
 How a file is read (all in DuckDB SQL, streaming, no per-row Python):
 

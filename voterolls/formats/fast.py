@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 import duckdb
 import pyarrow as pa
 
-from voterolls.formats.engine import QUARANTINE_SCHEMA, LINE_SEP, FilePlan, lit
+from voterolls.formats.engine import LINE_SEP, QUARANTINE_SCHEMA, FilePlan, lit
 from voterolls.formats.spec import FileLayout
 from voterolls.log import get_logger
 
@@ -80,8 +80,8 @@ class GroupPlan:
     def fld(self, i: int) -> str:
         return f"c{i}"
 
-    def read_sql(self, *, rejects: str | None = None) -> str:
-        return read_csv_sql(self.plans, self.n_fields, rejects=rejects)
+    def read_sql(self, *, rejects: str | None = None, lenient: bool = False) -> str:
+        return read_csv_sql(self.plans, self.n_fields, rejects=rejects, lenient=lenient)
 
     def rows_sql(self, *, required: str | None = None, **_: object) -> str:
         """(line_no, _sha, c1..cN) of the loadable records, in file order."""
@@ -101,18 +101,34 @@ class GroupPlan:
             f"SELECT CAST({line} AS BIGINT) AS line_no, {sha} AS _sha, {cols} FROM "
             f"(SELECT row_number() OVER () AS k, CAST(file_index AS BIGINT) AS _fi, * FROM {self.read_sql()})"
         )
-        return inner if required is None else f"SELECT * FROM ({inner}) WHERE coalesce({required}, FALSE)"
+        return (
+            inner
+            if required is None
+            else f"SELECT * FROM ({inner}) WHERE coalesce({required}, FALSE)"
+        )
 
 
 def eligible(plan: FilePlan) -> bool:
-    return plan.layout.kind == "delimited" and not plan.facts.mixed_endings and plan.source == plan.path
+    return (
+        plan.layout.kind == "delimited"
+        and not plan.facts.mixed_endings
+        and plan.source == plan.path
+    )
 
 
 def group_key(plan: FilePlan) -> tuple:
-    return (plan.role, id(plan.layout), tuple(plan.header_names), plan.has_header, plan.duck_encoding)
+    return (
+        plan.role,
+        id(plan.layout),
+        tuple(plan.header_names),
+        plan.has_header,
+        plan.duck_encoding,
+    )
 
 
-def read_csv_sql(plans: list[FilePlan], n: int, *, rejects: str | None = None) -> str:
+def read_csv_sql(
+    plans: list[FilePlan], n: int, *, rejects: str | None = None, lenient: bool = False
+) -> str:
     lay = plans[0].layout
     files = "[" + ", ".join(lit(str(p.source)) for p in plans) + "]"
     cols = ", ".join(f"'c{i}': 'VARCHAR'" for i in range(1, n + 1))
@@ -129,7 +145,13 @@ def read_csv_sql(plans: list[FilePlan], n: int, *, rejects: str | None = None) -
         f"encoding={lit(plans[0].duck_encoding)}",
     ]
     if rejects:
-        opts += ["store_rejects=true", f"rejects_table={lit(rejects + '_e')}", f"rejects_scan={lit(rejects + '_s')}"]
+        opts += [
+            "store_rejects=true",
+            f"rejects_table={lit(rejects + '_e')}",
+            f"rejects_scan={lit(rejects + '_s')}",
+        ]
+    elif lenient:
+        opts.append("ignore_errors=true")  # lines DuckDB rejects are counted by the caller
     return f"read_csv({files}, {', '.join(opts)})"
 
 
@@ -203,12 +225,21 @@ def verify(
     reason = required.get("required_reason", "missing or unreadable required value")
     try:
         shape_bad = {int(i): int(b) for i, b in con.execute(_shape_sql(plans, rj + "l")).fetchall()}
-        rows = con.execute(
-            f"SELECT _fi, count(*) AS n, list(k ORDER BY k) FILTER (WHERE NOT ok) AS bad_k, "
-            f"list(fail ORDER BY k) FILTER (WHERE NOT ok) AS bad_f FROM ("
-            f"SELECT row_number() OVER () AS k, file_index AS _fi, coalesce({req}, FALSE) AS ok, "
-            f"CAST({fail} AS VARCHAR) AS fail FROM {g.read_sql(rejects=rj)}) GROUP BY _fi"
+        # counts first, without line numbers: no window, so DuckDB reads in parallel
+        counted = con.execute(
+            f"SELECT CAST(file_index AS BIGINT) AS _fi, count(*) AS n, "
+            f"count(*) FILTER (WHERE NOT coalesce({req}, FALSE)) AS nbad "
+            f"FROM {g.read_sql(rejects=rj)} GROUP BY _fi"
         ).fetchall()
+        rows = [(int(i), int(n), None) for i, n, _ in counted]
+        if any(nbad for _, _, nbad in counted):
+            # records missing a required value: number them (a streaming window, in file order)
+            rows = con.execute(
+                # no ORDER BY in the aggregate (it would buffer every row); sorted below
+                f"SELECT _fi, count(*) AS n, list(struct_pack(k := k, f := fail)) FILTER (WHERE NOT ok) AS bad "
+                f"FROM (SELECT row_number() OVER () AS k, file_index AS _fi, coalesce({req}, FALSE) AS ok, "
+                f"CAST({fail} AS VARCHAR) AS fail FROM {g.read_sql(lenient=True)}) GROUP BY _fi"
+            ).fetchall()
         rejected_files: set[str] = set()
         for t in (rj, rj + "l"):
             exists = con.execute(
@@ -222,7 +253,11 @@ def verify(
                     ).fetchall()
                 }
     except duckdb.Error as exc:
-        log.info("fast read of %d file(s) failed (%s); using the line reader", len(plans), type(exc).__name__)
+        log.info(
+            "fast read of %d file(s) failed (%s); using the line reader",
+            len(plans),
+            type(exc).__name__,
+        )
         return [], [], []
     finally:
         for t in (rj, rj + "l"):
@@ -237,11 +272,18 @@ def verify(
     before = 0
     for i, p in enumerate(plans):
         expected = p.facts.lines - (hdr if p.facts.lines > 0 else 0)
-        ok = str(p.source) not in rejected_files and counts[i] == expected and shape_bad.get(i, 0) == 0
+        ok = (
+            str(p.source) not in rejected_files
+            and counts[i] == expected
+            and shape_bad.get(i, 0) == 0
+        )
         if ok:
-            bad_k = by_fi[i][2] if i in by_fi and by_fi[i][2] else []
-            bad_f = by_fi[i][3] if i in by_fi and by_fi[i][3] else []
-            lines = [int(k) - before + hdr for k in bad_k]
+            bad = sorted(
+                ((int(b["k"]), b["f"]) for b in (by_fi[i][2] if i in by_fi else None) or []),
+                key=lambda b: b[0],
+            )
+            lines = [k - before + hdr for k, _ in bad]
+            bad_f = [f for _, f in bad]
             qs.append(
                 pa.table(
                     {

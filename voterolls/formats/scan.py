@@ -260,7 +260,8 @@ def scan(
                 path=str(p), sha256=plan.facts.sha256, encoding=plan.layout.encoding, rows_read=rows_read,
                 role=plan.role, rows_loaded=rows_read - nq, rows_quarantined=nq,
             )  # fmt: skip
-            if sf.rows_loaded < 0:  # cannot happen: every quarantined line is a distinct physical line
+            # cannot happen: every quarantined line is a distinct physical line
+            if sf.rows_loaded < 0:
                 raise UserError("internal count mismatch", file=p)
             files.append(sf)
         rplans = [r for _, r in readers]
@@ -311,4 +312,5 @@ def scan(
             tp.unlink(missing_ok=True)
         raise
     log.info("scan %s: %d file(s), format %s", state, len(files), fmt.name)
-    return Scan(con, fmt, plans, registrations, vote_history, files, [qparts[i] for i in range(len(plans))], temp)
+    qlist = [qparts[i] for i in range(len(plans))]
+    return Scan(con, fmt, plans, registrations, vote_history, files, qlist, temp)

@@ -132,9 +132,8 @@ def read_external(
             FROM _vr_ext_norm n LEFT JOIN _vr_ext_files f ON f.sha256 = n.source_file
             WHERE NOT {protected}"""
         )
-        report = s.finish()
     finally:
-        s.finish()
+        report = s.finish()  # idempotent; also drops the reader's temporary copies on failure
         con.unregister("_vr_ext_files")
     loaded = int(con.execute(f"SELECT count(*) FROM {target}").fetchall()[0][0])
     rows_read = sum(int(f.rows_read) for f in report.files)
@@ -296,9 +295,9 @@ def match_external(
     if not paths:
         raise UserError("no external list file given")
     info = read_external(con, list(paths), state, format, "_vr_external")
-    con.execute(
-        "CREATE OR REPLACE TEMP VIEW _vr_state_regs AS SELECT * FROM registrations WHERE state = $s".replace("$s", "'" + state + "'")
-    )
+    if not state.isalpha() or len(state) != 2:
+        raise UserError(f"not a state code: {state!r}")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW _vr_state_regs AS SELECT * FROM registrations WHERE state = '{state}'")
     scored = out / "_external_scored.parquet"
     try:
         scoring = score_against_registrations(con, "_vr_state_regs", "_vr_external", model_path, scored)
