@@ -175,6 +175,23 @@ REQUESTED_2017_FIELDS = (
 )
 
 
+def sql_type(t: pa.DataType) -> str:
+    """The DuckDB type name for an Arrow type of the national schema."""
+    if pa.types.is_date32(t):
+        return "DATE"
+    if pa.types.is_int16(t):
+        return "SMALLINT"
+    if pa.types.is_int64(t):
+        return "BIGINT"
+    if pa.types.is_integer(t):
+        return "INTEGER"
+    if pa.types.is_floating(t):
+        return "DOUBLE"
+    if pa.types.is_boolean(t):
+        return "BOOLEAN"
+    return "VARCHAR"
+
+
 def empty_registrations() -> pa.Table:
     """A zero-row table with the registration schema (handy for unions and tests)."""
     return REGISTRATION_SCHEMA.empty_table()

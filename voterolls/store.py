@@ -46,7 +46,7 @@ import pyarrow as pa
 
 from voterolls.errors import UserError
 from voterolls.log import get_logger
-from voterolls.schema import JURISDICTIONS, REGISTRATION_SCHEMA, VOTE_HISTORY_SCHEMA
+from voterolls.schema import JURISDICTIONS, REGISTRATION_SCHEMA, VOTE_HISTORY_SCHEMA, sql_type
 
 log = get_logger(__name__)
 
@@ -116,25 +116,9 @@ FILE_MANIFEST_COLUMNS = (
 )  # fmt: skip
 
 
-def _sql_type(t: pa.DataType) -> str:
-    if pa.types.is_date32(t):
-        return "DATE"
-    if pa.types.is_int16(t):
-        return "SMALLINT"
-    if pa.types.is_int64(t):
-        return "BIGINT"
-    if pa.types.is_integer(t):
-        return "INTEGER"
-    if pa.types.is_floating(t):
-        return "DOUBLE"
-    if pa.types.is_boolean(t):
-        return "BOOLEAN"
-    return "VARCHAR"
-
-
 def empty_select(schema: pa.Schema) -> str:
     """A zero-row ``SELECT`` with ``schema``'s columns and types (for views over no files)."""
-    cols = ", ".join(f'NULL::{_sql_type(f.type)} AS "{f.name}"' for f in schema)
+    cols = ", ".join(f'NULL::{sql_type(f.type)} AS "{f.name}"' for f in schema)
     return f"SELECT {cols} WHERE false"
 
 

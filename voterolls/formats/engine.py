@@ -51,7 +51,7 @@ from voterolls.formats.spec import (
 )
 from voterolls.formats.writer import ident, lit
 from voterolls.log import get_logger
-from voterolls.schema import REGISTRATION_SCHEMA, VOCABULARIES, VOTE_HISTORY_SCHEMA
+from voterolls.schema import REGISTRATION_SCHEMA, VOCABULARIES, VOTE_HISTORY_SCHEMA, sql_type
 
 log = get_logger(__name__)
 
@@ -465,7 +465,7 @@ def registration_projection(
     select = []
     for fld in REGISTRATION_SCHEMA:
         e = exprs.get(fld.name, "NULL")
-        select.append(f"CAST({e} AS {_duck_type(fld.type)}) AS {ident(fld.name)}")
+        select.append(f"CAST({e} AS {sql_type(fld.type)}) AS {ident(fld.name)}")
     issue_items = ", ".join(f"CASE WHEN {cond} THEN {lit(name)} END" for name, cond in issues)
     select.append(
         f"list_filter([{issue_items}]::VARCHAR[], lambda x: x IS NOT NULL) AS _issues"
@@ -474,18 +474,6 @@ def registration_projection(
     )
     select.append(f"{protected} AS _protected")
     return ", ".join(select)
-
-
-def _duck_type(t: pa.DataType) -> str:
-    if t == pa.string():
-        return "VARCHAR"
-    if t == pa.date32():
-        return "DATE"
-    if t == pa.int16():
-        return "SMALLINT"
-    if t == pa.int64():
-        return "BIGINT"
-    raise TypeError(t)
 
 
 ELECTION_KEYWORDS = (
@@ -536,7 +524,7 @@ def history_projection(plan: FilePlan, state: str) -> tuple[str, str, str]:
     exprs["source_file"] = "_sha"
     exprs["source_line"] = "CAST(line_no AS BIGINT)"
     select = [
-        f"CAST({exprs.get(fld.name, 'NULL')} AS {_duck_type(fld.type)}) AS {ident(fld.name)}"
+        f"CAST({exprs.get(fld.name, 'NULL')} AS {sql_type(fld.type)}) AS {ident(fld.name)}"
         for fld in VOTE_HISTORY_SCHEMA
     ]
     id_ok = f"({exprs.get('state_voter_id', 'NULL')} IS NOT NULL)"
@@ -548,7 +536,7 @@ def history_projection(plan: FilePlan, state: str) -> tuple[str, str, str]:
 def empty_relation(
     con: duckdb.DuckDBPyConnection, schema: pa.Schema, extra: str = ""
 ) -> duckdb.DuckDBPyRelation:
-    cols = ", ".join(f"CAST(NULL AS {_duck_type(f.type)}) AS {ident(f.name)}" for f in schema)
+    cols = ", ".join(f"CAST(NULL AS {sql_type(f.type)}) AS {ident(f.name)}" for f in schema)
     return con.sql(f"SELECT {cols}{extra} WHERE FALSE")
 
 

@@ -299,7 +299,7 @@ def scan(
         if vh_sql:
             cols = ", ".join(engine.ident(f.name) for f in VOTE_HISTORY_SCHEMA)
             casts = ", ".join(
-                f"CAST({engine.ident(f.name)} AS {engine._duck_type(f.type)}) AS {engine.ident(f.name)}"
+                f"CAST({engine.ident(f.name)} AS {engine.sql_type(f.type)}) AS {engine.ident(f.name)}"
                 for f in VOTE_HISTORY_SCHEMA
             )
             vote_history = con.sql(

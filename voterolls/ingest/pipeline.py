@@ -54,7 +54,7 @@ from voterolls.errors import UserError
 from voterolls.ingest import uniformity
 from voterolls.log import get_logger
 from voterolls.normalize import ISSUES_COLUMN, clean_dates, normalize_registrations
-from voterolls.schema import REGISTRATION_SCHEMA, VOTE_HISTORY_SCHEMA
+from voterolls.schema import REGISTRATION_SCHEMA, VOTE_HISTORY_SCHEMA, sql_type
 from voterolls.store import StagedSnapshot, Workspace, check_state
 
 log = get_logger(__name__)
@@ -133,16 +133,6 @@ def _q(name: str) -> str:
 
 def _lit(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
-
-
-def _duck_type(t: pa.DataType) -> str:
-    if pa.types.is_date32(t):
-        return "DATE"
-    if pa.types.is_int16(t):
-        return "SMALLINT"
-    if pa.types.is_int64(t):
-        return "BIGINT"
-    return "VARCHAR"
 
 
 def _policy_fingerprint(policy: Any) -> str:
@@ -498,7 +488,7 @@ def _run(
         normal = normalize_registrations(cur, lawful)
         missing = [f.name for f in REGISTRATION_SCHEMA if f.name not in normal.columns]
         if missing:
-            normal = normal.project("*, " + ", ".join(f"NULL::{_duck_type(REGISTRATION_SCHEMA.field(m).type)} AS {_q(m)}" for m in missing))
+            normal = normal.project("*, " + ", ".join(f"NULL::{sql_type(REGISTRATION_SCHEMA.field(m).type)} AS {_q(m)}" for m in missing))
 
         reg_counts = _Counts()
         done = 0
