@@ -47,6 +47,7 @@ from typing import Any
 import duckdb
 
 from voterolls.errors import UserError
+from voterolls.link.prepare import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
 from voterolls.lists.actions import ActionPolicy
 from voterolls.lists.build import OWN_COLUMNS, ListSummary, _summarise, _write
 from voterolls.lists.evidence import evidence_sql, levels_from_model
@@ -65,24 +66,8 @@ MIN_EXPECTED_MATCHES = 5.0
 #: linkage input (they have no voter id; unique ids must not collide).
 EXTERNAL_ID_PREFIX = "~external~"
 
-#: Columns the linkage reads (voterolls.link.prepare.OPTIONAL_COLUMNS + required).
-_LINK_COLUMNS = (
-    "state",
-    "state_voter_id",
-    "dob_granularity",
-    "last_name",
-    "first_name",
-    "middle_name",
-    "name_suffix",
-    "first_name_canonical",
-    "dob",
-    "birth_year",
-    "gender",
-    "residence_address",
-    "residence_zip5",
-    "ssn4_token",
-    "dob_token",
-)
+#: Columns the linkage reads: the link stage's own list, so the two cannot drift.
+_LINK_COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
 
 
 def _sql_path(p: Path | str) -> str:
