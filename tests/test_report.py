@@ -318,6 +318,30 @@ def test_suppression_rule():
     # one small cell in a group with a published total: a second cell goes too
     out = suppress_group([3, 50, 12, 0])
     assert out[0] is None and sum(v is None for v in out) == 2 and out[1] == 50
+    # the partner is the smallest *non-zero* cell: a hidden zero would not protect the 3
+    assert out == [None, 50, None, 0]
+    # no non-zero partner left: a zero goes rather than leave the small cell alone
+    assert suppress_group([3, 0]) == [None, None]
+    assert suppress_group([3, 4, 50]) == [None, None, 50]  # two hidden already: nothing more
+    assert suppress_group([]) == [] and suppress([]) == []
+
+
+def test_report_and_privacy_module_agree_on_the_threshold():
+    """The report applies voterolls.privacy's rule, not a copy: same threshold, same cells."""
+    from voterolls import privacy
+    from voterolls.report import suppress as report_suppress
+    from voterolls.report.model import Protections
+
+    t = privacy.DEFAULT_THRESHOLD
+    assert report_suppress.SMALL_CELL == t
+    assert Protections.model_fields["suppression_threshold"].default == t
+    assert report_suppress.suppression_source() == "voterolls.privacy.suppress_small_cells"
+    values = [0, 1, t - 1, t, t + 1, None, 250]
+    table = pa.table({"n": pa.array(values, pa.int64())})
+    assert suppress(values) == privacy.suppress_small_cells(table, ["n"]).column("n").to_pylist()
+    assert suppress(values) == [0, None, None, t, t + 1, None, 250]
+    # another threshold goes through the same rule (nothing report-local)
+    assert suppress([4, 5], threshold=5) == [None, 5]
 
 
 def test_estimates_flat_shape_and_rubbish():

@@ -19,22 +19,48 @@ cannot be recovered by subtracting the others from a published total.  This
 is the simple one-extra-cell rule, not an optimal secondary-suppression
 solver; with several hierarchical totals, check the published margins too.
 
-Vectorised: one DuckDB window query per count column, no row loops.
+:func:`small_cell_mask` is the rule itself (which counts are small); every
+caller, the report's included, goes through it, so the threshold and the
+treatment of zero live here and nowhere else.
+
+Vectorised: primary suppression is Arrow compute; complementary suppression is
+one DuckDB window query per count column.  No row loops.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
+
+if TYPE_CHECKING:  # duckdb is imported only where a query runs (keeps this module light)
+    import duckdb
 
 DEFAULT_THRESHOLD = 10
 
 
 def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+def small_cell_mask(
+    counts: pa.Array | pa.ChunkedArray,
+    threshold: int = DEFAULT_THRESHOLD,
+    *,
+    suppress_zero: bool = False,
+) -> pa.Array | pa.ChunkedArray:
+    """The small-cell rule: True where a count must not be published (never null).
+
+    A count is small when ``lo <= count < threshold`` with ``lo`` 1, or 0 with
+    ``suppress_zero``; a missing count is not small (there is nothing to hide).
+    """
+    if threshold < 1:
+        raise ValueError("threshold must be at least 1")
+    lo = 0 if suppress_zero else 1
+    small = pc.and_(pc.greater_equal(counts, lo), pc.less(counts, threshold))
+    return pc.fill_null(small, False)
 
 
 def suppress_small_cells(
@@ -51,7 +77,7 @@ def suppress_small_cells(
     """
     if threshold < 1:
         raise ValueError("threshold must be at least 1")
-    if isinstance(table, duckdb.DuckDBPyRelation):
+    if not isinstance(table, pa.Table):  # a DuckDB relation
         table = table.to_arrow_table()
     missing = [c for c in count_columns if c not in table.column_names]
     if missing:
@@ -60,41 +86,53 @@ def suppress_small_cells(
     missing = [g for g in groups if g not in table.column_names]
     if missing:
         raise ValueError(f"no such group column(s): {', '.join(missing)}")
-    if table.num_rows == 0:
-        for c in count_columns:
-            table = table.append_column(f"{c}_suppressed", pa.array([], pa.bool_()))
-        return table
+    masks = {
+        c: small_cell_mask(table.column(c), threshold, suppress_zero=suppress_zero)
+        for c in count_columns
+    }
+    if not groups or table.num_rows == 0:
+        out = table
+        for c, small in masks.items():
+            col = table.column(c)
+            hidden = pc.if_else(small, pa.scalar(None, col.type), col)
+            out = out.set_column(out.column_names.index(c), c, hidden)
+        for c, small in masks.items():
+            out = out.append_column(f"{c}_suppressed", small)
+        return out
+    return _with_complementary(table, count_columns, masks, groups)
 
+
+def _with_complementary(
+    table: pa.Table,
+    count_columns: Sequence[str],
+    masks: dict[str, pa.Array | pa.ChunkedArray],
+    groups: list[str],
+) -> pa.Table:
+    """Primary masks applied, plus the smallest other cell of a group hiding exactly one."""
+    import duckdb
+
+    work = table.append_column("_rid", pa.array(range(table.num_rows), pa.int64()))
+    for i, c in enumerate(count_columns):
+        work = work.append_column(f"_m{i}", masks[c])
     con = duckdb.connect()
-    con.register("_t", table.append_column("_rid", pa.array(range(table.num_rows), pa.int64())))
-    lo = 0 if suppress_zero else 1
+    con.register("_t", work)
+    part = ", ".join(_q(g) for g in groups)
     current = "_t"
     for i, c in enumerate(count_columns):
         qc = _q(c)
-        small = f"({qc} IS NOT NULL AND {qc} >= {lo} AND {qc} < {threshold})"
-        if groups:
-            part = ", ".join(_q(g) for g in groups)
-            sql = f"""
-                WITH p AS (SELECT *, {small} AS _s FROM {current}),
-                     q AS (
-                        SELECT *,
-                               sum(_s::INT) OVER (PARTITION BY {part}) AS _ns,
-                               count({qc}) OVER (PARTITION BY {part}) AS _nc,
-                               row_number() OVER (PARTITION BY {part}, _s ORDER BY {qc}, _rid) AS _rk
-                        FROM p)
-                SELECT * EXCLUDE (_s, _ns, _nc, _rk, {qc}),
-                       CASE WHEN _s OR (_ns = 1 AND _nc > 1 AND NOT _s AND {qc} IS NOT NULL AND _rk = 1)
-                            THEN NULL ELSE {qc} END AS {qc},
-                       (_s OR (_ns = 1 AND _nc > 1 AND NOT _s AND {qc} IS NOT NULL AND _rk = 1)) AS {_q(c + "_suppressed")}
-                FROM q
-            """
-        else:
-            sql = f"""
-                SELECT * EXCLUDE ({qc}),
-                       CASE WHEN {small} THEN NULL ELSE {qc} END AS {qc},
-                       {small} AS {_q(c + "_suppressed")}
-                FROM {current}
-            """
+        sql = f"""
+            WITH q AS (
+                SELECT *, _m{i} AS _s,
+                       sum(_m{i}::INT) OVER (PARTITION BY {part}) AS _ns,
+                       count({qc}) OVER (PARTITION BY {part}) AS _nc,
+                       row_number() OVER (PARTITION BY {part}, _m{i} ORDER BY {qc}, _rid) AS _rk
+                FROM {current})
+            SELECT * EXCLUDE (_s, _ns, _nc, _rk, {qc}),
+                   CASE WHEN _s OR (_ns = 1 AND _nc > 1 AND NOT _s AND {qc} IS NOT NULL AND _rk = 1)
+                        THEN NULL ELSE {qc} END AS {qc},
+                   (_s OR (_ns = 1 AND _nc > 1 AND NOT _s AND {qc} IS NOT NULL AND _rk = 1)) AS {_q(c + "_suppressed")}
+            FROM q
+        """
         name = f"_s{i}"
         con.execute(f"CREATE TEMP TABLE {name} AS {sql}")
         current = name

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import duckdb
 
-from voterolls.formats.spec import Format
-from voterolls.formats.writer import PolicyView, lit, map_expr, registration_value, write_table
+from voterolls.formats.history import code_sql, entries_sql, history_rows_sql, label_sql
+from voterolls.formats.spec import EmbeddedHistory, Format
+from voterolls.formats.writer import PolicyView, lit, registration_value, write_table
 
 
 def write(
@@ -22,13 +23,8 @@ def write(
     reg = fmt.registrations
     eh = reg.embedded_history
     assert eh is not None
-    type_native = map_expr(reg.codes[eh.type_codes], "h.election_type", None)
-    entry = (
-        "'"
-        + eh.entry_template.replace(
-            "{date}", "' || strftime(h.election_date, " + lit(eh.date_format) + ") || '"
-        ).replace("{type}", "' || " + type_native + " || '")
-        + "'"
+    entry = label_sql(
+        eh.entry_template, date_format=eh.date_format, type_codes=reg.codes[eh.type_codes]
     )
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE hn AS SELECT h.state_voter_id, "
@@ -48,38 +44,35 @@ def write(
     )  # fmt: skip
 
 
+def _entry_date(eh: EmbeddedHistory, entry: str) -> str:
+    """The date of one history entry (NULL when it cannot be read)."""
+    return (
+        f"try_strptime(regexp_extract({entry}, {lit(eh.entry_pattern)}, 1), {lit(eh.date_format)})"
+    )
+
+
 def history_sql(plan, state: str) -> str:  # noqa: ANN001 - FilePlan (import cycle)
     """Split the packed history field into VOTE_HISTORY rows (SQL text).
 
     Entries whose date cannot be read are skipped (VOTE_HISTORY needs a date);
     ``unreadable_history_issue`` names them in the registration's ``_issues``.
     """
-    from voterolls.formats.engine import rows_sql
-
-    reg = plan.layout
-    eh = reg.embedded_history
-    cm = reg.codes[eh.type_codes]
-    k = plan.idx(eh.column)
-    id_idx = plan.idx(reg.by_target("state_voter_id")[0].name)
-    county_idx = plan.idx(reg.by_target("county")[0].name)
-    whens = " ".join(f"WHEN {lit(a)} THEN {lit(b)}" for a, b in cm.map.items())
-    pat = lit(eh.entry_pattern)
-    date_e = f"CAST(try_strptime(regexp_extract(e, {pat}, 1), {lit(eh.date_format)}) AS DATE)"
-    return f"""SELECT {lit(state)} AS state, nullif(trim({plan.fld(id_idx)}), '') AS state_voter_id,
-        nullif(trim({plan.fld(county_idx)}), '') AS county, {date_e} AS election_date,
-        coalesce(CASE regexp_extract(e, {pat}, 2) {whens} END, {lit(cm.default or "other")}) AS election_type,
-        trim(e) AS election_desc, 'unknown' AS vote_method, NULL AS vote_method_code, NULL AS party_ballot,
-        _sha AS source_file, CAST(line_no AS BIGINT) AS source_line
-      FROM (SELECT *, unnest(string_split({plan.fld(k)}, {lit(eh.separator)})) AS e FROM ({rows_sql(plan, valid=True)}))
-      WHERE trim(e) <> '' AND {date_e} IS NOT NULL AND nullif(trim({plan.fld(id_idx)}), '') IS NOT NULL"""
+    eh = plan.layout.embedded_history
+    date = f"CAST({_entry_date(eh, 'e')} AS DATE)"
+    native_type = f"regexp_extract(e, {lit(eh.entry_pattern)}, 2)"
+    entries = f"string_split({plan.fld(plan.idx(eh.column))}, {lit(eh.separator)})"
+    return history_rows_sql(
+        state, entries_sql(plan, entries), where=["trim(e) <> ''", f"{date} IS NOT NULL"],
+        election_date=date, election_desc="trim(e)",
+        election_type=code_sql(plan.layout.codes[eh.type_codes], native_type, "other"),
+    )  # fmt: skip
 
 
 def unreadable_history_issue(plan) -> tuple[str, str]:  # noqa: ANN001
     eh = plan.layout.embedded_history
     k = plan.idx(eh.column)
-    pat = lit(eh.entry_pattern)
     cond = (
         f"len(list_filter(string_split(coalesce({plan.fld(k)}, ''), {lit(eh.separator)}), "
-        f"lambda e: trim(e) <> '' AND try_strptime(regexp_extract(e, {pat}, 1), {lit(eh.date_format)}) IS NULL)) > 0"
+        f"lambda e: trim(e) <> '' AND {_entry_date(eh, 'e')} IS NULL)) > 0"
     )
     return ("vote_history", cond)

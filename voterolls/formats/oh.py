@@ -14,13 +14,13 @@ from pathlib import Path
 
 import duckdb
 
+from voterolls.formats.history import entries_sql, field_sql, history_rows_sql, label_sql
 from voterolls.formats.spec import Column, Format
 from voterolls.formats.writer import (
     PolicyView,
     code_expr,
     ident,
     lit,
-    map_expr,
     registration_value,
     write_table,
 )
@@ -39,12 +39,9 @@ def write(
     reg = fmt.registrations
     wh = reg.wide_history
     assert wh is not None
-    type_native = map_expr(reg.codes[wh.type_codes], "h.election_type", None)
-    py_date = wh.date_format
-    hdr = wh.header_template.replace("{type}", "' || " + type_native + " || '").replace(
-        "{date}", "' || strftime(h.election_date, " + lit(py_date) + ") || '"
+    hdr = label_sql(
+        wh.header_template, date_format=wh.date_format, type_codes=reg.codes[wh.type_codes]
     )
-    hdr = "('" + hdr + "')"
     party_col = next((c for c in reg.columns if c.target == "party"), None)
     party_keys = (
         ", ".join(lit(k) for k in reg.code_map(party_col).map)
@@ -109,13 +106,11 @@ def election_columns(fmt: Format, header: list[str]) -> list[tuple[str, str, str
 
 def history_sql(plan, state: str) -> str:  # noqa: ANN001 - FilePlan (import cycle)
     """Unpivot the election columns of a SWVF file into VOTE_HISTORY rows (SQL text)."""
-    from voterolls.formats.engine import rows_sql
-
     reg = plan.layout
     wh = reg.wide_history
     cm = reg.codes[wh.type_codes]
     pat = re.compile(wh.pattern)
-    items = []
+    items = []  # one struct per election column (the header is read once, not per row)
     for i, name in enumerate(plan.header_names[len(reg.columns) :], start=len(reg.columns) + 1):
         m = pat.match(name)
         if not m:
@@ -126,16 +121,12 @@ def history_sql(plan, state: str) -> str:  # noqa: ANN001 - FilePlan (import cyc
             continue
         etype = cm.map.get(m.group("type"), cm.default or "other")
         items.append(
-            f"{{'d': DATE '{d.isoformat()}', 't': {lit(etype)}, 'desc': {lit(name)}, 'v': nullif(trim({plan.fld(i)}), '')}}"
+            f"{{'d': DATE '{d.isoformat()}', 't': {lit(etype)}, 'desc': {lit(name)}, 'v': {field_sql(plan, i)}}}"
         )
-    id_idx = plan.idx(reg.by_target("state_voter_id")[0].name)
-    county = reg.by_target("county")
-    county_e = f"nullif(trim({plan.fld(plan.idx(county[0].name))}), '')" if county else "NULL"
     if not items:
         return ""
-    return f"""SELECT {lit(state)} AS state, nullif(trim({plan.fld(id_idx)}), '') AS state_voter_id, {county_e} AS county,
-        e.d AS election_date, e.t AS election_type, e.desc AS election_desc, 'unknown' AS vote_method,
-        e.v AS vote_method_code, CASE WHEN e.v <> {lit(wh.voted_value)} THEN e.v END AS party_ballot,
-        _sha AS source_file, CAST(line_no AS BIGINT) AS source_line
-      FROM (SELECT *, unnest([{", ".join(items)}]) AS e FROM ({rows_sql(plan, valid=True)}))
-      WHERE e.v IS NOT NULL AND nullif(trim({plan.fld(id_idx)}), '') IS NOT NULL"""
+    return history_rows_sql(
+        state, entries_sql(plan, f"[{', '.join(items)}]"), where=["e.v IS NOT NULL"],
+        election_date="e.d", election_type="e.t", election_desc="e.desc", vote_method_code="e.v",
+        party_ballot=f"CASE WHEN e.v <> {lit(wh.voted_value)} THEN e.v END",
+    )  # fmt: skip

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import duckdb
 
+from voterolls.formats.history import code_sql, entries_sql, field_sql, history_rows_sql
 from voterolls.formats.spec import Format
 from voterolls.formats.writer import (
     PolicyView,
@@ -101,39 +102,32 @@ def _slot_of(name: str, method_t: str, party_t: str, slots: int) -> tuple[str, i
 
 def history_sql(plan, map_plans: list, state: str) -> str:  # noqa: ANN001 - FilePlans (import cycle)
     """Unpivot the 40 slots and decode them with the county's election map (SQL text)."""
-    from voterolls.formats.engine import rows_sql
+    from voterolls.formats.engine import election_type_from_desc, rows_sql
 
-    reg = plan.layout
-    sh = reg.slot_history
-    cm = reg.codes[sh.method_codes]
+    sh = plan.layout.slot_history
     if not map_plans:
         return ""
-    items = ", ".join(
-        f"{{'n': {i}, 'm': nullif(trim({plan.fld(plan.idx(sh.method_template.format(i=i)))}), ''), "
-        f"'p': nullif(trim({plan.fld(plan.idx(sh.party_template.format(i=i)))}), '')}}"
+    slots = ", ".join(
+        f"{{'n': {i}, 'm': {field_sql(plan, sh.method_template.format(i=i))}, "
+        f"'p': {field_sql(plan, sh.party_template.format(i=i))}}}"
         for i in range(1, sh.slots + 1)
     )
-    id_idx = plan.idx(reg.by_target("state_voter_id")[0].name)
-    county_idx = plan.idx(sh.county_column)
     maps = []
     for mp in map_plans:
         lay = mp.layout
         c = {col.target: mp.idx(col.name) for col in lay.columns if col.target}
         dfmt = lay.by_target("election_date")[0].date_format
         maps.append(
-            f"SELECT nullif(trim({mp.fld(c['county'])}), '') AS county, try_cast(trim({mp.fld(c['election_number'])}) AS INTEGER) AS n, "
-            f"nullif(trim({mp.fld(c['election_desc'])}), '') AS descr, CAST(try_strptime(trim({mp.fld(c['election_date'])}), {lit(dfmt)}) AS DATE) AS d "
+            f"SELECT {field_sql(mp, c['county'])} AS county, try_cast({field_sql(mp, c['election_number'])} AS INTEGER) AS n, "
+            f"{field_sql(mp, c['election_desc'])} AS descr, CAST(try_strptime({field_sql(mp, c['election_date'])}, {lit(dfmt)}) AS DATE) AS d "
             f"FROM ({rows_sql(mp, valid=True)})"
         )
-    emap = " UNION ALL ".join(maps)
-    whens = " ".join(f"WHEN {lit(a)} THEN {lit(b)}" for a, b in cm.map.items())
-    from voterolls.formats.engine import election_type_from_desc
-
-    return f"""SELECT {lit(state)} AS state, s.vid AS state_voter_id, s.county AS county, m.d AS election_date,
-        {election_type_from_desc("m.descr")} AS election_type, m.descr AS election_desc,
-        coalesce(CASE s.e.m {whens} END, {lit(cm.default or "unknown")}) AS vote_method, s.e.m AS vote_method_code,
-        s.e.p AS party_ballot, s._sha AS source_file, CAST(s.line_no AS BIGINT) AS source_line
-      FROM (SELECT line_no, _sha, nullif(trim({plan.fld(id_idx)}), '') AS vid, nullif(trim({plan.fld(county_idx)}), '') AS county,
-                   unnest([{items}]) AS e FROM ({rows_sql(plan, valid=True)})) s
-      JOIN (SELECT DISTINCT county, n, descr, d FROM ({emap}) WHERE d IS NOT NULL) m ON m.county = s.county AND m.n = s.e.n
-      WHERE s.e.m IS NOT NULL AND s.vid IS NOT NULL"""
+    elections = f"(SELECT DISTINCT county, n, descr, d FROM ({' UNION ALL '.join(maps)}) WHERE d IS NOT NULL) m"
+    return history_rows_sql(
+        state, f"{entries_sql(plan, f'[{slots}]', county=sh.county_column)} "
+        f"JOIN {elections} ON m.county = s.county AND m.n = s.e.n",
+        where=["s.e.m IS NOT NULL"],
+        election_date="m.d", election_type=election_type_from_desc("m.descr"), election_desc="m.descr",
+        vote_method=code_sql(plan.layout.codes[sh.method_codes], "s.e.m", "unknown"),
+        vote_method_code="s.e.m", party_ballot="s.e.p",
+    )  # fmt: skip

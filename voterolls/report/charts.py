@@ -12,19 +12,26 @@ hatched and labelled "<10".
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from html import escape
+from typing import TypeVar
 
 from voterolls.report.model import (
     Coverage,
     Estimates,
     FieldAvailability,
+    FieldCell,
     MatchDistribution,
     Uniformity,
+    UniformityRow,
 )
+from voterolls.report.suppress import SMALL_CELL
 
 INK = "#1f2328"
 MUTED = "#59636e"
 GRID = "#d0d7de"
+T = TypeVar("T")
+
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif"
 
 STATUS_COLOURS = {
@@ -115,7 +122,7 @@ def _svg_open(w: float, h: float, title: str, desc: str, cls: str) -> str:
 
 def fmt_int(v: int | float | None) -> str:
     if v is None:
-        return "<10"
+        return f"<{SMALL_CELL}"
     return f"{round(v):,}"
 
 
@@ -214,61 +221,90 @@ def status_legend(cov: Coverage) -> list[tuple[str, str, str, int]]:
 # --------------------------------------------------------------------------
 
 
-def availability_heatmap(fa: FieldAvailability) -> str:
-    cell_w, cell_h, left, top = 19, 22, 182, 34
-    w = left + cell_w * len(fa.states) + 8
-    h = top + cell_h * len(fa.fields) + 8
-    idx = {(c.state, c.field): c for c in fa.cells}
-    out = [
-        _svg_open(
-            w,
-            h,
-            "Field availability by state",
-            "Heat map: one row per requested field, one column per state; colour says whether the field is in "
-            "the compiled data, allowed by law but missing, withheld by law, or unknown.",
-            "heatmap",
-        )
-    ]
-    for j, st in enumerate(fa.states):
-        x = left + j * cell_w + cell_w / 2
-        out.append(
-            f'<text x="{x}" y="{top - 8}" text-anchor="middle" font-size="9.5" fill="{MUTED}" '
-            f'transform="rotate(-90 {x} {top - 8})" dominant-baseline="middle" dx="6">{st}</text>'
-        )
-    for i, field in enumerate(fa.fields):
+def _heatmap(
+    rows: Sequence[str],
+    cols: Sequence[str],
+    cells: Mapping[tuple[str, str], T],
+    cell: Callable[[T, str, str, float, float], Iterable[str]],
+    col_label: Callable[[float, str], str],
+    *,
+    title: str,
+    desc: str,
+    cls: str,
+    grid: tuple[float, float, float, float],
+    extra_w: float = 0,
+    bold_rows: bool = False,
+) -> str:
+    """The grid both heat maps share: an SVG with row labels and one cell per (row, column).
+
+    ``col_label(x_centre, col)`` draws a column label (the maps rotate them
+    differently); ``cell(item, row, col, x, y)`` yields the SVG pieces of the
+    cell ``cells[row, col]`` whose top left corner is (x, y).  A (row, column)
+    without an item stays empty.  ``grid`` is (cell width, cell height, left
+    margin, top margin).
+    """
+    cell_w, cell_h, left, top = grid
+    w = left + cell_w * len(cols) + 8 + extra_w
+    h = top + cell_h * len(rows) + 8
+    out = [_svg_open(w, h, title, desc, cls)]
+    out.extend(col_label(left + j * cell_w + cell_w / 2, c) for j, c in enumerate(cols))
+    weight = ' font-weight="600"' if bold_rows else ""
+    for i, r in enumerate(rows):
         y = top + i * cell_h
         out.append(
             f'<text x="{left - 8}" y="{y + cell_h / 2}" text-anchor="end" dominant-baseline="middle" '
-            f'font-size="12" fill="{INK}">{_e(field)}</text>'
+            f'font-size="12"{weight} fill="{INK}">{_e(r)}</text>'
         )
-        for j, st in enumerate(fa.states):
-            c = idx.get((st, field))
-            if c is None:
-                continue
-            x = left + j * cell_w
-            fill = AVAILABILITY_COLOURS[c.availability]
-            tip = f"{st} · {field}: {AVAILABILITY_LABELS[c.availability]}"
-            if c.non_null_share is not None and c.availability not in ("not_collected",):
-                tip += f" ({fmt_pct(c.non_null_share)} of rows have a value)"
-            if c.law:
-                tip += f". Policy: {c.law}"
-            pattern = "url(#hatch)" if c.availability == "not_collected" else fill
-            out.append(
-                f'<rect x="{x + 1}" y="{y + 1}" width="{cell_w - 2}" height="{cell_h - 2}" rx="2" '
-                f'fill="{pattern}" stroke="{GRID if fill in ("#ffffff", "#f0f0f0", "#f7f7f7") else fill}">'
-                f"<title>{_e(tip)}</title></rect>"
-            )
-            if c.availability == "violation":
-                out.append(
-                    f'<text x="{x + cell_w / 2}" y="{y + cell_h / 2 + 1}" text-anchor="middle" '
-                    f'dominant-baseline="middle" font-size="12" font-weight="700" fill="#ffffff">!</text>'
-                )
-            elif c.availability == "not_applicable":
-                out.append(
-                    f'<circle cx="{x + cell_w / 2}" cy="{y + cell_h / 2}" r="1.6" fill="{MUTED}"/>'
-                )
+        for j, c in enumerate(cols):
+            item = cells.get((r, c))
+            if item is not None:
+                out.extend(cell(item, r, c, left + j * cell_w, y))
     out.append("</svg>")
     return "".join(out)
+
+
+def availability_heatmap(fa: FieldAvailability) -> str:
+    cell_w, cell_h, left, top = 19, 22, 182, 34
+
+    def col_label(x: float, st: str) -> str:
+        return (
+            f'<text x="{x}" y="{top - 8}" text-anchor="middle" font-size="9.5" fill="{MUTED}" '
+            f'transform="rotate(-90 {x} {top - 8})" dominant-baseline="middle" dx="6">{st}</text>'
+        )
+
+    def cell(c: FieldCell, field: str, st: str, x: float, y: float) -> Iterator[str]:
+        fill = AVAILABILITY_COLOURS[c.availability]
+        tip = f"{st} · {field}: {AVAILABILITY_LABELS[c.availability]}"
+        if c.non_null_share is not None and c.availability not in ("not_collected",):
+            tip += f" ({fmt_pct(c.non_null_share)} of rows have a value)"
+        if c.law:
+            tip += f". Policy: {c.law}"
+        pattern = "url(#hatch)" if c.availability == "not_collected" else fill
+        yield (
+            f'<rect x="{x + 1}" y="{y + 1}" width="{cell_w - 2}" height="{cell_h - 2}" rx="2" '
+            f'fill="{pattern}" stroke="{GRID if fill in ("#ffffff", "#f0f0f0", "#f7f7f7") else fill}">'
+            f"<title>{_e(tip)}</title></rect>"
+        )
+        if c.availability == "violation":
+            yield (
+                f'<text x="{x + cell_w / 2}" y="{y + cell_h / 2 + 1}" text-anchor="middle" '
+                f'dominant-baseline="middle" font-size="12" font-weight="700" fill="#ffffff">!</text>'
+            )
+        elif c.availability == "not_applicable":
+            yield f'<circle cx="{x + cell_w / 2}" cy="{y + cell_h / 2}" r="1.6" fill="{MUTED}"/>'
+
+    return _heatmap(
+        fa.fields,
+        fa.states,
+        {(c.field, c.state): c for c in fa.cells},
+        cell,
+        col_label,
+        title="Field availability by state",
+        desc="Heat map: one row per requested field, one column per state; colour says whether the field "
+        "is in the compiled data, allowed by law but missing, withheld by law, or unknown.",
+        cls="heatmap",
+        grid=(cell_w, cell_h, left, top),
+    )
 
 
 def availability_legend(fa: FieldAvailability) -> list[tuple[str, str, str, bool]]:
@@ -309,68 +345,57 @@ def uniformity_heatmap(u: Uniformity) -> str:
     cell_w, cell_h, left = 30, 24, 46
     longest = max((len(f) for f in u.fields), default=8)
     top = 20 + int(longest * 6.2 * 0.82)  # room for labels rotated by 55 degrees
-    w = left + cell_w * len(u.fields) + 8 + int(longest * 6.2 * 0.57)
-    h = top + cell_h * len(u.states) + 8
-    idx = {(r.state, r.field): r for r in u.rows}
-    out = [
-        _svg_open(
-            w,
-            h,
-            "Completeness and plausibility by state and field",
-            "Heat map: rows are states, columns are national-schema fields; darker blue = a larger share of "
-            "rows carry a value; a dot marks fields where more than 1% of values fail a plausibility check.",
-            "uniformity",
-        )
-    ]
-    for j, f in enumerate(u.fields):
-        x = left + j * cell_w + cell_w / 2
-        out.append(
+
+    def col_label(x: float, f: str) -> str:
+        return (
             f'<text x="{x}" y="{top - 6}" font-size="10.5" fill="{MUTED}" '
             f'transform="rotate(-55 {x} {top - 6})">{_e(f)}</text>'
         )
-    for i, st in enumerate(u.states):
-        y = top + i * cell_h
-        out.append(
-            f'<text x="{left - 8}" y="{y + cell_h / 2}" text-anchor="end" dominant-baseline="middle" '
-            f'font-size="12" font-weight="600" fill="{INK}">{st}</text>'
+
+    def cell(r: UniformityRow, st: str, f: str, x: float, y: float) -> Iterator[str]:
+        fill = share_colour(r.non_null_share)
+        tip = f"{st} · {f}: {fmt_pct(r.non_null_share)} non-null"
+        if r.plausible_share is not None:
+            tip += f", {fmt_pct(r.plausible_share)} of values plausible"
+        if r.unmapped:
+            tip += f", {fmt_int(r.unmapped)} unmapped codes"
+        if r.non_null_share is None:
+            tip += f" (suppressed: fewer than {SMALL_CELL} rows)"
+        if r.present is False:
+            tip += "; not in this state's file format"
+        if r.policy in ("withheld", "generalised"):
+            tip += f"; {r.policy} by law at ingest"
+        yield (
+            f'<rect x="{x + 1}" y="{y + 1}" width="{cell_w - 2}" height="{cell_h - 2}" rx="2" fill="{fill}" '
+            f'stroke="{GRID}"><title>{_e(tip)}</title></rect>'
         )
-        for j, f in enumerate(u.fields):
-            r = idx.get((st, f))
-            if r is None:
-                continue
-            x = left + j * cell_w
-            fill = share_colour(r.non_null_share)
-            tip = f"{st} · {f}: {fmt_pct(r.non_null_share)} non-null"
-            if r.plausible_share is not None:
-                tip += f", {fmt_pct(r.plausible_share)} of values plausible"
-            if r.unmapped:
-                tip += f", {fmt_int(r.unmapped)} unmapped codes"
-            if r.non_null_share is None:
-                tip += " (suppressed: fewer than 10 rows)"
-            if r.present is False:
-                tip += "; not in this state's file format"
-            if r.policy in ("withheld", "generalised"):
-                tip += f"; {r.policy} by law at ingest"
-            out.append(
-                f'<rect x="{x + 1}" y="{y + 1}" width="{cell_w - 2}" height="{cell_h - 2}" rx="2" fill="{fill}" '
-                f'stroke="{GRID}"><title>{_e(tip)}</title></rect>'
+        if r.present is False:
+            yield (
+                f'<line x1="{x + cell_w / 2 - 5}" x2="{x + cell_w / 2 + 5}" y1="{y + cell_h / 2}" '
+                f'y2="{y + cell_h / 2}" stroke="{MUTED}" stroke-width="1.5"/>'
             )
-            if r.present is False:
-                out.append(
-                    f'<line x1="{x + cell_w / 2 - 5}" x2="{x + cell_w / 2 + 5}" y1="{y + cell_h / 2}" '
-                    f'y2="{y + cell_h / 2}" stroke="{MUTED}" stroke-width="1.5"/>'
-                )
-            flag = (r.plausible_share is not None and r.plausible_share < 0.99) or (
-                r.unmapped or 0
-            ) > 0
-            if flag:
-                dot = text_on(fill) if fill.startswith("#") else INK
-                out.append(
-                    f'<circle cx="{x + cell_w / 2}" cy="{y + cell_h / 2}" r="4" fill="none" '
-                    f'stroke="{dot}" stroke-width="2"><title>{_e(tip)}</title></circle>'
-                )
-    out.append("</svg>")
-    return "".join(out)
+        flag = (r.plausible_share is not None and r.plausible_share < 0.99) or (r.unmapped or 0) > 0
+        if flag:
+            dot = text_on(fill) if fill.startswith("#") else INK
+            yield (
+                f'<circle cx="{x + cell_w / 2}" cy="{y + cell_h / 2}" r="4" fill="none" '
+                f'stroke="{dot}" stroke-width="2"><title>{_e(tip)}</title></circle>'
+            )
+
+    return _heatmap(
+        u.states,
+        u.fields,
+        {(r.state, r.field): r for r in u.rows},
+        cell,
+        col_label,
+        title="Completeness and plausibility by state and field",
+        desc="Heat map: rows are states, columns are national-schema fields; darker blue = a larger share "
+        "of rows carry a value; a dot marks fields where more than 1% of values fail a plausibility check.",
+        cls="uniformity",
+        grid=(cell_w, cell_h, left, top),
+        extra_w=int(longest * 6.2 * 0.57),  # room for the last rotated label
+        bold_rows=True,
+    )
 
 
 # --------------------------------------------------------------------------
@@ -412,7 +437,7 @@ def histogram(
             height,
             title,
             "Histogram of scored candidate pairs by match probability, counts on a logarithmic scale; "
-            "hatched bars are suppressed small cells (fewer than 10 pairs).",
+            f"hatched bars are suppressed small cells (fewer than {SMALL_CELL} pairs).",
             "histogram",
         )
     ]
@@ -436,11 +461,11 @@ def histogram(
         x = left + i * bw
         lo, hi = edges[i], edges[i + 1]
         if c is None:
-            y = ypos(9)
+            y = ypos(SMALL_CELL - 1)
             out.append(
                 f'<rect x="{x + 1:.1f}" y="{y:.1f}" width="{bw - 2:.1f}" height="{top + ph - y:.1f}" '
                 f'fill="url(#hatch)" stroke="{MUTED}" stroke-width="0.8"><title>{lo:.2f}–{hi:.2f}: '
-                f"fewer than 10 pairs (suppressed)</title></rect>"
+                f"fewer than {SMALL_CELL} pairs (suppressed)</title></rect>"
             )
         elif c > 0:
             y = ypos(c)

@@ -1,0 +1,90 @@
+"""The CLI assembly: every stage's command is listed, and only the needed stage is imported."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import subprocess
+import sys
+
+import typer
+import typer.main
+from typer.testing import CliRunner
+
+from voterolls import cli
+
+
+def _registered_by(module_name: str) -> list[str]:
+    """Top-level command names ``module_name`` registers (imports it: test-side only)."""
+    stage = typer.Typer()
+    importlib.import_module(module_name).register(stage)
+    return list(typer.main.get_group(stage).commands)
+
+
+def _fresh(code: str) -> dict:
+    """Run ``code`` in a new interpreter (a clean sys.modules); it prints one JSON value."""
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_command_home_names_the_module_of_every_command():
+    seen: dict[str, str] = {}
+    for module_name in cli.COMMAND_MODULES:
+        for name in _registered_by(module_name):
+            assert name not in seen, f"{name} registered by {seen.get(name)} and {module_name}"
+            seen[name] = module_name
+    assert seen == cli.COMMAND_HOME
+
+
+def test_help_lists_every_command_with_its_help():
+    res = CliRunner().invoke(cli.app, ["--help"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0
+    for name in ["version", *cli.COMMAND_HOME]:
+        assert f" {name} " in res.output, name
+    # the real help text of a lazily loaded command, not a placeholder
+    assert "Write the offline HTML report" in res.output
+    # plain commands first, command groups (policy, requests, ...) after them, as before
+    assert res.output.index(" demo ") < res.output.index(" policy ")
+
+
+def test_one_command_imports_only_its_stage():
+    got = _fresh(
+        "import json, sys\n"
+        "from typer.testing import CliRunner\n"
+        "from voterolls.cli import app\n"
+        "r = CliRunner().invoke(app, ['report', '--help'])\n"
+        "print(json.dumps({'code': r.exit_code, 'text': r.output, 'mods': sorted(sys.modules)}))"
+    )
+    assert got["code"] == 0 and "--out" in got["text"]
+    mods = set(got["mods"])
+    assert "voterolls.report.commands" in mods
+    for heavy in (
+        "splink",
+        "voterolls.link.commands",
+        "voterolls.synth.nation",
+        "voterolls.report.data",
+    ):
+        assert heavy not in mods, heavy
+
+
+def test_report_package_is_lazy_and_keeps_its_names():
+    got = _fresh(
+        "import json, sys\n"
+        "import voterolls.report.commands\n"
+        "light = 'voterolls.report.data' not in sys.modules and 'jinja2' not in sys.modules\n"
+        "import voterolls.report.render\n"  # the submodule must not shadow the function
+        "from voterolls.report import ReportData, gather, render, write_report\n"
+        "print(json.dumps({'light': light, 'render': callable(render) and render.__module__,\n"
+        "                  'names': [gather.__name__, ReportData.__name__, write_report.__name__]}))"
+    )
+    assert got["light"] is True
+    assert got["render"] == "voterolls.report.render"
+    assert got["names"] == ["gather", "ReportData", "write_report"]
+
+
+def test_unknown_command_is_a_usage_error_not_a_traceback():
+    res = CliRunner().invoke(cli.app, ["no-such-command"])
+    assert res.exit_code == 2 and "No such command" in res.output
+    assert res.exception is None or isinstance(res.exception, SystemExit)
