@@ -35,9 +35,12 @@ test-fast: setup
 lint: setup
 	$(BIN)/ruff check voterolls tests bench
 
-## Benchmarks: writes bench/results/*.json, bench/results/*.png and docs/PERFORMANCE.md tables
+## Benchmarks: writes bench/results/*.json, bench/results/*.png, the generated tables of
+## docs/PERFORMANCE.md and docs/SCALE.md.  100k/1M/5M side by side with the peers, Spark at 1M,
+## ingest at 1M, optional steps only if they fit (predicted ~25 min on a quiet 2-core machine;
+## no step runs past 57 min).  `make bench BENCH_ARGS=--plan` prints the plan and predictions only.
 bench: setup
-	$(BIN)/python bench/run_all.py
+	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(DEMO) .pytest_cache

@@ -65,13 +65,19 @@ def size_label(n: int) -> str:
     return str(n)
 
 
+def load_avg() -> list[float]:
+    """``os.getloadavg()`` (1, 5, 15 min), rounded: recorded at the start and end of every step."""
+    return [round(x, 2) for x in os.getloadavg()]
+
+
 def machine() -> dict[str, Any]:
     """Machine facts and the current load; stored with every result."""
     vm = psutil.virtual_memory()
     return {
         "cpus": os.cpu_count(),
         "ram_gib": round(vm.total / 2**30, 1),
-        "load_avg_1_5_15": [round(x, 2) for x in os.getloadavg()],
+        "available_gib": round(vm.available / 2**30, 1),
+        "load_avg_1_5_15": load_avg(),
         "python": platform.python_version(),
         "platform": platform.machine(),
     }
@@ -223,6 +229,7 @@ def load_registrations(data_dir: Path, con=None):  # noqa: ANN001, ANN201
 
     con = con or duckdb.connect()
     con.execute("SET lambda_syntax='ENABLE_SINGLE_ARROW'")
+    con.execute("SET enable_progress_bar=false")  # keep children's stdout to their JSON line
     p = str(Path(data_dir) / "registrations.parquet").replace("'", "''")
     con.execute(f"CREATE OR REPLACE TABLE registrations AS SELECT * FROM read_parquet('{p}')")
     return con
@@ -300,7 +307,7 @@ def print_table(headers: list[str], rows: list[list[Any]], title: str | None = N
             t.add_column(h, justify="left" if i == 0 else "right")
         for r in rows:
             t.add_row(*[str(c) for c in r])
-        Console().print(t)
+        Console(width=None if sys.stdout.isatty() else 180).print(t)
     except ImportError:  # pragma: no cover - rich is a dependency
         print(md_table(headers, rows))
 

@@ -1,9 +1,10 @@
-"""bench/results/scaling.png: time and peak memory against N per method, and F1 per method.
+"""bench/results/scaling.png: time, peak memory and comparisons per record against N; F1 per method.
 
     .venv/bin/python bench/plot.py [--results bench/results/run_all.json] [--out bench/results/scaling.png]
 
 Reads the runs ``bench/run_all.py`` recorded; draws only measured points
-(a method that timed out or was skipped at a size has no point there).
+(a method that timed out or was skipped at a size has no time, memory or F1
+point there; its candidate pairs, when they were counted, are drawn hollow).
 """
 
 from __future__ import annotations
@@ -27,6 +28,11 @@ LABELS = {
 }
 
 
+def color(method: str) -> str:
+    """One colour per method in every panel."""
+    return f"C{list(LABELS).index(method)}"
+
+
 def plot(runs: list[dict[str, Any]], out: Path, title: str = "") -> Path:
     import matplotlib
 
@@ -35,12 +41,13 @@ def plot(runs: list[dict[str, Any]], out: Path, title: str = "") -> Path:
 
     ok = [r for r in runs if r.get("status") == "ok" and r.get("registrations")]
     methods = [m for m in LABELS if any(r["method"] == m for r in ok)]
-    fig, axes = plt.subplots(1, 3, figsize=(16, 5))
+    fig, axes = plt.subplots(1, 4, figsize=(21, 5))
     for m in methods:
         pts = sorted((r for r in ok if r["method"] == m), key=lambda r: r["registrations"])
         xs = [r["registrations"] for r in pts]
-        axes[0].plot(xs, [r["seconds"] for r in pts], marker="o", label=LABELS[m])
-        axes[1].plot(xs, [r["peak_rss_mib"] for r in pts], marker="o", label=LABELS[m])
+        c = color(m)
+        axes[0].plot(xs, [r["seconds"] for r in pts], marker="o", label=LABELS[m], color=c)
+        axes[1].plot(xs, [r["peak_rss_mib"] for r in pts], marker="o", label=LABELS[m], color=c)
         if m in ("voterolls", "splink_docs", "recordlinkage"):
             for r in pts:  # comparisons per record beside each point
                 axes[0].annotate(
@@ -59,6 +66,40 @@ def plot(runs: list[dict[str, Any]], out: Path, title: str = "") -> Path:
         ax.set_xlabel("registrations (N)")
         ax.set_ylabel(ylab)
         ax.grid(True, which="both", alpha=0.3)
+    # comparisons per record: measured pair counts, including the Splink docs example's
+    # exact count at sizes where it was too big to run (hollow markers)
+    ax = axes[3]
+    for m in ("voterolls", "splink_docs", "recordlinkage", "crosscheck"):
+        pts = sorted(
+            (
+                r
+                for r in runs
+                if r.get("method") == m and r.get("candidate_pairs") and r.get("registrations")
+            ),
+            key=lambda r: r["registrations"],
+        )
+        if not pts:
+            continue
+        xs = [r["registrations"] for r in pts]
+        ys = [r["candidate_pairs"] / r["registrations"] for r in pts]
+        (line,) = ax.plot(xs, ys, marker="o", label=LABELS[m], color=color(m))
+        for r, x, y in zip(pts, xs, ys, strict=True):
+            if r.get("status") != "ok":
+                ax.plot([x], [y], marker="o", mfc="white", color=line.get_color())
+                ax.annotate(
+                    "counted, not run",
+                    (x, y),
+                    textcoords="offset points",
+                    xytext=(4, -10),
+                    fontsize=7,
+                )
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("registrations (N)")
+    ax.set_ylabel("candidate pairs per registration")
+    ax.set_title("comparisons per record vs N")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
     axes[0].set_title("time vs N")
     axes[1].set_title("memory vs N")
     axes[0].legend(fontsize=8)

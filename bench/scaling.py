@@ -20,12 +20,20 @@ costs and says so for every number:
   pair, and training is a fixed cost (Splink samples at most ``u_max_pairs``
   / ``em_max_pairs`` pairs whatever N is).  Core-seconds are wall seconds
   times the cores the engine used (2 here), the conservative reading on a
-  shared machine.  ``alpha`` and ``beta`` come from the largest measured N.
+  shared machine.  ``alpha`` and ``beta`` are least-squares slopes over the
+  measured sizes (marginal costs: the fixed overheads fall into the
+  intercept); with one size, the ratio at that size (an upper side).
 * **memory**: peak RSS per registration at the largest N, for the
   one-machine reading; for Spark the input bytes per registration on disk.
 
 Nothing here is a measurement at 200M: docs/SCALE.md states which numbers
-are measured and which projected.
+are measured and which projected.  The projection is a pure function of the
+run's results: ``bench/run_all.py`` stores it in ``bench/results/scaling.json``
+(``projection``: the per-record and per-pair costs, the comparisons-per-record
+fit, the totals) and ``bench/scaling.py`` re-derives it from
+``bench/results/run_all.json``; ``--write-docs`` rewrites the generated blocks
+of docs/PERFORMANCE.md and docs/SCALE.md from that file without measuring
+anything.
 """
 
 from __future__ import annotations
@@ -328,6 +336,20 @@ def snapshot_table(res: dict[str, Any]) -> str:
                     state,
                 ]
             )
+    for st in res.get("steps") or []:
+        if st.get("kind") in ("crosscheck", "prepare") and st.get("status") == "ok":
+            what = {
+                "prepare": "synthetic nation + policy + normalisation (bench/peers.py prepare)",
+                "crosscheck": "Crosscheck rule, exact DuckDB join (child process, incl. scoring)",
+            }[st["kind"]]
+            rows.append(
+                [
+                    f"{what}, {st.get('n') or st['size']:,} registrations",
+                    f"{st['seconds']:,.1f} s wall, peak {st['peak_rss_mib']:,.0f} MiB, load "
+                    f"{st['load_start'][0]:g} -> {st['load_end'][0]:g}",
+                    "measured",
+                ]
+            )
     ing = (res.get("ingest") or {}).get("result") or read_json(RESULTS / "ingest.json")
     if ing and ing.get("ingest"):
         rps = ing["ingest"]["rows_per_s"]
@@ -394,9 +416,52 @@ def snapshot_table(res: dict[str, Any]) -> str:
     m = res.get("machine_start", {})
     head = (
         f"Run of {res.get('when', '?')} (`{res.get('command', '?')}`), {m.get('cpus')} cores, "
-        f"load average at start {m.get('load_avg_1_5_15', ['?'])[0]}."
+        f"load average at start {m.get('load_avg_1_5_15', ['?'])[0]}"
+        + (f", {res['total_minutes']:.1f} min in all" if res.get("total_minutes") else "")
+        + ".  Per-record costs and the projection are read from this run's "
+        "`bench/results/scaling.json` (`projection`); `bench/scaling.py --write-docs` "
+        "re-renders this block from `bench/results/run_all.json`."
     )
-    return head + "\n\n" + md_table(["quantity", "value", "status"], rows, align="lll")
+    return "\n\n".join(
+        [head, md_table(["quantity", "value", "status"], rows, align="lll"), conditions(res)]
+    )
+
+
+def conditions(res: dict[str, Any]) -> str:
+    """The machine's load while the measured steps ran (``os.getloadavg`` at each step's start/end)."""
+    steps = [s for s in res.get("steps") or [] if s.get("load_start")]
+    if not steps:  # a results file from before steps were recorded: the method rows' loads
+        steps = [
+            {
+                "step": f"{r['method']} {size_label(r['size'])}",
+                "load_start": [r["load_before"]],
+                "load_end": [r.get("load_after", r["load_before"])],
+            }
+            for r in res.get("runs") or []
+            if r.get("load_before") is not None and r.get("method") != "recordlinkage_ecm"
+        ]
+    if not steps:
+        return "Load during the steps: not recorded by this run."
+    loads = [x for s in steps for x in (s["load_start"][0], (s.get("load_end") or [0])[0])]
+    busy = [
+        f"{s['step']} ({s['load_start'][0]:g} -> {(s.get('load_end') or ['?'])[0]})"
+        for s in steps
+        if max(s["load_start"][0], (s.get("load_end") or [0])[0])
+        > (res.get("machine_start") or {}).get("cpus", 2)
+    ]
+    text = (
+        f"Conditions: 1-minute load average between {min(loads):g} and {max(loads):g} at the "
+        "starts and ends of the measured steps (2 cores; every step's figures are in "
+        'docs/PERFORMANCE.md, "Benchmark run").'
+    )
+    if busy:
+        text += (
+            "  Steps that started or ended with more runnable work than cores, whose times are "
+            "therefore upper bounds for this machine: " + ", ".join(busy) + "."
+        )
+    else:
+        text += "  No step saw a load above the number of cores."
+    return text
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -409,6 +474,11 @@ def main(argv: list[str] | None = None) -> int:
         "bench/results/scaling_only/, docs untouched)",
     )
     ap.add_argument("--cluster-cores", type=int, default=256)
+    ap.add_argument(
+        "--write-docs",
+        action="store_true",
+        help="rewrite the generated blocks of docs/PERFORMANCE.md and docs/SCALE.md from --results",
+    )
     args = ap.parse_args(argv)
     if args.run:
         from bench import run_all
@@ -421,6 +491,10 @@ def main(argv: list[str] | None = None) -> int:
                 "--scaling-sizes",
                 args.run,
                 "--spark-sizes",
+                "",
+                "--optional-sizes",
+                "",
+                "--optional-spark-sizes",
                 "",
                 "--no-ingest",
                 "--no-docs",
@@ -452,6 +526,11 @@ def main(argv: list[str] | None = None) -> int:
         title="voterolls scaling",
     )
     print(projection_text(pr))
+    if args.write_docs:
+        from bench import run_all
+
+        run_all.write_docs(res | {"projection": pr})
+        print("rewrote the generated blocks of docs/PERFORMANCE.md and docs/SCALE.md")
     return 0
 
 
