@@ -141,3 +141,20 @@ def test_thresholds_validated() -> None:
     with pytest.raises(ValueError):
         ActionPolicy(notice_threshold=0.4, review_threshold=0.5)
     assert json.dumps(ACTIONS)
+
+
+def test_evidence_uses_the_models_own_words_for_not_compared() -> None:
+    """A DOB-token level that was not used because public dates were compared is not 'missing'."""
+    model = {"comparisons": [
+        {"output_column_name": "dob_token", "comparison_levels": [
+            {"sql_condition": "x", "label_for_charts": "public dates compared instead, or no token", "is_null_level": True},
+            {"sql_condition": "a = b", "label_for_charts": "sealed DOB token exact"},
+            {"sql_condition": "ELSE", "label_for_charts": "different"}]},
+        {"output_column_name": "gender", "comparison_levels": [
+            {"sql_condition": "g IS NULL", "label_for_charts": "gender is NULL", "is_null_level": True},
+            {"sql_condition": "g_l = g_r", "label_for_charts": "same"},
+            {"sql_condition": "ELSE", "label_for_charts": "different"}]},
+    ]}  # fmt: skip
+    tok, sex = levels_from_model(model)
+    assert tok.labels == {-1: "public dates compared instead, or no token", 1: "sealed DOB token exact", 0: "different"}
+    assert sex.labels[-1] == "missing on one side"

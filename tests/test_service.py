@@ -42,6 +42,10 @@ ENDPOINTS = [
     ("GET", "/api/states/NC/jobs/{job}", {"nc-upload"}, 200, False, None),
     ("GET", "/api/states/NC/quarantine", {"nc-upload"}, 200, False, None),
     ("GET", "/api/states/NC/matches", {"nc-upload"}, 200, False, None),
+    # lists: no linkage has run in this workspace, so the state's own account gets 404 / 409, others 401 / 403
+    ("GET", "/api/states/NC/lists/cross_state_movers.csv", {"nc-upload"}, 404, False, None),
+    ("POST", "/api/states/NC/lists/external", {"nc-upload"}, 409, False,
+     lambda: {"files": {"files": ("deaths.csv", b"CERT_NO,LAST\nD1,X\n", "text/csv")}}),
     ("GET", "/api/aggregates", {"analyst"}, 200, False, None),
     ("GET", "/api/audit", {"auditor"}, 200, False, None),
     ("GET", "/api/audit/verify", {"auditor"}, 200, False, None),
@@ -434,3 +438,22 @@ def test_serve_refuses_plain_http_off_localhost(tmp_path: Path) -> None:
     assert "refusing to serve voter files over plain HTTP" in str(r.exception)
     r = CliRunner().invoke(app, ["serve", "--max-upload", "lots", "--workspace", str(tmp_path / "ws")])
     assert isinstance(r.exception, UserError) and "2GiB" in str(r.exception)
+
+
+def test_default_failure_limit_is_per_app_and_generous(env: Env) -> None:
+    """The default limiter (100 failures a minute per address) leaves the matrix above untouched,
+    then answers 429 with Retry-After; the details are in test_reliability_security."""
+    from voterolls.service.accounts import DEFAULT_MAX_FAILURES, FailureLimiter
+
+    lim = env.svc.auth_limiter
+    assert isinstance(lim, FailureLimiter) and lim.max_failures == DEFAULT_MAX_FAILURES == 100
+    codes = [env.client.get("/api/me", headers=bearer(env.tokens["bad"])).status_code for _ in range(101)]
+    assert codes == [401] * 100 + [429]
+    r = env.client.get("/api/me", headers=bearer(env.tokens["analyst"]))
+    assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1
+    assert "Too many failed sign-in attempts" in r.json()["error"]
+    # a fresh app (a restart) starts with a clean slate; the limit lives in the process
+    app2 = create_app(env.w, ingest=FakeIngest(), detect=fake_detect)
+    from fastapi.testclient import TestClient
+
+    assert TestClient(app2).get("/api/me", headers=bearer(env.tokens["analyst"])).status_code == 200

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from pathlib import Path
 
 import pyarrow as pa
@@ -143,3 +144,195 @@ def test_lists_absent_before_linkage(tmp_path: Path) -> None:
 
     out = state_lists(tmp_path, "NC")
     assert out["available"] is False and "Linkage" in out["note"]
+
+
+# ------------------------------------------------------------------ external lists (death records)
+#: Columns an external-match CSV may carry: this state's own registration, the match, the external
+#: record's id / line / file.  Nothing else of the external record.
+EXTERNAL_COLUMNS = {
+    *(c for c in ALLOWED_COLUMNS if c.startswith("this_")),
+    "match_probability", "evidence", "this_dob_granularity", "other_dob_granularity",
+    "external_id", "external_line", "external_file", "recommended_action",
+}  # fmt: skip
+
+DEATH_MAPPING = """
+description = "Vital statistics death extract (service test layout)"
+sources = ["built in tests/test_service_lists.py"]
+
+[registrations]
+filename = "deaths.csv"
+kind = "delimited"
+delimiter = ","
+quoting = "minimal"
+header = true
+encoding = "utf-8"
+columns = [
+  {name = "CERT_NO", target = "state_voter_id"},
+  {name = "DECEDENT_LAST", target = "last_name"},
+  {name = "DECEDENT_FIRST", target = "first_name"},
+  {name = "BIRTH_DATE", target = "dob", date_format = "%m/%d/%Y"},
+  {name = "SEX", target = "gender"},
+  "DEATH_DATE",
+]
+
+[registrations.codes.gender]
+map = {M = "M", F = "F"}
+default = "U"
+"""
+DEATH_DATE = "03/14/2026"
+
+
+@pytest.fixture(scope="module")
+def ext(tmp_path_factory):
+    """A small linked nation (OH full DOB, NC birth year) and a death extract built from its truth."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    from voterolls.ingest.pipeline import ingest
+    from voterolls.link.run import link_registrations
+    from voterolls.store import Workspace
+    from voterolls.synth import generate_nation, write_nation
+    from voterolls.synth.mess import apply_typos
+
+    base = tmp_path_factory.mktemp("svcext")
+    nation = generate_nation(4000, 11).restrict(["OH", "NC"])
+    manifest = write_nation(nation, base / "synth")
+    w = base / "ws"
+    ws = Workspace(w)
+    for st, info in manifest["states"].items():
+        ingest(ws, st, [base / "synth" / f for f in info["files"]], format=info["format"])
+    con = ws.connect(read_only=False)
+    link_registrations(con, w / "link", u_max_pairs=1e5, em_max_pairs=2e5, seed=3, blocking_analysis=False)
+    loaded = set(con.sql("SELECT state_voter_id FROM registrations WHERE state = 'OH'").fetchnumpy()["state_voter_id"].tolist())
+    con.close()
+    recs = nation.truth["records"]
+    oh = recs.filter(pc.equal(recs["state"], "OH"))
+    on_list = oh.filter(pc.is_in(oh["state_voter_id"], value_set=pa.array(sorted(loaded))))
+    rng = np.random.default_rng(4)
+    dead = rng.choice(np.unique(on_list["person_id"].to_numpy()), 40, replace=False)
+    strangers = rng.choice(np.setdiff1d(recs["person_id"].to_numpy(), oh["person_id"].to_numpy()), 20, replace=False)
+    ids = np.concatenate([dead, strangers])
+    everyone = nation.truth["persons"]
+    persons = everyone.take(pc.index_in(pa.array(ids), value_set=everyone["person_id"]))
+    first = apply_typos(persons["first_name"].combine_chunks(), rng.random(len(ids)) < 0.15, rng)
+    out = io.StringIO()
+    wr = csv.writer(out, lineterminator="\n")
+    wr.writerow(["CERT_NO", "DECEDENT_LAST", "DECEDENT_FIRST", "BIRTH_DATE", "SEX", "DEATH_DATE"])
+    for i in range(len(ids)):
+        wr.writerow([f"D{500000 + i}", persons["last_name"][i].as_py(), first[i].as_py(),
+                     persons["dob"][i].as_py().strftime("%m/%d/%Y"), persons["sex"][i].as_py(), DEATH_DATE])
+    wr.writerow(["a", "garbled", "line"])  # wrong field count: quarantined, not lost
+    truth = {
+        (vid, f"D{500000 + i}")
+        for i, pid in enumerate(ids[:40].tolist())
+        for vid in on_list.filter(pc.equal(on_list["person_id"], pid))["state_voter_id"].to_pylist()
+    }
+    store = AccountStore(w / "service" / "accounts.json")
+    tokens = {name: store.create(name, role, st)[1] for name, role, st in (
+        ("oh-upload", "state", "OH"), ("nc-upload", "state", "NC"), ("analyst", "analyst", None),
+        ("admin", "admin", None))}  # fmt: skip
+    app = create_app(w, ingest=FakeIngest(), detect=fake_detect)
+    return {"client": TestClient(app), "tokens": tokens, "w": w, "csv": out.getvalue().encode(), "truth": truth,
+            "svc": app.state.service, "base": base}
+
+
+def _post_external(client, token: str | None, body: bytes, *, state: str = "OH", mapping: bool = True, **kw):
+    files = [("files", ("deaths.csv", body, "text/csv"))]
+    if mapping:
+        files.append(("files", ("death_extract.toml", DEATH_MAPPING.encode(), "application/toml")))
+    headers = bearer(token) if token else {}
+    return client.post(f"/api/states/{state}/lists/external", files=files, headers=headers, **kw)
+
+
+def test_external_list_upload_is_matched_with_evidence_and_nothing_is_kept(ext, tmp_path, monkeypatch) -> None:
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the service's scratch goes
+    r = _post_external(ext["client"], ext["tokens"]["oh-upload"], ext["csv"])
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("text/csv") and "attachment" in r.headers["content-disposition"]
+    assert (r.headers["x-rows-read"], r.headers["x-rows-loaded"], r.headers["x-rows-quarantined"]) == ("61", "60", "1")
+    rows = list(csv.DictReader(io.StringIO(r.text)))
+    assert int(r.headers["x-list-rows"]) == len(rows) > 0
+    assert set(rows[0]) == EXTERNAL_COLUMNS, set(rows[0]) ^ EXTERNAL_COLUMNS
+    review = 0.5
+    found = {(x["this_state_voter_id"], x["external_id"]) for x in rows if float(x["match_probability"]) >= review}
+    truth = ext["truth"]
+    assert len(found & truth) / len(truth) >= 0.9, (len(found & truth), len(truth))
+    assert len(found - truth) <= 2
+    for x in rows:
+        assert x["evidence"] and "first_name" in x["evidence"]
+        assert x["this_dob_granularity"] == "full" and x["other_dob_granularity"] == "full"
+        assert x["external_file"] == "deaths.csv" and int(x["external_line"]) >= 2
+        assert x["recommended_action"] in ("review", "no action (probable different person)")
+    assert "2026-03-14" not in r.text and DEATH_DATE not in r.text  # the external record's own fields stay out
+    # nothing of the upload is kept: not in the scratch area, not in the workspace
+    assert list(tmp_path.iterdir()) == []
+    assert not [p for p in ext["w"].rglob("*") if "death" in p.name.lower() or "external" in p.name.lower()]
+    entry = [e for e in ext["svc"].audit.tail(50) if e["action"] == "match external list"][-1]
+    assert entry["actor"] == "oh-upload" and entry["target"] == "OH/external_matches.csv"
+    assert entry["status"].startswith(f"{len(rows)} rows; 61 read, 60 loaded, 1 quarantined")
+    assert "D500000" not in json.dumps(ext["svc"].audit.tail(50))
+
+
+def test_external_list_only_for_the_states_own_account(ext) -> None:
+    c = ext["client"]
+    for who in ("nc-upload", "analyst", "admin"):
+        r = _post_external(c, ext["tokens"][who], ext["csv"])
+        assert r.status_code == 403, (who, r.status_code)
+        assert "D500000" not in r.text
+    r = _post_external(c, None, ext["csv"])
+    assert r.status_code == 401 and "WWW-Authenticate" in r.headers
+    # NC's own account matches against NC's registrations only: the OH deaths are not NC's voters
+    r = _post_external(c, ext["tokens"]["nc-upload"], ext["csv"], state="NC")
+    assert r.status_code == 200, r.text
+    rows = list(csv.DictReader(io.StringIO(r.text)))
+    oh_ids = {vid for vid, _ in ext["truth"]}
+    assert not oh_ids & {x["this_state_voter_id"] for x in rows}
+
+
+def test_external_list_refusals_say_why(ext) -> None:
+    c, tok = ext["client"], ext["tokens"]["oh-upload"]
+    small = create_app(ext["w"], ingest=FakeIngest(), detect=fake_detect, max_upload_bytes=1024)
+    r = _post_external(TestClient(small), tok, ext["csv"] * 4)
+    assert r.status_code == 413 and "larger than" in r.json()["error"]
+    r = c.post("/api/states/OH/lists/external?format=no_such_layout", headers=bearer(tok),
+               files=[("files", ("deaths.csv", ext["csv"], "text/csv"))])
+    assert r.status_code == 422 and "unknown format" in r.json()["error"]
+    r = c.post("/api/states/OH/lists/external?format=../../etc/passwd.toml", headers=bearer(tok),
+               files=[("files", ("deaths.csv", ext["csv"], "text/csv"))])
+    assert r.status_code == 422
+    r = c.post("/api/states/OH/lists/external", headers=bearer(tok),
+               files=[("files", ("death_extract.toml", DEATH_MAPPING.encode(), "application/toml"))])
+    assert r.status_code == 422 and "no external list" in r.json()["error"]
+    r = _post_external(c, tok, b"\x1f\x8b\x08\x00 not text")
+    assert r.status_code == 415
+    from voterolls.service import lists as svclists
+
+    busy = svclists._lock(ext["w"], "OH:external")  # one match per state at a time
+    assert busy.acquire(blocking=False)
+    try:
+        r = _post_external(c, tok, ext["csv"])
+        assert r.status_code == 429 and r.headers["retry-after"]
+    finally:
+        busy.release()
+    for resp in (r,):
+        assert str(ext["w"]) not in resp.text
+
+
+def test_external_list_form_needs_the_session_csrf_token(ext) -> None:
+    c = TestClient(ext["client"].app)
+    assert c.post("/login", data={"token": ext["tokens"]["oh-upload"]}, follow_redirects=False).status_code == 303
+    r = _post_external(c, None, ext["csv"])  # session cookie, no CSRF field
+    assert r.status_code == 403 and "expired" in r.json()["error"]
+    page = c.get("/states/OH")
+    assert 'action="/api/states/OH/lists/external"' in page.text
+    csrf = page.text.split('name="csrf" value="')[1].split('"')[0]
+    r = _post_external(c, None, ext["csv"], data={"csrf": csrf})
+    assert r.status_code == 200, r.text
+
+
+def test_external_list_before_linkage_is_409(env) -> None:
+    r = _post_external(env["client"], env["tokens"]["nc-upload"], b"CERT_NO\nD1\n", state="NC")
+    assert r.status_code == 409 and "Linkage" in r.json()["error"]
+    assert _post_external(env["client"], env["tokens"]["oh-upload"], b"x\n", state="NC").status_code == 403

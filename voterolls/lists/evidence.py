@@ -34,12 +34,26 @@ def levels_from_model(model_json: Path | dict) -> list[ComparisonLevels]:
         name = comp.get("output_column_name") or comp.get("comparison_description", "comparison")
         levels = comp.get("comparison_levels", [])
         non_null = [lv for lv in levels if not lv.get("is_null_level")]
-        labels: dict[int, str] = {-1: "missing on one side"}
+        null = next((lv for lv in levels if lv.get("is_null_level")), {})
+        labels: dict[int, str] = {-1: _null_label(null.get("label_for_charts"))}
         for i, lv in enumerate(non_null):
             gamma = len(non_null) - 1 - i
             labels[gamma] = lv.get("label_for_charts") or lv.get("sql_condition", f"level {gamma}")
         out.append(ComparisonLevels(name=name, labels=labels))
     return out
+
+
+def _null_label(label: str | None) -> str:
+    """The model's own words for "not compared" where it has them.
+
+    Splink labels a plain null level "<column> is NULL"; the DOB comparisons
+    name theirs ("public dates compared instead, or no token"), which is more
+    accurate than "missing": a pair with full dates on both sides is not
+    compared on the sealed token because the dates were compared instead.
+    """
+    if not label or label.strip().lower() == "null" or label.rstrip().endswith("is NULL"):
+        return "missing on one side"
+    return label
 
 
 def _quote(text: str) -> str:

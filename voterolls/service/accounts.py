@@ -15,6 +15,10 @@ it is compared with :func:`hmac.compare_digest`; the plaintext is shown once,
 when the token is made, and never written anywhere.  (A 256-bit random
 secret needs no slow hash: there is nothing to brute-force.)  Tokens expire
 (default 90 days); revoking an account kills all its tokens and sessions.
+
+:class:`FailureLimiter` bounds failed authentications per client address
+(bearer tokens and the login form): a flood of wrong tokens costs at most
+``max_failures`` checks of the accounts file per window, then gets 429.
 """
 
 from __future__ import annotations
@@ -25,17 +29,23 @@ import fcntl
 import hashlib
 import hmac
 import json
+import math
 import os
 import re
 import secrets
 import threading
-from collections.abc import Iterator
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from voterolls.errors import UserError
+from voterolls.log import get_logger
 from voterolls.schema import JURISDICTIONS
+
+log = get_logger(__name__)
 
 ROLES = ("state", "analyst", "auditor", "admin")
 ROLE_LABELS = {
@@ -276,3 +286,120 @@ class AccountStore:
                     t.expires is None or _parse(t.expires) > (now or _now())
                 )
         return False
+
+
+# ------------------------------------------------------------ failed-authentication limit
+#: Defaults: generous enough that a state office behind one NAT address, or a
+#: script retrying with one stale token, does not lock its colleagues out; low
+#: enough that a flood of wrong tokens is a trickle of real checks.
+DEFAULT_MAX_FAILURES = 100
+DEFAULT_WINDOW_S = 60.0
+#: Addresses remembered at once (each holds at most ``max_failures`` timestamps).
+DEFAULT_MAX_CLIENTS = 4096
+
+
+@dataclass
+class _ClientFailures:
+    failures: deque[float]  # times of recent failures, oldest first (at most max_failures)
+    in_flight: int = 0  # attempts begun and not yet ended
+    warned: bool = False  # the operator was told this address hit the limit
+
+
+class FailureLimiter:
+    """At most ``max_failures`` failed authentications per client address in any ``window_s`` seconds.
+
+    Why: a token is 256 random bits, so guessing is hopeless anyway; the
+    limit is about cost and noise.  Each attempt reads the accounts file and
+    writes an audit entry; without a bound one client could keep the service
+    busy checking garbage.  Once an address has used up its failures, every
+    further attempt that presents credentials (a bearer token, the login
+    form) is answered 429 *before* any check, until the oldest failure leaves
+    the window; requests without credentials and session cookies are not
+    affected, and nor is any other address.
+
+    The count is a sliding window and exact under concurrency: an attempt
+    reserves a slot in :meth:`begin` (an in-flight attempt counts as a
+    failure until :meth:`end` says how it went), so many threads at once
+    cannot slip past the limit.  Successes are not remembered; failures
+    expire.  Memory is bounded: at most ``max_clients`` addresses, the least
+    recently seen forgotten first.  In-process only: each server process has
+    its own limiter (``voterolls serve`` runs one).
+    """
+
+    def __init__(
+        self,
+        max_failures: int = DEFAULT_MAX_FAILURES,
+        window_s: float = DEFAULT_WINDOW_S,
+        *,
+        max_clients: int = DEFAULT_MAX_CLIENTS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if max_failures < 1 or window_s <= 0 or max_clients < 1:
+            raise ValueError("max_failures, window_s and max_clients must be positive")
+        self.max_failures = int(max_failures)
+        self.window_s = float(window_s)
+        self.max_clients = int(max_clients)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._clients: OrderedDict[str, _ClientFailures] = OrderedDict()
+        #: attempts refused with 429 since start (for tests and the operator)
+        self.refused = 0
+
+    def _expire(self, failures: deque[float], now: float) -> None:
+        while failures and now - failures[0] >= self.window_s:
+            failures.popleft()
+
+    def begin(self, client: str) -> float:
+        """Reserve an attempt for ``client``: 0.0 if it may go ahead, else seconds until it may."""
+        now = self._clock()
+        with self._lock:
+            entry = self._clients.get(client)
+            if entry is None:
+                entry = _ClientFailures(deque(maxlen=self.max_failures))
+                self._clients[client] = entry
+                self._trim()
+            else:
+                self._clients.move_to_end(client)
+            failures = entry.failures
+            self._expire(failures, now)
+            if len(failures) + entry.in_flight >= self.max_failures:
+                self.refused += 1
+                if len(failures) >= self.max_failures:
+                    return max(failures[0] + self.window_s - now, 0.001)
+                return 1.0  # the rest of the allowance is in flight; ask again shortly
+            entry.in_flight += 1
+            return 0.0
+
+    def end(self, client: str, *, failed: bool) -> None:
+        """Close an attempt opened with :meth:`begin` (whether it failed decides if it counts)."""
+        now = self._clock()
+        with self._lock:
+            entry = self._clients.get(client)
+            if entry is None:  # forgotten meanwhile (more than max_clients addresses)
+                return
+            failures = entry.failures
+            entry.in_flight = max(entry.in_flight - 1, 0)
+            if failed:
+                failures.append(now)
+                if len(failures) == self.max_failures and not entry.warned:
+                    entry.warned = True  # once per episode, not once per freed slot
+                    log.warning("authentication failures from %s reached %d in %.0f s; refusing further "
+                                "attempts from it for a while", client, self.max_failures, self.window_s)
+            self._expire(failures, now)
+            if not failures and not entry.in_flight:
+                del self._clients[client]  # nothing to remember
+
+    def _trim(self) -> None:
+        """Forget the least recently seen addresses beyond ``max_clients`` (under the lock)."""
+        while len(self._clients) > self.max_clients:
+            self._clients.popitem(last=False)
+
+    @staticmethod
+    def retry_after(seconds: float) -> int:
+        """Whole seconds for a ``Retry-After`` header (never 0)."""
+        return max(1, math.ceil(seconds))
+
+    def tracked(self) -> int:
+        """How many addresses are remembered now (bounded by ``max_clients``)."""
+        with self._lock:
+            return len(self._clients)

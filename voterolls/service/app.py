@@ -14,6 +14,7 @@ GET  /api/states/{XX}/jobs/{id}            state uploader of XX         200 / 40
 GET  /api/states/{XX}/quarantine           state uploader of XX         200
 GET  /api/states/{XX}/matches              state uploader of XX         200
 GET  /api/states/{XX}/lists/{name}.csv     state uploader of XX         200 / 404
+POST /api/states/{XX}/lists/external       state uploader of XX         200 / 409 / 413 / 422 / 429
 GET  /api/aggregates                       analyst                      200
 GET  /api/audit, /api/audit/verify         auditor                      200
 GET  /api/accounts                         admin                        200
@@ -24,7 +25,9 @@ GET  /states/{XX}, /analyst, /auditor,     as the matching API;         200, or 
 =========================================  ===========================  ==============
 
 No credentials: 401 (API) or a redirect to the login page (pages); a bad,
-expired or revoked token: 401; the wrong role or another state: 403.  An
+expired or revoked token: 401; the wrong role or another state: 403.  After
+too many failed authentications from one client address (bearer tokens and
+the login form; ``accounts.FailureLimiter``), 429 with ``Retry-After``.  An
 ASGI middleware appends every request to the audit log after it is answered.
 """
 
@@ -52,7 +55,14 @@ from voterolls.log import get_logger
 from voterolls.schema import JURISDICTIONS
 from voterolls.service import data as wsdata
 from voterolls.service import lists as svclists
-from voterolls.service.accounts import ROLE_LABELS, ROLES, AccountStore, AuthError, Principal
+from voterolls.service.accounts import (
+    ROLE_LABELS,
+    ROLES,
+    AccountStore,
+    AuthError,
+    FailureLimiter,
+    Principal,
+)
 from voterolls.service.audit import AuditLog
 from voterolls.service.auth import SESSION_COOKIE, Credentials, SessionStore, csrf_ok, resolve
 from voterolls.service.jobs import (
@@ -101,6 +111,7 @@ class Service:
     max_upload_bytes: int
     secure_cookies: bool | None
     templates: Environment
+    auth_limiter: FailureLimiter
 
     def record(self, p: Principal | None, action: str, target: str = "", status: str | int = "") -> None:
         self.audit.append(actor=p.name if p else "anonymous", role=p.role if p else "-",
@@ -167,6 +178,7 @@ def create_app(
     secure_cookies: bool | None = None,
     keep_uploads: bool = False,
     max_parallel_ingests: int = 2,
+    auth_limiter: FailureLimiter | None = None,
 ) -> FastAPI:
     """Build the service for ``workspace``.
 
@@ -174,7 +186,9 @@ def create_app(
     (``voterolls.ingest.pipeline.ingest``, ``voterolls.formats.detect_format``);
     tests pass fakes.  At most ``max_parallel_ingests`` ingests run at once
     (one per state at most).  ``secure_cookies=None`` marks the session cookie Secure
-    whenever the request came over https.
+    whenever the request came over https.  ``auth_limiter`` bounds failed
+    authentications per client address (default: ``FailureLimiter()``, 100 per
+    60 s).
     """
     workspace = Path(workspace)
     (workspace / "service").mkdir(parents=True, exist_ok=True)
@@ -197,6 +211,7 @@ def create_app(
         max_upload_bytes=int(max_upload_bytes),
         secure_cookies=secure_cookies,
         templates=env,
+        auth_limiter=auth_limiter or FailureLimiter(),
     )
     app = FastAPI(title="voterolls intake", version=__version__, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.service = svc
@@ -239,8 +254,35 @@ def _principal(request: Request) -> Principal | None:
     return getattr(request.state, "principal", None)
 
 
+def _client(request: Request) -> str:
+    """The caller's address as the ASGI server reports it (behind a proxy: what it forwards)."""
+    return request.client.host if request.client else "unknown"
+
+
+def _too_many_failures(wait: float) -> tuple[str, dict[str, str]]:
+    """The 429 message and headers once a client address has used up its failed attempts."""
+    secs = FailureLimiter.retry_after(wait)
+    msg = (f"Too many failed sign-in attempts from your address; try again in {secs} "
+           f"second{'s' if secs != 1 else ''}.")
+    return msg, {"Retry-After": str(secs)}
+
+
 def _credentials(request: Request, svc: Service) -> Credentials:
-    creds = resolve(request.headers, request.cookies, svc.accounts, svc.sessions)
+    """Resolve the caller; a presented bearer token is an attempt the failure limiter counts."""
+    attempt = request.headers.get("authorization") is not None
+    client = _client(request)
+    if attempt:
+        wait = svc.auth_limiter.begin(client)
+        if wait:  # refused before any check: a flood costs no accounts-file reads
+            msg, headers = _too_many_failures(wait)
+            raise ApiError(429, msg, headers)
+    failed = False
+    try:
+        creds = resolve(request.headers, request.cookies, svc.accounts, svc.sessions)
+        failed = creds.error is not None
+    finally:
+        if attempt:
+            svc.auth_limiter.end(client, failed=failed)
     request.state.principal = creds.principal
     request.state.creds = creds
     return creds
@@ -326,14 +368,25 @@ def _add_routes(app: FastAPI, svc: Service) -> None:  # noqa: C901  (a route tab
         form = await request.form(max_files=0, max_fields=4, max_part_size=4096)
         token = str(form.get("token", "")).strip()
         nxt = _safe_next(str(form.get("next", "")))
+        client = _client(request)
+        wait = svc.auth_limiter.begin(client)
+        if wait:
+            msg, headers = _too_many_failures(wait)
+            html = svc.templates.get_template("login.html").render(principal=None, csrf="", error=msg, next=nxt)
+            return HTMLResponse(html, status_code=429, headers=headers)
+        failed = False
         try:
-            p = svc.accounts.authenticate(token)
-        except AuthError as exc:
-            request.state.principal = None
-            reason = {"token expired": "That token has expired; ask your administrator for a new one.",
-                      "token revoked": "That token has been revoked."}.get(str(exc), "That token is not valid.")
-            html = svc.templates.get_template("login.html").render(principal=None, csrf="", error=reason, next=nxt)
-            return HTMLResponse(html, status_code=401)
+            try:
+                p = svc.accounts.authenticate(token)
+            except AuthError as exc:
+                failed = True
+                request.state.principal = None
+                reason = {"token expired": "That token has expired; ask your administrator for a new one.",
+                          "token revoked": "That token has been revoked."}.get(str(exc), "That token is not valid.")
+                html = svc.templates.get_template("login.html").render(principal=None, csrf="", error=reason, next=nxt)
+                return HTMLResponse(html, status_code=401)
+        finally:
+            svc.auth_limiter.end(client, failed=failed)
         request.state.principal = p
         sid, _ = svc.sessions.create(p)
         dest = nxt if nxt and _may_visit(p, nxt) else _home(p)
@@ -466,6 +519,80 @@ def _add_routes(app: FastAPI, svc: Service) -> None:  # noqa: C901  (a route tab
         svc.record(p, "download list", f"{state}/{name}.csv", _n(rows, "row"))
         return Response(body, media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": f'attachment; filename="{state}_{name}.csv"'})
+
+    @app.post("/api/states/{state}/lists/external")
+    async def external_list_match(request: Request, state: str):
+        """Match an external list the state supplies (death records, ...) against its own registrations.
+
+        Streamed to a temporary directory outside the workspace (bounded by
+        ``svclists.MAX_EXTERNAL_BYTES`` and the service's upload cap), read
+        through the mapping engine (``?format=`` a shipped layout, or a
+        ``.toml`` mapping uploaded beside the list), matched with the trained
+        model, answered as CSV and deleted: the service keeps neither the list
+        nor the matches.  Rows carry this state's own registration, the
+        evidence and the external record's id and line, nothing else of it.
+        """
+        import shutil
+        import tempfile
+
+        state = state.upper()
+        p = _require(request, svc, ("state",), state)
+        state = _state(state)
+        target = f"{state}/external_matches.csv"
+        header_csrf = request.headers.get("x-csrf-token")
+        if header_csrf is not None:
+            _check_csrf(request)
+        note = svclists.external_unavailable(svc.workspace)
+        if note:
+            svc.record(p, "match external list", target, "not available")
+            raise ApiError(409, note)
+        scratch = Path(tempfile.mkdtemp(prefix="vr-external-"))
+        folder = scratch / "upload"
+        try:
+            try:
+                form_csrf = header_csrf is None and request.state.creds.via == "session"
+                limit = min(svc.max_upload_bytes, svclists.MAX_EXTERNAL_BYTES)
+                got = await receive(request, folder, limit, require_field="csrf" if form_csrf else None)
+                if header_csrf is None:
+                    _check_csrf(request, got.fields.get("csrf"))
+            except UploadRejected as exc:
+                svc.record(p, "match external list", target, f"rejected ({exc.status})")
+                raise ApiError(exc.status, exc.message) from None
+            mappings = [f.path for f in got.files if f.name.lower().endswith(".toml")]
+            lists_in = [f.path for f in got.files if not f.name.lower().endswith(".toml")]
+            chosen = request.query_params.get("format") or got.fields.get("format") or None
+            try:
+                if len(mappings) > 1:
+                    raise UserError("upload at most one mapping (.toml) file with the list")
+                if not lists_in:
+                    raise UserError("no external list in the upload, only a mapping file")
+                fmt = str(mappings[0]) if mappings else (_known_format(chosen) if chosen else None)
+                body, doc = await run_in_threadpool(
+                    svclists.match_external_upload, svc.workspace, state, lists_in, fmt, scratch)
+            except svclists.ExternalBusy:
+                svc.record(p, "match external list", target, "refused (429)")
+                raise ApiError(429, "A list for this state is already being matched; try again when it is done.",
+                               {"Retry-After": "30"}) from None
+            except UserError as exc:
+                why = str(exc).replace(str(folder) + "/", "").replace(str(scratch), "the upload")
+                why = why.replace("pass --format", "add ?format=NAME or a mapping .toml file to the upload")
+                svc.record(p, "match external list", target, "refused (422)")
+                raise ApiError(422, f"The external list could not be matched: {why}") from None
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        src = doc["source"]
+        svc.record(p, "match external list", target,
+                   f"{_n(doc['rows'], 'row')}; {src.get('rows_read', 0)} read, {src.get('loaded', 0)} loaded, "
+                   f"{src.get('quarantined', 0)} quarantined")
+        headers = {
+            "Content-Disposition": f'attachment; filename="{state}_external_matches.csv"',
+            "X-List-Rows": str(doc["rows"]),
+            "X-Rows-Read": str(src.get("rows_read", 0)),
+            "X-Rows-Loaded": str(src.get("loaded", 0)),
+            "X-Rows-Quarantined": str(src.get("quarantined", 0)),
+            "X-Expected-Different-People-At-Review": f"{doc['expected_false_positives_at_review']:.2f}",
+        }
+        return Response(body, media_type="text/csv; charset=utf-8", headers=headers)
 
     # ------------------------------------------------------------ API: analyst
     @app.get("/api/aggregates")

@@ -12,6 +12,11 @@ place, so a reader never sees half a list.
 Only the state's own uploader reaches these functions (the routes check);
 what a list may show of another state's record is limited by both states'
 policies inside ``build_lists``.
+
+An external list (death records, ...) is uploaded by the state, matched by
+:func:`match_external_upload` (the same ``match_external`` as ``voterolls
+lists --external``) in a temporary directory outside the workspace, answered
+as CSV and deleted: the service keeps neither the list nor the matches.
 """
 
 from __future__ import annotations
@@ -31,7 +36,8 @@ from voterolls.log import get_logger
 
 log = get_logger(__name__)
 
-#: Lists the service builds and serves (external lists need a file only the state holds: CLI only).
+#: Lists the service builds and serves from ``W/lists/XX``.  External lists need a file only the
+#: state holds: they are matched per upload (:func:`match_external_upload`) and never stored.
 SERVED_LISTS = ("cross_state_movers", "in_state_duplicates")
 LIST_TITLES = {
     "cross_state_movers": "Cross-state movers",
@@ -142,3 +148,78 @@ def list_csv(workspace: Path, state: str, name: str, *, today: dt.date | None = 
         if rows is None or not path.is_file():
             return None
         return path.read_bytes(), int(rows)
+
+
+# ---------------------------------------------------------------- external lists (death records, ...)
+#: Largest external list the service accepts, whatever the general upload cap:
+#: a state's death extract is a few megabytes a year; a bound this size keeps
+#: one request from filling the server's temporary disk.  The service's own
+#: upload cap applies when it is smaller.
+MAX_EXTERNAL_BYTES = 256 * 1024**2
+
+
+class ExternalBusy(Exception):
+    """A match for this state is already running (one at a time per state: each is a full scoring run)."""
+
+
+def external_unavailable(workspace: Path) -> str | None:
+    """Why no external list can be matched yet (None: it can)."""
+    w = Path(workspace)
+    if not (w / "link" / "model.json").is_file():
+        return "Linkage has not been run yet: external lists are matched with the trained model."
+    if not (w / "catalog.duckdb").is_file():
+        return "No state file has been ingested yet."
+    return None
+
+
+def match_external_upload(
+    workspace: Path,
+    state: str,
+    files: list[Path],
+    format: str | None,
+    scratch: Path,
+    *,
+    today: dt.date | None = None,
+) -> tuple[bytes, dict[str, Any]]:
+    """Match an uploaded external list against ``state``'s registrations; (CSV bytes, summary).
+
+    The same :func:`voterolls.lists.external.match_external` as ``voterolls
+    lists --external``, with the default thresholds and today's date.  Files
+    are written under ``scratch`` (the caller's temporary directory, outside
+    the workspace, removed after the response): neither the external list nor
+    the matches are kept by the service.  The summary holds counts only.
+    """
+    from voterolls.lists import ActionPolicy
+    from voterolls.lists.external import match_external
+    from voterolls.store import Workspace
+
+    out = scratch / "out"
+    out.mkdir(parents=True, exist_ok=True)
+    policy = ActionPolicy(as_of=today or dt.date.today())
+    lock = _lock(Path(workspace), f"{state}:external")
+    if not lock.acquire(blocking=False):
+        raise ExternalBusy(state)
+    try:
+        ws = Workspace(Path(workspace), create=False)
+        con = ws.connect(read_only=True)
+        try:
+            present = con.execute("SELECT count(*) FROM registrations WHERE state = ?", [state]).fetchall()[0][0]
+            if not present:
+                raise UserError(f"{state} has no ingested registrations yet: upload the state's voter file first")
+            summary = match_external(con, ws, state, files, format, out, policy)
+        finally:
+            con.close()
+    finally:
+        lock.release()
+    body = (out / f"{summary.name}.csv").read_bytes()
+    doc = {
+        "state": state,
+        "as_of": policy.today.isoformat(),
+        "review_threshold": policy.review_threshold,
+        "rows": summary.rows,
+        "by_action": summary.by_action,
+        "at_or_above_review_threshold": summary.rows - summary.below_review_threshold,
+        "expected_false_positives_at_review": summary.expected_false_positives_at_review,
+        "source": {k: v for k, v in (summary.source or {}).items() if k != "files"},
+    }
+    return body, doc
