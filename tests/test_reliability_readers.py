@@ -207,12 +207,6 @@ def test_damaged_native_files_never_crash_and_reconcile(fmt: str) -> None:
     print(f"{fmt}: {OUTCOMES.get(fmt)}")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: voterolls/formats/detect.py match_layout/classify judge a header-less file by line 1 only, "
-    "so one damaged first record refuses the whole file (even with an explicit format) instead of "
-    "quarantining line 1",
-)
 @pytest.mark.parametrize("fmt", ["fl_extract", "ny_statewide", "mi_qvf_lst", "pa_fve"])
 def test_damaged_first_record_of_a_headerless_file(tmp_path: Path, fmt: str) -> None:
     roles = _roles(fmt)
@@ -228,6 +222,55 @@ def test_damaged_first_record_of_a_headerless_file(tmp_path: Path, fmt: str) -> 
     rep = s.finish()
     assert [r["line"] for r in rep.quarantine.to_pylist()] == [1]
     assert regs.num_rows == rep.files[0].rows_read - 1
+
+
+@pytest.mark.parametrize("fmt", ["fl_extract", "ny_statewide", "mi_qvf_lst", "pa_fve"])
+def test_damaged_first_record_is_still_detected(tmp_path: Path, fmt: str) -> None:
+    """Format detection judges several records, so one damaged first record does not hide the layout."""
+    from voterolls.formats import detect_format
+
+    roles = _roles(fmt)
+    paths = []
+    for name, data in native_bytes(fmt):
+        term = get_format(fmt).layouts()[roles[name][0]].line_terminator.encode()
+        lines = data.split(term)
+        if roles[name][0] == "registrations":
+            lines[0] = lines[0][: len(lines[0]) // 2]
+        p = tmp_path / name
+        p.write_bytes(term.join(lines))
+        paths.append(p)
+    assert detect_format(paths) == fmt
+
+
+@pytest.mark.parametrize("fmt", ["fl_extract", "ny_statewide", "mi_qvf_lst", "pa_fve"])
+def test_a_mostly_damaged_headerless_file_is_still_refused(tmp_path: Path, fmt: str) -> None:
+    """When most of the first records do not fit, the file is another layout: refused, naming line 1."""
+    roles = _roles(fmt)
+    name, data = next((n, b) for n, b in native_bytes(fmt) if roles[n][0] == "registrations")
+    term = get_format(fmt).registrations.line_terminator.encode()
+    lines = data.split(term)
+    records = [i for i, ln in enumerate(lines) if ln.strip()]
+    assert len(records) >= 3
+    for i in records[:-1]:  # every record but the last cut in half: fewer than half fit
+        lines[i] = lines[i][: len(lines[i]) // 2]
+    p = tmp_path / name
+    p.write_bytes(term.join(lines))
+    with pytest.raises(UserError, match=r"line 1: does not match format .*of the first \d+ non-blank lines fit"):
+        scan(duckdb.connect(), [p], state=FORMAT_STATE[fmt], format=fmt)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "other"), [("fl_extract", "ny_statewide"), ("ny_statewide", "fl_extract"), ("pa_fve", "fl_extract"),
+                       ("mi_qvf_lst", "fl_extract"), ("fl_extract", "mi_qvf_lst"), ("fl_extract", "nc_ncvoter_2022")],
+)  # fmt: skip
+def test_another_formats_file_is_refused_not_misread(tmp_path: Path, fmt: str, other: str) -> None:
+    """A wrong guess stays an error: every file of ``other`` given as ``fmt`` is refused with a UserError."""
+    for name, data in native_bytes(other):
+        p = tmp_path / name
+        p.write_bytes(data)
+        with pytest.raises(UserError, match="does not match format") as exc:
+            scan(duckdb.connect(), [p], state=FORMAT_STATE[fmt], format=fmt)
+        check_no_echo(str(exc.value), [])
 
 
 @pytest.mark.parametrize("fmt", ["nc_ncvoter_2022", "fl_extract", "ny_statewide", "mi_qvf_lst", "nc_vr_snapshot", "generic"])

@@ -11,7 +11,13 @@
 * a flood of 500 requests from 16 threads against ``voterolls serve`` on
   127.0.0.1 is answered in bounded time, the server stays responsive, does
   not grow without bound (memory, threads, file descriptors), and every
-  request lands in an unbroken audit chain.
+  request lands in an unbroken audit chain;
+* failed authentications are limited per client address: after the allowed
+  number of wrong tokens (or login-form attempts) an address gets 429 with
+  ``Retry-After`` before any check, other addresses and requests without
+  credentials are unaffected, and the right token works again once the
+  window has passed (in process with a fake clock, and against a real
+  server on loopback: 127.0.0.1 floods, 127.0.0.2 is the normal client).
 """
 
 from __future__ import annotations
@@ -36,7 +42,12 @@ pytest.importorskip("voterolls.service.app")
 
 from fastapi.testclient import TestClient  # noqa: E402
 
-from voterolls.service.accounts import AccountStore  # noqa: E402
+from voterolls.service.accounts import (  # noqa: E402
+    DEFAULT_MAX_FAILURES,
+    DEFAULT_WINDOW_S,
+    AccountStore,
+    FailureLimiter,
+)
 from voterolls.service.app import create_app  # noqa: E402
 from voterolls.service.testing import FakeIngest, fake_detect  # noqa: E402
 from voterolls.service.uploads import safe_filename  # noqa: E402
@@ -368,63 +379,93 @@ def server(tmp_path: Path):
 
 
 FLOOD = 500
+#: The flood's attacker and its normal client: both loopback, two addresses (the limiter counts per address).
+ATTACKER, NORMAL = "127.0.0.1", "127.0.0.2"
+
+
+def _client_from(address: str, base: str, timeout: float = 60):
+    import httpx
+
+    return httpx.Client(base_url=base, timeout=timeout, transport=httpx.HTTPTransport(local_address=address))
 
 
 def test_request_flood_is_bounded_and_audited(server) -> None:
-    import httpx
-
+    """Forged tokens come from 127.0.0.1 (401, then 429 once its failures are used up); the
+    legitimate callers from 127.0.0.2 get exactly their status; credential-less requests from
+    the attacker's address stay 401."""
     base, tokens, proc, log_path = server
     plan = []
     for i in range(FLOOD):
         k = i % 5
         if k == 0:
-            plan.append(("GET", "/healthz", {}, 200))
+            plan.append(("GET", "/healthz", {}, 200, NORMAL))
         elif k == 1:
-            plan.append(("GET", "/api/me", bearer("vr_0123456789ab_" + "B" * 43), 401))
+            plan.append(("GET", "/api/me", bearer("vr_0123456789ab_" + "B" * 43), 401, ATTACKER))
         elif k == 2:
-            plan.append(("GET", "/api/aggregates", bearer(tokens["analyst"]), 200))
+            plan.append(("GET", "/api/aggregates", bearer(tokens["analyst"]), 200, NORMAL))
         elif k == 3:
-            plan.append(("GET", "/api/states/VT/submissions", bearer(tokens["nc-upload"]), 403))
+            plan.append(("GET", "/api/states/VT/submissions", bearer(tokens["nc-upload"]), 403, NORMAL))
         else:
-            plan.append(("POST", "/api/states/NC/submissions", {"X-Filename": "x.txt"}, 401))
+            plan.append(("POST", "/api/states/NC/submissions", {"X-Filename": "x.txt"}, 401, ATTACKER))
+    started = time.monotonic()
+    clients = {a: _client_from(a, base, 30) for a in (ATTACKER, NORMAL)}
+    forged: list[tuple[int, str | None]] = []  # (status, Retry-After) of every forged-token answer
+
+    def send(c, method, url, headers):
+        r = c.request(method, url, headers=headers, content=b"a,b\n" if method == "POST" else None)
+        if "Authorization" in headers and "B" * 43 in headers["Authorization"]:
+            forged.append((r.status_code, r.headers.get("retry-after")))
+        return r
+
     # warm-up, then measure the server's footprint
-    with httpx.Client(base_url=base, timeout=30) as c:
-        for method, url, headers, _ in plan[:25]:
-            c.request(method, url, headers=headers, content=b"a,b\n" if method == "POST" else None)
+    for method, url, headers, _, addr in plan[:25]:
+        send(clients[addr], method, url, headers)
+    for c in clients.values():
+        c.close()
     rss0, threads0, fds0 = proc.memory_info().rss, proc.num_threads(), proc.num_fds()
 
-    statuses: list[tuple[int, int]] = []
+    statuses: list[tuple[int, int, str]] = []
     lock = threading.Lock()
     latencies: list[float] = []
 
     def worker(chunk):
-        with httpx.Client(base_url=base, timeout=60) as c:
-            for method, url, headers, want in chunk:
-                r = c.request(method, url, headers=headers, content=b"a,b\n" if method == "POST" else None)
+        cs = {a: _client_from(a, base) for a in (ATTACKER, NORMAL)}
+        try:
+            for method, url, headers, want, addr in chunk:
+                r = send(cs[addr], method, url, headers)
                 with lock:
-                    statuses.append((r.status_code, want))
+                    statuses.append((r.status_code, want, url))
+        finally:
+            for c in cs.values():
+                c.close()
 
     stop = threading.Event()
 
     def prober():
-        with httpx.Client(base_url=base, timeout=60) as c:
+        with _client_from(NORMAL, base) as c:
             while not stop.is_set():
                 t = time.monotonic()
                 assert c.get("/healthz").status_code == 200
                 latencies.append(time.monotonic() - t)
                 time.sleep(0.2)
 
-    started = time.monotonic()
+    flood_started = time.monotonic()
     probe = threading.Thread(target=prober)
     probe.start()
     with ThreadPoolExecutor(16) as pool:
         list(pool.map(worker, [plan[i::16] for i in range(16)]))
-    elapsed = time.monotonic() - started
+    elapsed = time.monotonic() - flood_started
     stop.set()
     probe.join(60)
 
-    wrong = [(g, w) for g, w in statuses if g != w]
+    # forged tokens: 401 until the address used up its failures, then 429 with Retry-After
+    wrong = [(g, w, u) for g, w, u in statuses if g != w and not (w == 401 and g == 429 and u == "/api/me")]
     assert len(statuses) == FLOOD and not wrong, wrong[:10]
+    windows = 1 + int((time.monotonic() - started) // DEFAULT_WINDOW_S)
+    n401 = sum(1 for g, _ in forged if g == 401)
+    assert n401 <= DEFAULT_MAX_FAILURES * windows, (n401, windows)
+    assert all(g in (401, 429) for g, _ in forged)
+    assert all(ra is not None and 1 <= int(ra) <= DEFAULT_WINDOW_S for g, ra in forged if g == 429)
     assert elapsed < 120, f"{FLOOD} requests took {elapsed:.0f} s"
     assert latencies and max(latencies) < 15, f"health check stalled {max(latencies):.1f} s during the flood"
     time.sleep(1)
@@ -432,7 +473,7 @@ def test_request_flood_is_bounded_and_audited(server) -> None:
     assert rss1 - rss0 < 100 * 1024**2, f"server grew by {(rss1 - rss0) / 1024**2:.0f} MiB"
     assert threads1 <= threads0 + 50, (threads0, threads1)
     assert fds1 <= fds0 + 20, f"file descriptors {fds0} -> {fds1}"
-    with httpx.Client(base_url=base, timeout=30) as c:
+    with _client_from(NORMAL, base, 30) as c:
         t = time.monotonic()
         assert c.get("/healthz").status_code == 200
         assert time.monotonic() - t < 5
@@ -440,5 +481,214 @@ def test_request_flood_is_bounded_and_audited(server) -> None:
     assert v["ok"], v
     assert v["entries"] >= FLOOD + 25, v
     assert "Traceback" not in log_path.read_text()
-    print(f"flood: {FLOOD} requests in {elapsed:.1f} s; health max {max(latencies):.2f} s; "
+    n429 = sum(1 for g, _ in forged if g == 429)
+    print(f"flood: {FLOOD} requests in {elapsed:.1f} s; forged tokens {n401} x 401, {n429} x 429; "
+          f"health max {max(latencies):.2f} s; "
           f"rss {rss0 / 1024**2:.0f}->{rss1 / 1024**2:.0f} MiB; threads {threads0}->{threads1}; fds {fds0}->{fds1}")
+
+
+# ---------------------------------------------------------------- failed-authentication limit
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def _limited(tmp: Path, max_failures: int = 5, window_s: float = 60.0) -> tuple[Svc, FakeClock, FailureLimiter]:
+    svc = Svc(tmp)
+    clock = FakeClock()
+    limiter = FailureLimiter(max_failures, window_s, clock=clock)
+    svc.app = create_app(svc.w, ingest=FakeIngest(), detect=fake_detect, auth_limiter=limiter)
+    svc.client = TestClient(svc.app)
+    return svc, clock, limiter
+
+
+def test_wrong_token_flood_is_cut_off_after_the_allowed_failures(tmp_path: Path) -> None:
+    svc, clock, limiter = _limited(tmp_path, max_failures=5, window_s=60)
+    wrong = bearer("vr_0123456789ab_" + "C" * 43)
+    t0 = time.monotonic()
+    got = [svc.client.get("/api/me", headers=wrong) for _ in range(200)]
+    took = time.monotonic() - t0
+    assert [r.status_code for r in got[:5]] == [401] * 5
+    assert {r.status_code for r in got[5:]} == {429}
+    for r in got[5:]:
+        assert r.headers["Retry-After"] == "60"
+        assert "Too many failed sign-in attempts" in r.json()["error"] and "60 seconds" in r.json()["error"]
+        assert "C" * 43 not in r.text
+    assert limiter.refused == 195
+    assert took < 30, f"200 refused attempts took {took:.1f} s"
+    # blocked for credentials of any kind from this address, the right token included ...
+    good = bearer(svc.tokens["nc-upload"])
+    assert svc.client.get("/api/me", headers=good).status_code == 429
+    assert svc.client.get("/api/states/NC/submissions", headers=good).status_code == 429
+    r = svc.client.post("/login", data={"token": svc.tokens["nc-upload"]}, follow_redirects=False)
+    assert r.status_code == 429 and "Too many failed sign-in attempts" in r.text and "Retry-After" in r.headers
+    # ... but not a request without credentials, and not the health probe
+    assert svc.client.get("/api/me").status_code == 401
+    assert svc.client.get("/healthz").status_code == 200
+    # another client address is not affected
+    other = TestClient(svc.app, client=("192.0.2.7", 40000))
+    assert other.get("/api/me", headers=good).status_code == 200
+    assert other.get("/api/me", headers=wrong).status_code == 401
+    # the Retry-After counts down; once the window has passed, the right token works again
+    clock.t += 45
+    r = svc.client.get("/api/me", headers=good)
+    assert r.status_code == 429 and r.headers["Retry-After"] == "15"
+    clock.t += 15
+    assert svc.client.get("/api/me", headers=good).status_code == 200
+    # successes are not remembered: the address has its full allowance again
+    got = [svc.client.get("/api/me", headers=wrong).status_code for _ in range(6)]
+    assert got == [401] * 5 + [429]
+    # every refused request is in the audit trail, as anonymous
+    entries = [json.loads(ln) for ln in (svc.w / "service" / "audit.log").read_text().splitlines()]
+    refused = [e for e in entries if str(e["status"]) == "429" and e["action"] == "GET /api/me"]
+    assert len(refused) >= 195 and {e["actor"] for e in refused} == {"anonymous"}
+
+
+def test_login_form_failures_count_and_are_limited(tmp_path: Path) -> None:
+    svc, clock, _ = _limited(tmp_path, max_failures=3, window_s=30)
+    for _ in range(3):
+        r = svc.client.post("/login", data={"token": "guess"}, follow_redirects=False)
+        assert r.status_code == 401 and "not valid" in r.text
+    r = svc.client.post("/login", data={"token": svc.tokens["nc-upload"]}, follow_redirects=False)
+    assert r.status_code == 429 and r.headers["Retry-After"] == "30"
+    assert "Too many failed sign-in attempts" in r.text and "vr_session" not in r.headers.get("set-cookie", "")
+    # the form and the API share one allowance per address
+    assert svc.client.get("/api/me", headers=bearer(svc.tokens["nc-upload"])).status_code == 429
+    clock.t += 30
+    r = svc.client.post("/login", data={"token": svc.tokens["nc-upload"]}, follow_redirects=False)
+    assert r.status_code == 303 and "vr_session" in r.headers["set-cookie"]
+    # a session cookie is not a credential attempt: it keeps working while the address is blocked
+    for _ in range(3):
+        svc.client.get("/api/me", headers=bearer("vr_0123456789ab_" + "D" * 43))
+    assert svc.client.get("/api/me", headers=bearer(svc.tokens["nc-upload"])).status_code == 429
+    assert svc.client.get("/states/NC").status_code == 200
+
+
+def test_failure_limiter_is_exact_under_threads_and_bounded_in_memory() -> None:
+    clock = FakeClock()
+    lim = FailureLimiter(50, 60, max_clients=100, clock=clock)
+    admitted: list[int] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(16)
+
+    def attacker() -> None:
+        barrier.wait()
+        for _ in range(100):
+            if lim.begin("203.0.113.1") == 0.0:
+                with lock:
+                    admitted.append(1)
+                lim.end("203.0.113.1", failed=True)
+
+    threads = [threading.Thread(target=attacker) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(admitted) == 50  # 1,600 attempts from 16 threads: exactly the allowance got through
+    assert lim.refused == 1550
+    # successes are forgotten at once; failures from many addresses stay within max_clients
+    assert lim.begin("198.51.100.1") == 0.0
+    lim.end("198.51.100.1", failed=False)
+    assert lim.tracked() == 1
+    for i in range(10_000):
+        a = f"10.{i // 65536}.{i // 256 % 256}.{i % 256}"
+        assert lim.begin(a) == 0.0
+        lim.end(a, failed=True)
+    assert lim.tracked() <= 100
+    # failures expire with the window
+    clock.t += 61
+    assert lim.begin("203.0.113.1") == 0.0
+    lim.end("203.0.113.1", failed=False)
+
+
+@pytest.fixture
+def limited_server(tmp_path: Path):
+    """A real uvicorn server on 127.0.0.1 with a small limit: 10 failures per 4 s."""
+    ws = tmp_path / "ws"
+    store = AccountStore(ws / "service" / "accounts.json")
+    token = store.create("nc-upload", "state", "NC")[1]
+    port = _free_port()
+    code = ("import sys, uvicorn\n"
+            "from voterolls.service.accounts import FailureLimiter\n"
+            "from voterolls.service.app import create_app\n"
+            "app = create_app(sys.argv[1], auth_limiter=FailureLimiter(10, 4.0))\n"
+            "uvicorn.run(app, host='127.0.0.1', port=int(sys.argv[2]), log_level='warning')\n")
+    log = open(tmp_path / "serve.log", "w")  # noqa: SIM115
+    proc = subprocess.Popen([os.sys.executable, "-c", code, str(ws), str(port)], cwd=ROOT, stdout=log,
+                            stderr=subprocess.STDOUT)  # fmt: skip
+    import httpx
+
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(base + "/healthz", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError("server did not start: " + (tmp_path / "serve.log").read_text()[-2000:])
+        time.sleep(0.2)
+    yield base, token, tmp_path / "serve.log"
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+def test_wrong_token_flood_from_loopback_is_bounded_in_count_and_time(limited_server) -> None:
+    """200 wrong tokens from 127.0.0.1 (8 threads) against a real server allowing 10 failures per 4 s."""
+    base, token, log_path = limited_server
+    wrong = bearer("vr_0123456789ab_" + "E" * 43)
+    answers: list[tuple[int, str | None, str]] = []
+    lock = threading.Lock()
+    normal: list[int] = []
+    stop = threading.Event()
+
+    def flood(n: int) -> None:
+        with _client_from(ATTACKER, base) as c:
+            for _ in range(n):
+                r = c.get("/api/me", headers=wrong)
+                with lock:
+                    answers.append((r.status_code, r.headers.get("retry-after"), r.text))
+
+    def normal_client() -> None:  # the right token from another address, all through the flood
+        with _client_from(NORMAL, base) as c:
+            while not stop.is_set():
+                normal.append(c.get("/api/me", headers=bearer(token)).status_code)
+                time.sleep(0.05)
+
+    t0 = time.monotonic()
+    prober = threading.Thread(target=normal_client)
+    prober.start()
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(flood, [25] * 8))
+    elapsed = time.monotonic() - t0
+    stop.set()
+    prober.join(30)
+    statuses = [a[0] for a in answers]
+    assert len(statuses) == 200 and set(statuses) <= {401, 429}, sorted(set(statuses))
+    n401 = statuses.count(401)
+    bound = 10 * (1 + int(elapsed // 4.0))
+    assert 10 <= n401 <= bound, f"{n401} wrong tokens were checked in {elapsed:.1f} s (allowed {bound})"
+    for code, retry, text in answers:
+        if code == 429:
+            assert retry is not None and 1 <= int(retry) <= 4, retry
+            assert "Too many failed sign-in attempts" in text and "E" * 43 not in text
+    assert elapsed < 60, f"the flood took {elapsed:.1f} s"
+    assert normal and set(normal) == {200}, "the normal client was refused during the flood"
+    # once the window has passed, the right token works from the flooding address too
+    time.sleep(4.2)
+    with _client_from(ATTACKER, base) as c:
+        assert c.get("/api/me", headers=bearer(token)).status_code == 200
+    assert "Traceback" not in log_path.read_text()
+    print(f"limited flood: 200 wrong tokens in {elapsed:.1f} s: {n401} x 401, {statuses.count(429)} x 429; "
+          f"normal client {len(normal)} x 200")

@@ -178,3 +178,96 @@ def test_snapshot_files_are_zstd_parquet(tmp_path: Path) -> None:
             assert md.row_group(0).column(0).compression == "ZSTD"
     assert pq.read_schema(d / "registrations.parquet").remove_metadata() == REGISTRATION_SCHEMA.remove_metadata()
     assert (d / "manifest.json").exists()
+
+
+# ---------------------------------------------------------------- a damaged workspace on disk
+
+
+@pytest.fixture
+def nc_workspace(tmp_path: Path) -> tuple[Path, Path]:
+    """A workspace with one NC snapshot: (workspace path, snapshot directory)."""
+    ws = Workspace(tmp_path / "ws")
+    r = ingest(ws, "NC", _files(tmp_path, "NC", 20))
+    return ws.path, ws.snapshot_dir("NC", r.snapshot_id)
+
+
+@pytest.mark.parametrize("name", ["registrations.parquet", "vote_history.parquet"])
+@pytest.mark.parametrize("damage", ["delete", "truncate", "empty"])
+def test_missing_or_cut_snapshot_file_is_a_user_error(nc_workspace, name: str, damage: str) -> None:
+    from voterolls.errors import UserError
+
+    path, snap = nc_workspace
+    f = snap / name
+    if damage == "delete":
+        f.unlink()
+    else:
+        f.write_bytes(f.read_bytes()[: 100 if damage == "truncate" else 0])
+    ws = Workspace(path)
+    assert ws.states() == ["NC"]  # the catalog still says NC is current ...
+    with pytest.raises(UserError, match=name) as exc:  # ... so its rows must not silently vanish
+        ws.connect()
+    msg = str(exc.value)
+    assert snap.name in msg and "NC" in msg
+    assert ("missing" if damage == "delete" else "damaged") in msg
+    assert "ingest" in msg  # says how to repair
+
+
+def test_optional_snapshot_files_may_be_absent(nc_workspace) -> None:
+    """Quarantine and uniformity are optional (snapshots committed without them); present ones are checked."""
+    from voterolls.errors import UserError
+
+    path, snap = nc_workspace
+    (snap / "quarantine.parquet").unlink()
+    con = Workspace(path).connect()
+    assert con.sql("SELECT count(*) FROM registrations").fetchall()[0][0] > 0
+    (snap / "uniformity.parquet").write_bytes(b"PAR1")
+    with pytest.raises(UserError, match="uniformity.parquet"):
+        Workspace(path).connect()
+
+
+@pytest.mark.parametrize("damage", ["bit rot", "header", "truncate", "garbage", "empty"])
+def test_damaged_catalog_is_a_user_error_naming_it(nc_workspace, damage: str) -> None:
+    from voterolls.errors import UserError
+
+    path, snap = nc_workspace
+    cat = path / "catalog.duckdb"
+    data = bytearray(cat.read_bytes())
+    if damage == "bit rot":
+        data[5000:5100] = b"\xaa" * 100
+    elif damage == "header":
+        data[100:200] = b"\x00" * 100
+    elif damage == "truncate":
+        data = data[:5000]
+    elif damage == "garbage":
+        data = bytearray(os.urandom(8192))
+    else:
+        data = bytearray()
+    cat.write_bytes(bytes(data))
+    with pytest.raises(UserError, match="catalog.duckdb") as exc:
+        Workspace(path).connect()
+    assert "backup" in str(exc.value)
+    assert snap.exists(), "a damaged catalog must never cost a snapshot"
+
+
+def test_lost_catalog_does_not_discard_the_snapshots(nc_workspace) -> None:
+    """Without the catalog every snapshot would look uncommitted; opening must refuse, not clean up."""
+    from voterolls.errors import UserError
+
+    path, snap = nc_workspace
+    (path / "catalog.duckdb").rename(path / "catalog.duckdb.lost")
+    for _ in range(2):
+        with pytest.raises(UserError, match=r"catalog \(catalog.duckdb\) is missing"):
+            Workspace(path)
+    assert (snap / "registrations.parquet").exists()
+    (path / "catalog.duckdb.lost").rename(path / "catalog.duckdb")
+    assert Workspace(path).states() == ["NC"]
+
+
+def test_damaged_catalog_through_the_cli_is_one_line(nc_workspace) -> None:
+    path, _ = nc_workspace
+    cat = path / "catalog.duckdb"
+    cat.write_bytes(b"not a database at all\n" * 10)
+    exe = Path(sys.executable).parent / "voterolls"
+    p = subprocess.run([str(exe), "diff", "NC", "-w", str(path)], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert p.returncode != 0
+    assert "Traceback" not in p.stderr and "catalog.duckdb" in p.stderr, p.stderr[-1500:]

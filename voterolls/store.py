@@ -148,6 +148,34 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _is_damage(exc: duckdb.Error) -> bool:
+    """Does a DuckDB error raised while using the catalog say the file itself is bad?"""
+    if isinstance(exc, (duckdb.IOException, duckdb.SerializationException, duckdb.FatalException)):
+        return True
+    if isinstance(exc, duckdb.InternalException):
+        return True  # what DuckDB raises when a block decodes to nonsense
+    msg = str(exc)
+    return type(exc) is duckdb.Error or "Corrupt" in msg or "checksum" in msg
+
+
+def catalog_error(path: Path, exc: BaseException) -> UserError:
+    """The ``UserError`` for a catalog DuckDB cannot open or read, naming the file and what to do."""
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    log.debug("catalog %s unusable: %s", path, reason)
+    if "Could not set lock" in reason or "Conflicting lock" in reason:
+        return UserError(
+            "the workspace catalog (catalog.duckdb) is held open by another program "
+            f"({reason}); close it and try again",
+            file=path,
+        )
+    return UserError(
+        f"the workspace catalog (catalog.duckdb) cannot be used ({reason}); if it is damaged, "
+        "restore catalog.duckdb from a backup. The snapshots under states/ are separate Parquet "
+        "files and are not affected; do not delete catalog.duckdb, a new empty catalog cannot see them",
+        file=path,
+    )
+
+
 def check_state(state: str) -> str:
     code = (state or "").strip().upper()
     if code not in JURISDICTIONS:
@@ -193,6 +221,8 @@ class Workspace:
         self.lock_path = self.path / "catalog.lock"
         (self.path / "states").mkdir(exist_ok=True)
         (self.path / "tmp").mkdir(exist_ok=True)
+        if not self.catalog_path.exists():
+            self._refuse_lost_catalog()
         with self._catalog(write=True) as con:
             con.execute(_CATALOG_DDL)
             self._clean_stale(con)
@@ -210,17 +240,51 @@ class Workspace:
 
     @contextlib.contextmanager
     def _catalog(self, write: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        """The catalog, opened for the duration of one access under the file lock."""
+        """The catalog, opened for the duration of one access under the file lock.
+
+        A catalog DuckDB cannot open or read (bit rot, a truncated copy, not a
+        DuckDB file, another program holding it) is a ``UserError`` naming
+        ``catalog.duckdb``, never a traceback (see :func:`catalog_error`).
+        """
         with self._flock(exclusive=write):
             if not write and not self.catalog_path.exists():
                 con = duckdb.connect()
                 con.execute(_CATALOG_DDL)
             else:
-                con = duckdb.connect(str(self.catalog_path), read_only=not write)
+                try:
+                    con = duckdb.connect(str(self.catalog_path), read_only=not write)
+                except duckdb.Error as exc:
+                    raise catalog_error(self.catalog_path, exc) from None
             try:
                 yield con
+            except duckdb.Error as exc:
+                if _is_damage(exc):
+                    raise catalog_error(self.catalog_path, exc) from None
+                raise
             finally:
                 con.close()
+
+    def _refuse_lost_catalog(self) -> None:
+        """No catalog but committed-looking snapshot directories: the catalog was lost.
+
+        A new, empty catalog would make every snapshot directory look
+        uncommitted, and :meth:`_clean_stale` would delete them all; refuse
+        instead, so the catalog can be restored.
+        """
+        snaps = [
+            d
+            for state_dir in (self.path / "states").iterdir()
+            if state_dir.is_dir()
+            for d in state_dir.iterdir()
+            if d.is_dir()
+        ]
+        if snaps:
+            raise UserError(
+                f"the workspace catalog (catalog.duckdb) is missing, but states/ holds {len(snaps)} "
+                f"snapshot director{'y' if len(snaps) == 1 else 'ies'}; restore catalog.duckdb from a "
+                "backup (starting a new catalog would discard every snapshot)",
+                file=self.catalog_path,
+            )
 
     def _clean_stale(self, con: duckdb.DuckDBPyConnection) -> None:
         """Remove temp dirs of dead ingests and snapshot dirs never committed (under the lock)."""
@@ -430,12 +494,16 @@ class Workspace:
                 con.execute(f"CREATE TABLE {table} AS SELECT * FROM _vr_{table}")
                 con.unregister(f"_vr_{table}")
         dirs = [self.path / p for _, _, p in current]
+        for state, sid, p in current:
+            _check_snapshot_files(self.path / p, state, sid)
         for view, schema in (
             ("registrations", REGISTRATION_SCHEMA),
             ("vote_history", VOTE_HISTORY_SCHEMA),
             ("quarantine", None),
             ("uniformity", None),
         ):
+            # registrations and vote history were checked above; quarantine and
+            # uniformity may be absent (snapshots committed without them)
             files = [str(d / f"{view}.parquet") for d in dirs if (d / f"{view}.parquet").exists()]
             if files:
                 lst = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
@@ -448,6 +516,45 @@ class Workspace:
 
     def states(self) -> list[str]:
         return sorted(self.current())
+
+
+#: Files every committed snapshot must have (the views would silently lose a state without them).
+REQUIRED_SNAPSHOT_FILES = ("registrations.parquet", "vote_history.parquet")
+
+
+def _check_snapshot_files(snap_dir: Path, state: str, snapshot_id: str) -> None:
+    """A current snapshot whose data files are gone or cut short is an error, never zero rows.
+
+    Cheap: existence and the Parquet footer magic (the last 4 bytes), no
+    data read.  Quarantine and uniformity files are checked only when present.
+    """
+    for name in (*REQUIRED_SNAPSHOT_FILES, "quarantine.parquet", "uniformity.parquet"):
+        f = snap_dir / name
+        if not f.exists():
+            if name not in REQUIRED_SNAPSHOT_FILES:
+                continue
+            raise UserError(
+                f"{state}'s current snapshot {snapshot_id} is missing {name}, so {state} would "
+                "silently have no rows; restore the workspace from a backup or ingest the state's "
+                "files again",
+                file=f,
+            )
+        try:
+            size = f.stat().st_size
+            with f.open("rb") as fh:
+                fh.seek(max(size - 4, 0))
+                tail = fh.read(4)
+        except OSError as exc:
+            raise UserError(
+                f"{state}'s current snapshot {snapshot_id}: cannot read {name} ({exc.strerror})",
+                file=f,
+            ) from None
+        if size < 12 or tail != b"PAR1":
+            raise UserError(
+                f"{state}'s current snapshot {snapshot_id} has a damaged {name} (not a whole "
+                "Parquet file); restore the workspace from a backup or ingest the state's files again",
+                file=f,
+            )
 
 
 def workspace_option_default() -> Path:

@@ -1,4 +1,4 @@
-"""Which layout a file has, from its first line: header, field count, delimiter, quoting, encoding.
+"""Which layout a file has, from its first lines: header, field count, delimiter, quoting, encoding.
 
 A wrong guess must never turn into silently mis-mapped data: when a file's
 shape does not match the chosen (or detected) layout, the caller gets a
@@ -60,8 +60,56 @@ def _shape(line: str) -> str:
     return f"{c + 1} {_DELIM_NAMES[d]}-separated fields"
 
 
+#: How many of a header-less file's first non-blank lines are judged (one damaged record must not decide).
+SAMPLE_LINES = 10
+
+
+def _record_fits(line: str, layout: FileLayout, names: list[str]) -> str:
+    """Why ``line`` is not a record of header-less ``layout`` (empty when it is one); shapes only."""
+    if layout.kind == "fixed":
+        targeted = [c for c in layout.columns if c.target]
+        last_start = max(c.start or 1 for c in targeted) if targeted else 1
+        if last_start <= len(line) <= layout.record_width:
+            return ""
+        return f"is {len(line)} characters, expected fixed-width records of {last_start}..{layout.record_width}"
+    fields = split_line(line, layout)
+    if len(fields) != len(names):
+        return f"has {len(fields)} fields by this layout's rules; expected {describe(layout)}"
+    if layout.quoting == "all" and not (line.startswith('"') and line.rstrip("\r").endswith('"')):
+        return "is not fully quoted; expected every field in double quotes"
+    return ""
+
+
+def _judge_records(lines: list[str], layout: FileLayout, names: list[str]) -> str:
+    """Empty when the file's records fit header-less ``layout``, else why not.
+
+    Line 1 fitting is enough (a later damaged record is the reader's to
+    quarantine).  When line 1 does not fit, the first ``SAMPLE_LINES``
+    non-blank lines decide: at least half of them (and at least one besides
+    line 1) must fit, so one damaged first record is quarantined by the
+    reader, even in a two-record file, while a file of another layout (where
+    every line fails, or most do) is still refused.
+    """
+    first_why = _record_fits(lines[0], layout, names)
+    if not first_why:
+        return ""
+    sample = [ln for ln in lines if ln.strip()][:SAMPLE_LINES]
+    fits = sum(1 for ln in sample if not _record_fits(ln, layout, names))
+    if fits >= 1 and 2 * fits >= len(sample):
+        return ""
+    why = f"line 1 {first_why}"
+    if len(sample) > 1:
+        why += f" (and {fits} of the first {len(sample)} non-blank lines fit)"
+    return why
+
+
 def match_layout(layout: FileLayout, role: str, path: Path) -> tuple[Match | None, str]:
-    """Does the file's first line fit ``layout``?  (match, reason when not)."""
+    """Does the file fit ``layout``?  (match, reason when not).
+
+    A header is judged on line 1; a header-less file on its first records
+    (see :func:`_judge_records`), so a damaged first record does not refuse
+    the whole file.
+    """
     raw = sniff.head(path, 4)
     utf16 = sniff.is_utf16(raw)
     if utf16 != (layout.encoding == "utf-16"):
@@ -69,21 +117,17 @@ def match_layout(layout: FileLayout, role: str, path: Path) -> tuple[Match | Non
             None,
             f"file is {'UTF-16' if utf16 else 'not UTF-16'}, layout expects {layout.encoding}",
         )
-    _, lines = sniff.first_lines(path, layout.encoding, n=2)
+    _, lines = sniff.first_lines(path, layout.encoding, n=SAMPLE_LINES + 2)
     first = lines[0] if lines else ""
     if first == "" and len(lines) <= 1:
         return None, "file is empty"
-    if layout.kind == "fixed":
-        targeted = [c for c in layout.columns if c.target]
-        last_start = max(c.start or 1 for c in targeted) if targeted else 1
-        if last_start <= len(first) <= layout.record_width:
-            return Match(role, layout, layout.names, 1), ""
-        return (
-            None,
-            f"line 1 is {len(first)} characters, expected fixed-width records of {last_start}..{layout.record_width}",
-        )
-    fields = split_line(first, layout)
     names = layout.names
+    if layout.kind == "fixed":
+        why = _judge_records(lines, layout, names)
+        if not why:
+            return Match(role, layout, names, 1), ""
+        return None, why
+    fields = split_line(first, layout)
     if layout.header is True or (layout.header == "optional" and _is_header(fields, names)):
         got = [f.strip() for f in fields]
         expect = [n.lower() for n in names]
@@ -96,16 +140,12 @@ def match_layout(layout: FileLayout, role: str, path: Path) -> tuple[Match | Non
         elif [g.lower() for g in got] == expect:
             return Match(role, layout, names, 3, has_header=True), ""
         return None, f"line 1 should be the header of {describe(layout)}; found {_shape(first)}"
-    # header-less: the first line must be a record of the right shape and not a header
-    if [f.strip().lower() for f in fields] == [n.lower() for n in names]:
+    # header-less: the records must be of the right shape, and line 1 not a header
+    if _is_header(fields, names):
         return None, "line 1 is a header, but this layout has none"
-    if len(fields) != len(names):
-        return (
-            None,
-            f"line 1 has {len(fields)} fields by this layout's rules; expected {describe(layout)}",
-        )
-    if layout.quoting == "all" and not (first.startswith('"') and first.rstrip("\r").endswith('"')):
-        return None, "line 1 is not fully quoted; expected every field in double quotes"
+    why = _judge_records(lines, layout, names)
+    if why:
+        return None, why
     return Match(role, layout, names, 2), ""
 
 
