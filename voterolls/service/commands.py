@@ -68,10 +68,16 @@ def register(app: typer.Typer) -> None:
                                                  help="Ingests of different states running at once."),
         insecure_http: bool = typer.Option(False, "--insecure-http",
                                            help="Allow plain HTTP on a non-local address (e.g. behind a TLS proxy)."),
+        auth_failures: int | None = typer.Option(
+            None, "--auth-failures", min=1,
+            help="Failed sign-ins allowed per client address per window, then 429 (default 100)."),
+        auth_window: float | None = typer.Option(
+            None, "--auth-window", min=1.0, help="Window for --auth-failures, in seconds (default 60)."),
     ) -> None:
         """Run the intake service: state uploads, aggregates, report, audit log."""
         import uvicorn
 
+        from voterolls.service.accounts import FailureLimiter
         from voterolls.service.app import create_app
 
         local = host in ("127.0.0.1", "localhost", "::1")
@@ -86,7 +92,10 @@ def register(app: typer.Typer) -> None:
             typer.echo("No accounts yet: create the first administrator with\n"
                        f"  voterolls accounts create admin --role admin --workspace {workspace}", err=True)
         application = create_app(workspace, max_upload_bytes=_parse_size(max_upload), secure_cookies=tls or None,
-                                 max_parallel_ingests=max_parallel_ingests)
+                                 max_parallel_ingests=max_parallel_ingests,
+                                 auth_limiter=FailureLimiter(
+                                     **({"max_failures": auth_failures} if auth_failures else {}),
+                                     **({"window_s": auth_window} if auth_window else {})))
         _audit(workspace).append(actor=_cli_actor(), role="operator", action="serve start",
                                  target=f"{host}:{port}", status="tls" if tls else "http")
         scheme = "https" if tls else "http"

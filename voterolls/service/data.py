@@ -20,34 +20,22 @@ from pathlib import Path
 import duckdb
 
 from voterolls.log import get_logger
+from voterolls.report.suppress import SMALL_CELL, suppress_group
+from voterolls.report.suppress import suppress as suppress_cells
 
 log = get_logger(__name__)
 
-SMALL_CELL = 10
 MATCH_BINS = 10
 
 
 def suppress(counts: list[int], *, complementary: bool = False) -> list[int | None]:
-    """Small-cell suppression: the project rule (``voterolls.privacy``) plus the same rule locally.
+    """Small-cell suppression by the project rule (``voterolls.privacy`` via the report's helpers).
 
     ``complementary=True`` for cells published together (one state's row of a
     breakdown): if exactly one is hidden, the next smallest is hidden too, so
     it cannot be recovered by subtraction from the state's total.
     """
-    values: list[int | None] = [int(c) for c in counts]
-    if values:
-        try:
-            import pyarrow as pa
-
-            from voterolls.privacy import suppress_small_cells
-
-            table = pa.table({"g": [0] * len(values), "n": pa.array(values, pa.int64())})
-            out = suppress_small_cells(table, ["n"], threshold=SMALL_CELL,
-                                       group_by=["g"] if complementary else None)
-            values = out.column("n").to_pylist()
-        except ImportError:
-            log.debug("voterolls.privacy not installed; local small-cell rule only")
-    return [None if v is None or 0 < v < SMALL_CELL else v for v in values]
+    return suppress_group(counts) if complementary else suppress_cells(counts)
 
 
 def _pairs_path(workspace: Path) -> Path:
