@@ -17,12 +17,23 @@ Truth targets, among ingested registrations (protected voters excluded):
 * ``dup_visible``: all cross-state same-person pairs where both records carry
   at least a birth year (what the combined estimator estimates);
 * ``dv_exact`` / ``dv_visible``: the same for double votes, among states whose
-  vote history is public.
+  vote history is public; ``dv_exact_full``: the part of ``dv_exact`` where
+  both records carry a full DOB (the historical Crosscheck rule).
+
+Per seed, after the estimate is made (the truth never reaches the estimator):
+
+* ``decompose_double_votes``: the double-vote error split into coincidence,
+  vote-record-error and unobserved-truth parts, and the noise floor;
+* ``national_check``: drop ``--national-drop`` states, extrapolate, compare
+  with the whole nation's truth;
+* ``purge_check``: the Crosscheck-purge figures against the truth.
 
 Usage::
 
     .venv/bin/python bench/validate_estimates.py --seeds 20 --people 100000
     .venv/bin/python bench/validate_estimates.py --seeds 20 --people 100000 --double-vote-rate 0.004
+    .venv/bin/python bench/validate_estimates.py --seeds 20 --people 400000 --double-vote-rate 0.002 \
+        --national-drop 0
 
 Writes bench/results/validate_estimates.json (one entry per configuration)
 and, with ``--write-methods``, the table into docs/METHODS.md between the
@@ -33,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -111,6 +123,239 @@ def truth_counts(con: duckdb.DuckDBPyConnection, nation, vote_states: list[str])
 TOY_STATES = {"NC": "year", "OH": "full", "FL": "full", "NY": "full", "GA": "year", "TX": "full"}
 
 
+def decompose_double_votes(
+    con: duckdb.DuckDBPyConnection, nation, res: dict, error_rate: float
+) -> dict:
+    """Where the error of the rule-net, error-corrected double-vote estimate comes from.
+
+    Uses the truth (who each registration is, who really cast a vote) *after*
+    the estimate is made, only to split ``estimate - truth`` into additive parts:
+
+    * ``coincidence``: realised different-person pairs both recorded voting
+      (``C2``) minus the coincidences the estimator subtracted;
+    * ``vote_record_error``: realised same-person pairs both *recorded* voting
+      without both having cast a ballot (``F2``, false marks) minus what the
+      error correction subtracted (``S_hat``);
+    * ``truth_not_observed``: true double votes the rule can see whose pair is
+      not recorded as both voting (a vote record missed), ``D2 - truth``.
+
+    ``estimate - truth = coincidence + vote_record_error + truth_not_observed``
+    exactly.  ``floor_sd``: the standard deviation any estimator that sees only
+    the rule counts and the vote marks must have, ``sqrt(E_c + sum b(1-b))``
+    over the same-person pairs with exactly one real vote (which of their
+    false marks happened, and which name + DOB pairs of different people both
+    voted, is not in the data: only their expectation is).
+    """
+    vs = res["vote_history_states"]
+    lst = ", ".join(f"'{s}'" for s in vs) or "''"
+    con.register(
+        "_t_rec", nation.truth["records"].select(["state", "state_voter_id", "person_id", "voted"])
+    )
+    rows = con.execute(
+        f"""
+        WITH r AS (
+            SELECT v.state, v.first_name AS f, v.last_name AS l, v.birth_year AS y,
+                   CASE WHEN v.dob_granularity = 'full' AND v.dob IS NOT NULL THEN v.dob END AS d,
+                   v.voted AS marked, t.voted AS cast_, t.person_id
+            FROM _vr_regs v JOIN _t_rec t USING (state, state_voter_id)
+            WHERE v.state IN ({lst}) AND v.first_name IS NOT NULL AND v.last_name IS NOT NULL
+              AND v.birth_year IS NOT NULL AND v.dob_granularity IN ('full', 'year'))
+        SELECT CASE WHEN a.d IS NOT NULL AND b.d IS NOT NULL THEN 'full' ELSE 'year' END AS level,
+               count(*) FILTER (WHERE a.marked AND b.marked AND a.person_id <> b.person_id) AS c2,
+               count(*) FILTER (WHERE a.marked AND b.marked AND a.person_id = b.person_id
+                                AND a.cast_ AND b.cast_) AS d2,
+               count(*) FILTER (WHERE a.marked AND b.marked AND a.person_id = b.person_id
+                                AND NOT (a.cast_ AND b.cast_)) AS f2,
+               count(*) FILTER (WHERE a.person_id = b.person_id AND a.cast_ AND b.cast_) AS t2,
+               count(*) FILTER (WHERE a.person_id = b.person_id AND a.cast_ <> b.cast_) AS t1,
+               count(*) FILTER (WHERE a.person_id = b.person_id AND NOT a.cast_ AND NOT b.cast_) AS t0
+        FROM r a JOIN r b ON a.f = b.f AND a.l = b.l AND a.y = b.y AND a.state < b.state
+        WHERE a.d IS NULL OR b.d IS NULL OR a.d = b.d
+        GROUP BY 1
+        """
+    ).fetchall()
+    lv = {
+        r[0]: dict(zip(("c2", "d2", "f2", "t2", "t1", "t0"), map(int, r[1:]), strict=True))
+        for r in rows
+    }
+    for k in ("full", "year"):
+        lv.setdefault(k, dict.fromkeys(("c2", "d2", "f2", "t2", "t1", "t0"), 0))
+    kap = (
+        res["year_model_calibration"]["cross_state"]["kappa"],
+        res["year_model_calibration"]["cross_state"]["rel_se"],
+    )
+    tab = pa.Table.from_pylist(res["coincidence_table"])
+    rn = es.rule_net(tab, cross=True, cls_pairs=("11",), states=vs, kappa=kap)
+    dv = res["double_votes"]
+    est = dv["rule_net_of_coincidences_error_corrected"]["estimate"]
+    o2 = sum(rn[k].raw or 0.0 for k in rn)
+    o2_net = sum(rn[k].estimate for k in rn)
+    coinc_sub = o2 - o2_net
+    s_hat = o2_net - est
+    truth = sum(lv[k]["t2"] for k in lv)
+    c2 = sum(lv[k]["c2"] for k in lv)
+    f2 = sum(lv[k]["f2"] for k in lv)
+    d2 = sum(lv[k]["d2"] for k in lv)
+    miss, b = es.error_probabilities(
+        error_rate, dv["votes_recorded_in_these_states"], dv["registrations_in_these_states"]
+    )
+    t1 = sum(lv[k]["t1"] for k in lv)
+    e_c = {k: max(rn[k].expected_coincidences or 0.0, 0.0) for k in rn}
+    floor_var = sum(e_c.values()) + t1 * b * (1 - b)
+    return {
+        "truth": truth,
+        "estimate": est,
+        "raw": o2,
+        "coincidence": c2 - coinc_sub,
+        "vote_record_error": f2 - s_hat,
+        "truth_not_observed": d2 - truth,
+        "realised": {"coincidences": c2, "false_mark_pairs": f2, "double_votes_observed": d2},
+        "subtracted": {"coincidences": coinc_sub, "vote_record_error": s_hat},
+        "by_level": lv,
+        "expected_coincidences_by_level": e_c,
+        "false_mark_probability": b,
+        "floor_sd": floor_var**0.5,
+        "floor_sd_parts": {
+            "coincidence": sum(e_c.values()) ** 0.5,
+            "vote_record_error": (t1 * b * (1 - b)) ** 0.5,
+        },
+        "reported_se": dv["rule_net_of_coincidences_error_corrected"]["se"],
+    }
+
+
+def national_check(
+    con: duckdb.DuckDBPyConnection,
+    res: dict,
+    truth: dict[str, int],
+    seed: int,
+    error_rate: float,
+    drop: int,
+) -> dict:
+    """Drop ``drop`` states, estimate, extrapolate, and compare with the whole nation's truth.
+
+    "Nation" here = the states that publish a date of birth or birth year (the
+    rule sees no pair in a state without one, so its truth is defined there);
+    the extrapolation is the one ``voterolls estimate`` uses
+    (``coverage.extrapolate_cross``: ratio estimator on registrant-pair mass,
+    interval widened by between-state-pair heterogeneity), with the registrant
+    weights restricted to those states.  Targets: ``dup_exact`` and
+    ``dv_exact`` of the full nation (already computed on ``con``).
+    """
+    from voterolls.stats import coverage as cov
+    from voterolls.stats.api import per_pair_estimates
+
+    weights, _ = cov.registrant_weights()
+    covered = [
+        r[0]
+        for r in con.execute(
+            "SELECT state FROM registrations GROUP BY state "
+            "HAVING avg((birth_year IS NOT NULL)::INT) >= 0.5 ORDER BY state"
+        ).fetchall()
+    ]
+    rng = np.random.default_rng(10_000 + seed)
+    dropped = sorted(rng.choice(covered, size=min(drop, len(covered) - 3), replace=False).tolist())
+    kept = [s for s in covered if s not in dropped]
+    lst = ", ".join(f"'{s}'" for s in kept)
+    sub = duckdb.connect()
+    sub.register(
+        "_r", con.sql(f"SELECT * FROM registrations WHERE state IN ({lst})").to_arrow_table()
+    )
+    sub.register(
+        "_v", con.sql(f"SELECT * FROM vote_history WHERE state IN ({lst})").to_arrow_table()
+    )
+    sub.execute("CREATE TABLE registrations AS SELECT * FROM _r")
+    sub.execute("CREATE TABLE vote_history AS SELECT * FROM _v")
+    r2 = es.estimate_tables(sub, error_rate=error_rate)
+    tab = pa.Table.from_pylist(r2["coincidence_table"])
+    cal = r2["year_model_calibration"]["cross_state"]
+    kap = (cal["kappa"], cal["rel_se"])
+    head = r2["duplicate_registrations"]["cross_state"]["rule_net_of_coincidences"]
+    w_cov = {s: weights[s] for s in covered if s in weights}
+    dup = cov.extrapolate_cross(
+        head["estimate"], head["se"] ** 2, per_pair_estimates(tab, kap, True), kept, w_cov
+    )
+    vs_full = res["vote_history_states"]
+    vs = [s for s in r2["vote_history_states"] if s in kept]
+    dvh = r2["double_votes"]["rule_net_of_coincidences_error_corrected"]
+    per = {
+        k: v
+        for k, v in per_pair_estimates(tab, kap, True, cls_pairs=("11",)).items()
+        if k[0] in vs and k[1] in vs
+    }
+    w_vs = {s: weights[s] for s in vs_full if s in weights and s in covered}
+    dv = cov.extrapolate_cross(dvh["estimate"], dvh["se"] ** 2, per, vs, w_vs)
+
+    def entry(nat: dict, covered_est: float, target: int) -> dict:
+        return {
+            "covered_estimate": covered_est,
+            "estimate": nat.get("national"),
+            "ci95": nat.get("ci95"),
+            "truth": target,
+            "share": nat.get("pair_mass_share_covered"),
+        }
+
+    return {
+        "dropped": dropped,
+        "dup": entry(dup, head["estimate"], truth["dup_exact"]),
+        "dv": entry(dv, dvh["estimate"], truth["dv_exact"]),
+    }
+
+
+def purge_check(con: duckdb.DuckDBPyConnection, nation, res: dict) -> dict | None:
+    """The Crosscheck-purge figures of the estimate against the truth.
+
+    Truth, over the rule pairs the estimator's purge used (``_vr_rule_pairs``):
+    double votes prevented = rule pairs that are one person who cast both
+    ballots; legitimate votes blocked = removed registrations whose holder
+    really cast a ballot on them and is not one of those double voters.
+    """
+    p = res.get("crosscheck_purge")
+    if not p:
+        return None
+    con.register(
+        "_t_rec2", nation.truth["records"].select(["state", "state_voter_id", "person_id", "voted"])
+    )
+    dv_true, legit_true, removed_cast = con.execute(
+        """
+        WITH x AS (
+            SELECT r.*, ta.person_id = tb.person_id AND ta.voted AND tb.voted AS double_vote,
+                   CASE WHEN older = 'a' THEN ta.voted ELSE tb.voted END AS removed_cast,
+                   CASE WHEN older = 'a' THEN sa ELSE sb END AS rs,
+                   CASE WHEN older = 'a' THEN ida ELSE idb END AS rid
+            FROM _vr_rule_pairs r
+            JOIN _t_rec2 ta ON ta.state = r.sa AND ta.state_voter_id = r.ida
+            JOIN _t_rec2 tb ON tb.state = r.sb AND tb.state_voter_id = r.idb),
+        removed AS (
+            SELECT rs, rid, bool_or(removed_cast) AS c, bool_or(double_vote) AS dv FROM x GROUP BY ALL)
+        SELECT (SELECT count(*) FROM x WHERE double_vote),
+               (SELECT count(*) FROM removed WHERE c AND NOT dv),
+               (SELECT count(*) FROM removed WHERE c)
+        """
+    ).fetchall()[0]
+    pv = p["double_votes_prevented_estimate"]
+    return {
+        "registrations_removed": p["registrations_removed"],
+        "removed_registrations_used_to_vote": p["removed_registrations_used_to_vote"],
+        "removed_registrations_really_cast": int(removed_cast),
+        "dv_prevented": {
+            "estimate": pv["estimate"],
+            "ci95": pv["ci95"],
+            "raw_rule_count": p["rule_pairs_both_voted"],
+            "truth": int(dv_true),
+        },
+        "legit_blocked": {
+            "estimate": p["legitimate_votes_blocked_estimate"],
+            "ci95": p.get("legitimate_votes_blocked_ci95"),
+            "truth": int(legit_true),
+        },
+        "ratio": {
+            "estimate": p["legitimate_votes_blocked_per_double_vote_prevented"],
+            "ci95": p["ratio_range_from_ci"],
+            "truth": None if not dv_true else round(legit_true / dv_true, 1),
+        },
+    }
+
+
 def _pick(d: dict, raw: float | None = None) -> dict:
     out = {
         k: d.get(k) for k in ("estimate", "ci95", "se", "raw_rule_count", "expected_coincidences")
@@ -128,6 +373,7 @@ def run_seed(
     toy: bool = False,
     model: Path | None = None,
     workdir: Path | None = None,
+    national_drop: int = 0,
 ) -> dict:
     t0 = time.time()
     con = duckdb.connect()
@@ -172,6 +418,19 @@ def run_seed(
             "legitimate_votes_blocked_per_double_vote_prevented"
         ),
     }
+    if not toy:
+        dec = decompose_double_votes(con, nation, res, error_rate)
+        row["dv_decomposition"] = dec
+        row["truth"]["dv_exact_full"] = dec["by_level"]["full"]["t2"]
+        row["dv_full"] = _pick(
+            dv["rule_net_of_coincidences_error_corrected"]["by_level"]["full"],
+            raw=dec["by_level"]["full"]["c2"]
+            + dec["by_level"]["full"]["d2"]
+            + dec["by_level"]["full"]["f2"],
+        )
+        row["purge"] = purge_check(con, nation, res)
+        if national_drop:
+            row["national"] = national_check(con, res, truth, seed, error_rate, national_drop)
     if pairs is not None:
         row["dup_combined"] = _pick(cs["combined"])
         row["dup_splink"] = _pick(cs["splink_sum_of_probabilities"], raw=d["raw_rule_count"])
@@ -203,6 +462,120 @@ def summarise(rows: list[dict], key: str, target: str) -> dict:
         "raw_rule_count_mean": float(raw.mean()),
         "raw_overcount_vs_truth": float(raw.sum() / tru.sum()) if tru.sum() else None,
         "seeds": len(rows),
+    }
+
+
+def summarise_decomposition(rows: list[dict]) -> dict | None:
+    """Error budget of the rule-net double-vote estimate over seeds (see ``decompose_double_votes``)."""
+    dec = [r["dv_decomposition"] for r in rows if "dv_decomposition" in r]
+    if not dec:
+        return None
+    tru = np.array([d["truth"] for d in dec], dtype=float)
+    err = np.array([d["estimate"] - d["truth"] for d in dec], dtype=float)
+    floor = np.array([d["floor_sd"] for d in dec], dtype=float)
+    ok = tru > 0
+    half_normal = math.sqrt(2 / math.pi)  # E|Z| for a standard normal
+
+    def rms(x: np.ndarray) -> float:
+        return float(np.sqrt(np.mean(np.square(x))))
+
+    parts = {
+        k: np.array([d[k] for d in dec], dtype=float)
+        for k in ("coincidence", "vote_record_error", "truth_not_observed")
+    }
+    return {
+        "seeds": len(dec),
+        "truth_mean": float(tru.mean()),
+        "truth_sd": float(tru.std(ddof=1)) if len(tru) > 1 else 0.0,
+        "raw_mean": float(np.mean([d["raw"] for d in dec])),
+        "realised_coincidences_mean": float(np.mean([d["realised"]["coincidences"] for d in dec])),
+        "realised_false_mark_pairs_mean": float(
+            np.mean([d["realised"]["false_mark_pairs"] for d in dec])
+        ),
+        "error_mean": float(err.mean()),
+        "error_rms": rms(err),
+        "parts_mean": {k: float(v.mean()) for k, v in parts.items()},
+        "parts_rms": {k: rms(v) for k, v in parts.items()},
+        "floor_sd_rms": rms(floor),
+        "floor_sd_parts_rms": {
+            k: rms(np.array([d["floor_sd_parts"][k] for d in dec], dtype=float))
+            for k in ("coincidence", "vote_record_error")
+        },
+        "reported_se_rms": rms(np.array([d["reported_se"] for d in dec], dtype=float)),
+        "mean_relative_error": float(np.mean(np.abs(err[ok]) / tru[ok])) if ok.any() else None,
+        # what an estimator at the floor would score on the same seeds (normal approximation),
+        # and what it would score if the truth did not vary between seeds
+        "floor_mean_relative_error": float(np.mean(half_normal * floor[ok] / tru[ok]))
+        if ok.any()
+        else None,
+        "floor_mean_relative_error_at_mean_truth": float(half_normal * rms(floor) / tru.mean())
+        if tru.mean() > 0
+        else None,
+    }
+
+
+def _accuracy(items: list[dict]) -> dict | None:
+    """Mean abs./signed relative error and interval coverage of ``{estimate, ci95, truth}`` items."""
+    items = [i for i in items if i and i.get("estimate") is not None]
+    if not items:
+        return None
+    est = np.array([i["estimate"] for i in items], dtype=float)
+    tru = np.array([i["truth"] for i in items], dtype=float)
+    ok = tru > 0
+    cov_ = [i["ci95"][0] <= i["truth"] <= i["ci95"][1] for i in items if i.get("ci95")]
+    return {
+        "seeds": len(items),
+        "truth_mean": float(tru.mean()),
+        "estimate_mean": float(est.mean()),
+        "mean_abs_error": float(np.mean(np.abs(est - tru))),
+        "mean_relative_error": float(np.mean(np.abs(est[ok] - tru[ok]) / tru[ok]))
+        if ok.any()
+        else None,
+        "mean_signed_relative_error": float(np.mean((est[ok] - tru[ok]) / tru[ok]))
+        if ok.any()
+        else None,
+        "ci95_coverage": float(np.mean(cov_)) if cov_ else None,
+    }
+
+
+def summarise_national(rows: list[dict]) -> dict | None:
+    nat = [r["national"] for r in rows if r.get("national")]
+    if not nat:
+        return None
+    return {
+        "states_dropped_per_seed": len(nat[0]["dropped"]),
+        "pair_mass_share_covered_mean": float(np.mean([n["dup"]["share"] or 0 for n in nat])),
+        "duplicates": _accuracy([n["dup"] for n in nat]),
+        "double_votes": _accuracy([n["dv"] for n in nat]),
+    }
+
+
+def summarise_purge(rows: list[dict]) -> dict | None:
+    pur = [r["purge"] for r in rows if r.get("purge")]
+    if not pur:
+        return None
+    ratio_t = [p["ratio"]["truth"] for p in pur if p["ratio"]["truth"] is not None]
+    ratio_e = [p["ratio"]["estimate"] for p in pur if p["ratio"]["estimate"] is not None]
+    tot_legit = sum(p["legit_blocked"]["truth"] for p in pur)
+    tot_dv = sum(p["dv_prevented"]["truth"] for p in pur)
+    tot_legit_e = sum(p["legit_blocked"]["estimate"] for p in pur)
+    tot_dv_e = sum(max(p["dv_prevented"]["estimate"], 0.0) for p in pur)
+    return {
+        "registrations_removed_mean": float(np.mean([p["registrations_removed"] for p in pur])),
+        "removed_used_to_vote_mean": float(
+            np.mean([p["removed_registrations_used_to_vote"] for p in pur])
+        ),
+        "legitimate_votes_blocked": _accuracy([p["legit_blocked"] for p in pur]),
+        "double_votes_prevented": _accuracy([p["dv_prevented"] for p in pur]),
+        "double_votes_prevented_raw_mean": float(
+            np.mean([p["dv_prevented"]["raw_rule_count"] for p in pur])
+        ),
+        "ratio_pooled_truth": tot_legit / tot_dv if tot_dv else None,
+        "ratio_pooled_estimate": tot_legit_e / tot_dv_e if tot_dv_e else None,
+        "ratio_seeds_with_truth": len(ratio_t),
+        "ratio_seeds_with_estimate": len(ratio_e),
+        "ratio_median_truth": float(np.median(ratio_t)) if ratio_t else None,
+        "ratio_median_estimate": float(np.median(ratio_e)) if ratio_e else None,
     }
 
 
@@ -241,6 +614,121 @@ def table_md(cfgs: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _md(header: list[str], rows: list[list[str]]) -> str:
+    """A Markdown table from header cells and rows of cells."""
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def _pct(x: float | None, signed: bool = False) -> str:
+    if x is None:
+        return "n/a"
+    return f"{x:+.1%}" if signed else f"{x:.1%}"
+
+
+def _f(x: float | None, fmt: str = ".1f") -> str:
+    return "n/a" if x is None else format(x, fmt)
+
+
+def budget_md(cfgs: list[dict]) -> str:
+    """Error budget of the rule-net double-vote estimate, per configuration."""
+    rows = []
+    for c in cfgs:
+        b = c.get("double_vote_error_budget")
+        if not b:
+            continue
+        fp, pr = b["floor_sd_parts_rms"], b["parts_rms"]
+        rows.append(
+            [
+                c["label"],
+                str(b["seeds"]),
+                f"{b['truth_mean']:.1f} ({b['truth_sd']:.1f})",
+                f"{b['raw_mean']:.1f}",
+                f"{b['realised_coincidences_mean']:.1f}",
+                f"{b['realised_false_mark_pairs_mean']:.1f}",
+                f"{b['error_rms']:.2f}",
+                f"{pr['coincidence']:.2f}",
+                f"{pr['vote_record_error']:.2f}",
+                f"{b['error_mean']:+.2f}",
+                f"{b['floor_sd_rms']:.2f} ({fp['coincidence']:.2f} / {fp['vote_record_error']:.2f})",
+                f"{b['reported_se_rms']:.2f}",
+                _pct(b["mean_relative_error"]),
+                _pct(b["floor_mean_relative_error"]),
+            ]
+        )
+    head = [
+        "configuration", "seeds", "truth mean (sd)", "raw", "realised coincidences",
+        "realised false-mark pairs", "RMS error", "RMS coincidence part",
+        "RMS vote-record-error part", "mean error (bias)", "noise floor sd (coinc. / vote err.)",
+        "reported se", "mean rel. error", "at the floor",
+    ]  # fmt: skip
+    return _md(head, rows)
+
+
+def national_md(cfgs: list[dict]) -> str:
+    rows = []
+    for c in cfgs:
+        n = c.get("national_extrapolation")
+        for name, key in (
+            ("duplicate registrations", "duplicates"),
+            ("double votes", "double_votes"),
+        ):
+            a = n and n[key]
+            if not a:
+                continue
+            rows.append(
+                [
+                    c["label"],
+                    f"{name} (rule net)",
+                    str(n["states_dropped_per_seed"]),
+                    f"{n['pair_mass_share_covered_mean']:.2f}",
+                    f"{a['truth_mean']:.1f}",
+                    f"{a['estimate_mean']:.1f}",
+                    _pct(a["mean_relative_error"]),
+                    _pct(a["mean_signed_relative_error"], True),
+                    f"{_pct(a['ci95_coverage'])} ({a['seeds']} seeds)",
+                ]
+            )
+    head = [
+        "configuration", "figure", "states dropped", "covered pair-mass share",
+        "truth, whole nation (mean)", "national estimate (mean)", "mean abs. rel. error",
+        "mean signed rel. error", "95% CI coverage",
+    ]  # fmt: skip
+    return _md(head, rows)
+
+
+def purge_md(cfgs: list[dict]) -> str:
+    rows = []
+    for c in cfgs:
+        p = c.get("purge")
+        if not p:
+            continue
+        lb, dv = p["legitimate_votes_blocked"], p["double_votes_prevented"]
+        lb_cov = lb.get("ci95_coverage")
+        rows.append(
+            [
+                c["label"],
+                f"{p['registrations_removed_mean']:.1f}",
+                f"{p['removed_used_to_vote_mean']:.1f}",
+                f"{lb['truth_mean']:.1f} / {lb['estimate_mean']:.1f} ({lb['mean_abs_error']:.1f}"
+                + (f"; CI coverage {lb_cov:.0%}" if lb_cov is not None else "")
+                + ")",
+                f"{dv['truth_mean']:.2f} / {dv['estimate_mean']:.2f} / "
+                f"{p['double_votes_prevented_raw_mean']:.2f} ({_pct(dv['ci95_coverage'])}, "
+                f"{dv['seeds']} seeds)",
+                f"{_f(p['ratio_pooled_truth'])} / {_f(p['ratio_pooled_estimate'])}",
+            ]
+        )
+    head = [
+        "configuration", "registrations removed (mean)", "removed, recorded voting",
+        "legitimate votes blocked: truth / estimate (mean abs. error)",
+        "double votes prevented: truth / estimate / raw (95% CI coverage)",
+        "blocked per prevented, pooled: truth / estimate",
+    ]  # fmt: skip
+    return _md(head, rows)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", type=int, default=20)
@@ -272,7 +760,17 @@ def main() -> None:
         action="store_true",
         help="use voterolls.stats.toy (6 states, concentrated names: a coincidence-heavy regime) instead of synth",
     )
+    ap.add_argument(
+        "--national-drop",
+        type=int,
+        default=8,
+        help="validate the national extrapolation by dropping this many DOB-publishing states per "
+        "seed (0: skip)",
+    )
     ap.add_argument("--write-methods", action="store_true")
+    ap.add_argument(
+        "--results", type=Path, default=RESULTS, help="results JSON (default: %(default)s)"
+    )
     ap.add_argument(
         "--render-only",
         action="store_true",
@@ -280,7 +778,7 @@ def main() -> None:
     )
     args = ap.parse_args()
     if args.render_only:
-        write_methods(json.loads(RESULTS.read_text())["configurations"])
+        write_methods(json.loads(args.results.read_text())["configurations"])
         return
     cfg = (
         SynthConfig()
@@ -313,9 +811,17 @@ def main() -> None:
         print(f"trained the linkage model on seed 10000 in {time.time() - t:.0f}s", flush=True)
         label = label.replace("rule-based estimators", "rule-based + linkage estimators")
     rows = []
+    t_start = time.time()
     for seed in range(args.seeds):
-        r = run_seed(seed, args.people, cfg, e, toy=args.toy, model=model, workdir=workdir)
+        r = run_seed(
+            seed, args.people, cfg, e, toy=args.toy, model=model, workdir=workdir,
+            national_drop=args.national_drop,
+        )  # fmt: skip
         rows.append(r)
+        # rows so far, so that an interrupted long run still leaves its seeds behind
+        args.results.with_suffix(".partial.json").write_text(
+            json.dumps({"command": sys.argv[1:], "rows": rows}, indent=1) + "\n"
+        )
         print(
             f"seed {seed:2d}: dup est {r['dup']['estimate']:8.1f} truth(exact) {r['truth']['dup_exact']:6d} "
             f"(visible {r['truth']['dup_visible']:6d}) raw {r['dup']['raw_rule_count']:7.0f} | "
@@ -337,6 +843,10 @@ def main() -> None:
         "double votes, rule net, error-corrected": summarise(rows, "dv", "dv_exact"),
         "double votes, rule net vs all visible double votes": summarise(rows, "dv", "dv_visible"),
     }
+    if not args.toy:
+        summary["double votes, full-DOB stratum (Crosscheck rule), error-corrected"] = summarise(
+            rows, "dv_full", "dv_exact_full"
+        )
     if linkage:
         summary["duplicate registrations, combined (rule net + Splink non-exact)"] = summarise(
             rows, "dup_combined", "dup_visible"
@@ -357,17 +867,23 @@ def main() -> None:
         },
         "assumed_error_rate": e,
         "command": "bench/validate_estimates.py " + " ".join(sys.argv[1:]),
+        "minutes": round((time.time() - t_start) / 60, 1),
         "summary": summary,
+        "double_vote_error_budget": summarise_decomposition(rows),
+        "national_extrapolation": summarise_national(rows),
+        "purge": summarise_purge(rows),
         "rows": rows,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    existing = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"configurations": []}
+    results = args.results
+    results.parent.mkdir(parents=True, exist_ok=True)
+    existing = json.loads(results.read_text()) if results.exists() else {"configurations": []}
     existing["configurations"] = [c for c in existing["configurations"] if c["label"] != label] + [
         entry
     ]
-    RESULTS.write_text(json.dumps(existing, indent=1) + "\n")
-    md = table_md(existing["configurations"])
-    print(md)
+    results.write_text(json.dumps(existing, indent=1) + "\n")
+    print(table_md([entry]))
+    for f in (budget_md, national_md, purge_md):
+        print(f([entry]))
     if args.write_methods:
         write_methods(existing["configurations"])
 
@@ -376,8 +892,22 @@ def write_methods(configurations: list[dict]) -> None:
     """Put the validation table between the markers in docs/METHODS.md."""
     if not METHODS.exists():
         return
-    md = table_md(configurations)
-    cmds = "\n".join(f"    .venv/bin/python {c['command']}" for c in configurations)
+    md = (
+        table_md(configurations)
+        + "\n\nError budget of the double-vote estimate (rule net, error-corrected, target "
+        "`dv_exact`; parts add up to the error, see `decompose_double_votes`):\n\n"
+        + budget_md(configurations)
+        + "\n\nNational extrapolation (states dropped at random per seed, estimate extrapolated "
+        "with the model of §3, compared with the whole nation's truth):\n\n"
+        + national_md(configurations)
+        + "\n\nA purge on the Crosscheck rule (§2.3) against the truth:\n\n"
+        + purge_md(configurations)
+    )
+    cmds = "\n".join(
+        f"    .venv/bin/python {c['command']}  # "
+        + (f"{c['minutes']} min" if "minutes" in c else "runtime not recorded")
+        for c in configurations
+    )
     text = METHODS.read_text()
     a, b = "<!-- validation:begin -->", "<!-- validation:end -->"
     if a in text and b in text:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 from io import StringIO
 
@@ -178,6 +179,69 @@ def test_purge_counts_legitimate_votes_blocked(pop):
     assert p["legitimate_votes_blocked_per_double_vote_prevented"] > 1
 
 
+def test_purge_nets_out_false_vote_marks():
+    """Removed registrations recorded as voting only through vote-record errors block no vote."""
+    con = duckdb.connect()
+    # 5 states x 400 people with unique names; everyone has a stale second registration in the
+    # next state (registered earlier: the one a purge removes) that never really votes
+    rng = np.random.default_rng(3)
+    states = ["NC", "OH", "FL", "NY", "GA"]
+    n = 400
+    rows = []
+    for i, s in enumerate(states):
+        for j in range(n):
+            dob = np.datetime64("1960-01-01") + int(rng.integers(0, 15000))
+            for k, st in ((0, s), (1, states[(i + 1) % 5])):
+                rows.append(
+                    {
+                        "state": st,
+                        "state_voter_id": f"{s}{j}{k}",
+                        "first_name": f"F{i}_{j}",
+                        "last_name": "L",
+                        "dob": dob.astype(object),
+                        "birth_year": int(str(dob)[:4]),
+                        "dob_granularity": "full",
+                        "registration_date": np.datetime64(
+                            "2000-01-01" if k else "2010-01-01"
+                        ).astype(object),
+                        "voted": k == 0 and rng.random() < 0.6,
+                    }
+                )
+    # 2% of stale registrations carry a false vote mark
+    for r in rows:
+        if r["state_voter_id"].endswith("1") and rng.random() < 0.02:
+            r["voted"] = True
+    regs = pa.Table.from_pylist(rows)
+    con.register("registrations", regs.drop_columns(["voted"]))
+    vh = regs.filter(pa.compute.field("voted")).select(["state", "state_voter_id"])
+    vh = vh.append_column(
+        "election_date", pa.array([datetime.date(2024, 11, 5)] * vh.num_rows, pa.date32())
+    )
+    vh = vh.append_column("election_type", pa.array(["general"] * vh.num_rows))
+    con.register("vote_history", vh)
+    voters = vh.num_rows
+    # choose e so that the estimator's false-mark rate e V / (R - V) is the planted 2%
+    e = 0.02 * (len(rows) - voters) / voters
+    p = es.estimate_tables(con, error_rate=e)["crosscheck_purge"]
+    assert p["registrations_removed"] == 5 * n
+    marked = p["removed_registrations_used_to_vote"]
+    assert marked > 10  # false marks only
+    # net of the expected false marks, about zero legitimate votes are blocked
+    lo, hi = p["legitimate_votes_blocked_ci95"]
+    assert lo <= 0.0 <= hi + 1e-9
+    assert p["legitimate_votes_blocked_estimate"] < marked / 2
+
+
+def test_negative_estimates_stay_signed_in_json_and_are_explained_on_screen():
+    c = es.Count(-3.0, 4.0, raw=2.0, expected_coincidences=5.0)
+    d = c.as_dict()
+    assert d["estimate"] == -3.0 and d["truncated_at_zero"] is True
+    assert d["ci95"][0] == 0.0 and d["ci95_signed"][0] == pytest.approx(-3.0 - es.Z95 * 2, abs=0.01)
+    assert d["ci95_signed"][1] == d["ci95"][1]
+    pos = es.Count(30.0, 4.0).as_dict()
+    assert pos["truncated_at_zero"] is False and pos["ci95"] == pos["ci95_signed"]
+
+
 def test_coverage_extrapolation_rules():
     c = cov
     # weights are keyed by real state codes (others are ignored)
@@ -217,6 +281,17 @@ def test_estimate_connection_output_is_honest_and_private(pop):
     render(res, Console(file=buf, width=200))
     out = buf.getvalue()
     assert "fraud" not in out.lower() and "expected coincidences" in out
+    # double votes by rule level (full DOB = the historical Crosscheck rule)
+    lv = res["double_votes"]["rule_net_of_coincidences_error_corrected"]["by_level"]
+    assert set(lv) == {"full", "year"} and all("ci95_signed" in v for v in lv.values())
+    # a negative estimate: shown as 0*, with the signed value and interval in the footnote
+    neg = json.loads(json.dumps(res))
+    h = neg["double_votes"]["headline"]
+    h.update(estimate=-4.5, ci95=[0.0, 6.1], ci95_signed=[-15.1, 6.1], truncated_at_zero=True)
+    buf = StringIO()
+    render(neg, Console(file=buf, width=400))
+    out = " ".join(buf.getvalue().split())  # the footnote wraps
+    assert "0*" in out and "-4.5" in out and "-15.1 to 6.1" in out and "ci95_signed" in out
 
 
 def test_estimate_on_a_workspace_writes_json(tmp_path, pop):

@@ -27,7 +27,9 @@ WORDING = (
 )
 
 
-def _per_pair(tab: pa.Table, kappa: tuple[float, float], cross: bool, cls_pairs=None) -> dict:
+def per_pair_estimates(
+    tab: pa.Table, kappa: tuple[float, float], cross: bool, cls_pairs: tuple[str, ...] | None = None
+) -> dict:
     """Rule-net estimate per state pair (cross) or per state (in-state), for heterogeneity."""
     groups: dict[tuple[str, str], list[dict]] = {}
     for r in tab.to_pylist():
@@ -79,11 +81,11 @@ def estimate_connection(
         se = head["se"]
         if cross:
             nat = cov.extrapolate_cross(
-                head["estimate"], se * se, _per_pair(tab, kap, True), covered, weights
+                head["estimate"], se * se, per_pair_estimates(tab, kap, True), covered, weights
             )
         else:
             nat = cov.extrapolate_in_state(
-                head["estimate"], se * se, _per_pair(tab, kap, False), covered, weights
+                head["estimate"], se * se, per_pair_estimates(tab, kap, False), covered, weights
             )
         entry["rests_on"] = rests
         entry["national"] = nat
@@ -97,7 +99,7 @@ def estimate_connection(
     }
     if dv.get("headline"):
         h = dv["headline"]
-        per = _per_pair(tab, kx, True, cls_pairs=("11",))
+        per = per_pair_estimates(tab, kx, True, cls_pairs=("11",))
         per = {k: v for k, v in per.items() if k[0] in vs and k[1] in vs}
         vs_dob = [s for s in vs if s in covered]
         dv["rests_on"]["states"] = vs_dob

@@ -11,30 +11,67 @@ from rich.table import Table
 from voterolls.stats.estimators import DEFAULT_ERROR_RATE
 
 
-def _est(x: float | None) -> str:
-    """A count estimate for display: the unbiased estimate can fall below zero; shown as 0*."""
-    if x is None:
-        return "-"
-    return "0*" if x < 0 else f"{x:,.0f}"
-
-
-def _ci(d: dict | None) -> str:
-    if not d or d.get("estimate") is None:
-        return "-"
-    lo, hi = d["ci95"]
-    return f"{lo:,.0f} - {hi:,.0f}"
-
-
 def _num(x: float | None) -> str:
     return "-" if x is None else f"{x:,.0f}"
 
 
-def _nat(n: dict | None) -> str:
-    if not n:
-        return "-"
-    if n.get("national") is None:
-        return n.get("label", "covered states only")
-    return f"{_est(n['national'])} ({n['ci95'][0]:,.0f} - {n['ci95'][1]:,.0f}); {n['label']}"
+class _Cells:
+    """Formats counts for the table and remembers which ones were shown truncated at zero.
+
+    The estimators are unbiased, so a count net of coincidences can come out
+    below zero (fewer matches than coincidences predict).  The table shows such
+    a count as ``0*`` and a lower interval end as 0; the footnote gives the
+    signed values, which ``estimates.json`` keeps (``estimate``, ``ci95_signed``).
+    """
+
+    def __init__(self) -> None:
+        self.notes: list[str] = []
+        self._seen: set[int] = set()
+
+    def est(self, d: dict | None, label: str, key: str = "estimate") -> str:
+        if not d or d.get(key) is None:
+            return "-"
+        x = d[key]
+        if x >= 0:
+            return f"{x:,.0f}"
+        if id(d) in self._seen:  # the same figure shown twice (e.g. as the headline)
+            return "0*"
+        self._seen.add(id(d))
+        signed = d.get("ci95_signed")
+        self.notes.append(
+            f"{label}: {x:,.1f}"
+            + (f" (signed 95% interval {signed[0]:,.1f} to {signed[1]:,.1f})" if signed else "")
+        )
+        return "0*"
+
+    @staticmethod
+    def ci(d: dict | None, key: str = "estimate") -> str:
+        if not d or d.get(key) is None or not d.get("ci95"):
+            return "-"
+        lo, hi = d["ci95"]
+        return f"{lo:,.0f} - {hi:,.0f}"
+
+    def nat(self, n: dict | None, label: str) -> str:
+        if not n:
+            return "-"
+        if n.get("national") is None:
+            return n.get("label", "covered states only")
+        return f"{self.est(n, label + ', national', 'national')} ({self.ci(n, 'national')}); {n['label']}"
+
+
+def _row(
+    t: Table, cells: _Cells, label: str, d: dict | None, national: str = "", raw: bool = True
+) -> None:
+    """One figure: rule matches and expected coincidences (if ``raw``), estimate, interval."""
+    d = d or {}
+    t.add_row(
+        label,
+        _num(d.get("raw_rule_count")) if raw else "",
+        _num(d.get("expected_coincidences")) if raw else "",
+        cells.est(d, label.strip(" .")),
+        cells.ci(d),
+        national,
+    )
 
 
 def render(res: dict, console: Console) -> None:
@@ -49,63 +86,27 @@ def render(res: dict, console: Console) -> None:
         "national",
     ):
         t.add_column(col, justify="right" if col != "figure" else "left")
+    cells = _Cells()
     for scope, label in (
         ("cross_state", "duplicate registrations, cross-state"),
         ("in_state", "duplicate registrations, in-state"),
     ):
         e = res["duplicate_registrations"][scope]
         rn = e["rule_net_of_coincidences"]
-        t.add_row(
-            f"{label}: name+DOB rule net of coincidences",
-            _num(rn.get("raw_rule_count")),
-            _num(rn.get("expected_coincidences")),
-            _est(rn["estimate"]),
-            _ci(rn),
-            "",
-        )
+        _row(t, cells, f"{label}: name+DOB rule net of coincidences", rn)
+        nat = cells.nat(e.get("national"), label)
         if "splink_sum_of_probabilities" in e:
             sp = e["splink_sum_of_probabilities"]
-            t.add_row(
-                f"{label}: sum of match probabilities", "", "", _est(sp["estimate"]), _ci(sp), ""
-            )
-            c = e["combined"]
-            t.add_row(
-                f"{label}: combined (headline)",
-                _num(c.get("raw_rule_count")),
-                _num(c.get("expected_coincidences")),
-                _est(c["estimate"]),
-                _ci(c),
-                _nat(e.get("national")),
-            )
+            _row(t, cells, f"{label}: sum of match probabilities", sp, raw=False)
+            _row(t, cells, f"{label}: combined (headline)", e["combined"], nat)
         else:
-            t.add_row(
-                f"{label}: headline (no linkage output)",
-                "",
-                "",
-                _est(rn["estimate"]),
-                _ci(rn),
-                _nat(e.get("national")),
-            )
+            _row(t, cells, f"{label}: headline (no linkage output)", rn, nat, raw=False)
     dv = res["double_votes"]
     if dv.get("headline"):
-        h = dv["headline"]
-        t.add_row(
-            f"possible double votes (vote-record error {res['error_rate']:.1%})",
-            _num(h.get("raw_rule_count")),
-            _num(h.get("expected_coincidences")),
-            _est(h["estimate"]),
-            _ci(h),
-            _nat(dv.get("national")),
-        )
+        label = f"possible double votes (vote-record error {res['error_rate']:.1%})"
+        _row(t, cells, label, dv["headline"], cells.nat(dv.get("national"), label))
         for s in dv["error_rate_sensitivity"]:
-            t.add_row(
-                f"  ... with vote-record error {s['error_rate']:.1%}",
-                "",
-                "",
-                _est(s["estimate"]),
-                _ci(s),
-                "",
-            )
+            _row(t, cells, f"  ... with vote-record error {s['error_rate']:.1%}", s, raw=False)
     else:
         t.add_row("possible double votes", "", "", "-", "-", dv.get("note", ""))
     console.print(t)
@@ -113,8 +114,9 @@ def render(res: dict, console: Console) -> None:
     if p:
         console.print(
             f"A purge on the name+DOB rule would remove {p['registrations_removed']:,} registrations, "
-            f"{p['removed_registrations_used_to_vote']:,} of them used to vote; estimated legitimate votes "
-            "blocked per double vote prevented: "
+            f"{p['removed_registrations_used_to_vote']:,} of them recorded as voting; estimated "
+            f"legitimate votes blocked: {max(p['legitimate_votes_blocked_estimate'], 0):,.0f}; per double "
+            "vote prevented: "
             + (
                 "no double vote is estimated to be prevented"
                 if p["legitimate_votes_blocked_per_double_vote_prevented"] is None
@@ -137,9 +139,14 @@ def render(res: dict, console: Console) -> None:
         f"no DOB: {', '.join(c['states_without_dob']) or 'none'}; "
         f"vote history: {', '.join(c['vote_history_states']) or 'none'}."
     )
-    console.print(
-        "* the unbiased estimate is below zero (fewer matches than coincidences predict); shown as 0."
-    )
+    if cells.notes:
+        console.print(
+            "* below zero before truncation (fewer rule matches than coincidences and vote-record "
+            "errors predict; the estimator is unbiased, so this happens when the true count is small). "
+            "A count cannot be negative: the table shows 0 and clips interval ends at 0. Signed values "
+            "(kept in estimates.json as estimate / ci95_signed): " + "; ".join(cells.notes) + ".",
+            markup=False,
+        )
     console.print(res["wording"], style="italic")
 
 

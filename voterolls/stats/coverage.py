@@ -133,9 +133,121 @@ def summarise(con, vote_states: list[str], tracker: Any = None) -> dict[str, Any
     }
 
 
-def _pair_mass(states: list[str], w: dict[str, int]) -> float:
-    r = [float(w.get(s, 0)) for s in states]
-    return (sum(r) ** 2 - sum(x * x for x in r)) / 2.0
+def _heterogeneity(rates: list[float], mass: list[float]) -> float:
+    """Mass-weighted between-unit variance of the rates (unbiased for the number of units)."""
+    rbar = sum(r * m for r, m in zip(rates, mass, strict=True)) / sum(mass)
+    n = len(rates)
+    return (
+        sum(m * (r - rbar) ** 2 for r, m in zip(rates, mass, strict=True))
+        / sum(mass)
+        * n
+        / max(n - 1, 1)
+    )
+
+
+def _national(
+    estimate: float,
+    variance: float,
+    share: float,
+    m_unc: list[float],
+    vr: float,
+    n_units: int,
+    **info: Any,
+) -> dict[str, Any]:
+    """Ratio estimate ``estimate / share`` with the heterogeneity-widened interval.
+
+    The uncovered part adds ``sum m^2 V_r + U^2 V_r / n`` (``m`` uncovered unit
+    masses, ``U`` their sum, ``V_r`` the between-unit variance of the rates).
+    ``national`` stays signed; ``ci95`` is clipped at 0, ``ci95_signed`` is not.
+    """
+    U = sum(m_unc)
+    national = estimate / share
+    var = variance / share**2 + sum(m * m for m in m_unc) * vr + U * U * vr / n_units
+    half = Z95 * math.sqrt(var)
+    return {
+        "national": round(national, 2),
+        "ci95": [round(max(national - half, 0.0), 2), round(max(national + half, 0.0), 2)],
+        "ci95_signed": [round(national - half, 2), round(national + half, 2)],
+        "truncated_at_zero": bool(national - half < 0),
+        "label": "national, extrapolated",
+        **info,
+    }
+
+
+def _extrapolate(
+    estimate: float,
+    variance: float,
+    per_unit: dict,
+    covered: list[str],
+    weights: dict[str, int],
+    *,
+    cross: bool,
+) -> dict[str, Any]:
+    """The ratio estimator over units: state pairs (``cross``, mass ``R_A R_B``) or states (mass ``R``)."""
+    if not weights:
+        return {"national": None, "label": "covered states only", "reason": "no registrant weights"}
+    everyone = [s for s in JURISDICTIONS if s in weights]
+    missing = [s for s in everyone if s not in covered]
+    share_key = "pair_mass_share_covered" if cross else "registrant_share_covered"
+    if not missing:
+        out = _national(estimate, variance, 1.0, [], 0.0, 1, **{share_key: 1.0})
+        out["label"] = "all states covered"
+        return out
+    cov = set(covered)
+    if cross:
+        all_units: list = [(a, b) for i, a in enumerate(everyone) for b in everyone[i + 1 :]]
+        units = [(a, b) for (a, b) in per_unit if a != b and a in weights and b in weights]
+
+        def mass(u: tuple[str, str]) -> float:
+            return float(weights[u[0]]) * weights[u[1]]
+
+        def is_cov(u: tuple[str, str]) -> bool:
+            return u[0] in cov and u[1] in cov
+
+        what = "covered state pairs: no basis for an extrapolation model"
+        model = (
+            "ratio estimator: covered count / covered share of state-pair mass R_A*R_B; "
+            "interval widened by between-state-pair heterogeneity of rates"
+        )
+    else:
+        all_units = everyone
+        units = [s for s in per_unit if s in weights]
+
+        def mass(u: str) -> float:  # type: ignore[misc]
+            return float(weights[u])
+
+        def is_cov(u: str) -> bool:  # type: ignore[misc]
+            return u in cov
+
+        what = "covered states"
+        model = (
+            "ratio estimator: covered count / covered registrant share; interval widened by "
+            "between-state heterogeneity"
+        )
+    total = sum(mass(u) for u in all_units)
+    cov_mass = sum(mass(u) for u in all_units if is_cov(u))
+    if len(units) < MIN_PAIRS or cov_mass <= 0:
+        out = {
+            "national": None,
+            "label": "covered states only",
+            "reason": f"fewer than {MIN_PAIRS} {what}",
+        }
+        if cross:
+            out[share_key] = cov_mass / total if total else None
+        return out
+    share = cov_mass / total
+    vr = _heterogeneity([per_unit[u] / mass(u) for u in units], [mass(u) for u in units])
+    return _national(
+        estimate,
+        variance,
+        share,
+        [mass(u) for u in all_units if not is_cov(u)],
+        vr,
+        len(units),
+        model=model,
+        states_missing=missing,
+        **{share_key: round(share, 6)},
+    )
 
 
 def extrapolate_cross(
@@ -146,58 +258,7 @@ def extrapolate_cross(
     weights: dict[str, int],
 ) -> dict[str, Any]:
     """National figure for a cross-state count, or the reason there is none."""
-    if not weights:
-        return {"national": None, "label": "covered states only", "reason": "no registrant weights"}
-    everyone = [s for s in JURISDICTIONS if s in weights]
-    missing = [s for s in everyone if s not in covered]
-    pm_all = _pair_mass(everyone, weights)
-    pm_cov = _pair_mass(covered, weights)
-    if not missing:
-        lo = max(estimate - Z95 * math.sqrt(variance), 0.0)
-        return {
-            "national": round(estimate, 2),
-            "ci95": [round(lo, 2), round(estimate + Z95 * math.sqrt(variance), 2)],
-            "label": "all states covered",
-            "pair_mass_share_covered": 1.0,
-        }
-    pairs = [(a, b) for (a, b) in per_pair if a != b and a in weights and b in weights]
-    if len(pairs) < MIN_PAIRS or pm_cov <= 0:
-        return {
-            "national": None,
-            "label": "covered states only",
-            "reason": f"fewer than {MIN_PAIRS} covered state pairs: no basis for an extrapolation model",
-            "pair_mass_share_covered": pm_cov / pm_all if pm_all else None,
-        }
-    share = pm_cov / pm_all
-    rates = [per_pair[p] / (weights[p[0]] * weights[p[1]]) for p in pairs]
-    mass = [weights[a] * weights[b] for a, b in pairs]
-    rbar = sum(r * m for r, m in zip(rates, mass, strict=True)) / sum(mass)
-    vr = (
-        sum(m * (r - rbar) ** 2 for r, m in zip(rates, mass, strict=True))
-        / sum(mass)
-        * len(pairs)
-        / max(len(pairs) - 1, 1)
-    )
-    unc = [
-        (a, b)
-        for i, a in enumerate(everyone)
-        for b in everyone[i + 1 :]
-        if not (a in covered and b in covered)
-    ]
-    m_unc = [float(weights[a]) * weights[b] for a, b in unc]
-    U = sum(m_unc)
-    national = estimate / share
-    var = variance / share**2 + sum(m * m for m in m_unc) * vr + U * U * vr / len(pairs)
-    lo = max(national - Z95 * math.sqrt(var), 0.0)
-    return {
-        "national": round(national, 2),
-        "ci95": [round(lo, 2), round(national + Z95 * math.sqrt(var), 2)],
-        "label": "national, extrapolated",
-        "model": "ratio estimator: covered count / covered share of state-pair mass R_A*R_B; "
-        "interval widened by between-state-pair heterogeneity of rates",
-        "pair_mass_share_covered": round(share, 6),
-        "states_missing": missing,
-    }
+    return _extrapolate(estimate, variance, per_pair, covered, weights, cross=True)
 
 
 def extrapolate_in_state(
@@ -208,46 +269,4 @@ def extrapolate_in_state(
     weights: dict[str, int],
 ) -> dict[str, Any]:
     """National figure for an in-state count (proportional to registrants)."""
-    if not weights:
-        return {"national": None, "label": "covered states only", "reason": "no registrant weights"}
-    everyone = [s for s in JURISDICTIONS if s in weights]
-    missing = [s for s in everyone if s not in covered]
-    total = sum(weights[s] for s in everyone)
-    cov = sum(weights.get(s, 0) for s in covered)
-    if not missing:
-        return {
-            "national": round(estimate, 2),
-            "label": "all states covered",
-            "registrant_share_covered": 1.0,
-        }
-    states = [s for s in per_state if s in weights]
-    if len(states) < MIN_PAIRS or cov <= 0:
-        return {
-            "national": None,
-            "label": "covered states only",
-            "reason": f"fewer than {MIN_PAIRS} covered states",
-        }
-    share = cov / total
-    rates = [per_state[s] / weights[s] for s in states]
-    w = [weights[s] for s in states]
-    rbar = sum(r * x for r, x in zip(rates, w, strict=True)) / sum(w)
-    vr = (
-        sum(x * (r - rbar) ** 2 for r, x in zip(rates, w, strict=True))
-        / sum(w)
-        * len(states)
-        / max(len(states) - 1, 1)
-    )
-    m_unc = [float(weights[s]) for s in missing]
-    U = sum(m_unc)
-    national = estimate / share
-    var = variance / share**2 + sum(m * m for m in m_unc) * vr + U * U * vr / len(states)
-    lo = max(national - Z95 * math.sqrt(var), 0.0)
-    return {
-        "national": round(national, 2),
-        "ci95": [round(lo, 2), round(national + Z95 * math.sqrt(var), 2)],
-        "label": "national, extrapolated",
-        "model": "ratio estimator: covered count / covered registrant share; interval widened by "
-        "between-state heterogeneity",
-        "registrant_share_covered": round(share, 6),
-        "states_missing": missing,
-    }
+    return _extrapolate(estimate, variance, per_state, covered, weights, cross=False)

@@ -80,16 +80,28 @@ class Count:
     def se(self) -> float:
         return math.sqrt(max(self.variance, 0.0))
 
-    def interval(self) -> tuple[float, float]:
+    def signed_interval(self) -> tuple[float, float]:
+        """The normal interval before clipping at zero (can reach below zero)."""
         lo = self.estimate - Z95 * self.se - self.lower_extra
         hi = self.estimate + Z95 * self.se + self.upper_extra
+        return lo, hi
+
+    def interval(self) -> tuple[float, float]:
+        """The interval for display: a count cannot be negative, so both ends are clipped at 0."""
+        lo, hi = self.signed_interval()
         return max(lo, 0.0), max(hi, 0.0)
 
     def as_dict(self, **extra: object) -> dict:
+        """JSON form: ``estimate`` stays signed (unbiased), ``ci95`` is clipped at 0,
+        ``ci95_signed`` is the unclipped interval; ``truncated_at_zero`` says whether a
+        display of this count (which shows 0 for a negative value) hides a negative number."""
         lo, hi = self.interval()
+        slo, shi = self.signed_interval()
         d = {
             "estimate": round(self.estimate, 2),
             "ci95": [round(lo, 2), round(hi, 2)],
+            "ci95_signed": [round(slo, 2), round(shi, 2)],
+            "truncated_at_zero": bool(self.estimate < 0 or slo < 0),
             "se": round(self.se, 3),
         }
         if self.raw is not None:
@@ -647,6 +659,13 @@ def _double_votes(
         sens.append({"error_rate": rate, **_fmt(c)})
     no_err = exact["2"]
     exact_corr = correct_vote_error(exact["2"], exact["1"], exact["0"], miss, fmark)
+    by_level = {}
+    for level in ("full", "year"):
+        o = {
+            k: rule_net(tab, cross=True, cls_pairs=(cls,), states=vs, kappa=kap)[level]
+            for k, cls in (("2", "11"), ("1", "01"), ("0", "00"))
+        }
+        by_level[level] = _fmt(correct_vote_error(o["2"], o["1"], o["0"], miss, fmark))
     return {
         "unit": "people recorded as voting in two states in the same election",
         "states": vs,
@@ -667,7 +686,12 @@ def _double_votes(
             per_voter=(main.estimate / voters) if voters else None,
         ),
         "rule_net_of_coincidences_no_error_correction": _fmt(no_err),
-        "rule_net_of_coincidences_error_corrected": _fmt(exact_corr),
+        "rule_net_of_coincidences_error_corrected": _fmt(
+            exact_corr,
+            by_level=by_level,
+            by_level_note="full: both records with a full DOB (the historical Crosscheck rule); "
+            "year: a record with the birth year only (far more coincidences)",
+        ),
         "same_person_pairs_by_votes": {k: _fmt(v) for k, v in head.items()},
         "error_rate_sensitivity": sens,
         "caveat": "a pair both recorded as voting is not proof of a double vote: "
@@ -724,10 +748,18 @@ def _purge(
     miss, fmark = error_probabilities(e, voters, regs)
     p = correct_vote_error(strata["2"], strata["1"], strata["0"], miss, fmark)
     lo, hi = p.interval()
-    legit = max(removed_voted - max(p.estimate, 0.0), 0.0)
+    # removed registrations that really cast a ballot: the recorded marks include false
+    # marks (expected fmark per removed registration) and miss real votes (miss per vote):
+    # marked = (1 - miss) X + fmark (removed - X)  ->  X = (marked - fmark removed) / (1 - miss - fmark)
+    denom = max(1.0 - miss - fmark, 1e-9)
+    cast = (removed_voted - fmark * removed) / denom
+    cast_var = (removed * fmark * (1 - fmark) + max(cast, 0.0) * miss * (1 - miss)) / denom**2
+    legit_c = Count(cast - max(p.estimate, 0.0), cast_var + p.variance)
+    legit = max(legit_c.estimate, 0.0)
+    legit_lo, legit_hi = legit_c.interval()
 
-    def ratio(x: float) -> float | None:
-        return None if x <= 0 else round(max(removed_voted - x, 0.0) / x, 1)
+    def ratio(x: float, blocked: float = legit) -> float | None:
+        return None if x <= 0 else round(max(blocked, 0.0) / x, 1)
 
     return {
         "rule": "remove the earlier-registered record of each cross-state first + last + full DOB match "
@@ -737,9 +769,15 @@ def _purge(
         "removed_registrations_used_to_vote": int(removed_voted),
         "rule_pairs_both_voted": int(both_voted),
         "double_votes_prevented_estimate": p.as_dict(),
+        "removed_registrations_really_voting_estimate": round(cast, 2),
         "legitimate_votes_blocked_estimate": round(legit, 2),
+        "legitimate_votes_blocked_signed": round(legit_c.estimate, 2),
+        "legitimate_votes_blocked_ci95": [round(legit_lo, 2), round(legit_hi, 2)],
+        "legitimate_votes_blocked_basis": "removed registrations recorded voting, net of expected "
+        f"vote-record errors ({fmark:.3%} false marks per non-voting registration, {miss:.2%} of real "
+        "votes unrecorded), minus the double votes prevented",
         "legitimate_votes_blocked_per_double_vote_prevented": ratio(p.estimate),
-        "ratio_range_from_ci": [ratio(hi), ratio(lo)],
+        "ratio_range_from_ci": [ratio(hi, legit_lo), ratio(lo, legit_hi)],
         "double_votes_prevented_basis": f"rule-net estimate of same-person pairs both used to vote, corrected "
         f"for vote-record error {e:.2%}; a ratio of null means no double vote is estimated to be prevented",
     }
