@@ -1,7 +1,20 @@
 """List-maintenance outputs: per-state evidence for review, never removals."""
 
-from voterolls.lists.actions import ACTIONS, ActionPolicy, next_federal_general_election
-from voterolls.lists.build import ListSummary, movers_and_duplicates
-from voterolls.lists.run import build_lists
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_HOME = {
+    "ACTIONS": "actions", "ActionPolicy": "actions", "next_federal_general_election": "actions",
+    "ListSummary": "build", "movers_and_duplicates": "build", "build_lists": "run",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOME:
+        return getattr(importlib.import_module(f"voterolls.lists.{_HOME[name]}"), name)
+    raise AttributeError(name)
+
 
 __all__ = ["ACTIONS", "ActionPolicy", "ListSummary", "build_lists", "movers_and_duplicates", "next_federal_general_election"]

@@ -29,9 +29,10 @@ never re-admit protected voters or plaintext SSN / licence numbers.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import duckdb
+if TYPE_CHECKING:
+    import duckdb
 
 from voterolls.errors import PolicyViolation
 from voterolls.log import get_logger

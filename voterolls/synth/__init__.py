@@ -7,8 +7,22 @@ keeps the truth apart.  ``write_nation(nation, out_dir)`` writes each state's
 native files, the state-held identifiers and the truth.  See docs/SYNTH.md.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from voterolls.synth.config import SynthConfig
-from voterolls.synth.nation import RECORD_KINDS, Nation, generate_nation
+
+if TYPE_CHECKING:
+    from voterolls.synth.nation import RECORD_KINDS, Nation, generate_nation
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("RECORD_KINDS", "Nation", "generate_nation"):
+        from voterolls.synth import nation
+
+        return getattr(nation, name)
+    raise AttributeError(name)
 
 
 def write_nation(nation: Nation, out_dir, **kwargs) -> dict:  # noqa: ANN001
