@@ -12,7 +12,9 @@
    can do.  (b) ``voterolls.ingest.pipeline.ingest`` of the same file into a
    fresh workspace, in a fresh process.
 3. Peak memory is the child process's RSS, sampled every 50 ms with psutil
-   (max over the process and its children).
+   (max over the process and its children); CPU seconds are the child's
+   user + system time (``getrusage``), and the load average is recorded
+   before (a) and after (b): the machine is shared.
 4. Prints a table, writes ``bench/results/ingest.json`` and replaces the
    table in docs/PERFORMANCE.md ("Ingest" section) unless ``--no-docs``.
 
@@ -78,15 +80,30 @@ def build_nc_file(rows: int, out_dir: Path) -> Path:
     return out
 
 
-def _run_child(code: str, env: dict[str, str]) -> tuple[float, int, str]:
-    """Run ``code`` in a fresh Python; return (seconds, peak RSS bytes, stdout)."""
+def _run_child(code: str, env: dict[str, str]) -> tuple[float, int, str, float]:
+    """Run ``code`` in a fresh Python; return (seconds, peak RSS bytes, stdout, CPU seconds).
+
+    CPU seconds (user + system, from ``getrusage(RUSAGE_CHILDREN)``) barely move with
+    the machine's load, unlike wall time, so they are reported beside it.
+    """
+    import resource
+
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=ROOT)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        cwd=ROOT,
+    )
     ps = psutil.Process(proc.pid)
     peak = 0
     while proc.poll() is None:
         try:
-            rss = ps.memory_info().rss + sum(c.memory_info().rss for c in ps.children(recursive=True))
+            rss = ps.memory_info().rss + sum(
+                c.memory_info().rss for c in ps.children(recursive=True)
+            )
             peak = max(peak, rss)
         except psutil.Error:
             pass
@@ -95,7 +112,9 @@ def _run_child(code: str, env: dict[str, str]) -> tuple[float, int, str]:
     elapsed = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"child failed ({proc.returncode}):\n{err.decode()[-3000:]}")
-    return elapsed, peak, out.decode()
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
+    return elapsed, peak, out.decode(), cpu
 
 
 PLAIN = """
@@ -119,7 +138,9 @@ print(r.rows_read, r.loaded, r.quarantined, r.protected_excluded)
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rows", type=int, default=1_000_000)
-    ap.add_argument("--threads", type=int, default=0, help="DuckDB threads for both sides (0 = DuckDB default)")
+    ap.add_argument(
+        "--threads", type=int, default=0, help="DuckDB threads for both sides (0 = DuckDB default)"
+    )
     ap.add_argument("--memory-limit", default="1GB")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     ap.add_argument("--no-docs", action="store_true", help="do not rewrite docs/PERFORMANCE.md")
@@ -136,12 +157,22 @@ def main() -> None:
         threads = f", 'threads': {args.threads}" if args.threads else ""
         threads_kw = f", threads={args.threads}" if args.threads else ""
         (work / "tmp").mkdir()
-        plain_s, plain_rss, _ = _run_child(
-            PLAIN.format(src=src, dst=work / "plain.parquet", mem=args.memory_limit, tmp=work / "tmp", threads=threads), env
+        load_start = os.getloadavg()
+        plain_s, plain_rss, _, plain_cpu = _run_child(
+            PLAIN.format(
+                src=src,
+                dst=work / "plain.parquet",
+                mem=args.memory_limit,
+                tmp=work / "tmp",
+                threads=threads,
+            ),
+            env,
         )
-        ing_s, ing_rss, out = _run_child(
-            INGEST.format(src=src, ws=work / "ws", mem=args.memory_limit, threads_kw=threads_kw), env
+        ing_s, ing_rss, out, ing_cpu = _run_child(
+            INGEST.format(src=src, ws=work / "ws", mem=args.memory_limit, threads_kw=threads_kw),
+            env,
         )
+        load_end = os.getloadavg()
         counts = out.strip().splitlines()[-1].split()
         reg = next((work / "ws" / "states" / "NC").glob("*/registrations.parquet"))
         result = {
@@ -151,9 +182,18 @@ def main() -> None:
             "machine": f"{platform.machine()}, {psutil.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB RAM (shared with other work)",
             "threads": args.threads or "duckdb default",
             "memory_limit": args.memory_limit,
-            "plain_copy": {"seconds": round(plain_s, 2), "rows_per_s": round(args.rows / plain_s), "peak_rss_mib": round(plain_rss / 2**20)},
+            # the machine is shared: the 1/5/15-minute load averages before (a) and after (b)
+            "load_avg_start": [round(x, 2) for x in load_start],
+            "load_avg_end": [round(x, 2) for x in load_end],
+            "plain_copy": {
+                "seconds": round(plain_s, 2),
+                "cpu_s": round(plain_cpu, 2),
+                "rows_per_s": round(args.rows / plain_s),
+                "peak_rss_mib": round(plain_rss / 2**20),
+            },
             "ingest": {
                 "seconds": round(ing_s, 2),
+                "cpu_s": round(ing_cpu, 2),
                 "rows_per_s": round(args.rows / ing_s),
                 "peak_rss_mib": round(ing_rss / 2**20),
                 "rows_read": int(counts[0]),
@@ -163,6 +203,7 @@ def main() -> None:
                 "parquet_bytes": reg.stat().st_size,
             },
             "throughput_ratio": round(plain_s / ing_s, 3),
+            "cpu_ratio": round(plain_cpu / ing_cpu, 3),
         }
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps(result, indent=2) + "\n")
@@ -183,13 +224,14 @@ def render(r: dict) -> str:
         [
             f"Measured {r['date']} with `.venv/bin/python bench/ingest.py --rows {r['rows']}` "
             f"({r['rows']:,} rows, {r['file_bytes'] / 1e6:.0f} MB NC ncvoter file; {r['machine']}; "
-            f"DuckDB threads: {r['threads']}, memory limit {r['memory_limit']}; one run).",
+            f"DuckDB threads: {r['threads']}, memory limit {r['memory_limit']}; one run; load average "
+            f"(1/5/15 min) {' / '.join(map(str, r['load_avg_start']))} before, {' / '.join(map(str, r['load_avg_end']))} after).",
             "",
-            "| run | seconds | rows/s | peak RSS (MiB) |",
-            "|---|---:|---:|---:|",
-            f"| (a) DuckDB plain CSV -> Parquet COPY | {p['seconds']} | {p['rows_per_s']:,} | {p['peak_rss_mib']} |",
-            f"| (b) voterolls ingest (scan, policy, normalise, Parquet, counts, uniformity) | {i['seconds']} | {i['rows_per_s']:,} | {i['peak_rss_mib']} |",
-            f"| ratio (b)/(a) throughput | {r['throughput_ratio']} | | |",
+            "| run | seconds | rows/s | CPU s (user+sys) | peak RSS (MiB) |",
+            "|---|---:|---:|---:|---:|",
+            f"| (a) DuckDB plain CSV -> Parquet COPY | {p['seconds']} | {p['rows_per_s']:,} | {p['cpu_s']} | {p['peak_rss_mib']} |",
+            f"| (b) voterolls ingest (scan, policy, normalise, Parquet, counts, uniformity) | {i['seconds']} | {i['rows_per_s']:,} | {i['cpu_s']} | {i['peak_rss_mib']} |",
+            f"| ratio (b)/(a): throughput (wall) / CPU | {r['throughput_ratio']} | | {r['cpu_ratio']} | |",
             "",
             f"Ingest counts: {i['rows_read']:,} read = {i['loaded']:,} loaded + {i['quarantined']:,} quarantined "
             f"+ {i['protected_excluded']:,} protected excluded.",

@@ -207,7 +207,7 @@ def test_sealed_sidecar_joined_and_checked(tmp_path: Path) -> None:
     ids = [f"NC{100000 + k:08d}" for k in range(30)]
     sealed = tmp_path / "NC_sealed.csv"
     lines = ["state_voter_id,dob_token,ssn4_token,dl_token"]
-    lines += [f"{i},{'a' * 64},{'b' * 64}," for i in ids[:20]] + ["NCUNKNOWN,x,y,z"]
+    lines += [f"{i},{'a' * 64},{'b' * 64}," for i in ids[:20]] + [f"NCUNKNOWN,{'c' * 64},{'d' * 64},{'e' * 64}"]
     sealed.write_text("\n".join(lines) + "\n")
     r = ingest(tmp_path / "ws", "NC", paths, sealed=sealed)
     assert r.sealed_matched == 20

@@ -201,11 +201,6 @@ def one_snapshot(tmp_path: Path):
     return ws, paths, ws / snap["path"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: voterolls/store.py Workspace.connect skips a current snapshot's missing "
-    "registrations.parquet (`if (d / ...).exists()`), so the state silently has 0 rows instead of an error",
-)
 def test_missing_snapshot_file_is_an_error_not_zero_rows(one_snapshot) -> None:
     from voterolls.errors import UserError
 
@@ -218,11 +213,6 @@ def test_missing_snapshot_file_is_an_error_not_zero_rows(one_snapshot) -> None:
         con.execute("SELECT count(*) FROM registrations").fetchone()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: voterolls/ingest/pipeline.py ingest returns 'unchanged' when the current snapshot has the "
-    "same ingest_key without checking its files exist and are readable, so re-ingesting cannot repair it",
-)
 @pytest.mark.parametrize("damage", ["delete", "truncate"])
 def test_reingest_repairs_a_damaged_current_snapshot(one_snapshot, damage: str) -> None:
     ws, paths, snap_dir = one_snapshot
@@ -237,11 +227,6 @@ def test_reingest_repairs_a_damaged_current_snapshot(one_snapshot, damage: str) 
     assert con.execute("SELECT count(*) FROM registrations").fetchone()[0] == r.loaded
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: voterolls/store.py Workspace._catalog lets duckdb.Error from a damaged catalog.duckdb escape; "
-    "the CLI prints a traceback instead of a UserError naming catalog.duckdb",
-)
 def test_damaged_catalog_is_a_clear_error(one_snapshot) -> None:
     import subprocess
 

@@ -101,11 +101,6 @@ def nc_files(tmp_path: Path):
     return paths, regs["state_voter_id"].to_pylist()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: voterolls/ingest/pipeline.py _sealed_view reads the header with open(encoding='utf-8') "
-    "and lets UnicodeDecodeError escape (a traceback) for a binary, latin-1 or UTF-16 sidecar",
-)
 @pytest.mark.parametrize("kind", ["binary", "latin-1", "utf-16"])
 def test_sealed_sidecar_that_is_not_utf8_is_a_user_error(tmp_path: Path, nc_files, kind: str) -> None:
     paths, ids = nc_files
@@ -118,12 +113,6 @@ def test_sealed_sidecar_that_is_not_utf8_is_a_user_error(tmp_path: Path, nc_file
     assert Workspace(tmp_path / "ws").current_snapshot("NC") is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug (privacy): voterolls/ingest/pipeline.py _sealed_view accepts any string as a token, so a "
-    "sidecar holding plaintext (dob_token=1970-01-02, ssn4_token=1234) is stored as is, even for a "
-    "year-only state; tokens from `voterolls seal` are 64 hex characters",
-)
 @pytest.mark.parametrize(("column", "value"), [("dob_token", "1970-01-02"), ("ssn4_token", "1234"), ("dl_token", "D1234567")])
 def test_sealed_sidecar_with_plaintext_is_refused(tmp_path: Path, nc_files, column: str, value: str) -> None:
     paths, ids = nc_files

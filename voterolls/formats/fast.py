@@ -9,12 +9,19 @@ columns, the layout's delimiter / quote / encoding, ``strict_mode`` and
 ``store_rejects`` - and checks, in one verification pass, that DuckDB's
 records are exactly the file's physical lines:
 
-* no rejected line, and records per file == physical lines counted from the
-  bytes (``sniff``) minus the header, so every record is one line and record
-  ``k`` of a file is its line ``k`` (+1 with a header);
-* for quoted layouts, a cheap line pass applies the line engine's own shape
-  rule (field count, framing, quote balance) so a line the line engine would
-  quarantine is never loaded here.
+* one line pass (``_shape_sql``) decodes every physical line (invalid bytes
+  land in a reject table) and classifies it with RE2: a line of the common
+  shape (n fields, quoted without inner quotes or not quoted at all, or - for
+  every-field-quoted layouts - the CSV grammar with doubled quotes that also
+  passes the line engine's own shape rule) is exactly one record, and the
+  same match checks that the voter id field is not blank;
+* when every line of a file is such a line and no line was rejected, the
+  line pass has counted the records (records per file == physical lines
+  counted from the bytes by ``sniff``, minus the header), so record ``k`` of
+  a file is its line ``k`` (+1 with a header) and no parse pass is needed;
+* otherwise (a line needs DuckDB's parser to be cut, lacks its voter id, or
+  a history file's required values need parsing) a parse pass counts
+  records per file with ``strict_mode`` and ``store_rejects``, as before.
 
 A file that fails any check is read by the line engine instead, which
 produces exactly the quarantine rows it always did.  On the fast path the
@@ -23,7 +30,9 @@ election date); their line numbers come from the verification pass.
 
 Line numbers are ``row_number() OVER ()`` over the group's read (a streaming
 window in file order, nothing held or spilled) minus the record counts of
-the earlier files in the group.
+the earlier files in the group.  Only the fields the caller's projection
+uses pass through the window (``used_fields``), so DuckDB's parser builds
+strings for those alone.
 """
 
 from __future__ import annotations
@@ -83,8 +92,13 @@ class GroupPlan:
     def read_sql(self, *, rejects: str | None = None, lenient: bool = False) -> str:
         return read_csv_sql(self.plans, self.n_fields, rejects=rejects, lenient=lenient)
 
-    def rows_sql(self, *, required: str | None = None, **_: object) -> str:
-        """(line_no, _sha, c1..cN) of the loadable records, in file order."""
+    def rows_sql(self, *, required: str | None = None, used: set[int] | None = None, **_: object) -> str:
+        """(line_no, _sha, c1..cN) of the loadable records, in file order.
+
+        ``used``: the native field numbers the caller's projection reads.  Only
+        those pass through the line-numbering window, so DuckDB's parser builds
+        strings for them alone (the window blocks projection pushdown).
+        """
         offs, acc = [], 0
         for n in self.counts:
             offs.append(acc)
@@ -96,16 +110,22 @@ class GroupPlan:
         else:
             sha = f"[{', '.join(lit(p.facts.sha256) for p in self.plans)}][_fi + 1]"
             line = f"k - [{', '.join(map(str, offs))}][_fi + 1] + {hdr}"
-        cols = ", ".join(self.fld(i) for i in range(1, self.n_fields + 1))
+        keep = [i for i in range(1, self.n_fields + 1) if used is None or i in used]
+        cols = ", ".join(self.fld(i) for i in keep) or "NULL AS _none"
         inner = (
             f"SELECT CAST({line} AS BIGINT) AS line_no, {sha} AS _sha, {cols} FROM "
-            f"(SELECT row_number() OVER () AS k, CAST(file_index AS BIGINT) AS _fi, * FROM {self.read_sql()})"
+            f"(SELECT row_number() OVER () AS k, CAST(file_index AS BIGINT) AS _fi, {cols} FROM {self.read_sql()})"
         )
         return (
             inner
             if required is None
             else f"SELECT * FROM ({inner}) WHERE coalesce({required}, FALSE)"
         )
+
+
+def used_fields(*sql: str) -> set[int]:
+    """Native field numbers (``c<i>``) that SQL text refers to (a superset is harmless)."""
+    return {int(m) for text in sql for m in re.findall(r"\bc(\d+)\b", text)}
 
 
 def eligible(plan: FilePlan) -> bool:
@@ -155,8 +175,15 @@ def read_csv_sql(
     return f"read_csv({files}, {', '.join(opts)})"
 
 
-def _shape_sql(plans: list[FilePlan], rejects: str) -> str:
-    """Per file index, how many lines the line engine would quarantine for their shape.
+def _shape_sql(plans: list[FilePlan], rejects: str, required_idx: int | None = None) -> str:
+    """Line counts per (file index, kind) in one pass over the physical lines.
+
+    kind 0: a line DuckDB's parser reads as exactly one record, with field
+    ``required_idx`` (1-based; None: no requirement) not blank; 1: a line the
+    line engine would quarantine for its shape; 2: a valid line whose record
+    only DuckDB's parser can cut; 3: a one-record line whose required field is
+    blank.  The check is a regular expression per line (RE2, one match for
+    nearly every line), so a clean file needs no parse pass to be counted.
 
     This pass also decodes every whole line, so invalid bytes anywhere land in
     ``rejects`` (DuckDB's parser only validates the columns a query uses).
@@ -176,34 +203,65 @@ def _shape_sql(plans: list[FilePlan], rejects: str) -> str:
     def count(s: str, sep: str) -> str:  # occurrences of an ASCII separator (byte lengths: O(1))
         return f"((strlen({s}) - strlen(replace({s}, {lit(sep)}, ''))) // {len(sep)})"
 
+    def fields(field: str, required: str, tail: str) -> str:
+        """n fields joined by the delimiter; the required one must hold a non-blank character."""
+        return e.join(required if i == required_idx else field for i in range(1, n + 1)) + tail
+
     e = re.escape(d)
+    escaped = None
     if lay.quoting == "all":
         # nearly every line: n quoted fields without inner quotes (one RE2 match); the rest get
-        # the line engine's own rule (engine.fields_expr), computed without splitting the line
-        common = f'"[^"]*"({e}"[^"]*"){{{n - 1}}}\r?'
+        # the line engine's own rule (engine.fields_expr), computed without splitting the line,
+        # and then the CSV grammar for quoted fields (doubled quotes inside)
+        common = fields('"[^"]*"', '"[^"]*[^"\\s][^"]*"', "\r?")
+        shape = fields('"[^"]*"', '"[^"]*"', "\r?")
+        escaped = (
+            fields('"(?:[^"]|"")*"', '"(?:[^"]|"")*[^"\\s](?:[^"]|"")*"', "\r?"),
+            fields('"(?:[^"]|"")*"', '"(?:[^"]|"")*"', "\r?"),
+        )
         exact = (
             f"(starts_with(line, '\"') AND ends_with(line, '\"') AND strlen(line) >= 2 "
             f"AND {count('substr(line, 2, length(line) - 2)', sep)} = {n - 1} AND q >= {2 * n} AND (q - {2 * n}) % 2 = 0)"
         )
     elif lay.quoting == "none":
-        common = f"[^{e}]*({e}[^{e}]*){{{n - 1}}}"
+        common = fields(f"[^{e}]*", f"[^{e}]*[^{e}\\s][^{e}]*", "")
+        shape = fields(f"[^{e}]*", f"[^{e}]*", "")
         exact = f"({count('line', d)} = {n - 1})"
     else:
         from voterolls.formats.engine import fields_expr
 
-        common = f'[^"{e}]*({e}[^"{e}]*){{{n - 1}}}\r?'
+        common = fields(f'[^"{e}]*', f'[^"{e}]*[^"{e}\\s][^"{e}]*', "\r?")
+        shape = fields(f'[^"{e}]*', f'[^"{e}]*', "\r?")
         tok, _, ok_tok, _ = fields_expr(plans[0])
         exact = f"(CASE WHEN q > 0 THEN list_transform([{tok}], lambda tok: {ok_tok})[1] ELSE {count('line', d)} = {n - 1} END)"
     q = count("line", chr(34))
     exact = exact.replace(" q ", f" {q} ").replace("(q ", f"({q} ")
     line = "rtrim(coalesce(raw_line, ''), chr(13))"
     exact = re.sub(r"\bline\b", line, exact)
-    return (
-        f"SELECT _fi, count(*) FILTER (WHERE bad) AS bad FROM (SELECT file_index AS _fi, "
-        f"CASE WHEN regexp_full_match(raw_line, {lit(common)}) THEN FALSE "
-        f"ELSE {line} = '' OR NOT coalesce({exact}, FALSE) END AS bad "
-        f"FROM (SELECT file_index, line AS raw_line FROM {read})) GROUP BY _fi"
+    more = (
+        f"WHEN regexp_full_match(raw_line, {lit(escaped[0])}) THEN 0 "
+        f"WHEN regexp_full_match(raw_line, {lit(escaped[1])}) THEN 3 "
+        if escaped
+        else ""
     )
+    # one small code per line, counted per (file, code): the CASE stops at the first match
+    kind = (
+        f"CASE WHEN regexp_full_match(raw_line, {lit(common)}) THEN 0 "
+        f"WHEN regexp_full_match(raw_line, {lit(shape)}) THEN 3 "
+        f"WHEN {line} = '' OR NOT coalesce({exact}, FALSE) THEN 1 {more}ELSE 2 END"
+    )
+    return (
+        f"SELECT _fi, kind, count(*) AS n FROM (SELECT file_index AS _fi, {kind} AS kind "
+        f"FROM (SELECT file_index, line AS raw_line FROM {read})) GROUP BY _fi, kind"
+    )
+
+
+def _rejected(con: duckdb.DuckDBPyConnection, t: str) -> bool:
+    """Did the read with reject tables ``t`` reject any line?"""
+    exists = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [f"{t}_e"]
+    ).fetchall()[0][0]
+    return bool(exists) and bool(con.execute(f"SELECT count(*) FROM {t}_e").fetchall()[0][0])
 
 
 def verify(
@@ -223,15 +281,34 @@ def verify(
     req = required.get("required") or "TRUE"
     fail = required.get("required_field") or "NULL"
     reason = required.get("required_reason", "missing or unreadable required value")
+    # the line pass can check the registrations' voter id itself (a non-blank field); any other
+    # requirement (a history file's election date) needs the parse pass
+    ids = plans[0].layout.by_target("state_voter_id") if g.role == "registrations" else []
+    required_idx = g.idx(ids[0].name) if ids and required.get("required") else None
+    can_skip = required_idx is not None or not required.get("required")
     try:
-        shape_bad = {int(i): int(b) for i, b in con.execute(_shape_sql(plans, rj + "l")).fetchall()}
-        # counts first, without line numbers: no window, so DuckDB reads in parallel
-        counted = con.execute(
-            f"SELECT CAST(file_index AS BIGINT) AS _fi, count(*) AS n, "
-            f"count(*) FILTER (WHERE NOT coalesce({req}, FALSE)) AS nbad "
-            f"FROM {g.read_sql(rejects=rj)} GROUP BY _fi"
-        ).fetchall()
-        rows = [(int(i), int(n), None) for i, n, _ in counted]
+        kinds: dict[int, list[int]] = {i: [0, 0, 0, 0] for i in range(len(plans))}
+        for fi, kind, n in con.execute(_shape_sql(plans, rj + "l", required_idx)).fetchall():
+            kinds[int(fi)][int(kind)] += int(n)
+        shape_bad = {i: k[1] for i, k in kinds.items()}
+        hdr = 1 if plans[0].has_header else 0
+        common = can_skip and not _rejected(con, rj + "l") and all(
+            sum(kinds[i]) == p.facts.lines - (hdr if p.facts.lines > 0 else 0) and kinds[i][1:] == [0, 0, 0]
+            for i, p in enumerate(plans)
+        )
+        if common:
+            # every line is one record carrying its required values: the line pass has
+            # counted the records, so no parse pass is needed
+            rows = [(i, kinds[i][0], None) for i in range(len(plans))]
+            counted = []
+        else:
+            # counts first, without line numbers: no window, so DuckDB reads in parallel
+            counted = con.execute(
+                f"SELECT CAST(file_index AS BIGINT) AS _fi, count(*) AS n, "
+                f"count(*) FILTER (WHERE NOT coalesce({req}, FALSE)) AS nbad "
+                f"FROM {g.read_sql(rejects=rj)} GROUP BY _fi"
+            ).fetchall()
+            rows = [(int(i), int(n), None) for i, n, _ in counted]
         if any(nbad for _, _, nbad in counted):
             # records missing a required value: number them (a streaming window, in file order)
             rows = con.execute(

@@ -97,8 +97,8 @@ class Scan:
         self.finish()
 
 
-def _plan(path: Path, match, fmt: Format, uid: int) -> FilePlan:  # noqa: ANN001
-    facts = sniff.facts(path)
+def _plan(path: Path, match, fmt: Format, uid: int, facts: sniff.FileFacts | None = None) -> FilePlan:  # noqa: ANN001
+    facts = facts if facts is not None else sniff.facts(path)
     lay = match.layout
     return FilePlan(
         path=path,
@@ -204,12 +204,15 @@ def scan(
     *,
     state: str,
     format: str | Path | None = None,
+    facts: dict[str, sniff.FileFacts] | None = None,
 ) -> Scan:
     """Read ``paths`` (one state's files) into lazy national-schema relations.
 
     ``format``: a shipped format name, a user mapping file (``.toml``), or
     None to detect.  Raises ``UserError`` for missing/empty files and for files
     whose shape does not match the format (naming file, line and expectation).
+    ``facts``: ``sniff.facts`` already gathered by the caller (keyed by
+    ``str(path)``), so a file is hashed and its lines counted once per ingest.
     """
     plist = [Path(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
     if not plist:
@@ -224,7 +227,7 @@ def scan(
     try:
         for p in plist:
             m = classify(fmt, p)
-            plans.append(_plan(p, m, fmt, next(engine._uid)))
+            plans.append(_plan(p, m, fmt, next(engine._uid), (facts or {}).get(str(p))))
         # fast path: files of one layout read together by DuckDB's CSV parser (``fast``)
         groups: dict[tuple, list[int]] = {}
         for i, pl in enumerate(plans):
@@ -273,9 +276,13 @@ def scan(
         reg_sql = []
         for pl in regs:
             extra = [ny.unreadable_history_issue(pl)] if pl.layout.embedded_history else None
-            reg_sql.append(
-                f"SELECT {registration_projection(pl, state, extra)} FROM ({rows_sql(pl, valid=True, **required_for(pl, state))})"
-            )
+            proj = registration_projection(pl, state, extra)
+            req = required_for(pl, state)
+            if isinstance(pl, fast.GroupPlan):
+                rows = pl.rows_sql(required=req.get("required"), used=fast.used_fields(proj, req.get("required") or ""))
+            else:
+                rows = rows_sql(pl, valid=True, **req)
+            reg_sql.append(f"SELECT {proj} FROM ({rows})")
         registrations = con.sql(" UNION ALL ".join(reg_sql))
         vh_sql = []
         maps = [pl for pl in rplans if pl.role == "election_map"]
