@@ -58,42 +58,84 @@ def _key_expr(parts: list[str]) -> str:
     return "(" + " || '|' || ".join(f"({p})" for p in parts) + ")"
 
 
-def blocking_keys_sql(source: str, cap: int) -> str:
-    """SELECT * from ``source`` plus one capped key column per :data:`CAPPED_KEYS` entry.
+def blocking_keys_sql(source: str, cap: int, *, drop: tuple[str, ...] | list[str] = ()) -> str:
+    """SELECT * from table ``source`` (minus ``drop``) plus one capped key column per :data:`CAPPED_KEYS` entry.
 
     For each key: level 0 is the base key; where its block exceeds ``cap`` the
     next level appends one refinement; a key still over ``cap`` after the last
-    refinement becomes NULL.  Window counts keep it one vectorised query.
+    refinement becomes NULL.  The block sizes are window counts over a narrow
+    projection (row id and the candidate keys only), joined back on the row
+    id: counting over the full rows would drag every column through six
+    partitioned sorts.  ``source`` must be a table (it uses ``rowid``).
     """
     if cap < 2:
         raise ValueError("block cap must be at least 2")
-    ctes, selects, prev = [], [], source
-    for i, (name, (base, refinements)) in enumerate(CAPPED_KEYS.items()):
+    cand, counted, selects = [], [], []
+    for name, (base, refinements) in CAPPED_KEYS.items():
         levels = [base + refinements[:k] for k in range(len(refinements) + 1)]
-        cols = []
         for j, parts in enumerate(levels):
-            cols.append(f"{_key_expr(parts)} AS _{name}_{j}")
-        counted = [
-            f"count(*) OVER (PARTITION BY _{name}_{j}) AS _{name}_n{j}" for j in range(len(levels))
-        ]
-        ctes.append(f"_k{i}a AS (SELECT *, {', '.join(cols)} FROM {prev})")
-        ctes.append(f"_k{i}b AS (SELECT *, {', '.join(counted)} FROM _k{i}a)")
+            cand.append(f"{_key_expr(parts)} AS _{name}_{j}")
+            counted.append(f"count(*) OVER (PARTITION BY _{name}_{j}) AS _{name}_n{j}")
         case = " ".join(
             f"WHEN _{name}_{j} IS NOT NULL AND _{name}_n{j} <= {cap} THEN _{name}_{j}"
             for j in range(len(levels))
         )
         selects.append(f"CASE {case} END AS {name}")
-        prev = f"_k{i}b"
-    helper_cols = ", ".join(
-        f"_{name}_{j}, _{name}_n{j}"
-        for name, (base, refinements) in CAPPED_KEYS.items()
-        for j in range(len(refinements) + 1)
-    )
-    return (
-        "WITH "
-        + ", ".join(ctes)
-        + f" SELECT * EXCLUDE ({helper_cols}), {', '.join(selects)} FROM {prev}"
-    )
+    exclude = f" EXCLUDE ({', '.join(drop)})" if drop else ""
+    return f"""
+    WITH _kc AS (SELECT rowid AS _rid, {", ".join(cand)} FROM {source}),
+         _kn AS (SELECT *, {", ".join(counted)} FROM _kc),
+         _kk AS (SELECT _rid, {", ".join(selects)} FROM _kn)
+    SELECT s.*{exclude}, {", ".join(f"_kk.{n}" for n in CAPPED_KEYS)}
+    FROM {source} s JOIN _kk ON s.rowid = _kk._rid
+    """
+
+
+def create_capped_keys(
+    con, source: str, target: str, cap: int, *, drop: tuple[str, ...] | list[str] = ()
+) -> dict[str, int]:
+    """Create table ``target`` = :func:`blocking_keys_sql` over table ``source``, in steps.
+
+    Same result as the single statement, cheaper: the candidate keys are
+    materialised once as a narrow table (row id + keys), counted there, and
+    only the three final keys are joined back to the full rows.  Returns, per
+    capped key, how many registrations had the base key but lost it to the cap.
+    """
+    if cap < 2:
+        raise ValueError("block cap must be at least 2")
+    cand, counted, selects = [], [], []
+    for name, (base, refinements) in CAPPED_KEYS.items():
+        levels = [base + refinements[:k] for k in range(len(refinements) + 1)]
+        for j, parts in enumerate(levels):
+            cand.append(f"{_key_expr(parts)} AS _{name}_{j}")
+            counted.append(f"count(*) OVER (PARTITION BY _{name}_{j}) AS _{name}_n{j}")
+        case = " ".join(
+            f"WHEN _{name}_{j} IS NOT NULL AND _{name}_n{j} <= {cap} THEN _{name}_{j}"
+            for j in range(len(levels))
+        )
+        selects.append(f"CASE {case} END AS {name}")
+    exclude = f" EXCLUDE ({', '.join(drop)})" if drop else ""
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE _vr_keys_cand AS SELECT rowid AS _rid, {', '.join(cand)} FROM {source}"
+    ).fetchall()
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE _vr_keys AS SELECT _rid, "
+        f"{', '.join(f'_{n}_0 IS NOT NULL AS _{n}_base' for n in CAPPED_KEYS)}, {', '.join(selects)} "
+        f"FROM (SELECT *, {', '.join(counted)} FROM _vr_keys_cand)"
+    ).fetchall()
+    con.execute("DROP TABLE _vr_keys_cand").fetchall()
+    counts = con.execute(
+        "SELECT "
+        + ", ".join(f"count(*) FILTER (WHERE _{n}_base AND {n} IS NULL)" for n in CAPPED_KEYS)
+        + " FROM _vr_keys"
+    ).fetchall()[0]
+    dropped = {n: int(c) for n, c in zip(CAPPED_KEYS, counts, strict=True)}
+    con.execute(
+        f"CREATE OR REPLACE TABLE {target} AS SELECT s.*{exclude}, "
+        f"{', '.join(f'k.{n}' for n in CAPPED_KEYS)} FROM {source} s JOIN _vr_keys k ON s.rowid = k._rid"
+    ).fetchall()
+    con.execute("DROP TABLE _vr_keys").fetchall()
+    return dropped
 
 
 def prediction_rules() -> list[BlockingRuleCreator]:
@@ -174,12 +216,12 @@ class BlockingReport:
 
 
 def blocking_report(
-    linker, con, input_table: str, n: int, cap: int, sample: float = 1.0
+    linker, n: int, cap: int, dropped: dict[str, int], sample: float = 1.0
 ) -> BlockingReport:
     """Comparisons per rule (Splink's blocking analysis) and keys dropped by the cap.
 
-    ``con`` is a DuckDB connection holding ``input_table`` (the prepared input
-    always lives in DuckDB, whatever engine scores it).
+    ``dropped``: registrations that lost each capped key (from
+    :func:`create_capped_keys`, via :func:`voterolls.link.prepare.prepare_input`).
     """
     import warnings
 
@@ -199,19 +241,11 @@ def blocking_report(
         for r in records
     ]
     total = rules[-1].cumulative if rules else 0
-    dropped = {}
-    for name, (base, _ref) in CAPPED_KEYS.items():
-        full = " AND ".join(f"({p}) IS NOT NULL" for p in base)
-        dropped[name] = int(
-            con.execute(
-                f"SELECT count(*) FROM {input_table} WHERE {full} AND {name} IS NULL"
-            ).fetchall()[0][0]
-        )
     return BlockingReport(
         registrations=n,
         comparisons=total,
         comparisons_per_record=total / n if n else 0.0,
         rules=rules,
-        capped_keys_dropped=dropped,
+        capped_keys_dropped=dict(dropped),
         block_cap=cap,
     )

@@ -50,6 +50,21 @@ def link_command(
     threads: Annotated[
         int | None, typer.Option("--threads", help="worker threads (default: all cores)")
     ] = None,
+    memory_limit: Annotated[
+        str | None,
+        typer.Option(
+            "--memory-limit",
+            help="DuckDB memory limit, e.g. 8GB (spills to W/link/_work beyond it; default $VOTEROLLS_LINK_MEMORY_LIMIT, else 40%% of RAM)",
+        ),
+    ] = None,
+    shuffle_partitions: Annotated[
+        int | None,
+        typer.Option(
+            "--shuffle-partitions",
+            help="Spark shuffle partitions (default: $VOTEROLLS_SPARK_SHUFFLE_PARTITIONS, "
+            "else one per 100,000 registrations, at least 2 per core)",
+        ),
+    ] = None,
 ) -> None:
     """Link registrations across and within states; write pairs, clusters and the model.
 
@@ -93,6 +108,8 @@ def link_command(
                 seed=seed,
                 block_cap=block_cap,
                 threads=threads,
+                memory_limit=memory_limit,
+                shuffle_partitions=shuffle_partitions,
                 step=lambda msg: progress.update(task, description=msg),
             )
     finally:
@@ -103,7 +120,7 @@ def link_command(
         f"({r.comparisons_per_record:.2f} per registration), {r.pairs_written:,} written "
         f"(p >= {r.min_probability}), {r.pairs_at_threshold:,} at p >= {r.threshold} "
         f"({r.cross_state_pairs_at_threshold:,} cross-state), {r.clusters:,} persons; "
-        f"{'trained' if r.trained else 'model from ' + r.model_path}; {r.seconds['total']:.1f}s -> {ws.path / 'link'}"
+        f"{'trained' if r.trained else f'model from {model}, prior re-estimated'}; {r.seconds['total']:.1f}s -> {ws.path / 'link'}"
     )
 
 

@@ -63,7 +63,20 @@ def _register(name: str, labels: list[str]) -> None:
     LEVELS[name] = {-1: "not comparable"} | {top - i: lab for i, lab in enumerate(labels)}
 
 
-def first_name() -> ComparisonCreator:
+#: Label of the joint full-name level (first + last both exact); also how a
+#: saved model is recognised as a joint-name model (:func:`is_joint_model`).
+FULL_NAME_LABEL = "full name exact (TF on first + last together)"
+FULL_NAME_NEUTRAL_LABEL = "full name exact (weighed under first_name)"
+
+
+def _full_name_level() -> cll.ExactMatchLevel:
+    return cll.ExactMatchLevel("full_name", term_frequency_adjustments=True).configure(
+        label_for_charts=FULL_NAME_LABEL
+    )
+
+
+def first_name(joint: bool = False) -> ComparisonCreator:
+    """First name; with ``joint``, a top level for "first and last both exact" (see :func:`last_name`)."""
     labels = [
         "exact",
         "nickname-canonical exact",
@@ -72,32 +85,50 @@ def first_name() -> ComparisonCreator:
         "initial matches a full name",
         "different",
     ]
+    if joint:
+        labels = [FULL_NAME_LABEL, "exact (surname differs)"] + labels[1:]
     _register("first_name", labels)
     canon = cll.ExactMatchLevel("first_name_canonical").configure(
         tf_adjustment_column="first_name_canonical",
         tf_adjustment_weight=1.0,
-        label_for_charts=labels[1],
+        label_for_charts=labels[-5],
     )
+    top = [_full_name_level()] if joint else []
+    exact = cll.ExactMatchLevel("first_name", term_frequency_adjustments=True)
+    if joint:
+        exact.configure(label_for_charts=labels[1])
     return cl.CustomComparison(
         output_column_name="first_name",
         comparison_levels=[
             cll.NullLevel("first_name"),
-            cll.ExactMatchLevel("first_name", term_frequency_adjustments=True),
+            *top,
+            exact,
             canon,
             cll.JaroWinklerLevel("first_name", NAME_JW_THRESHOLDS[0]),
             cll.JaroWinklerLevel("first_name", NAME_JW_THRESHOLDS[1]),
             _custom(
                 "(length(first_name_l) = 1 OR length(first_name_r) = 1) "
                 "AND substr(first_name_l, 1, 1) = substr(first_name_r, 1, 1)",
-                labels[4],
+                labels[-2],
             ),
             cll.ElseLevel(),
         ],
-        comparison_description="first name: exact (TF), nickname, fuzzy",
+        comparison_description="first name: exact (TF), nickname, fuzzy"
+        + ("; full name exact with TF on the full name" if joint else ""),
     )
 
 
-def last_name() -> ComparisonCreator:
+def last_name(joint: bool = False) -> ComparisonCreator:
+    """Last name; with ``joint``, "first and last both exact" is its own level here too.
+
+    Joint names: first and last names are correlated (through ethnicity and
+    family naming), so multiplying their separate term frequencies treats a
+    common full name (JOSE GARCIA) as far rarer than it is.  The pair where
+    both agree exactly is weighed once, under ``first_name``, with the term
+    frequency of the *full* name; its level here carries only m of an exact
+    surname (set after training, :func:`voterolls.link.train.derive_dependent_m`),
+    so together they give m_first m_last / tf(full name).
+    """
     labels = [
         "exact",
         f"Jaro-Winkler >= {NAME_JW_THRESHOLDS[0]}",
@@ -105,18 +136,27 @@ def last_name() -> ComparisonCreator:
         f"Jaro-Winkler >= {NAME_JW_THRESHOLDS[1]}",
         "different (includes a changed surname)",
     ]
+    if joint:
+        labels = [FULL_NAME_NEUTRAL_LABEL, "exact (first name differs)"] + labels[1:]
     _register("last_name", labels)
+    top = (
+        [_custom("full_name_l = full_name_r", FULL_NAME_NEUTRAL_LABEL)] if joint else []
+    )
+    exact = cll.ExactMatchLevel("last_name", term_frequency_adjustments=True)
+    if joint:
+        exact.configure(label_for_charts=labels[1])
     return cl.CustomComparison(
         output_column_name="last_name",
         comparison_levels=[
             cll.NullLevel("last_name"),
-            cll.ExactMatchLevel("last_name", term_frequency_adjustments=True),
+            *top,
+            exact,
             cll.JaroWinklerLevel("last_name", NAME_JW_THRESHOLDS[0]),
             _custom(
                 "(last_name_b_l IS NOT NULL OR last_name_b_r IS NOT NULL) AND ("
                 "last_name_a_l = last_name_a_r OR last_name_a_l = last_name_b_r "
                 "OR last_name_b_l = last_name_a_r OR last_name_b_l = last_name_b_r)",
-                labels[2],
+                labels[-3],
             ),
             cll.JaroWinklerLevel("last_name", NAME_JW_THRESHOLDS[1]),
             cll.ElseLevel(),
@@ -288,11 +328,11 @@ def address() -> ComparisonCreator:
     )
 
 
-def all_comparisons() -> list[ComparisonCreator]:
+def all_comparisons(joint_names: bool = False) -> list[ComparisonCreator]:
     """The model's comparisons, in the order the pairs table lists their gammas."""
     return [
-        first_name(),
-        last_name(),
+        first_name(joint_names),
+        last_name(joint_names),
         middle_name(),
         name_suffix(),
         dob(),
@@ -317,3 +357,12 @@ COMPARISON_NAMES = (
     "gender",
     "address",
 )
+
+
+def is_joint_model(model: dict) -> bool:
+    """Whether a saved model (settings dict) has the joint full-name levels."""
+    return any(
+        lv.get("label_for_charts") == FULL_NAME_LABEL
+        for comp in model.get("comparisons", [])
+        for lv in comp.get("comparison_levels", [])
+    )

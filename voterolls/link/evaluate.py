@@ -18,7 +18,7 @@ Beside the model: the Crosscheck rule (:mod:`voterolls.link.crosscheck`) on
 the same registrations, the share of true pairs that were scored at all
 (blocking recall at ``min_probability``), and a calibration table (predicted
 probability vs the share that are true, over every written pair, in-state and
-cross-state).
+cross-state), overall and by DOB granularity class (``calibration_by_granularity``).
 """
 
 from __future__ import annotations
@@ -213,6 +213,33 @@ def evaluate(
         }
         for b, k, s, tr, _lo in cal_rows
     ]
+    # The same table split by the pair's DOB granularity class: where the
+    # over- or under-confidence comes from (name-only pairs, year pairs, ...).
+    by_class_rows = con.execute(
+        f"""
+        WITH p AS (
+            SELECT least(x, y) AS a, greatest(x, y) AS b, match_probability FROM (
+                SELECT {_key("state_l", "state_voter_id_l")} AS x, {_key("state_r", "state_voter_id_r")} AS y,
+                       match_probability FROM read_parquet({_lit(pairs)}))
+        )
+        SELECT {granularity_class_sql("ga.g", "gb.g")} AS cls, CASE {case} END AS bin, count(*),
+               sum(match_probability), count(t.a), min(p.match_probability) AS lo
+        FROM p LEFT JOIN _ev_truth_any t ON p.a = t.a AND p.b = t.b
+        JOIN _ev_gran ga ON ga.k = p.a JOIN _ev_gran gb ON gb.k = p.b
+        GROUP BY cls, bin ORDER BY cls, lo
+        """
+    ).fetchall()
+    calibration_by_class: dict[str, list[dict[str, Any]]] = {c: [] for c in GRANULARITY_CLASSES}
+    for cls, b, k, s, tr, _lo in by_class_rows:
+        calibration_by_class[cls].append(
+            {
+                "bin": b,
+                "pairs": int(k),
+                "expected_true": round(float(s), 2),
+                "observed_true": int(tr),
+                "observed_share": round(tr / k, 4) if k else None,
+            }
+        )
     return {
         "threshold": threshold,
         "registrations": n_regs,
@@ -228,6 +255,7 @@ def evaluate(
         }
         | {"all": None if _total(scored).recall is None else round(_total(scored).recall, 4)},
         "calibration": calibration,
+        "calibration_by_granularity": calibration_by_class,
     }
 
 

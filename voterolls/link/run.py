@@ -4,7 +4,8 @@
 It reads a ``registrations`` relation from a DuckDB connection (the
 workspace's, or a test's) and writes into ``out_dir``::
 
-    model.json          the trained Splink model (or the one given with --model)
+    model.json          the trained Splink model (or the one given with --model,
+                        with the prior re-estimated on this data)
     pairs.parquet       scored candidate pairs (contract columns)
     clusters.parquet    state, state_voter_id, cluster_id
     link_report.json    counts, timings, blocking analysis, training summary
@@ -30,8 +31,9 @@ from splink import Linker
 from voterolls.errors import UserError
 from voterolls.link.blocking import DEFAULT_BLOCK_CAP, blocking_report
 from voterolls.link.cluster import export_clusters
+from voterolls.link.comparisons import is_joint_model
 from voterolls.link.engines import make_engine
-from voterolls.link.predict import export_pairs, weight_expr
+from voterolls.link.predict import export_pairs, score_pairs, weight_expr
 from voterolls.link.prepare import prepare_input
 from voterolls.link.settings import (
     DEFAULT_MIN_PROBABILITY,
@@ -43,7 +45,7 @@ from voterolls.link.settings import (
     settings_creator,
     transfer_parameters,
 )
-from voterolls.link.train import estimate_prior, log2_odds, train
+from voterolls.link.train import estimate_prior, log2_odds, register_full_name_tf, train
 from voterolls.log import get_logger
 
 log = get_logger(__name__)
@@ -73,11 +75,20 @@ class LinkResult:
     trained: bool
     model_path: str
     seconds: dict[str, float] = field(default_factory=dict)
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
     blocking: dict[str, Any] | None = None
     training: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _cpu() -> float:
+    """CPU seconds of this process so far (user + system, all threads)."""
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
 def _check_probability(name: str, value: float, *, allow_zero: bool = False) -> None:
@@ -103,9 +114,20 @@ def link_registrations(
     em_max_pairs: float = EM_MAX_PAIRS,
     blocking_analysis: bool = True,
     threads: int | None = None,
+    memory_limit: str | None = None,
+    shuffle_partitions: int | None = None,
+    joint_names: bool = False,
     step: Step | None = None,
 ) -> LinkResult:
-    """Link every registration in ``source`` with every other (dedupe_only: across and within states)."""
+    """Link every registration in ``source`` with every other (dedupe_only: across and within states).
+
+    With ``model`` the saved m and u are reused and training is skipped, but
+    the prior is always re-estimated on this data (:func:`estimate_prior`):
+    the share of matches among all pairs is a property of the data set, not
+    of the model.  ``memory_limit`` (DuckDB, e.g. ``"8GB"``; it spills beyond)
+    and ``shuffle_partitions`` (Spark; default scaled to the input) tune the
+    engine.
+    """
     _check_probability("threshold", threshold)
     _check_probability("min_probability", min_probability, allow_zero=True)
     if min_probability > threshold:
@@ -117,17 +139,27 @@ def link_registrations(
     work.mkdir(parents=True)
     say = step or (lambda _msg: None)
     seconds: dict[str, float] = {}
+    cpu_seconds: dict[str, float] = {}
     t0 = time.perf_counter()
+    cpu0 = cpu_last = _cpu()
 
     def lap(name: str, since: float) -> float:
-        now = time.perf_counter()
+        # Wall and CPU seconds per stage: on a shared machine wall time tracks
+        # the load, CPU time (this process; DuckDB's threads included) does not.
+        nonlocal cpu_last
+        now, c = time.perf_counter(), _cpu()
         seconds[name] = round(now - since, 3)
+        cpu_seconds[name] = round(c - cpu_last, 3)
+        cpu_last = c
         return now
 
     given = load_model(model) if model is not None else None
 
     say("preparing registrations")
-    n = prepare_input(con, source, "_vr_link_input", block_cap=block_cap)
+    capped_dropped: dict[str, int] = {}
+    n = prepare_input(
+        con, source, "_vr_link_input", block_cap=block_cap, capped_dropped=capped_dropped
+    )
     n_full = int(con.execute("SELECT count(dob) FROM _vr_link_input").fetchall()[0][0])
     if n < 2:
         raise UserError(f"linkage needs at least 2 registrations; the workspace has {n}")
@@ -135,9 +167,18 @@ def link_registrations(
     con.execute(
         f"COPY _vr_link_input TO '{str(input_path).replace(chr(39), chr(39) * 2)}' (FORMAT PARQUET)"
     ).fetchall()
+    # The engine reads the Parquet; the caller's copy would only hold memory.
+    con.execute("DROP TABLE IF EXISTS _vr_link_input").fetchall()
     t = lap("prepare", t0)
 
-    eng = make_engine(engine, work, threads=threads)
+    eng = make_engine(
+        engine,
+        work,
+        threads=threads,
+        rows=n,
+        memory_limit=memory_limit,
+        shuffle_partitions=shuffle_partitions,
+    )
     try:
         say(f"loading into {eng.NAME}")
         sdf = eng.register_input(input_path)
@@ -145,11 +186,15 @@ def link_registrations(
             if given.get("sql_dialect") == eng.SQL_DIALECT:
                 settings: Any = given
             else:
-                fresh = settings_creator().create_settings_dict(eng.SQL_DIALECT)
+                fresh = settings_creator(is_joint_model(given)).create_settings_dict(
+                    eng.SQL_DIALECT
+                )
                 settings = transfer_parameters(given, fresh, source=str(model))
         else:
-            settings = settings_creator()
+            settings = settings_creator(joint_names)
         linker = Linker(sdf, settings, log_level=logging.ERROR)
+        if (joint_names if given is None else is_joint_model(given)):
+            register_full_name_tf(linker, eng)
         t = lap("load", t)
 
         training = None
@@ -168,7 +213,7 @@ def link_registrations(
                 if n <= EXACT_BLOCKING_ANALYSIS_MAX
                 else max(0.05, EXACT_BLOCKING_ANALYSIS_MAX / n)
             )
-            br = blocking_report(linker, con, "_vr_link_input", n, block_cap, sample=sample)
+            br = blocking_report(linker, n, block_cap, capped_dropped, sample=sample)
             blocking = br.as_dict() | {
                 "record_sample_proportion": sample,
                 "is_estimate": sample < 1.0,
@@ -176,35 +221,33 @@ def link_registrations(
             t = lap("blocking_analysis", t)
 
         say("scoring candidate pairs")
-        df_predict = linker.inference.predict(warning_mode="never")
+        df_predict = score_pairs(linker)
         t = lap("predict", t)
 
         scoring_prior = float(linker._settings_obj._probability_two_random_records_match)
         candidates = int(eng.scalar(f"SELECT count(*) FROM {df_predict.physical_name}"))
-        if given is None:
-            say("estimating the prior")
-            est = estimate_prior(
-                eng,
-                df_predict.physical_name,
-                n_records=n,
-                n_full=n_full,
-                scoring_prior=scoring_prior,
-            )
-            prior = est.prior
-            training["prior"] = asdict(est)  # type: ignore[index]
-        else:
-            prior = scoring_prior
+        say("estimating the prior")
+        est = estimate_prior(
+            eng,
+            df_predict.physical_name,
+            n_records=n,
+            n_full=n_full,
+            scoring_prior=scoring_prior,
+        )
+        prior = est.prior
+        if training is None:
+            training = {"model_reused": str(model), "model_prior": scoring_prior}
+        training["prior"] = asdict(est)
         shift = log2_odds(prior) - log2_odds(scoring_prior)
         linker._settings_obj._probability_two_random_records_match = prior
         t = lap("prior", t)
 
+        # Always written, also with --model: W/link/model.json is what later
+        # stages read (external lists), and it must carry this data's prior.
         model_path = out / "model.json"
-        if given is None:
-            tmp = model_path.with_suffix(".json.tmp")
-            linker.misc.save_model_to_json(str(tmp), overwrite=True)
-            tmp.replace(model_path)
-        else:
-            model_path = Path(model)  # type: ignore[arg-type]
+        tmp = model_path.with_suffix(".json.tmp")
+        linker.misc.save_model_to_json(str(tmp), overwrite=True)
+        tmp.replace(model_path)
 
         say("writing pairs")
         pairs_written = export_pairs(
@@ -230,6 +273,7 @@ def link_registrations(
 
     summary = _summarise(out, threshold)
     seconds["total"] = round(time.perf_counter() - t0, 3)
+    cpu_seconds["total"] = round(_cpu() - cpu0, 3)
     result = LinkResult(
         engine=eng.NAME,
         registrations=n,
@@ -247,6 +291,7 @@ def link_registrations(
         trained=given is None,
         model_path=str(model_path),
         seconds=seconds,
+        cpu_seconds=cpu_seconds,
         blocking=blocking,
         training=training,
     )

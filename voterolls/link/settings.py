@@ -45,12 +45,16 @@ EM_MAX_PAIRS = 2e6
 INITIAL_PRIOR = 1e-6
 
 
-def settings_creator() -> SettingsCreator:
-    """A fresh, untrained model definition (dialect-independent)."""
+def settings_creator(joint_names: bool = False) -> SettingsCreator:
+    """A fresh, untrained model definition (dialect-independent).
+
+    ``joint_names``: weigh "first and last name both exact" once, with the
+    term frequency of the full name (:func:`voterolls.link.comparisons.last_name`).
+    """
     return SettingsCreator(
         link_type="dedupe_only",
         unique_id_column_name="unique_id",
-        comparisons=all_comparisons(),
+        comparisons=all_comparisons(joint_names),
         blocking_rules_to_generate_predictions=prediction_rules(),
         probability_two_random_records_match=INITIAL_PRIOR,
         retain_matching_columns=True,

@@ -9,9 +9,11 @@
   including the year-only level for mixed granularity.  EM sessions sample
   deterministically (``max_pairs``), so a common-name block cannot dominate.
 * **the prior** (probability that two random registrations are the same
-  person) by :func:`estimate_prior`: EM for the mixing proportion over the
-  scored pairs where both sides publish a full DOB (m and u fixed), carried
-  over to all pairs by the share of full-DOB registrations.  It assumes the
+  person) by :func:`estimate_prior`: the fixed point of the mixing
+  proportion (:func:`prior_fixed_point`, m and u fixed) over the scored
+  pairs where both sides publish a full DOB, carried over to all pairs by
+  the share of full-DOB registrations.  Also run when a saved model is
+  reused: the prior belongs to the data, not to the model.  It assumes the
   blocking rules contain (nearly) all true full-DOB pairs, which the synthetic
   evaluation checks (``voterolls evaluate`` reports the share scored).
 
@@ -80,7 +82,7 @@ def train(
         )
         report.em_rules.append(sql)
         report.em_iterations.append(len(getattr(session, "_core_model_settings_history", [])))
-    report.m_derived = derive_dependent_m(linker)
+    report.m_derived = derive_dependent_m(linker) + derive_joint_name_m(linker)
     report.m_floored = floor_m(linker)
     return report
 
@@ -125,6 +127,82 @@ def derive_dependent_m(linker: Linker) -> list[str]:
     return changed
 
 
+def derive_joint_name_m(linker: Linker) -> list[str]:
+    """m of the joint full-name levels (a no-op for a model without them).
+
+    EM sees only part of each: the (DOB, last name) session has every pair
+    agreeing on the surname, so "first exact, surname differs" is never seen
+    there; the (DOB, canonical first) session splits exact surnames between
+    "full name exact" and "surname exact, first differs".  Assuming first and
+    last names are recorded independently *for one person* (not across
+    people - that is the correlation the joint level exists for):
+
+    * first_name "exact (surname differs)" gets m of "full name exact", which
+      the (DOB, last) session estimated as P(first exact | match);
+    * last_name "exact (first differs)" gets P(last exact | match), the sum of
+      the two exact-surname levels' m;
+    * last_name "full name exact" gets m = P(last exact | match) * u, i.e. a
+      Bayes factor of P(last exact | match): the rarity of the full name is
+      counted once, under first_name, with its own term frequency.
+    """
+    from voterolls.link.comparisons import FULL_NAME_LABEL, FULL_NAME_NEUTRAL_LABEL
+
+    try:
+        first, last = _levels(linker, "first_name"), _levels(linker, "last_name")
+    except KeyError:
+        return []
+    if first[0].label_for_charts != FULL_NAME_LABEL or last[0].label_for_charts != FULL_NAME_NEUTRAL_LABEL:
+        return []
+    changed = []
+    m_full = _m(first[0])
+    if m_full is not None:
+        first[1].m_probability = min(max(m_full, M_FLOOR), 1.0 - M_FLOOR)
+        changed.append("first_name: exact (surname differs)")
+    m_both, m_last_only = _m(last[0]), _m(last[1])
+    p_last = sum(v for v in (m_both, m_last_only) if v is not None)
+    if p_last > 0:
+        p_last = min(max(p_last, M_FLOOR), 1.0 - M_FLOOR)
+        last[1].m_probability = p_last
+        from splink.internals.constants import LEVEL_NOT_OBSERVED_TEXT
+
+        u = last[0]._u_probability
+        if u in (None, LEVEL_NOT_OBSERVED_TEXT):  # only the ratio matters here
+            u = 1e-6
+            last[0].u_probability = u
+        last[0].m_probability = p_last * float(u)
+        changed += ["last_name: exact (first name differs)", "last_name: full name exact"]
+    return changed
+
+
+def full_name_tf_sql(input_table: str) -> str:
+    """Term frequency of each full name, with the pair itself discounted.
+
+    Plain frequency on a near-unique key is dominated by the duplicates being
+    sought (a duplicated person's full name occurs at least twice), which made
+    the joint level under-confident (docs/LINKAGE.md).  Here
+    tf = max(tf_first * tf_last, (count - 2) / N): a name seen only in the
+    pair falls back to the product of the separate frequencies, a common full
+    name (more strangers share it than the product predicts) gets its excess.
+    """
+    return f"""
+    WITH t AS (SELECT first_name, last_name, full_name FROM {input_table} WHERE full_name IS NOT NULL),
+         n AS (SELECT CAST(count(*) AS DOUBLE) AS n FROM t),
+         f AS (SELECT first_name, count(*) AS c FROM t GROUP BY first_name),
+         l AS (SELECT last_name, count(*) AS c FROM t GROUP BY last_name),
+         fl AS (SELECT full_name, min(first_name) AS fn, min(last_name) AS ln, count(*) AS c
+                FROM t GROUP BY full_name)
+    SELECT fl.full_name,
+           greatest((f.c / n.n) * (l.c / n.n), (fl.c - 2) / n.n) AS tf_full_name
+    FROM fl JOIN f ON f.first_name = fl.fn JOIN l ON l.last_name = fl.ln CROSS JOIN n
+    """
+
+
+def register_full_name_tf(linker: Linker, engine, input_table: str = "link_input") -> None:
+    """Give Splink the discounted full-name frequencies (:func:`full_name_tf_sql`)."""
+    sdf = engine.register_sql(full_name_tf_sql(input_table), "vr_tf_full_name")
+    linker.table_management.register_term_frequency_lookup(sdf, "full_name")
+
+
 def floor_m(linker: Linker) -> list[str]:
     """Replace unobserved / vanishing m values; return the levels changed (labels only).
 
@@ -136,10 +214,14 @@ def floor_m(linker: Linker) -> list[str]:
     """
     from splink.internals.constants import LEVEL_NOT_OBSERVED_TEXT
 
+    from voterolls.link.comparisons import FULL_NAME_NEUTRAL_LABEL
+
     changed = []
     for comp in linker._settings_obj.core_model_settings.comparisons:
         levels = [lv for lv in comp.comparison_levels if not lv.is_null_level]
         for i, level in enumerate(levels):
+            if level.label_for_charts == FULL_NAME_NEUTRAL_LABEL:
+                continue  # m is set relative to u (derive_joint_name_m); not a probability to floor
             raw = level._m_probability
             is_else = i == len(levels) - 1
             if raw == LEVEL_NOT_OBSERVED_TEXT or raw is None:
@@ -170,26 +252,53 @@ class PriorEstimate:
     iterations: int = 0
 
 
-def _fixed_point(
+#: Evidence (weight minus the scoring prior's log-odds) is rounded to this many
+#: decimals (bits) before the prior is solved, so the solve runs on a
+#: histogram; 1e-6 bits moves no posterior by more than 7e-7 (relative).
+PRIOR_WEIGHT_DECIMALS = 6
+
+
+def prior_fixed_point(
     engine,
     table: str,
     where: str,
     pairs_total: float,
     shift: float,
-    start: float,
-    max_iterations: int = 200,
-    tol: float = 1e-4,
+    start: float | None = None,
+    max_iterations: int = 5000,
+    tol: float = 1e-12,
 ) -> tuple[float, int]:
-    """Solve lam = sum(posterior(lam)) / pairs_total over the scored pairs matching ``where``."""
-    lam, iterations = start, 0
+    """Solve ``lam = sum(posterior(lam)) / pairs_total`` over the scored pairs matching ``where``.
+
+    ``table`` holds Splink's ``match_weight`` scored with a prior whose log2
+    odds are ``shift``; a pair's evidence is ``match_weight - shift`` and its
+    posterior at prior ``lam`` is ``1 / (1 + 2^-(evidence + log2_odds(lam)))``.
+    ``pairs_total`` is the number of record pairs the scored ones are drawn
+    from (compared or not).  Returns ``(lam, iterations)``.
+
+    One query pulls a histogram of the (rounded) weights; the fixed point is
+    then iterated in numpy to ``tol`` (relative), so the answer does not
+    depend on ``start`` - a saved model applied to the same data gets the same
+    prior it was trained with - and costs one scan whatever the number of
+    iterations.  Public: the external-list matcher (``voterolls.lists``) uses
+    it for the (registration, external record) base rate.
+    """
+    import numpy as np
+
+    w, k = engine.columns(
+        f"SELECT round(match_weight - ({shift!r}), {PRIOR_WEIGHT_DECIMALS}) AS w, count(*) AS k "
+        f"FROM {table} WHERE {where} GROUP BY 1"
+    )
+    evidence = np.clip(np.asarray(w, dtype=np.float64), -1000.0, 1000.0)
+    counts = np.asarray(k, dtype=np.float64)
+    lam = float(start) if start is not None else 1e-6
+    lam = min(max(lam, 1e-15), 0.5)
+    iterations = 0
     for it in range(1, max_iterations + 1):
         iterations = it
         lo = log2_odds(lam)
-        total = engine.scalar(
-            f"SELECT coalesce(sum(1.0 / (1.0 + pow(2.0, -least(greatest(match_weight - ({shift!r}) + ({lo!r}), "
-            f"-1000.0), 1000.0)))), 0) FROM {table} WHERE {where}"
-        )
-        new = float(min(max(float(total) / pairs_total, 1e-15), 0.5))
+        total = float(np.dot(counts, 1.0 / (1.0 + np.exp2(-np.clip(evidence + lo, -1000, 1000)))))
+        new = float(min(max(total / pairs_total, 1e-15), 0.5))
         done = abs(new - lam) <= tol * lam
         lam = new
         if done:
@@ -233,7 +342,7 @@ def estimate_prior(
     all_pairs = n_records * (n_records - 1) / 2
     full_pairs = n_full * (n_full - 1) / 2
     if n_full >= 2:
-        lam_full, it = _fixed_point(
+        lam_full, it = prior_fixed_point(
             engine, predictions_table, "gamma_dob >= 0", full_pairs, shift, scoring_prior
         )
         lo = log2_odds(lam_full)
@@ -259,5 +368,5 @@ def estimate_prior(
                 full_share=round(f, 4),
                 iterations=it,
             )
-    lam, it = _fixed_point(engine, predictions_table, "true", all_pairs, shift, scoring_prior)
+    lam, it = prior_fixed_point(engine, predictions_table, "true", all_pairs, shift, scoring_prior)
     return PriorEstimate(prior=lam, method="all candidate pairs", iterations=it)

@@ -20,7 +20,7 @@ What differs from the national run, and why:
   is one person - is a property of the two lists (a death list of 300 against
   a state of 3,000 has a far higher base rate than two random registrations
   nationally), so it is re-estimated for this pair of lists, label-free, by the
-  same fixed point the linkage uses (:func:`voterolls.link.train._fixed_point`)
+  same fixed point the linkage uses (:func:`voterolls.link.prior_fixed_point`)
   over the pairs where both sides carry a full DOB, where the model is sharp.
   With too few such pairs the model's own prior is kept.  ``summary.json``
   says which.
@@ -185,7 +185,7 @@ def score_against_registrations(
     from voterolls.link.predict import probability_expr, weight_expr
     from voterolls.link.prepare import prepare_input
     from voterolls.link.settings import load_model
-    from voterolls.link.train import _fixed_point, log2_odds
+    from voterolls.link import log2_odds, prior_fixed_point
 
     model = load_model(model_path)
     cols = ", ".join(f'"{c}"' for c in _LINK_COLUMNS)
@@ -220,7 +220,7 @@ def score_against_registrations(
             prior, method = scoring_prior, "model prior (too few full-DOB pairs to re-estimate)"
             if n_reg_full and n_ext_full:
                 full_pairs = float(n_reg_full) * float(n_ext_full)
-                lam, _it = _fixed_point(eng, table, "gamma_dob >= 0", full_pairs, log2_odds(scoring_prior), scoring_prior)
+                lam, _it = prior_fixed_point(eng, table, "gamma_dob >= 0", full_pairs, log2_odds(scoring_prior), scoring_prior)
                 if lam * full_pairs >= MIN_EXPECTED_MATCHES:
                     # P(both full | match) ~ P(both full): the prior carries over unchanged.
                     prior, method = lam, "re-estimated on pairs with a full DOB on both sides"

@@ -17,16 +17,35 @@ from voterolls.link.engines.base import LinkEngine
 ENGINES = ("duckdb", "spark")
 
 
-def make_engine(name: str, workdir: str | Path, *, threads: int | None = None) -> LinkEngine:
-    """The engine called ``name`` (``duckdb`` | ``spark``) working under ``workdir``."""
+def make_engine(
+    name: str,
+    workdir: str | Path,
+    *,
+    threads: int | None = None,
+    rows: int | None = None,
+    memory_limit: str | None = None,
+    shuffle_partitions: int | None = None,
+) -> LinkEngine:
+    """The engine called ``name`` (``duckdb`` | ``spark``) working under ``workdir``.
+
+    ``rows`` (registrations to link) sizes Spark's shuffle partitions unless
+    ``shuffle_partitions`` or ``$VOTEROLLS_SPARK_SHUFFLE_PARTITIONS`` says;
+    ``memory_limit`` caps DuckDB (it spills to ``workdir`` beyond it).
+    """
+    kw = {
+        "threads": threads,
+        "rows": rows,
+        "memory_limit": memory_limit,
+        "shuffle_partitions": shuffle_partitions,
+    }
     if name == "duckdb":
         from voterolls.link.engines.duckdb import DuckDBEngine
 
-        return DuckDBEngine(workdir, threads=threads)
+        return DuckDBEngine(workdir, **kw)
     if name == "spark":
         from voterolls.link.engines.spark import SparkEngine
 
-        return SparkEngine(workdir, threads=threads)
+        return SparkEngine(workdir, **kw)
     raise UserError(f"unknown engine {name!r}; choose one of {', '.join(ENGINES)}", field="engine")
 
 

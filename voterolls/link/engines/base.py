@@ -30,10 +30,24 @@ class LinkEngine(ABC):
     #: Exported Parquet is a directory of part files rather than one file.
     EXPORT_IS_DIRECTORY: ClassVar[bool] = False
 
-    def __init__(self, workdir: str | Path, *, threads: int | None = None) -> None:
+    def __init__(
+        self,
+        workdir: str | Path,
+        *,
+        threads: int | None = None,
+        rows: int | None = None,
+        memory_limit: str | None = None,
+        shuffle_partitions: int | None = None,
+    ) -> None:
+        """``rows``: registrations to be linked (sizes partitions); ``memory_limit``
+        (DuckDB, e.g. ``"8GB"``) and ``shuffle_partitions`` (Spark) are
+        ignored by engines they do not apply to."""
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.threads = threads
+        self.rows = rows
+        self.memory_limit = memory_limit
+        self.shuffle_partitions = shuffle_partitions
 
     @property
     @abstractmethod
@@ -43,6 +57,10 @@ class LinkEngine(ABC):
     @abstractmethod
     def register_input(self, parquet: Path, name: str = "link_input") -> SplinkDataFrame:
         """Load the prepared input Parquet as a Splink table."""
+
+    @abstractmethod
+    def register_sql(self, sql: str, name: str) -> SplinkDataFrame:
+        """Materialise ``sql`` (over engine tables) as table ``name``, registered with Splink."""
 
     @abstractmethod
     def export(
@@ -56,6 +74,10 @@ class LinkEngine(ABC):
     @abstractmethod
     def row(self, sql: str) -> tuple:
         """The first row of ``sql`` run on the engine (for counts and sums)."""
+
+    @abstractmethod
+    def columns(self, sql: str) -> list[Any]:
+        """Every row of ``sql`` as one numpy array per column (small results only)."""
 
     def scalar(self, sql: str) -> Any:
         """First column of the first row of ``sql``."""

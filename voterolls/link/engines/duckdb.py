@@ -2,17 +2,41 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 
 import duckdb
 from splink import DuckDBAPI
 from splink.internals.splink_dataframe import SplinkDataFrame
 
+from voterolls.errors import UserError
 from voterolls.link.engines.base import LinkEngine
 
 
 def _sql_path(p: Path | str) -> str:
     return str(p).replace("'", "''")
+
+
+#: Environment variable for the engine's memory limit (``--memory-limit`` wins).
+MEMORY_ENV = "VOTEROLLS_LINK_MEMORY_LIMIT"
+#: Default share of physical memory the engine's connection may use before
+#: spilling to disk.  DuckDB's own default (80%) is per connection and keeps
+#: freed buffers cached up to it; the linkage also has the caller's
+#: connection (preparation) in the same process, and the machine is shared.
+DEFAULT_MEMORY_SHARE = 0.4
+
+
+def default_memory_limit() -> str | None:
+    """``$VOTEROLLS_LINK_MEMORY_LIMIT``, else half the physical memory (None if unknown)."""
+    env = os.environ.get(MEMORY_ENV, "").strip()
+    if env:
+        return env
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+    return f"{int(total * DEFAULT_MEMORY_SHARE / 2**20)}MB"
 
 
 class DuckDBEngine(LinkEngine):
@@ -23,16 +47,28 @@ class DuckDBEngine(LinkEngine):
     SEEDED_SAMPLING = True
     EXPORT_IS_DIRECTORY = False
 
-    def __init__(self, workdir: str | Path, *, threads: int | None = None) -> None:
-        super().__init__(workdir, threads=threads)
+    def __init__(self, workdir: str | Path, **kwargs: Any) -> None:
+        super().__init__(workdir, **kwargs)
         # Our own in-memory connection: Splink creates tables, which must not
-        # land in the workspace catalog.  Large intermediates spill to workdir.
+        # land in the workspace catalog.  Large intermediates spill to workdir
+        # once memory_limit (default: DuckDB's, 80% of RAM) is reached.
         self.con = duckdb.connect()
         self.con.execute("SET lambda_syntax='ENABLE_SINGLE_ARROW'")
         self.con.execute(f"SET temp_directory='{_sql_path(self.workdir / 'duckdb_tmp')}'")
         self.con.execute("SET preserve_insertion_order=false")
-        if threads:
-            self.con.execute(f"SET threads={int(threads)}")
+        if self.threads:
+            self.con.execute(f"SET threads={int(self.threads)}")
+        if self.memory_limit is None:
+            self.memory_limit = default_memory_limit()
+        if self.memory_limit:
+            try:
+                self.con.execute(f"SET memory_limit='{_sql_path(self.memory_limit)}'")
+            except duckdb.Error:
+                self.con.close()
+                raise UserError(
+                    f"not a memory size: {self.memory_limit!r} (e.g. 8GB, 512MB)",
+                    field="memory_limit",
+                ) from None
         self._api = DuckDBAPI(connection=self.con)
 
     @property
@@ -45,6 +81,10 @@ class DuckDBEngine(LinkEngine):
         )
         return self._api.register(name, dataset_display_name=name)
 
+    def register_sql(self, sql: str, name: str) -> SplinkDataFrame:
+        self.con.execute(f"CREATE OR REPLACE TABLE {name} AS {sql}")
+        return self._api.register(name, dataset_display_name=name)
+
     def export(
         self, table: SplinkDataFrame, path: Path, *, columns: list[str], where: str | None = None
     ) -> str:
@@ -55,6 +95,9 @@ class DuckDBEngine(LinkEngine):
             f"TO '{_sql_path(path)}' (FORMAT PARQUET, COMPRESSION ZSTD)"
         )
         return str(path)
+
+    def columns(self, sql: str) -> list[Any]:
+        return list(self.con.execute(sql).fetchnumpy().values())
 
     def row(self, sql: str) -> tuple:
         return tuple(self.con.execute(sql).fetchall()[0])

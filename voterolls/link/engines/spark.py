@@ -10,11 +10,43 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 from splink.internals.splink_dataframe import SplinkDataFrame
 
 from voterolls.errors import UserError
 from voterolls.link.engines.base import LinkEngine
+
+#: Registrations per shuffle partition by default: a partition of the scored
+#: pairs (~3 per registration, ~20 columns) stays well under 100 MB.
+ROWS_PER_PARTITION = 100_000
+#: Environment variable that overrides the number of shuffle partitions.
+PARTITIONS_ENV = "VOTEROLLS_SPARK_SHUFFLE_PARTITIONS"
+
+
+def shuffle_partitions(cores: int, rows: int | None = None, given: int | None = None) -> int:
+    """Spark shuffle partitions: ``given``, else ``$VOTEROLLS_SPARK_SHUFFLE_PARTITIONS``,
+    else scaled to the data: one per :data:`ROWS_PER_PARTITION` registrations,
+    at least two per core (so every core has work) and at most 4,000.
+
+    Spark's own default (200) is far too many for a laptop-sized run (each
+    partition is a task with fixed overhead) and too few for a national one.
+    """
+    if given is None:
+        env = os.environ.get(PARTITIONS_ENV, "").strip()
+        if env:
+            try:
+                given = int(env)
+            except ValueError:
+                raise UserError(
+                    f"{PARTITIONS_ENV} must be a whole number, got {env!r}", field=PARTITIONS_ENV
+                ) from None
+    if given is not None:
+        if given < 1:
+            raise UserError("shuffle partitions must be at least 1", field="shuffle_partitions")
+        return int(given)
+    by_size = -(-int(rows) // ROWS_PER_PARTITION) if rows else 0
+    return int(min(4000, max(2 * cores, 4, by_size)))
 
 
 class SparkEngine(LinkEngine):
@@ -25,8 +57,8 @@ class SparkEngine(LinkEngine):
     SEEDED_SAMPLING = True
     EXPORT_IS_DIRECTORY = True
 
-    def __init__(self, workdir: str | Path, *, threads: int | None = None) -> None:
-        super().__init__(workdir, threads=threads)
+    def __init__(self, workdir: str | Path, **kwargs: Any) -> None:
+        super().__init__(workdir, **kwargs)
         try:
             from pyspark.sql import SparkSession
             from splink.backends.spark import SparkAPI, similarity_jar_location
@@ -36,21 +68,26 @@ class SparkEngine(LinkEngine):
             ) from None
         if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
             raise UserError("the Spark engine needs a Java runtime (Java 17); none found on PATH")
-        n = threads or os.cpu_count() or 2
+        n = self.threads or os.cpu_count() or 2
         master = os.environ.get("VOTEROLLS_SPARK_MASTER", f"local[{n}]")
+        partitions = shuffle_partitions(n, self.rows, self.shuffle_partitions)
         builder = (
             SparkSession.builder.appName("voterolls-link")
             .master(master)
             .config("spark.jars", similarity_jar_location())
             .config("spark.driver.memory", os.environ.get("VOTEROLLS_SPARK_DRIVER_MEMORY", "4g"))
-            .config("spark.sql.shuffle.partitions", str(max(4, 2 * n)))
-            .config("spark.default.parallelism", str(max(4, 2 * n)))
+            .config("spark.sql.shuffle.partitions", str(partitions))
+            .config("spark.default.parallelism", str(partitions))
             .config("spark.ui.enabled", "false")
             .config("spark.ui.showConsoleProgress", "false")
             .config("spark.sql.session.timeZone", "UTC")
             .config("spark.local.dir", str(self.workdir / "spark_local"))
         )
         self.spark = builder.getOrCreate()
+        # getOrCreate reuses a running session: its static settings stay, but
+        # the shuffle partitions are a runtime setting and follow this run.
+        self.spark.conf.set("spark.sql.shuffle.partitions", str(partitions))
+        self.partitions = partitions
         self.spark.sparkContext.setLogLevel("ERROR")
         self.spark.sparkContext.setCheckpointDir(str(self.workdir / "spark_checkpoints"))
         self._api = SparkAPI(spark_session=self.spark, break_lineage_method="parquet")
@@ -63,6 +100,9 @@ class SparkEngine(LinkEngine):
         df = self.spark.read.parquet(str(parquet))
         return self._api.register(df, table_name=name)
 
+    def register_sql(self, sql: str, name: str) -> SplinkDataFrame:
+        return self._api.register(self.spark.sql(sql), table_name=name)
+
     def export(
         self, table: SplinkDataFrame, path: Path, *, columns: list[str], where: str | None = None
     ) -> str:
@@ -74,6 +114,13 @@ class SparkEngine(LinkEngine):
 
     def row(self, sql: str) -> tuple:
         return tuple(self.spark.sql(sql).collect()[0])
+
+    def columns(self, sql: str) -> list[Any]:
+        import numpy as np
+
+        df = self.spark.sql(sql)
+        rows = df.collect()
+        return [np.array([r[i] for r in rows]) for i in range(len(df.columns))]
 
     def close(self) -> None:
         # The session is process-wide (getOrCreate); stopping it here would break
