@@ -180,10 +180,8 @@ def decompose_double_votes(
     }
     for k in ("full", "year"):
         lv.setdefault(k, dict.fromkeys(("c2", "d2", "f2", "t2", "t1", "t0"), 0))
-    kap = (
-        res["year_model_calibration"]["cross_state"]["kappa"],
-        res["year_model_calibration"]["cross_state"]["rel_se"],
-    )
+    cal = res["year_model_calibration"]["cross_state"]
+    kap = (cal["kappa"], cal["rel_se"], cal.get("overdispersion", 1.0))
     tab = pa.Table.from_pylist(res["coincidence_table"])
     rn = es.rule_net(tab, cross=True, cls_pairs=("11",), states=vs, kappa=kap)
     dv = res["double_votes"]
@@ -414,6 +412,8 @@ def run_seed(
         "dv_no_error_correction": dv["rule_net_of_coincidences_no_error_correction"]["estimate"],
         "votes": dv["votes_recorded_in_these_states"],
         "kappa": res["year_model_calibration"]["cross_state"]["kappa"],
+        "kappa_rel_se": res["year_model_calibration"]["cross_state"]["rel_se"],
+        "overdispersion": res["year_model_calibration"]["cross_state"].get("overdispersion"),
         "purge_ratio": (res.get("crosscheck_purge") or {}).get(
             "legitimate_votes_blocked_per_double_vote_prevented"
         ),

@@ -361,3 +361,53 @@ def test_rule_count_agrees_with_the_linkage_stage_crosscheck(pop):
     res = es.estimate_tables(con, error_rate=0.0)
     ours = res["crosscheck_vs_estimate"]["crosscheck"]["flagged_pairs"]
     assert ours == crosscheck.crosscheck_count(con)
+
+
+def _check_rows(m: float, e0: float) -> list[dict]:
+    """A coincidence table with one cross-state year_check row (no full-DOB duplicates)."""
+    return [
+        {"state_l": "AA", "state_r": "BB", "cls_pair": "00", "level": "year_check",
+         "N": 1e6, "M": m, "E0": e0},
+        {"state_l": "AA", "state_r": "BB", "cls_pair": "00", "level": "full",
+         "N": 1e6, "M": 0.0, "E0": 0.0},
+    ]  # fmt: skip
+
+
+def test_year_calibration_uncertainty_is_measured_on_surname_blocks():
+    """Jackknife over blocks: Poisson-like blocks give about 1/sqrt(M) and no overdispersion;
+    clustered blocks (same total, lumpier counts) give a wider kappa and overdispersion > 1."""
+    rng = np.random.default_rng(0)
+    g, e_b = 100, 10.0
+    poisson = rng.poisson(e_b, g).astype(float)
+    # clustered: coincidences arrive in lumps of 4 (pairs sharing records / common names)
+    lumpy = 4.0 * rng.poisson(e_b / 4, g)
+    for counts, wide in ((poisson, False), (lumpy, True)):
+        blocks = [
+            {"cross_state": True, "block": i, "M": c, "E0": e_b} for i, c in enumerate(counts)
+        ]
+        kappa, rel_se, phi = es.year_calibration(_check_rows(counts.sum(), g * e_b), blocks=blocks)
+        assert kappa == pytest.approx(counts.sum() / (g * e_b))
+        poisson_rel = 1 / counts.sum() ** 0.5
+        if wide:
+            assert phi > 2.5 and rel_se > 1.5 * poisson_rel
+        else:
+            assert phi < 1.5 and rel_se < 1.3 * poisson_rel
+    # without blocks: the old rule (Poisson, floored at RHO_YEAR_MIN); thin evidence: 25%
+    k, r, p = es.year_calibration(_check_rows(1000, 1000))
+    assert (k, p) == (1.0, 1.0) and r == pytest.approx(es.RHO_YEAR_MIN)
+    assert es.year_calibration(_check_rows(10, 20)) == (1.0, 0.25, 1.0)
+
+
+def test_overdispersion_widens_only_the_year_level_variance():
+    tab = [
+        {"state_l": "AA", "state_r": "BB", "cls_pair": "00", "level": lvl,
+         "N": 1e5, "M": 600.0, "E0": 400.0}
+        for lvl in ("full", "year")
+    ]  # fmt: skip
+    base = es.rule_net(tab, kappa=(1.0, 0.05))
+    wide = es.rule_net(tab, kappa=(1.0, 0.05, 3.0))
+    assert wide["full"].variance == base["full"].variance
+    assert wide["year"].estimate == base["year"].estimate
+    c = base["year"].expected_coincidences
+    q = 400 / 1e5
+    assert wide["year"].variance - base["year"].variance == pytest.approx(2 * c / (1 - q) ** 2)

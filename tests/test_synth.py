@@ -322,9 +322,16 @@ def test_double_vote_rate_is_configurable():
             n.vote_history["state"], n.vote_history["state_voter_id"], "|"
         ).to_pylist()
     )
+    # every ballot is exposed to clerical error, double voters' included: a double
+    # vote's ballot is missing from the history only where an error credited it elsewhere
+    err = n.truth["vote_record_errors"]
+    moved = set(
+        pc.binary_join_element_wise(err["state"], err["true_state_voter_id"], "|").to_pylist()
+    )
     for d in dv.to_pylist():
-        assert f"{d['state_l']}|{d['state_voter_id_l']}" in keys
-        assert f"{d['state_r']}|{d['state_voter_id_r']}" in keys
+        for side in ("l", "r"):
+            key = f"{d['state_' + side]}|{d['state_voter_id_' + side]}"
+            assert key in keys or key in moved
 
 
 def test_identifiers_same_person_same_ssn4_and_dob(nation):

@@ -87,8 +87,29 @@ def value_text(e: Estimate | None) -> str:
     return charts.fmt_num(e.point)
 
 
+def _signed_interval(e: Estimate) -> tuple[float, float] | None:
+    """The unclipped interval (stats' ``ci95_signed``) when the figure carries one and it
+    differs from the displayed one (``truncated_at_zero``); else None.
+
+    Read with ``getattr`` so the page renders the same from a report model that does
+    not carry the signed fields (``low_signed`` / ``high_signed`` / ``truncated_at_zero``).
+    """
+    lo, hi = getattr(e, "low_signed", None), getattr(e, "high_signed", None)
+    truncated = getattr(e, "truncated_at_zero", None)
+    if lo is None or hi is None:
+        return None
+    if truncated is False or (truncated is None and lo >= 0 and (e.point or 0) >= 0):
+        return None
+    return float(lo), float(hi)
+
+
 def interval_text(e: Estimate | None) -> str:
-    """ "95% interval 1,100 to 1,400", or a plain statement that there is none."""
+    """ "95% interval 1,100 to 1,400", or a plain statement that there is none.
+
+    An interval clipped at zero (a count cannot be negative) around a positive
+    estimate says so and gives the signed interval, so a reader can see how far
+    below zero it reached; for a negative estimate :func:`below_zero_text` does.
+    """
     if e is None:
         return ""
     if e.low is None or e.high is None:
@@ -98,14 +119,40 @@ def interval_text(e: Estimate | None) -> str:
             return "model expectation"
         return "no interval reported"
     lvl = f"{e.level * 100:.0f}%" if e.level else ""
-    return f"{lvl} interval {charts.fmt_num(e.low)} to {charts.fmt_num(e.high)}".strip()
+    txt = f"{lvl} interval {charts.fmt_num(e.low)} to {charts.fmt_num(e.high)}".strip()
+    signed = _signed_interval(e)
+    if signed is not None and signed[0] < 0 and (e.point or 0) >= 0:
+        # (a negative point estimate gets the signed interval in its footnote instead)
+        txt += f" (clipped at 0; signed {charts.fmt_num(signed[0])} to {charts.fmt_num(signed[1])})"
+    return txt
 
 
 def below_zero_text(e: Estimate | None) -> str:
-    """Why a figure reads "≈ 0": the estimator's point value fell below zero."""
+    """Why a figure reads "≈ 0": the estimator's point value fell below zero.
+
+    The footnote gives the signed estimate and, where the figure carries it, the
+    signed 95% interval (stats' ``ci95_signed``): the estimators are unbiased, so
+    averages over runs must use these signed values, not the displayed 0.
+    Empty for a figure that is not below zero (the template reads empty as "detected").
+    """
     if e is None or e.point is None or e.point >= 0 or e.kind == "count":
         return ""
-    return f"Point estimate {charts.fmt_num(e.point)}: below zero after correcting for coincidences and record errors, so none detected."
+    txt = f"Point estimate {charts.fmt_num(e.point)}"
+    signed = _signed_interval(e)
+    if signed is not None:
+        txt += f" (signed 95% interval {charts.fmt_num(signed[0])} to {charts.fmt_num(signed[1])})"
+    return (
+        txt + ": below zero after correcting for coincidences and record errors, so none detected."
+    )
+
+
+def _blocked_interval(p: object) -> str:
+    """ " (95% interval a to b)" for the legitimate votes a purge blocks, when reported."""
+    lo = getattr(p, "legitimate_votes_blocked_low", None)
+    hi = getattr(p, "legitimate_votes_blocked_high", None)
+    if lo is None or hi is None:
+        return ""
+    return f" (95% interval {charts.fmt_num(lo)} to {charts.fmt_num(hi)})"
 
 
 def birthday_table() -> list[tuple[int, float]]:
@@ -198,6 +245,7 @@ def purge_lines(data: ReportData) -> list[str]:
                 txt += f" It could prevent at most about {f_num(dvp.point)} double votes"
                 if p.legitimate_votes_blocked is not None:
                     txt += f" while blocking about {f_num(p.legitimate_votes_blocked)} legitimate votes"
+                    txt += _blocked_interval(p)
                 txt += "."
             txt += f" That is about {f_num(p.ratio)} legitimate votes blocked for each double vote prevented"
             if p.ratio_low is not None and p.ratio_high is not None:
@@ -209,6 +257,12 @@ def purge_lines(data: ReportData) -> list[str]:
                 " No double votes are detected among the flagged pairs, so it would prevent none: "
                 "any vote it blocked would be a legitimate one."
             )
+            if p.legitimate_votes_blocked is not None:
+                txt += (
+                    f" Legitimate votes it would block: about {f_num(p.legitimate_votes_blocked)}"
+                    + _blocked_interval(p)
+                    + "."
+                )
         lines.append(txt)
     elif cc is not None and cc.point and dv is not None and dv.point and dv.point > 0:
         lines.append(

@@ -28,7 +28,7 @@ WORDING = (
 
 
 def per_pair_estimates(
-    tab: pa.Table, kappa: tuple[float, float], cross: bool, cls_pairs: tuple[str, ...] | None = None
+    tab: pa.Table, kappa: tuple[float, ...], cross: bool, cls_pairs: tuple[str, ...] | None = None
 ) -> dict:
     """Rule-net estimate per state pair (cross) or per state (in-state), for heterogeneity."""
     groups: dict[tuple[str, str], list[dict]] = {}

@@ -62,6 +62,11 @@ YEAR_SHRINKAGE = 20.0
 #: day/month swap) are taken to belong to different people.
 FAR_DAYS = 45
 
+#: Hash blocks (of surnames, and of first names) for the two-way cluster-robust
+#: jackknife uncertainty of the year-model calibration: pairs of one surname
+#: stay in one surname block, pairs of one first name in one first-name block.
+NAME_BLOCKS = 100
+
 
 # ---------------------------------------------------------------------------
 # Day-of-year model
@@ -485,6 +490,7 @@ def coincidence_table(
         WITH t AS (SELECT state, cls, f, l, y, d, sum(n) AS n FROM {full} GROUP BY ALL)
         SELECT a.state AS state_l, b.state AS state_r,
                least(a.cls, b.cls)::VARCHAR || greatest(a.cls, b.cls)::VARCHAR AS cls_pair,
+               hash(a.l) % {NAME_BLOCKS} AS block, hash(a.f) % {NAME_BLOCKS} AS fblock,
                sum(a.n * b.n)::DOUBLE AS M
         FROM t a JOIN t b ON a.f = b.f AND a.l = b.l AND a.y = b.y
         WHERE (a.state < b.state OR (a.state = b.state AND (a.cls < b.cls OR (a.cls = b.cls AND a.d < b.d))))
@@ -500,12 +506,44 @@ def coincidence_table(
             FROM _vr_full_fl ff JOIN _vr_s s USING (state_l, state_r, f) GROUP BY ALL)
         SELECT e.state_l, e.state_r, e.cls_pair, 'year_check' AS level, e.N, coalesce(m.M, 0) AS M,
                e.E0 * {p_far} AS E0
-        FROM e LEFT JOIN _vr_far m USING (state_l, state_r, cls_pair)
+        FROM e LEFT JOIN (SELECT state_l, state_r, cls_pair, sum(M) AS M FROM _vr_far GROUP BY ALL) m
+             USING (state_l, state_r, cls_pair)
         """
     ).to_arrow_table()
+    # the same check per surname block (cross-state / in-state), for the cluster-robust
+    # uncertainty of the calibration (see :func:`check_blocks`)
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE _vr_check_blocks AS
+        WITH e AS (
+            SELECT ff.state_l <> ff.state_r AS cross_state, hash(ff.l) % {NAME_BLOCKS} AS block,
+                   hash(ff.f) % {NAME_BLOCKS} AS fblock, sum(ff.npairs * s.s) * {p_far} AS E0
+            FROM _vr_full_fl ff JOIN _vr_s s USING (state_l, state_r, f) GROUP BY ALL),
+        m AS (SELECT state_l <> state_r AS cross_state, block, fblock, sum(M) AS M
+              FROM _vr_far GROUP BY ALL)
+        SELECT cross_state, block, fblock, coalesce(m.M, 0)::DOUBLE AS M, e.E0::DOUBLE AS E0
+        FROM e LEFT JOIN m USING (cross_state, block, fblock)
+        """
+    )
     return pa.concat_tables(
         [full_tab, year_tab.cast(full_tab.schema), check_tab.cast(full_tab.schema)]
     )
+
+
+def check_blocks(con: duckdb.DuckDBPyConnection) -> pa.Table:
+    """The year-model check (``level = 'year_check'``) per surname block x first-name block.
+
+    Columns ``cross_state, block, fblock, M, E0``: :data:`NAME_BLOCKS` surname
+    hash blocks crossed with as many first-name hash blocks, written by
+    :func:`coincidence_table` (call that first).  Pair counts are not
+    independent: pairs that share a record or a common surname move together,
+    and so do all pairs of one first name, whose birth-year distribution the
+    model estimates once for every surname.  Both dimensions are clusters, for
+    a two-way cluster-robust (jackknife) variance of the calibration ratio.
+    """
+    return con.sql(
+        "SELECT * FROM _vr_check_blocks ORDER BY cross_state, block, fblock"
+    ).to_arrow_table()
 
 
 def relaxed_table(

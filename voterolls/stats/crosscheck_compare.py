@@ -30,7 +30,7 @@ def compare(
     tab: pa.Table,
     *,
     vote_states: list[str],
-    kappa: tuple[float, float],
+    kappa: tuple[float, ...],
     double_votes: dict,
     duplicates_headline: dict,
 ) -> dict:

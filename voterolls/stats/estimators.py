@@ -21,7 +21,10 @@ Estimators (formulas and assumptions in docs/METHODS.md):
 
 Intervals are analytic (normal approximation): coincidences are a sum of
 many rare, nearly independent events, so their count is close to Poisson
-(variance = mean); model uncertainty in ``q`` adds ``(rho E)^2``; the Splink
+(variance = mean), times the over-dispersion measured on the year-model
+check for the year level; model uncertainty in ``q`` adds ``(rho E)^2``, with
+``rho`` for the year level a two-way cluster-robust jackknife over surname and
+first-name blocks (:func:`year_calibration`); the Splink
 stratum adds the Poisson-binomial variance ``sum p (1 - p)`` and a
 calibration term measured on the exact stratum, where the birthday model
 gives an independent answer.  Analytic rather than bootstrap because the
@@ -182,7 +185,9 @@ def _rows(tab: pa.Table | list[dict]) -> list[dict]:
     return tab if isinstance(tab, list) else tab.to_pylist()
 
 
-def year_calibration(tab: pa.Table, cross: bool = True) -> tuple[float, float]:
+def year_calibration(
+    tab: pa.Table, cross: bool = True, blocks: pa.Table | list[dict] | None = None
+) -> tuple[float, float, float]:
     """Calibrate the year-level model on full x full pairs, where coincidences can be counted.
 
     On full-DOB pairs, pairs agreeing on name + birth year whose dates are far
@@ -190,26 +195,73 @@ def year_calibration(tab: pa.Table, cross: bool = True) -> tuple[float, float]:
     people; the year model predicts their number (``level = 'year_check'``
     rows).  ``kappa = observed / predicted`` corrects the year model for what
     it does not know (surnames and state age structures carry age too).
-    Returns ``(kappa, rel_se)``; with too little evidence, no correction and a
-    wide uncertainty.
+
+    Returns ``(kappa, rel_se, overdispersion)``.  With ``blocks`` (the same
+    check per surname block, :func:`voterolls.stats.coincidence.check_blocks`)
+    the uncertainty is measured on the data: ``rel_se`` is the two-way
+    cluster-robust jackknife of the ratio over surname blocks and first-name
+    blocks (never below the Poisson ``1/sqrt(observed)``), and
+    ``overdispersion`` = the Pearson chi-square of the block counts around
+    ``kappa x prediction`` per degree of freedom (at least 1): how much more
+    the count of coincidental name + year agreements varies than a Poisson
+    count, because pairs that share a record or a common name are not
+    independent.  It multiplies the Poisson variance of the year-level
+    coincidences (:func:`rule_net`).  Without blocks: ``max(1/sqrt(observed),
+    RHO_YEAR_MIN)`` and no overdispersion.  With too little evidence (predicted
+    < 30), no correction, 25% uncertainty, no overdispersion.
     """
     scope = [r for r in _rows(tab) if (r["state_l"] != r["state_r"]) == cross]
     rows = [r for r in scope if r["level"] == "year_check"]
     full = [r for r in scope if r["level"] == "full"]
     n = sum(r["N"] for r in rows)
-    e0 = sum(r["E0"] for r in rows)
+    e0_raw = sum(r["E0"] for r in rows)
     m = sum(r["M"] for r in rows)
     # E0 treated every name-agreeing pair as two people; the same-person pairs among
     # them (estimated by the full-DOB rule) can never be "far apart": take them out
     nf, mf, ef = (sum(r[k] for r in full) for k in ("N", "M", "E0"))
     d_full = max((mf - ef) / (1 - ef / nf), 0.0) if nf else 0.0
-    if n > 0:
-        e0 -= d_full * e0 / n
+    e0 = e0_raw - d_full * e0_raw / n if n > 0 else e0_raw
     if e0 < 30:
-        return 1.0, 0.25
+        return 1.0, 0.25, 1.0
     kappa = m / e0
-    rel_se = 1.0 / math.sqrt(max(m, 1.0))
-    return kappa, max(rel_se, RHO_YEAR_MIN)
+    rel_poisson = 1.0 / math.sqrt(max(m, 1.0))
+    if blocks is None:
+        return kappa, max(rel_poisson, RHO_YEAR_MIN), 1.0
+    b = [r for r in _rows(blocks) if bool(r["cross_state"]) == cross and r["E0"] > 0]
+    if len(b) < 10:
+        return kappa, max(rel_poisson, RHO_YEAR_MIN), 1.0
+    scale = e0 / e0_raw if e0_raw > 0 else 1.0  # the same-person correction, spread evenly
+    mb = np.array([r["M"] for r in b], dtype=float)
+    eb = np.array([r["E0"] for r in b], dtype=float) * scale
+    lb = np.array([r["block"] for r in b])
+    fb = np.array([r.get("fblock", 0) for r in b])
+    # two-way cluster-robust variance (Cameron, Gelbach and Miller 2011): surname
+    # clusters + first-name clusters - their intersection, each by the jackknife
+    v_l, phi_l = _jackknife_ratio(mb, eb, lb)
+    v_f, phi_f = _jackknife_ratio(mb, eb, fb)
+    v_lf, _ = _jackknife_ratio(mb, eb, lb * (int(fb.max()) + 1) + fb)
+    var_jk = v_l + v_f - v_lf
+    if var_jk < max(v_l, v_f):  # the two-way form can fall below a one-way one
+        var_jk = max(v_l, v_f)
+    phi = max(phi_l, phi_f)
+    rel_jk = math.sqrt(var_jk) / kappa if kappa > 0 else 0.25
+    return kappa, max(rel_jk, rel_poisson), max(phi, 1.0)
+
+
+def _jackknife_ratio(m: np.ndarray, e: np.ndarray, group: np.ndarray) -> tuple[float, float]:
+    """Delete-one-group jackknife variance of ``sum m / sum e``, and the Pearson
+    dispersion of the group counts around ``ratio x e`` (per degree of freedom)."""
+    _, inv = np.unique(group, return_inverse=True)
+    mg, eg = np.bincount(inv, weights=m), np.bincount(inv, weights=e)
+    g = mg.size
+    if g < 2 or eg.sum() <= 0:
+        return 0.0, 1.0
+    loo = (mg.sum() - mg) / (eg.sum() - eg)
+    var = (g - 1) / g * float(np.sum((loo - loo.mean()) ** 2))
+    k = mg.sum() / eg.sum()
+    ok = eg > 0
+    phi = float(np.sum((mg[ok] - k * eg[ok]) ** 2 / (k * eg[ok])) / (g - 1)) if k > 0 else 1.0
+    return var, phi
 
 
 def rule_net(
@@ -218,9 +270,15 @@ def rule_net(
     cross: bool = True,
     cls_pairs: tuple[str, ...] | None = None,
     states: list[str] | None = None,
-    kappa: tuple[float, float] = (1.0, 0.25),
+    kappa: tuple[float, ...] = (1.0, 0.25),
 ) -> dict[str, Count]:
-    """Rule count net of coincidences, per level (``full``, ``year``)."""
+    """Rule count net of coincidences, per level (``full``, ``year``).
+
+    ``kappa = (ratio, rel_se[, overdispersion])`` from :func:`year_calibration`:
+    the year-level expected coincidences are multiplied by ``ratio``, their
+    model uncertainty is ``rel_se`` and their Poisson variance is multiplied by
+    ``overdispersion`` (1 when not given).
+    """
     out: dict[str, Count] = {}
     all_rows = _rows(tab)
     for level in ("full", "year"):
@@ -235,14 +293,15 @@ def rule_net(
         n = sum(r["N"] for r in rows)
         m = sum(r["M"] for r in rows)
         e0 = sum(r["E0"] for r in rows)
-        rho = RHO_FULL
+        rho, phi = RHO_FULL, 1.0
         if level == "year":
             e0 *= kappa[0]
             rho = kappa[1]
+            phi = kappa[2] if len(kappa) > 2 else 1.0
         qbar = e0 / n if n else 0.0
         d = (m - e0) / (1.0 - qbar) if n else 0.0
         coinc = e0 - d * qbar
-        var = (max(coinc, 0.0) + (rho * max(coinc, 0.0)) ** 2) / (1.0 - qbar) ** 2
+        var = (phi * max(coinc, 0.0) + (rho * max(coinc, 0.0)) ** 2) / (1.0 - qbar) ** 2
         out[level] = Count(d, var, raw=m, expected_coincidences=coinc)
     return out
 
@@ -477,8 +536,9 @@ def estimate_tables(
     model = model or co.fit_dob_model(con, "_vr_regs")
     cells = co.build_cells(con, "_vr_regs", cls_sql="voted")
     tab = co.coincidence_table(con, model, cells)
-    kap_x = year_calibration(tab, cross=True)
-    kap_w = year_calibration(tab, cross=False)
+    blocks = co.check_blocks(con)
+    kap_x = year_calibration(tab, cross=True, blocks=blocks)
+    kap_w = year_calibration(tab, cross=False, blocks=blocks)
     has_pairs = load_pairs(con, pairs)
     relaxed = relaxed_check(con, tab, co.relaxed_table(con, model, cells)) if has_pairs else None
     # relative uncertainty of the Splink sum where the exact rule is blind
@@ -500,8 +560,19 @@ def estimate_tables(
             "rho_full": RHO_FULL,
         },
         "year_model_calibration": {
-            "cross_state": {"kappa": round(kap_x[0], 4), "rel_se": round(kap_x[1], 4)},
-            "in_state": {"kappa": round(kap_w[0], 4), "rel_se": round(kap_w[1], 4)},
+            "cross_state": {
+                "kappa": round(kap_x[0], 4),
+                "rel_se": round(kap_x[1], 4),
+                "overdispersion": round(kap_x[2], 4),
+            },
+            "in_state": {
+                "kappa": round(kap_w[0], 4),
+                "rel_se": round(kap_w[1], 4),
+                "overdispersion": round(kap_w[2], 4),
+            },
+            "uncertainty": f"two-way cluster-robust jackknife over {co.NAME_BLOCKS} surname x "
+            f"{co.NAME_BLOCKS} first-name hash blocks (at least Poisson); "
+            "overdispersion = Pearson chi-square of the block counts per degree of freedom",
         },
         "error_rate": error_rate,
     }
@@ -604,7 +675,7 @@ def _vote_strata(
     con: duckdb.DuckDBPyConnection,
     tab: pa.Table,
     vs: list[str],
-    kap: tuple[float, float],
+    kap: tuple[float, ...],
     has_pairs: bool,
     k_ne: float = K_NON_EXACT_DEFAULT,
     link_threshold: float = 0.9,
@@ -636,7 +707,7 @@ def _double_votes(
     tab: pa.Table,
     vs: list[str],
     e: float,
-    kap: tuple[float, float],
+    kap: tuple[float, ...],
     has_pairs: bool,
     k_ne: float = K_NON_EXACT_DEFAULT,
     link_threshold: float = 0.9,
@@ -700,7 +771,7 @@ def _double_votes(
 
 
 def _purge(
-    con: duckdb.DuckDBPyConnection, tab: pa.Table, vs: list[str], kap: tuple[float, float], e: float
+    con: duckdb.DuckDBPyConnection, tab: pa.Table, vs: list[str], kap: tuple[float, ...], e: float
 ) -> dict | None:
     """What removing the earlier-registered record of every Crosscheck match would do.
 
@@ -783,6 +854,6 @@ def _purge(
     }
 
 
-def es_rule_full(tab: pa.Table, cls: str, vs: list[str], kap: tuple[float, float]) -> Count:
+def es_rule_full(tab: pa.Table, cls: str, vs: list[str], kap: tuple[float, ...]) -> Count:
     """Rule-net count at the full-DOB level for one vote-status class."""
     return rule_net(tab, cross=True, cls_pairs=(cls,), states=vs, kappa=kap)["full"]

@@ -10,7 +10,11 @@ apart:
   same state (poll-book / scanning slips; ~1% of records).  The person who
   voted then shows no vote, and a non-voter shows one.  Such errors create
   apparent double votes that are not real, which is exactly what a naive
-  analysis mistakes for fraud.
+  analysis mistakes for fraud.  Every ballot is exposed to the same error
+  process, double voters' ballots included (a clerk does not know which
+  ballot is a double vote; the estimator assumes the same, METHODS.md §2.2).
+  Double voters' ballots are drawn last, from the same stream, so every other
+  part of a seed's election is what it was when they were exempt.
 """
 
 from __future__ import annotations
@@ -73,27 +77,39 @@ def simulate(
     cast_rows = np.flatnonzero(cast)
 
     # --- clerical errors: credit the vote to a non-voter in the same state ---
-    protected_rows = np.zeros(m, dtype=bool)
-    protected_rows[double_other] = True
-    protected_rows[double_current] = True
-    candidates = cast_rows[~protected_rows[cast_rows]]
-    err = candidates[rng.random(candidates.size) < cfg.vote_record_error_rate]
+    # Every cast ballot is exposed alike.  The double voters' ballots are drawn in a
+    # second batch after everything else (same stream, same process), which keeps the
+    # rest of the election byte-identical to the earlier synth that exempted them.
+    double_rows = np.zeros(m, dtype=bool)
+    double_rows[double_other] = True
+    double_rows[double_current] = True
     nonvoters = np.flatnonzero(~cast)  # sorted by row -> grouped by state
     counts = np.bincount(state[nonvoters], minlength=len(JURISDICTIONS))
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    es = state[err]
-    ok = counts[es] > 0
-    err, es = err[ok], es[ok]
-    target = nonvoters[starts[es] + (rng.random(err.size) * counts[es]).astype(np.int64)]
-    _, keep = np.unique(target, return_index=True)
-    keep = np.sort(keep)
-    err, target = err[keep], target[keep]
-    recorded = cast.copy()
-    recorded[err] = False
-    recorded[target] = True
+
+    def credit(candidates: np.ndarray, taken: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each candidate ballot errs with the configured rate; its mark goes to a random
+        non-voter of the same state (a non-voter is credited at most once)."""
+        err = candidates[rng.random(candidates.size) < cfg.vote_record_error_rate]
+        es = state[err]
+        ok = counts[es] > 0
+        err, es = err[ok], es[ok]
+        target = nonvoters[starts[es] + (rng.random(err.size) * counts[es]).astype(np.int64)]
+        _, keep = np.unique(target, return_index=True)
+        keep = np.sort(keep)
+        err, target = err[keep], target[keep]
+        fresh = ~np.isin(target, taken)
+        return err[fresh], target[fresh]
+
+    err, target = credit(cast_rows[~double_rows[cast_rows]], np.empty(0, dtype=np.int64))
 
     # --- methods, per real vote (the credited row inherits the real ballot's method)
     method = _methods(rng, state, kind, cfg)
+    err_d, target_d = credit(cast_rows[double_rows[cast_rows]], target)
+    err, target = np.concatenate([err, err_d]), np.concatenate([target, target_d])
+    recorded = cast.copy()
+    recorded[err] = False
+    recorded[target] = True
     method[target] = method[err]
     rows = np.flatnonzero(recorded)
     table = _table(regs, rows, method[rows], np.datetime64(cfg.election_date, "D"))
