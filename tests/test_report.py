@@ -509,3 +509,21 @@ def test_protect_table_hides_a_partner_or_the_total():
         [[3, 0, 0]], [([(0, 0), (0, 1), (0, 2)], "row0")]
     )
     assert shown[0] == [None, 0, 0] and names == {"row0"}
+
+
+def test_signed_interval_of_a_negative_estimate_reaches_the_page_text() -> None:
+    """stats keeps the signed estimate and interval; the report shows them beside "≈ 0"."""
+    from voterolls.report.data import parse_estimate
+    from voterolls.report.render import below_zero_text, interval_text
+
+    e = parse_estimate(
+        "double_votes",
+        {"estimate": -3.2, "ci95": [0, 4.1], "ci95_signed": [-9.5, 4.1], "truncated_at_zero": True},
+    )
+    assert e is not None and (e.low_signed, e.high_signed, e.truncated_at_zero) == (-9.5, 4.1, True)
+    assert "-9.5" in below_zero_text(e) and "-3.2" in below_zero_text(e)
+    clipped = parse_estimate(
+        "double_votes",
+        {"estimate": 2.0, "ci95": [0, 6.0], "ci95_signed": [-1.5, 6.0], "truncated_at_zero": True},
+    )
+    assert "clipped at 0" in interval_text(clipped)

@@ -862,6 +862,13 @@ def parse_estimate(key: str, obj: Any, label: str | None = None) -> Estimate | N
         return None
     level = _num(_first(obj, "level", "confidence"))
     note = _first(obj, "method", "note", "caveat")
+    signed = obj.get("ci95_signed")
+    lo_s, hi_s = (
+        (_num(signed[0]), _num(signed[1]))
+        if isinstance(signed, list | tuple) and len(signed) == 2
+        else (None, None)
+    )
+    truncated = obj.get("truncated_at_zero")
     return Estimate(
         key=key,
         label=str(obj.get("label") or label),
@@ -871,6 +878,9 @@ def parse_estimate(key: str, obj: Any, label: str | None = None) -> Estimate | N
         level=level if level is not None else (0.95 if lo is not None else None),
         kind=_kind(key),  # type: ignore[arg-type]
         note=str(note) if note else None,
+        low_signed=lo_s,
+        high_signed=hi_s,
+        truncated_at_zero=truncated if isinstance(truncated, bool) else None,
     )
 
 
@@ -997,6 +1007,7 @@ def _from_stats(raw: dict[str, Any]) -> dict[str, Any]:
                 _as_int(pg.get("removed_registrations_used_to_vote")),
             ]
         )
+        blocked_ci = pg.get("legitimate_votes_blocked_ci95") or [None, None]
         purge = Purge(
             rule=str(pg.get("rule")) if pg.get("rule") else None,
             registrations_removed=removed,
@@ -1007,6 +1018,8 @@ def _from_stats(raw: dict[str, Any]) -> dict[str, Any]:
                 "Double votes a purge could prevent (upper bound)",
             ),
             legitimate_votes_blocked=_num(pg.get("legitimate_votes_blocked_estimate")),
+            legitimate_votes_blocked_low=_num(blocked_ci[0]),
+            legitimate_votes_blocked_high=_num(blocked_ci[1]),
             ratio=_num(pg.get("legitimate_votes_blocked_per_double_vote_prevented")),
             ratio_low=_num(rng[0]),
             ratio_high=_num(rng[1]),

@@ -189,6 +189,10 @@ class Estimate(BaseModel):
     level: float | None = 0.95
     kind: Literal["estimate", "count", "expected", "ratio"] = "estimate"
     note: str | None = None
+    #: the unclipped interval (stats' ``ci95_signed``) and whether the shown one was clipped at 0.
+    low_signed: float | None = None
+    high_signed: float | None = None
+    truncated_at_zero: bool | None = None
     #: the states the figure rests on, and their share of US registrants.
     rests_on_states: list[str] = Field(default_factory=list)
     rests_on_share: float | None = None
@@ -208,6 +212,8 @@ class Purge(BaseModel):
     removed_registrations_used_to_vote: int | None = None
     double_votes_prevented: Estimate | None = None
     legitimate_votes_blocked: float | None = None
+    legitimate_votes_blocked_low: float | None = None
+    legitimate_votes_blocked_high: float | None = None
     ratio: float | None = None  # legitimate votes blocked per double vote prevented
     ratio_low: float | None = None
     ratio_high: float | None = None

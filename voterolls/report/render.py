@@ -18,7 +18,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from markupsafe import Markup
 
 from voterolls.report import charts
-from voterolls.report.model import Estimate, ReportData
+from voterolls.report.model import Estimate, Purge, ReportData
 
 #: Sections in page order: (anchor, heading).  Tests assert each heading appears.
 SECTIONS = (
@@ -90,12 +90,8 @@ def value_text(e: Estimate | None) -> str:
 def _signed_interval(e: Estimate) -> tuple[float, float] | None:
     """The unclipped interval (stats' ``ci95_signed``) when the figure carries one and it
     differs from the displayed one (``truncated_at_zero``); else None.
-
-    Read with ``getattr`` so the page renders the same from a report model that does
-    not carry the signed fields (``low_signed`` / ``high_signed`` / ``truncated_at_zero``).
     """
-    lo, hi = getattr(e, "low_signed", None), getattr(e, "high_signed", None)
-    truncated = getattr(e, "truncated_at_zero", None)
+    lo, hi, truncated = e.low_signed, e.high_signed, e.truncated_at_zero
     if lo is None or hi is None:
         return None
     if truncated is False or (truncated is None and lo >= 0 and (e.point or 0) >= 0):
@@ -146,10 +142,9 @@ def below_zero_text(e: Estimate | None) -> str:
     )
 
 
-def _blocked_interval(p: object) -> str:
+def _blocked_interval(p: Purge) -> str:
     """ " (95% interval a to b)" for the legitimate votes a purge blocks, when reported."""
-    lo = getattr(p, "legitimate_votes_blocked_low", None)
-    hi = getattr(p, "legitimate_votes_blocked_high", None)
+    lo, hi = p.legitimate_votes_blocked_low, p.legitimate_votes_blocked_high
     if lo is None or hi is None:
         return ""
     return f" (95% interval {charts.fmt_num(lo)} to {charts.fmt_num(hi)})"
