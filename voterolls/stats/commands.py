@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from voterolls.stats.estimators import DEFAULT_ERROR_RATE
+from voterolls.stats.defaults import DEFAULT_ERROR_RATE
 
 
 def _num(x: float | None) -> str:

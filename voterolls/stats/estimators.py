@@ -44,14 +44,10 @@ import numpy as np
 import pyarrow as pa
 
 from voterolls.stats import coincidence as co
+from voterolls.stats.defaults import DEFAULT_ERROR_RATE
 
 Z95 = 1.959963984540054
 
-#: Default vote-record error: the share of vote records credited to a
-#: registration that did not cast the ballot.  Goel et al. (2020) audited
-#: Philadelphia poll books against the voter file and found errors of about
-#: this size, enough to explain most apparent double votes.
-DEFAULT_ERROR_RATE = 0.01
 
 #: Relative uncertainty of the full-DOB day model (births tables vs. the
 #: registered population's birthdays; missing weekday effects for uncovered years).
