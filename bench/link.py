@@ -46,6 +46,7 @@ import pyarrow.parquet as pq
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from voterolls.link.blocking import DEFAULT_BLOCK_CAP  # noqa: E402
 from voterolls.link.evaluate import evaluate  # noqa: E402
 from voterolls.link.run import link_registrations  # noqa: E402
 from voterolls.link.synthetic import load_nation_registrations  # noqa: E402
@@ -144,6 +145,16 @@ def _fmt(v, spec: str = "") -> str:
     return "-" if v is None else format(v, spec)
 
 
+def _label(r: dict) -> str:
+    """Token scenario, +J for the joint name level, +cN for a non-default block cap."""
+    cap = r.get("block_cap")
+    return (
+        r["tokens"]
+        + ("+J" if r.get("joint_names") else "")
+        + (f"+c{cap}" if cap not in (None, DEFAULT_BLOCK_CAP) else "")
+    )
+
+
 def print_table(results: dict) -> None:
     """One line per saved run, smallest first."""
     head = (
@@ -163,7 +174,7 @@ def print_table(results: dict) -> None:
         )
         rss = r.get("link_peak_rss_mb", r.get("peak_rss_mb"))
         print(
-            f"{r['registrations']:>13,} {r['tokens'] + ('+J' if r.get('joint_names') else ''):>6} {_fmt(r['link_seconds'], '.1f'):>7} "
+            f"{r['registrations']:>13,} {_label(r):>6} {_fmt(r['link_seconds'], '.1f'):>7} "
             f"{_fmt(r.get('link_cpu_seconds'), '.1f'):>7} {load_s:>12} {_fmt(rss, ',.0f'):>11} "
             f"{_fmt(r['comparisons_per_record'], '.2f'):>7} {_fmt(f1.get('full'), '.4f'):>7} "
             f"{_fmt(f1.get('year'), '.4f'):>7} {_fmt(f1.get('none'), '.4f'):>7} {_fmt(f1.get('all'), '.4f'):>6}"
@@ -184,6 +195,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threshold", type=float, default=None)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--memory-limit", default=None, help="DuckDB memory_limit, e.g. 8GB")
+    ap.add_argument(
+        "--block-cap", type=int, default=None, help="capped block size (default: the library's)"
+    )
     ap.add_argument(
         "--joint-names",
         action="store_true",
@@ -216,6 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     if args.threshold is not None:
         kwargs["threshold"] = args.threshold
+    if args.block_cap is not None:
+        kwargs["block_cap"] = args.block_cap
     load1 = _load()
     t1, c1 = time.perf_counter(), _cpu_seconds()
     with RssSampler() as rss:
@@ -268,7 +284,9 @@ def main(argv: list[str] | None = None) -> int:
         except json.JSONDecodeError:
             results = {}
     record["joint_names"] = args.joint_names
-    results[f"duckdb_{args.people}_{args.tokens}" + ("_joint" if args.joint_names else "")] = record
+    record["block_cap"] = res.blocking.get("block_cap") if res.blocking else args.block_cap
+    key = f"duckdb_{args.people}_{args.tokens}" + ("_joint" if args.joint_names else "")
+    results[key + (f"_cap{args.block_cap}" if args.block_cap is not None else "")] = record
     if not args.no_save:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=2) + "\n")
