@@ -267,3 +267,97 @@ def test_override_needs_basis_and_is_recorded(tmp_path: Path) -> None:
     assert con.sql("SELECT count(phone), count(email), count(dob) FROM registrations").fetchall()[0] == (10, 0, 0)
     snap = con.sql("SELECT override_fields, override_legal_basis FROM snapshots").fetchall()[0]
     assert snap == (["phone"], "court order 2026-CV-0042 (test)")
+
+
+def _numbered_nc(tmp: Path, name: str, rows: int, tag: str) -> Path:
+    """An NC ncvoter file whose ncid encodes its physical line: ``<tag><line>``."""
+    regs, _ = national_sample("NC", 500, seed=5)
+    src = _reg_file(write_native("NC", regs, None, tmp / f"src_{name}"))
+    header, _, body = src.read_bytes().partition(b"\n")
+    cols = header.split(b"\t")
+    at = cols.index(b'"ncid"')
+    lines = [ln for ln in body.split(b"\n") if ln]
+    # blank or dirty names would change nothing here; ids must be non-blank and unique
+    out = [header]
+    for k in range(rows):
+        f = lines[k % len(lines)].split(b"\t")
+        f[at] = b'"%s%d"' % (tag.encode(), k + 2)  # line 1 is the header
+        out.append(b"\t".join(f))
+    p = tmp / name
+    p.write_bytes(b"\n".join(out) + b"\n")
+    return p
+
+
+def test_parallel_read_keeps_file_order_and_line_numbers(tmp_path: Path) -> None:
+    """A clean file is read by DuckDB's parallel CSV reader without the numbering window;
+    source_line is then the record's stream position: it must equal the physical line.
+
+    The first file (~14 MB) spans several of DuckDB's parallel CSV scan ranges, and a
+    second file checks the per-file offsets; every id encodes its own line.
+    """
+    import duckdb
+
+    from voterolls.formats import scan
+
+    big = _numbered_nc(tmp_path, "ncvoter_a.txt", 50_000, "A")
+    small = _numbered_nc(tmp_path, "ncvoter_b.txt", 3_000, "B")
+    con = duckdb.connect(config={"threads": 2})
+    s = scan(con, [big, small], state="NC")
+    assert any(o is not None for _, o, _ in s._reg_parts), "clean files should take the ordinal path"
+    got = pa.Table.from_batches(list(s.registration_batches(8_192)))
+    exact = s.registrations.to_arrow_table()
+    s.finish()
+    assert got.num_rows == exact.num_rows == 53_000
+    for col in ("state_voter_id", "source_file", "source_line", "last_name", "party", "birth_year"):
+        assert got.column(col).to_pylist() == exact.column(col).to_pylist(), col
+    ids = got.column("state_voter_id").to_pylist()
+    lines = got.column("source_line").to_pylist()
+    assert all(i == f"{i[0]}{n}" for i, n in zip(ids, lines, strict=True))
+    # and end to end: what ingest stores
+    r = ingest(tmp_path / "ws", "NC", [big, small])
+    assert r.loaded == 53_000 and r.quarantined == 0
+    stored = pq.read_table(next((tmp_path / "ws").glob("states/NC/*/registrations.parquet")), columns=["state_voter_id", "source_line"])
+    assert all(i == f"{i[0]}{n}" for i, n in zip(stored.column(0).to_pylist(), stored.column(1).to_pylist(), strict=True))
+
+
+def test_line_numberer_refuses_out_of_order_streams() -> None:
+    from voterolls.formats.fast import LineNumberer
+
+    num = LineNumberer([3, 2], header=1)
+    assert num(pa.array([0, 0, 0, 1], pa.int64())).to_pylist() == [2, 3, 4, 2]
+    with pytest.raises(RuntimeError):
+        num(pa.array([0], pa.int64()))  # back to the first file
+    short = LineNumberer([2], header=0)
+    short(pa.array([0], pa.int64()))
+    with pytest.raises(RuntimeError):
+        short.close()  # fewer records than verified
+    over = LineNumberer([1], header=0)
+    with pytest.raises(RuntimeError):
+        over(pa.array([0, 0], pa.int64()))
+
+
+def test_byte_pass_counts_every_line_ending(tmp_path: Path) -> None:
+    """sniff.facts (the byte pass ingest hashes and counts with) against a plain reference,
+    for LF, CRLF and bare CR, also when a CRLF pair straddles a chunk boundary."""
+    import hashlib
+    import random
+
+    from voterolls.formats import sniff
+
+    rng = random.Random(7)
+    p = tmp_path / "f.txt"
+    old_chunk = sniff.CHUNK
+    try:
+        for _ in range(150):
+            data = bytes(rng.choice(b"ab\r\n") for _ in range(rng.randint(0, 30)))
+            p.write_bytes(data)
+            lf, crlf = data.count(b"\n"), data.count(b"\r\n")
+            bare_cr = data.count(b"\r") - crlf
+            lines = lf + bare_cr + (1 if data and data[-1:] not in (b"\n", b"\r") else 0)
+            for chunk in (1, 2, 5, 1 << 22):
+                sniff.CHUNK = chunk
+                f = sniff.facts(p)
+                assert (f.lines, f.lf, f.crlf, f.bare_cr, f.size) == (lines, lf, crlf, bare_cr, len(data)), (data, chunk)
+                assert f.sha256 == hashlib.sha256(data).hexdigest()
+    finally:
+        sniff.CHUNK = old_chunk

@@ -33,6 +33,13 @@ window in file order, nothing held or spilled) minus the record counts of
 the earlier files in the group.  Only the fields the caller's projection
 uses pass through the window (``used_fields``), so DuckDB's parser builds
 strings for those alone.
+
+The window makes the read single-threaded.  A group without quarantined
+records (``GroupPlan.ordinal``: every line one loadable record) can do
+without it: ``ordinal_sql`` is the plain, parallel read (DuckDB keeps
+insertion order), and ``LineNumberer`` numbers each Arrow batch from the
+records' stream positions, checking file order and the verified counts as
+it goes (``scan.Scan.registration_batches``).
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ import re
 from dataclasses import dataclass, field
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from voterolls.formats.engine import LINE_SEP, QUARANTINE_SCHEMA, FilePlan, lit
@@ -59,6 +67,9 @@ class GroupPlan:
 
     plans: list[FilePlan]
     counts: list[int] = field(default_factory=list)  # records per file, verified
+    #: True when no record of the group is quarantined: record ``k`` of a file is then
+    #: its line ``k`` (+ header) and :meth:`ordinal_sql` may replace the numbering window
+    ordinal: bool = False
 
     is_group = True
     unescape = False  # DuckDB's parser already turned "" into "
@@ -121,6 +132,71 @@ class GroupPlan:
             if required is None
             else f"SELECT * FROM ({inner}) WHERE coalesce({required}, FALSE)"
         )
+
+
+    def ordinal_sql(self, *, used: set[int] | None = None) -> str:
+        """(line_no NULL, _sha, _fi, c1..cN) of every record, without the numbering window.
+
+        Only for an :attr:`ordinal` group: every record is loadable and record
+        ``k`` of a file is its physical line ``k`` (+1 with a header), so the
+        caller numbers the lines from the record's position in the stream
+        (:func:`number_lines`).  Without the window DuckDB's CSV reader runs on
+        every thread; insertion order (DuckDB's default) keeps the records in
+        file order.
+        """
+        if not self.ordinal:
+            raise ValueError("ordinal_sql needs a group without quarantined records")
+        if len(self.plans) == 1:
+            sha = lit(self.plans[0].facts.sha256)
+        else:
+            sha = f"[{', '.join(lit(p.facts.sha256) for p in self.plans)}][CAST(file_index AS BIGINT) + 1]"
+        keep = [i for i in range(1, self.n_fields + 1) if used is None or i in used]
+        cols = ", ".join(self.fld(i) for i in keep) or "NULL AS _none"
+        return (
+            f"SELECT NULL::BIGINT AS line_no, {sha} AS _sha, CAST(file_index AS BIGINT) AS _fi, {cols} "
+            f"FROM {self.read_sql()}"
+        )
+
+    def line_numberer(self) -> LineNumberer:
+        """A stateful numberer for the records of :meth:`ordinal_sql`, in stream order."""
+        return LineNumberer(self.counts, 1 if self.has_header else 0)
+
+
+class LineNumberer:
+    """Physical line numbers of an ordinal group's records from their stream position (numpy).
+
+    Record ``k`` (1-based, over the whole group) of file ``i`` is line
+    ``k - (records of files before i) + header``.  Each call checks what it
+    can cheaply: file indexes never go back, no file yields more records than
+    verified; :meth:`close` checks the total.  A failed check is a bug (the
+    stream was not in file order) and raises ``RuntimeError``.
+    """
+
+    def __init__(self, counts: list[int], header: int) -> None:
+        self._counts = np.asarray(counts, dtype=np.int64)
+        self._offs = np.concatenate([[0], np.cumsum(self._counts)[:-1]]).astype(np.int64)
+        self._header = header
+        self._seen = 0
+        self._last_fi = 0
+
+    def __call__(self, file_index: pa.Array | pa.ChunkedArray) -> pa.Array:
+        fi = np.asarray(file_index.to_numpy(zero_copy_only=False), dtype=np.int64)
+        n = len(fi)
+        k = np.arange(self._seen + 1, self._seen + n + 1, dtype=np.int64)
+        self._seen += n
+        if n:
+            if fi[0] < self._last_fi or (n > 1 and bool((fi[1:] < fi[:-1]).any())):
+                raise RuntimeError("records did not arrive in file order")
+            self._last_fi = int(fi[-1])
+            rel = k - self._offs[fi]
+            if bool((rel < 1).any() or (rel > self._counts[fi]).any()):
+                raise RuntimeError("a record's position lies outside its file's verified count")
+            return pa.array(rel + self._header, pa.int64())
+        return pa.array([], pa.int64())
+
+    def close(self) -> None:
+        if self._seen != int(self._counts.sum()):
+            raise RuntimeError(f"{self._seen} records streamed, {int(self._counts.sum())} verified")
 
 
 def used_fields(*sql: str) -> set[int]:

@@ -5,7 +5,7 @@ See docs/ARCHITECTURE.md "Readers -> ingest" and ``engine`` for how lines are re
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import duckdb
@@ -50,6 +50,7 @@ class Scan:
         files: list[ScannedFile],
         quarantine_tables: list[str | pa.Table],
         temp_paths: list[Path],
+        registration_parts: list[tuple[str, str | None, fast.GroupPlan | None]] | None = None,
     ) -> None:
         self.format = fmt.name
         self.format_spec = fmt
@@ -61,6 +62,38 @@ class Scan:
         self._qtables = quarantine_tables
         self._temp = temp_paths
         self._report: ScanReport | None = None
+        self._reg_parts = registration_parts or []
+
+    def registration_batches(self, batch_rows: int = 131_072) -> pa.RecordBatchReader:
+        """The rows of :attr:`registrations` as Arrow batches, read with every thread.
+
+        Same columns and rows, in the same order, as ``registrations``; the
+        difference is how ``source_line`` is made.  For a fast-path group
+        without quarantined records (every line one loadable record: the
+        usual clean file) the group is read by DuckDB's parallel CSV reader
+        without the line-numbering window, and ``source_line`` is filled here
+        from each record's position in the stream (numpy, per batch: see
+        ``fast.LineNumberer``).  Every other reader streams its exact SQL.
+        Consume the reader once, before :meth:`finish`.
+        """
+        parts = self._reg_parts or [(self.registrations.sql_query(), None, None)]
+        first = self._con.sql(parts[0][0]).limit(0).to_arrow_table().schema
+        schema = first
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            for exact, ordinal, group in parts:
+                if ordinal is None or group is None:
+                    for b in self._con.sql(exact).to_arrow_reader(batch_rows):
+                        yield b if b.schema == schema else b.cast(schema)
+                    continue
+                number = group.line_numberer()
+                for b in self._con.sql(ordinal).to_arrow_reader(batch_rows):
+                    lines = number(b.column("__vr_fi"))
+                    cols = [lines if name == "source_line" else b.column(name) for name in schema.names]
+                    yield pa.RecordBatch.from_arrays(cols, schema=schema)
+                number.close()
+
+        return pa.RecordBatchReader.from_batches(schema, batches())
 
     @property
     def files(self) -> list[ScannedFile]:
@@ -239,7 +272,8 @@ def scan(
             gplans = [plans[i] for i in members]
             good, counts, qs = fast.verify(con, gplans, state)
             if good:
-                gp = fast.GroupPlan([gplans[j] for j in good], counts)
+                # no quarantined record: record k of a file is its line k (+ header)
+                gp = fast.GroupPlan([gplans[j] for j in good], counts, ordinal=all(q.num_rows == 0 for q in qs))
                 readers.append((members[good[0]], gp))
                 for j, q in zip(good, qs, strict=True):
                     qparts[members[j]] = q
@@ -274,15 +308,21 @@ def scan(
                 f"no registration file among the inputs for format {fmt.name!r}", file=plist[0]
             )
         reg_sql = []
+        reg_parts: list[tuple[str, str | None, fast.GroupPlan | None]] = []
         for pl in regs:
             extra = [ny.unreadable_history_issue(pl)] if pl.layout.embedded_history else None
             proj = registration_projection(pl, state, extra)
             req = required_for(pl, state)
+            ordinal = None
             if isinstance(pl, fast.GroupPlan):
-                rows = pl.rows_sql(required=req.get("required"), used=fast.used_fields(proj, req.get("required") or ""))
+                used = fast.used_fields(proj, req.get("required") or "")
+                rows = pl.rows_sql(required=req.get("required"), used=used)
+                if pl.ordinal:
+                    ordinal = f"SELECT {proj}, _fi AS __vr_fi FROM ({pl.ordinal_sql(used=used)})"
             else:
                 rows = rows_sql(pl, valid=True, **req)
             reg_sql.append(f"SELECT {proj} FROM ({rows})")
+            reg_parts.append((reg_sql[-1], ordinal, pl if ordinal else None))
         registrations = con.sql(" UNION ALL ".join(reg_sql))
         vh_sql = []
         maps = [pl for pl in rplans if pl.role == "election_map"]
@@ -320,4 +360,4 @@ def scan(
         raise
     log.info("scan %s: %d file(s), format %s", state, len(files), fmt.name)
     qlist = [qparts[i] for i in range(len(plans))]
-    return Scan(con, fmt, plans, registrations, vote_history, files, qlist, temp)
+    return Scan(con, fmt, plans, registrations, vote_history, files, qlist, temp, reg_parts)

@@ -49,7 +49,7 @@ def is_utf16(first: bytes) -> bool:
 
 
 def facts(path: Path) -> FileFacts:
-    """Hash and count line terminators in one chunked pass (numpy, no per-line Python)."""
+    """Hash and count line terminators in one chunked pass (``bytes.count``; numpy for UTF-16)."""
     h = hashlib.sha256()
     first = head(path, 4)
     utf16 = is_utf16(first)
@@ -72,8 +72,18 @@ def facts(path: Path) -> FileFacts:
                 units = np.frombuffer(data[:usable], dtype="<u2")
                 is_lf, is_cr = units == 0x0A, units == 0x0D
             else:
-                units = np.frombuffer(chunk, dtype=np.uint8)
-                is_lf, is_cr = units == 0x0A, units == 0x0D
+                # bytes.count is memchr-fast (about 10x numpy's compare + sum); "\r\n" cannot
+                # overlap itself, so its count is the CRLF pairs inside the chunk
+                n_cr = chunk.count(b"\r")
+                lf += chunk.count(b"\n")
+                cr += n_cr
+                if n_cr:
+                    crlf += chunk.count(b"\r\n")
+                if prev_cr and chunk[0] == 0x0A:
+                    crlf += 1
+                prev_cr = chunk[-1] == 0x0D
+                last_unit = chunk[-1]
+                continue
             if units.size == 0:
                 continue
             n_lf = int(is_lf.sum())

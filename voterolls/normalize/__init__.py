@@ -118,14 +118,20 @@ def normalize_registrations(
     # Stage 1: clean each field on its own; keep raw text where an issue tag needs it.
     s1: dict[str, str] = {}
     helpers = [_issues_expr(colset) + f" AS {ISSUES_COLUMN}"]
+    # DuckDB expands nullif(x, '') into a CASE that evaluates x twice: the text
+    # cleaners return '' for "nothing left" here and stage 2 nulls the column.
+    s2: dict[str, str] = {}
     for f in ("last_name", "first_name", "middle_name"):
         if f in colset:
-            s1[f] = names.clean_name_sql(f'CAST("{f}" AS VARCHAR)')
+            s1[f] = names.clean_name_text_sql(f'CAST("{f}" AS VARCHAR)')
+            s2[f] = f"nullif(\"{f}\", '')"
     s1["name_suffix"] = names.clean_suffix_sql('CAST("name_suffix" AS VARCHAR)')
     if "residence_address" in colset:
-        s1["residence_address"] = address.clean_address_sql('CAST("residence_address" AS VARCHAR)')
+        s1["residence_address"] = address.clean_address_text_sql('CAST("residence_address" AS VARCHAR)')
+        s2["residence_address"] = "nullif(\"residence_address\", '')"
     if "residence_city" in colset:
-        s1["residence_city"] = address.clean_city_sql('CAST("residence_city" AS VARCHAR)')
+        s1["residence_city"] = address.clean_city_text_sql('CAST("residence_city" AS VARCHAR)')
+        s2["residence_city"] = "nullif(\"residence_city\", '')"
     for f in ("county", "state_voter_id", "gender_code", "party_code", "status_code", "race_code", "status_reason"):
         if f in colset:
             s1[f] = f"""nullif(trim(CAST("{f}" AS VARCHAR)), '')"""
@@ -133,15 +139,16 @@ def normalize_registrations(
         s1["residence_zip5"] = address.zip_stage_sql('"residence_zip5"')
         helpers.append("""nullif(trim(CAST("residence_zip5" AS VARCHAR)), '') AS __zip_raw""")
     if "phone" in colset:
-        s1["phone"] = address.phone_sql('"phone"')
+        s1["phone"] = address.phone_digits_sql('"phone"')
+        s2["phone"] = address.phone_finish_sql('"phone"')
         helpers.append("""nullif(trim(CAST("phone" AS VARCHAR)), '') AS __phone_raw""")
     if "email" in colset:
-        s1["email"] = address.email_sql('"email"')
+        s1["email"] = address.email_text_sql('"email"')
+        s2["email"] = address.email_finish_sql('"email"')
         helpers.append("""nullif(trim(CAST("email" AS VARCHAR)), '') AS __email_raw""")
     v1 = _view(con.sql(f"SELECT {_replace(base, s1)}, {', '.join(helpers)} FROM {_view(rel, con)}"), con)
 
     # Stage 2: things that need the stage-1 text, each computed once.
-    s2: dict[str, str] = {}
     add2: list[str] = []
     sfx_cols: list[str] = []
     for f, allow_v in (("last_name", True), ("first_name", False), ("middle_name", False)):

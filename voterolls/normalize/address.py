@@ -49,6 +49,15 @@ def _words_pattern() -> str:
 def clean_address_sql(expr: str) -> str:
     """Standardised street line (see module docstring); NULL when nothing is left.
 
+    (``nullif`` evaluates its argument twice: projections use
+    :func:`clean_address_text_sql` and ``nullif`` the column a stage later.)
+    """
+    return f"nullif({clean_address_text_sql(expr)}, '')"
+
+
+def clean_address_text_sql(expr: str) -> str:
+    """:func:`clean_address_sql` before empty becomes NULL.
+
     Fast path: a line that is already upper-case words of letters and digits
     and holds no word to abbreviate (one RE2 alternation) is kept as is.
     """
@@ -70,11 +79,16 @@ def _slow_clean_address_sql(expr: str) -> str:
         f"WHEN {_lit(k)} THEN {_lit(v)}" for k, v in ADDRESS_WORDS.items() if k != v
     )
     words = f"list_transform(string_split({e}, ' '), lambda w: CASE w {whens} ELSE w END)"
-    return f"nullif(array_to_string({words}, ' '), '')"
+    return f"array_to_string({words}, ' ')"
 
 
 def clean_city_sql(expr: str) -> str:
-    """City: upper, accents folded, punctuation removed, spaces collapsed (fast path when clean)."""
+    """City: upper, accents folded, punctuation removed, spaces collapsed; NULL when nothing is left."""
+    return f"nullif({clean_city_text_sql(expr)}, '')"
+
+
+def clean_city_text_sql(expr: str) -> str:
+    """:func:`clean_city_sql` before empty becomes NULL (fast path when already clean)."""
     return f"(CASE WHEN regexp_full_match({expr}, '[A-Z]+( [A-Z]+)*') THEN {expr} ELSE {_slow_clean_city_sql(expr)} END)"
 
 
@@ -83,7 +97,7 @@ def _slow_clean_city_sql(expr: str) -> str:
     e = f"regexp_replace({e}, '[''.`’]', '', 'g')"
     e = f"regexp_replace({e}, '[^A-Z -]+', ' ', 'g')"
     e = f"regexp_replace({e}, '  +', ' ', 'g')"
-    return f"nullif(trim({e}), '')"
+    return f"trim({e})"
 
 
 def zip_stage_sql(expr: str) -> str:
@@ -113,7 +127,16 @@ def _slow_zip5_sql(stage: str) -> str:
 
 def phone_sql(expr: str) -> str:
     """Digits only; a leading US country code 1 on 11 digits removed; NULL when no digits."""
-    d = f"regexp_replace(CAST({expr} AS VARCHAR), '[^0-9]', '', 'g')"
+    return phone_finish_sql(phone_digits_sql(expr))
+
+
+def phone_digits_sql(expr: str) -> str:
+    """Stage one of :func:`phone_sql`: the digits (computed once, then used four times)."""
+    return f"regexp_replace(CAST({expr} AS VARCHAR), '[^0-9]', '', 'g')"
+
+
+def phone_finish_sql(d: str) -> str:
+    """Stage two of :func:`phone_sql` over the digits column ``d``."""
     return (
         f"nullif(CASE WHEN length({d}) = 11 AND left({d}, 1) = '1' THEN substr({d}, 2) "
         f"ELSE {d} END, '')"
@@ -122,5 +145,14 @@ def phone_sql(expr: str) -> str:
 
 def email_sql(expr: str) -> str:
     """Lower case, trimmed; NULL unless it looks like local@domain."""
-    e = f"lower(trim(CAST({expr} AS VARCHAR)))"
+    return email_finish_sql(email_text_sql(expr))
+
+
+def email_text_sql(expr: str) -> str:
+    """Stage one of :func:`email_sql`: trimmed, lower case."""
+    return f"lower(trim(CAST({expr} AS VARCHAR)))"
+
+
+def email_finish_sql(e: str) -> str:
+    """Stage two of :func:`email_sql` over the stage-one column ``e``."""
     return f"(CASE WHEN regexp_full_match({e}, '[^@ ]+@[^@ ]+\\.[^@ ]+') THEN {e} END)"
