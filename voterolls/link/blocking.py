@@ -60,16 +60,9 @@ def _key_expr(parts: list[str]) -> str:
     return "(" + " || '|' || ".join(f"({p})" for p in parts) + ")"
 
 
-def blocking_keys_sql(source: str, cap: int, *, drop: tuple[str, ...] | list[str] = ()) -> str:
-    """SELECT * from table ``source`` (minus ``drop``) plus one capped key column per :data:`CAPPED_KEYS` entry.
-
-    For each key: level 0 is the base key; where its block exceeds ``cap`` the
-    next level appends one refinement; a key still over ``cap`` after the last
-    refinement becomes NULL.  The block sizes are window counts over a narrow
-    projection (row id and the candidate keys only), joined back on the row
-    id: counting over the full rows would drag every column through six
-    partitioned sorts.  ``source`` must be a table (it uses ``rowid``).
-    """
+def _capped_key_sql(cap: int) -> tuple[list[str], list[str], list[str]]:
+    """SQL pieces of the capped keys: candidate key columns, their block-size
+    windows, and per key the CASE choosing the first level within ``cap``."""
     if cap < 2:
         raise ValueError("block cap must be at least 2")
     cand, counted, selects = [], [], []
@@ -83,6 +76,20 @@ def blocking_keys_sql(source: str, cap: int, *, drop: tuple[str, ...] | list[str
             for j in range(len(levels))
         )
         selects.append(f"CASE {case} END AS {name}")
+    return cand, counted, selects
+
+
+def blocking_keys_sql(source: str, cap: int, *, drop: tuple[str, ...] | list[str] = ()) -> str:
+    """SELECT * from table ``source`` (minus ``drop``) plus one capped key column per :data:`CAPPED_KEYS` entry.
+
+    For each key: level 0 is the base key; where its block exceeds ``cap`` the
+    next level appends one refinement; a key still over ``cap`` after the last
+    refinement becomes NULL.  The block sizes are window counts over a narrow
+    projection (row id and the candidate keys only), joined back on the row
+    id: counting over the full rows would drag every column through six
+    partitioned sorts.  ``source`` must be a table (it uses ``rowid``).
+    """
+    cand, counted, selects = _capped_key_sql(cap)
     exclude = f" EXCLUDE ({', '.join(drop)})" if drop else ""
     return f"""
     WITH _kc AS (SELECT rowid AS _rid, {", ".join(cand)} FROM {source}),
@@ -103,19 +110,7 @@ def create_capped_keys(
     only the three final keys are joined back to the full rows.  Returns, per
     capped key, how many registrations had the base key but lost it to the cap.
     """
-    if cap < 2:
-        raise ValueError("block cap must be at least 2")
-    cand, counted, selects = [], [], []
-    for name, (base, refinements) in CAPPED_KEYS.items():
-        levels = [base + refinements[:k] for k in range(len(refinements) + 1)]
-        for j, parts in enumerate(levels):
-            cand.append(f"{_key_expr(parts)} AS _{name}_{j}")
-            counted.append(f"count(*) OVER (PARTITION BY _{name}_{j}) AS _{name}_n{j}")
-        case = " ".join(
-            f"WHEN _{name}_{j} IS NOT NULL AND _{name}_n{j} <= {cap} THEN _{name}_{j}"
-            for j in range(len(levels))
-        )
-        selects.append(f"CASE {case} END AS {name}")
+    cand, counted, selects = _capped_key_sql(cap)
     exclude = f" EXCLUDE ({', '.join(drop)})" if drop else ""
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE _vr_keys_cand AS SELECT rowid AS _rid, {', '.join(cand)} FROM {source}"
