@@ -91,6 +91,17 @@ def _key(state: str, vid: str) -> str:
     return f"({state} || ':' || {vid})"
 
 
+def _calibration_bin(name: str, pairs: int, expected: float, observed: int) -> dict[str, Any]:
+    """One row of a calibration table: pairs in a probability bin, expected vs observed matches."""
+    return {
+        "bin": name,
+        "pairs": int(pairs),
+        "expected_true": round(float(expected), 2),
+        "observed_true": int(observed),
+        "observed_share": round(observed / pairs, 4) if pairs else None,
+    }
+
+
 def _pair_view(con: duckdb.DuckDBPyConnection, name: str, select_sql: str) -> None:
     """Normalise a pair relation to (a, b) with a < b, de-duplicated."""
     con.execute(
@@ -190,56 +201,36 @@ def evaluate(
         f"WHEN p.match_probability >= {lo!r} AND p.match_probability < {hi!r} THEN '{lo:g}-{min(hi, 1):g}'"
         for lo, hi in zip(bins[:-1], bins[1:], strict=True)
     )
+    # Every scored pair with its probability, read once for both calibration tables.
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _ev_prob AS
+        SELECT least(x, y) AS a, greatest(x, y) AS b, match_probability FROM (
+            SELECT {_key("state_l", "state_voter_id_l")} AS x, {_key("state_r", "state_voter_id_r")} AS y,
+                   match_probability FROM read_parquet({_lit(pairs)}))"""
+    ).fetchall()
     cal_rows = con.execute(
         f"""
-        WITH p AS (
-            SELECT least(x, y) AS a, greatest(x, y) AS b, match_probability FROM (
-                SELECT {_key("state_l", "state_voter_id_l")} AS x, {_key("state_r", "state_voter_id_r")} AS y,
-                       match_probability FROM read_parquet({_lit(pairs)}))
-        )
         SELECT CASE {case} END AS bin, count(*), sum(match_probability),
                count(t.a) AS true_pairs, min(p.match_probability) AS lo
-        FROM p LEFT JOIN _ev_truth_any t ON p.a = t.a AND p.b = t.b
+        FROM _ev_prob p LEFT JOIN _ev_truth_any t ON p.a = t.a AND p.b = t.b
         GROUP BY bin ORDER BY lo
         """
     ).fetchall()
-    calibration = [
-        {
-            "bin": b,
-            "pairs": int(k),
-            "expected_true": round(float(s), 2),
-            "observed_true": int(tr),
-            "observed_share": round(tr / k, 4) if k else None,
-        }
-        for b, k, s, tr, _lo in cal_rows
-    ]
+    calibration = [_calibration_bin(b, k, s, tr) for b, k, s, tr, _lo in cal_rows]
     # The same table split by the pair's DOB granularity class: where the
     # over- or under-confidence comes from (name-only pairs, year pairs, ...).
     by_class_rows = con.execute(
         f"""
-        WITH p AS (
-            SELECT least(x, y) AS a, greatest(x, y) AS b, match_probability FROM (
-                SELECT {_key("state_l", "state_voter_id_l")} AS x, {_key("state_r", "state_voter_id_r")} AS y,
-                       match_probability FROM read_parquet({_lit(pairs)}))
-        )
         SELECT {granularity_class_sql("ga.g", "gb.g")} AS cls, CASE {case} END AS bin, count(*),
                sum(match_probability), count(t.a), min(p.match_probability) AS lo
-        FROM p LEFT JOIN _ev_truth_any t ON p.a = t.a AND p.b = t.b
+        FROM _ev_prob p LEFT JOIN _ev_truth_any t ON p.a = t.a AND p.b = t.b
         JOIN _ev_gran ga ON ga.k = p.a JOIN _ev_gran gb ON gb.k = p.b
         GROUP BY cls, bin ORDER BY cls, lo
         """
     ).fetchall()
     calibration_by_class: dict[str, list[dict[str, Any]]] = {c: [] for c in GRANULARITY_CLASSES}
     for cls, b, k, s, tr, _lo in by_class_rows:
-        calibration_by_class[cls].append(
-            {
-                "bin": b,
-                "pairs": int(k),
-                "expected_true": round(float(s), 2),
-                "observed_true": int(tr),
-                "observed_share": round(tr / k, 4) if k else None,
-            }
-        )
+        calibration_by_class[cls].append(_calibration_bin(b, k, s, tr))
     return {
         "threshold": threshold,
         "registrations": n_regs,
