@@ -342,6 +342,23 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _wait_until_serving(proc: subprocess.Popen, base: str, log: Path) -> None:
+    """Poll /healthz for up to 60 s; kill the server and fail with its log if it never answers."""
+    import httpx
+
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(base + "/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError("server did not start: " + log.read_text()[-2000:])
+        time.sleep(0.2)
+
+
 @pytest.fixture
 def server(tmp_path: Path):
     psutil = pytest.importorskip("psutil")
@@ -355,20 +372,8 @@ def server(tmp_path: Path):
          "--port", str(port), "--max-upload", "64KiB"],
         cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
-    import httpx
-
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(base + "/healthz", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise AssertionError("server did not start: " + (tmp_path / "serve.log").read_text()[-2000:])
-        time.sleep(0.2)
+    _wait_until_serving(proc, base, tmp_path / "serve.log")
     yield base, tokens, psutil.Process(proc.pid), tmp_path / "serve.log"
     proc.terminate()
     try:
@@ -621,20 +626,8 @@ def limited_server(tmp_path: Path):
     log = open(tmp_path / "serve.log", "w")  # noqa: SIM115
     proc = subprocess.Popen([os.sys.executable, "-c", code, str(ws), str(port)], cwd=ROOT, stdout=log,
                             stderr=subprocess.STDOUT)  # fmt: skip
-    import httpx
-
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(base + "/healthz", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise AssertionError("server did not start: " + (tmp_path / "serve.log").read_text()[-2000:])
-        time.sleep(0.2)
+    _wait_until_serving(proc, base, tmp_path / "serve.log")
     yield base, token, tmp_path / "serve.log"
     proc.terminate()
     try:
