@@ -108,7 +108,13 @@ def _with_complementary(
     masks: dict[str, pa.Array | pa.ChunkedArray],
     groups: list[str],
 ) -> pa.Table:
-    """Primary masks applied, plus the smallest other cell of a group hiding exactly one."""
+    """Primary masks applied, plus the smallest other cell of a group hiding exactly one.
+
+    The partner is the smallest *non-zero* shown cell (a zero only when there is
+    none): hiding a zero beside a published total still lets the small cell be
+    recovered by subtraction.  ``voterolls.report.suppress.suppress_group`` applies
+    the same rule to one in-memory group.
+    """
     import duckdb
 
     work = table.append_column("_rid", pa.array(range(table.num_rows), pa.int64()))
@@ -125,7 +131,7 @@ def _with_complementary(
                 SELECT *, _m{i} AS _s,
                        sum(_m{i}::INT) OVER (PARTITION BY {part}) AS _ns,
                        count({qc}) OVER (PARTITION BY {part}) AS _nc,
-                       row_number() OVER (PARTITION BY {part}, _m{i} ORDER BY {qc}, _rid) AS _rk
+                       row_number() OVER (PARTITION BY {part}, _m{i} ORDER BY {qc} = 0, {qc}, _rid) AS _rk
                 FROM {current})
             SELECT * EXCLUDE (_s, _ns, _nc, _rk, {qc}),
                    CASE WHEN _s OR (_ns = 1 AND _nc > 1 AND NOT _s AND {qc} IS NOT NULL AND _rk = 1)
