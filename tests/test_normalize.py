@@ -8,10 +8,12 @@ from importlib import resources
 
 import duckdb
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from voterolls.normalize import clean_dates, normalize_registrations
 from voterolls.normalize.build_nicknames import build
-from voterolls.normalize.names import canonical_first_name, nickname_table
+from voterolls.normalize.names import canonical_first_name, canonical_first_names, nickname_table
 
 COLS = (
     "state", "state_voter_id", "last_name", "first_name", "middle_name", "name_suffix",
@@ -87,6 +89,28 @@ def test_nicknames_canonical() -> None:
     assert canon == ["ROBERT", "WILLIAM", "ZEBEDIAH", "ROBERT", None]
     # the first name itself is kept as written (cleaned); only the canonical column maps
     assert got[0]["first_name"] == "BOB"
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.none(),
+            st.sampled_from(nickname_table().column("nickname").to_pylist()),
+            st.sampled_from(nickname_table().column("canonical").to_pylist()),
+            st.text(alphabet="ABCDEJLMNORSTY -", max_size=8),
+        ),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_batch_nickname_mapping_equals_the_sql_join(names: list[str | None]) -> None:
+    """Ingest maps nicknames per Arrow batch (row order kept); other callers use the SQL join."""
+    import pyarrow as pa
+
+    got = _norm([_row(i, first=n) for i, n in enumerate(names)])  # the SQL join
+    batch = canonical_first_names(pa.array([d["first_name"] for d in got], pa.string()))
+    assert batch.to_pylist() == [d["first_name_canonical"] for d in got]
 
 
 def test_nickname_table_is_derived_deterministically_from_the_package() -> None:

@@ -5,7 +5,7 @@ See docs/ARCHITECTURE.md "Readers -> ingest" and ``engine`` for how lines are re
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import duckdb
@@ -30,6 +30,9 @@ from voterolls.log import get_logger
 from voterolls.schema import VOTE_HISTORY_SCHEMA
 
 log = get_logger(__name__)
+
+#: Column of a clean group's parallel read: the record's file (index in the group), for numbering.
+FILE_INDEX = "__vr_fi"
 
 _REJECT_REASONS = {
     "INVALID ENCODING": "invalid byte sequence for {enc}",
@@ -64,31 +67,58 @@ class Scan:
         self._report: ScanReport | None = None
         self._reg_parts = registration_parts or []
 
-    def registration_batches(self, batch_rows: int = 131_072) -> pa.RecordBatchReader:
+    def registration_batches(
+        self,
+        batch_rows: int = 131_072,
+        prepare: Callable[[duckdb.DuckDBPyConnection, duckdb.DuckDBPyRelation], duckdb.DuckDBPyRelation] | None = None,
+    ) -> pa.RecordBatchReader:
         """The rows of :attr:`registrations` as Arrow batches, read with every thread.
 
-        Same columns and rows, in the same order, as ``registrations``; the
-        difference is how ``source_line`` is made.  For a fast-path group
-        without quarantined records (every line one loadable record: the
-        usual clean file) the group is read by DuckDB's parallel CSV reader
-        without the line-numbering window, and ``source_line`` is filled here
-        from each record's position in the stream (numpy, per batch: see
+        Same rows, in the same order, as ``registrations``; the difference is
+        how ``source_line`` is made.  For a fast-path group without
+        quarantined records (every line one loadable record: the usual clean
+        file) the group is read by DuckDB's parallel CSV reader without the
+        line-numbering window, and ``source_line`` is filled here from each
+        record's position in the stream (numpy, per batch: see
         ``fast.LineNumberer``).  Every other reader streams its exact SQL.
+
+        ``prepare(con, rel)`` (optional) is applied to each part's rows before
+        they leave DuckDB.  It must keep rows one for one and in order
+        (projections only: no join, no filter), and keep unknown columns.  On
+        a clean group it runs in the same parallel query as the CSV read; on
+        any other part it runs on a second cursor over the exact rows, so the
+        reader's (possibly very large) SQL is bound once.
         Consume the reader once, before :meth:`finish`.
         """
         parts = self._reg_parts or [(self.registrations.sql_query(), None, None)]
-        first = self._con.sql(parts[0][0]).limit(0).to_arrow_table().schema
-        schema = first
+
+        def open_part(exact: str, ordinal: str | None) -> pa.RecordBatchReader:
+            if ordinal is not None:
+                rel = self._con.sql(ordinal)
+                return (prepare(self._con, rel) if prepare else rel).to_arrow_reader(batch_rows)
+            rows = self._con.sql(exact)
+            if prepare is None:
+                return rows.to_arrow_reader(batch_rows)
+            cur = self._con.cursor()
+            cur.execute("SET enable_progress_bar = false")
+            return prepare(cur, cur.from_arrow(rows.to_arrow_reader(batch_rows))).to_arrow_reader(batch_rows)
+
+        first = open_part(parts[0][0], parts[0][1] if parts[0][2] is not None else None)
+        schema = first.schema
+        if FILE_INDEX in schema.names:
+            schema = schema.remove(schema.get_field_index(FILE_INDEX))
 
         def batches() -> Iterator[pa.RecordBatch]:
-            for exact, ordinal, group in parts:
-                if ordinal is None or group is None:
-                    for b in self._con.sql(exact).to_arrow_reader(batch_rows):
+            for k, (exact, ordinal, group) in enumerate(parts):
+                numbered = ordinal is not None and group is not None
+                reader = first if k == 0 else open_part(exact, ordinal if numbered else None)
+                if not numbered:
+                    for b in reader:
                         yield b if b.schema == schema else b.cast(schema)
                     continue
                 number = group.line_numberer()
-                for b in self._con.sql(ordinal).to_arrow_reader(batch_rows):
-                    lines = number(b.column("__vr_fi"))
+                for b in reader:
+                    lines = number(b.column(FILE_INDEX))
                     cols = [lines if name == "source_line" else b.column(name) for name in schema.names]
                     yield pa.RecordBatch.from_arrays(cols, schema=schema)
                 number.close()
@@ -318,7 +348,7 @@ def scan(
                 used = fast.used_fields(proj, req.get("required") or "")
                 rows = pl.rows_sql(required=req.get("required"), used=used)
                 if pl.ordinal:
-                    ordinal = f"SELECT {proj}, _fi AS __vr_fi FROM ({pl.ordinal_sql(used=used)})"
+                    ordinal = f"SELECT {proj}, _fi AS {FILE_INDEX} FROM ({pl.ordinal_sql(used=used)})"
             else:
                 rows = rows_sql(pl, valid=True, **req)
             reg_sql.append(f"SELECT {proj} FROM ({rows})")

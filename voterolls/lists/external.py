@@ -179,13 +179,13 @@ def score_against_registrations(
     """
     from splink import Linker
 
+    from voterolls.link import log2_odds, prior_fixed_point
     from voterolls.link.blocking import DEFAULT_BLOCK_CAP
     from voterolls.link.comparisons import COMPARISON_NAMES
     from voterolls.link.engines import make_engine
     from voterolls.link.predict import probability_expr, weight_expr
     from voterolls.link.prepare import prepare_input
     from voterolls.link.settings import load_model
-    from voterolls.link import log2_odds, prior_fixed_point
 
     model = load_model(model_path)
     cols = ", ".join(f'"{c}"' for c in _LINK_COLUMNS)

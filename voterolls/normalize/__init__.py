@@ -21,8 +21,9 @@ import itertools
 import duckdb
 
 from voterolls.normalize import address, dates, names
+from voterolls.normalize.names import canonical_first_names
 
-__all__ = ["clean_dates", "normalize_registrations", "ISSUES_COLUMN"]
+__all__ = ["clean_dates", "normalize_registrations", "canonical_first_names", "ISSUES_COLUMN"]
 
 ISSUES_COLUMN = "_issues"
 
@@ -99,12 +100,18 @@ def clean_dates(
 
 
 def normalize_registrations(
-    con: duckdb.DuckDBPyConnection, rel: duckdb.DuckDBPyRelation
+    con: duckdb.DuckDBPyConnection, rel: duckdb.DuckDBPyRelation, *, nicknames: bool = True
 ) -> duckdb.DuckDBPyRelation:
     """Return ``rel`` with the national-schema text fields normalised (same columns).
 
     Adds ``first_name_canonical`` and ``name_suffix`` if missing, and the
     ``_issues`` list.  Columns the relation does not have are left alone.
+
+    ``nicknames=False`` leaves ``first_name_canonical`` as the cleaned first
+    name, for a caller that maps nicknames batch by batch with
+    :func:`canonical_first_names`: the nickname join may reorder rows, and a
+    row-for-row, order-keeping projection is what lets ingest read a clean
+    file in parallel and number its lines afterwards.
     """
     cols = list(rel.columns)
     colset = set(cols)
@@ -161,7 +168,7 @@ def normalize_registrations(
     v2 = _view(con.sql(f"SELECT {sel2} FROM {v1}"), con)
 
     # Stage 3: strip the split suffixes, tags, nickname join.
-    nick = names.register_nicknames(con)
+    nick = names.register_nicknames(con) if nicknames else None
     s3: dict[str, str] = {}
     tags: list[str] = []
     for f in sfx_cols:
@@ -172,7 +179,7 @@ def normalize_registrations(
         s3["name_suffix"] = f"coalesce(r.name_suffix, {split})"
         tags.append(f"CASE WHEN r.name_suffix IS NULL AND {split} IS NOT NULL THEN 'name_suffix:split' END")
     first = s3.get("first_name", "r.first_name") if "first_name" in colset else "NULL::VARCHAR"
-    s3["first_name_canonical"] = f"coalesce(nk.canonical, {first})"
+    s3["first_name_canonical"] = f"coalesce(nk.canonical, {first})" if nicknames else first
     if "residence_zip5" in colset:
         tags.append(
             "CASE WHEN r.__zip_raw IS NOT NULL AND r.residence_zip5 IS NULL THEN 'residence_zip5:nulled' "
@@ -187,8 +194,5 @@ def normalize_registrations(
         q = '"' + c.replace('"', '""') + '"'
         sel.append(f"{s3[c]} AS {q}" if c in s3 else f"r.{q}")
     issues = f"list_concat(r.{ISSUES_COLUMN}, list_filter([{', '.join(tags) or 'NULL'}]::VARCHAR[], lambda t: t IS NOT NULL)) AS {ISSUES_COLUMN}"
-    sql = (
-        f"SELECT {', '.join(sel)}, {issues} FROM {v2} r "
-        f"LEFT JOIN {nick} nk ON nk.nickname = {first}"
-    )
-    return con.sql(sql)
+    join = f" LEFT JOIN {nick} nk ON nk.nickname = {first}" if nicknames else ""
+    return con.sql(f"SELECT {', '.join(sel)}, {issues} FROM {v2} r{join}")

@@ -30,6 +30,7 @@ from importlib import resources
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 #: Generational suffixes split out of name fields.
 SUFFIXES = ("JR", "SR", "II", "III", "IV", "V")
@@ -146,6 +147,24 @@ def register_nicknames(con: duckdb.DuckDBPyConnection) -> str:
     """Make the nickname table visible to ``con`` under :data:`NICKNAME_TABLE`."""
     con.register(NICKNAME_TABLE, nickname_table())
     return NICKNAME_TABLE
+
+
+@cache
+def _nickname_lookup() -> tuple[pa.Array, pa.Array]:
+    t = nickname_table()
+    return t.column("nickname").combine_chunks(), t.column("canonical").combine_chunks()
+
+
+def canonical_first_names(first: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """``first_name_canonical`` for cleaned first names, with Arrow compute (hash lookup).
+
+    The same mapping as the SQL join in ``normalize_registrations``
+    (``coalesce(canonical, name)`` over :func:`nickname_table`), for callers
+    that hold record batches and must keep their row order.
+    """
+    keys, canonical = _nickname_lookup()
+    hit = pc.take(canonical, pc.index_in(first, value_set=keys))
+    return pc.coalesce(hit, first)
 
 
 def canonical_first_name(con: duckdb.DuckDBPyConnection, names: list[str]) -> list[str | None]:
