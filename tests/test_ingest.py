@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
@@ -318,6 +319,36 @@ def test_parallel_read_keeps_file_order_and_line_numbers(tmp_path: Path) -> None
     assert r.loaded == 53_000 and r.quarantined == 0
     stored = pq.read_table(next((tmp_path / "ws").glob("states/NC/*/registrations.parquet")), columns=["state_voter_id", "source_line"])
     assert all(i == f"{i[0]}{n}" for i, n in zip(stored.column(0).to_pylist(), stored.column(1).to_pylist(), strict=True))
+
+
+@pytest.mark.parametrize("state", ["NC", "FL"])
+def test_clean_file_stores_the_same_rows_on_the_parallel_and_the_line_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, state: str) -> None:
+    """On a clean file the policy / normalisation chain runs inside DuckDB's parallel read and
+    nicknames are mapped per Arrow batch; the line engine runs the same chain on a second
+    cursor with the SQL nickname join.  Both must store identical registrations."""
+    from voterolls.formats import fast
+
+    regs, vh = national_sample(state, 3_000)
+    first = regs.column("first_name").to_pylist()
+    nicknames = ["Bob", "bill", "PEGGY", "Jack", "Liz"]  # mapped per batch vs by the SQL join
+    first = [nicknames[i % 5] if i % 7 == 0 else f for i, f in enumerate(first)]
+    regs = regs.set_column(regs.schema.get_field_index("first_name"), "first_name", pa.array(first, pa.string()))
+    paths = write_native(state, regs, vh, tmp_path / "in")
+    a = ingest(tmp_path / "wa", state, paths)
+    monkeypatch.setattr(fast, "eligible", lambda plan: False)  # every file through the line engine
+    b = ingest(tmp_path / "wb", state, paths)
+    assert a.loaded == b.loaded > 2_000 and a.quarantined == b.quarantined
+
+    def stored(ws: Path) -> pa.Table:
+        t = pq.read_table(next(ws.glob(f"states/{state}/*/registrations.parquet")))
+        return t.sort_by([("source_file", "ascending"), ("source_line", "ascending")])
+
+    ta, tb = stored(tmp_path / "wa"), stored(tmp_path / "wb")
+    assert ta.schema == tb.schema
+    for name in ta.column_names:
+        assert ta.column(name).to_pylist() == tb.column(name).to_pylist(), name
+    nick = pc.sum(pc.not_equal(ta.column("first_name"), ta.column("first_name_canonical"))).as_py()
+    assert nick, "the sample should carry nicknames"
 
 
 def test_line_numberer_refuses_out_of_order_streams() -> None:
