@@ -80,6 +80,26 @@ def build_nc_file(rows: int, out_dir: Path) -> Path:
     return out
 
 
+def damage(path: Path, n: int) -> None:
+    """Damage ``n`` evenly spaced data lines in place: a line cut short, a stray quote, an invalid byte.
+
+    Real county files carry such lines; ingest quarantines them and must not
+    fall off its fast path for the rest of the file.
+    """
+    lines = path.read_bytes().split(b"\n")
+    body = len(lines) - 2  # header and the empty string after the last newline
+    for k in range(n):
+        i = 1 + (k + 1) * body // (n + 1)
+        kind = k % 3
+        if kind == 0:
+            lines[i] = lines[i][: len(lines[i]) // 2]
+        elif kind == 1:
+            lines[i] = lines[i].replace(b'"\t"', b'"x"\t"', 1)
+        else:
+            lines[i] = lines[i][:20] + b"\xff" + lines[i][20:]
+    path.write_bytes(b"\n".join(lines))
+
+
 def _run_child(code: str, env: dict[str, str]) -> tuple[float, int, str, float]:
     """Run ``code`` in a fresh Python; return (seconds, peak RSS bytes, stdout, CPU seconds).
 
@@ -121,7 +141,7 @@ PLAIN = """
 import duckdb, sys, time
 con = duckdb.connect(config={{'memory_limit': '{mem}', 'temp_directory': '{tmp}'{threads}}})
 t = time.perf_counter()
-con.execute("COPY (SELECT * FROM read_csv('{src}', delim='\\t', header=true, quote='\\"', all_varchar=true)) TO '{dst}' (FORMAT parquet, COMPRESSION zstd)")
+con.execute("COPY (SELECT * FROM read_csv('{src}', delim='\\t', header=true, quote='\\"', all_varchar=true{lenient})) TO '{dst}' (FORMAT parquet, COMPRESSION zstd)")
 print(time.perf_counter() - t)
 """
 
@@ -144,13 +164,22 @@ def main() -> None:
     ap.add_argument("--memory-limit", default="1GB")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     ap.add_argument("--no-docs", action="store_true", help="do not rewrite docs/PERFORMANCE.md")
+    ap.add_argument(
+        "--bad-lines",
+        type=int,
+        default=0,
+        help="damage this many evenly spaced lines (messy-file run: results to ingest_bad_lines.json, no docs)",
+    )
     args = ap.parse_args()
+    results = RESULTS.with_name("ingest_bad_lines.json") if args.bad_lines else RESULTS
 
     work = Path(tempfile.mkdtemp(prefix="vr-bench-ingest-"))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     try:
         t = time.perf_counter()
         src = build_nc_file(args.rows, work)
+        if args.bad_lines:
+            damage(src, args.bad_lines)
         build_s = time.perf_counter() - t
         size = src.stat().st_size
         print(f"built {src.name}: {args.rows:,} rows, {size / 1e6:.0f} MB in {build_s:.1f} s")
@@ -165,6 +194,7 @@ def main() -> None:
                 mem=args.memory_limit,
                 tmp=work / "tmp",
                 threads=threads,
+                lenient=", ignore_errors=true" if args.bad_lines else "",
             ),
             env,
         )
@@ -205,11 +235,12 @@ def main() -> None:
             "throughput_ratio": round(plain_s / ing_s, 3),
             "cpu_ratio": round(plain_cpu / ing_cpu, 3),
         }
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+        result["bad_lines"] = args.bad_lines
+        results.parent.mkdir(parents=True, exist_ok=True)
+        results.write_text(json.dumps(result, indent=2) + "\n")
         table = render(result)
         print(table)
-        if not args.no_docs:
+        if not args.no_docs and not args.bad_lines:
             write_doc(table)
     finally:
         if not args.keep:
@@ -222,7 +253,9 @@ def render(r: dict) -> str:
     p, i = r["plain_copy"], r["ingest"]
     return "\n".join(
         [
-            f"Measured {r['date']} with `.venv/bin/python bench/ingest.py --rows {r['rows']}` "
+            f"Measured {r['date']} with `.venv/bin/python bench/ingest.py --rows {r['rows']}"
+            + (f" --bad-lines {r['bad_lines']}" if r.get("bad_lines") else "")
+            + "` "
             f"({r['rows']:,} rows, {r['file_bytes'] / 1e6:.0f} MB NC ncvoter file; {r['machine']}; "
             f"DuckDB threads: {r['threads']}, memory limit {r['memory_limit']}; one run; load average "
             f"(1/5/15 min) {' / '.join(map(str, r['load_avg_start']))} before, {' / '.join(map(str, r['load_avg_end']))} after).",

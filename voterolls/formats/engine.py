@@ -101,6 +101,8 @@ class FilePlan:
     uid: int
     has_header: bool = False
     rejected: list[tuple[int, str]] = field(default_factory=list)
+    #: for a file cut out of a larger one: the original line number of each of its lines
+    line_map: list[int] | None = None
 
     @property
     def n_fields(self) -> int:
@@ -146,21 +148,40 @@ def _read_csv(plan: FilePlan, *, rejects: str | None) -> str:
     return f"read_csv({lit(str(plan.source))}, {', '.join(opts)})"
 
 
+def skip_lines_sql(rows: str, k: str, skipped: list[int], cols: str) -> str:
+    """``SELECT <k mapped> AS line_no, cols FROM (rows)``: the k-th line that is not in ``skipped``.
+
+    ``skipped`` are sorted line numbers left out of the numbered stream (lines
+    DuckDB rejected, lines cut out of a file).  The k-th remaining line is
+    line ``k + #{i : skipped_i - i < k}`` (1-based ``i``): an ASOF join on a
+    small table, so the stream itself stays a plain scan.
+    """
+    if not skipped:
+        return f"SELECT {k} AS line_no, {cols} FROM ({rows})"
+    vals = ", ".join(f"({r - i}, {i})" for i, r in enumerate(skipped, start=1))
+    return (
+        f"SELECT b.{k} + coalesce(t.cnt, 0) AS line_no, {', '.join('b.' + c.strip() for c in cols.split(','))} FROM ({rows}) b "
+        f"ASOF LEFT JOIN (SELECT thr, max(cnt) AS cnt FROM (VALUES {vals}) v(thr, cnt) GROUP BY thr) t ON b.{k} > t.thr"
+    )
+
+
 def lines_sql(plan: FilePlan) -> str:
-    """(line_no, line) for every line DuckDB could decode, header excluded, CR stripped."""
+    """(line_no, line) for every line DuckDB could decode, header excluded, CR stripped.
+
+    For a file cut out of a larger one (``plan.line_map``) ``line_no`` is the
+    line's number in the original file.
+    """
     base = f"SELECT row_number() OVER () AS k, line FROM {_read_csv(plan, rejects=None)}"
-    rej = sorted(n for n, _ in plan.rejected)
-    if not rej:
-        numbered = f"SELECT k AS line_no, line FROM ({base})"
-    else:
-        # k-th accepted line -> physical line: k + (#rejected lines r_i with r_i - i < k)
-        vals = ", ".join(f"({r - i}, {i})" for i, r in enumerate(rej, start=1))
-        numbered = (
-            f"SELECT b.k + coalesce(t.cnt, 0) AS line_no, b.line FROM ({base}) b "
-            f"ASOF LEFT JOIN (SELECT thr, max(cnt) AS cnt FROM (VALUES {vals}) v(thr, cnt) GROUP BY thr) t ON b.k > t.thr"
-        )
+    numbered = skip_lines_sql(base, "k", sorted(n for n, _ in plan.rejected), "line")
     skip = "WHERE line_no > 1" if plan.has_header else ""
-    return f"SELECT line_no, rtrim(coalesce(line, ''), chr(13)) AS line FROM ({numbered}) {skip}"
+    out = f"SELECT line_no, rtrim(coalesce(line, ''), chr(13)) AS line FROM ({numbered}) {skip}"
+    if plan.line_map is None:
+        return out
+    return f"SELECT CAST(({int_list(plan.line_map)})[line_no] AS BIGINT) AS line_no, line FROM ({out})"
+
+
+def int_list(values: list[int]) -> str:
+    return "[" + ", ".join(str(int(v)) for v in values) + "]::BIGINT[]"
 
 
 def fields_expr(plan: FilePlan) -> tuple[str, str, str, str]:

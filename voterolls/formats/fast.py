@@ -24,7 +24,9 @@ records are exactly the file's physical lines:
   records per file with ``strict_mode`` and ``store_rejects``, as before.
 
 A file that fails any check is read by the line engine instead, which
-produces exactly the quarantine rows it always did.  On the fast path the
+produces exactly the quarantine rows it always did; a long file with only
+a few bad lines is split first (:func:`bad_lines`, ``scan._split_off_bad_lines``):
+its bad lines go to the line engine, the rest stays here.  On the fast path the
 only unloadable rows are records missing a required value (voter id,
 election date); their line numbers come from the verification pass.
 
@@ -52,7 +54,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from voterolls.formats.engine import LINE_SEP, QUARANTINE_SCHEMA, FilePlan, lit
+from voterolls.formats.engine import LINE_SEP, QUARANTINE_SCHEMA, FilePlan, lit, skip_lines_sql
 from voterolls.formats.spec import FileLayout
 from voterolls.log import get_logger
 
@@ -70,6 +72,9 @@ class GroupPlan:
     #: True when no record of the group is quarantined: record ``k`` of a file is then
     #: its line ``k`` (+ header) and :meth:`ordinal_sql` may replace the numbering window
     ordinal: bool = False
+    #: a one-file group read from a copy without some of the original's lines
+    #: (:func:`bad_lines`, ``sniff.excise``): those original line numbers, sorted
+    skipped: list[int] = field(default_factory=list)
 
     is_group = True
     unescape = False  # DuckDB's parser already turned "" into "
@@ -123,10 +128,11 @@ class GroupPlan:
             line = f"k - [{', '.join(map(str, offs))}][_fi + 1] + {hdr}"
         keep = [i for i in range(1, self.n_fields + 1) if used is None or i in used]
         cols = ", ".join(self.fld(i) for i in keep) or "NULL AS _none"
-        inner = (
-            f"SELECT CAST({line} AS BIGINT) AS line_no, {sha} AS _sha, {cols} FROM "
-            f"(SELECT row_number() OVER () AS k, CAST(file_index AS BIGINT) AS _fi, {cols} FROM {self.read_sql()})"
-        )
+        numbered = f"SELECT row_number() OVER () AS k, CAST(file_index AS BIGINT) AS _fi, {cols} FROM {self.read_sql()}"
+        if self.skipped:  # a copy without some lines: the k-th line of the copy -> its original number
+            numbered = skip_lines_sql(f"SELECT k + {hdr} AS k, _fi, {cols} FROM ({numbered})", "k", self.skipped, f"_fi, {cols}")
+            numbered = f"SELECT line_no - {hdr} AS k, _fi, {cols} FROM ({numbered})"
+        inner = f"SELECT CAST({line} AS BIGINT) AS line_no, {sha} AS _sha, {cols} FROM ({numbered})"
         return (
             inner
             if required is None
@@ -159,7 +165,7 @@ class GroupPlan:
 
     def line_numberer(self) -> LineNumberer:
         """A stateful numberer for the records of :meth:`ordinal_sql`, in stream order."""
-        return LineNumberer(self.counts, 1 if self.has_header else 0)
+        return LineNumberer(self.counts, 1 if self.has_header else 0, self.skipped)
 
 
 class LineNumberer:
@@ -172,10 +178,15 @@ class LineNumberer:
     stream was not in file order) and raises ``RuntimeError``.
     """
 
-    def __init__(self, counts: list[int], header: int) -> None:
+    def __init__(self, counts: list[int], header: int, skipped: list[int] | None = None) -> None:
         self._counts = np.asarray(counts, dtype=np.int64)
         self._offs = np.concatenate([[0], np.cumsum(self._counts)[:-1]]).astype(np.int64)
         self._header = header
+        if skipped and len(counts) != 1:
+            raise ValueError("skipped lines are for a one-file group")
+        # line l of the copy is original line l + #{i : skipped_i - i < l} (as engine.skip_lines_sql)
+        sk = np.asarray(sorted(skipped or []), dtype=np.int64)
+        self._thresholds = sk - np.arange(1, len(sk) + 1, dtype=np.int64)
         self._seen = 0
         self._last_fi = 0
 
@@ -191,7 +202,10 @@ class LineNumberer:
             rel = k - self._offs[fi]
             if bool((rel < 1).any() or (rel > self._counts[fi]).any()):
                 raise RuntimeError("a record's position lies outside its file's verified count")
-            return pa.array(rel + self._header, pa.int64())
+            line = rel + self._header
+            if len(self._thresholds):
+                line = line + np.searchsorted(self._thresholds, line, side="left")
+            return pa.array(line, pa.int64())
         return pa.array([], pa.int64())
 
     def close(self) -> None:
@@ -252,7 +266,15 @@ def read_csv_sql(
 
 
 def _shape_sql(plans: list[FilePlan], rejects: str, required_idx: int | None = None) -> str:
-    """Line counts per (file index, kind) in one pass over the physical lines.
+    """Line counts per (file index, kind) in one pass over the physical lines (see :func:`_kinds_sql`)."""
+    return (
+        f"SELECT _fi, kind, count(*) AS n FROM ({_kinds_sql(plans, rejects, required_idx)}) GROUP BY _fi, kind"
+    )
+
+
+def _kinds_sql(plans: list[FilePlan], rejects: str, required_idx: int | None = None, *, numbered: bool = False) -> str:
+    """(_fi, kind) for every physical line the reader decodes; with ``numbered`` also ``k``,
+    the line's position among the decoded lines of the group (a streaming window).
 
     kind 0: a line DuckDB's parser reads as exactly one record, with field
     ``required_idx`` (1-based; None: no requirement) not blank; 1: a line the
@@ -326,9 +348,56 @@ def _shape_sql(plans: list[FilePlan], rejects: str, required_idx: int | None = N
         f"WHEN regexp_full_match(raw_line, {lit(shape)}) THEN 3 "
         f"WHEN {line} = '' OR NOT coalesce({exact}, FALSE) THEN 1 {more}ELSE 2 END"
     )
-    return (
-        f"SELECT _fi, kind, count(*) AS n FROM (SELECT file_index AS _fi, {kind} AS kind "
-        f"FROM (SELECT file_index, line AS raw_line FROM {read})) GROUP BY _fi, kind"
+    k = "row_number() OVER () AS k, " if numbered else ""
+    return f"SELECT {k}file_index AS _fi, {kind} AS kind FROM (SELECT file_index, line AS raw_line FROM {read})"
+
+
+def bad_lines(con: duckdb.DuckDBPyConnection, plan: FilePlan, state: str) -> list[int] | None:
+    """Original line numbers of the lines that keep ``plan``'s file off the fast path.
+
+    Those are the lines the line engine would quarantine for their shape
+    (kind 1 of :func:`_kinds_sql`), registrations without a voter id (kind
+    3) and lines DuckDB cannot decode.  A file with only a few of them can
+    be split (``sniff.excise``): the rest is read on the fast path and these
+    lines by the line engine, each with its original number.  Lines whose
+    record DuckDB's parser must cut (kind 2) are not bad.  One numbered pass
+    (a streaming window, one thread).  None when the numbers do not
+    reconcile with the bytes or the read fails.
+    """
+    from voterolls.formats.engine import required_for
+
+    g = GroupPlan([plan])
+    required = required_for(g, state)
+    ids = plan.layout.by_target("state_voter_id") if plan.role == "registrations" else []
+    required_idx = g.idx(ids[0].name) if ids and required.get("required") else None
+    rj = f"_vr_cut_{next(_uid)}"
+    hdr = 1 if plan.has_header and plan.facts.lines > 0 else 0
+    try:
+        bad_k, decoded = con.execute(
+            f"SELECT list(k) FILTER (WHERE kind IN (1, 3)), count(*) "
+            f"FROM ({_kinds_sql([plan], rj, required_idx, numbered=True)})"
+        ).fetchall()[0]
+        rejected = (
+            [int(r[0]) for r in con.execute(f"SELECT DISTINCT line FROM {rj}_e ORDER BY line").fetchall()]
+            if _table_exists(con, f"{rj}_e")
+            else []
+        )
+    except duckdb.Error:
+        return None
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {rj}_e; DROP TABLE IF EXISTS {rj}_s")
+    if decoded + len(rejected) + hdr != plan.facts.lines:
+        return None
+    # k-th decoded data line -> physical line (rejected lines are missing from the stream)
+    k = np.asarray(bad_k or [], dtype=np.int64) + hdr
+    rj_arr = np.asarray(rejected, dtype=np.int64)
+    k = k + np.searchsorted(rj_arr - np.arange(1, len(rj_arr) + 1), k, side="left")
+    return sorted(set(k.tolist()) | set(rejected))
+
+
+def _table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    return bool(
+        con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [name]).fetchall()[0][0]
     )
 
 

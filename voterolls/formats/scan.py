@@ -5,6 +5,7 @@ See docs/ARCHITECTURE.md "Readers -> ingest" and ``engine`` for how lines are re
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -176,6 +177,52 @@ def _plan(path: Path, match, fmt: Format, uid: int, facts: sniff.FileFacts | Non
     )
 
 
+#: A fast-path file that fails verification because of a few lines is split instead of
+#: being read line by line: at least this many lines ...
+SPLIT_MIN_LINES = 50_000
+#: ... and at most this share of them bad.
+SPLIT_MAX_BAD_SHARE = 0.02
+
+
+def _split_off_bad_lines(
+    con: duckdb.DuckDBPyConnection, plan: FilePlan, state: str, temp: list[Path]
+) -> tuple[fast.GroupPlan, FilePlan] | None:
+    """Split a long file with a few bad lines: (the rest on the fast path, the bad lines for the line engine).
+
+    Real county files carry a handful of malformed lines; reading a million
+    good lines through the line engine because of them costs several times
+    the fast path.  The bad lines (``fast.bad_lines``) are copied to one temp
+    file and read by the line engine, which quarantines them exactly as it
+    would have (``FilePlan.line_map`` keeps their original numbers); every
+    other line is copied to a second temp file, verified again, and read on
+    the fast path with its original line numbers (``GroupPlan.skipped``).
+    Both parts carry the original file's sha256, so its counts reconcile as
+    one file.  None (read the whole file line by line) when the file is
+    short, has too many bad lines, or the copy is not clean.
+    """
+    if plan.facts.lines < SPLIT_MIN_LINES or plan.facts.utf16:
+        return None
+    bad = fast.bad_lines(con, plan, state)
+    if not bad or len(bad) > SPLIT_MAX_BAD_SHARE * plan.facts.lines:
+        return None
+    kept_path, cut_path = sniff.excise(plan.source, bad, header=plan.has_header)
+    temp += [kept_path, cut_path]
+    kept = dataclasses.replace(
+        plan, source=kept_path, uid=next(engine._uid), rejected=[],
+        facts=dataclasses.replace(plan.facts, lines=plan.facts.lines - len(bad)),
+    )  # fmt: skip
+    good, counts, qs = fast.verify(con, [kept], state)
+    if not good or qs[0].num_rows:
+        return None
+    cut = dataclasses.replace(
+        plan, source=cut_path, uid=next(engine._uid), rejected=[],
+        facts=dataclasses.replace(sniff.facts(cut_path), sha256=plan.facts.sha256),
+        line_map=([1] if plan.has_header else []) + bad,
+    )  # fmt: skip
+    log.info("file %s: %d bad line(s) read by the line engine, the rest on the fast path", plan.path.name, len(bad))
+    return fast.GroupPlan([kept], counts, ordinal=True, skipped=bad), cut
+
+
 def _read_rejects(con: duckdb.DuckDBPyConnection, plan: FilePlan, temp: list[Path]) -> None:
     """First pass: let DuckDB decode every line; collect rejected line numbers; reconcile counts."""
     for attempt in (0, 1):
@@ -246,7 +293,7 @@ def _quarantine_table(
     if plan.rejected:
         enc = plan.layout.encoding
         vals = ", ".join(
-            f"({n}, {engine.lit(_REJECT_REASONS.get(tp, tp.lower()).format(enc=enc))})"
+            f"({plan.line_map[n - 1] if plan.line_map else n}, {engine.lit(_REJECT_REASONS.get(tp, tp.lower()).format(enc=enc))})"
             for n, tp in plan.rejected
         )
         parts.append(
@@ -296,8 +343,9 @@ def scan(
         for i, pl in enumerate(plans):
             if fast.eligible(pl):
                 groups.setdefault(fast.group_key(pl), []).append(i)
-        qparts: dict[int, pa.Table | str] = {}
+        qparts: dict[int, list[pa.Table | str]] = {}
         readers: list[tuple[int, FilePlan | fast.GroupPlan]] = []  # (first file index, plan)
+        line_plans: list[tuple[int, FilePlan]] = []  # files (or parts of files) for the line engine
         for members in groups.values():
             gplans = [plans[i] for i in members]
             good, counts, qs = fast.verify(con, gplans, state)
@@ -306,21 +354,26 @@ def scan(
                 gp = fast.GroupPlan([gplans[j] for j in good], counts, ordinal=all(q.num_rows == 0 for q in qs))
                 readers.append((members[good[0]], gp))
                 for j, q in zip(good, qs, strict=True):
-                    qparts[members[j]] = q
+                    qparts[members[j]] = [q]
+            for j, pl in enumerate(gplans):
+                split = None if j in good else _split_off_bad_lines(con, pl, state, temp)
+                if split is not None:
+                    # a long file with a few bad lines: the rest stays on the fast path
+                    readers.append((members[j], split[0]))
+                    line_plans.append((members[j], split[1]))
+                    qparts[members[j]] = []
         # the line engine: everything else (fixed width, mixed line endings, files that failed a check)
-        for i, pl in enumerate(plans):
-            if i in qparts:
-                continue
+        line_plans += [(i, pl) for i, pl in enumerate(plans) if i not in qparts]
+        for i, pl in line_plans:
             _read_rejects(con, pl, temp)
             t, _ = _quarantine_table(con, pl, state)
             qtables.append(t)
-            qparts[i] = t
+            qparts.setdefault(i, []).append(t)
             readers.append((i, pl))
         readers.sort(key=lambda r: r[0])
         files: list[ScannedFile] = []
         for i, (p, plan) in enumerate(zip(plist, plans, strict=True)):
-            q = qparts[i]
-            nq = q.num_rows if isinstance(q, pa.Table) else _count(con, q)
+            nq = sum(q.num_rows if isinstance(q, pa.Table) else _count(con, q) for q in qparts[i])
             header = 1 if plan.has_header and plan.facts.lines > 0 else 0
             rows_read = plan.facts.lines - header
             sf = ScannedFile(
@@ -389,5 +442,5 @@ def scan(
             tp.unlink(missing_ok=True)
         raise
     log.info("scan %s: %d file(s), format %s", state, len(files), fmt.name)
-    qlist = [qparts[i] for i in range(len(plans))]
+    qlist = [q for i in range(len(plans)) for q in qparts[i]]
     return Scan(con, fmt, plans, registrations, vote_history, files, qlist, temp, reg_parts)

@@ -143,6 +143,36 @@ def normalise_endings(path: Path, encoding: str) -> Path:
     return Path(tmp)
 
 
+def excise(path: Path, lines: list[int], *, header: bool) -> tuple[Path, Path]:
+    """Split ``path`` into two temp files: (every line but ``lines``, those lines).
+
+    ``lines`` are sorted 1-based physical line numbers (LF-terminated lines:
+    only files with one kind of line ending get here).  With ``header`` the
+    first line is written to both files, so each reads like the original.
+    Lines are copied as bytes in runs (``islice``), so the cost is one pass
+    of buffered reads and writes.  The caller deletes both files.
+    """
+    import itertools
+
+    fd_k, kept = tempfile.mkstemp(prefix="voterolls_kept_", suffix=".txt")
+    fd_c, cut = tempfile.mkstemp(prefix="voterolls_cut_", suffix=".txt")
+    with os.fdopen(fd_k, "wb") as keep, os.fdopen(fd_c, "wb") as out, path.open("rb") as fh:
+        at = 1  # number of the next line to read
+        if header:
+            first = fh.readline()
+            keep.write(first)
+            out.write(first)
+            at = 2
+        for n in lines:
+            if n < at:
+                continue  # the header, or a duplicate
+            keep.writelines(itertools.islice(fh, n - at))
+            out.write(fh.readline())
+            at = n + 1
+        keep.writelines(fh)
+    return Path(kept), Path(cut)
+
+
 def first_lines(path: Path, encoding_hint: str | None = None, n: int = 3) -> tuple[str, list[str]]:
     """(encoding guess, first ``n`` lines decoded) from the file's head, for detection and shape checks."""
     st = path.stat()

@@ -5,8 +5,9 @@ One call of :func:`ingest` does, for one state::
     scan (voterolls.formats)            lazy relation of the native rows
       -> clean_dates                    placeholder DOBs removed *before* the law is applied
       -> enforce (voterolls.policy)     disallowed fields dropped / generalised
+      -> normalize_registrations        names, suffixes, address, ZIP ... (one query with the read)
+      -> line numbers, nicknames        per Arrow batch (clean files are read in parallel)
       -> sealed sidecar join            keyed tokens from ``voterolls seal``
-      -> normalize_registrations        names, suffixes, nicknames, address, ZIP ...
       -> one streaming pass             Parquet (zstd) + per-file counts + issue counts
       -> vote history, quarantine, uniformity, manifest.json
       -> Workspace.commit               rename into place + catalog transaction

@@ -1,0 +1,118 @@
+"""A long file with a few bad lines is split: bad lines to the line engine, the rest on the fast path.
+
+The split must change nothing but speed: the same rows, line numbers,
+quarantine reasons and counts as reading the whole file line by line.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from voterolls.formats import write_native
+from voterolls.formats.sample import national_sample
+from voterolls.ingest.pipeline import ingest
+
+
+def _damaged(tmp: Path, state: str, *, blank_line: bool) -> Path:
+    regs, _ = national_sample(state, 400)
+    files = [p for p in write_native(state, regs, None, tmp / "in") if "vhis" not in p.name and "_H_" not in p.name]
+    reg = max(files, key=lambda p: p.stat().st_size)  # FL writes one file per county
+    data = reg.read_bytes()
+    eol = b"\r\n" if b"\r\n" in data else b"\n"  # FL writes CRLF: keep one kind of line ending
+    lines = data.split(eol)
+    assert lines[-1] == b""
+    body = lines[:-1]
+    first = 1 if state == "NC" else 0  # NC has a header line
+    delim = b"\t"
+    n = len(body)
+    assert n > 60
+    body[first] = b"short" + delim + b"line"  # the first record
+    body[first + n // 10] = body[first + n // 10][:30] + b"\xff\xfe" + body[first + n // 10][30:]  # invalid UTF-8
+    body[first + n // 10 + 1] = body[first + n // 10 + 1] + delim + b"extra"  # one field too many, right after
+    body[first + n // 2] = body[first + n // 2].replace(b"\t", b"\t\t", 1)  # a field too many
+    body[-1] = body[-1][: len(body[-1]) // 2]  # the last line cut short
+    if state == "NC":
+        body[first + n // 4] = body[first + n // 4].replace(b'"', b"", 1)  # an unquoted first field
+        ncid = body[first + n // 3].split(b"\t")
+        ncid[3] = b'""'  # a blank voter id
+        body[first + n // 3] = b"\t".join(ncid)
+    if blank_line:
+        body.insert(first + 2 * n // 3, b"")
+    out = tmp / reg.name
+    out.write_bytes(eol.join(body) + eol)
+    return out
+
+
+def _stored(ws: Path, state: str, name: str) -> pa.Table:
+    t = pq.read_table(next(ws.glob(f"states/{state}/*/{name}.parquet")))
+    key = "source_line" if name == "registrations" else "line"
+    return t.sort_by([(key, "ascending")])
+
+
+@pytest.mark.parametrize("state", ["NC", "FL"])
+@pytest.mark.parametrize("blank_line", [False, True])
+def test_split_reads_like_the_line_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, state: str, blank_line: bool) -> None:
+    import importlib
+
+    scan_mod = importlib.import_module("voterolls.formats.scan")
+
+    src = _damaged(tmp_path, state, blank_line=blank_line)
+    splits: list[object] = []
+    real = scan_mod._split_off_bad_lines
+
+    def spy(*a: object, **kw: object) -> object:
+        out = real(*a, **kw)
+        splits.append(out)
+        return out
+
+    monkeypatch.setattr(scan_mod, "SPLIT_MIN_LINES", 1)
+    monkeypatch.setattr(scan_mod, "SPLIT_MAX_BAD_SHARE", 0.5)
+    monkeypatch.setattr(scan_mod, "_split_off_bad_lines", spy)
+    a = ingest(tmp_path / "split", state, [src])
+    monkeypatch.setattr(scan_mod, "_split_off_bad_lines", lambda *a, **kw: None)
+    b = ingest(tmp_path / "lines", state, [src])
+
+    assert splits and (splits[0] is not None or blank_line), "a file without blank lines must be split"
+    assert (a.rows_read, a.loaded, a.quarantined) == (b.rows_read, b.loaded, b.quarantined)
+    assert a.quarantined >= (6 if state == "NC" else 4)
+    for name in ("registrations", "quarantine"):
+        ta, tb = _stored(tmp_path / "split", state, name), _stored(tmp_path / "lines", state, name)
+        assert ta.num_rows == tb.num_rows, name
+        for col in ta.column_names:
+            assert ta.column(col).to_pylist() == tb.column(col).to_pylist(), (name, col)
+
+
+def test_split_scan_exact_sql_matches_the_parallel_batches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``Scan.registrations`` (numbering window + ASOF over the cut lines) and the parallel
+    batches (numpy mapping) give every record the same original line."""
+    import importlib
+
+    import duckdb
+
+    scan_mod = importlib.import_module("voterolls.formats.scan")
+
+    monkeypatch.setattr(scan_mod, "SPLIT_MIN_LINES", 1)
+    monkeypatch.setattr(scan_mod, "SPLIT_MAX_BAD_SHARE", 0.5)
+    src = _damaged(tmp_path, "NC", blank_line=False)
+    s = scan_mod.scan(duckdb.connect(), [src], state="NC")
+    try:
+        assert any(getattr(pl, "skipped", None) for _, _, pl in s._reg_parts)
+        exact = s.registrations.to_arrow_table().sort_by([("source_line", "ascending")])
+        fast = pa.Table.from_batches(list(s.registration_batches(64))).sort_by([("source_line", "ascending")])
+    finally:
+        s.finish()
+    assert exact.column("source_line").to_pylist() == fast.column("source_line").to_pylist()
+    assert exact.column("state_voter_id").to_pylist() == fast.column("state_voter_id").to_pylist()
+
+
+def test_line_numberer_maps_a_copy_back_to_the_original_lines() -> None:
+    from voterolls.formats.fast import LineNumberer
+
+    # original lines 1 (header) .. 8; lines 3, 4 and 7 were cut: the copy holds 2, 5, 6, 8
+    num = LineNumberer([4], header=1, skipped=[3, 4, 7])
+    assert num(pa.array([0, 0, 0, 0], pa.int64())).to_pylist() == [2, 5, 6, 8]
+    num.close()
