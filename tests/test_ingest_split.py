@@ -116,3 +116,28 @@ def test_line_numberer_maps_a_copy_back_to_the_original_lines() -> None:
     num = LineNumberer([4], header=1, skipped=[3, 4, 7])
     assert num(pa.array([0, 0, 0, 0], pa.int64())).to_pylist() == [2, 5, 6, 8]
     num.close()
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_excise_copies_every_line_to_exactly_one_side(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int) -> None:
+    """Small blocks so that lines and cut runs straddle block boundaries."""
+    import random
+
+    from voterolls.formats import sniff
+
+    monkeypatch.setattr(sniff, "CHUNK", 16)
+    rng = random.Random(seed)
+    for trial in range(100):
+        phys = [bytes(rng.choice(b'ab\t"') for _ in range(rng.randint(0, 20))) + b"\n" for _ in range(rng.randint(1, 40))]
+        if rng.random() < 0.5:
+            phys[-1] = phys[-1][:-1]  # the last line without a terminator
+        src = tmp_path / f"f{trial}.txt"
+        src.write_bytes(b"".join(phys))
+        header = rng.random() < 0.5
+        first = 2 if header else 1
+        cut = sorted(rng.sample(range(first, len(phys) + 1), rng.randint(0, len(phys) + 1 - first)))
+        kept, out = sniff.excise(src, cut, header=header)
+        assert kept.read_bytes() == b"".join(x for i, x in enumerate(phys, 1) if i not in cut)
+        assert out.read_bytes() == (phys[0] if header else b"") + b"".join(phys[i - 1] for i in cut)
+        kept.unlink()
+        out.unlink()

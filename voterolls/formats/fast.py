@@ -352,7 +352,16 @@ def _kinds_sql(plans: list[FilePlan], rejects: str, required_idx: int | None = N
     return f"SELECT {k}file_index AS _fi, {kind} AS kind FROM (SELECT file_index, line AS raw_line FROM {read})"
 
 
-def bad_lines(con: duckdb.DuckDBPyConnection, plan: FilePlan, state: str) -> list[int] | None:
+@dataclass
+class BadLines:
+    """What :func:`bad_lines` found in one file."""
+
+    lines: list[int]  # original line numbers, sorted
+    #: lines whose record only DuckDB's parser can cut: the rest needs a parse pass to be counted
+    needs_parse: bool
+
+
+def bad_lines(con: duckdb.DuckDBPyConnection, plan: FilePlan, state: str) -> BadLines | None:
     """Original line numbers of the lines that keep ``plan``'s file off the fast path.
 
     Those are the lines the line engine would quarantine for their shape
@@ -373,8 +382,8 @@ def bad_lines(con: duckdb.DuckDBPyConnection, plan: FilePlan, state: str) -> lis
     rj = f"_vr_cut_{next(_uid)}"
     hdr = 1 if plan.has_header and plan.facts.lines > 0 else 0
     try:
-        bad_k, decoded = con.execute(
-            f"SELECT list(k) FILTER (WHERE kind IN (1, 3)), count(*) "
+        bad_k, decoded, parse = con.execute(
+            f"SELECT list(k) FILTER (WHERE kind IN (1, 3)), count(*), count(*) FILTER (WHERE kind = 2) "
             f"FROM ({_kinds_sql([plan], rj, required_idx, numbered=True)})"
         ).fetchall()[0]
         rejected = (
@@ -392,7 +401,7 @@ def bad_lines(con: duckdb.DuckDBPyConnection, plan: FilePlan, state: str) -> lis
     k = np.asarray(bad_k or [], dtype=np.int64) + hdr
     rj_arr = np.asarray(rejected, dtype=np.int64)
     k = k + np.searchsorted(rj_arr - np.arange(1, len(rj_arr) + 1), k, side="left")
-    return sorted(set(k.tolist()) | set(rejected))
+    return BadLines(sorted(set(k.tolist()) | set(rejected)), bool(parse))
 
 
 def _table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
@@ -446,6 +455,9 @@ def verify(
             # counted the records, so no parse pass is needed
             rows = [(i, kinds[i][0], None) for i in range(len(plans))]
             counted = []
+        elif all(k[1] for k in kinds.values()):
+            # every file has a line of the wrong shape: none can pass, a parse pass would tell nothing
+            rows, counted = [], []
         else:
             # counts first, without line numbers: no window, so DuckDB reads in parallel
             counted = con.execute(

@@ -202,18 +202,22 @@ def _split_off_bad_lines(
     """
     if plan.facts.lines < SPLIT_MIN_LINES or plan.facts.utf16:
         return None
-    bad = fast.bad_lines(con, plan, state)
-    if not bad or len(bad) > SPLIT_MAX_BAD_SHARE * plan.facts.lines:
+    found = fast.bad_lines(con, plan, state)
+    if found is None or not found.lines or len(found.lines) > SPLIT_MAX_BAD_SHARE * plan.facts.lines:
         return None
+    bad = found.lines
     kept_path, cut_path = sniff.excise(plan.source, bad, header=plan.has_header)
     temp += [kept_path, cut_path]
     kept = dataclasses.replace(
         plan, source=kept_path, uid=next(engine._uid), rejected=[],
         facts=dataclasses.replace(plan.facts, lines=plan.facts.lines - len(bad)),
     )  # fmt: skip
-    good, counts, qs = fast.verify(con, [kept], state)
-    if not good or qs[0].num_rows:
-        return None
+    if found.needs_parse:
+        good, counts, qs = fast.verify(con, [kept], state)
+        if not good or qs[0].num_rows:
+            return None
+    else:  # every kept line was one decodable record of the common shape, with its voter id
+        counts = [kept.facts.lines - (1 if plan.has_header else 0)]
     cut = dataclasses.replace(
         plan, source=cut_path, uid=next(engine._uid), rejected=[],
         facts=dataclasses.replace(sniff.facts(cut_path), sha256=plan.facts.sha256),
