@@ -392,3 +392,28 @@ def test_byte_pass_counts_every_line_ending(tmp_path: Path) -> None:
                 assert f.sha256 == hashlib.sha256(data).hexdigest()
     finally:
         sniff.CHUNK = old_chunk
+
+
+def test_a_file_rewritten_during_ingest_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ingest hashes each file once, before reading it; a rewrite with the same line count
+    must still be noticed (size / mtime), and nothing is committed."""
+    import importlib
+    import os
+
+    scan_mod = importlib.import_module("voterolls.formats.scan")
+    paths = _native(tmp_path, "NC", 200)
+    reg = _reg_file(paths)
+    real = scan_mod.fast.verify
+
+    def rewrite_then_verify(con, plans, state):  # noqa: ANN001, ANN202
+        out = real(con, plans, state)
+        data = reg.read_bytes()
+        reg.write_bytes(data.replace(b'"A"', b'"I"', 1))  # same lines, different bytes
+        st = reg.stat()
+        os.utime(reg, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+        return out
+
+    monkeypatch.setattr(scan_mod.fast, "verify", rewrite_then_verify)
+    with pytest.raises(UserError, match="changed while it was being ingested"):
+        ingest(tmp_path / "ws", "NC", paths)
+    assert Workspace(tmp_path / "ws").current_snapshot("NC") is None

@@ -32,6 +32,8 @@ class FileFacts:
     bare_cr: int
     utf16: bool
     bom: bool
+    #: the file's modification time when the pass began (a rewrite during ingest changes it)
+    mtime_ns: int = 0
 
     @property
     def mixed_endings(self) -> bool:
@@ -51,6 +53,7 @@ def is_utf16(first: bytes) -> bool:
 def facts(path: Path) -> FileFacts:
     """Hash and count line terminators in one chunked pass (``bytes.count``; numpy for UTF-16)."""
     h = hashlib.sha256()
+    mtime_ns = path.stat().st_mtime_ns
     first = head(path, 4)
     utf16 = is_utf16(first)
     lf = crlf = cr = 0
@@ -111,6 +114,7 @@ def facts(path: Path) -> FileFacts:
         bare_cr,
         utf16,
         first.startswith((b"\xff\xfe", b"\xef\xbb\xbf")),
+        mtime_ns,
     )
 
 

@@ -765,7 +765,10 @@ def _run(
         sha = by_path.get(str(f.path)) or by_path.get(str(Path(f.path)))
         if sha is None:
             raise ReconciliationError(f"reader reported a file that was not given: {Path(f.path).name}")
-        if f.sha256 != sha:
+        before = facts.get(str(f.path))
+        st = Path(f.path).stat()
+        if f.sha256 != sha or (before is not None and (st.st_size, st.st_mtime_ns) != (before.size, before.mtime_ns)):
+            # the bytes were hashed once, before reading: a rewrite since then changes size or mtime
             raise UserError("the file changed while it was being ingested; run again", file=f.path)
         quarantined = int(q_counts.get(str(f.path), 0)) + int(extra_q.get(sha, 0))
         if getattr(f, "rows_quarantined", None) is not None and int(q_counts.get(str(f.path), 0)) != int(f.rows_quarantined):
