@@ -680,13 +680,7 @@ def _run(
                 normal = normal.project("*, " + ", ".join(f"NULL::{sql_type(REGISTRATION_SCHEMA.field(m).type)} AS {_q(m)}" for m in missing))
             return normal
 
-        reader_batches = getattr(s, "registration_batches", None)
-        if reader_batches is not None:
-            prepared = reader_batches(BATCH_ROWS, prepare)
-        else:  # a reader without batches: its relation, prepared on a second cursor
-            cur = _quiet(con.cursor())
-            prepared = prepare(cur, cur.from_arrow(s.registrations.to_arrow_reader(BATCH_ROWS))).to_arrow_reader(BATCH_ROWS)
-        regs = _with_canonical_first_names(prepared)
+        regs = _with_canonical_first_names(s.registration_batches(BATCH_ROWS, prepare))
         extra_bool = list(had_value)
         if sealed_path is not None:
             cur = _quiet(con.cursor())
