@@ -91,19 +91,6 @@ def write(
     )  # fmt: skip
 
 
-def election_columns(fmt: Format, header: list[str]) -> list[tuple[str, str, str]]:
-    """(column name, native type code, date text) for each election column of a header."""
-    wh = fmt.registrations.wide_history
-    assert wh is not None
-    pat = re.compile(wh.pattern)
-    out = []
-    for name in header[len(fmt.registrations.columns) :]:
-        m = pat.match(name)
-        if m:
-            out.append((name, m.group("type"), m.group("date")))
-    return out
-
-
 def history_sql(plan, state: str) -> str:  # noqa: ANN001 - FilePlan (import cycle)
     """Unpivot the election columns of a SWVF file into VOTE_HISTORY rows (SQL text)."""
     reg = plan.layout
