@@ -141,3 +141,65 @@ def test_excise_copies_every_line_to_exactly_one_side(tmp_path: Path, monkeypatc
         assert out.read_bytes() == (phys[0] if header else b"") + b"".join(phys[i - 1] for i in cut)
         kept.unlink()
         out.unlink()
+
+
+def test_split_of_a_csv_with_quoted_delimiters_and_a_clean_neighbour(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """CO's CSV quotes a field only when it must: a line with a quoted comma is valid but
+    needs DuckDB's parser (the kept part is verified again).  A clean file of the same
+    layout beside it stays on the fast path on its own."""
+    import importlib
+
+    scan_mod = importlib.import_module("voterolls.formats.scan")
+    regs, _ = national_sample("CO", 600)
+    files = write_native("CO", regs, None, tmp_path / "in")
+    reg = next(p for p in files if p.name.startswith("CE-"))
+    lines = reg.read_bytes().split(b"\n")
+    header = lines[0].split(b",")
+    street = header.index(b"STREET_NAME")
+    for i in (5, 50, 120):  # valid lines only DuckDB's parser can cut
+        f = lines[i].split(b",")
+        f[street] = b'"ELM ST, REAR"'
+        lines[i] = b",".join(f)
+    lines[30] = b"CO9,short"  # wrong field count
+    lines[80] = lines[80] + b',"unbalanced'  # stray quote
+    damaged = tmp_path / "CE-VR011_20250106.txt"
+    damaged.write_bytes(b"\n".join(lines))
+    clean = tmp_path / "CE-VR012_20250106.txt"
+    clean.write_bytes(reg.read_bytes().replace(b"CO00", b"CO77"))  # distinct ids, same layout
+    inputs = [damaged, clean]
+
+    splits: list[object] = []
+    real = scan_mod._split_off_bad_lines
+
+    def spy(*a: object, **kw: object) -> object:
+        out = real(*a, **kw)
+        splits.append(out)
+        return out
+
+    found: list[object] = []
+    real_bad = scan_mod.fast.bad_lines
+
+    def bad_spy(*a: object, **kw: object) -> object:
+        out = real_bad(*a, **kw)
+        found.append(out)
+        return out
+
+    monkeypatch.setattr(scan_mod, "SPLIT_MIN_LINES", 1)
+    monkeypatch.setattr(scan_mod, "SPLIT_MAX_BAD_SHARE", 0.5)
+    monkeypatch.setattr(scan_mod, "_split_off_bad_lines", spy)
+    monkeypatch.setattr(scan_mod.fast, "bad_lines", bad_spy)
+    a = ingest(tmp_path / "split", "CO", inputs)
+    assert len(found) == 1 and found[0].needs_parse and found[0].lines == [31, 81]
+    monkeypatch.setattr(scan_mod, "_split_off_bad_lines", lambda *a, **kw: None)
+    b = ingest(tmp_path / "lines", "CO", inputs)
+
+    assert [s is not None for s in splits] == [True], "only the damaged file is split"
+    assert (a.rows_read, a.loaded, a.quarantined) == (b.rows_read, b.loaded, b.quarantined)
+    assert a.quarantined == 2
+    for name in ("registrations", "quarantine"):
+        ta = _stored(tmp_path / "split", "CO", name).sort_by([("source_file" if name == "registrations" else "file", "ascending"), ("source_line" if name == "registrations" else "line", "ascending")])
+        tb = _stored(tmp_path / "lines", "CO", name).sort_by([("source_file" if name == "registrations" else "file", "ascending"), ("source_line" if name == "registrations" else "line", "ascending")])
+        for col in ta.column_names:
+            assert ta.column(col).to_pylist() == tb.column(col).to_pylist(), (name, col)
+    streets = set(_stored(tmp_path / "split", "CO", "registrations").column("residence_address").to_pylist())
+    assert any(s and "REAR" in s for s in streets)
