@@ -417,3 +417,45 @@ def test_a_file_rewritten_during_ingest_is_refused(tmp_path: Path, monkeypatch: 
     with pytest.raises(UserError, match="changed while it was being ingested"):
         ingest(tmp_path / "ws", "NC", paths)
     assert Workspace(tmp_path / "ws").current_snapshot("NC") is None
+
+
+def test_overlapped_writer_raises_either_sides_error_without_hanging() -> None:
+    """Counting / Parquet encoding runs in a worker thread beside DuckDB's next batch; the
+    first error on either side must reach the caller and stop the other side."""
+    import threading
+
+    from voterolls.ingest.pipeline import _overlapped
+
+    batch = pa.record_batch({"x": pa.array([1, 2, 3])})
+    seen: list[int] = []
+
+    def consume(b: pa.RecordBatch) -> None:
+        seen.append(b.num_rows)
+        if len(seen) == 3:
+            raise ValueError("disk full")
+
+    pulled = 0
+
+    def endless():  # noqa: ANN202 - a producer that would never stop by itself
+        nonlocal pulled
+        while True:
+            pulled += 1
+            yield batch
+
+    with pytest.raises(ValueError, match="disk full"):
+        _overlapped(endless(), consume)
+    assert len(seen) == 3 and pulled < 10  # the producer stopped soon after
+
+    def failing():  # noqa: ANN202
+        yield batch
+        yield batch
+        raise RuntimeError("reader failed")
+
+    got: list[int] = []
+    with pytest.raises(RuntimeError, match="reader failed"):
+        _overlapped(failing(), lambda b: got.append(b.num_rows))
+    assert not [t for t in threading.enumerate() if t.name == "voterolls-ingest-writer"]
+
+    done: list[int] = []
+    _overlapped(iter([batch] * 5), lambda b: done.append(b.num_rows))
+    assert done == [3] * 5
