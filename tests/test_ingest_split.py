@@ -203,3 +203,28 @@ def test_split_of_a_csv_with_quoted_delimiters_and_a_clean_neighbour(tmp_path: P
             assert ta.column(col).to_pylist() == tb.column(col).to_pylist(), (name, col)
     streets = set(_stored(tmp_path / "split", "CO", "registrations").column("residence_address").to_pylist())
     assert any(s and "REAR" in s for s in streets)
+
+
+def test_split_copies_live_in_the_staged_snapshot_and_are_gone_after(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The copies hold raw native lines: they go to the stage's scratch directory (which the
+    workspace sweeps even after a killed ingest), never the shared system temp dir."""
+    import importlib
+
+    from voterolls.formats import sniff
+
+    scan_mod = importlib.import_module("voterolls.formats.scan")
+    monkeypatch.setattr(scan_mod, "SPLIT_MIN_LINES", 1)
+    made: list[Path] = []
+    real = sniff.excise
+
+    def spy(*a: object, **kw: object) -> tuple[Path, Path]:
+        out = real(*a, **kw)
+        made.extend(out)
+        return out
+
+    monkeypatch.setattr(sniff, "excise", spy)
+    src = _damaged(tmp_path, "NC", blank_line=False)
+    r = ingest(tmp_path / "ws", "NC", [src])
+    assert r.quarantined >= 6 and len(made) == 2
+    assert all((tmp_path / "ws") in p.parents for p in made), made
+    assert not any(p.exists() for p in made)

@@ -177,6 +177,14 @@ def _plan(path: Path, match, fmt: Format, uid: int, facts: sniff.FileFacts | Non
     )
 
 
+class Scratch(list):
+    """The reader's temporary copies of input files (deleted by ``Scan.finish``) and where they go."""
+
+    def __init__(self, dir: Path | None = None) -> None:  # noqa: A002
+        super().__init__()
+        self.dir = dir
+
+
 #: A fast-path file that fails verification because of a few lines is split instead of
 #: being read line by line: at least this many lines ...
 SPLIT_MIN_LINES = 50_000
@@ -185,7 +193,7 @@ SPLIT_MAX_BAD_SHARE = 0.02
 
 
 def _split_off_bad_lines(
-    con: duckdb.DuckDBPyConnection, plan: FilePlan, state: str, temp: list[Path]
+    con: duckdb.DuckDBPyConnection, plan: FilePlan, state: str, temp: Scratch
 ) -> tuple[fast.GroupPlan, FilePlan] | None:
     """Split a long file with a few bad lines: (the rest on the fast path, the bad lines for the line engine).
 
@@ -206,7 +214,7 @@ def _split_off_bad_lines(
     if found is None or not found.lines or len(found.lines) > SPLIT_MAX_BAD_SHARE * plan.facts.lines:
         return None
     bad = found.lines
-    kept_path, cut_path = sniff.excise(plan.source, bad, header=plan.has_header)
+    kept_path, cut_path = sniff.excise(plan.source, bad, header=plan.has_header, dir=temp.dir)
     temp += [kept_path, cut_path]
     kept = dataclasses.replace(
         plan, source=kept_path, uid=next(engine._uid), rejected=[],
@@ -227,7 +235,7 @@ def _split_off_bad_lines(
     return fast.GroupPlan([kept], counts, ordinal=True, skipped=bad), cut
 
 
-def _read_rejects(con: duckdb.DuckDBPyConnection, plan: FilePlan, temp: list[Path]) -> None:
+def _read_rejects(con: duckdb.DuckDBPyConnection, plan: FilePlan, temp: Scratch) -> None:
     """First pass: let DuckDB decode every line; collect rejected line numbers; reconcile counts."""
     for attempt in (0, 1):
         if attempt == 0 and plan.facts.mixed_endings:
@@ -274,10 +282,10 @@ def _read_rejects(con: duckdb.DuckDBPyConnection, plan: FilePlan, temp: list[Pat
         )
 
 
-def _normalise(plan: FilePlan, temp: list[Path]) -> None:
+def _normalise(plan: FilePlan, temp: Scratch) -> None:
     if plan.source != plan.path:
         return
-    tmp = sniff.normalise_endings(plan.path, plan.layout.encoding)
+    tmp = sniff.normalise_endings(plan.path, plan.layout.encoding, dir=temp.dir)
     temp.append(tmp)
     plan.source = tmp
     plan.duck_encoding = "utf-8"
@@ -319,6 +327,7 @@ def scan(
     state: str,
     format: str | Path | None = None,
     facts: dict[str, sniff.FileFacts] | None = None,
+    temp_dir: Path | None = None,
 ) -> Scan:
     """Read ``paths`` (one state's files) into lazy national-schema relations.
 
@@ -327,6 +336,10 @@ def scan(
     whose shape does not match the format (naming file, line and expectation).
     ``facts``: ``sniff.facts`` already gathered by the caller (keyed by
     ``str(path)``), so a file is hashed and its lines counted once per ingest.
+    ``temp_dir``: where temporary copies of input files go (files with mixed
+    line endings, files split around bad lines); ingest passes its staged
+    snapshot's scratch directory, which the workspace removes even after a
+    killed run.  Default: the system temp dir.  ``finish()`` deletes them.
     """
     plist = [Path(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
     if not plist:
@@ -336,7 +349,7 @@ def scan(
     if fmt.state and fmt.state != state:
         log.warning("format %s is %s's; scanning it as %s", fmt.name, fmt.state, state)
     plans: list[FilePlan] = []
-    temp: list[Path] = []
+    temp = Scratch(temp_dir)
     qtables: list[str] = []
     try:
         for p in plist:

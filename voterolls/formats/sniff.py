@@ -118,8 +118,8 @@ def facts(path: Path) -> FileFacts:
     )
 
 
-def normalise_endings(path: Path, encoding: str) -> Path:
-    """Copy ``path`` to a temp file (system temp dir) with every line ending as LF, in UTF-8.
+def normalise_endings(path: Path, encoding: str, *, dir: Path | None = None) -> Path:  # noqa: A002
+    """Copy ``path`` to a temp file in ``dir`` (default: the system temp dir) with every line ending as LF, in UTF-8.
 
     Streaming, chunked; the caller deletes the file when the scan finishes.
     Invalid bytes are kept as U+FFFD so the line still counts (and is
@@ -127,7 +127,7 @@ def normalise_endings(path: Path, encoding: str) -> Path:
     """
     py_enc = {"utf-8": "utf-8", "latin-1": "latin-1", "utf-16": "utf-16"}[encoding]
     dec = codecs.getincrementaldecoder(py_enc)(errors="replace")
-    fd, tmp = tempfile.mkstemp(prefix="voterolls_norm_", suffix=".txt")
+    fd, tmp = tempfile.mkstemp(prefix="voterolls_norm_", suffix=".txt", dir=dir)
     pending_cr = False
     with os.fdopen(fd, "wb") as out, path.open("rb") as fh:
         while True:
@@ -147,8 +147,8 @@ def normalise_endings(path: Path, encoding: str) -> Path:
     return Path(tmp)
 
 
-def excise(path: Path, lines: list[int], *, header: bool) -> tuple[Path, Path]:
-    """Split ``path`` into two temp files: (every line but ``lines``, those lines).
+def excise(path: Path, lines: list[int], *, header: bool, dir: Path | None = None) -> tuple[Path, Path]:  # noqa: A002
+    """Split ``path`` into two temp files in ``dir`` (default: the system temp dir): (every line but ``lines``, those lines).
 
     ``lines`` are sorted 1-based physical line numbers (LF-terminated lines:
     only files with one kind of line ending get here).  With ``header`` the
@@ -159,8 +159,8 @@ def excise(path: Path, lines: list[int], *, header: bool) -> tuple[Path, Path]:
     """
     import mmap
 
-    fd_k, kept = tempfile.mkstemp(prefix="voterolls_kept_", suffix=".txt")
-    fd_c, cut = tempfile.mkstemp(prefix="voterolls_cut_", suffix=".txt")
+    fd_k, kept = tempfile.mkstemp(prefix="voterolls_kept_", suffix=".txt", dir=dir)
+    fd_c, cut = tempfile.mkstemp(prefix="voterolls_cut_", suffix=".txt", dir=dir)
     with (
         os.fdopen(fd_k, "wb") as keep,
         os.fdopen(fd_c, "wb") as out,

@@ -159,15 +159,17 @@ def _policy_fingerprint(policy: Any) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _scan(con: duckdb.DuckDBPyConnection, paths: list[Path], state: str, format: str | None, facts: dict[str, Any] | None = None) -> Any:
+def _scan(con: duckdb.DuckDBPyConnection, paths: list[Path], state: str, format: str | None, facts: dict[str, Any] | None = None, temp_dir: Path | None = None) -> Any:
     """The reader (indirection so tests can substitute a scan shaped like the contract).
 
     ``facts`` are the byte-level facts (sha256, line counts) ingest gathered
     to compute its key: the reader reuses them instead of reading the file again.
+    ``temp_dir``: the staged snapshot's scratch directory, for the reader's
+    temporary copies of input files (removed with the stage, even after a kill).
     """
     from voterolls.formats import scan
 
-    return scan(con, paths, state=state, format=format, facts=facts)
+    return scan(con, paths, state=state, format=format, facts=facts, temp_dir=temp_dir)
 
 
 def _get_policy(state: str) -> Any:
@@ -648,7 +650,7 @@ def _run(
     s = None
     try:
         report("scan", 0, None)
-        s = _scan(con, plist, state, format, facts)
+        s = _scan(con, plist, state, format, facts, staged.tmp_dir)
         total_rows = sum(f.rows_read for f in getattr(s, "_files", []) if f.role == "registrations") or None
 
         # -- registrations: flags, dates, law, normalisation, tokens ---------------------------
