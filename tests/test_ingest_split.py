@@ -228,3 +228,47 @@ def test_split_copies_live_in_the_staged_snapshot_and_are_gone_after(tmp_path: P
     assert r.quarantined >= 6 and len(made) == 2
     assert all((tmp_path / "ws") in p.parents for p in made), made
     assert not any(p.exists() for p in made)
+
+
+@pytest.mark.parametrize("bad_date", [False, True])
+def test_split_of_a_history_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bad_date: bool) -> None:
+    """ncvhis: its required election date needs parsing, so the kept part is verified again;
+    a kept line with an unreadable date sends the whole file to the line engine.  Either way
+    the stored history and quarantine equal the line engine's."""
+    import importlib
+
+    scan_mod = importlib.import_module("voterolls.formats.scan")
+    regs, vh = national_sample("NC", 300)
+    files = write_native("NC", regs, vh, tmp_path / "in")
+    hist = next(p for p in files if "vhis" in p.name)
+    lines = hist.read_bytes().split(b"\n")
+    lines[10] = b'"x"\t"y"'  # wrong shape
+    lines[400] = lines[400][:25] + b"\xff" + lines[400][25:]  # invalid byte
+    if bad_date:
+        f = lines[200].split(b"\t")
+        f[3] = b'"13/45/2022"'  # election_lbl: no such date
+        lines[200] = b"\t".join(f)
+    hist.write_bytes(b"\n".join(lines))
+    splits: list[object] = []
+    real = scan_mod._split_off_bad_lines
+
+    def spy(*a: object, **kw: object) -> object:
+        out = real(*a, **kw)
+        splits.append(out)
+        return out
+
+    monkeypatch.setattr(scan_mod, "SPLIT_MIN_LINES", 1)
+    monkeypatch.setattr(scan_mod, "_split_off_bad_lines", spy)
+    a = ingest(tmp_path / "split", "NC", files)
+    monkeypatch.setattr(scan_mod, "_split_off_bad_lines", lambda *a, **kw: None)
+    b = ingest(tmp_path / "lines", "NC", files)
+    assert [s is not None for s in splits] == [not bad_date]
+    assert [(f.file_name, f.rows_read, f.loaded, f.quarantined, f.vote_history_loaded) for f in a.files] == [
+        (f.file_name, f.rows_read, f.loaded, f.quarantined, f.vote_history_loaded) for f in b.files
+    ]
+    for name, key in (("vote_history", "source_line"), ("quarantine", "line")):
+        ta = pq.read_table(next((tmp_path / "split").glob(f"states/NC/*/{name}.parquet"))).sort_by([(key, "ascending")])
+        tb = pq.read_table(next((tmp_path / "lines").glob(f"states/NC/*/{name}.parquet"))).sort_by([(key, "ascending")])
+        assert ta.num_rows == tb.num_rows > 0
+        for col in ta.column_names:
+            assert ta.column(col).to_pylist() == tb.column(col).to_pylist(), (name, col)

@@ -357,7 +357,8 @@ class BadLines:
     """What :func:`bad_lines` found in one file."""
 
     lines: list[int]  # original line numbers, sorted
-    #: lines whose record only DuckDB's parser can cut: the rest needs a parse pass to be counted
+    #: the rest needs a parse pass to be counted: some records only DuckDB's parser can cut,
+    #: or a required value the line pass cannot check
     needs_parse: bool
 
 
@@ -401,7 +402,10 @@ def bad_lines(con: duckdb.DuckDBPyConnection, plan: FilePlan, state: str) -> Bad
     k = np.asarray(bad_k or [], dtype=np.int64) + hdr
     rj_arr = np.asarray(rejected, dtype=np.int64)
     k = k + np.searchsorted(rj_arr - np.arange(1, len(rj_arr) + 1), k, side="left")
-    return BadLines(sorted(set(k.tolist()) | set(rejected)), bool(parse))
+    # the kept lines can be counted without a parse pass only when every line is one record
+    # and the regex also checked the required value (a history file's election date needs parsing)
+    checked = required_idx is not None or not required.get("required")
+    return BadLines(sorted(set(k.tolist()) | set(rejected)), bool(parse) or not checked)
 
 
 def _table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
