@@ -272,3 +272,26 @@ def test_split_of_a_history_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         assert ta.num_rows == tb.num_rows > 0
         for col in ta.column_names:
             assert ta.column(col).to_pylist() == tb.column(col).to_pylist(), (name, col)
+
+
+def test_a_split_that_cannot_be_written_falls_back_to_the_line_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+    import importlib
+
+    from voterolls.formats import sniff
+
+    scan_mod = importlib.import_module("voterolls.formats.scan")
+    monkeypatch.setattr(scan_mod, "SPLIT_MIN_LINES", 1)
+
+    def full(path: Path, lines: list[int], header: bool, fd_k: int, fd_c: int) -> None:
+        import os
+
+        os.close(fd_k)
+        os.close(fd_c)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(sniff, "_excise", full)
+    src = _damaged(tmp_path, "NC", blank_line=False)
+    r = ingest(tmp_path / "ws", "NC", [src])
+    assert r.quarantined >= 6 and r.loaded + r.quarantined == r.rows_read
+    assert not list((tmp_path / "ws").rglob("voterolls_*.txt"))

@@ -214,7 +214,11 @@ def _split_off_bad_lines(
     if found is None or not found.lines or len(found.lines) > SPLIT_MAX_BAD_SHARE * plan.facts.lines:
         return None
     bad = found.lines
-    kept_path, cut_path = sniff.excise(plan.source, bad, header=plan.has_header, dir=temp.dir)
+    try:
+        kept_path, cut_path = sniff.excise(plan.source, bad, header=plan.has_header, dir=temp.dir)
+    except OSError as exc:  # no room for the copies, say: the line engine needs none
+        log.info("file %s: could not split (%s); reading it line by line", plan.path.name, type(exc).__name__)
+        return None
     temp += [kept_path, cut_path]
     kept = dataclasses.replace(
         plan, source=kept_path, uid=next(engine._uid), rejected=[],

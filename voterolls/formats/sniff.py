@@ -155,12 +155,22 @@ def excise(path: Path, lines: list[int], *, header: bool, dir: Path | None = Non
     first line is written to both files, so each reads like the original.
     The runs between cut lines are copied in 4 MiB blocks; newlines are
     looked for only in the blocks that hold a cut line.  The caller deletes
-    both files.
+    both files; when the copy fails they are deleted here.
     """
-    import mmap
-
     fd_k, kept = tempfile.mkstemp(prefix="voterolls_kept_", suffix=".txt", dir=dir)
     fd_c, cut = tempfile.mkstemp(prefix="voterolls_cut_", suffix=".txt", dir=dir)
+    try:
+        _excise(path, lines, header, fd_k, fd_c)
+    except BaseException:
+        Path(kept).unlink(missing_ok=True)
+        Path(cut).unlink(missing_ok=True)
+        raise
+    return Path(kept), Path(cut)
+
+
+def _excise(path: Path, lines: list[int], header: bool, fd_k: int, fd_c: int) -> None:
+    import mmap
+
     with (
         os.fdopen(fd_k, "wb") as keep,
         os.fdopen(fd_c, "wb") as out,
@@ -203,7 +213,6 @@ def excise(path: Path, lines: list[int], *, header: bool, dir: Path | None = Non
         while pos < size:
             keep.write(mm[pos : pos + CHUNK])
             pos += CHUNK
-    return Path(kept), Path(cut)
 
 
 def first_lines(path: Path, encoding_hint: str | None = None, n: int = 3) -> tuple[str, list[str]]:
