@@ -49,8 +49,33 @@ def _damaged(tmp: Path, state: str, *, blank_line: bool) -> Path:
 
 def _stored(ws: Path, state: str, name: str) -> pa.Table:
     t = pq.read_table(next(ws.glob(f"states/{state}/*/{name}.parquet")))
-    key = "source_line" if name == "registrations" else "line"
-    return t.sort_by([(key, "ascending")])
+    if name == "quarantine":
+        return t.sort_by([("file", "ascending"), ("line", "ascending")])
+    # a history line may carry several votes: the vote's own fields break the tie
+    return t.sort_by([(c, "ascending") for c in ("source_file", "source_line", "election_date") if c in t.column_names])
+
+
+def _assert_same(split_ws: Path, lines_ws: Path, state: str, names: tuple[str, ...]) -> None:
+    """Every stored column of ``names`` equal between the split run and the line-engine run."""
+    for name in names:
+        ta, tb = _stored(split_ws, state, name), _stored(lines_ws, state, name)
+        assert ta.num_rows == tb.num_rows, name
+        for col in ta.column_names:
+            assert ta.column(col).to_pylist() == tb.column(col).to_pylist(), (name, col)
+
+
+def _record(monkeypatch: pytest.MonkeyPatch, owner: object, name: str) -> list[object]:
+    """Wrap ``owner.name`` so that each call's result is recorded (returned list)."""
+    real = getattr(owner, name)
+    seen: list[object] = []
+
+    def wrapper(*a: object, **kw: object) -> object:
+        out = real(*a, **kw)
+        seen.append(out)
+        return out
+
+    monkeypatch.setattr(owner, name, wrapper)
+    return seen
 
 
 @pytest.mark.parametrize("state", ["NC", "FL"])
@@ -61,17 +86,9 @@ def test_split_reads_like_the_line_engine(tmp_path: Path, monkeypatch: pytest.Mo
     scan_mod = importlib.import_module("voterolls.formats.scan")
 
     src = _damaged(tmp_path, state, blank_line=blank_line)
-    splits: list[object] = []
-    real = scan_mod._split_off_bad_lines
-
-    def spy(*a: object, **kw: object) -> object:
-        out = real(*a, **kw)
-        splits.append(out)
-        return out
-
     monkeypatch.setattr(scan_mod, "SPLIT_MIN_LINES", 1)
     monkeypatch.setattr(scan_mod, "SPLIT_MAX_BAD_SHARE", 0.5)
-    monkeypatch.setattr(scan_mod, "_split_off_bad_lines", spy)
+    splits = _record(monkeypatch, scan_mod, "_split_off_bad_lines")
     a = ingest(tmp_path / "split", state, [src])
     monkeypatch.setattr(scan_mod, "_split_off_bad_lines", lambda *a, **kw: None)
     b = ingest(tmp_path / "lines", state, [src])
@@ -79,11 +96,7 @@ def test_split_reads_like_the_line_engine(tmp_path: Path, monkeypatch: pytest.Mo
     assert splits and (splits[0] is not None or blank_line), "a file without blank lines must be split"
     assert (a.rows_read, a.loaded, a.quarantined) == (b.rows_read, b.loaded, b.quarantined)
     assert a.quarantined >= (6 if state == "NC" else 4)
-    for name in ("registrations", "quarantine"):
-        ta, tb = _stored(tmp_path / "split", state, name), _stored(tmp_path / "lines", state, name)
-        assert ta.num_rows == tb.num_rows, name
-        for col in ta.column_names:
-            assert ta.column(col).to_pylist() == tb.column(col).to_pylist(), (name, col)
+    _assert_same(tmp_path / "split", tmp_path / "lines", state, ("registrations", "quarantine"))
 
 
 def test_split_scan_exact_sql_matches_the_parallel_batches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -168,26 +181,10 @@ def test_split_of_a_csv_with_quoted_delimiters_and_a_clean_neighbour(tmp_path: P
     clean.write_bytes(reg.read_bytes().replace(b"CO00", b"CO77"))  # distinct ids, same layout
     inputs = [damaged, clean]
 
-    splits: list[object] = []
-    real = scan_mod._split_off_bad_lines
-
-    def spy(*a: object, **kw: object) -> object:
-        out = real(*a, **kw)
-        splits.append(out)
-        return out
-
-    found: list[object] = []
-    real_bad = scan_mod.fast.bad_lines
-
-    def bad_spy(*a: object, **kw: object) -> object:
-        out = real_bad(*a, **kw)
-        found.append(out)
-        return out
-
     monkeypatch.setattr(scan_mod, "SPLIT_MIN_LINES", 1)
     monkeypatch.setattr(scan_mod, "SPLIT_MAX_BAD_SHARE", 0.5)
-    monkeypatch.setattr(scan_mod, "_split_off_bad_lines", spy)
-    monkeypatch.setattr(scan_mod.fast, "bad_lines", bad_spy)
+    splits = _record(monkeypatch, scan_mod, "_split_off_bad_lines")
+    found = _record(monkeypatch, scan_mod.fast, "bad_lines")
     a = ingest(tmp_path / "split", "CO", inputs)
     assert len(found) == 1 and found[0].needs_parse and found[0].lines == [31, 81]
     monkeypatch.setattr(scan_mod, "_split_off_bad_lines", lambda *a, **kw: None)
@@ -196,11 +193,7 @@ def test_split_of_a_csv_with_quoted_delimiters_and_a_clean_neighbour(tmp_path: P
     assert [s is not None for s in splits] == [True], "only the damaged file is split"
     assert (a.rows_read, a.loaded, a.quarantined) == (b.rows_read, b.loaded, b.quarantined)
     assert a.quarantined == 2
-    for name in ("registrations", "quarantine"):
-        ta = _stored(tmp_path / "split", "CO", name).sort_by([("source_file" if name == "registrations" else "file", "ascending"), ("source_line" if name == "registrations" else "line", "ascending")])
-        tb = _stored(tmp_path / "lines", "CO", name).sort_by([("source_file" if name == "registrations" else "file", "ascending"), ("source_line" if name == "registrations" else "line", "ascending")])
-        for col in ta.column_names:
-            assert ta.column(col).to_pylist() == tb.column(col).to_pylist(), (name, col)
+    _assert_same(tmp_path / "split", tmp_path / "lines", "CO", ("registrations", "quarantine"))
     streets = set(_stored(tmp_path / "split", "CO", "registrations").column("residence_address").to_pylist())
     assert any(s and "REAR" in s for s in streets)
 
@@ -214,17 +207,10 @@ def test_split_copies_live_in_the_staged_snapshot_and_are_gone_after(tmp_path: P
 
     scan_mod = importlib.import_module("voterolls.formats.scan")
     monkeypatch.setattr(scan_mod, "SPLIT_MIN_LINES", 1)
-    made: list[Path] = []
-    real = sniff.excise
-
-    def spy(*a: object, **kw: object) -> tuple[Path, Path]:
-        out = real(*a, **kw)
-        made.extend(out)
-        return out
-
-    monkeypatch.setattr(sniff, "excise", spy)
+    copies = _record(monkeypatch, sniff, "excise")
     src = _damaged(tmp_path, "NC", blank_line=False)
     r = ingest(tmp_path / "ws", "NC", [src])
+    made = [p for pair in copies for p in pair]
     assert r.quarantined >= 6 and len(made) == 2
     assert all((tmp_path / "ws") in p.parents for p in made), made
     assert not any(p.exists() for p in made)
@@ -249,16 +235,8 @@ def test_split_of_a_history_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         f[3] = b'"13/45/2022"'  # election_lbl: no such date
         lines[200] = b"\t".join(f)
     hist.write_bytes(b"\n".join(lines))
-    splits: list[object] = []
-    real = scan_mod._split_off_bad_lines
-
-    def spy(*a: object, **kw: object) -> object:
-        out = real(*a, **kw)
-        splits.append(out)
-        return out
-
     monkeypatch.setattr(scan_mod, "SPLIT_MIN_LINES", 1)
-    monkeypatch.setattr(scan_mod, "_split_off_bad_lines", spy)
+    splits = _record(monkeypatch, scan_mod, "_split_off_bad_lines")
     a = ingest(tmp_path / "split", "NC", files)
     monkeypatch.setattr(scan_mod, "_split_off_bad_lines", lambda *a, **kw: None)
     b = ingest(tmp_path / "lines", "NC", files)
@@ -266,12 +244,8 @@ def test_split_of_a_history_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert [(f.file_name, f.rows_read, f.loaded, f.quarantined, f.vote_history_loaded) for f in a.files] == [
         (f.file_name, f.rows_read, f.loaded, f.quarantined, f.vote_history_loaded) for f in b.files
     ]
-    for name, key in (("vote_history", "source_line"), ("quarantine", "line")):
-        ta = pq.read_table(next((tmp_path / "split").glob(f"states/NC/*/{name}.parquet"))).sort_by([(key, "ascending")])
-        tb = pq.read_table(next((tmp_path / "lines").glob(f"states/NC/*/{name}.parquet"))).sort_by([(key, "ascending")])
-        assert ta.num_rows == tb.num_rows > 0
-        for col in ta.column_names:
-            assert ta.column(col).to_pylist() == tb.column(col).to_pylist(), (name, col)
+    assert _stored(tmp_path / "split", "NC", "vote_history").num_rows > 0
+    _assert_same(tmp_path / "split", tmp_path / "lines", "NC", ("vote_history", "quarantine"))
 
 
 def test_a_split_that_cannot_be_written_falls_back_to_the_line_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
