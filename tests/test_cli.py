@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 import typer
 import typer.main
 from typer.testing import CliRunner
@@ -88,3 +89,24 @@ def test_unknown_command_is_a_usage_error_not_a_traceback():
     res = CliRunner().invoke(cli.app, ["no-such-command"])
     assert res.exit_code == 2 and "No such command" in res.output
     assert res.exception is None or isinstance(res.exception, SystemExit)
+
+
+@pytest.mark.slow
+def test_the_demo_runs_end_to_end_through_the_installed_command(tmp_path) -> None:  # noqa: ANN001
+    """README's first command runs ``voterolls demo``: every stage in turn, invoked by the
+    demo through the root command group.  Run as a user runs it (a new process, the console
+    script), on a small nation."""
+    from pathlib import Path
+
+    exe = Path(sys.executable).with_name("voterolls")
+    out = tmp_path / "demo"
+    res = subprocess.run(
+        [str(exe), "demo", "--people", "1500", "--seed", "1", "--out", str(out)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    report = out / "report.html"
+    assert report.exists() and report.stat().st_size > 10_000
+    for step in ("generate", "ingest-dir", "link", "evaluate", "estimate", "lists", "report"):
+        assert f"voterolls {step}" in res.stdout, step
+    assert list((out / "lists" / "NC").iterdir())

@@ -80,4 +80,8 @@ def register(app: typer.Typer) -> None:
         engine: str = typer.Option("duckdb", help="linkage engine: duckdb or spark"),
     ) -> None:
         """Run the whole pipeline on a synthetic nation and write an offline HTML report."""
-        run_demo(app, people, seed, out, lists_state, engine)
+        # the root app: ``app`` here may be the stage's own Typer (the CLI registers stages
+        # lazily, one at a time), which knows no other command
+        from voterolls.cli import app as root
+
+        run_demo(root, people, seed, out, lists_state, engine)
