@@ -19,40 +19,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
+from death_extract import COLUMNS, MAPPING
 
 from voterolls.lists import ACTIONS, ActionPolicy, build_lists
 
 STATE = "OH"
 DECEASED = 150
 NOT_REGISTERED = 100
-
-MAPPING = """
-description = "Vital statistics death extract (test layout)"
-sources = ["built in tests/test_lists_external.py"]
-
-[registrations]
-filename = "deaths.csv"
-kind = "delimited"
-delimiter = ","
-quoting = "minimal"
-header = true
-encoding = "utf-8"
-columns = [
-  {name = "CERT_NO", target = "state_voter_id"},
-  {name = "DECEDENT_LAST", target = "last_name"},
-  {name = "DECEDENT_FIRST", target = "first_name"},
-  {name = "DECEDENT_MIDDLE", target = "middle_name"},
-  {name = "BIRTH_DATE", target = "dob", date_format = "%m/%d/%Y"},
-  {name = "SEX", target = "gender"},
-  "DEATH_DATE",
-  {name = "RES_ZIP", target = "residence_zip5"},
-]
-
-[registrations.codes.gender]
-map = {M = "M", F = "F"}
-default = "U"
-"""
-
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
@@ -97,7 +70,7 @@ def world(tmp_path_factory):
     path = base / "deaths.csv"
     with path.open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
-        w.writerow(["CERT_NO", "DECEDENT_LAST", "DECEDENT_FIRST", "DECEDENT_MIDDLE", "BIRTH_DATE", "SEX", "DEATH_DATE", "RES_ZIP"])
+        w.writerow(COLUMNS)
         for i in range(n):
             dob = persons["dob"][i].as_py()
             pid = int(ids[i])

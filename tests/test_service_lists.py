@@ -15,6 +15,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from death_extract import COLUMNS, MAPPING
 from fastapi.testclient import TestClient
 
 from voterolls.service.accounts import AccountStore
@@ -155,30 +156,6 @@ EXTERNAL_COLUMNS = {
     "external_id", "external_line", "external_file", "recommended_action",
 }  # fmt: skip
 
-DEATH_MAPPING = """
-description = "Vital statistics death extract (service test layout)"
-sources = ["built in tests/test_service_lists.py"]
-
-[registrations]
-filename = "deaths.csv"
-kind = "delimited"
-delimiter = ","
-quoting = "minimal"
-header = true
-encoding = "utf-8"
-columns = [
-  {name = "CERT_NO", target = "state_voter_id"},
-  {name = "DECEDENT_LAST", target = "last_name"},
-  {name = "DECEDENT_FIRST", target = "first_name"},
-  {name = "BIRTH_DATE", target = "dob", date_format = "%m/%d/%Y"},
-  {name = "SEX", target = "gender"},
-  "DEATH_DATE",
-]
-
-[registrations.codes.gender]
-map = {M = "M", F = "F"}
-default = "U"
-"""
 DEATH_DATE = "03/14/2026"
 
 
@@ -217,10 +194,10 @@ def ext(tmp_path_factory):
     first = apply_typos(persons["first_name"].combine_chunks(), rng.random(len(ids)) < 0.15, rng)
     out = io.StringIO()
     wr = csv.writer(out, lineterminator="\n")
-    wr.writerow(["CERT_NO", "DECEDENT_LAST", "DECEDENT_FIRST", "BIRTH_DATE", "SEX", "DEATH_DATE"])
-    for i in range(len(ids)):
-        wr.writerow([f"D{500000 + i}", persons["last_name"][i].as_py(), first[i].as_py(),
-                     persons["dob"][i].as_py().strftime("%m/%d/%Y"), persons["sex"][i].as_py(), DEATH_DATE])
+    wr.writerow(COLUMNS)
+    for i in range(len(ids)):  # no middle name, no ZIP: those columns are blank
+        wr.writerow([f"D{500000 + i}", persons["last_name"][i].as_py(), first[i].as_py(), "",
+                     persons["dob"][i].as_py().strftime("%m/%d/%Y"), persons["sex"][i].as_py(), DEATH_DATE, ""])
     wr.writerow(["a", "garbled", "line"])  # wrong field count: quarantined, not lost
     truth = {
         (vid, f"D{500000 + i}")
@@ -239,7 +216,7 @@ def ext(tmp_path_factory):
 def _post_external(client, token: str | None, body: bytes, *, state: str = "OH", mapping: bool = True, **kw):
     files = [("files", ("deaths.csv", body, "text/csv"))]
     if mapping:
-        files.append(("files", ("death_extract.toml", DEATH_MAPPING.encode(), "application/toml")))
+        files.append(("files", ("death_extract.toml", MAPPING.encode(), "application/toml")))
     headers = bearer(token) if token else {}
     return client.post(f"/api/states/{state}/lists/external", files=files, headers=headers, **kw)
 
@@ -303,7 +280,7 @@ def test_external_list_refusals_say_why(ext) -> None:
                files=[("files", ("deaths.csv", ext["csv"], "text/csv"))])
     assert r.status_code == 422
     r = c.post("/api/states/OH/lists/external", headers=bearer(tok),
-               files=[("files", ("death_extract.toml", DEATH_MAPPING.encode(), "application/toml"))])
+               files=[("files", ("death_extract.toml", MAPPING.encode(), "application/toml"))])
     assert r.status_code == 422 and "no external list" in r.json()["error"]
     r = _post_external(c, tok, b"\x1f\x8b\x08\x00 not text")
     assert r.status_code == 415
