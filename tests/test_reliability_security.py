@@ -32,6 +32,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import IO
 
 import pytest
 from hypothesis import given
@@ -359,6 +360,16 @@ def _wait_until_serving(proc: subprocess.Popen, base: str, log: Path) -> None:
         time.sleep(0.2)
 
 
+def _stop(proc: subprocess.Popen, log: IO[str]) -> None:
+    """Stop a live-server fixture's process (kill it if it does not exit in 15 s) and close its log."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
 @pytest.fixture
 def server(tmp_path: Path):
     psutil = pytest.importorskip("psutil")
@@ -375,12 +386,7 @@ def server(tmp_path: Path):
     base = f"http://127.0.0.1:{port}"
     _wait_until_serving(proc, base, tmp_path / "serve.log")
     yield base, tokens, psutil.Process(proc.pid), tmp_path / "serve.log"
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    _stop(proc, log)
 
 
 FLOOD = 500
@@ -629,12 +635,7 @@ def limited_server(tmp_path: Path):
     base = f"http://127.0.0.1:{port}"
     _wait_until_serving(proc, base, tmp_path / "serve.log")
     yield base, token, tmp_path / "serve.log"
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    _stop(proc, log)
 
 
 def test_wrong_token_flood_from_loopback_is_bounded_in_count_and_time(limited_server) -> None:
