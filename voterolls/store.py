@@ -100,6 +100,9 @@ CREATE TABLE IF NOT EXISTS file_manifests (
     vote_history_loaded BIGINT,
     vote_history_withheld BIGINT
 );
+ALTER TABLE file_manifests ADD COLUMN IF NOT EXISTS scope VARCHAR;
+ALTER TABLE file_manifests ADD COLUMN IF NOT EXISTS container_sha256 VARCHAR;
+ALTER TABLE file_manifests ADD COLUMN IF NOT EXISTS part_snapshot VARCHAR;
 """
 
 #: Columns of ``snapshots`` in insertion order (``SnapshotRecord`` fields).
@@ -110,9 +113,14 @@ SNAPSHOT_COLUMNS = (
     "policy_fingerprint", "elapsed_s", "path",
 )  # fmt: skip
 
+#: ``scope``: the part of the state the file covers (``state``, ``county:ALA``, ``range:1-22``;
+#: voterolls.ingest.delivery); ``container_sha256``: the archive it was unpacked from;
+#: ``part_snapshot``: the snapshot that first ingested it (files carried into later
+#: snapshots keep it).  Catalogs made before these columns existed gain them empty.
 FILE_MANIFEST_COLUMNS = (
     "state", "snapshot_id", "file_name", "sha256", "role", "encoding", "rows_read", "loaded",
     "quarantined", "protected_excluded", "vote_history_loaded", "vote_history_withheld",
+    "scope", "container_sha256", "part_snapshot",
 )  # fmt: skip
 
 
