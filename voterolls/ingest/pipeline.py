@@ -784,7 +784,13 @@ def _run(
     s = None
     try:
         report("scan", 0, None)
-        s = _scan(con, plist, state, format, facts, staged.tmp_dir)
+        try:
+            s = _scan(con, plist, state, format, facts, staged.tmp_dir)
+        except UserError:
+            history_format = _history_only_format(state, plist) if format is None else None
+            if history_format is None:
+                raise
+            s = _scan(con, plist, state, history_format, facts, staged.tmp_dir)
         _refuse_other_states_layout(s, state, format, job.inputs)
         total_rows = sum(f.rows_read for f in getattr(s, "_files", []) if f.role == "registrations") or None
 
@@ -1123,6 +1129,26 @@ def _refuse_other_states_layout(s: Any, state: str, format: str | None, inputs: 
             f"{names}: the layout is {owner.upper()}'s ({s.format}), not {state}'s, so it was not ingested as {state}; "
             f"ingest it as {owner.upper()}, or pass --format {s.format} to read it as {state}'s file anyway"
         )
+
+
+def _history_only_format(state: str, paths: list[Path]) -> str | None:
+    """The named state's format whose history layout every file fits (a history-only delivery).
+
+    Detection judges a delivery by its registration file; history may come
+    apart, before or after it, and is then read with the named state's layout.
+    """
+    from voterolls.formats import formats
+    from voterolls.formats.detect import classify
+
+    for fmt in formats().values():
+        if (fmt.state or "").upper() != state or fmt.history is None:
+            continue
+        try:
+            if all(classify(fmt, p).role == "history" for p in paths):
+                return fmt.name
+        except UserError:
+            continue
+    return None
 
 
 def _assign_scopes(
