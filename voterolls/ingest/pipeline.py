@@ -787,7 +787,7 @@ def _run(
         try:
             s = _scan(con, plist, state, format, facts, staged.tmp_dir)
         except UserError:
-            history_format = _history_only_format(state, plist) if format is None else None
+            history_format = history_only_format(state, plist) if format is None else None
             if history_format is None:
                 raise
             s = _scan(con, plist, state, history_format, facts, staged.tmp_dir)
@@ -1131,7 +1131,7 @@ def _refuse_other_states_layout(s: Any, state: str, format: str | None, inputs: 
         )
 
 
-def _history_only_format(state: str, paths: list[Path]) -> str | None:
+def history_only_format(state: str, paths: list[Path]) -> str | None:
     """The named state's format whose history layout every file fits (a history-only delivery).
 
     Detection judges a delivery by its registration file; history may come

@@ -73,7 +73,13 @@ from voterolls.service.jobs import (
     real_detect,
     real_ingest,
 )
-from voterolls.service.uploads import DEFAULT_MAX_UPLOAD_BYTES, UploadRejected, _human, receive
+from voterolls.service.uploads import (
+    DEFAULT_MAX_UPLOAD_BYTES,
+    UploadRejected,
+    _human,
+    is_archive,
+    receive,
+)
 
 log = get_logger(__name__)
 HERE = Path(__file__).parent
@@ -430,13 +436,22 @@ def _add_routes(app: FastAPI, svc: Service) -> None:  # noqa: C901  (a route tab
                 _check_csrf(request, got.fields.get("csrf"))
             paths = [f.path for f in got.files]
             chosen = request.query_params.get("format")
+            options = _delivery_options(request, got.fields)
             try:
-                fmt = _known_format(chosen) if chosen else await run_in_threadpool(svc.detect, paths)
+                if chosen:
+                    fmt = _known_format(chosen)
+                elif any(is_archive(f.head) for f in got.files):
+                    fmt = None  # unpacked and detected by the ingest, which refuses another state's layout
+                else:
+                    fmt = await run_in_threadpool(svc.detect, paths)
             except ImportError:
                 fmt = None  # no format registry yet: ingest detects (and says) itself
             except UserError as exc:
-                why = str(exc).replace(str(folder) + "/", "").replace("pass --format", "add ?format=NAME to the upload URL")
-                raise UploadRejected(422, f"The service could not recognise this file as a voter file: {why}") from None
+                if await run_in_threadpool(_history_only, state, paths):
+                    fmt = None  # history sent apart from its registrations: read with the state's layout
+                else:
+                    why = str(exc).replace(str(folder) + "/", "").replace("pass --format", "add ?format=NAME to the upload URL")
+                    raise UploadRejected(422, f"The service could not recognise this file as a voter file: {why}") from None
             if fmt is not None:
                 owner = format_state(fmt)
                 if owner is not None and owner != state:
@@ -451,7 +466,7 @@ def _add_routes(app: FastAPI, svc: Service) -> None:  # noqa: C901  (a route tab
             svc.jobs.discard(state, sid)
             raise
         earlier = _same_as(svc, state, got.files)
-        rec = svc.jobs.submit(state=state, sid=sid, account=p.name, files=got.files, fmt=fmt)
+        rec = svc.jobs.submit(state=state, sid=sid, account=p.name, files=got.files, fmt=fmt, options=options)
         svc.record(p, "upload received", f"{state}/{sid}",
                    f"{_n(len(got.files), 'file')}, {sum(f.size for f in got.files)} bytes")
         body = {
@@ -755,6 +770,29 @@ def _revoke(svc: Service, p: Principal, name: str):
     svc.sessions.drop_account(name)
     svc.record(p, "revoke account", f"account {name}", "ok")
     return acct
+
+
+#: Form fields / query parameters a state sets to confirm a delivery the guards would refuse
+#: (``allow_shrink``) or to make it a whole-state replacement (``replace_state``).
+DELIVERY_FLAGS = ("allow_shrink", "replace_state")
+
+
+def _delivery_options(request: Request, fields: dict[str, str]) -> dict[str, bool]:
+    """The delivery flags the uploader set explicitly (a ticked box or ``?allow_shrink=1``)."""
+    out = {}
+    for name in DELIVERY_FLAGS:
+        value = fields.get(name, request.query_params.get(name, ""))
+        if str(value).strip().lower() in ("1", "yes", "true", "on"):
+            out[name] = True
+    return out
+
+
+def _history_only(state: str, paths: list) -> bool:
+    try:
+        from voterolls.ingest.pipeline import history_only_format
+    except ImportError:
+        return False
+    return history_only_format(state, paths) is not None
 
 
 def _known_format(name: str) -> str:

@@ -6,8 +6,15 @@ as it arrives (never held whole in memory) under
 a hint: it is cut to its last path component, stripped to ``[A-Za-z0-9._-]``
 and checked to resolve inside the submission folder, so ``../../x`` or
 ``C:\\x`` cannot escape.  Each file's first KiB must look like text (no NUL
-bytes, unless it is UTF-16, which the NC snapshot files are); compressed
-archives get a message saying to unpack them first.
+bytes, unless it is UTF-16, which the NC snapshot files are) or be a ZIP or
+gzip archive, the forms states publish in (the ingest unpacks them,
+``voterolls.ingest.archives``); an archive is opened once on arrival so a
+damaged one is refused at once.  Other binaries (bzip2, xz, 7-Zip, PDF ...)
+are refused with advice.
+
+A state sends its county files in one submission (up to ``MAX_FILES``: the
+largest per-county delivery, TX, has 254 counties, twice with history) or in
+several: each file replaces only its own scope (``voterolls.ingest.delivery``).
 
 Two request shapes are accepted: ``multipart/form-data`` (the page's form,
 any number of files) and a raw body (``curl --data-binary @file``) with the
@@ -27,11 +34,13 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 
 SNIFF_BYTES = 1024
 DEFAULT_MAX_UPLOAD_BYTES = 2 * 1024**3
-MAX_FILES = 20
+#: Files per submission: every county file of the largest per-county state with its history
+#: (TX: 254 + 254) fits; each file costs one directory entry and one open handle at a time.
+MAX_FILES = 600
 _SAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
+#: Compressed forms the ingest reads (by first bytes).
+_READABLE_ARCHIVES = {b"PK\x03\x04": "a ZIP archive", b"PK\x05\x06": "a ZIP archive", b"\x1f\x8b": "a gzip file"}
 _ARCHIVES = {
-    b"PK\x03\x04": "a ZIP archive",
-    b"\x1f\x8b": "a gzip file",
     b"BZh": "a bzip2 file",
     b"\xfd7zXZ\x00": "an xz file",
     b"7z\xbc\xaf\x27\x1c": "a 7-Zip archive",
@@ -86,13 +95,15 @@ def safe_filename(client_name: str | None, taken: set[str] | None = None) -> str
 
 
 def check_text(head: bytes, name: str) -> None:
-    """Reject binaries by their first KiB; UTF-16 text is allowed (NUL bytes are its nature)."""
+    """Reject binaries by their first KiB; UTF-16 text and ZIP / gzip archives are allowed."""
+    if head.startswith(tuple(_READABLE_ARCHIVES)):
+        return
     for magic, what in _ARCHIVES.items():
         if head.startswith(magic):
             raise UploadRejected(
                 415,
-                f"{name}: this is {what}, not a text voter file. Unpack it and upload the "
-                "text file(s) inside (the transfer is already encrypted; no need to zip).",
+                f"{name}: this is {what}, not a text voter file. Upload the text file(s) as "
+                "published, or a .zip or .gz of them.",
             )
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         return  # UTF-16 with a byte-order mark
@@ -106,6 +117,36 @@ def check_text(head: bytes, name: str) -> None:
             f"{SNIFF_BYTES} bytes), not a text voter file. Upload the state's delimited or "
             "fixed-width text file as published.",
         )
+
+
+def is_archive(head: bytes) -> bool:
+    """Is this a ZIP or gzip file (by its first bytes)?"""
+    return head.startswith(tuple(_READABLE_ARCHIVES))
+
+
+def check_archive(path: Path, head: bytes, name: str) -> None:
+    """A ZIP or gzip upload must open: a damaged one is refused now, not after the upload was accepted."""
+    import gzip
+    import zipfile
+    import zlib
+
+    what = next((w for m, w in _READABLE_ARCHIVES.items() if head.startswith(m)), None)
+    if what is None:
+        return
+    try:
+        if what == "a ZIP archive":
+            with zipfile.ZipFile(path) as zf:
+                if not [i for i in zf.infolist() if not i.is_dir()]:
+                    raise UploadRejected(422, f"{name}: this ZIP archive holds no file.")
+        else:
+            with gzip.open(path) as gz:
+                gz.read(SNIFF_BYTES)
+    except UploadRejected:
+        raise
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
+        raise UploadRejected(
+            422, f"{name}: this is {what}, but it cannot be read ({type(exc).__name__}); send it again or send the text files."
+        ) from None
 
 
 def _within(path: Path, folder: Path) -> bool:
@@ -150,6 +191,7 @@ class _Sink:
             if self.file.size == 0:
                 raise UploadRejected(422, f"{self.file.name}: the file is empty")
             check_text(self.file.head, self.file.name)
+        check_archive(self.file.path, self.file.head, self.file.name)
         self.file.sha256 = self._hash.hexdigest()
         return self.file
 
@@ -276,8 +318,9 @@ async def _receive_multipart(request, folder, max_bytes, boundary, out: Received
 
 def _too_big(max_bytes: int) -> str:
     return (
-        f"the upload is larger than this service accepts ({_human(max_bytes)}). Split the "
-        "file by county, or ask the administrator to raise --max-upload."
+        f"the upload is larger than this service accepts ({_human(max_bytes)}). Send the files "
+        "compressed (.zip or .gz), or in several submissions (each county file replaces only its "
+        "own county, so nothing is lost), or ask the administrator to raise --max-upload."
     )
 
 
