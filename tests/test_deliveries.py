@@ -18,9 +18,9 @@ import textwrap
 import zipfile
 from pathlib import Path
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from delivery_files import FL_COUNTIES, fl_county_files
 
 from voterolls.errors import UserError
 from voterolls.formats import write_native
@@ -32,14 +32,6 @@ from voterolls.store import Workspace
 
 ROOT = Path(__file__).resolve().parent.parent
 VOTEROLLS = Path(sys.executable).parent / "voterolls"
-
-#: Florida's 67 county codes as the Division of Elections writes them.
-FL_COUNTIES = (
-    "ALA BAK BAY BRA BRE BRO CAL CHA CIT CLA CLL CLM DAD DES DIX DUV ESC FLA FRA GAD GIL GLA GUL HAM "
-    "HAR HEN HER HIG HIL HOL IND JAC JEF LAF LAK LEE LEO LEV LIB MAD MAN MRN MAR MON NAS OKA OKE ORA "
-    "OSC PAL PAS PIN POL PUT SAN SAR SEM STJ STL SUM SUW TAY UNI VOL WAK WAL WAS"
-).split()
-
 
 def _counts(ws: Workspace, state: str) -> tuple[int, int, int]:
     con = ws.connect()
@@ -66,16 +58,7 @@ def nc(tmp_path_factory: pytest.TempPathFactory) -> dict:
 def fl(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """67 FL county extracts and 67 history files, 6 voters per county."""
     d = tmp_path_factory.mktemp("fl")
-    regs, vh = national_sample("FL", 6 * len(FL_COUNTIES), seed=5)
-    county = pa.array([FL_COUNTIES[i % len(FL_COUNTIES)] for i in range(regs.num_rows)], pa.string())
-    regs = regs.set_column(regs.schema.get_field_index("county"), "county", county)
-    of = dict(zip(regs.column("state_voter_id").to_pylist(), county.to_pylist(), strict=True))
-    vh_county = pa.array([of[v] for v in vh.column("state_voter_id").to_pylist()], pa.string())
-    vh = vh.set_column(vh.schema.get_field_index("county"), "county", vh_county)
-    files = write_native("FL", regs, vh, d / "files")
-    reg = sorted(f for f in files if "_H_" not in f.name)
-    his = sorted(f for f in files if "_H_" in f.name)
-    assert len(reg) == len(his) == 67
+    reg, his = fl_county_files(d / "files")
     ws = Workspace(d / "ws_one")
     one = ingest(ws, "FL", reg + his)
     return {"dir": d, "reg": reg, "his": his, "one": one, "ws_one": ws}
