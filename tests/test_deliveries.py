@@ -353,3 +353,21 @@ def test_killed_multipart_or_compressed_ingest_keeps_the_previous_view(fl: dict,
     assert [s["snapshot_id"] for s in ws2.snapshots("FL")] == [base.snapshot_id]
     r = ingest(ws2, "FL", rest)
     assert r.status == "new" and _counts(ws2, "FL") == _counts(fl["ws_one"], "FL")
+
+
+def test_scopes_from_the_names_states_use() -> None:
+    from voterolls.formats import get_format
+    from voterolls.ingest.delivery import scope_from_name
+
+    def scope(fmt: str, name: str, role: str = "registrations") -> str | None:
+        f = get_format(fmt)
+        return scope_from_name(name, role, f.state, f.layouts())
+
+    assert scope("fl_extract", "ALA_20250106.txt") == "county:ALA"
+    assert scope("fl_extract", "ALA_H_20250106.txt", "history") == "county:ALA"
+    assert scope("oh_swvf", "SWVF_1_22.txt") == "range:1-22"
+    assert scope("pa_fve", "ADAMS FVE 20240101.txt") == "county:ADAMS"
+    assert scope("nc_ncvoter_2022", "ncvoter_Statewide.txt") == "state"
+    assert scope("nc_ncvoter_2022", "ncvoter92.txt") == "county:92"
+    assert scope("nc_ncvoter_2022", "ncvhis92.txt", "history") == "county:92"
+    assert scope("nc_ncvoter_2022", "my_copy.txt") is None
