@@ -22,9 +22,11 @@ FL_COUNTIES = (
 ).split()
 
 
-def fl_county_files(out: Path, per_county: int = 6, seed: int = 5) -> tuple[list[Path], list[Path]]:
+def fl_county_files(
+    out: Path, per_county: int = 6, seed: int = 5, protected_every: int = 0
+) -> tuple[list[Path], list[Path]]:
     """(67 registration files, 67 history files), sorted by county code."""
-    regs, vh = national_sample("FL", per_county * len(FL_COUNTIES), seed=seed)
+    regs, vh = national_sample("FL", per_county * len(FL_COUNTIES), seed=seed, protected_every=protected_every)
     county = pa.array([FL_COUNTIES[i % len(FL_COUNTIES)] for i in range(regs.num_rows)], pa.string())
     regs = regs.set_column(regs.schema.get_field_index("county"), "county", county)
     of = dict(zip(regs.column("state_voter_id").to_pylist(), county.to_pylist(), strict=True))

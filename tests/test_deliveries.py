@@ -194,6 +194,25 @@ def test_history_before_and_after_its_registrations(fl: dict, tmp_path: Path) ->
     assert _counts(ws, "FL") == _counts(fl["ws_one"], "FL")
 
 
+def test_protected_voters_history_is_withheld_whatever_the_order(tmp_path: Path) -> None:
+    """Protected voters' ids are not stored, yet their history is withheld when it comes apart."""
+    reg, his = fl_county_files(tmp_path / "files", per_county=4, protected_every=4)
+    one = ingest(Workspace(tmp_path / "one"), "FL", reg + his)
+    assert one.protected_excluded > 0 and one.vote_history_withheld > 0
+    after = Workspace(tmp_path / "after")
+    ingest(after, "FL", reg)
+    h = ingest(after, "FL", his)  # history after its registrations
+    before = Workspace(tmp_path / "before")
+    ingest(before, "FL", his)
+    r = ingest(before, "FL", reg)  # history before its registrations
+    for ws, res in ((after, h), (before, r)):
+        assert _counts(ws, "FL") == _counts(Workspace(tmp_path / "one"), "FL")
+        assert res.vote_history_withheld == one.vote_history_withheld
+    assert not list((tmp_path / "after").rglob("*protected*")) or all(
+        "state_voter_id" not in pq.read_schema(p).names for p in (tmp_path / "after").rglob("protected.parquet")
+    )
+
+
 def test_explicit_scope_and_bad_scope(fl: dict, tmp_path: Path) -> None:
     ws = Workspace(tmp_path / "ws")
     renamed = tmp_path / "extract_a.txt"

@@ -237,7 +237,14 @@ def ingest_directory(
     memory_limit: str | None = None,
     progress: bool = False,
 ) -> list[Any]:
-    """Ingest every state listed in ``directory/manifest.json`` (a ``voterolls generate`` output)."""
+    """Ingest every state listed in ``directory/manifest.json`` (a ``voterolls generate`` output).
+
+    A generated directory holds each state whole (a synthetic nation, not a
+    state's delivery): each state's files replace all of its earlier parts,
+    and the delivery guards (shrink, empty file) do not apply - a small
+    generated nation can leave a state with few or no voters.
+    """
+    from voterolls.ingest.delivery import DeliveryOptions
     from voterolls.ingest.pipeline import ingest
 
     manifest_path = Path(directory) / "manifest.json"
@@ -258,7 +265,10 @@ def ingest_directory(
         if not files:
             raise UserError(f"manifest lists no files for {st}", file=manifest_path, field="states")
         sealed = _find_sealed(Path(sealed_dir), st) if sealed_dir is not None else None
-        kw = {"format": entry.get("format"), "sealed": sealed, "memory_limit": memory_limit}
+        kw = {
+            "format": entry.get("format"), "sealed": sealed, "memory_limit": memory_limit,
+            "delivery": DeliveryOptions(replace_state=True, allow_shrink=True),
+        }  # fmt: skip
         if progress:
             results.append(_run_ingest(ws, st, files, **kw))
         else:

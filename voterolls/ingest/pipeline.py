@@ -347,6 +347,7 @@ class _Counts:
         self.removed_by_file: Counter[tuple[str, str]] = Counter()
         self.sealed_matched = 0
         self.flagged_ids: list[pa.Array] = []
+        self.flagged_files: list[pa.Array] = []  # the source_file of each flagged id
         self.extra_quarantine: list[pa.Table] = []
         self.rows = 0
 
@@ -487,6 +488,7 @@ def _stream_write(
             fl = tbl.filter(flagged)
             counts._add(counts.flagged, fl.column("source_file"))
             counts.flagged_ids.append(fl.column("state_voter_id").combine_chunks())
+            counts.flagged_files.append(fl.column("source_file").combine_chunks())
         if pc.any(bad).as_py():
             b = tbl.filter(bad)
             counts.extra_quarantine.append(
@@ -866,15 +868,18 @@ def _run(
             cur2.register("_vr_prot_ids", pa.table({"state_voter_id": ids}))
             cur2.from_arrow(vh.to_arrow_reader(BATCH_ROWS)).create_view("_vr_vh", replace=True)
             earlier = _base_protected(ws, job)
-            if earlier is None:
+            still = _still_protecting(ws, job, s, state) if earlier is not None else set()
+            if not still:
                 vh_flagged = cur2.sql(
                     f"SELECT v.*, (p.state_voter_id IS NOT NULL) AS {PROTECTED} FROM _vr_vh v "
                     f"LEFT JOIN _vr_prot_ids p ON p.state_voter_id = v.state_voter_id"
                 )
             else:  # protected voters of the parts carried over are known by digest only
+                cur2.register("_vr_still", pa.table({"sha": pa.array(sorted(still), pa.string())}))
                 cur2.execute(
                     f"CREATE TEMP TABLE _vr_prot_d AS SELECT {PROTECTED_DIGEST_SQL.format(id='state_voter_id')} AS d "
-                    f"FROM _vr_prot_ids UNION SELECT d FROM read_parquet({_lit(str(earlier))})"
+                    f"FROM _vr_prot_ids UNION SELECT d FROM read_parquet({_lit(str(earlier))}) "
+                    "WHERE source_file IN (SELECT sha FROM _vr_still)"
                 )
                 vh_flagged = cur2.sql(
                     f"SELECT v.*, (p.d IS NOT NULL) AS {PROTECTED} FROM _vr_vh v "
@@ -1200,6 +1205,33 @@ def _base_protected(ws: Workspace, job: _Job) -> Path | None:
     return p if p.is_file() else None
 
 
+def _still_protecting(ws: Workspace, job: _Job, s: Any, state: str) -> set[str]:
+    """The current snapshot's registration files whose protected voters still count for new history.
+
+    Those this delivery does not replace: judged by the new registration
+    files' names (a file whose scope only its rows tell counts as replacing
+    nothing, so more history is withheld, never less).
+    """
+    if job.base is None or job.options.replace_state:
+        return set()
+    spec = getattr(s, "format_spec", None)
+    layouts = spec.layouts() if spec is not None and hasattr(spec, "layouts") else {}
+    new_scopes = set()
+    for f in getattr(s, "files", []):
+        if f.role != "registrations":
+            continue
+        name = next((i.display for i in job.inputs if str(i.path) == str(f.path)), Path(f.path).name)
+        member = name.rsplit("!", 1)[-1].rsplit("/", 1)[-1]
+        found = job.options.scope or scope_from_name(member, "registrations", state, layouts)
+        if found is not None:
+            new_scopes.add(found)
+    if STATE in new_scopes:
+        return set()
+    return {
+        fr.sha256 for fr in _base_files(ws, job.base) if fr.role == "registrations" and fr.scope not in new_scopes
+    }
+
+
 def _base_files(ws: Workspace, base: dict[str, Any]) -> list[FileResult]:
     """The current snapshot's files, with their scopes and per-file counts (older manifests: defaults)."""
     manifest = json.loads((ws.path / base["path"] / "manifest.json").read_text())
@@ -1239,14 +1271,15 @@ def _carry_over(
     check_guards(state, new_parts, old_parts, kept, job.options)
     con = _quiet(duckdb.connect(config={"memory_limit": _default_memory_limit(), "temp_directory": str(staged.tmp_dir)}))
     try:
-        new_ids = pa.concat_arrays(reg_counts.flagged_ids).unique() if reg_counts.flagged_ids else pa.array([], pa.string())
-        con.register("_vr_new_prot", pa.table({"state_voter_id": new_ids}))
+        new_ids = pa.concat_arrays(reg_counts.flagged_ids) if reg_counts.flagged_ids else pa.array([], pa.string())
+        new_files = pa.concat_arrays(reg_counts.flagged_files) if reg_counts.flagged_files else pa.array([], pa.string())
+        con.register("_vr_new_prot", pa.table({"state_voter_id": new_ids, "source_file": new_files}))
+        keep_shas = {k.sha256 for k in kept}
+        con.register("_vr_keep", pa.table({"sha": pa.array(sorted(keep_shas), pa.string())}))
         _write_protected(con, staged, _base_protected(ws, job))
         if not kept:
             return []
-        keep_shas = {k.sha256 for k in kept}
         retained = [fr for fr in old if fr.sha256 in keep_shas]
-        con.register("_vr_keep", pa.table({"sha": pa.array(sorted(keep_shas), pa.string())}))
         old_dir = ws.path / base["path"]
         keep = "source_file IN (SELECT sha FROM _vr_keep)"
         _merge(con, old_dir, staged, "registrations.parquet", REGISTRATION_SCHEMA, keep)
@@ -1270,13 +1303,20 @@ def _carry_over(
 
 
 def _write_protected(con: duckdb.DuckDBPyConnection, staged: StagedSnapshot, earlier: Path | None) -> None:
-    """``protected.parquet``: digests of every protected voter known to the new snapshot (if any)."""
-    sql = f"SELECT DISTINCT {PROTECTED_DIGEST_SQL.format(id='state_voter_id')} AS d FROM _vr_new_prot"
+    """``protected.parquet``: (digest, registration file) of every protected voter of the new view.
+
+    A voter's protection comes with the registrations part that says so: the
+    digests of a replaced part go with it, those of a carried-over part stay.
+    """
+    sql = f"SELECT DISTINCT {PROTECTED_DIGEST_SQL.format(id='state_voter_id')} AS d, source_file FROM _vr_new_prot"
     if earlier is not None:
-        sql += f" UNION SELECT d FROM read_parquet({_lit(str(earlier))})"
+        sql += (
+            f" UNION SELECT d, source_file FROM read_parquet({_lit(str(earlier))}) "
+            "WHERE source_file IN (SELECT sha FROM _vr_keep)"
+        )
     table = con.sql(sql).to_arrow_table()
     if table.num_rows:
-        pq.write_table(table.sort_by("d"), staged.dir / PROTECTED_FILE, compression="zstd")
+        pq.write_table(table.sort_by([("d", "ascending"), ("source_file", "ascending")]), staged.dir / PROTECTED_FILE, compression="zstd")
 
 
 def _merge(
