@@ -110,24 +110,35 @@ def version() -> None:
     typer.echo(__version__)
 
 
+def run(args: list[str] | None = None, command: typer.Typer | None = None) -> int:
+    """Run one command line in this process and return its exit code.
+
+    Click runs in standalone mode, so ``typer.Exit(code)``, usage errors and
+    an interrupted run all end as ``SystemExit(code)``, turned here into the
+    code itself.  (With ``standalone_mode=False`` click *returns* an exit code
+    instead, indistinguishable from a command's return value, which is how
+    ``audit verify``'s exit 1 used to reach the shell as 0.)  A ``UserError``
+    propagates: the caller decides how to show it.
+    """
+    try:
+        (command or app)(args, prog_name="voterolls")
+    except SystemExit as exc:
+        code = exc.code
+        if code is None:
+            return 0
+        return code if isinstance(code, int) else 1
+    return 0
+
+
 def main() -> None:
-    """Entry point that turns user mistakes into clear messages."""
+    """Entry point that turns user mistakes into clear messages and exit codes into the process's."""
     err = Console(stderr=True)
     try:
-        app(standalone_mode=False)
+        code = run()
     except UserError as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
-        sys.exit(exc.exit_code)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        err.print("aborted")
-        sys.exit(130)
-    except Exception as exc:  # click usage errors (typer vendors click)
-        if hasattr(exc, "show") and hasattr(exc, "exit_code"):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+        code = exc.exit_code
+    sys.exit(code)
 
 
 if __name__ == "__main__":
