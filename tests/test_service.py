@@ -324,7 +324,7 @@ def test_cli_accounts_and_audit(tmp_path: Path) -> None:
     r = runner.invoke(app, ["accounts", "revoke", "nc-upload", "--workspace", w])
     assert r.exit_code == 0 and "revoked" in r.output
     r = runner.invoke(app, ["audit", "verify", "--workspace", w])
-    assert r.exit_code == 0 and "intact: 2 entries" in r.output
+    assert r.exit_code == 0 and "intact: 3 entries" in r.output  # create, list (a read), revoke
     log = (tmp_path / "ws" / "service" / "audit.log").read_text()
     assert token not in log and "create account" in log
 
