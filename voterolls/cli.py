@@ -20,6 +20,7 @@ from typing import Any
 import typer
 import typer.main
 from rich.console import Console
+from rich.markup import escape
 from typer.core import TyperGroup
 
 from voterolls.errors import UserError
@@ -136,7 +137,8 @@ def main() -> None:
     try:
         code = run()
     except UserError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+        # soft_wrap: one sentence stays one line however narrow the terminal (or a pipe's 80 columns)
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, markup=True, soft_wrap=True)
         code = exc.exit_code
     sys.exit(code)
 

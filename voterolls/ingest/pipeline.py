@@ -53,7 +53,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from voterolls.errors import UserError
+from voterolls.errors import UserError, require_file
 from voterolls.ingest import uniformity
 from voterolls.log import get_logger
 from voterolls.normalize import (
@@ -254,8 +254,7 @@ def _sealed_view(con: duckdb.DuckDBPyConnection, sealed: Path) -> tuple[str, lis
     not a token (64 hex digits; base64 for ``name_clk``) may be plaintext, so
     the sidecar is refused, naming file, line and column but never the value.
     """
-    if not sealed.is_file():
-        raise UserError("sealed sidecar file not found", file=sealed)
+    require_file(sealed, "sealed sidecar file")
     _check_utf8(sealed)
     with sealed.open(newline="", encoding="utf-8") as fh:
         try:
@@ -583,8 +582,7 @@ def ingest(
     if not plist:
         raise UserError("no input files given")
     for p in plist:
-        if not p.is_file():
-            raise UserError("file not found", file=p)
+        require_file(p)
     report = progress or (lambda phase, done, total: None)
 
     report("hash", 0, len(plist))
@@ -597,8 +595,8 @@ def ingest(
     if dups:
         raise UserError("the same file content is given twice", file=dups[0])
     sealed_path = Path(sealed) if sealed is not None else None
-    if sealed_path is not None and not sealed_path.is_file():
-        raise UserError("sealed sidecar file not found", file=sealed_path)
+    if sealed_path is not None:
+        require_file(sealed_path, "sealed sidecar file")
     sealed_sha = sha256_file(sealed_path) if sealed_path is not None else None
     policy = _get_policy(state)
     fingerprint = _policy_fingerprint(policy)

@@ -46,7 +46,7 @@ from typing import Any
 
 import duckdb
 
-from voterolls.errors import UserError
+from voterolls.errors import UserError, require_file
 from voterolls.link.prepare import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
 from voterolls.lists.actions import ActionPolicy
 from voterolls.lists.build import OWN_COLUMNS, ListSummary, _summarise, _write
@@ -89,8 +89,7 @@ def read_external(
 
     plist = [Path(p) for p in paths]
     for p in plist:
-        if not p.is_file():
-            raise UserError("external list file not found", file=p)
+        require_file(p, "external list file")
     con.execute("SET lambda_syntax='ENABLE_SINGLE_ARROW'")
     s = scan(con, plist, state=state, format=format)
     try:

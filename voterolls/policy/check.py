@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from voterolls.errors import UserError
+from voterolls.errors import UserError, require_file
 from voterolls.policy.enforce import PLAINTEXT_SENSITIVE, TOKEN_COLUMNS, allowed_columns
 from voterolls.policy.model import StatePolicy
 
@@ -118,8 +118,7 @@ def check_file(
 ) -> tuple[str, list[ColumnCheck]]:
     """Per-column verdicts for ``path`` under ``policy``; returns (basis description, checks)."""
     path = Path(path)
-    if not path.is_file():
-        raise UserError("file not found", file=path)
+    require_file(path)
     fmt = fmt or _detect(path)
     allowed = allowed_columns(policy)
     checks: list[ColumnCheck] = []

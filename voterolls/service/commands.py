@@ -199,11 +199,17 @@ def register(app: typer.Typer) -> None:
     @audit.command("repair")
     def audit_repair(workspace: Path = WORKSPACE) -> None:
         """Cut a torn last entry (a crash mid-write): keep a copy, truncate, append a repair entry."""
-        from voterolls.service.audit import repair
+        from voterolls.service.audit import repair, torn_tail, verify
 
         log = workspace / "service" / "audit.log"
         if not log.exists():
             raise UserError(f"{log}: no audit log here (is --workspace right?)")
+        if torn_tail(log) is None:
+            res = verify(log)
+            if not res.ok:
+                raise UserError(f"{res.message}; repair only cuts a torn last entry, so restore the log from a backup")
+            typer.echo(f"nothing to repair: {res.message}")
+            return
         entry, copy = repair(log, actor=_cli_actor())
         typer.echo(f"repaired {log}: {entry['status']}; repair entry seq {entry['seq']}")
         typer.echo(f"`voterolls audit verify --workspace {workspace}` now shows it; the copy {copy} may be archived")
