@@ -28,7 +28,8 @@ How a file is read (all in DuckDB SQL, streaming, no per-row Python):
 
 Per file, ``rows_read == loaded + quarantined`` is checked at scan time.
 Nothing is written to disk except, for files with mixed line endings, a
-normalised temporary copy in the system temp dir, deleted by ``finish()``.
+normalised copy in an anonymous scratch file (``voterolls.scratch``: no
+name on disk, freed when ``finish()`` closes it or the process dies).
 """
 
 from __future__ import annotations

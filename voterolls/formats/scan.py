@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack
 from pathlib import Path
 
 import duckdb
@@ -29,6 +30,7 @@ from voterolls.formats.engine import (
 from voterolls.formats.spec import Format
 from voterolls.log import get_logger
 from voterolls.schema import VOTE_HISTORY_SCHEMA
+from voterolls.scratch import ScratchFile, anonymous_file
 
 log = get_logger(__name__)
 
@@ -53,7 +55,7 @@ class Scan:
         vote_history: duckdb.DuckDBPyRelation | None,
         files: list[ScannedFile],
         quarantine_tables: list[str | pa.Table],
-        temp_paths: list[Path],
+        temp: Scratch,
         registration_parts: list[tuple[str, str | None, fast.GroupPlan | None]] | None = None,
     ) -> None:
         self.format = fmt.name
@@ -64,7 +66,7 @@ class Scan:
         self._plans = plans
         self._files = files
         self._qtables = quarantine_tables
-        self._temp = temp_paths
+        self._temp = temp
         self._report: ScanReport | None = None
         self._reg_parts = registration_parts or []
 
@@ -132,7 +134,7 @@ class Scan:
         return list(self._files)
 
     def finish(self) -> ScanReport:
-        """Quarantine and per-file counts; deletes temp files.  Idempotent."""
+        """Quarantine and per-file counts; closes (and so frees) the scratch copies.  Idempotent."""
         if self._report is not None:
             return self._report
         parts = [
@@ -149,8 +151,7 @@ class Scan:
         for t in self._qtables:
             if isinstance(t, str):
                 self._con.execute(f"DROP TABLE IF EXISTS {t}")
-        for p in self._temp:
-            p.unlink(missing_ok=True)
+        self._temp.close()
         self._report = ScanReport(files=list(self._files), quarantine=q)
         return self._report
 
@@ -177,12 +178,23 @@ def _plan(path: Path, match, fmt: Format, uid: int, facts: sniff.FileFacts | Non
     )
 
 
-class Scratch(list):
-    """The reader's temporary copies of input files (deleted by ``Scan.finish``) and where they go."""
+class Scratch:
+    """The reader's copies of input files: anonymous (``voterolls.scratch``), open until :meth:`close`.
+
+    A copy holds the input as the state sent it, withheld fields included, so
+    it never has a name on disk: the kernel frees it when its descriptor
+    closes, however the process ends (a SIGKILL included).
+    """
 
     def __init__(self, dir: Path | None = None) -> None:  # noqa: A002
-        super().__init__()
         self.dir = dir
+        self._stack = ExitStack()
+
+    def new(self, suffix: str = "") -> ScratchFile:
+        return self._stack.enter_context(anonymous_file(self.dir, suffix))
+
+    def close(self) -> None:
+        self._stack.close()
 
 
 #: A fast-path file that fails verification because of a few lines is split instead of
@@ -215,11 +227,12 @@ def _split_off_bad_lines(
         return None
     bad = found.lines
     try:
-        kept_path, cut_path = sniff.excise(plan.source, bad, header=plan.has_header, dir=temp.dir)
+        kept_file, cut_file = temp.new("_kept"), temp.new("_cut")
+        sniff.excise(plan.source, bad, header=plan.has_header, keep=kept_file.fileobj, cut=cut_file.fileobj)
     except OSError as exc:  # no room for the copies, say: the line engine needs none
         log.info("file %s: could not split (%s); reading it line by line", plan.path.name, type(exc).__name__)
         return None
-    temp += [kept_path, cut_path]
+    kept_path, cut_path = kept_file.path, cut_file.path
     kept = dataclasses.replace(
         plan, source=kept_path, uid=next(engine._uid), rejected=[],
         facts=dataclasses.replace(plan.facts, lines=plan.facts.lines - len(bad)),
@@ -289,9 +302,9 @@ def _read_rejects(con: duckdb.DuckDBPyConnection, plan: FilePlan, temp: Scratch)
 def _normalise(plan: FilePlan, temp: Scratch) -> None:
     if plan.source != plan.path:
         return
-    tmp = sniff.normalise_endings(plan.path, plan.layout.encoding, dir=temp.dir)
-    temp.append(tmp)
-    plan.source = tmp
+    copy = temp.new("_norm")
+    sniff.normalise_endings(plan.path, plan.layout.encoding, copy.fileobj)
+    plan.source = copy.path
     plan.duck_encoding = "utf-8"
 
 
@@ -341,9 +354,10 @@ def scan(
     ``facts``: ``sniff.facts`` already gathered by the caller (keyed by
     ``str(path)``), so a file is hashed and its lines counted once per ingest.
     ``temp_dir``: where temporary copies of input files go (files with mixed
-    line endings, files split around bad lines); ingest passes its staged
-    snapshot's scratch directory, which the workspace removes even after a
-    killed run.  Default: the system temp dir.  ``finish()`` deletes them.
+    line endings, files split around bad lines) are created (and at once
+    unlinked: ``voterolls.scratch``); ingest passes its staged snapshot's
+    scratch directory.  Default: the system temp dir.  ``finish()`` closes
+    them, which frees them.
     """
     plist = [Path(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
     if not plist:
@@ -459,8 +473,7 @@ def scan(
     except BaseException:
         for t in qtables:
             con.execute(f"DROP TABLE IF EXISTS {t}")
-        for tp in temp:
-            tp.unlink(missing_ok=True)
+        temp.close()
         raise
     log.info("scan %s: %d file(s), format %s", state, len(files), fmt.name)
     qlist = [q for i in range(len(plans)) for q in qparts[i]]
