@@ -149,6 +149,20 @@ def _read_csv(plan: FilePlan, *, rejects: str | None) -> str:
     return f"read_csv({lit(str(plan.source))}, {', '.join(opts)})"
 
 
+#: A line that holds nothing but spaces and tabs is blank, whatever the layout.
+_BLANK = "trim(line, ' ' || chr(9)) = ''"
+#: Lines never loaded, whatever their shape: blank ones, and ones with NUL bytes
+#: (docs/RELIABILITY.md: a NUL is never part of a name or an address; DuckDB's CSV
+#: parser would read it as a space, so files with NULs are read by this engine).
+READABLE_LINE = f"(NOT {_BLANK} AND NOT contains(line, chr(0)))"
+#: ... and their reasons (``WHEN`` branches, the same conditions in the same order).
+UNREADABLE_LINE_REASONS = (
+    f"WHEN line = '' THEN 'blank line' "
+    f"WHEN {_BLANK} THEN 'blank line (only spaces or tabs)' "
+    f"WHEN contains(line, chr(0)) THEN 'line contains NUL bytes (0x00)'"
+)
+
+
 def skip_lines_sql(rows: str, k: str, skipped: list[int], cols: str) -> str:
     """``SELECT <k mapped> AS line_no, cols FROM (rows)``: the k-th line that is not in ``skipped``.
 
@@ -280,7 +294,7 @@ def rows_sql(
         _, _, ok, _ = fields_expr(plan)
         ok_t = re.sub(r"\btok\b", "t", ok)
         inner = (
-            f"SELECT line_no, line, unnest(list_filter([{tok}], lambda t: line <> '' AND {ok_t})) AS f0 "
+            f"SELECT line_no, line, unnest(list_filter([{tok}], lambda t: {READABLE_LINE} AND {ok_t})) AS f0 "
             f"FROM ({lines_sql(plan)})"
         )
         sha = lit(plan.facts.sha256)
@@ -289,7 +303,7 @@ def rows_sql(
         else:
             inner = f"SELECT line_no, {sha} AS _sha, unnest([{f}]) AS f FROM ({inner})"
         return inner if required is None else f"SELECT line_no, _sha, f FROM ({inner}) WHERE {req}"
-    shape = f"CASE WHEN line = '' THEN 'blank line' WHEN f0 IS NULL THEN list_transform([{tok}], lambda tok: {reason})[1] END"
+    shape = f"CASE {UNREADABLE_LINE_REASONS} WHEN f0 IS NULL THEN list_transform([{tok}], lambda tok: {reason})[1] END"
     return (
         f"SELECT line_no, CASE WHEN shape IS NULL THEN {required_field or 'NULL'} END::VARCHAR AS field, "
         f"coalesce(shape, {lit(required_reason)}) AS reason "

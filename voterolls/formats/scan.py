@@ -40,7 +40,11 @@ FILE_INDEX = "__vr_fi"
 _REJECT_REASONS = {
     "INVALID ENCODING": "invalid byte sequence for {enc}",
     "TOO MANY COLUMNS": "line contains reserved control bytes (0x1f 0x1e 0x1d)",
+    "LINE SIZE OVER MAXIMUM": "line longer than 2 MiB (no voter record is)",
 }
+#: DuckDB's default ``max_line_size``: longer lines are rejected (up to its 32 MiB read
+#: buffer) or skipped without a reject (beyond it); ``_long_lines`` finds the latter.
+MAX_LINE_BYTES = 2_097_152
 
 
 class Scan:
@@ -286,6 +290,8 @@ def _read_rejects(con: duckdb.DuckDBPyConnection, plan: FilePlan, temp: Scratch)
             else []
         )
         con.execute(f"DROP TABLE IF EXISTS {rj}_e; DROP TABLE IF EXISTS {rj}_s")
+        if accepted + len(rejected) != plan.facts.lines:
+            rejected = _with_long_lines(plan, accepted, rejected)
         if accepted + len(rejected) == plan.facts.lines:
             plan.rejected = [(int(n), str(t)) for n, t in rejected]
             return
@@ -297,6 +303,24 @@ def _read_rejects(con: duckdb.DuckDBPyConnection, plan: FilePlan, temp: Scratch)
             f"{accepted + len(rejected)} read by the parser",
             file=plan.path,
         )
+
+
+def _with_long_lines(plan: FilePlan, accepted: int, rejected: list) -> list:
+    """``rejected`` plus the over-long lines DuckDB skipped silently, when that makes the count whole.
+
+    A line of 32 MiB or more does not fit DuckDB's read buffer and is left
+    out without a reject.  Counting such lines ourselves lets the rest of the
+    file load, the long line quarantined with its number, instead of refusing
+    the whole file.  Only for UTF-8/latin-1 bytes (a normalised copy is UTF-8).
+    """
+    if plan.facts.utf16 and plan.source == plan.path:
+        return rejected
+    known = {int(n) for n, _ in rejected}
+    extra = [n for n in sniff.long_lines(plan.source, MAX_LINE_BYTES) if n not in known]
+    if not extra or accepted + len(rejected) + len(extra) != plan.facts.lines:
+        return rejected
+    log.info("file %s: %d line(s) over %d bytes quarantined", plan.path.name, len(extra), MAX_LINE_BYTES)
+    return sorted([*rejected, *((n, "LINE SIZE OVER MAXIMUM") for n in extra)], key=lambda r: int(r[0]))
 
 
 def _normalise(plan: FilePlan, temp: Scratch) -> None:

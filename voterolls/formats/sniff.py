@@ -36,6 +36,8 @@ class FileFacts:
     bom: bool
     #: the file's modification time when the pass began (a rewrite during ingest changes it)
     mtime_ns: int = 0
+    #: NUL bytes (UTF-16: NUL code units) in the file; lines holding one are quarantined
+    nul: int = 0
 
     @property
     def mixed_endings(self) -> bool:
@@ -58,7 +60,7 @@ def facts(path: Path) -> FileFacts:
     mtime_ns = path.stat().st_mtime_ns
     first = head(path, 4)
     utf16 = is_utf16(first)
-    lf = crlf = cr = 0
+    lf = crlf = cr = nul = 0
     size = 0
     last_unit = None
     prev_cr = False
@@ -81,6 +83,7 @@ def facts(path: Path) -> FileFacts:
                 # overlap itself, so its count is the CRLF pairs inside the chunk
                 n_cr = chunk.count(b"\r")
                 lf += chunk.count(b"\n")
+                nul += chunk.count(b"\0")
                 cr += n_cr
                 if n_cr:
                     crlf += chunk.count(b"\r\n")
@@ -91,6 +94,7 @@ def facts(path: Path) -> FileFacts:
                 continue
             if units.size == 0:
                 continue
+            nul += int((units == 0).sum())
             n_lf = int(is_lf.sum())
             n_cr = int(is_cr.sum())
             pairs = int((is_cr[:-1] & is_lf[1:]).sum())
@@ -117,7 +121,31 @@ def facts(path: Path) -> FileFacts:
         utf16,
         first.startswith((b"\xff\xfe", b"\xef\xbb\xbf")),
         mtime_ns,
+        nul,
     )
+
+
+def long_lines(path: Path, limit: int) -> list[int]:
+    """1-based numbers of the lines (LF-terminated) longer than ``limit`` bytes, in one chunked pass.
+
+    Only called when DuckDB's line count falls short: it skips, without a
+    reject, a line that does not fit its read buffer (32 MiB).
+    """
+    out: list[int] = []
+    line, start, pos = 1, 0, 0
+    with path.open("rb") as fh:
+        while chunk := fh.read(CHUNK):
+            nl = np.flatnonzero(np.frombuffer(chunk, dtype=np.uint8) == 0x0A)
+            if nl.size:
+                ends = nl + pos
+                starts = np.concatenate(([start], ends[:-1] + 1))
+                out.extend((line + np.flatnonzero(ends - starts > limit)).tolist())
+                line += int(nl.size)
+                start = int(ends[-1]) + 1
+            pos += len(chunk)
+    if pos - start > limit:
+        out.append(line)
+    return out
 
 
 def normalise_endings(path: Path, encoding: str, out: BinaryIO) -> None:
