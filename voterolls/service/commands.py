@@ -102,11 +102,12 @@ def register(app: typer.Typer) -> None:
             raise UserError(
                 f"refusing to serve voter files over plain HTTP on {host}: give --ssl-certfile and "
                 "--ssl-keyfile, or --insecure-http if a TLS proxy sits in front")
+        max_upload_bytes = _parse_size(max_upload)
         _audit(workspace).check()  # a torn last entry: refuse in one sentence naming the repair
         if not (workspace / "service" / "accounts.json").exists():
             typer.echo("No accounts yet: create the first administrator with\n"
                        f"  voterolls accounts create admin --role admin --workspace {workspace}", err=True)
-        application = create_app(workspace, max_upload_bytes=_parse_size(max_upload), secure_cookies=tls or None,
+        application = create_app(workspace, max_upload_bytes=max_upload_bytes, secure_cookies=tls or None,
                                  max_parallel_ingests=max_parallel_ingests,
                                  auth_limiter=FailureLimiter(
                                      **({"max_failures": auth_failures} if auth_failures else {}),
