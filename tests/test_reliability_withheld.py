@@ -141,6 +141,7 @@ def test_no_withheld_value_on_disk_after_a_kill_at_each_point(setup) -> None:  #
     assert outcomes[("scratch:excise", 1)] == "killed"
     # (a version already current is "unchanged" and stops early, so each point kills one of the two)
     assert all("killed" in (outcomes[(p, 0)], outcomes[(p, 1)]) for p in POINTS), outcomes
+    print("fixed points:", sum(o == "killed" for o in outcomes.values()), "of", len(outcomes), "runs killed")
     r = ingest(ws, STATE, versions[1])
     assert r.quarantined == 2 and r.loaded == 78
     assert not _withheld_on_disk(ws, dobs)
@@ -159,6 +160,7 @@ def test_no_withheld_value_on_disk_after_random_kills(setup) -> None:  # noqa: A
         if outcomes.count("killed") >= RANDOM_KILLS:
             break
         outcomes.append(_kill_and_scan(server, ws, versions[(attempt + 1) % 2], dobs, rng.uniform(0, window)))
+    print("random kills:", {o: outcomes.count(o) for o in sorted(set(outcomes))}, f"window {window:.1f} s")
     assert outcomes.count("killed") >= RANDOM_KILLS // 2, outcomes
 
 

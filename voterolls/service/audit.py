@@ -189,13 +189,15 @@ class AuditLog:
         """Every entry, oldest first (unverified: use :meth:`verify` for that)."""
         if not self.path.exists():
             return
-        with open(self.path, encoding="utf-8") as f:
+        with open(self.path, "rb") as f:  # bytes: a damaged line must not stop the auditor's page
             for line in f:
                 if line.strip():
                     try:
-                        yield json.loads(line)
-                    except json.JSONDecodeError:
+                        entry = json.loads(line)
+                    except (json.JSONDecodeError, UnicodeDecodeError):
                         continue
+                    if isinstance(entry, dict):
+                        yield entry
 
     def tail(self, n: int = 200) -> list[dict]:
         """The last ``n`` entries, newest first (for the auditor's page)."""
