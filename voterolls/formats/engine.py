@@ -49,9 +49,10 @@ from voterolls.formats.spec import (
     Column,
     FileLayout,
 )
-from voterolls.formats.writer import ident, lit
 from voterolls.log import get_logger
 from voterolls.schema import REGISTRATION_SCHEMA, VOCABULARIES, VOTE_HISTORY_SCHEMA, sql_type
+from voterolls.sql import identifier as ident
+from voterolls.sql import literal as lit
 
 log = get_logger(__name__)
 

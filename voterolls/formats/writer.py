@@ -45,19 +45,11 @@ from voterolls.formats.spec import (
 )
 from voterolls.log import get_logger
 from voterolls.schema import REGISTRATION_SCHEMA, VOTE_HISTORY_SCHEMA, conform
+from voterolls.sql import literal as lit
 
 log = get_logger(__name__)
 
 BATCH_ROWS = 100_000
-
-
-def lit(value: str) -> str:
-    """SQL string literal."""
-    return "'" + value.replace("'", "''") + "'"
-
-
-def ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _bucket_sql(id_expr: str) -> str:
