@@ -68,7 +68,7 @@ QUARANTINE_SCHEMA = pa.schema(
     ]
 )
 
-_uid = itertools.count(1)
+plan_ids = itertools.count(1)
 
 
 @dataclass
@@ -127,7 +127,7 @@ class FilePlan:
 # ---------------------------------------------------------------------------
 
 
-def _read_csv(plan: FilePlan, *, rejects: str | None) -> str:
+def plan_csv_sql(plan: FilePlan, *, rejects: str | None) -> str:
     opts = [
         "columns={'line': 'VARCHAR'}",
         f"delim={lit(LINE_SEP)}",
@@ -172,7 +172,7 @@ def lines_sql(plan: FilePlan) -> str:
     For a file cut out of a larger one (``plan.line_map``) ``line_no`` is the
     line's number in the original file.
     """
-    base = f"SELECT row_number() OVER () AS k, line FROM {_read_csv(plan, rejects=None)}"
+    base = f"SELECT row_number() OVER () AS k, line FROM {plan_csv_sql(plan, rejects=None)}"
     numbered = skip_lines_sql(base, "k", sorted(n for n, _ in plan.rejected), "line")
     skip = "WHERE line_no > 1" if plan.has_header else ""
     out = f"SELECT line_no, rtrim(coalesce(line, ''), chr(13)) AS line FROM ({numbered}) {skip}"

@@ -113,7 +113,7 @@ def _other_state_columns(con: duckdb.DuckDBPyConnection, state: str, oriented: s
     """
 
 
-def _write(con: duckdb.DuckDBPyConnection, rel_sql: str, params: dict, out: Path, name: str) -> list[str]:
+def write_list(con: duckdb.DuckDBPyConnection, rel_sql: str, params: dict, out: Path, name: str) -> list[str]:
     con.execute(f"CREATE OR REPLACE TEMP TABLE _list AS {rel_sql}", params)
     files = []
     for ext, opts in (("csv", "FORMAT csv, HEADER true"), ("parquet", "FORMAT parquet, COMPRESSION zstd")):
@@ -123,7 +123,7 @@ def _write(con: duckdb.DuckDBPyConnection, rel_sql: str, params: dict, out: Path
     return files
 
 
-def _summarise(con: duckdb.DuckDBPyConnection, name: str, policy: ActionPolicy, files: list[str], held: str | None) -> ListSummary:
+def summarise_list(con: duckdb.DuckDBPyConnection, name: str, policy: ActionPolicy, files: list[str], held: str | None) -> ListSummary:
     row = con.execute(
         """
         SELECT count(*),
@@ -195,8 +195,8 @@ def movers_and_duplicates(
         WHERE t.registration_date IS NULL OR o.registration_date IS NULL
               OR o.registration_date > t.registration_date
     """
-    files = _write(con, movers_sql, {"state": state}, out, "cross_state_movers")
-    summaries.append(_summarise(con, "cross_state_movers", policy, files, policy.hold_reason))
+    files = write_list(con, movers_sql, {"state": state}, out, "cross_state_movers")
+    summaries.append(summarise_list(con, "cross_state_movers", policy, files, policy.hold_reason))
 
     within = _oriented_pairs_sql(pairs, gammas, cross_state=False)
     dup_sql = f"""
@@ -209,8 +209,8 @@ def movers_and_duplicates(
         JOIN registrations t ON t.state = p.this_state AND t.state_voter_id = p.this_id
         JOIN registrations o ON o.state = p.other_state AND o.state_voter_id = p.other_id
     """
-    files = _write(con, dup_sql, {"state": state}, out, "in_state_duplicates")
-    summaries.append(_summarise(con, "in_state_duplicates", policy, files, None))
+    files = write_list(con, dup_sql, {"state": state}, out, "in_state_duplicates")
+    summaries.append(summarise_list(con, "in_state_duplicates", policy, files, None))
     return summaries
 
 

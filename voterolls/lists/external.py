@@ -49,7 +49,7 @@ import duckdb
 from voterolls.errors import UserError
 from voterolls.link.prepare import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
 from voterolls.lists.actions import ActionPolicy
-from voterolls.lists.build import OWN_COLUMNS, ListSummary, _summarise, _write
+from voterolls.lists.build import OWN_COLUMNS, ListSummary, summarise_list, write_list
 from voterolls.lists.evidence import evidence_sql, levels_from_model
 from voterolls.log import get_logger
 from voterolls.sql import literal
@@ -296,8 +296,8 @@ def match_external(
             JOIN registrations t ON t.state = $state AND t.state_voter_id = p.this_id
             JOIN _vr_external e ON e.state_voter_id = p.external_key
         """
-        files = _write(con, sql, {"state": state}, out, LIST_NAME)
-        summary = _summarise(con, LIST_NAME, policy, files, None)
+        files = write_list(con, sql, {"state": state}, out, LIST_NAME)
+        summary = summarise_list(con, LIST_NAME, policy, files, None)
     finally:
         scored.unlink(missing_ok=True)
         con.execute("DROP VIEW IF EXISTS _vr_state_regs")

@@ -14,7 +14,6 @@ from voterolls.errors import UserError
 from voterolls.link.engines.base import LinkEngine
 from voterolls.sql import literal
 
-
 #: Environment variable for the engine's memory limit (``--memory-limit`` wins).
 MEMORY_ENV = "VOTEROLLS_LINK_MEMORY_LIMIT"
 #: Default share of physical memory the engine's connection may use before
