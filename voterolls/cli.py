@@ -20,6 +20,7 @@ from typing import Any
 import typer
 import typer.main
 from rich.console import Console
+from rich.markup import escape
 from typer.core import TyperGroup
 
 from voterolls.errors import UserError
@@ -116,7 +117,8 @@ def main() -> None:
     try:
         app(standalone_mode=False)
     except UserError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+        # the message is text, not markup ("voterolls[service]" must print as written), one line
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, markup=True, soft_wrap=True)
         sys.exit(exc.exit_code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
