@@ -296,7 +296,7 @@ def match_external(
             JOIN registrations t ON t.state = $state AND t.state_voter_id = p.this_id
             JOIN _vr_external e ON e.state_voter_id = p.external_key
         """
-        files = write_list(con, sql, {"state": state}, out, LIST_NAME)
+        files = write_list(con, sql, {"state": state}, out, LIST_NAME, policy)
         summary = summarise_list(con, LIST_NAME, policy, files, None)
     finally:
         scored.unlink(missing_ok=True)
