@@ -150,7 +150,7 @@ def finalise(
             f"TO {literal(tmp)} (FORMAT PARQUET, COMPRESSION ZSTD)"
         ).fetchall()
         n = con.execute(
-            f"SELECT count(*) FROM read_parquet('{str(tmp).replace(chr(39), chr(39) * 2)}')"
+            f"SELECT count(*) FROM read_parquet({literal(tmp)})"
         ).fetchall()[0][0]
     finally:
         con.close()

@@ -166,7 +166,7 @@ def link_registrations(
         raise UserError(f"linkage needs at least 2 registrations; the workspace has {n}")
     input_path = work / "input.parquet"
     con.execute(
-        f"COPY _vr_link_input TO '{str(input_path).replace(chr(39), chr(39) * 2)}' (FORMAT PARQUET)"
+        f"COPY _vr_link_input TO {literal(input_path)} (FORMAT PARQUET)"
     ).fetchall()
     # The engine reads the Parquet; the caller's copy would only hold memory.
     con.execute("DROP TABLE IF EXISTS _vr_link_input").fetchall()
