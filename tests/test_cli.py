@@ -112,6 +112,7 @@ def test_the_demo_runs_end_to_end_through_the_installed_command(tmp_path) -> Non
     for step in ("generate", "ingest-dir", "link", "evaluate", "estimate", "lists", "report"):
         assert f"voterolls {step}" in res.stdout, step
     assert list((out / "lists" / "NC").iterdir())
+    assert (out / "lists" / "NC" / "cross_state_movers.xlsx").is_file()  # the list an office opens
 
 
 # --- one set of option rules for every command (issue 22) -----------------------------------
