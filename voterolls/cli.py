@@ -94,12 +94,18 @@ def _workspace_from_env(command: Any) -> None:
             param.show_envvar = True
 
 
+def _given(ctx: Any, name: str) -> bool:
+    """Whether the user gave option ``name`` (on the command line or through its env var)."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
+
+
 def _passing_options_down(group: Any, invoke: Any, shared: set[str]) -> Any:
     """``group.invoke`` that first makes the group's given options its subcommands' defaults."""
 
     @functools.wraps(invoke)
     def run(ctx: Any) -> Any:
-        given = {k: v for k, v in ctx.params.items() if k in shared and v is not None}
+        given = {k: v for k, v in ctx.params.items() if k in shared and _given(ctx, k)}
         if given:
             defaults = dict(ctx.default_map or {})
             for name, sub in group.commands.items():
