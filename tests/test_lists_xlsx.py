@@ -11,7 +11,7 @@ openpyxl = pytest.importorskip("openpyxl")
 
 from voterolls.lists import ActionPolicy, movers_and_duplicates  # noqa: E402
 from voterolls.lists.actions import HOLD, SEND_NOTICE, notice_window  # noqa: E402
-from voterolls.lists.xlsx import NVRA_COLUMNS, PROBABILITY_DECIMALS  # noqa: E402
+from voterolls.lists.xlsx import NVRA_COLUMNS, PROBABILITY_DECIMALS, display_probability  # noqa: E402
 
 
 def _con() -> duckdb.DuckDBPyConnection:
@@ -61,7 +61,7 @@ def test_movers_xlsx_keeps_text_codes_and_gives_nvra_dates(tmp_path, as_of) -> N
     for col, expected in (("this_residence_zip5", "08320"), ("this_county", "01"), ("other_county", "51")):
         assert jane[col].value == expected and jane[col].data_type == "s", col
     assert jane["this_residence_zip5"].number_format == "@"  # stays text when edited
-    assert jane["match_probability"].value == round(0.987654321012345, PROBABILITY_DECIMALS)
+    assert jane["match_probability"].value == 0.9876  # cut to PROBABILITY_DECIMALS places
     assert jane["this_dob"].is_date and jane["this_dob"].value.date() == dt.date(1980, 3, 7)
 
     window = notice_window(policy)
@@ -75,6 +75,14 @@ def test_movers_xlsx_keeps_text_codes_and_gives_nvra_dates(tmp_path, as_of) -> N
     assert jane["recommended_action"].value == (SEND_NOTICE if as_of.month == 1 else HOLD)
     about = {r[0].value: r[1].value for r in openpyxl.load_workbook(path)["about"].iter_rows()}
     assert "20507(d)(1)(B)" in about["nvra_earliest_removal"]
+
+
+def test_display_probability_never_shows_a_near_certain_match_as_certain() -> None:
+    assert PROBABILITY_DECIMALS == 4
+    assert display_probability(0.99997) == 0.9999
+    assert display_probability(1.0) == 1.0
+    assert display_probability(0.123456) == 0.1234
+    assert display_probability(0.29) == 0.29  # not 0.2899 from binary floating point
 
 
 def test_notice_window_follows_the_federal_calendar() -> None:

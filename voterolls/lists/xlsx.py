@@ -6,9 +6,9 @@ probability as 0.999873456123.  This writer types every cell itself:
 
 * every text column (voter ids, ZIP codes, county codes, names) is a text cell
   in a text-formatted column, so leading zeros survive opening and editing;
-* dates are date cells; the match probability is rounded to
-  :data:`PROBABILITY_DECIMALS` places for display (the CSV and Parquet keep
-  full precision);
+* dates are date cells; the match probability is cut to
+  :data:`PROBABILITY_DECIMALS` places for display, so a near-certain match
+  never shows as 1 (the CSV and Parquet keep full precision);
 * three NVRA columns say when a confirmation notice may be sent and when
   removal could first follow if it goes unanswered
   (:func:`voterolls.lists.actions.notice_window`), on the rows whose action is
@@ -22,6 +22,7 @@ reviewed by people, so they are small next to the registrations).
 from __future__ import annotations
 
 import datetime as dt
+import math
 from pathlib import Path
 
 import duckdb
@@ -31,7 +32,7 @@ from voterolls.lists.actions import HOLD, SEND_NOTICE, ActionPolicy, notice_wind
 from voterolls.log import get_logger
 from voterolls.sql import literal
 
-__all__ = ["NVRA_COLUMNS", "PROBABILITY_DECIMALS", "write_xlsx"]
+__all__ = ["NVRA_COLUMNS", "PROBABILITY_DECIMALS", "display_probability", "write_xlsx"]
 
 log = get_logger(__name__)
 
@@ -40,6 +41,16 @@ PROBABILITY_DECIMALS = 4
 MAX_ROWS = 1_048_576
 #: The date columns added to the workbook (not to the CSV / Parquet).
 NVRA_COLUMNS = ("nvra_notice_from", "nvra_notice_by", "nvra_earliest_removal")
+
+
+def display_probability(p: float) -> float:
+    """``p`` cut (not rounded) to :data:`PROBABILITY_DECIMALS` places: 0.99997 shows 0.9999, not 1.
+
+    Rounding would show near-certain matches as certain; cutting understates by
+    less than one unit of the last place.
+    """
+    scale = 10**PROBABILITY_DECIMALS
+    return math.floor(round(float(p) * scale, 6)) / scale  # round first: 0.29 * 1e4 is 2899.99...
 
 
 def _nvra_sql(policy: ActionPolicy) -> str:
@@ -62,7 +73,7 @@ def _about(name: str, policy: ActionPolicy, rows: int) -> list[tuple[str, str]]:
         ("in the 90-day quiet period", "yes" if policy.in_quiet_period else "no"),
         ("notice threshold", f"{policy.notice_threshold}"),
         ("review threshold", f"{policy.review_threshold}"),
-        ("match_probability", f"rounded to {PROBABILITY_DECIMALS} decimals for display; the CSV and Parquet files keep full precision"),
+        ("match_probability", f"cut (not rounded) to {PROBABILITY_DECIMALS} decimals for display, so 0.99997 shows as 0.9999; the CSV and Parquet files keep full precision"),
         ("nvra_notice_from / nvra_notice_by",
          f"{w.notice_from.isoformat()} to {w.notice_by.isoformat()}: when a confirmation notice may be sent as part of a "
          "systematic program (before the 90-day quiet period of the next federal general election, 52 U.S.C. "
@@ -126,7 +137,7 @@ def _write_column(sheet, j: int, field: pa.Field, column: pa.ChunkedArray, heade
         sheet.set_column(j, j, 10, prob)
         for i, v in enumerate(values, start=1):
             if v is not None:
-                sheet.write_number(i, j, round(float(v), PROBABILITY_DECIMALS), prob)
+                sheet.write_number(i, j, display_probability(v), prob)
     elif pa.types.is_boolean(t):
         for i, v in enumerate(values, start=1):
             if v is not None:
