@@ -480,7 +480,7 @@ class Workspace:
         con = duckdb.connect(config=cfg)
         tmp = self.path / "tmp" / "duckdb"
         tmp.mkdir(parents=True, exist_ok=True)
-        con.execute(f"SET temp_directory = '{tmp}'")
+        con.execute(f"SET temp_directory = {literal(tmp)}")
         with self._catalog() as cat:
             current = cat.execute(
                 "SELECT c.state, c.snapshot_id, s.path FROM current c JOIN snapshots s USING (snapshot_id) ORDER BY c.state"

@@ -279,7 +279,7 @@ def match_external(
     info = read_external(con, list(paths), state, format, "_vr_external")
     if not state.isalpha() or len(state) != 2:
         raise UserError(f"not a state code: {state!r}")
-    con.execute(f"CREATE OR REPLACE TEMP VIEW _vr_state_regs AS SELECT * FROM registrations WHERE state = '{state}'")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW _vr_state_regs AS SELECT * FROM registrations WHERE state = {literal(state)}")
     scored = out / "_external_scored.parquet"
     try:
         scoring = score_against_registrations(con, "_vr_state_regs", "_vr_external", model_path, scored)

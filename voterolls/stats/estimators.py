@@ -159,7 +159,7 @@ def prepare(con: duckdb.DuckDBPyConnection, election: str | None) -> list[str]:
         con.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE _vr_votes AS
-            SELECT DISTINCT state, state_voter_id FROM vote_history WHERE election_date = DATE '{election}'
+            SELECT DISTINCT state, state_voter_id FROM vote_history WHERE election_date = DATE {literal(election)}
             """
         )
     con.execute(
