@@ -1,6 +1,6 @@
 """The intake service: authorisation matrix, no personal data leaks, accounts, jobs.
 
-Everything here runs against a fake ingest (``voterolls.service.testing``)
+Everything here runs against a fake ingest (``tests/service_fakes.py``)
 so it does not depend on the ingest pipeline; ``test_service_integration``
 runs the real one.
 """
@@ -18,11 +18,11 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from service_fakes import NC_FILE, OH_FILE, Env, FakeIngest, bearer, fake_detect
 
 from voterolls.service import data as wsdata
 from voterolls.service.accounts import AccountStore, AuthError
 from voterolls.service.app import create_app
-from voterolls.service.testing import NC_FILE, OH_FILE, Env, FakeIngest, bearer, fake_detect
 
 
 @pytest.fixture

@@ -17,10 +17,10 @@ import pyarrow.parquet as pq
 import pytest
 from death_extract import COLUMNS, MAPPING
 from fastapi.testclient import TestClient
+from service_fakes import FakeIngest, bearer, fake_detect
 
 from voterolls.service.accounts import AccountStore
 from voterolls.service.app import create_app
-from voterolls.service.testing import FakeIngest, bearer, fake_detect
 
 #: Every column a list may carry (own registration, match, the other record as both policies allow).
 ALLOWED_COLUMNS = {

@@ -12,11 +12,11 @@ import pyarrow as pa
 import pytest
 from rich.console import Console
 
+from bench.toy_population import make_population
 from voterolls.stats import coverage as cov
 from voterolls.stats import estimators as es
 from voterolls.stats.api import estimate_connection
 from voterolls.stats.commands import render
-from voterolls.stats.toy import make_population
 
 STATES = {"NC": "year", "OH": "full", "FL": "full", "NY": "full", "GA": "year"}
 

@@ -35,14 +35,12 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from voterolls.sql import identifier as _q
+
 if TYPE_CHECKING:  # duckdb is imported only where a query runs (keeps this module light)
     import duckdb
 
 DEFAULT_THRESHOLD = 10
-
-
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def small_cell_mask(

@@ -47,6 +47,7 @@ import pyarrow as pa
 from voterolls.errors import UserError
 from voterolls.log import get_logger
 from voterolls.schema import JURISDICTIONS, REGISTRATION_SCHEMA, VOTE_HISTORY_SCHEMA, sql_type
+from voterolls.sql import literal
 
 log = get_logger(__name__)
 
@@ -479,7 +480,7 @@ class Workspace:
         con = duckdb.connect(config=cfg)
         tmp = self.path / "tmp" / "duckdb"
         tmp.mkdir(parents=True, exist_ok=True)
-        con.execute(f"SET temp_directory = '{tmp}'")
+        con.execute(f"SET temp_directory = {literal(tmp)}")
         with self._catalog() as cat:
             current = cat.execute(
                 "SELECT c.state, c.snapshot_id, s.path FROM current c JOIN snapshots s USING (snapshot_id) ORDER BY c.state"
@@ -506,7 +507,7 @@ class Workspace:
             # uniformity may be absent (snapshots committed without them)
             files = [str(d / f"{view}.parquet") for d in dirs if (d / f"{view}.parquet").exists()]
             if files:
-                lst = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
+                lst = "[" + ", ".join(literal(f) for f in files) + "]"
                 con.execute(f"CREATE VIEW {view} AS SELECT * FROM read_parquet({lst}, union_by_name = true)")
             elif schema is not None:
                 con.execute(f"CREATE VIEW {view} AS {empty_select(schema)}")

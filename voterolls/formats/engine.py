@@ -50,9 +50,10 @@ from voterolls.formats.spec import (
     Column,
     FileLayout,
 )
-from voterolls.formats.writer import ident, lit
 from voterolls.log import get_logger
 from voterolls.schema import REGISTRATION_SCHEMA, VOCABULARIES, VOTE_HISTORY_SCHEMA, sql_type
+from voterolls.sql import identifier as ident
+from voterolls.sql import literal as lit
 
 log = get_logger(__name__)
 
@@ -68,7 +69,7 @@ QUARANTINE_SCHEMA = pa.schema(
     ]
 )
 
-_uid = itertools.count(1)
+plan_ids = itertools.count(1)
 
 
 @dataclass
@@ -127,7 +128,7 @@ class FilePlan:
 # ---------------------------------------------------------------------------
 
 
-def _read_csv(plan: FilePlan, *, rejects: str | None) -> str:
+def plan_csv_sql(plan: FilePlan, *, rejects: str | None) -> str:
     opts = [
         "columns={'line': 'VARCHAR'}",
         f"delim={lit(LINE_SEP)}",
@@ -186,7 +187,7 @@ def lines_sql(plan: FilePlan) -> str:
     For a file cut out of a larger one (``plan.line_map``) ``line_no`` is the
     line's number in the original file.
     """
-    base = f"SELECT row_number() OVER () AS k, line FROM {_read_csv(plan, rejects=None)}"
+    base = f"SELECT row_number() OVER () AS k, line FROM {plan_csv_sql(plan, rejects=None)}"
     numbered = skip_lines_sql(base, "k", sorted(n for n, _ in plan.rejected), "line")
     skip = "WHERE line_no > 1" if plan.has_header else ""
     out = f"SELECT line_no, rtrim(coalesce(line, ''), chr(13)) AS line FROM ({numbered}) {skip}"

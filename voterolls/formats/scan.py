@@ -238,7 +238,7 @@ def _split_off_bad_lines(
         return None
     kept_path, cut_path = kept_file.path, cut_file.path
     kept = dataclasses.replace(
-        plan, source=kept_path, uid=next(engine._uid), rejected=[],
+        plan, source=kept_path, uid=next(engine.plan_ids), rejected=[],
         facts=dataclasses.replace(plan.facts, lines=plan.facts.lines - len(bad)),
     )  # fmt: skip
     if found.needs_parse:
@@ -248,7 +248,7 @@ def _split_off_bad_lines(
     else:  # every kept line was one decodable record of the common shape, with its voter id
         counts = [kept.facts.lines - (1 if plan.has_header else 0)]
     cut = dataclasses.replace(
-        plan, source=cut_path, uid=next(engine._uid), rejected=[],
+        plan, source=cut_path, uid=next(engine.plan_ids), rejected=[],
         facts=dataclasses.replace(sniff.facts(cut_path), sha256=plan.facts.sha256),
         line_map=([1] if plan.has_header else []) + bad,
     )  # fmt: skip
@@ -265,7 +265,7 @@ def _read_rejects(con: duckdb.DuckDBPyConnection, plan: FilePlan, temp: Scratch)
         rj = f"_vr_rj_{plan.uid}_{attempt}"
         try:
             accepted = con.execute(
-                f"SELECT count(line IS NULL) FROM {engine._read_csv(plan, rejects=rj)}"
+                f"SELECT count(line IS NULL) FROM {engine.plan_csv_sql(plan, rejects=rj)}"
             ).fetchall()[0][0]
         except duckdb.Error as exc:
             if attempt == 0:
@@ -396,7 +396,7 @@ def scan(
     try:
         for p in plist:
             m = classify(fmt, p)
-            plans.append(_plan(p, m, fmt, next(engine._uid), (facts or {}).get(str(p))))
+            plans.append(_plan(p, m, fmt, next(engine.plan_ids), (facts or {}).get(str(p))))
         # fast path: files of one layout read together by DuckDB's CSV parser (``fast``)
         groups: dict[tuple, list[int]] = {}
         for i, pl in enumerate(plans):

@@ -63,6 +63,8 @@ from voterolls.normalize import (
     normalize_registrations,
 )
 from voterolls.schema import REGISTRATION_SCHEMA, VOTE_HISTORY_SCHEMA, sql_type
+from voterolls.sql import identifier as _q
+from voterolls.sql import literal as _lit
 from voterolls.store import StagedSnapshot, Workspace, check_state
 
 log = get_logger(__name__)
@@ -142,14 +144,6 @@ def sha256_file(path: Path) -> str:
         while chunk := fh.read(1 << 22):
             h.update(chunk)
     return h.hexdigest()
-
-
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _lit(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 def _policy_fingerprint(policy: Any) -> str:

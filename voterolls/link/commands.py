@@ -54,7 +54,7 @@ def link_command(
         str | None,
         typer.Option(
             "--memory-limit",
-            help="DuckDB memory limit, e.g. 8GB (spills to W/link/_work beyond it; default $VOTEROLLS_LINK_MEMORY_LIMIT, else 40%% of RAM)",
+            help="DuckDB memory limit, e.g. 8GB (spills to W/link/_work beyond it; default $VOTEROLLS_LINK_MEMORY_LIMIT, else 40% of RAM)",
         ),
     ] = None,
     shuffle_partitions: Annotated[

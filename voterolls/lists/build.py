@@ -22,8 +22,10 @@ import duckdb
 from voterolls.errors import UserError
 from voterolls.lists.actions import ACTIONS, REVIEW, SEND_NOTICE, ActionPolicy
 from voterolls.lists.evidence import ComparisonLevels, evidence_sql
+from voterolls.lists.xlsx import write_xlsx
 from voterolls.log import get_logger
 from voterolls.policy import get_policy
+from voterolls.sql import literal
 
 log = get_logger(__name__)
 
@@ -113,17 +115,23 @@ def _other_state_columns(con: duckdb.DuckDBPyConnection, state: str, oriented: s
     """
 
 
-def _write(con: duckdb.DuckDBPyConnection, rel_sql: str, params: dict, out: Path, name: str) -> list[str]:
+def write_list(
+    con: duckdb.DuckDBPyConnection, rel_sql: str, params: dict, out: Path, name: str, policy: ActionPolicy | None = None
+) -> list[str]:
+    """Write the list as CSV and Parquet (and, given the policy for its NVRA dates, as .xlsx)."""
     con.execute(f"CREATE OR REPLACE TEMP TABLE _list AS {rel_sql}", params)
     files = []
+    ordered = "(SELECT * FROM _list ORDER BY match_probability DESC, this_state_voter_id)"
     for ext, opts in (("csv", "FORMAT csv, HEADER true"), ("parquet", "FORMAT parquet, COMPRESSION zstd")):
         path = out / f"{name}.{ext}"
-        con.execute(f"COPY (SELECT * FROM _list ORDER BY match_probability DESC, this_state_voter_id) TO '{path}' ({opts})")
+        con.execute(f"COPY {ordered} TO {literal(path)} ({opts})")
         files.append(str(path))
+    if policy is not None and (xlsx := write_xlsx(con, ordered, out / f"{name}.xlsx", policy)) is not None:
+        files.append(str(xlsx))
     return files
 
 
-def _summarise(con: duckdb.DuckDBPyConnection, name: str, policy: ActionPolicy, files: list[str], held: str | None) -> ListSummary:
+def summarise_list(con: duckdb.DuckDBPyConnection, name: str, policy: ActionPolicy, files: list[str], held: str | None) -> ListSummary:
     row = con.execute(
         """
         SELECT count(*),
@@ -195,8 +203,8 @@ def movers_and_duplicates(
         WHERE t.registration_date IS NULL OR o.registration_date IS NULL
               OR o.registration_date > t.registration_date
     """
-    files = _write(con, movers_sql, {"state": state}, out, "cross_state_movers")
-    summaries.append(_summarise(con, "cross_state_movers", policy, files, policy.hold_reason))
+    files = write_list(con, movers_sql, {"state": state}, out, "cross_state_movers", policy)
+    summaries.append(summarise_list(con, "cross_state_movers", policy, files, policy.hold_reason))
 
     within = _oriented_pairs_sql(pairs, gammas, cross_state=False)
     dup_sql = f"""
@@ -209,8 +217,8 @@ def movers_and_duplicates(
         JOIN registrations t ON t.state = p.this_state AND t.state_voter_id = p.this_id
         JOIN registrations o ON o.state = p.other_state AND o.state_voter_id = p.other_id
     """
-    files = _write(con, dup_sql, {"state": state}, out, "in_state_duplicates")
-    summaries.append(_summarise(con, "in_state_duplicates", policy, files, None))
+    files = write_list(con, dup_sql, {"state": state}, out, "in_state_duplicates", policy)
+    summaries.append(summarise_list(con, "in_state_duplicates", policy, files, None))
     return summaries
 
 

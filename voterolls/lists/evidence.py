@@ -13,6 +13,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from voterolls.sql import literal
+
 
 @dataclass(frozen=True)
 class ComparisonLevels:
@@ -56,10 +58,6 @@ def _null_label(label: str | None) -> str:
     return label
 
 
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def evidence_sql(levels: list[ComparisonLevels], available: set[str], prefix: str = "") -> str:
     """A DuckDB expression building one readable evidence string per pair.
 
@@ -72,7 +70,7 @@ def evidence_sql(levels: list[ComparisonLevels], available: set[str], prefix: st
         col = f"gamma_{comp.name}"
         if col not in available:
             continue
-        cases = " ".join(f"WHEN {g} THEN {_quote(comp.name + ': ' + label)}" for g, label in comp.labels.items())
+        cases = " ".join(f"WHEN {g} THEN {literal(comp.name + ': ' + label)}" for g, label in comp.labels.items())
         parts.append(f"CASE {prefix}\"{col}\" {cases} ELSE NULL END")
     if not parts:
         gammas = sorted(c for c in available if c.startswith("gamma_"))

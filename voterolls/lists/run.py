@@ -10,6 +10,7 @@ from voterolls.lists.build import ListSummary, movers_and_duplicates, require_li
 from voterolls.lists.evidence import levels_from_model
 from voterolls.log import get_logger
 from voterolls.schema import JURISDICTIONS
+from voterolls.sql import literal
 
 log = get_logger(__name__)
 
@@ -37,7 +38,7 @@ def build_lists(
         present = {r[0] for r in con.execute("SELECT DISTINCT state FROM registrations").fetchall()}
         if state not in present:
             raise UserError(f"{state} has no ingested registrations in this workspace", file=workspace.path)
-        summaries = movers_and_duplicates(con, state, f"read_parquet('{pairs}')", out, policy, levels)
+        summaries = movers_and_duplicates(con, state, f"read_parquet({literal(pairs)})", out, policy, levels)
         if external:
             from voterolls.lists.external import match_external
 

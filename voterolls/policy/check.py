@@ -63,7 +63,7 @@ class ColumnCheck:
     action: str  # what ingest does with it
 
 
-def _guess(name: str) -> str | None:
+def guess_field(name: str) -> str | None:
     key = re.sub(r"[^a-z0-9]", "", name.lower())
     if name.lower() in TOKEN_COLUMNS:
         return name.lower()
@@ -126,7 +126,7 @@ def check_file(
         basis = f"layout {fmt}"
         for name, target in _layout_columns(fmt):
             field = target
-            guess = _guess(name)
+            guess = guess_field(name)
             if field is None and guess in ("ssn4", "dl_number"):
                 # An untargeted column is never read by ingest; still say it holds an identifier.
                 checks.append(
@@ -137,7 +137,7 @@ def check_file(
     else:
         basis = "header names"
         for name in _header(path):
-            checks.append(_verdict(name, _guess(name), allowed, "header name", policy))
+            checks.append(_verdict(name, guess_field(name), allowed, "header name", policy))
     return basis, checks
 
 

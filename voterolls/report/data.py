@@ -52,6 +52,7 @@ from voterolls.report.suppress import (
     suppression_source,
 )
 from voterolls.schema import JURISDICTIONS, REGISTRATION_SCHEMA, VOCABULARIES, VOTE_HISTORY_SCHEMA
+from voterolls.sql import literal
 
 log = get_logger(__name__)
 
@@ -662,7 +663,7 @@ def gather_matches(workspace: Path, bins: int = 20) -> Section[MatchDistribution
         cols = {  # raises on an unreadable file: the section then says so
             d[0]
             for d in con.execute(
-                f"SELECT * FROM read_parquet('{_sql_path(path)}') LIMIT 0"
+                f"SELECT * FROM read_parquet({literal(path)}) LIMIT 0"
             ).description
         }
         if "match_probability" not in cols:
@@ -680,7 +681,7 @@ def gather_matches(workspace: Path, bins: int = 20) -> Section[MatchDistribution
             else "'All pairs'"
         )
         same_state = "state_l = state_r" if {"state_l", "state_r"} <= cols else "NULL"
-        src = f"read_parquet('{_sql_path(path)}')"
+        src = f"read_parquet({literal(path)})"
         hist = con.execute(
             f"""
             SELECT {combo} AS combo,
@@ -785,10 +786,6 @@ def _link_report(workspace: Path) -> dict[str, Any]:
         "threshold": _num(rep.get("threshold")),
         "engine": str(rep["engine"]) if rep.get("engine") else None,
     }
-
-
-def _sql_path(p: Path) -> str:
-    return str(p).replace("'", "''")
 
 
 # --------------------------------------------------------------------------

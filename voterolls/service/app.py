@@ -87,7 +87,7 @@ from voterolls.service.jobs import (
     real_detect,
     real_ingest,
 )
-from voterolls.service.uploads import DEFAULT_MAX_UPLOAD_BYTES, UploadRejected, _human, receive
+from voterolls.service.uploads import DEFAULT_MAX_UPLOAD_BYTES, UploadRejected, human_size, receive
 
 log = get_logger(__name__)
 HERE = Path(__file__).parent
@@ -236,7 +236,7 @@ def create_app(
     accounts = AccountStore(workspace / "service" / "accounts.json")
     audit = AuditLog(workspace / "service" / "audit.log")
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html", "j2"]))
-    env.globals.update(version=__version__, role_labels=ROLE_LABELS, human=_human)
+    env.globals.update(version=__version__, role_labels=ROLE_LABELS, human=human_size)
     env.filters["pct"] = lambda v: "" if v is None else f"{100 * float(v):.0f}%"
     env.filters["num"] = lambda v: "<10" if v is None else f"{int(v):,}"
     env.filters["tojson_safe"] = lambda v: json.dumps(v)

@@ -17,6 +17,7 @@ from pathlib import Path
 import typer
 
 from voterolls.errors import UserError
+from voterolls.extras import require_extra
 
 WORKSPACE = typer.Option(Path("workspace"), "--workspace", "-w", envvar="VOTEROLLS_WORKSPACE",
                          help="Workspace directory (accounts, uploads and the audit log live in W/service/).")
@@ -89,6 +90,7 @@ def register(app: typer.Typer) -> None:
             None, "--auth-window", min=1.0, help="Window for --auth-failures, in seconds (default 60)."),
     ) -> None:
         """Run the intake service: state uploads, aggregates, report, audit log."""
+        require_extra("service", "voterolls serve")
         import uvicorn
 
         from voterolls.service.accounts import FailureLimiter

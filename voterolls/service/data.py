@@ -22,6 +22,7 @@ import duckdb
 from voterolls.log import get_logger
 from voterolls.report.suppress import SMALL_CELL, suppress_group
 from voterolls.report.suppress import suppress as suppress_cells
+from voterolls.sql import literal as _lit
 
 log = get_logger(__name__)
 
@@ -40,10 +41,6 @@ def suppress(counts: list[int], *, complementary: bool = False) -> list[int | No
 
 def _pairs_path(workspace: Path) -> Path:
     return Path(workspace) / "link" / "pairs.parquet"
-
-
-def _lit(path: Path) -> str:
-    return "'" + str(path).replace("'", "''") + "'"
 
 
 def state_matches(workspace: Path, state: str, limit: int = 500) -> dict:
