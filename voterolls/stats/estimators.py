@@ -43,6 +43,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from voterolls.schema import counted_ballot_sql
 from voterolls.stats import coincidence as co
 from voterolls.stats.defaults import DEFAULT_ERROR_RATE
 
@@ -158,7 +159,8 @@ def prepare(con: duckdb.DuckDBPyConnection, election: str | None) -> list[str]:
         con.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE _vr_votes AS
-            SELECT DISTINCT state, state_voter_id FROM vote_history WHERE election_date = DATE '{election}'
+            SELECT DISTINCT state, state_voter_id FROM vote_history
+            WHERE election_date = DATE '{election}' AND {counted_ballot_sql()}
             """
         )
     con.execute(

@@ -1,0 +1,251 @@
+"""Readers on hand-written files in the states' header-less layouts (not made by the project's writer).
+
+Every fixture under tests/fixtures/layouts/<state>/ was typed from the state's
+published layout documentation (the source is named in each layout TOML and in
+docs/FORMATS.md), with made-up people.  Several vintages per state: other years,
+CRLF and LF, latin-1 and UTF-8, 45- and 47-field New York files.  The tests
+assert field values (names, DOB granularity, codes mapped AND the original code
+kept, history methods), not only row counts, so a wrong layout fact fails here
+even when the reader and the writer agree with each other.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from voterolls.formats import scan
+from voterolls.schema import COUNTED_BALLOT_METHODS, VOTE_METHOD, counted_ballot_sql
+from voterolls.stats import estimators as es
+
+FIX = Path(__file__).parent / "fixtures" / "layouts"
+
+
+def read(state: str, fmt: str, *names: str) -> tuple[dict[str, dict], list[dict], object]:
+    """Scan fixture files; return (registrations by voter id, history rows, report)."""
+    d = FIX / state.lower()
+    con = duckdb.connect()
+    s = scan(con, [d / n for n in names], state=state, format=fmt)
+    regs = s.registrations.to_arrow_table().to_pylist()
+    vh = s.vote_history.to_arrow_table().to_pylist() if s.vote_history is not None else []
+    rep = s.finish()
+    for f in rep.files:
+        assert f.rows_read == f.rows_loaded + f.rows_quarantined
+    return {r["state_voter_id"]: r for r in regs}, vh, rep
+
+
+def methods(vh: list[dict]) -> dict[tuple[str, str], tuple[str, str]]:
+    """(voter id, election date) -> (vote_method, vote_method_code)."""
+    return {
+        (h["state_voter_id"], str(h["election_date"])): (h["vote_method"], h["vote_method_code"])
+        for h in vh
+    }
+
+
+# ---------------------------------------------------------------------------
+# Florida: Voter Extract Disk (38 tab fields, no header) + 5-field history
+# ---------------------------------------------------------------------------
+
+
+def test_fl_2016_county_extract_crlf_with_a_protected_voter() -> None:
+    regs, vh, rep = read("FL", "fl_extract", "ALA_20161010.txt", "ALA_H_20161010.txt")
+    assert rep.quarantine.num_rows == 0 and len(regs) == 5
+    a = regs["100000001"]
+    assert (a["last_name"], a["first_name"], a["middle_name"]) == ("ZELLWEGER", "AMARA", "JUNE")
+    assert str(a["dob"]) == "1961-03-14" and a["dob_granularity"] == "full"
+    assert (a["party"], a["party_code"], a["race"], a["race_code"]) == ("DEM", "DEM", "white", "5")
+    assert a["phone"] == "3525550101" and a["county"] == "ALA" and a["residence_zip5"] == "32601"
+    b = regs["100000002"]
+    assert (b["name_suffix"], b["party"], b["party_code"], b["residence_zip5"]) == ("JR", "UNA", "NPA", "32608")
+    # exemption Y + '*' in the personal fields: flagged, nothing personal read
+    p = regs["100000003"]
+    assert p["_protected"] is True
+    assert p["last_name"] is None and p["residence_address"] is None and p["dob_granularity"] == "none"
+    assert (regs["100000004"]["status"], regs["100000004"]["status_code"]) == ("inactive", "INA")
+    assert (regs["100000005"]["status"], regs["100000005"]["status_code"]) == ("pending", "PRE")
+    assert (regs["100000005"]["party"], regs["100000005"]["party_code"]) == ("OTH", "XYZ")
+    m = methods(vh)
+    assert m[("100000001", "2016-11-08")] == ("in_person", "Y")
+    assert m[("100000001", "2016-08-30")] == ("mail", "A")
+    assert m[("100000003", "2016-11-08")] == ("early", "E")
+    # the codes that are NOT a counted vote (FL DOS layout)
+    assert m[("100000002", "2016-11-08")] == ("mail_not_counted", "B")
+    assert m[("100000004", "2016-11-08")] == ("did_not_vote", "N")
+    assert m[("100000005", "2016-11-08")] == ("provisional_not_counted", "P")
+    assert m[("100000002", "2016-08-30")] == ("mail_not_counted", "L")
+    # older county code table: provisional ballots that were counted
+    assert m[("100000005", "2016-03-15")] == ("provisional", "Z")
+    assert m[("100000004", "2016-03-15")] == ("provisional", "F")
+    # a code no layout documents: kept, method unknown
+    assert m[("100000001", "2016-04-12")] == ("unknown", "Q")
+    types = {(h["state_voter_id"], str(h["election_date"])): h["election_type"] for h in vh}
+    assert types[("100000005", "2016-03-15")] == "primary"  # PPP
+    assert types[("100000001", "2016-04-12")] == "other"  # OTH
+
+
+def test_fl_2020_extract_with_lf_line_ends() -> None:
+    regs, _, rep = read("FL", "fl_extract", "BRO_20201110.txt")
+    assert rep.quarantine.num_rows == 0
+    e = regs["200000011"]
+    assert (e["first_name"], e["race"], e["race_code"], e["party"], e["party_code"]) == (
+        "EFUA", "asian", "2", "GRN", "GRE",
+    )  # fmt: skip
+    assert e["phone"] == "9545550144"  # area code + number; the extension is not part of it
+    h = regs["200000012"]
+    assert (h["name_suffix"], h["party"], h["party_code"], str(h["dob"])) == ("SR", "CST", "CPF", "1938-08-08")
+
+
+def test_fl_2024_extract_utf8_names_and_an_impossible_dob() -> None:
+    regs, _, rep = read("FL", "fl_extract", "DAD_20240109.txt")
+    assert rep.quarantine.num_rows == 0
+    j = regs["300000021"]
+    assert (j["last_name"], j["first_name"], j["middle_name"]) == ("MUÑOZ-ÁLVAREZ", "JOSÉ", "ÍÑIGO")
+    assert j["county"] == "DAD"
+    f = regs["300000022"]  # 13/45/1980: the field is nulled and named, the row kept
+    assert f["dob"] is None and f["dob_granularity"] == "none" and f["_issues"] == ["dob"]
+    assert (f["party"], f["party_code"]) == ("OTH", "IND")
+
+
+def _estimator_votes(regs: dict[str, dict], vh: list[dict], election: str) -> dict[str, bool]:
+    """Which registrations the estimators count as having voted in ``election``."""
+    con = duckdb.connect()
+    con.register("_r", pa.Table.from_pylist(list(regs.values())))
+    con.register("_h", pa.Table.from_pylist(vh))
+    con.execute("CREATE VIEW registrations AS SELECT * FROM _r")
+    con.execute("CREATE VIEW vote_history AS SELECT * FROM _h")
+    states = es.prepare(con, election)
+    assert states == ["FL"]
+    return dict(con.execute("SELECT state_voter_id, voted FROM _vr_regs").fetchall())
+
+
+def test_fl_history_rows_that_are_not_ballots_are_not_counted_as_votes() -> None:
+    """FL N (did not vote), B (mail ballot not counted), P (provisional not counted): no vote."""
+    regs, vh, _ = read("FL", "fl_extract", "ALA_20161010.txt", "ALA_H_20161010.txt")
+    voted = _estimator_votes(regs, vh, "2016-11-08")
+    assert voted == {
+        "100000001": True,  # Y
+        "100000002": False,  # B
+        "100000003": True,  # E (the protected voter's history row is still a vote)
+        "100000004": False,  # N
+        "100000005": False,  # P
+    }
+    # the primary: A counted, L (late mail ballot) not
+    voted = _estimator_votes(regs, vh, "2016-08-30")
+    assert voted["100000001"] is True and voted["100000002"] is False
+
+
+def test_counted_ballot_rule_is_one_definition_over_the_vocabulary() -> None:
+    assert set(COUNTED_BALLOT_METHODS) < set(VOTE_METHOD)
+    con = duckdb.connect()
+    got = {
+        m: con.execute(f"SELECT {counted_ballot_sql('m')} FROM (SELECT ? AS m)", [m]).fetchone()[0]
+        for m in VOTE_METHOD
+    }
+    assert {m for m, ok in got.items() if ok} == set(COUNTED_BALLOT_METHODS)
+    assert con.execute(f"SELECT {counted_ballot_sql('NULL')}").fetchone()[0] is True
+
+
+# ---------------------------------------------------------------------------
+# New York: statewide FOIL file (quoted CSV, latin-1, no header, history last)
+# ---------------------------------------------------------------------------
+
+
+def test_ny_47_field_file_2023_latin1_crlf() -> None:
+    regs, vh, rep = read("NY", "ny_statewide", "AllNYSVoters_20230109.txt")
+    assert rep.quarantine.num_rows == 0 and len(regs) == 4
+    r = regs["NY000000000000000101"]
+    assert (r["last_name"], r["first_name"], r["middle_name"]) == ("DELACROIX", "RENÉE", "B")
+    assert str(r["dob"]) == "1972-05-23" and r["dob_granularity"] == "full"
+    assert (r["status"], r["status_code"], r["party"], r["party_code"]) == ("active", "A", "DEM", "DEM")
+    assert r["residence_address"] == "41 PEARL ST" and r["residence_zip5"] == "12207"
+    # "General Election, 2016" is a county spelling without a readable date: named, not loaded
+    assert r["_issues"] == ["vote_history"]
+    p = regs["NY000000000000000102"]
+    assert (p["last_name"], p["name_suffix"], p["party"], p["party_code"]) == ("O'SHAUGHNESSY", "JR", "UNA", "BLK")
+    assert (p["status"], p["status_code"], str(p["dob"])) == ("pending", "17", "2004-02-29")
+    v = regs["NY000000000000000103"]
+    assert (v["gender"], v["party"], v["party_code"], v["status"], v["status_reason"]) == (
+        "X", "WFP", "WOR", "inactive", "MAIL CHECK",
+    )  # fmt: skip
+    h = regs["NY000000000000000104"]
+    assert h["dob"] is None and h["_issues"] == ["dob"] and (h["status"], h["status_code"]) == ("cancelled", "P")
+    got = sorted((x["state_voter_id"][-3:], str(x["election_date"]), x["election_type"]) for x in vh)
+    assert got == [
+        ("101", "2020-11-03", "general"),
+        ("101", "2022-06-28", "primary"),
+        ("101", "2022-11-08", "general"),
+        ("103", "2018-11-06", "general"),
+        ("104", "2016-11-08", "general"),
+    ]
+
+
+def test_ny_45_field_file_before_december_2021() -> None:
+    regs, vh, rep = read("NY", "ny_statewide_pre2021", "AllNYSVoters_20190102.txt")
+    assert rep.quarantine.num_rows == 0 and len(regs) == 3
+    k = regs["NY000000000000000201"]
+    assert (k["last_name"], k["first_name"], str(k["dob"])) == ("KOWALCZYK", "JADWIGA", "1945-08-17")
+    assert k["residence_address"] == "88 LOVEJOY ST" and k["residence_city"] == "BUFFALO"
+    assert (k["status"], k["status_code"]) == ("active", "ACTIVE")
+    n = regs["NY000000000000000202"]
+    assert (n["party"], n["party_code"], n["status"], n["status_reason"]) == ("OTH", "WEP", "inactive", "NCOA")
+    z = regs["NY000000000000000203"]
+    assert (z["first_name"], z["status"], z["status_code"]) == ("LUCÍA", "pending", "PREREG")
+    assert sorted(str(x["election_date"]) for x in vh if x["state_voter_id"].endswith("201")) == [
+        "2016-11-08", "2018-09-13", "2018-11-06",
+    ]  # fmt: skip
+
+
+def test_ny_47_field_copy_with_lf_line_ends() -> None:
+    regs, vh, rep = read("NY", "ny_statewide", "AllNYSVoters_20240805_lf.txt")
+    assert rep.quarantine.num_rows == 0
+    t = regs["NY000000000000000301"]
+    assert (t["first_name"], t["status"], t["status_code"], t["party_code"]) == ("ÉTIENNE", "active", "AM", "CON")
+    assert [(str(h["election_date"]), h["election_type"]) for h in vh] == [("2023-11-07", "general")]
+
+
+# ---------------------------------------------------------------------------
+# Pennsylvania: Full Voter Export per county + election map
+# ---------------------------------------------------------------------------
+
+
+def test_pa_fve_2016_crlf_slots_decoded_by_the_election_map() -> None:
+    regs, vh, rep = read(
+        "PA", "pa_fve", "ADAMS FVE 20161201.txt", "ADAMS Election Map 20161201.txt"
+    )
+    assert rep.quarantine.num_rows == 0 and len(regs) == 3
+    a = regs["012345678"]
+    assert (a["last_name"], a["first_name"], a["middle_name"], str(a["dob"])) == (
+        "HERSHBERGER", "ADA", "L", "1950-06-01",
+    )  # fmt: skip
+    assert (a["party"], a["party_code"], a["county"], a["phone"]) == ("REP", "R", "ADAMS", "7175550100")
+    y = regs["012345679"]
+    assert (y["party"], y["party_code"], y["status"], y["status_code"]) == ("UNA", "NF", "inactive", "I")
+    assert y["residence_zip5"] == "17325" and y["residence_address"] == "3 CARLISLE ST"
+    s = regs["012345680"]
+    assert s["dob"] is None and s["_issues"] == ["dob"]  # 02/30/1970
+    got = {
+        (h["state_voter_id"], str(h["election_date"])): (h["election_type"], h["vote_method"], h["vote_method_code"], h["party_ballot"])
+        for h in vh
+    }  # fmt: skip
+    assert got == {
+        ("012345678", "2016-04-26"): ("primary", "in_person", "AP", "R"),
+        ("012345678", "2016-11-08"): ("general", "absentee", "AB", "R"),
+        ("012345678", "2015-11-03"): ("municipal", "in_person", "AP", None),
+        ("012345679", "2016-11-08"): ("general", "provisional", "P", None),
+    }
+
+
+def test_pa_fve_2020_lf_mail_in_ballots() -> None:
+    regs, vh, rep = read(
+        "PA", "pa_fve", "LEHIGH FVE 20201201.txt", "LEHIGH Election Map 20201201.txt"
+    )
+    assert rep.quarantine.num_rows == 0
+    assert (regs["112233446"]["party"], regs["112233446"]["party_code"]) == ("GRN", "GR")
+    assert (regs["112233447"]["party"], regs["112233447"]["party_code"]) == ("LIB", "L")
+    m = methods(vh)
+    assert m[("112233445", "2020-06-02")] == ("mail", "MB")
+    assert m[("112233445", "2020-11-03")] == ("mail", "MB")
+    assert m[("112233447", "2020-11-03")] == ("absentee", "AB")
+    assert m[("112233446", "2020-11-03")] == ("in_person", "AP")
