@@ -108,7 +108,7 @@ def test_fl_2024_extract_utf8_names_and_an_impossible_dob() -> None:
     assert (f["party"], f["party_code"]) == ("OTH", "IND")
 
 
-def _estimator_votes(regs: dict[str, dict], vh: list[dict], election: str) -> dict[str, bool]:
+def _estimator_votes(regs: dict[str, dict], vh: list[dict], election: str, state: str = "FL") -> dict[str, bool]:
     """Which registrations the estimators count as having voted in ``election``."""
     con = duckdb.connect()
     con.register("_r", pa.Table.from_pylist(list(regs.values())))
@@ -116,7 +116,7 @@ def _estimator_votes(regs: dict[str, dict], vh: list[dict], election: str) -> di
     con.execute("CREATE VIEW registrations AS SELECT * FROM _r")
     con.execute("CREATE VIEW vote_history AS SELECT * FROM _h")
     states = es.prepare(con, election)
-    assert states == ["FL"]
+    assert states == [state]
     return dict(con.execute("SELECT state_voter_id, voted FROM _vr_regs").fetchall())
 
 
@@ -249,3 +249,87 @@ def test_pa_fve_2020_lf_mail_in_ballots() -> None:
     assert m[("112233445", "2020-11-03")] == ("mail", "MB")
     assert m[("112233447", "2020-11-03")] == ("absentee", "AB")
     assert m[("112233446", "2020-11-03")] == ("in_person", "AP")
+
+
+# ---------------------------------------------------------------------------
+# Texas: per-county fixed width (field order documented; widths approximate)
+# ---------------------------------------------------------------------------
+
+
+def test_tx_fixed_2016_crlf() -> None:
+    regs, _, rep = read("TX", "tx_fixed", "227_VR_20161101.txt")
+    assert rep.quarantine.num_rows == 0 and len(regs) == 2
+    g = regs["1000000001"]
+    assert (g["county"], g["last_name"], g["first_name"], g["middle_name"]) == ("227", "GARZA", "ROSALINDA", "MARIA")
+    assert str(g["dob"]) == "1967-03-15" and g["dob_granularity"] == "full"
+    assert (g["status"], g["status_code"], g["party"]) == ("active", "V", "NPR")
+    assert g["residence_zip5"] == "78701" and g["residence_address"] == "1100 CONGRESS"
+    o = regs["1000000002"]
+    assert (o["name_suffix"], o["status"], o["status_code"], str(o["dob"])) == ("JR", "inactive", "S", "2000-02-29")
+
+
+def test_tx_fixed_2020_lf_impossible_dob_and_2024_trimmed_record() -> None:
+    regs, _, rep = read("TX", "tx_fixed", "101_VR_20201101.txt")
+    n = regs["1000000003"]
+    assert n["dob"] is None and n["_issues"] == ["dob"] and (n["status"], n["status_code"]) == ("cancelled", "C")
+    # a copy whose trailing blanks were stripped still reads every field that is there
+    regs, _, rep = read("TX", "tx_fixed", "227_VR_20240101_trimmed.txt")
+    assert rep.quarantine.num_rows == 0
+    assert regs["1000000001"]["first_name"] == "ROSALINDA" and regs["1000000001"]["status_code"] == "V"
+
+
+# ---------------------------------------------------------------------------
+# Michigan: QVF entire-state file (.lst, fixed width, 520-character records)
+# ---------------------------------------------------------------------------
+
+
+def test_mi_lst_2016_crlf_birth_year_and_uocava() -> None:
+    regs, _, rep = read("MI", "mi_qvf_lst", "entire_state_v_2016.lst")
+    assert rep.quarantine.num_rows == 0
+    k = regs["0000012345678"]
+    assert (k["last_name"], k["first_name"], k["middle_name"]) == ("KOWALSKI", "BRONISLAWA", "T")
+    assert k["birth_year"] == 1958 and k["dob"] is None and k["dob_granularity"] == "year"
+    assert str(k["registration_date"]) == "1976-06-15" and k["county"] == "33"
+    assert (k["status"], k["status_code"], k["uocava"], k["party"]) == ("active", "A", "none", "NPR")
+    a = regs["0000012345679"]
+    assert (a["name_suffix"], a["status"], a["status_code"], a["uocava"]) == ("II", "inactive", "V", "military")
+
+
+def test_mi_lst_2019_lf_rejected_is_denied_and_a_bad_registration_date() -> None:
+    regs, _, _ = read("MI", "mi_qvf_lst", "entire_state_v_2019.lst")
+    v = regs["0000012345680"]
+    assert v["registration_date"] is None and v["_issues"] == ["registration_date"]  # 13011966
+    assert (v["uocava"], v["status"], v["status_code"]) == ("overseas", "pending", "CH")
+    r = regs["0000012345681"]
+    assert (r["status"], r["status_code"]) == ("denied", "R")
+
+
+def test_mi_lst_2020_copy_with_trailing_blanks_stripped() -> None:
+    regs, _, rep = read("MI", "mi_qvf_lst", "entire_state_v_2020_trimmed.lst")
+    assert rep.quarantine.num_rows == 0 and len(regs) == 2
+    assert regs["0000012345678"]["residence_city"] == "LANSING"
+
+
+# ---------------------------------------------------------------------------
+# North Carolina: status D, the REMOVED placeholder, ncvhis methods
+# ---------------------------------------------------------------------------
+
+
+def test_nc_denied_status_removed_placeholder_and_history_methods() -> None:
+    regs, vh, rep = read("NC", "nc_ncvoter_2022", "ncvoter92.txt", "ncvhis92.txt")
+    assert rep.quarantine.num_rows == 0
+    d = regs["ZZ100002"]
+    assert (d["status"], d["status_code"], d["status_reason"]) == ("denied", "D", "DN")
+    r = regs["ZZ100003"]  # removed voter: the word REMOVED is not an address
+    assert r["residence_address"] is None and "residence_address" in r["_issues"]
+    assert (r["status"], r["status_code"]) == ("cancelled", "R")
+    assert regs["ZZ100001"]["residence_address"] == "14  OAK HOLLOW DR" and regs["ZZ100001"]["_issues"] == []
+    assert (regs["ZZ100004"]["status"], regs["ZZ100004"]["status_code"]) == ("active", "S")
+    m = methods(vh)
+    assert m[("ZZ100001", "2024-11-05")] == ("early", "EARLY VOTING IN-PERSON")
+    assert m[("ZZ100001", "2024-03-05")] == ("in_person", "ELECTION DAY IN-PERSON")
+    assert m[("ZZ100004", "2024-11-05")] == ("did_not_vote", "ELIGIBLE DID NOT VOTE")
+    assert m[("ZZ100003", "2016-11-08")] == ("mail", "ABSENTEE BY MAIL")
+    assert m[("ZZ100003", "2008-11-04")] == ("early", "ABSENTEE CURBSIDE")
+    voted = _estimator_votes(regs, vh, "2024-11-05", "NC")
+    assert voted == {"ZZ100001": True, "ZZ100002": False, "ZZ100003": False, "ZZ100004": False}
