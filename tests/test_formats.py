@@ -66,6 +66,11 @@ ROUND_TRIP = [
     ("OK", "ok_csv"),
     ("VA", "va_csv"),
     ("WI", "wi_csv"),
+    ("DE", "de_voter_reg"),
+    ("NJ", "nj_svrs"),
+    ("NV", "nv_voterlist"),
+    ("VT", "vt_statewide"),
+    ("WV", "wv_statewide"),
 ]
 
 

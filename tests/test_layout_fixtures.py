@@ -15,6 +15,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pytest
 
 from voterolls.formats import scan
 from voterolls.schema import COUNTED_BALLOT_METHODS, VOTE_METHOD, counted_ballot_sql
@@ -333,3 +334,122 @@ def test_nc_denied_status_removed_placeholder_and_history_methods() -> None:
     assert m[("ZZ100003", "2008-11-04")] == ("early", "ABSENTEE CURBSIDE")
     voted = _estimator_votes(regs, vh, "2024-11-05", "NC")
     assert voted == {"ZZ100001": True, "ZZ100002": False, "ZZ100003": False, "ZZ100004": False}
+
+
+def test_ny_45_field_file_is_never_read_as_virginia() -> None:
+    """45 quoted fields fit NY's pre-2021 layout and VA's 45-column CSV: refuse, name both."""
+    from voterolls.errors import UserError
+    from voterolls.formats import detect_format
+
+    with pytest.raises(UserError) as err:
+        detect_format([FIX / "ny" / "AllNYSVoters_20190102.txt"])
+    msg = str(err.value)
+    assert "ny_statewide_pre2021" in msg and "va_csv" in msg and "--format" in msg
+
+
+# ---------------------------------------------------------------------------
+# States without a layout before issue 15: DE, NJ, NV, VT, WV
+# ---------------------------------------------------------------------------
+
+
+def test_de_tab_file_party_words_and_birth_year_only() -> None:
+    regs, vh, rep = read("DE", "de_voter_reg", "de_voter_reg.txt")
+    assert rep.quarantine.num_rows == 0 and vh == []
+    w = regs["900000101"]
+    assert (w["first_name"], w["middle_name"], w["last_name"], w["county"]) == ("WINIFRED", "O", "BRANDYWINE", "NEW CASTLE")
+    assert (w["birth_year"], w["dob"], w["dob_granularity"]) == (1962, None, "year")
+    assert (w["party"], w["party_code"], w["status"], w["status_code"]) == ("DEM", "DEMOCRATIC", "active", "A")
+    assert str(w["registration_date"]) == "1984-04-07"  # written 4/7/1984, no zero padding
+    assert w["residence_address"] == "1201 MARKET" and w["residence_zip5"] == "19801"
+    c = regs["900000102"]
+    assert (c["party"], c["party_code"], c["status"], c["name_suffix"]) == ("OTH", "IND PTY OF DE", "inactive", "JR")
+    p = regs["900000103"]  # a letter O in the year: nulled and named
+    assert p["birth_year"] is None and p["_issues"] == ["birth_year"] and (p["party"], p["party_code"]) == ("UNA", "NO PARTY")
+
+
+def test_nj_headerless_csv_statuses_and_ballot_types() -> None:
+    regs, vh, rep = read("NJ", "nj_svrs", "NJ_voters_20231101.csv", "NJ_history_20231101.csv")
+    assert rep.quarantine.num_rows == 0
+    d = regs["100200300"]
+    assert (d["last_name"], d["first_name"], str(d["dob"]), d["dob_granularity"]) == ("DEMAREST", "CORNELIA", "1971-12-25", "full")
+    assert (d["status"], d["status_code"], d["county"]) == ("active", "Active Need ID", "ESSEX")
+    t = regs["100200301"]  # a minor pre-registered; a ZIP that lost its leading zero
+    assert (t["status"], t["status_code"], t["residence_zip5"]) == ("pending", "Pending", "07712")
+    v = regs["100200302"]
+    assert (v["party"], v["party_code"], v["status"], v["status_code"]) == ("OTH", "CNV", "inactive", "Inactive Confirmation")
+    got = {(h["state_voter_id"], str(h["election_date"])): (h["election_type"], h["vote_method"], h["vote_method_code"]) for h in vh}
+    assert got == {
+        ("100200300", "2023-11-07"): ("general", "mail", "Mail In"),
+        ("100200300", "2023-06-06"): ("primary", "in_person", "Machine"),
+        ("100200302", "2023-11-07"): ("general", "provisional", "Provisional"),
+    }
+
+
+def test_nv_headerless_csv_and_history_vote_codes() -> None:
+    regs, vh, rep = read(
+        "NV", "nv_voterlist", "VoterList.ElgbVtr.38593.20241201.csv", "VoterList.VtHst.38593.20241201.csv"
+    )
+    assert rep.quarantine.num_rows == 0
+    m = regs["3100001"]
+    assert (m["first_name"], m["last_name"], str(m["dob"]), m["phone"]) == ("DESIREE", "MONTOYA", "1983-07-19", "7025550199")
+    assert (m["party"], m["party_code"], m["status"]) == ("DEM", "Democrat", "active")
+    w = regs["3100002"]
+    assert w["residence_address"] == "1 VIRGINIA ST, APT 5"  # a quoted comma inside the field
+    assert (w["party"], w["party_code"], w["name_suffix"]) == ("CST", "Independent American Party", "III")
+    assert (regs["3100003"]["status"], regs["3100003"]["status_code"]) == ("pending", "P-17")
+    assert methods(vh) == {
+        ("3100001", "2024-11-05"): ("mail", "MB"),
+        ("3100001", "2024-06-11"): ("early", "EV"),
+        ("3100002", "2024-11-05"): ("provisional", "PV"),
+        ("3100002", "2022-11-08"): ("absentee", "FW"),
+        ("3100003", "2024-11-05"): ("in_person", "PP"),
+        ("3100001", "2022-11-08"): ("unknown", "XX"),
+    }
+
+
+def test_vt_pipe_file_no_party_and_year_of_birth() -> None:
+    regs, vh, rep = read("VT", "vt_statewide", "September 2019 VT Statewide Voter File.txt")
+    assert rep.quarantine.num_rows == 0 and vh == []
+    t = regs["004512345"]
+    assert (t["last_name"], t["first_name"], t["birth_year"], t["dob_granularity"]) == ("THIBODEAU", "MARGUERITE", 1955, "year")
+    assert (t["party"], t["status"], t["status_code"], t["county"]) == ("NPR", "active", "ACTIVE", "CHITTENDEN")
+    o = regs["004512346"]
+    assert (o["status"], o["status_code"], o["residence_zip5"]) == ("pending", "N18", "05602")
+    g = regs["004512347"]
+    assert (g["status"], g["status_code"], g["residence_zip5"], g["_issues"]) == ("inactive", "Challenged", "05701", ["residence_zip5"])
+
+
+def test_wv_pipe_file_dates_with_times_and_history_without_method() -> None:
+    regs, vh, rep = read("WV", "wv_statewide", "Statewide_VR120124.txt", "SV PStatewide_VH.txt")
+    assert rep.quarantine.num_rows == 0
+    h = regs["5400001"]
+    assert (h["first_name"], h["last_name"], str(h["dob"]), str(h["registration_date"])) == ("OPAL", "HATFIELD", "1942-02-16", "1960-10-01")
+    assert (h["party"], h["party_code"], h["gender"], h["gender_code"]) == ("DEM", "Democrat", "F", "F")
+    m = regs["5400002"]
+    assert (m["party"], m["party_code"], m["gender"], m["gender_code"], m["status"]) == ("GRN", "Mountain", "U", "N", "inactive")
+    assert regs["5400003"]["dob_granularity"] == "none" and regs["5400003"]["_issues"] == []
+    got = {(x["state_voter_id"], str(x["election_date"])): (x["election_type"], x["vote_method"]) for x in vh}
+    assert got == {("5400001", "2024-11-05"): ("general", "unknown"), ("5400002", "2024-05-14"): ("primary", "unknown")}
+
+
+@pytest.mark.parametrize(
+    ("state", "fmt", "files"),
+    [
+        ("DE", "de_voter_reg", ["de_voter_reg.txt"]),
+        ("NJ", "nj_svrs", ["NJ_voters_20231101.csv", "NJ_history_20231101.csv"]),
+        ("NV", "nv_voterlist", ["VoterList.ElgbVtr.38593.20241201.csv", "VoterList.VtHst.38593.20241201.csv"]),
+        ("VT", "vt_statewide", ["September 2019 VT Statewide Voter File.txt"]),
+        ("WV", "wv_statewide", ["Statewide_VR120124.txt", "SV PStatewide_VH.txt"]),
+        ("FL", "fl_extract", ["ALA_20161010.txt", "ALA_H_20161010.txt"]),
+        ("PA", "pa_fve", ["ADAMS FVE 20161201.txt", "ADAMS Election Map 20161201.txt"]),
+        ("MI", "mi_qvf_lst", ["entire_state_v_2016.lst"]),
+        ("TX", "tx_fixed", ["227_VR_20161101.txt"]),
+        ("NC", "nc_ncvoter_2022", ["ncvoter92.txt", "ncvhis92.txt"]),
+    ],
+)
+def test_each_fixture_is_detected_as_its_own_layout(state: str, fmt: str, files: list[str]) -> None:
+    from voterolls.formats import detect_format
+    from voterolls.policy import get_policy
+
+    assert detect_format([FIX / state.lower() / f for f in files]) == fmt
+    assert get_policy(state).state == state  # every new layout's state has a policy row
