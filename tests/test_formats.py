@@ -71,6 +71,8 @@ ROUND_TRIP = [
     ("NV", "nv_voterlist"),
     ("VT", "vt_statewide"),
     ("WV", "wv_statewide"),
+    ("RI", "ri_voter"),
+    ("MN", "mn_voter"),
 ]
 
 

@@ -432,9 +432,38 @@ def test_wv_pipe_file_dates_with_times_and_history_without_method() -> None:
     assert got == {("5400001", "2024-11-05"): ("general", "unknown"), ("5400002", "2024-05-14"): ("primary", "unknown")}
 
 
+def test_ri_pipe_file_status_codes_phone_and_email() -> None:
+    regs, _, rep = read("RI", "ri_voter", "Voter.txt")
+    assert rep.quarantine.num_rows == 0
+    c = regs["RI0000101"]
+    assert (c["first_name"], c["last_name"], c["birth_year"], c["dob_granularity"]) == ("ISABEL", "CARDOSO", 1970, "year")
+    assert (c["party"], c["party_code"], c["phone"], c["email"]) == ("DEM", "D", "4015550133", "icardoso@example.net")
+    p = regs["RI0000102"]  # AC = active with an NCOA address change
+    assert (p["status"], p["status_code"], p["party"], p["residence_zip5"]) == ("active", "AC", "UNA", "02840")
+    o = regs["RI0000103"]
+    assert (o["party"], o["party_code"], o["status"], o["status_reason"]) == ("OTH", "L", "inactive", "NCOA")
+    assert o["registration_date"] is None and o["_issues"] == ["registration_date"]
+
+
+def test_mn_csv_without_status_or_party_and_history_methods() -> None:
+    regs, vh, rep = read("MN", "mn_voter", "election_mn_01.csv", "election_history_mn.csv")
+    assert rep.quarantine.num_rows == 0
+    s = regs["MN1000001"]
+    assert (s["first_name"], s["last_name"], s["birth_year"], s["dob_granularity"]) == ("SOLVEIG", "LUNDQUIST", 1981, "year")
+    assert (s["party"], s["status"], s["status_code"], str(s["registration_date"])) == ("NPR", "unknown", None, "2004-10-12")
+    assert regs["MN1000002"]["name_suffix"] == "JR" and regs["MN1000002"]["county"] == "62"
+    assert methods(vh) == {
+        ("MN1000001", "2022-11-08"): ("absentee", "A"),
+        ("MN1000001", "2024-11-05"): ("unknown", "P"),
+        ("MN1000002", "2024-11-05"): ("unknown", None),
+    }
+
+
 @pytest.mark.parametrize(
     ("state", "fmt", "files"),
     [
+        ("RI", "ri_voter", ["Voter.txt"]),
+        ("MN", "mn_voter", ["election_mn_01.csv", "election_history_mn.csv"]),
         ("DE", "de_voter_reg", ["de_voter_reg.txt"]),
         ("NJ", "nj_svrs", ["NJ_voters_20231101.csv", "NJ_history_20231101.csv"]),
         ("NV", "nv_voterlist", ["VoterList.ElgbVtr.38593.20241201.csv", "VoterList.VtHst.38593.20241201.csv"]),
