@@ -73,6 +73,8 @@ ROUND_TRIP = [
     ("WV", "wv_statewide"),
     ("RI", "ri_voter"),
     ("MN", "mn_voter"),
+    ("OR", "or_voters"),
+    ("AR", "ar_voters"),
 ]
 
 

@@ -459,9 +459,36 @@ def test_mn_csv_without_status_or_party_and_history_methods() -> None:
     }
 
 
+def test_or_tab_file_birth_year_in_birth_date_and_protected_voters() -> None:
+    regs, _, rep = read("OR", "or_voters", "Ex-RegisteredVoters-2019-02-07.txt")
+    assert rep.quarantine.num_rows == 0
+    w = regs["300111222"]
+    assert (w["first_name"], w["last_name"], w["birth_year"], w["dob"], w["dob_granularity"]) == ("WILLAMETTE", "FALLS", 1979, None, "year")
+    assert (w["party"], w["party_code"], str(w["registration_date"]), w["phone"]) == ("GRN", "PGP", "1998-05-20", "5035550123")
+    assert (regs["300111223"]["party"], regs["300111223"]["party_code"], regs["300111223"]["status"]) == ("UNA", "NAV", "inactive")
+    p = regs["300111224"]  # Active But Protected: flagged, nothing personal
+    assert p["_protected"] is True and (p["status"], p["status_code"], p["party"], p["party_code"]) == ("active", "ACP", "UNK", "ACP")
+
+
+def test_ar_headerless_csv_statuses_and_a_phone_in_three_parts() -> None:
+    regs, _, rep = read("AR", "ar_voters", "AR_voters_20241001.csv")
+    assert rep.quarantine.num_rows == 0
+    o = regs["AR000123"]
+    assert (o["last_name"], o["first_name"], str(o["dob"]), o["dob_granularity"]) == ("RIVERBEND", "ORVAL", "1946-08-19", "full")
+    assert o["phone"] == "5015550142"  # area + exchange + last four, in that order
+    assert (o["status"], o["status_code"], o["status_reason"], o["party"]) == ("active", "A", "REG", "DEM")
+    m = regs["AR000124"]  # suspense: held for verification
+    assert (m["status"], m["status_code"], m["party"]) == ("pending", "S", "NPR")
+    d = regs["AR000125"]  # not eligible: never a registration
+    assert (d["status"], d["status_code"], d["status_reason"]) == ("denied", "N", "NUC")
+    assert d["residence_address"] == "1 DICKSON ST, UNIT B"
+
+
 @pytest.mark.parametrize(
     ("state", "fmt", "files"),
     [
+        ("OR", "or_voters", ["Ex-RegisteredVoters-2019-02-07.txt"]),
+        ("AR", "ar_voters", ["AR_voters_20241001.csv"]),
         ("RI", "ri_voter", ["Voter.txt"]),
         ("MN", "mn_voter", ["election_mn_01.csv", "election_history_mn.csv"]),
         ("DE", "de_voter_reg", ["de_voter_reg.txt"]),
