@@ -252,6 +252,17 @@ def test_pa_fve_2020_lf_mail_in_ballots() -> None:
     assert m[("112233446", "2020-11-03")] == ("in_person", "AP")
 
 
+def test_pa_fve_2024_crlf_zip_plus4_mail_country_and_a_slot_without_a_map_entry() -> None:
+    regs, vh, rep = read("PA", "pa_fve", "ERIE FVE 20241215.txt", "ERIE Election Map 20241215.txt")
+    assert rep.quarantine.num_rows == 0
+    z = regs["223344556"]
+    assert (z["last_name"], z["residence_zip5"], z["party"], z["party_code"]) == ("ZIELINSKI", "16501", "REP", "R")
+    assert regs["223344557"]["last_name"] == "O'ROURKE"
+    # slot 40 decodes through the map; slot 5 has a method but the county's map has no
+    # election 5, so no date can be given to it and no row is made
+    assert methods(vh) == {("223344556", "2024-11-05"): ("mail", "MB"), ("223344557", "2024-11-05"): ("in_person", "AP")}
+
+
 # ---------------------------------------------------------------------------
 # Texas: per-county fixed width (field order documented; widths approximate)
 # ---------------------------------------------------------------------------
