@@ -519,4 +519,4 @@ def test_each_fixture_is_detected_as_its_own_layout(state: str, fmt: str, files:
     from voterolls.policy import get_policy
 
     assert detect_format([FIX / state.lower() / f for f in files]) == fmt
-    assert get_policy(state).state == state  # every new layout's state has a policy row
+    assert get_policy(state).sources  # a sourced policy row, not the most-restrictive fallback
