@@ -14,9 +14,9 @@ import json
 from pathlib import Path
 
 import pytest
+from voterolls.service.testing import NC_FILE, Env, bearer
 
 from voterolls.service.audit import AuditLog, AuditUnavailable
-from voterolls.service.testing import NC_FILE, Env, bearer
 
 TORN = b'{"seq": 99, "time": "2026-'  # what a crash in the middle of a write leaves
 

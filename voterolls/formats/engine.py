@@ -352,6 +352,12 @@ def code_case(plan: FilePlan, col: Column, value: str, national_field: str) -> t
     return expr, bad
 
 
+def placeholder_test(col: Column, value: str) -> str:
+    """SQL predicate: ``value`` is one of the column's placeholder words (``REMOVED``), not a value."""
+    words = ", ".join(lit(w.upper()) for w in col.placeholders)
+    return f"coalesce(upper({value}) IN ({words}), FALSE)"
+
+
 def zip5_expr(value: str) -> tuple[str, str]:
     """(repaired zip5, repaired-or-nulled predicate)."""
     expr = (
@@ -415,7 +421,13 @@ def registration_projection(
         v = raw(plan, c)
         if mask_value and c.target in MASKED_TARGETS:
             v = f"nullif({v}, {lit(mask_value)})"
+        if c.placeholders:
+            v = f"(CASE WHEN {placeholder_test(c, v)} THEN NULL ELSE {v} END)"
         return v
+
+    for c in lay.columns:
+        if c.placeholders and c.target:
+            issues.append((c.target, placeholder_test(c, raw(plan, c))))
 
     for target in (
         "state_voter_id",

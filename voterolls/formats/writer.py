@@ -164,7 +164,10 @@ def registration_value(layout: FileLayout, col: Column, pol: PolicyView, r: str 
     elif t == "phone" and col.part == "area":
         v = f"substr(regexp_replace({_s(r + '.phone')}, '[^0-9]', '', 'g'), 1, 3)"
     elif t == "phone" and col.part == "local":
-        v = f"substr(regexp_replace({_s(r + '.phone')}, '[^0-9]', '', 'g'), 4)"
+        # one local column gets the 7 digits; split ones (AR: exchange, last four) 3 + 4
+        local = sorted((c for c in layout.by_target(t) if c.part == "local"), key=_part_key(layout))
+        span = "4" if len(local) == 1 else ("4, 3" if col.name == local[0].name else "7")
+        v = f"substr(regexp_replace({_s(r + '.phone')}, '[^0-9]', '', 'g'), {span})"
     elif t == "residence_zip5":
         v = _s(f"{r}.residence_zip5")
         if "zip_float" in layout.mess:

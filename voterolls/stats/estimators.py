@@ -43,6 +43,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from voterolls.schema import counted_ballot_sql
 from voterolls.sql import literal
 from voterolls.stats import coincidence as co
 from voterolls.stats.defaults import DEFAULT_ERROR_RATE
@@ -159,7 +160,8 @@ def prepare(con: duckdb.DuckDBPyConnection, election: str | None) -> list[str]:
         con.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE _vr_votes AS
-            SELECT DISTINCT state, state_voter_id FROM vote_history WHERE election_date = DATE {literal(election)}
+            SELECT DISTINCT state, state_voter_id FROM vote_history
+            WHERE election_date = DATE {literal(election)} AND {counted_ballot_sql()}
             """
         )
     con.execute(
