@@ -29,7 +29,8 @@ one DuckDB window query per count column.  No row loops.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -165,3 +166,236 @@ def suppressed_count(table: pa.Table) -> int:
         if name.endswith("_suppressed"):
             total += int(pc.sum(table.column(name).cast(pa.int64())).as_py() or 0)
     return total
+
+
+# --------------------------------------------------------------------------
+# Published figures: labels, totals and merged categories (one rule for the
+# report, the service and the CLI)
+# --------------------------------------------------------------------------
+#
+# A published figure is in one of three states:
+#   * a number;
+#   * ``None``: a primary small cell, 1 to threshold-1 people / pairs, printed
+#     "<10" (and never anything else: a "<10" always stands for 1..9);
+#   * :data:`WITHHELD`: a figure of ten or more hidden only so that a small
+#     cell cannot be recovered by subtraction, printed "withheld to protect a
+#     small cell" and never drawn or written as "<10".
+# Statistical agencies avoid hiding large interior cells: a small category is
+# *merged* with a neighbour (:func:`merge_small`, :func:`merge_bins`), or the
+# total that would give it away is withheld (:func:`protect`).  Interior cells
+# of ten or more are never hidden here.
+
+#: The model value of a figure withheld for complementarity (JSON-visible).
+WITHHELD = "withheld"
+#: How a withheld figure reads, everywhere it is printed.
+WITHHELD_LABEL = "withheld to protect a small cell"
+
+
+def small_label(threshold: int = DEFAULT_THRESHOLD) -> str:
+    """How a primary small cell reads ("<10")."""
+    return f"<{threshold}"
+
+
+def is_small(n: int | None, threshold: int = DEFAULT_THRESHOLD) -> bool:
+    """The small-cell rule on one count (the same rule as :func:`small_cell_mask`)."""
+    return n is not None and 1 <= n < threshold
+
+
+def shown(n: int | None, threshold: int = DEFAULT_THRESHOLD) -> int | None:
+    """A single count as published: ``None`` ("<10") when small."""
+    return None if is_small(n, threshold) else n
+
+
+def label(value: int | float | str | None, threshold: int = DEFAULT_THRESHOLD) -> str:
+    """The text of a published count: "1,234", "<10" or "withheld to protect a small cell"."""
+    if value is None:
+        return small_label(threshold)
+    if value == WITHHELD:
+        return WITHHELD_LABEL
+    return f"{round(float(value)):,}"
+
+
+def merge_small(
+    counts: Sequence[int], threshold: int = DEFAULT_THRESHOLD
+) -> list[list[int]]:
+    """Groups of category indices to publish as one figure each, so none is small.
+
+    A category with 1..threshold-1 is merged with the smallest other non-zero
+    category of the same row (then the next, until the merged figure reaches
+    the threshold).  Zeros stay on their own.  If the whole row is small, all
+    non-zero categories form one group, which is then itself a "<10" cell.
+    Indices in each group are ascending; groups are ordered by first index.
+    """
+    groups = [[i] for i, n in enumerate(counts) if n > 0]
+    zeros = [[i] for i, n in enumerate(counts) if n <= 0]
+
+    def size(g: list[int]) -> int:
+        return sum(counts[i] for i in g)
+
+    while len(groups) > 1:
+        small = [g for g in groups if size(g) < threshold]
+        if not small:
+            break
+        g = min(small, key=lambda g: (size(g), g[0]))
+        rest = [h for h in groups if h is not g]
+        partner = min(rest, key=lambda h: (size(h), h[0]))
+        groups = [h for h in rest if h is not partner] + [sorted(g + partner)]
+    return sorted(groups + zeros, key=lambda g: g[0])
+
+
+def merge_bins(
+    rows: Sequence[Sequence[int]],
+    breaks: Sequence[int] = (),
+    threshold: int = DEFAULT_THRESHOLD,
+) -> list[tuple[int, int]]:
+    """Adjacent histogram bins merged so that no row has a small cell.
+
+    ``rows`` are series over the same bins; the result is ``(first, last)``
+    bin ranges covering all bins.  A range is closed when every row whose
+    total reaches the threshold has 0 or at least ``threshold`` in it; bins
+    are never merged across an index in ``breaks`` (published cut-offs such as
+    p >= 0.5 stay sums of whole ranges).  A leftover small tail is merged into
+    the ranges before it (within the same segment between breaks).  Rows whose total is
+    itself small cannot be helped by merging (their caller merges the rows).
+    """
+    if not rows:
+        return []
+    nb = len(rows[0])
+    live = [r for r in rows if sum(r) >= threshold]
+    cuts = sorted({b for b in breaks if 0 < b < nb})
+
+    def ok(lo: int, hi: int) -> bool:
+        return all(not is_small(sum(r[lo : hi + 1]), threshold) for r in live)
+
+    out: list[tuple[int, int]] = []
+    seg_starts = [0, *cuts]
+    seg_ends = [*(c - 1 for c in cuts), nb - 1]
+    for s0, s1 in zip(seg_starts, seg_ends, strict=True):
+        lo = s0
+        seg: list[tuple[int, int]] = []
+        for hi in range(s0, s1 + 1):
+            if ok(lo, hi):
+                seg.append((lo, hi))
+                lo = hi + 1
+        if lo <= s1:  # a small tail: join it to the ranges before it until it is not small
+            while seg and not ok(lo, s1):
+                lo = seg.pop()[0]
+            seg.append((lo, s1))
+        out.extend(seg)
+    return out
+
+
+@dataclass(frozen=True)
+class Protected:
+    """The published value of every cell and every figure (total) of a table."""
+
+    cells: dict
+    figures: dict
+
+
+def protect(
+    cells: Mapping,
+    figures: Mapping[str, Sequence],
+    identities: Sequence[tuple[Sequence, Sequence]] = (),
+    threshold: int = DEFAULT_THRESHOLD,
+) -> Protected:
+    """Primary suppression plus withheld totals, so no small cell can be recovered.
+
+    ``cells`` maps a key to its count; ``figures`` maps a published total's name
+    to the keys it sums.  ``identities`` are sums a reader knows to be equal
+    (two breakdowns of one total).  Small cells and small totals read "<10"
+    (``None``).  Then, while some small cell is determined exactly by the
+    published totals (linear algebra over the hidden cells), the smallest
+    published total containing it is withheld (:data:`WITHHELD`).  Interior
+    cells are never hidden for complementarity; if withholding totals cannot
+    protect a cell (an identity pins it), ``ValueError`` says so and the caller
+    must merge categories instead.
+    """
+    import numpy as np
+
+    keys = list(cells)
+    out_cells = {k: shown(int(cells[k]), threshold) for k in keys}
+    values = {f: sum(int(cells[k]) for k in ks) for f, ks in figures.items()}
+    out_figs: dict = {f: shown(v, threshold) for f, v in values.items()}
+    hidden = [k for k in keys if out_cells[k] is None]
+    if not hidden:
+        return Protected(out_cells, out_figs)
+    index = {k: i for i, k in enumerate(hidden)}
+    support = {f: [k for k in ks if k in index] for f, ks in figures.items()}
+    ident_rows = []
+    for a, b in identities:
+        row = np.zeros(len(hidden))
+        for k in a:
+            if k in index:
+                row[index[k]] += 1
+        for k in b:
+            if k in index:
+                row[index[k]] -= 1
+        ident_rows.append(row)
+
+    def equations() -> list[tuple[list, int, int]]:
+        """(hidden keys, low, high) for every sum a reader can read off the figures."""
+        eqs = []
+        for f, ks in support.items():
+            if not ks:
+                continue
+            known = values[f] - sum(int(cells[k]) for k in ks)
+            v = out_figs[f]
+            if v == WITHHELD:  # a reader knows a withheld figure is at least the threshold
+                eqs.append((ks, threshold - known, 10**15))
+            elif v is None:
+                eqs.append((ks, 1 - known, threshold - 1 - known))
+            else:
+                eqs.append((ks, v - known, v - known))
+        return eqs
+
+    def pinned_by_bounds() -> list:
+        """Cells whose range 1..threshold-1 the sums narrow to one value (interval propagation)."""
+        lo = dict.fromkeys(hidden, 1)
+        hi = dict.fromkeys(hidden, threshold - 1)
+        eqs = equations()
+        for _ in range(4 * len(hidden) + 4):
+            changed = False
+            for ks, a, b in eqs:
+                for k in ks:
+                    others_lo = sum(lo[j] for j in ks if j != k)
+                    others_hi = sum(hi[j] for j in ks if j != k)
+                    new_lo, new_hi = max(lo[k], a - others_hi), min(hi[k], b - others_lo)
+                    if (new_lo, new_hi) != (lo[k], hi[k]):
+                        lo[k], hi[k], changed = new_lo, new_hi, True
+            if not changed:
+                break
+        return [k for k in hidden if lo[k] >= hi[k]]
+
+    def recoverable() -> list:
+        rows = list(ident_rows)
+        for f, ks in support.items():
+            if out_figs[f] is not None and out_figs[f] != WITHHELD and ks:
+                row = np.zeros(len(hidden))
+                row[[index[k] for k in ks]] = 1
+                rows.append(row)
+        found = []
+        if rows:
+            a = np.vstack(rows)
+            rank = np.linalg.matrix_rank(a)
+            for k in hidden:
+                e = np.zeros(len(hidden))
+                e[index[k]] = 1
+                if np.linalg.matrix_rank(np.vstack([a, e])) == rank:
+                    found.append(k)
+        return found + [k for k in pinned_by_bounds() if k not in found]
+
+    while found := recoverable():
+        k = found[0]
+        cands = [
+            f
+            for f, ks in support.items()
+            if k in ks and out_figs[f] is not None and out_figs[f] != WITHHELD
+        ]
+        if not cands:
+            raise ValueError(
+                "a small cell is pinned by a published identity; merge its category instead"
+            )
+        f = min(cands, key=lambda f: (len(figures[f]), str(f)))
+        out_figs[f] = WITHHELD
+    return Protected(out_cells, out_figs)
