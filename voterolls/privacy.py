@@ -29,6 +29,7 @@ one DuckDB window query per count column.  No row loops.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -40,6 +41,8 @@ if TYPE_CHECKING:  # duckdb is imported only where a query runs (keeps this modu
     import duckdb
 
 DEFAULT_THRESHOLD = 10
+#: Hidden cells linked by published sums are checked by exact enumeration up to this many.
+_EXACT_CELLS = 5
 
 
 def _q(name: str) -> str:
@@ -323,6 +326,12 @@ def protect(
     index = {k: i for i, k in enumerate(hidden)}
     support = {f: [k for k in ks if k in index] for f, ks in figures.items()}
     ident_rows = []
+    ident_pairs = [(list(a), list(b)) for a, b in identities]
+    ident_offset = {
+        (tuple(a), tuple(b)): sum(int(cells[k]) for k in b if k not in index)
+        - sum(int(cells[k]) for k in a if k not in index)
+        for a, b in ident_pairs
+    }
     for a, b in identities:
         row = np.zeros(len(hidden))
         for k in a:
@@ -349,23 +358,54 @@ def protect(
                 eqs.append((ks, v - known, v - known))
         return eqs
 
-    def pinned_by_bounds() -> list:
-        """Cells whose range 1..threshold-1 the sums narrow to one value (interval propagation)."""
-        lo = dict.fromkeys(hidden, 1)
-        hi = dict.fromkeys(hidden, threshold - 1)
+    def pinned_exactly() -> list:
+        """Cells a reader can pin to one value, by enumeration per connected group.
+
+        Each hidden cell is 1..threshold-1; each printed total fixes a sum, each
+        "<10" total bounds one, each withheld total is at least the threshold.
+        Groups of hidden cells linked by a sum are enumerated exactly when small
+        (at most :data:`_EXACT_CELLS` cells); larger groups rely on the rank test.
+        """
         eqs = equations()
-        for _ in range(4 * len(hidden) + 4):
-            changed = False
-            for ks, a, b in eqs:
-                for k in ks:
-                    others_lo = sum(lo[j] for j in ks if j != k)
-                    others_hi = sum(hi[j] for j in ks if j != k)
-                    new_lo, new_hi = max(lo[k], a - others_hi), min(hi[k], b - others_lo)
-                    if (new_lo, new_hi) != (lo[k], hi[k]):
-                        lo[k], hi[k], changed = new_lo, new_hi, True
-            if not changed:
-                break
-        return [k for k in hidden if lo[k] >= hi[k]]
+        parent = {k: k for k in hidden}
+
+        def root(k):
+            while parent[k] != k:
+                parent[k] = parent[parent[k]]
+                k = parent[k]
+            return k
+
+        for ks, _, _ in eqs:
+            for k in ks[1:]:
+                parent[root(k)] = root(ks[0])
+        comps: dict = {}
+        for k in hidden:
+            comps.setdefault(root(k), []).append(k)
+        found = []
+        for comp in comps.values():
+            if len(comp) > _EXACT_CELLS:
+                continue
+            pos = {k: i for i, k in enumerate(comp)}
+            grid = np.array(
+                list(itertools.product(range(1, threshold), repeat=len(comp))), dtype=np.int64
+            )
+            ok = np.ones(len(grid), dtype=bool)
+            for ks, lo, hi in eqs:
+                if ks[0] in pos:
+                    total = grid[:, [pos[k] for k in ks]].sum(axis=1)
+                    ok &= (total >= lo) & (total <= hi)
+            for ia, ib in ident_pairs:
+                la = [pos[k] for k in ia if k in pos]
+                lb = [pos[k] for k in ib if k in pos]
+                if la or lb:
+                    sa = grid[:, la].sum(axis=1) if la else 0
+                    sb = grid[:, lb].sum(axis=1) if lb else 0
+                    ok &= (sa - sb) == ident_offset[(tuple(ia), tuple(ib))]
+            live = grid[ok]
+            for k, i in pos.items():
+                if len(live) and np.unique(live[:, i]).size == 1:
+                    found.append(k)
+        return found
 
     def recoverable() -> list:
         rows = list(ident_rows)
@@ -383,7 +423,7 @@ def protect(
                 e[index[k]] = 1
                 if np.linalg.matrix_rank(np.vstack([a, e])) == rank:
                     found.append(k)
-        return found + [k for k in pinned_by_bounds() if k not in found]
+        return found + [k for k in pinned_exactly() if k not in found]
 
     while found := recoverable():
         k = found[0]
