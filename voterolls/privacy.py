@@ -12,19 +12,16 @@ sees "suppressed", never a misleading 0.  Zero is published by default (a
 true zero rarely discloses, and hiding it would hide coverage gaps); pass
 ``suppress_zero=True`` to treat it as small too.
 
-With ``group_by`` it also applies *complementary* suppression: where a group
-(e.g. a state) would have exactly one suppressed cell in a column, the
-smallest other cell of that group is suppressed too, so the hidden value
-cannot be recovered by subtracting the others from a published total.  This
-is the simple one-extra-cell rule, not an optimal secondary-suppression
-solver; with several hierarchical totals, check the published margins too.
+Complementary protection (a small cell published beside its total) never hides
+a large cell under the same flag: see :func:`protect`, :func:`merge_small` and
+:func:`merge_bins` below, and docs/PRIVACY.md "Small cells".
 
 :func:`small_cell_mask` is the rule itself (which counts are small); every
 caller, the report's included, goes through it, so the threshold and the
 treatment of zero live here and nowhere else.
 
-Vectorised: primary suppression is Arrow compute; complementary suppression is
-one DuckDB window query per count column.  No row loops.
+Vectorised: primary suppression is Arrow compute.  The complementary step works
+on the few figures of a published table (numpy), never on rows.
 """
 
 from __future__ import annotations
@@ -37,7 +34,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 import pyarrow.compute as pc
 
-if TYPE_CHECKING:  # duckdb is imported only where a query runs (keeps this module light)
+if TYPE_CHECKING:  # a DuckDB relation is accepted; duckdb itself is not needed here
     import duckdb
 
 DEFAULT_THRESHOLD = 10
@@ -72,7 +69,6 @@ def suppress_small_cells(
     count_columns: Sequence[str],
     threshold: int = DEFAULT_THRESHOLD,
     *,
-    group_by: Sequence[str] | None = None,
     suppress_zero: bool = False,
 ) -> pa.Table:
     """Return ``table`` with small counts nulled and ``<col>_suppressed`` flags added.
@@ -86,80 +82,18 @@ def suppress_small_cells(
     missing = [c for c in count_columns if c not in table.column_names]
     if missing:
         raise ValueError(f"no such count column(s): {', '.join(missing)}")
-    groups = list(group_by or [])
-    missing = [g for g in groups if g not in table.column_names]
-    if missing:
-        raise ValueError(f"no such group column(s): {', '.join(missing)}")
     masks = {
         c: small_cell_mask(table.column(c), threshold, suppress_zero=suppress_zero)
         for c in count_columns
     }
-    if not groups or table.num_rows == 0:
-        out = table
-        for c, small in masks.items():
-            col = table.column(c)
-            hidden = pc.if_else(small, pa.scalar(None, col.type), col)
-            out = out.set_column(out.column_names.index(c), c, hidden)
-        for c, small in masks.items():
-            out = out.append_column(f"{c}_suppressed", small)
-        return out
-    return _with_complementary(table, count_columns, masks, groups)
-
-
-def _with_complementary(
-    table: pa.Table,
-    count_columns: Sequence[str],
-    masks: dict[str, pa.Array | pa.ChunkedArray],
-    groups: list[str],
-) -> pa.Table:
-    """Primary masks applied, plus the smallest other cell of a group hiding exactly one.
-
-    The partner is the smallest *non-zero* shown cell (a zero only when there is
-    none): hiding a zero beside a published total still lets the small cell be
-    recovered by subtraction.  ``voterolls.report.suppress.suppress_group`` applies
-    the same rule to one in-memory group.
-    """
-    import duckdb
-
-    work = table.append_column("_rid", pa.array(range(table.num_rows), pa.int64()))
-    for i, c in enumerate(count_columns):
-        work = work.append_column(f"_m{i}", masks[c])
-    con = duckdb.connect()
-    con.register("_t", work)
-    part = ", ".join(_q(g) for g in groups)
-    current = "_t"
-    for i, c in enumerate(count_columns):
-        qc = _q(c)
-        sql = f"""
-            WITH q AS (
-                SELECT *, _m{i} AS _s,
-                       sum(_m{i}::INT) OVER (PARTITION BY {part}) AS _ns,
-                       count({qc}) OVER (PARTITION BY {part}) AS _nc,
-                       row_number() OVER (PARTITION BY {part}, _m{i} ORDER BY {qc} = 0, {qc}, _rid) AS _rk
-                FROM {current})
-            SELECT * EXCLUDE (_s, _ns, _nc, _rk, {qc}),
-                   CASE WHEN _s OR (_ns = 1 AND _nc > 1 AND NOT _s AND {qc} IS NOT NULL AND _rk = 1)
-                        THEN NULL ELSE {qc} END AS {qc},
-                   (_s OR (_ns = 1 AND _nc > 1 AND NOT _s AND {qc} IS NOT NULL AND _rk = 1)) AS {_q(c + "_suppressed")}
-            FROM q
-        """
-        name = f"_s{i}"
-        con.execute(f"CREATE TEMP TABLE {name} AS {sql}")
-        current = name
-    order = [*table.column_names]
-    flags = [f"{c}_suppressed" for c in count_columns]
-    out = con.sql(
-        f"SELECT {', '.join(_q(c) for c in order + flags)} FROM {current} ORDER BY _rid"
-    ).to_arrow_table()
-    con.close()
-    # Keep the input's count types (DuckDB may widen them).
-    cols = []
-    for name in out.column_names:
-        col = out.column(name)
-        if name in table.column_names and col.type != table.schema.field(name).type:
-            col = col.cast(table.schema.field(name).type)
-        cols.append(col)
-    return pa.Table.from_arrays(cols, names=out.column_names)
+    out = table
+    for c, small in masks.items():
+        col = table.column(c)
+        hidden = pc.if_else(small, pa.scalar(None, col.type), col)
+        out = out.set_column(out.column_names.index(c), c, hidden)
+    for c, small in masks.items():
+        out = out.append_column(f"{c}_suppressed", small)
+    return out
 
 
 def suppressed_count(table: pa.Table) -> int:
@@ -200,8 +134,8 @@ def small_label(threshold: int = DEFAULT_THRESHOLD) -> str:
 
 
 def is_small(n: int | None, threshold: int = DEFAULT_THRESHOLD) -> bool:
-    """The small-cell rule on one count (the same rule as :func:`small_cell_mask`)."""
-    return n is not None and 1 <= n < threshold
+    """The small-cell rule on one count (:func:`small_cell_mask` on a one-cell array)."""
+    return n is not None and bool(small_cell_mask(pa.array([n], pa.int64()), threshold)[0].as_py())
 
 
 def shown(n: int | None, threshold: int = DEFAULT_THRESHOLD) -> int | None:

@@ -9,7 +9,10 @@ a name, a date of birth or an address.
 Every section is wrapped in :class:`Section`: either ``data`` is set, or
 ``missing`` says in plain words why the section cannot be shown (linkage not
 run, no estimates yet, ...).  A count below the small-cell threshold is
-``None`` in the model and shows as "<10".
+``None`` in the model and shows as "<10"; a figure of ten or more hidden only
+so that a small cell cannot be recovered is ``"withheld"``
+(:data:`voterolls.privacy.WITHHELD`) and shows as "withheld to protect a small
+cell", never as "<10".
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ from typing import Generic, Literal, TypeVar
 from pydantic import BaseModel, Field
 
 T = TypeVar("T")
+
+#: A published count: a number, None (a small cell, "<10") or "withheld" (protects one).
+Count = int | Literal["withheld"] | None
 
 RequestStatus = Literal["complied", "partial", "refused", "pending", "unknown"]
 
@@ -57,7 +63,7 @@ class StateCoverage(BaseModel):
     state: str
     status: RequestStatus = "unknown"
     #: registrations loaded in the workspace (None = none, or a suppressed small cell).
-    registrations_loaded: int | None = None
+    registrations_loaded: Count = None
     has_data: bool = False
     #: the state's weight in national shares: registrants, or a documented
     #: proxy for them (see Coverage.registrants_note).
@@ -76,7 +82,7 @@ class Coverage(BaseModel):
     states: list[StateCoverage]
     #: where the status came from (request tracker, or the shipped 2017 snapshot).
     status_source: str
-    registrations_loaded: int | None = None
+    registrations_loaded: Count = None
     states_with_data: int = 0
     #: registrant-weighted national shares (None when unknown).
     share_registrants_with_data: float | None = None
@@ -150,21 +156,25 @@ class Uniformity(BaseModel):
 
 class HistogramSeries(BaseModel):
     label: str
-    counts: list[int | None]  # one per bin; None = suppressed
-    total: int | None
+    counts: list[Count]  # one per bin of MatchDistribution.bin_edges; None = "<10"
+    total: Count
 
 
 class MatchDistribution(BaseModel):
+    #: edges of the published bins: equal bins, with adjacent bins merged where
+    #: one would hold 1..9 pairs (voterolls.privacy.merge_bins).
     bin_edges: list[float]
     series: list[HistogramSeries]  # first = all pairs, then by DOB granularity
-    total_pairs: int | None
-    pairs_at_least_half: int | None
-    pairs_at_least_09: int | None
+    total_pairs: Count
+    pairs_at_least_half: Count
+    pairs_at_least_09: Count
     #: sum of match probabilities = expected number of true matches among the
     #: scored pairs, if the probabilities are calibrated.
     expected_true_matches: float | None
-    cross_state_pairs: int | None = None
-    in_state_pairs: int | None = None
+    cross_state_pairs: Count = None
+    in_state_pairs: Count = None
+    #: set when the cross-/in-state split is not published (one side has 1..9 pairs).
+    split_note: str | None = None
     # from link/link_report.json, when the linkage stage wrote one
     candidate_pairs: int | None = None  # all pairs compared (most scored near 0, not stored)
     min_probability: float | None = None  # pairs below this are not written to pairs.parquet
@@ -264,7 +274,7 @@ class Protections(BaseModel):
     states_dob_year: list[str]
     states_dob_none_or_unknown: list[str]
     suppression_threshold: int = 10
-    suppression_source: str = "voterolls.privacy.suppress_small_cells"
+    suppression_source: str = "voterolls.privacy"
     quarantined_rows: int | None = None
     protected_excluded: int | None = None
 

@@ -52,6 +52,7 @@ from starlette.concurrency import run_in_threadpool
 from voterolls import __version__
 from voterolls.errors import UserError
 from voterolls.log import get_logger
+from voterolls.privacy import label as privacy_label
 from voterolls.schema import JURISDICTIONS
 from voterolls.service import data as wsdata
 from voterolls.service import lists as svclists
@@ -197,7 +198,7 @@ def create_app(
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html", "j2"]))
     env.globals.update(version=__version__, role_labels=ROLE_LABELS, human=_human)
     env.filters["pct"] = lambda v: "" if v is None else f"{100 * float(v):.0f}%"
-    env.filters["num"] = lambda v: "<10" if v is None else f"{int(v):,}"
+    env.filters["num"] = privacy_label  # "1,234", "<10", or "withheld to protect a small cell"
     env.filters["tojson_safe"] = lambda v: json.dumps(v)
     svc = Service(
         workspace=workspace,

@@ -7,7 +7,8 @@ Two kinds of read, kept apart on purpose:
   the probability and the evidence (which comparisons agreed).  It never
   returns another state's voter id or any personal field.
 * :func:`aggregates` gives an analyst counts per state and category, with
-  every count from 1 to 9 suppressed, and a histogram of match probabilities.
+  every count from 1 to 9 printed "<10" or merged with a neighbouring category
+  (``voterolls.privacy``), and the report's histogram of match probabilities.
   There is no row-level read for an analyst anywhere in the service.
 
 Both are DuckDB queries over the workspace files, never Python loops over rows.
@@ -20,22 +21,33 @@ from pathlib import Path
 import duckdb
 
 from voterolls.log import get_logger
-from voterolls.report.suppress import SMALL_CELL, suppress_group
-from voterolls.report.suppress import suppress as suppress_cells
+from voterolls.privacy import DEFAULT_THRESHOLD as SMALL_CELL
+from voterolls.privacy import merge_small, shown
 
 log = get_logger(__name__)
 
-MATCH_BINS = 10
+
+def suppress(counts: list[int]) -> list[int | None]:
+    """Small-cell suppression by the project rule (``voterolls.privacy``): 1..9 -> None ("<10")."""
+    return [shown(int(n)) for n in counts]
 
 
-def suppress(counts: list[int], *, complementary: bool = False) -> list[int | None]:
-    """Small-cell suppression by the project rule (``voterolls.privacy`` via the report's helpers).
+def merged_row(values: list[str], counts: list[int]) -> dict[str, dict]:
+    """One state's breakdown as published: small categories merged with a neighbour.
 
-    ``complementary=True`` for cells published together (one state's row of a
-    breakdown): if exactly one is hidden, the next smallest is hidden too, so
-    it cannot be recovered by subtraction from the state's total.
+    The state's total is published beside the breakdown, so a lone "<10"
+    could be recovered by subtraction; instead of hiding a large category
+    under a false "<10", the small one is merged with the smallest other
+    (``voterolls.privacy.merge_small``): "full + year: 2,389".  Each value maps
+    to ``{"n": count or None, "group": [values published together], "lead": bool}``.
     """
-    return suppress_group(counts) if complementary else suppress_cells(counts)
+    out: dict[str, dict] = {}
+    for g in merge_small(counts):
+        members = [values[i] for i in g]
+        n = shown(sum(counts[i] for i in g))
+        for j, i in enumerate(g):
+            out[values[i]] = {"n": n, "group": members, "lead": j == 0}
+    return out
 
 
 def _pairs_path(workspace: Path) -> Path:
@@ -130,30 +142,25 @@ def aggregates(workspace: Path) -> dict:
                     "GROUP BY ALL ORDER BY 1, 2"
                 ).fetchall()
                 values = sorted({v for _, v, _ in rows})
-                table: dict[str, dict[str, int | None]] = {}
+                table: dict[str, dict[str, dict]] = {}
                 for st in sorted({s for s, _, _ in rows}):
                     cells = {v: n for s, v, n in rows if s == st}
-                    sup = suppress([cells.get(v, 0) for v in values], complementary=True)
-                    table[st] = dict(zip(values, sup, strict=True))
+                    table[st] = merged_row(values, [cells.get(v, 0) for v in values])
                 out["categories"][col] = {"values": values, "by_state": table}
         except duckdb.Error as exc:
             log.debug("aggregate query failed: %s", type(exc).__name__)
         finally:
             con.close()
-    path = _pairs_path(workspace)
-    if path.is_file():
-        con = duckdb.connect()
-        try:
-            rows = con.execute(
-                f"SELECT least(floor(match_probability * {MATCH_BINS}), {MATCH_BINS - 1})::INT AS b, count(*) "
-                f"FROM read_parquet({_lit(path)}) GROUP BY b ORDER BY b"
-            ).fetchall()
-        finally:
-            con.close()
-        raw = dict(rows)
-        counts = suppress([raw.get(b, 0) for b in range(MATCH_BINS)], complementary=True)
-        out["match_histogram"] = [
-            {"from": b / MATCH_BINS, "to": (b + 1) / MATCH_BINS, "pairs": c}
-            for b, c in zip(range(MATCH_BINS), counts, strict=True)
-        ]
+    if _pairs_path(workspace).is_file():
+        # the report's histogram, bar for bar: two products never publish
+        # different cuts of the same pairs (a difference could isolate a few)
+        from voterolls.report.data import gather_matches
+
+        md = gather_matches(Path(workspace)).data
+        if md is not None:
+            e = md.bin_edges
+            out["match_histogram"] = [
+                {"from": e[i], "to": e[i + 1], "pairs": c}
+                for i, c in enumerate(md.series[0].counts)
+            ]
     return out
