@@ -214,9 +214,20 @@ def movers_and_duplicates(
     return summaries
 
 
-def write_summary(out: Path, state: str, policy: ActionPolicy, summaries: list[ListSummary]) -> Path:
+def write_summary(
+    out: Path,
+    state: str,
+    policy: ActionPolicy,
+    summaries: list[ListSummary],
+    *,
+    built_from: dict[str, str] | None = None,
+    stale: str | None = None,
+) -> Path:
+    """``summary.json``: counts per list, and the snapshots the linkage behind them was built from."""
     doc = {
         "state": state,
+        "built_from_snapshots": built_from,
+        "stale": stale,
         "as_of": policy.today.isoformat(),
         "federal_election": policy.election.isoformat(),
         "in_quiet_period": policy.in_quiet_period,

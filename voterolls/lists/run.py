@@ -44,6 +44,9 @@ def build_lists(
             summaries.append(match_external(con, workspace, state, external, external_format, out, policy))
     finally:
         con.close()
-    write_summary(out, state, policy, summaries)
+    from voterolls.freshness import check
+
+    link = check(workspace, "linkage")
+    write_summary(out, state, policy, summaries, built_from=link.built_from, stale=link.message() or None)
     log.info("lists for %s: %s", state, {s.name: s.rows for s in summaries})
     return summaries

@@ -69,6 +69,9 @@ def register(app: typer.Typer) -> None:
             )
             if not sec.available
         ]
+        for f in data.freshness:
+            if f.message:
+                typer.echo(f"warning: {f.message}", err=True)
         msg = f"wrote {out}"
         if missing:
             msg += f" (not available: {', '.join(missing)})"

@@ -35,6 +35,7 @@ from voterolls.report.model import (
     Estimates,
     FieldAvailability,
     FieldCell,
+    Freshness,
     HistogramSeries,
     MatchDistribution,
     Protections,
@@ -1338,6 +1339,34 @@ def gather(
     finally:
         if own and con is not None:
             con.close()
+    data.built_from, data.freshness = gather_freshness(workspace)
     if title:
         data.title = title
     return data
+
+
+def gather_freshness(workspace: Path) -> tuple[dict[str, str], list[Freshness]]:
+    """The snapshots the report is built from, and whether linkage / estimates match them."""
+    from voterolls import freshness
+
+    try:
+        from voterolls.store import Workspace
+
+        if not (workspace / "catalog.duckdb").exists():
+            return {}, []
+        ws = Workspace(workspace, create=False)
+        current = ws.current()
+        checks = freshness.existing(ws)
+    except Exception as exc:  # an unreadable catalog costs the banner, not the report
+        log.warning("freshness not checked (%s)", type(exc).__name__)
+        return {}, []
+    return current, [
+        Freshness(
+            product=c.product,
+            stale=c.stale,
+            recorded=c.recorded,
+            message=c.message(),
+            built_from=c.built_from,
+        )
+        for c in checks
+    ]

@@ -279,6 +279,16 @@ class Protections(BaseModel):
     protected_excluded: int | None = None
 
 
+class Freshness(BaseModel):
+    """Whether a derived product was built from the snapshots the workspace holds now."""
+
+    product: str  # "linkage", "estimates"
+    stale: bool
+    recorded: bool
+    message: str  # the banner text, with the command to run ('' when current)
+    built_from: dict[str, str] | None = None
+
+
 class ReportData(BaseModel):
     title: str = "National voter-list compilation: coverage, linkage and honest estimates"
     generated_at: str = Field(
@@ -286,6 +296,10 @@ class ReportData(BaseModel):
     )
     workspace_label: str = ""
     version: str = ""
+    #: the current snapshot of every state this report's registration figures come from.
+    built_from: dict[str, str] = Field(default_factory=dict)
+    #: one entry per derived product the report shows (linkage, estimates).
+    freshness: list[Freshness] = Field(default_factory=list)
     coverage: Section[Coverage] = Field(
         default_factory=lambda: Section[Coverage](missing="not gathered")
     )

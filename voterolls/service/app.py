@@ -669,6 +669,7 @@ def _add_routes(app: FastAPI, svc: Service) -> None:  # noqa: C901  (a route tab
                    f"{_n(len(lists['lists']), 'list')}")
         return _page(svc, request, "state.html", state=state, submissions=recs[:25], active=active,
                      matches=m, lists=lists, quarantine=_quarantine_summary(svc, state),
+                     stale=wsdata.stale_products(svc.workspace),
                      max_upload=svc.max_upload_bytes, highlight=job)
 
     @app.get("/analyst", response_class=HTMLResponse)
@@ -676,7 +677,7 @@ def _add_routes(app: FastAPI, svc: Service) -> None:  # noqa: C901  (a route tab
         p = _require(request, svc, ("analyst",), page=True)
         agg = wsdata.aggregates(svc.workspace)
         svc.record(p, "view aggregates", "all states", "suppressed counts")
-        return _page(svc, request, "analyst.html", agg=agg)
+        return _page(svc, request, "analyst.html", agg=agg, stale=wsdata.stale_products(svc.workspace))
 
     @app.get("/auditor", response_class=HTMLResponse)
     def auditor_page(request: Request, limit: int = 200, all: int = 0):

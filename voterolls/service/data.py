@@ -50,6 +50,25 @@ def merged_row(values: list[str], counts: list[int]) -> dict[str, dict]:
     return out
 
 
+def stale_products(workspace: Path) -> list[str]:
+    """Banner texts for derived products (linkage, estimates) built on superseded snapshots.
+
+    A state page must not show last month's pairs as if they matched today's
+    file: after a new snapshot the matches and lists say they are out of date
+    and name the command the operator runs (``voterolls.freshness``).
+    """
+    if not (Path(workspace) / "catalog.duckdb").exists():
+        return []
+    try:
+        from voterolls.freshness import existing
+        from voterolls.store import Workspace
+
+        return [c.message() for c in existing(Workspace(workspace, create=False)) if c.message()]
+    except Exception as exc:  # the banner is advisory; the page still renders
+        log.debug("freshness not checked: %s", type(exc).__name__)
+        return []
+
+
 def _pairs_path(workspace: Path) -> Path:
     return Path(workspace) / "link" / "pairs.parquet"
 
@@ -104,7 +123,8 @@ def state_matches(workspace: Path, state: str, limit: int = 500) -> dict:
             r["match_weight"] = round(float(r["match_weight"]), 2)
     # The top level of each comparison means "agrees exactly"; 0 means "disagrees"; -1 no data.
     gamma_max = {g: max((r[g] for r in rows if r[g] is not None), default=0) for g in gammas}
-    return {"available": True, "total": int(total), "rows": rows, "gammas": gammas, "gamma_max": gamma_max}
+    return {"available": True, "total": int(total), "rows": rows, "gammas": gammas, "gamma_max": gamma_max,
+            "stale": stale_products(workspace)}
 
 
 def _registrations(workspace: Path):

@@ -168,6 +168,13 @@ def register(app: typer.Typer) -> None:
         """Estimate duplicate registrations and double votes net of coincidences, with 95% intervals."""
         from voterolls.stats.api import estimate
 
+        from voterolls.freshness import check, warn
+        from voterolls.store import Workspace
+
+        ws = Workspace(workspace, create=False)
+        link = check(ws, "linkage")
+        warn([link])  # estimates built on stale pairs say so before they print
         res = estimate(workspace, error_rate=error_rate, election=election)
+        ws.record_built_from(Path(workspace) / "estimates")
         render(res, Console())
         typer.echo(f"wrote {workspace / 'estimates' / 'estimates.json'}")
