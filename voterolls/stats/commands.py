@@ -166,15 +166,15 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Estimate duplicate registrations and double votes net of coincidences, with 95% intervals."""
-        from voterolls.stats.api import estimate
-
         from voterolls.freshness import check, warn
+        from voterolls.stats.api import estimate
         from voterolls.store import Workspace
 
-        ws = Workspace(workspace, create=False)
-        link = check(ws, "linkage")
-        warn([link])  # estimates built on stale pairs say so before they print
+        ws = Workspace(workspace, create=False) if (Path(workspace) / "catalog.duckdb").exists() else None
+        if ws is not None:
+            warn([check(ws, "linkage")])  # estimates built on stale pairs say so before they print
         res = estimate(workspace, error_rate=error_rate, election=election)
-        ws.record_built_from(Path(workspace) / "estimates")
+        if ws is not None:
+            ws.record_built_from(Path(workspace) / "estimates")
         render(res, Console())
         typer.echo(f"wrote {workspace / 'estimates' / 'estimates.json'}")
