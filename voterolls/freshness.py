@@ -34,6 +34,7 @@ class Staleness:
     superseded: tuple[tuple[str, str, str], ...] = ()  # (state, built from, current)
     added: tuple[str, ...] = ()  # states loaded since
     removed: tuple[str, ...] = ()  # states no longer in the workspace
+    present: bool = True  # False: the product has not been built at all
 
     @property
     def recorded(self) -> bool:
@@ -44,7 +45,9 @@ class Staleness:
         return bool(self.superseded or self.added or self.removed)
 
     def message(self) -> str:
-        """One plain sentence for a banner or a CLI warning ('' when current)."""
+        """One plain sentence for a banner or a CLI warning ('' when current or not built)."""
+        if not self.present:
+            return ""
         if not self.recorded:
             return (
                 f"The {self.product} do not record which snapshots they were built from "
@@ -88,6 +91,8 @@ def check(workspace, product: str, product_dir: Path | None = None, command: str
     """Compare ``product``'s record with ``workspace`` (a :class:`voterolls.store.Workspace`)."""
     sub, default_command = PRODUCTS.get(product, (product, f"voterolls {product}"))
     d = Path(product_dir) if product_dir is not None else Path(workspace.path) / sub
+    if not d.is_dir():
+        return Staleness(product, command or default_command, None, present=False)
     return compare(product, command or default_command, workspace.built_from(d), workspace.current())
 
 
@@ -105,5 +110,5 @@ def warn(staleness: list[Staleness], stream=None) -> None:
     """Print a warning line for each stale (or unrecorded) product, to stderr."""
     stream = stream or sys.stderr
     for s in staleness:
-        if s.stale or not s.recorded:
+        if s.message():
             print(f"warning: {s.message()}", file=stream)
