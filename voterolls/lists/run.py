@@ -6,7 +6,13 @@ from pathlib import Path
 
 from voterolls.errors import UserError
 from voterolls.lists.actions import ActionPolicy
-from voterolls.lists.build import ListSummary, movers_and_duplicates, pair_key, require_linkage, write_summary
+from voterolls.lists.build import (
+    ListSummary,
+    movers_and_duplicates,
+    pair_key,
+    require_linkage,
+    write_summary,
+)
 from voterolls.lists.evidence import levels_from_model
 from voterolls.log import get_logger
 from voterolls.schema import JURISDICTIONS
