@@ -36,6 +36,7 @@ from voterolls.report.model import (
     FieldAvailability,
     FieldCell,
     Freshness,
+    Headline,
     HistogramSeries,
     MatchDistribution,
     Protections,
@@ -977,6 +978,12 @@ def _attach_context(e: Estimate, entry: dict[str, Any]) -> None:
         if isinstance(rests.get("states"), list):
             e.rests_on_states = [str(x) for x in rests["states"]]
         e.rests_on_share = _num(rests.get("registrant_share"))
+        if isinstance(rests.get("states_birth_year_only"), list):
+            e.rests_on_year_only = [
+                str(x) for x in rests["states_birth_year_only"] if str(x) in e.rests_on_states
+            ]
+        if isinstance(rests.get("states_without_dob"), list):
+            e.excluded_no_dob = [str(x) for x in rests["states_without_dob"]]
     nat = entry.get("national")
     if isinstance(nat, dict):
         e.national = _num(nat.get("national"))
@@ -1086,15 +1093,18 @@ def _from_stats(raw: dict[str, Any]) -> dict[str, Any]:
         found["purge"] = purge
         if purge.ratio is not None:
             lo, hi = purge.ratio_low, purge.ratio_high
+            unbounded = lo is not None and hi is None  # double votes prevented could be 0
             found["purge_ratio"] = Estimate(
                 key="purge_ratio",
                 label=_EST_LABELS["purge_ratio"],
                 point=purge.ratio,
-                low=min(lo, hi) if lo is not None and hi is not None else None,
+                low=min(lo, hi) if lo is not None and hi is not None else lo,
                 high=max(lo, hi) if lo is not None and hi is not None else None,
-                level=0.95 if lo is not None and hi is not None else None,
+                level=0.95 if lo is not None else None,
+                high_unbounded=unbounded,
                 kind="ratio",
-                note="range from the interval of double votes prevented",
+                note="range from the interval of double votes prevented"
+                + ("; no upper bound, because the interval of double votes prevented reaches 0" if unbounded else ""),
             )
     return found
 
@@ -1144,7 +1154,85 @@ def gather_estimates(workspace: Path) -> Section[Estimates]:
         )
     if not isinstance(raw, dict):
         return Section[Estimates](missing="estimates/estimates.json is not a JSON object")
-    return estimates_from_json(raw)
+    section = estimates_from_json(raw)
+    if section.data is not None and section.data.duplicate_registrations is not None:
+        section.data.headline_block = gather_headline(workspace, section.data.duplicate_registrations)
+    return section
+
+
+#: The lists' review threshold: the probability at which a pair is put before a person.
+REVIEW_THRESHOLD = 0.5
+
+
+def gather_headline(workspace: Path, e: Estimate) -> Headline:
+    """The reconciled headline: the covered-state estimate, the national figure and linkage.
+
+    Linkage's cross-state pairs at the review threshold are counted over all
+    loaded states and over pairs of two covered states (the estimate's
+    scope); their summed probability is the number of true pairs linkage
+    expects among them.  Counts pass the small-cell rule.
+    """
+    path = workspace / "link" / "pairs.parquet"
+    all_n = covered_n = None
+    expected = None
+    if path.exists():
+        covered = list(e.rests_on_states)
+        con = duckdb.connect()
+        try:
+            row = con.execute(
+                f"""
+                SELECT count(*),
+                       count(*) FILTER (WHERE list_contains($c, state_l) AND list_contains($c, state_r)),
+                       coalesce(sum(match_probability) FILTER (
+                           WHERE list_contains($c, state_l) AND list_contains($c, state_r)), 0)
+                FROM read_parquet('{_sql_path(path)}')
+                WHERE state_l <> state_r AND match_probability >= $t
+                """,
+                {"c": covered, "t": REVIEW_THRESHOLD},
+            ).fetchone()
+        finally:
+            con.close()
+        assert row is not None
+        all_n, covered_n, expected = suppress_one(int(row[0])), suppress_one(int(row[1])), float(row[2])
+        if covered_n is None:
+            expected = None  # a sum over fewer than 10 pairs is as revealing as their count
+    return Headline(
+        estimate=e,
+        review_threshold=REVIEW_THRESHOLD,
+        pairs_at_review=all_n,
+        pairs_at_review_covered=covered_n,
+        expected_true_covered=expected,
+        relation=_relation_sentence(e, all_n, covered_n, expected),
+    )
+
+
+def _relation_sentence(e: Estimate, all_n: Count, covered_n: Count, expected: float | None) -> str:
+    """How the three figures relate, in plain words."""
+    from voterolls.report.charts import fmt_int, fmt_num
+
+    n_cov = len(e.rests_on_states)
+    parts = [
+        f"The estimate counts pairs of registrations held by one person across the {n_cov} covered "
+        "states (those that give a date of birth or a birth year)"
+    ]
+    if all_n is not None or covered_n is not None:
+        parts.append(
+            f"linkage scored {fmt_int(all_n)} cross-state pairs at match probability ≥ {REVIEW_THRESHOLD}, "
+            f"{fmt_int(covered_n)} of them between two covered states"
+            + (
+                f", among which it expects {fmt_num(expected)} to be one person (the sum of their probabilities)"
+                if expected is not None
+                else ""
+            )
+            + "; pairs involving a state without a DOB are found by linkage but not counted by the estimate"
+        )
+    if e.national is not None:
+        parts.append(
+            "the national figure scales the covered-state estimate to every state under the model named beside it"
+        )
+    else:
+        parts.append("no national figure is made without an explicit model")
+    return "; ".join(parts) + "."
 
 
 def estimates_from_json(raw: dict[str, Any]) -> Section[Estimates]:

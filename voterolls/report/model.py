@@ -206,6 +206,12 @@ class Estimate(BaseModel):
     #: the states the figure rests on, and their share of US registrants.
     rests_on_states: list[str] = Field(default_factory=list)
     rests_on_share: float | None = None
+    #: DOB classes: covered states with a birth year only (the rest of rests_on_states give a
+    #: full date), and loaded states left out because they give no DOB.
+    rests_on_year_only: list[str] = Field(default_factory=list)
+    excluded_no_dob: list[str] = Field(default_factory=list)
+    #: an interval whose upper end is unbounded (a ratio whose denominator may be 0).
+    high_unbounded: bool = False
     #: a national figure, only where stats made one with an explicit model.
     national: float | None = None
     national_low: float | None = None
@@ -230,6 +236,24 @@ class Purge(BaseModel):
     basis: str | None = None
 
 
+class Headline(BaseModel):
+    """One reconciled statement of cross-state duplicate registrations.
+
+    The estimate for the covered states (with its interval and DOB classes),
+    the national figure beside it with its model, and what linkage found at
+    the review threshold, with a sentence saying how they relate.
+    """
+
+    estimate: Estimate
+    review_threshold: float
+    #: cross-state pairs linkage scored at or above the review threshold: all loaded states,
+    #: and between two covered states (published counts), with their summed probability.
+    pairs_at_review: Count = None
+    pairs_at_review_covered: Count = None
+    expected_true_covered: float | None = None
+    relation: str = ""
+
+
 class Estimates(BaseModel):
     duplicate_registrations: Estimate | None = None  # cross-state (headline)
     duplicate_registrations_in_state: Estimate | None = None
@@ -238,6 +262,7 @@ class Estimates(BaseModel):
     crosscheck_flagged: Estimate | None = None
     purge_ratio: Estimate | None = None
     purge: Purge | None = None
+    headline_block: Headline | None = None
     other: list[Estimate] = Field(default_factory=list)
     election: str | None = None
     vote_history_states: list[str] = Field(default_factory=list)
