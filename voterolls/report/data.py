@@ -1175,11 +1175,12 @@ def gather_headline(workspace: Path, e: Estimate) -> Headline:
     path = workspace / "link" / "pairs.parquet"
     all_n = covered_n = None
     expected = None
+    row = None
     if path.exists():
         covered = list(e.rests_on_states)
         con = duckdb.connect()
         try:
-            row = con.execute(
+            row: tuple | None = con.execute(
                 f"""
                 SELECT count(*),
                        count(*) FILTER (WHERE list_contains($c, state_l) AND list_contains($c, state_r)),
@@ -1190,9 +1191,12 @@ def gather_headline(workspace: Path, e: Estimate) -> Headline:
                 """,
                 {"c": covered, "t": REVIEW_THRESHOLD},
             ).fetchone()
+        except duckdb.Error as exc:  # an unreadable pairs file costs the linkage column only
+            log.warning("headline: link/pairs.parquet not readable (%s)", type(exc).__name__)
+            row = None
         finally:
             con.close()
-        assert row is not None
+    if row is not None:
         all_n, covered_n, expected = suppress_one(int(row[0])), suppress_one(int(row[1])), float(row[2])
         if covered_n is None:
             expected = None  # a sum over fewer than 10 pairs is as revealing as their count
