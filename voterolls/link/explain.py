@@ -130,7 +130,7 @@ def waterfall_chart(model: Path | dict, pair: dict[str, Any]):
     rows = records_to_waterfall_data([record], settings, True)
     explained = sum(r["log2_bayes_factor"] for r in rows[:-1] if r["log2_bayes_factor"] is not None)
     residual = float(pair["match_weight"]) - explained
-    if abs(residual) > 1e-6:
+    if abs(residual) >= 0.01:  # the service rounds weights to 2 decimals
         final = rows.pop()
         rows.append(
             {

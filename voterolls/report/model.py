@@ -325,6 +325,8 @@ class ReportData(BaseModel):
     built_from: dict[str, str] = Field(default_factory=dict)
     #: one entry per derived product the report shows (linkage, estimates).
     freshness: list[Freshness] = Field(default_factory=list)
+    #: link to the "inside the model" page (Splink's charts), when a model exists.
+    model_page: str | None = None
     coverage: Section[Coverage] = Field(
         default_factory=lambda: Section[Coverage](missing="not gathered")
     )

@@ -77,11 +77,20 @@ def _lit(path: Path) -> str:
     return "'" + str(path).replace("'", "''") + "'"
 
 
-def state_matches(workspace: Path, state: str, limit: int = 500) -> dict:
-    """Candidate pairs involving ``state``'s own registrations, most probable first."""
+def state_matches(workspace: Path, state: str, limit: int = 500, pair_ref: str | None = None) -> dict:
+    """Candidate pairs involving ``state``'s own registrations, most probable first.
+
+    Every row carries the pair reference both states see alike
+    (:func:`voterolls.lists.build.pair_ref_sql`); ``pair_ref`` narrows the
+    answer to that one pair - only if it involves ``state``, which is how a
+    state can open the waterfall of its own pairs and no other.
+    """
+    from voterolls.lists.build import pair_key, pair_ref_sql
+
     path = _pairs_path(workspace)
     if not path.is_file():
         return {"available": False, "total": 0, "rows": [], "note": "Linkage has not been run yet."}
+    key = pair_key(path.parent)
     con = duckdb.connect()
     try:
         cols = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet({_lit(path)})").fetchall()}
@@ -94,22 +103,23 @@ def state_matches(workspace: Path, state: str, limit: int = 500) -> dict:
         # Orient every pair so the state's own record is on the left; for a
         # cross-state pair the other side keeps only its state code.
         sql = f"""
-            WITH p AS (SELECT * FROM read_parquet({_lit(path)})),
+            WITH p AS (SELECT *, {pair_ref_sql(key)} AS pair_ref FROM read_parquet({_lit(path)})),
             own AS (
-                SELECT state_voter_id_l AS voter_id,
+                SELECT pair_ref, state_voter_id_l AS voter_id,
                        CASE WHEN state_r = $s THEN state_voter_id_r END AS other_voter_id,
                        state_r AS other_state, match_probability, {weight} AS match_weight,
                        {dl} AS dob_granularity, {dr} AS other_dob_granularity{g_sel}
                 FROM p WHERE state_l = $s
                 UNION ALL
-                SELECT state_voter_id_r, NULL, state_l, match_probability, {weight},
+                SELECT pair_ref, state_voter_id_r, NULL, state_l, match_probability, {weight},
                        {dr}, {dl}{g_sel}
                 FROM p WHERE state_r = $s AND state_l <> $s
             )
             SELECT *, count(*) OVER () AS _total FROM own
+            WHERE $r IS NULL OR pair_ref = $r
             ORDER BY match_probability DESC, voter_id LIMIT $n
         """
-        rel = con.execute(sql, {"s": state, "n": int(limit)})
+        rel = con.execute(sql, {"s": state, "n": int(limit), "r": pair_ref})
         names = [d[0] for d in rel.description]
         rows = [dict(zip(names, r, strict=True)) for r in rel.fetchall()]
     finally:
