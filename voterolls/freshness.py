@@ -24,6 +24,10 @@ PRODUCTS: dict[str, tuple[str, str]] = {
 }
 
 
+#: how each product is named in a sentence ("The ... are out of date")
+LABELS = {"linkage": "linkage results", "estimates": "estimates"}
+
+
 @dataclass(frozen=True)
 class Staleness:
     """How a product's recorded snapshots differ from the workspace's current ones."""
@@ -46,11 +50,12 @@ class Staleness:
 
     def message(self) -> str:
         """One plain sentence for a banner or a CLI warning ('' when current or not built)."""
+        name = LABELS.get(self.product, self.product)
         if not self.present:
             return ""
         if not self.recorded:
             return (
-                f"The {self.product} do not record which snapshots they were built from "
+                f"The {name} do not record which snapshots they were built from "
                 f"(made before this was recorded); if any state was ingested since, run {self.command}."
             )
         if not self.stale:
@@ -65,7 +70,7 @@ class Staleness:
             parts.append("missing states loaded since: " + ", ".join(self.added))
         if self.removed:
             parts.append("including states no longer loaded: " + ", ".join(self.removed))
-        return f"The {self.product} are out of date: {'; '.join(parts)}. Run {self.command}."
+        return f"The {name} are out of date: {'; '.join(parts)}. Run {self.command}."
 
 
 def compare(

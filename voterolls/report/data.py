@@ -1109,6 +1109,18 @@ def _from_stats(raw: dict[str, Any]) -> dict[str, Any]:
     return found
 
 
+def _dob_classes_from_coverage(e: Estimate | None, c: Any) -> None:
+    """DOB classes from the ``coverage`` block where the estimate's ``rests_on`` names none."""
+    if e is None or not isinstance(c, dict):
+        return
+    if not e.rests_on_year_only and isinstance(c.get("states_with_birth_year_only"), list):
+        e.rests_on_year_only = [
+            str(x) for x in c["states_with_birth_year_only"] if str(x) in e.rests_on_states
+        ]
+    if not e.excluded_no_dob and isinstance(c.get("states_without_dob"), list):
+        e.excluded_no_dob = [str(x) for x in c["states_without_dob"]]
+
+
 def _coverage_sentence(c: dict[str, Any]) -> str | None:
     """One sentence from the ``coverage`` block stats writes beside its estimates."""
     parts = []
@@ -1276,6 +1288,7 @@ def estimates_from_json(raw: dict[str, Any]) -> Section[Estimates]:
     cov = _first(body, "coverage_note") or _first(raw, "coverage_note")
     if cov is None and isinstance(body.get("coverage"), dict):
         cov = _coverage_sentence(body["coverage"])
+    _dob_classes_from_coverage(found.get("duplicate_registrations"), body.get("coverage"))
     meth = _first(body, "method_note", "wording")
     return Section[Estimates](
         data=Estimates(
