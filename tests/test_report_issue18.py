@@ -109,7 +109,7 @@ def test_report_prints_withheld_not_small_for_a_protected_total(report):
     text = _text(html)
     # WY holds 5 registrations: "<10"; the national total would give it away: withheld, labelled
     assert data.coverage.data.registrations_loaded == "withheld"
-    assert "withheld to protect a small cell registrations loaded" in text
+    assert "total registrations withheld to protect a small cell" in text
     wy = next(s for s in data.coverage.data.states if s.state == "WY")
     assert wy.registrations_loaded is None
     # every other state prints its true count
@@ -327,7 +327,7 @@ def test_every_summary_figure_matches_the_workspace(ws, report):
         # scored candidate pairs, from pairs.parquet
         fmt_int(total), fmt_int(half),
     }
-    structural = {"0.5", "95%", "95"}  # the review threshold and the interval level
+    structural = {"0.5", "95%", "95", "10"}  # review threshold, interval level, small-cell threshold
     printed = re.findall(r"(?<![\d.])\d{1,3}(?:,\d{3})*(?:\.\d+)?%?", text)
     unexplained = [p for p in printed if p not in expected | structural]
     assert unexplained == [], f"summary prints figures with no source: {unexplained}"
