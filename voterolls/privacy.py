@@ -14,7 +14,7 @@ true zero rarely discloses, and hiding it would hide coverage gaps); pass
 
 Complementary protection (a small cell published beside its total) never hides
 a large cell under the same flag: see :func:`protect`, :func:`merge_small` and
-:func:`merge_bins` below, and docs/PRIVACY.md "Small cells".
+:func:`merge_bins` below, and docs/PRIVACY.md section 4.
 
 :func:`small_cell_mask` is the rule itself (which counts are small); every
 caller, the report's included, goes through it, so the threshold and the
