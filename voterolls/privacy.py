@@ -359,13 +359,30 @@ def protect(
                     found.append(k)
         return found + [k for k in pinned_exactly() if k not in found]
 
+    def printed(f) -> bool:
+        return out_figs[f] is not None and out_figs[f] != WITHHELD and bool(support[f])
+
+    def linked(k) -> set:
+        """Hidden cells tied to ``k`` through any figure (printed, "<10" or withheld)."""
+        group, todo = {k}, [k]
+        while todo:
+            c = todo.pop()
+            for ks in support.values():
+                if c in ks:
+                    for j in ks:
+                        if j not in group:
+                            group.add(j)
+                            todo.append(j)
+        return group
+
     while found := recoverable():
         k = found[0]
-        cands = [
-            f
-            for f, ks in support.items()
-            if k in ks and out_figs[f] is not None and out_figs[f] != WITHHELD
-        ]
+        # a printed total holding the cell; else one holding a cell it is tied to
+        # (a "<10" total bounds it, and a printed total elsewhere may close the gap)
+        cands = [f for f, ks in support.items() if k in ks and printed(f)]
+        if not cands:
+            group = linked(k)
+            cands = [f for f, ks in support.items() if printed(f) and group & set(ks)]
         if not cands:
             raise ValueError(
                 "a small cell is pinned by a published identity; merge its category instead"
