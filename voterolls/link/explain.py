@@ -109,6 +109,7 @@ def m_u_chart(model: Path | dict):
 
 
 TF_BAR = "Term frequency adjustments (names)"
+UNEXPLAINED_BAR = "Stored weight not explained by this model (was the model changed after linkage?)"
 
 
 def waterfall_chart(model: Path | dict, pair: dict[str, Any]):
@@ -131,19 +132,24 @@ def waterfall_chart(model: Path | dict, pair: dict[str, Any]):
     explained = sum(r["log2_bayes_factor"] for r in rows[:-1] if r["log2_bayes_factor"] is not None)
     residual = float(pair["match_weight"]) - explained
     if abs(residual) >= 0.01:  # the service rounds weights to 2 decimals
+        has_tf = any(c._has_tf_adjustments for c in settings.comparisons)
         final = rows.pop()
         rows.append(
             {
-                "column_name": "tf_names",
-                "label_for_charts": TF_BAR,
+                "column_name": "tf_names" if has_tf else "unexplained",
+                # without term-frequency comparisons the gap cannot be names: say so
+                "label_for_charts": TF_BAR if has_tf else UNEXPLAINED_BAR,
                 "sql_condition": None,
                 "log2_bayes_factor": residual,
                 "bayes_factor": 2**residual,
                 "comparison_vector_value": None,
                 "m_probability": None,
                 "u_probability": None,
-                "bayes_factor_description": "how much more (or less) common the names are than average, "
-                "summed over the name comparisons",
+                "bayes_factor_description": (
+                    "how much more (or less) common the names are than average, summed over the name comparisons"
+                    if has_tf
+                    else "the stored match weight differs from the model's sum"
+                ),
                 "value_l": "",
                 "value_r": "",
                 "term_frequency_adjustment": True,
