@@ -871,7 +871,10 @@ def _render_report(svc: Service) -> tuple[str, bool]:
     except ImportError as exc:
         return missing(f"the report module is not installed ({exc.name})")
     try:
-        html = render(gather(svc.workspace))
+        data = gather(svc.workspace)
+        if (Path(svc.workspace) / "link" / "model.json").is_file():
+            data.model_page = "/model"  # Splink's charts, served beside the report
+        html = render(data)
     except UserError as exc:
         return missing(str(exc))
     except Exception as exc:  # a bug in a stage should not take the service down
