@@ -120,6 +120,46 @@ def test_report_prints_withheld_not_small_for_a_protected_total(report):
     con.close()
 
 
+def test_histogram_from_the_issue_prints_no_false_label():
+    """The issue's case: 677 pairs at p >= 0.95 in three DOB series plus a series of 3 pairs,
+    and one pair between 0.1 and 0.9.  No bar of 10 or more may read "<10"."""
+    from voterolls.privacy import WITHHELD
+    from voterolls.report import charts
+    from voterolls.report.data import publish_histogram
+    from voterolls.report.model import MatchDistribution
+
+    bins = 20
+    per = {
+        "Both full DOB": [0] * 19 + [149],
+        "Full DOB vs birth year": [0] * 19 + [46],
+        "Both birth year only": [0] * 5 + [1] + [0] * 13 + [268],
+        "At least one without DOB": [0] * 19 + [3],
+    }
+    pub = publish_histogram(per, list(per), bins)
+    labels = [s.label for s in pub.series]
+    assert "Full DOB vs birth year + At least one without DOB" in labels  # 3 pairs: merged with the smallest
+    top = pub.series[0].counts
+    truth = [sum(v[b] for v in per.values()) for b in range(bins)]
+    for i, c in enumerate(top):
+        lo, hi = round(pub.edges[i] * bins), round(pub.edges[i + 1] * bins)
+        true = sum(truth[lo:hi])
+        assert c == true or (c is None and 1 <= true <= 9) or (c == WITHHELD and true >= 10)
+    assert top[-1] == 466  # the 0.95-1.00 bar is printed, not "<10"
+    assert pub.half == 466 and pub.p09 == 466  # their bins hold no small cell
+    # the lone pair below 0.5 cannot be merged away (0.5 is a published cut): it reads "<10"
+    # and the totals that would give it away (its series, all pairs) are withheld, labelled
+    assert None in top and pub.total == WITHHELD
+    md = MatchDistribution(bin_edges=pub.edges, series=pub.series, total_pairs=pub.total,
+                           pairs_at_least_half=pub.half, pairs_at_least_09=pub.p09,
+                           expected_true_matches=None)
+    svg = charts.histogram(md)
+    assert "fewer than 10 pairs (suppressed)" not in svg.split("0.95")[-1]
+    # a withheld bar is drawn as a dashed outline saying why, never as a hatched "<10"
+    withheld = pub.series[0].model_copy(update={"counts": [WITHHELD] + top[1:]})
+    svg = charts.histogram(md.model_copy(update={"series": [withheld]}))
+    assert "withheld to protect a small cell" in svg and 'stroke-dasharray="3 3"' in svg
+
+
 # --------------------------------------------------------------------------
 # 2. one reconciled headline
 # --------------------------------------------------------------------------

@@ -449,7 +449,8 @@ def histogram(
         )
         out.append(
             f'<text x="{width - right}" y="14" text-anchor="end" font-size="11" fill="{MUTED}">'
-            f"{_e(fmt_int(s.total))} pairs</text>"
+            + ("total withheld (protects a small cell)" if s.total == WITHHELD else f"{_e(fmt_int(s.total))} pairs")
+            + "</text>"
         )
     for t in ticks:
         y = ypos(t)
