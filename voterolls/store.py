@@ -422,6 +422,25 @@ class Workspace:
         with self._catalog() as con:
             return dict(con.execute("SELECT state, snapshot_id FROM current ORDER BY state").fetchall())
 
+    def record_built_from(self, product_dir: Path) -> dict[str, str]:
+        """Write ``product_dir/built_from.json``: the snapshot of every state a derived
+        product (linkage, estimates, lists) was just built from (``voterolls.freshness``)."""
+        snaps = self.current()
+        product_dir = Path(product_dir)
+        product_dir.mkdir(parents=True, exist_ok=True)
+        tmp = product_dir / ".built_from.json.tmp"
+        tmp.write_text(json.dumps({"snapshots": snaps, "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}))
+        os.replace(tmp, product_dir / "built_from.json")
+        return snaps
+
+    def built_from(self, product_dir: Path) -> dict[str, str] | None:
+        """The snapshots a derived product records, or None when it records none."""
+        try:
+            doc = json.loads((Path(product_dir) / "built_from.json").read_text())
+            return {str(k): str(v) for k, v in doc["snapshots"].items()}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return None
+
     def snapshots(self, state: str | None = None) -> list[dict[str, Any]]:
         """Snapshot records (newest last), optionally of one state."""
         sql = f"SELECT {', '.join(SNAPSHOT_COLUMNS)} FROM snapshots"

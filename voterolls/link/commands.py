@@ -114,6 +114,7 @@ def link_command(
             )
     finally:
         con.close()
+    ws.record_built_from(ws.path / "link")  # freshness: which snapshots these pairs come from
     r = result
     typer.echo(
         f"linked {r.registrations:,} registrations on {r.engine}: {r.candidate_pairs:,} candidate pairs "

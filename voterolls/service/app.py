@@ -66,6 +66,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from voterolls import __version__
 from voterolls.errors import UserError
 from voterolls.log import get_logger
+from voterolls.privacy import label as privacy_label
 from voterolls.schema import JURISDICTIONS
 from voterolls.service import data as wsdata
 from voterolls.service import lists as svclists
@@ -97,6 +98,13 @@ CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; style-src-attr 'unsafe-inline'; img-src 'self' data:; "
     "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
+#: The model and pair pages carry Splink's bundled Vega inline; Vega compiles its expressions
+#: (eval).  They still load nothing: no connect-src, no external script, image or style.
+CHART_CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
+    "script-src 'unsafe-inline' 'unsafe-eval'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+)
+CHART_PAGE = re.compile(r"^/(model|states/[A-Za-z]{2}/pairs/[0-9a-f]{16})$")
 #: The report is one self-contained file with inline CSS and SVG; it still loads nothing.
 REPORT_CSP = (
     "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
@@ -200,7 +208,7 @@ def _security_headers(scope) -> dict[str, str]:
     tls = {"Strict-Transport-Security": "max-age=31536000"} if scope.get("scheme") == "https" else {}
     return {
         **tls,
-        "Content-Security-Policy": REPORT_CSP if path == "/report" else CSP,
+        "Content-Security-Policy": REPORT_CSP if path == "/report" else CHART_CSP if CHART_PAGE.match(path) else CSP,
         "X-Content-Type-Options": "nosniff",
         "X-Frame-Options": "DENY",
         "Referrer-Policy": "no-referrer",
@@ -238,7 +246,7 @@ def create_app(
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html", "j2"]))
     env.globals.update(version=__version__, role_labels=ROLE_LABELS, human=human_size)
     env.filters["pct"] = lambda v: "" if v is None else f"{100 * float(v):.0f}%"
-    env.filters["num"] = lambda v: "<10" if v is None else f"{int(v):,}"
+    env.filters["num"] = privacy_label  # "1,234", "<10", or "withheld to protect a small cell"
     env.filters["tojson_safe"] = lambda v: json.dumps(v)
     svc = Service(
         workspace=workspace,
@@ -741,6 +749,7 @@ def _add_routes(app: FastAPI, svc: Service) -> None:  # noqa: C901  (a route tab
                    f"{_n(len(lists['lists']), 'list')}")
         return _page(svc, request, "state.html", state=state, submissions=recs[:25], active=active,
                      matches=m, lists=lists, quarantine=_quarantine_summary(svc, state),
+                     stale=wsdata.stale_products(svc.workspace),
                      max_upload=svc.max_upload_bytes, highlight=job)
 
     @app.get("/analyst", response_class=HTMLResponse)
@@ -748,7 +757,7 @@ def _add_routes(app: FastAPI, svc: Service) -> None:  # noqa: C901  (a route tab
         p = _require(request, svc, ("analyst",), page=True)
         agg = wsdata.aggregates(svc.workspace)
         svc.record(p, "view aggregates", "all states", "suppressed counts")
-        return _page(svc, request, "analyst.html", agg=agg)
+        return _page(svc, request, "analyst.html", agg=agg, stale=wsdata.stale_products(svc.workspace))
 
     @app.get("/auditor", response_class=HTMLResponse)
     def auditor_page(request: Request, limit: int = 200, all: int = 0):
@@ -794,6 +803,39 @@ def _add_routes(app: FastAPI, svc: Service) -> None:  # noqa: C901  (a route tab
         _check_csrf(request, str(form.get("csrf", "")))
         _revoke(svc, p, name)
         return RedirectResponse("/admin", status_code=303)
+
+    @app.get("/model", response_class=HTMLResponse)
+    def model_view(request: Request):
+        """Splink's charts and the m/u table of the trained model: parameters, no voter data."""
+        from voterolls.report.model_page import model_page
+
+        p = _require(request, svc, ("state", "analyst"), page=True)
+        model = Path(svc.workspace) / "link" / "model.json"
+        if not model.is_file():
+            svc.record(p, "view model", "linkage model", "not available")
+            raise ApiError(404, "Linkage has not been run yet: there is no model to show.")
+        svc.record(p, "view model", "linkage model", "parameters only")
+        return HTMLResponse(model_page(model))
+
+    @app.get("/states/{state}/pairs/{ref}", response_class=HTMLResponse)
+    def pair_view(request: Request, state: str, ref: str):
+        """Splink's waterfall for one of the state's own pairs (no record values on it)."""
+        from voterolls.report.model_page import pair_page
+
+        state = state.upper()
+        p = _require(request, svc, ("state",), state, page=True)
+        state = _state(state)
+        model = Path(svc.workspace) / "link" / "model.json"
+        found = (
+            wsdata.state_matches(svc.workspace, state, limit=1, pair_ref=ref)["rows"]
+            if re.fullmatch(r"[0-9a-f]{16}", ref) and model.is_file()
+            else []
+        )
+        if not found:  # not a pair of this state's (or no model): nothing to show, nothing said
+            svc.record(p, "open pair", f"{state}/pairs/{ref[:16]}", "not found")
+            raise ApiError(404, f"No such pair among {state}'s matches.")
+        svc.record(p, "open pair", f"{state}/pairs/{ref}", "waterfall")
+        return HTMLResponse(pair_page(model, found[0], state))
 
     @app.get("/report")
     def report_page(request: Request):
@@ -911,7 +953,10 @@ def _render_report(svc: Service) -> tuple[str, bool]:
     except ImportError as exc:
         return missing(f"the report module is not installed ({exc.name})")
     try:
-        html = render(gather(svc.workspace))
+        data = gather(svc.workspace)
+        if (Path(svc.workspace) / "link" / "model.json").is_file():
+            data.model_page = "/model"  # Splink's charts, served beside the report
+        html = render(data)
     except UserError as exc:
         return missing(str(exc))
     except Exception as exc:  # a bug in a stage should not take the service down
