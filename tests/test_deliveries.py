@@ -9,6 +9,7 @@ writer.  Counts are checked against the tables the files were made from.
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import shutil
 import signal
@@ -390,3 +391,80 @@ def test_scopes_from_the_names_states_use() -> None:
     assert scope("nc_ncvoter_2022", "ncvoter92.txt") == "county:92"
     assert scope("nc_ncvoter_2022", "ncvhis92.txt", "history") == "county:92"
     assert scope("nc_ncvoter_2022", "my_copy.txt") is None
+
+
+# ---------------------------------------------------------------------- a county-range state, as a user runs it
+def _json(p: subprocess.CompletedProcess) -> dict:
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout)
+
+
+def _per_file_rows(ws: Path, state: str) -> dict[str, tuple[int, int]]:
+    """sha256 of each registration file -> (its registrations, its vote-history rows) in the current view."""
+    w = Workspace(ws)
+    snap = w.snapshot_dir(state, w.current()[state])
+    regs = pq.read_table(snap / "registrations.parquet", columns=["source_file"]).column("source_file").to_pylist()
+    vh = pq.read_table(snap / "vote_history.parquet", columns=["source_file"]).column("source_file").to_pylist()
+    return {f: (regs.count(f), vh.count(f)) for f in set(regs) | set(vh)}
+
+
+def test_ohio_four_gzip_range_files_through_the_installed_script(tmp_path: Path) -> None:
+    """OH's four county-range SWVF files, gzipped as the SOS ships them: one range re-delivered,
+    an empty range and a halved range refused with the numbers, the per-scope diff checked
+    against the stored rows."""
+    regs, vh = national_sample("OH", 400, seed=3)
+    plain = write_native("OH", regs, vh, tmp_path / "plain")
+    assert sorted(f.name for f in plain) == ["SWVF_1_22.txt", "SWVF_23_44.txt", "SWVF_45_66.txt", "SWVF_67_88.txt"]
+    gz = []
+    for f in plain:
+        g = tmp_path / "gz" / (f.name + ".gz")
+        g.parent.mkdir(exist_ok=True)
+        g.write_bytes(gzip.compress(f.read_bytes()))
+        gz.append(g)
+    ws = tmp_path / "ws"
+    first = _json(_cli("ingest", "OH", *map(str, gz), "--json", ws=ws))
+    assert (first["loaded"], first["vote_history_loaded"]) == (regs.num_rows, vh.num_rows)
+    assert {f["scope"] for f in first["files"]} == {"range:1-22", "range:23-44", "range:45-66", "range:67-88"}
+    # an empty range: refused, naming the file, the scope and what it held
+    lines = (tmp_path / "plain" / "SWVF_23_44.txt").read_bytes().split(b"\n")
+    held = sum(1 for x in lines[1:] if x)
+    empty = tmp_path / "empty" / "SWVF_23_44.txt"
+    empty.parent.mkdir()
+    empty.write_bytes(lines[0] + b"\n")
+    p = _cli("ingest", "OH", str(empty), ws=ws)
+    said = " ".join(p.stderr.split())
+    assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
+    assert "SWVF_23_44.txt: the file holds no rows" in said and f"range:23-44 (from {held:,} rows to 0)" in said
+    # half the range: refused with the numbers, then accepted with --allow-shrink
+    half = tmp_path / "half" / "SWVF_23_44.txt"
+    half.parent.mkdir()
+    half.write_bytes(b"\n".join(lines[: 1 + held // 2]) + b"\n")
+    p = _cli("ingest", "OH", str(half), ws=ws)
+    said = " ".join(p.stderr.split())
+    assert p.returncode == 2 and f"for range:23-44 from {held:,} to {held // 2:,}" in said, p.stderr
+    assert Workspace(ws).current()["OH"] == first["snapshot_id"]
+    second = _json(_cli("ingest", "OH", str(half), "--allow-shrink", "--json", ws=ws))
+    assert second["loaded"] == regs.num_rows - held + held // 2
+    # the per-scope diff, every figure against the rows stored
+    d = _json(_cli("diff", "OH", "--json", ws=ws))
+    now = _per_file_rows(ws, "OH")
+    by_scope = {s["scope"]: s for s in d["scopes"]}
+    assert set(by_scope) == {"range:1-22", "range:23-44", "range:45-66", "range:67-88"}
+    for f in first["files"]:
+        s = by_scope[f["scope"]]
+        assert (s["old_rows"], s["vote_history_old"]) == (f["loaded"], f["vote_history_loaded"])
+        if f["scope"] == "range:23-44":
+            new_sha = next(g["sha256"] for g in second["files"] if g["file_name"] == "SWVF_23_44.txt")
+            assert s["replaced"] is True and (s["new_rows"], s["vote_history_new"]) == now[new_sha]
+            assert (s["removed"], s["added"], s["changed"]) == (held - held // 2, 0, 0)
+        else:
+            assert s["replaced"] is False and (s["new_rows"], s["vote_history_new"]) == now[f["sha256"]]
+            assert (s["removed"], s["added"], s["changed"]) == (0, 0, 0) and now[f["sha256"]][0] == f["loaded"]
+    assert (d["old_rows"], d["new_rows"], d["removed"]) == (regs.num_rows, second["loaded"], held - held // 2)
+    # the table a user reads prints the same figures for the replaced range
+    t = _cli("diff", "OH", ws=ws)
+    row = next(x for x in t.stdout.splitlines() if "range:23-44" in x)
+    cells = [c.strip() for c in row.strip("│ ").split("│")]
+    s = by_scope["range:23-44"]
+    assert cells == ["range:23-44", "yes", f"{held:,}", f"{s['new_rows']:,}", "0", f"{held - held // 2:,}", "0",
+                     f"{s['vote_history_old']:,}", f"{s['vote_history_new']:,}"]

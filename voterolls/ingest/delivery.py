@@ -191,14 +191,17 @@ def check_guards(
     if options.allow_shrink:
         return
     hint = "pass --allow-shrink (the service: tick 'allow a smaller roll') if this is intended"
+    replaced = [f for f in old if f not in retained]
     for f in new:
         if f.rows_read == 0 and f.role in ("registrations", "history"):
+            count = "loaded" if f.role == "registrations" else "vote_history_loaded"
+            held = sum(getattr(o, count) for o in replaced if o.role == f.role and covers(f.scope, o.scope))
+            was = f" (from {held:,} rows to 0)" if held else ""
             raise UserError(
-                f"{f.file_name} holds no rows (a header only?), so it would empty {state}'s {f.role} for "
-                f"{f.scope}; refused, {hint}",
+                f"the file holds no rows (a header only?), so it would empty {state}'s {f.role} for "
+                f"{f.scope}{was}; refused, {hint}",
                 file=f.file_name,
             )
-    replaced = [f for f in old if f not in retained]
     for role, count in (("registrations", "loaded"), ("history", "vote_history_loaded")):
         scopes = sorted({n.scope for n in new if n.role == role})
         for scope in scopes:
