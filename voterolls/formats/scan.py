@@ -389,7 +389,8 @@ def scan(
     state = state.upper()
     fmt = resolve_format(format, plist)
     if fmt.state and fmt.state != state:
-        log.warning("format %s is %s's; scanning it as %s", fmt.name, fmt.state, state)
+        # forced with --format: say so; detected: the caller decides (ingest refuses it, exit 2)
+        (log.warning if format is not None else log.info)("format %s is %s's; scanning it as %s", fmt.name, fmt.state, state)
     plans: list[FilePlan] = []
     temp = Scratch(temp_dir)
     qtables: list[str] = []
