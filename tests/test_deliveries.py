@@ -93,6 +93,7 @@ def test_zip_with_several_members_reads_like_the_plain_files(nc: dict, tmp_path:
 def test_quarantine_names_the_member_and_line(nc: dict, tmp_path: Path) -> None:
     lines = nc["reg"].read_bytes().split(b"\n")
     lines[3] = b"broken\tline"
+    lines[6] = lines[6][:12] + b"\x00" + lines[6][12:]  # a NUL byte (main's line quarantine) inside a member
     damaged = b"\n".join(lines)
     z = tmp_path / "ncvoter_statewide.zip"
     with zipfile.ZipFile(z, "w", zipfile.ZIP_DEFLATED) as zf:
@@ -101,8 +102,10 @@ def test_quarantine_names_the_member_and_line(nc: dict, tmp_path: Path) -> None:
     ws = Workspace(tmp_path / "ws")
     r = ingest(ws, "NC", [z])
     q = pq.read_table(ws.snapshot_dir("NC", r.snapshot_id) / "quarantine.parquet").to_pylist()
-    assert {(row["file"], row["line"]) for row in q} == {("ncvoter_statewide.zip!ncvoter1.txt", 4)}
-    assert r.quarantined == 1 and r.loaded == nc["plain"].loaded - 1
+    assert {(row["file"], row["line"]) for row in q} == {
+        ("ncvoter_statewide.zip!ncvoter1.txt", 4), ("ncvoter_statewide.zip!ncvoter1.txt", 7)
+    }
+    assert r.quarantined == 2 and r.loaded == nc["plain"].loaded - 2
 
 
 def test_gz_files_read_like_the_plain_files(nc: dict, tmp_path: Path) -> None:
