@@ -23,6 +23,7 @@ class Svc:
         self.w = tmp / "ws"
         store = AccountStore(self.w / "service" / "accounts.json")
         self.tokens = {st: store.create(f"{st.lower()}-upload", "state", st)[1] for st in ("FL", "NC")}
+        self.auditor = store.create("auditor", "auditor")[1]
         self.app = create_app(self.w, max_upload_bytes=64 * 1024 * 1024)
         self.client = TestClient(self.app)
 
@@ -96,6 +97,10 @@ def test_zip_upload_and_shrink_confirmation(tmp_path: Path) -> None:
     assert confirmed["status"] == "done", confirmed["message"]
     assert confirmed["result"]["loaded"] == 40
     assert confirmed["result"]["vote_history_loaded"] == rec["result"]["vote_history_loaded"]  # history kept
+    # the confirmation is in the audit trail, written before the ingest ran
+    entries = svc.client.get("/api/audit", headers=bearer(svc.auditor)).json()["entries"]
+    received = [e["status"] for e in entries if e["action"] == "upload received"]
+    assert sum(x.endswith(", confirmed: allow_shrink") for x in received) == 1 and len(received) == 3
 
 
 def test_another_states_file_in_a_zip_is_refused_by_the_ingest(tmp_path: Path) -> None:

@@ -540,8 +540,9 @@ def _add_routes(app: FastAPI, svc: Service) -> None:  # noqa: C901  (a route tab
             raise
         earlier = _same_as(svc, state, got.files)
         try:  # write-ahead: no entry, no ingest
+            confirmed = f", confirmed: {', '.join(sorted(options))}" if options else ""  # the state's explicit say-so
             svc.record(p, "upload received", f"{state}/{sid}",
-                       f"{_n(len(got.files), 'file')}, {sum(f.size for f in got.files)} bytes")
+                       f"{_n(len(got.files), 'file')}, {sum(f.size for f in got.files)} bytes{confirmed}")
         except ApiError:
             svc.jobs.discard(state, sid)
             raise
