@@ -291,8 +291,13 @@ def _cli(*args: str, ws: Path) -> subprocess.CompletedProcess:
     return subprocess.run([str(VOTEROLLS), *args], env=env, capture_output=True, text=True, timeout=300)
 
 
-def test_wrong_state_refused_through_the_installed_script(nc: dict, tmp_path: Path) -> None:
+def test_wrong_state_refused_through_the_installed_script(nc: dict, fl: dict, tmp_path: Path) -> None:
     ws = tmp_path / "ws"
+    # a header-less FL extract named as WA's (once made WA an empty snapshot, exit 0)
+    p = _cli("ingest", "WA", str(fl["reg"][0]), ws=ws)
+    said = " ".join(p.stderr.split())
+    assert p.returncode == 2 and "the layout is FL's (fl_extract), not WA's" in said, p.stderr
+    assert "WARNING" not in p.stderr and "Traceback" not in p.stderr
     p = _cli("ingest", "FL", str(nc["reg"]), str(nc["his"]), "--workspace", str(ws), ws=ws)
     assert p.returncode == 2, p.stderr
     said = " ".join(p.stderr.split())
