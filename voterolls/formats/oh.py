@@ -96,17 +96,19 @@ def history_sql(plan, state: str) -> str:  # noqa: ANN001 - FilePlan (import cyc
     reg = plan.layout
     wh = reg.wide_history
     cm = reg.codes[wh.type_codes]
-    pat = re.compile(wh.pattern)
+    pat = re.compile(wh.pattern, re.IGNORECASE)
+    targeted = {c.name for c in reg.columns if c.target}
     items = []  # one struct per election column (the header is read once, not per row)
-    for i, name in enumerate(plan.header_names[len(reg.columns) :], start=len(reg.columns) + 1):
-        m = pat.match(name)
+    # election columns are wherever the header has them (header-driven reading: any order)
+    for i, name in enumerate(plan.header_names, start=1):
+        m = None if name in targeted else pat.match(name)
         if not m:
             continue
         try:
             d = dt.datetime.strptime(m.group("date"), wh.date_format).date()
         except ValueError:
             continue
-        etype = cm.map.get(m.group("type"), cm.default or "other")
+        etype = cm.map.get(m.group("type").upper(), cm.default or "other")
         items.append(
             f"{{'d': DATE '{d.isoformat()}', 't': {lit(etype)}, 'desc': {lit(name)}, 'v': {field_sql(plan, i)}}}"
         )

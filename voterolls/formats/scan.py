@@ -356,9 +356,14 @@ def scan(
     temp = Scratch(temp_dir)
     qtables: list[str] = []
     try:
+        shared: dict[str, object] = {}
         for p in plist:
             m = classify(fmt, p)
+            # files with the same header and dialect share one effective layout (one fast-path group)
+            m.layout = shared.setdefault(f"{m.role}|{m.layout.model_dump_json()}", m.layout)
             plans.append(_plan(p, m, fmt, next(engine._uid), (facts or {}).get(str(p))))
+            if plans[-1].layout.encoding == "utf-16-be":  # DuckDB reads UTF-16LE only: a UTF-8 copy
+                _normalise(plans[-1], temp)
         # fast path: files of one layout read together by DuckDB's CSV parser (``fast``)
         groups: dict[tuple, list[int]] = {}
         for i, pl in enumerate(plans):
