@@ -51,7 +51,7 @@ from voterolls.formats.spec import CODED_TARGETS, FileLayout, Format
 _DELIM_NAMES = {"\t": "tab", ",": "comma", "|": "pipe", ";": "semicolon"}
 
 #: Lowest score a layout needs to be accepted.
-MIN_SCORE = 0.6
+MIN_SCORE = 0.65
 #: How far ahead of the next layout the winner must be.
 MARGIN = 0.015
 #: Records judged per file (the first ones after any header).
@@ -389,8 +389,14 @@ def match_layout(layout: FileLayout, role: str, path: Path, *, generic: bool = F
     return _fit_header(layout, role, lines, encoding, generic=generic)
 
 
-def classify(fmt: Format, path: Path) -> Match:
-    """The role a file plays in ``fmt`` (header-driven where it has a header); UserError when none fits."""
+def classify(fmt: Format, path: Path, *, strict: bool = False) -> Match:
+    """The role a file plays in ``fmt`` (header-driven where it has a header); UserError when none fits.
+
+    ``strict`` (a shipped state layout named by the user): a file that fits
+    only poorly (score below ``MIN_SCORE``: a few columns in common, values
+    implausible) is refused too, so another state's file is never loaded
+    through a layout that happens to share a voter id and name columns.
+    """
     _require_file(path)
     misses = []
     best: Match | None = None
@@ -403,7 +409,24 @@ def classify(fmt: Format, path: Path) -> Match:
             misses.append(f"as {role}: {why}")
     if best is None:
         raise UserError(f"does not match format {fmt.name!r} ({'; '.join(misses)})", file=path, line=1)
+    if strict and best.score < MIN_SCORE:
+        raise UserError(f"does not match format {fmt.name!r}: {explain_fit(best)}", file=path, line=1)
     return best
+
+
+def explain_fit(m: Match) -> str:
+    """Why a fit is poor, in names and shares only (never a value)."""
+    parts = [f"score {m.score:.2f} (needs {MIN_SCORE})"]
+    if m.mapping is not None:
+        mp = m.mapping
+        parts.append(
+            f"{mp.matched - mp.weak} of the file's {len(mp.header)} columns carry this layout's names, "
+            f"{len(mp.missing)} of its columns are missing"
+        )
+    bad = [f"{t} {share:.0%} plausible" for t, share in m.checks.items() if share < 0.9]
+    if bad:
+        parts.append("sample values: " + ", ".join(bad))
+    return "; ".join(parts)
 
 
 def _require_file(path: Path) -> None:

@@ -119,6 +119,8 @@ class HeaderMapping:
     election_columns: tuple[str, ...] = ()  #: Ohio-style one column per election
     index_column: bool = False  #: a leading unnamed index column (a pandas re-save)
     notes: tuple[str, ...] = field(default=())
+    weak: int = 0  #: how many of ``mapped`` matched through a national alias list only
+
 
     @property
     def ok(self) -> bool:
@@ -129,12 +131,20 @@ class HeaderMapping:
         return len(self.mapped)
 
     def name_score(self) -> float:
-        """How well names agree, 0..1: matched columns over both sides' column counts (F1)."""
+        """How well names agree, 0..1.
+
+        Mostly the share of the file's columns the layout knows (a file of an
+        older year may lack some of the layout's columns), partly the share
+        of the layout's columns the file has.  A column found only through a
+        national alias list counts half: it says "a voter file", not "this
+        state's layout".
+        """
         layout_n = len(self.mapped) + len(self.missing)
         header_n = len(self.header) - len(self.election_columns) - (1 if self.index_column else 0)
-        if layout_n + header_n == 0:
+        if layout_n == 0 or header_n <= 0:
             return 0.0
-        return 2 * self.matched / (layout_n + header_n)
+        hits = self.matched - 0.5 * self.weak
+        return 0.6 * min(1.0, hits / header_n) + 0.4 * min(1.0, hits / layout_n)
 
     def refusal(self) -> str:
         """One clause naming each missing required column and the closest header found."""
@@ -197,6 +207,7 @@ def map_header(layout: FileLayout, header: list[str], *, generic: bool = False) 
         by_key.setdefault(k, []).append(i)
 
     claimed: set[str] = set()  # layout column names already placed
+    weak: set[int] = set()  # header columns placed through a national alias list only
 
     def claim(col: Column, key: str) -> bool:
         for i in by_key.get(key, []):
@@ -224,6 +235,7 @@ def map_header(layout: FileLayout, header: list[str], *, generic: bool = False) 
             if free(i) and _ALIAS_TARGET.get(k) == col.target:
                 taken[i] = col
                 claimed.add(col.name)
+                weak.add(i)
                 break
     if generic:
         # any recognisable national field, whether or not the layout lists it
@@ -233,6 +245,7 @@ def map_header(layout: FileLayout, header: list[str], *, generic: bool = False) 
                 proto = layout.by_target(t)
                 taken[i] = proto[0] if proto else Column(name=raw[i], target=t)
                 claimed.add(taken[i].name)
+                weak.add(i)
     pat = _election_pattern(layout)
     elections = tuple(
         names[i] for i in range(len(raw)) if i not in taken and pat is not None and pat.match(raw[i])
@@ -277,6 +290,7 @@ def map_header(layout: FileLayout, header: list[str], *, generic: bool = False) 
         missing_required=tuple(missing_required),
         election_columns=elections,
         index_column=index_column,
+        weak=len(weak),
     )
 
 

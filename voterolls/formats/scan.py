@@ -350,6 +350,8 @@ def scan(
         raise UserError("no files given")
     state = state.upper()
     fmt = resolve_format(format, plist)
+    # a shipped state layout the user named must fit well; generic and mapping files map what they can
+    strict = format is not None and fmt.state is not None and not str(format).endswith(".toml")
     if fmt.state and fmt.state != state:
         log.warning("format %s is %s's; scanning it as %s", fmt.name, fmt.state, state)
     plans: list[FilePlan] = []
@@ -358,7 +360,7 @@ def scan(
     try:
         shared: dict[str, object] = {}
         for p in plist:
-            m = classify(fmt, p)
+            m = classify(fmt, p, strict=strict)
             # files with the same header and dialect share one effective layout (one fast-path group)
             m.layout = shared.setdefault(f"{m.role}|{m.layout.model_dump_json()}", m.layout)
             plans.append(_plan(p, m, fmt, next(engine._uid), (facts or {}).get(str(p))))
