@@ -301,9 +301,8 @@ def _positional_records(lines: list[str], layout: FileLayout) -> list[list[str]]
 
 def _fit_positional(layout: FileLayout, role: str, lines: list[str], encoding: str) -> tuple[Match | None, str]:
     first = lines[0]
-    if layout.kind == "delimited" and looks_like_header(split_fields(first, layout.delimiter, "minimal")):
-        return None, f"line 1 is a header, but this layout ({describe(layout)}) has none"
-    if layout.kind == "fixed" and looks_like_header(first.split()):
+    # whatever its delimiter: a header is never loaded as a record
+    if any(looks_like_header(split_fields(first, d, "minimal")) for d in _DELIM_NAMES) or looks_like_header(first.split()):
         return None, f"line 1 is a header, but this layout ({describe(layout)}) has none"
     sample = [ln for ln in lines if ln.strip()][:SAMPLE_LINES]
     fits = [ln for ln in sample if not _record_fits(ln, layout)]

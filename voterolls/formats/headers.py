@@ -35,7 +35,7 @@ TARGET_ALIASES: dict[str, tuple[str, ...]] = {
         "registration_number", "voter_registration_number", "voter_reg_number", "voter_reg_num_state",
         "voter_identification_number", "identification_number", "registrant_id", "regnum",
         "registration_id", "voter_number", "id_number", "voterregnumber", "lvrn",
-        "voter_file_id", "state_id", "sos_id", "vrn",
+        "voter_file_id", "state_id", "sos_id", "vrn", "unique_id", "id_voter", "voter_reg_id",
     ),
     "county": (
         "county", "county_desc", "county_name", "countyname", "county_code", "countycode",
@@ -45,7 +45,7 @@ TARGET_ALIASES: dict[str, tuple[str, ...]] = {
     "first_name": ("first_name", "firstname", "fname", "given_name", "name_first", "first", "voter_first_name"),
     "middle_name": (
         "middle_name", "midl_name", "middlename", "mname", "middle", "name_middle", "middle_maiden_name",
-        "middle_initial", "voter_middle_name",
+        "middle_initial", "voter_middle_name", "mid_init", "middle_init",
     ),
     "name_suffix": (
         "name_suffix", "suffix", "name_sufx_cd", "name_suffix_lbl", "namesuffix", "suffix_name",
@@ -56,7 +56,7 @@ TARGET_ALIASES: dict[str, tuple[str, ...]] = {
     "gender": ("gender", "gender_code", "sex", "sex_code", "gender_cd", "sex_cd"),
     "party": (
         "party", "party_cd", "party_code", "party_affiliation", "partyaffiliation", "political_party",
-        "polital_aff", "party_affil", "party_id",
+        "polital_aff", "party_affil", "party_id", "partycode", "cd_party",
     ),
     "status": ("status", "voter_status", "status_cd", "status_code", "statuscode", "voter_status_code", "voter_status_type_code"),
     "status_reason": ("status_reason", "reason_cd", "voter_status_reason", "reason", "status_reason_code"),
@@ -65,20 +65,28 @@ TARGET_ALIASES: dict[str, tuple[str, ...]] = {
     "registration_date": (
         "registration_date", "registr_dt", "reg_date", "registrationdate", "date_registered",
         "effective_date_of_registration", "original_registration", "application_date", "registration_dt",
-        "date_of_registration", "regdate",
+        "date_of_registration", "regdate", "date_reg", "dt_accept", "reg_dt",
     ),
     "residence_address": (
         "residence_address", "res_street_address", "residential_address", "residential_address1",
         "residence_address1", "residential_address_1", "address", "address1", "address_1", "street_address",
         "res_address", "residence_street_address", "home_address",
     ),
-    "residence_city": ("residence_city", "res_city_desc", "residential_city", "city", "res_city", "regcity", "residence_city_name"),
+    "residence_city": ("residence_city", "res_city_desc", "residential_city", "city", "res_city", "regcity", "residence_city_name", "home_city"),
     "residence_zip5": (
         "residence_zip5", "zip_code", "zip", "zipcode", "residential_zip", "residential_zip_code",
-        "residence_zipcode", "res_zip", "regzipcode", "zip5", "postal_code", "residence_zip",
+        "residence_zipcode", "res_zip", "regzipcode", "zip5", "postal_code", "residence_zip", "home_zipcode", "home_zip",
     ),
     "phone": ("phone", "phone_number", "full_phone_number", "phone_num", "telephone", "phonenumber"),
     "email": ("email", "email_address", "emailaddress", "e_mail"),
+}  # fmt: skip
+
+#: Residence address parts (house number, street) for files without a one-column address.
+PART_ALIASES: dict[str, tuple[str, ...]] = {
+    "number": ("house_num", "house_number", "home_no", "street_number", "street_no", "regstnum", "stnum",
+               "residence_house_number", "permanent_house_number", "res_house_number", "house_no"),
+    "street": ("street_name", "home_street", "regstname", "residence_street_name", "permanent_street_name",
+               "res_street_name", "street"),
 }  # fmt: skip
 
 #: The least a header must carry for the ``generic`` mapping to read it as registrations.
@@ -245,6 +253,13 @@ def map_header(layout: FileLayout, header: list[str], *, generic: bool = False) 
                 proto = layout.by_target(t)
                 taken[i] = proto[0] if proto else Column(name=raw[i], target=t)
                 claimed.add(taken[i].name)
+                weak.add(i)
+    if generic and not carried("residence_address"):
+        for order, (part, aliases) in enumerate(PART_ALIASES.items()):
+            want = {norm(a) for a in aliases}
+            i = next((i for i, k in enumerate(keys) if free(i) and k in want), None)
+            if i is not None:
+                taken[i] = Column(name=raw[i], target="residence_address", part=part, order=order)
                 weak.add(i)
     pat = _election_pattern(layout)
     elections = tuple(
