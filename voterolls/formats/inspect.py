@@ -96,11 +96,10 @@ def _file_report(path: Path, m: Match) -> FileReport:
 
 
 def _field_shares(con: duckdb.DuckDBPyConnection, rel: duckdb.DuckDBPyRelation, n: int) -> tuple[int, list[FieldShare]]:
-    con.register("_inspect_regs", rel.limit(n))
     aggs = ", ".join(
         f"count({f}) AS nn_{i}, count(*) FILTER (WHERE list_contains(_issues, '{f}')) AS bad_{i}" for i, f in enumerate(_FIELDS)
     )
-    row = con.execute(f"SELECT count(*), {aggs} FROM _inspect_regs").fetchone()
+    row = con.execute(f"SELECT count(*), {aggs} FROM ({rel.sql_query()} LIMIT {int(n)})").fetchall()[0]
     total = int(row[0])
     out = []
     for i, f in enumerate(_FIELDS):
