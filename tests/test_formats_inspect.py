@@ -96,3 +96,16 @@ def test_named_layout_that_does_not_fit_is_refused_with_reason(fmt: str) -> None
     res = _voterolls("inspect", str(FIXTURES / "wa" / "vrdb_2016_dflag.txt"), "--format", fmt)
     assert res.returncode == 2
     assert "line 1 is a header" in " ".join(res.stderr.split())
+
+
+def test_ingest_reads_a_drifted_file_through_the_installed_script(tmp_path: Path) -> None:
+    """An OH file re-saved by pandas (index column, fewer columns and elections) ingests as OH."""
+    ws = tmp_path / "ws"
+    res = _voterolls("ingest", "OH", str(FIXTURES / "oh" / "swvf_pandas_resave.csv"), "--workspace", str(ws))
+    assert res.returncode == 0, res.stderr
+    assert "oh_swvf" in res.stdout
+    import pyarrow.parquet as pq
+
+    regs = pq.read_table(next(ws.glob("states/OH/*/registrations.parquet")))
+    assert regs.num_rows == 3
+    assert sorted(regs.column("state_voter_id").to_pylist()) == ["OH0000000042", "OH0012345678", "OH0098765432"]

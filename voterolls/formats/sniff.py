@@ -74,7 +74,14 @@ def encoding_of(path: Path, declared: str = "utf-8") -> str:
     VR_Snapshot re-saved as UTF-8 with BOM, an OH file saved as UTF-8, a CO
     extract in latin-1: each is read in the encoding its bytes show.
     """
-    raw = head(path, ENCODING_HEAD)
+    st = path.stat()
+    return _encoding_of(str(path), declared, st.st_size, st.st_mtime_ns)
+
+
+@lru_cache(maxsize=1024)
+def _encoding_of(path_s: str, declared: str, size: int, mtime_ns: int) -> str:
+    # cached: detection asks once per layout tried
+    raw = head(Path(path_s), ENCODING_HEAD)
     bom = bom_encoding(raw)
     if bom:
         return bom
