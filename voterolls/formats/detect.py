@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from voterolls.errors import UserError
+from voterolls.errors import UserError, require_file
 from voterolls.formats import sniff
 from voterolls.formats.headers import (
     GENERIC_REQUIRED,
@@ -429,10 +429,7 @@ def explain_fit(m: Match) -> str:
 
 
 def _require_file(path: Path) -> None:
-    if not path.exists():
-        raise UserError("file not found", file=path)
-    if not path.is_file():
-        raise UserError("not a file", file=path)
+    require_file(path)
     if path.stat().st_size == 0:
         raise UserError("file is empty", file=path, line=1)
 
