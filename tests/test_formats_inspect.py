@@ -109,3 +109,35 @@ def test_ingest_reads_a_drifted_file_through_the_installed_script(tmp_path: Path
     regs = pq.read_table(next(ws.glob("states/OH/*/registrations.parquet")))
     assert regs.num_rows == 3
     assert sorted(regs.column("state_voter_id").to_pylist()) == ["OH0000000042", "OH0012345678", "OH0098765432"]
+
+
+def test_ambiguous_file_is_refused_by_inspect_and_ingest_with_the_candidates(tmp_path: Path) -> None:
+    """GA's header saved with semicolons fits GA's comma and pipe layouts alike: refused, both named, no guess."""
+    import csv
+
+    with (FIXTURES / "ga" / "ga_2023.csv").open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.reader(fh))
+    semi = tmp_path / "ga_semicolon.txt"
+    semi.write_text("".join(";".join(r) + "\n" for r in rows), encoding="utf-8")
+    ws = tmp_path / "ws"
+    for args in (("inspect", str(semi)), ("ingest", "GA", str(semi), "--workspace", str(ws))):
+        res = _voterolls(*args)
+        msg = " ".join(res.stderr.split())
+        assert res.returncode == 2, (args, res.stderr)
+        assert "ambiguous layout: ga_csv (score" in msg and "ga_pipe (score" in msg and "pass --format" in msg
+        assert "Traceback" not in res.stderr
+    assert not list(ws.glob("states/GA/*/registrations.parquet"))
+    # the user decides: --format reads it
+    res = _voterolls("ingest", "GA", str(semi), "--format", "ga_csv", "--workspace", str(ws))
+    assert res.returncode == 0, res.stderr
+    import pyarrow.parquet as pq
+
+    assert pq.read_table(next(ws.glob("states/GA/*/registrations.parquet"))).num_rows == len(rows) - 1
+
+
+def test_history_file_alone_is_refused_with_that_reason() -> None:
+    hist = FIXTURES.parent / "layouts" / "nc" / "ncvhis92.txt"
+    res = _voterolls("inspect", str(hist))
+    msg = " ".join(res.stderr.split())
+    assert res.returncode == 2
+    assert "only vote-history files given" in msg and "nc_ncvoter_2022" in msg and "registration file" in msg

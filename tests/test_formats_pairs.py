@@ -53,3 +53,58 @@ def test_file_of_a_is_detected_as_a_and_refused_by_every_other_state(samples: di
         s.finish()
         loaded_as.append(other)
     assert loaded_as == []
+
+
+# ---------------------------------------------------------------------------
+# The same pairs on files the writer did not make: every hand-written fixture
+# (tests/fixtures/formats: header drift corpus; tests/fixtures/layouts: each
+# state's published layouts of several years, header-less ones included).
+# ---------------------------------------------------------------------------
+
+FIXTURES = Path(__file__).parent / "fixtures"
+HAND_WRITTEN = sorted(
+    (d.name.upper(), f)
+    for root in (FIXTURES / "formats", FIXTURES / "layouts")
+    for d in root.iterdir()
+    if d.is_dir()
+    for f in d.iterdir()
+    if f.is_file()
+)
+
+
+def _is_history(state: str, path: Path) -> bool:
+    """A fixture that fits only its state's history layout (a history file given alone)."""
+    from voterolls.formats.detect import match_layout
+
+    for fmt in formats().values():
+        if fmt.state != state:
+            continue
+        fits = {role: match_layout(lay, role, path)[0] for role, lay in fmt.layouts().items()}
+        if fits.get("registrations") is not None:
+            return False
+        if any(m is not None for m in fits.values()):
+            return True
+    return False
+
+
+@pytest.mark.parametrize(("state", "path"), HAND_WRITTEN, ids=[f"{s}-{p.name}" for s, p in HAND_WRITTEN])
+def test_hand_written_file_of_a_is_detected_as_a_and_never_loaded_as_b(state: str, path: Path) -> None:
+    from voterolls.formats.detect import classify
+
+    if _is_history(state, path):
+        # a history file alone names no registrations: refused with that reason, never read as another state's
+        with pytest.raises(UserError, match="only vote-history files given"):
+            detect([path])
+    else:
+        found = detect([path])
+        assert found.state == state, f"{path.name} detected as {found.format}"
+    for name, fmt in formats().items():
+        if not fmt.state or fmt.state == state:
+            continue
+        try:
+            classify(fmt, path, strict=True)
+        except UserError:
+            continue
+        # fits B's layout in shape and names (a history file sharing B's column names): the scan still refuses
+        with pytest.raises(UserError):
+            scan(duckdb.connect(), [path], state=state, format=name).finish()

@@ -56,6 +56,8 @@ MIN_SCORE = 0.65
 MARGIN = 0.015
 #: Records judged per file (the first ones after any header).
 SAMPLE_RECORDS = 50
+#: Why a format that fits every file is still unfit: none of them is its registrations file.
+NO_REGISTRATIONS = "no registration file among the inputs"
 #: How many of a header-less file's first non-blank lines are judged for shape.
 SAMPLE_LINES = 10
 
@@ -450,7 +452,7 @@ def _fit_format(fmt: Format, plist: list[Path], *, generic: bool = False) -> tup
         matches.append(best)
     regs = [m.score for m in matches if m.role == "registrations"]
     if not regs:
-        return 0.0, [], "no registration file among the inputs"
+        return 0.0, [], NO_REGISTRATIONS
     # the registration files decide (history layouts of one state's vintages are often alike)
     return sum(regs) / len(regs), matches, ""
 
@@ -491,6 +493,14 @@ def detect(paths: list[str | Path] | str | Path) -> Detection:
     if not gwhy:
         gen = Candidate(GENERIC, None, round(gscore, 3))
         return Detection(GENERIC, None, gen.score, (gen, *cands), tuple(gmatches))
+    history_only = [c.format for c in cands if c.reason == NO_REGISTRATIONS]
+    if history_only:
+        raise UserError(
+            f"only vote-history files given (they fit the history file of {', '.join(history_only[:4])}); "
+            "give the registration file with them, or pass --format",
+            file=plist[0],
+            line=1,
+        )
     shapes = []
     for p in plist:
         lines = sample_lines(p, sniff.encoding_of(p))
