@@ -15,9 +15,10 @@ import duckdb
 import pytest
 
 from voterolls.errors import UserError
-from voterolls.formats import formats, scan, write_native
+from voterolls.formats import formats, scan
 from voterolls.formats.detect import detect
 from voterolls.formats.sample import national_sample
+from voterolls.synth.native import write_native
 
 FULL = SimpleNamespace(
     state="XX", dob_disclosure="full", phone_public=True, email_public=True, party_on_file=True, vote_history_public=True

@@ -25,7 +25,9 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass, field
+from functools import cache
 
+from voterolls.formats.registry import formats
 from voterolls.formats.spec import Column, FileLayout
 
 #: National target -> header spellings seen in published layouts (compared normalised).
@@ -309,6 +311,18 @@ def map_header(layout: FileLayout, header: list[str], *, generic: bool = False) 
     )
 
 
+@cache
+def known_header_names() -> frozenset[str]:
+    """Every column name of every shipped layout, normalised (tells a header line from a record)."""
+    return frozenset(
+        norm(c.name)
+        for fmt in formats().values()
+        for lay in fmt.layouts().values()
+        for c in lay.columns
+        if len(norm(c.name)) > 2
+    )
+
+
 def looks_like_header(fields: list[str]) -> bool:
     """Is this line a header rather than a record?  Names, not values: several known column names.
 
@@ -317,8 +331,6 @@ def looks_like_header(fields: list[str]) -> bool:
     its fields (or half, for short lines) are spellings the national alias
     lists or a shipped layout know, and none of them holds a digit-only value.
     """
-    from voterolls.formats.registry import known_header_names
-
     keys = [norm(f) for f in fields]
     if not keys:
         return False

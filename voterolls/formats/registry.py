@@ -73,17 +73,3 @@ def load_user_format(path: str | Path) -> Format:
         raise UserError("mapping file not found", file=path) from None
     except Exception as exc:  # tomllib / pydantic errors: name the file, keep the message
         raise UserError(f"invalid mapping file: {exc}", file=path) from None
-
-
-@cache
-def known_header_names() -> frozenset[str]:
-    """Every column name of every shipped layout, normalised (tells a header line from a record)."""
-    from voterolls.formats.headers import norm
-
-    return frozenset(
-        norm(c.name)
-        for fmt in _all().values()
-        for lay in fmt.layouts().values()
-        for c in lay.columns
-        if len(norm(c.name)) > 2
-    )

@@ -1,7 +1,7 @@
 """The declarative layout spec: one TOML file describes a state's published file(s).
 
 The same spec drives reading (``voterolls.formats.engine``) and writing
-(``voterolls.formats.writer``), so a layout that round-trips is a layout whose
+(``voterolls.synth.native``), so a layout that round-trips is a layout whose
 reader and writer agree.  A spec is also the "mapping file" a user writes for a
 state or vendor file we do not ship (docs/FORMATS.md has a worked example).
 
