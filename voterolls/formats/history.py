@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from voterolls.formats.engine import rows_sql
+from voterolls.formats.engine import FilePlan, rows_sql
 from voterolls.formats.spec import CodeMap
 from voterolls.schema import VOTE_HISTORY_SCHEMA
 from voterolls.sql import identifier as ident
@@ -30,13 +30,13 @@ from voterolls.sql import literal as lit
 # ---------------------------------------------------------------------------
 
 
-def field_sql(plan, column: str | int) -> str:  # noqa: ANN001 - FilePlan (import cycle)
+def field_sql(plan: FilePlan, column: str | int) -> str:
     """A native field (by name or 1-based index), trimmed, blank as NULL."""
     i = plan.idx(column) if isinstance(column, str) else column
     return f"nullif(trim({plan.fld(i)}), '')"
 
 
-def target_sql(plan, target: str) -> str:  # noqa: ANN001
+def target_sql(plan: FilePlan, target: str) -> str:
     """The first native field mapped to national ``target`` (see ``field_sql``), or NULL."""
     cols = plan.layout.by_target(target)
     return field_sql(plan, cols[0].name) if cols else "NULL"
@@ -51,7 +51,7 @@ def code_sql(codes: CodeMap, expr: str, fallback: str) -> str:
     return f"coalesce(CASE {expr} {whens} END, {default})"
 
 
-def entries_sql(plan, entries: str, *, county: str | None = None) -> str:  # noqa: ANN001
+def entries_sql(plan: FilePlan, entries: str, *, county: str | None = None) -> str:
     """FROM item ``s``: one row per element ``e`` of the SQL list ``entries`` on each valid line.
 
     Each row also has the line's voter id ``vid``, ``county`` (the named native

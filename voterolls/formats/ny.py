@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from voterolls.formats.engine import FilePlan
 from voterolls.formats.history import code_sql, entries_sql, history_rows_sql
 from voterolls.formats.spec import EmbeddedHistory
 from voterolls.sql import literal as lit
@@ -14,7 +15,7 @@ def _entry_date(eh: EmbeddedHistory, entry: str) -> str:
     )
 
 
-def history_sql(plan, state: str) -> str:  # noqa: ANN001 - FilePlan (import cycle)
+def history_sql(plan: FilePlan, state: str) -> str:
     """Split the packed history field into VOTE_HISTORY rows (SQL text).
 
     Entries whose date cannot be read are skipped (VOTE_HISTORY needs a date);
@@ -31,7 +32,7 @@ def history_sql(plan, state: str) -> str:  # noqa: ANN001 - FilePlan (import cyc
     )  # fmt: skip
 
 
-def unreadable_history_issue(plan) -> tuple[str, str]:  # noqa: ANN001
+def unreadable_history_issue(plan: FilePlan) -> tuple[str, str]:
     eh = plan.layout.embedded_history
     k = plan.idx(eh.column)
     cond = (

@@ -10,11 +10,12 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+from voterolls.formats.engine import FilePlan
 from voterolls.formats.history import entries_sql, field_sql, history_rows_sql
 from voterolls.sql import literal as lit
 
 
-def history_sql(plan, state: str) -> str:  # noqa: ANN001 - FilePlan (import cycle)
+def history_sql(plan: FilePlan, state: str) -> str:
     """Unpivot the election columns of a SWVF file into VOTE_HISTORY rows (SQL text)."""
     reg = plan.layout
     wh = reg.wide_history

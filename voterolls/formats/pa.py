@@ -7,12 +7,12 @@ decodes them with the county's election map.  The writer is
 
 from __future__ import annotations
 
-from voterolls.formats.engine import election_type_from_desc, rows_sql
+from voterolls.formats.engine import FilePlan, election_type_from_desc, rows_sql
 from voterolls.formats.history import code_sql, entries_sql, field_sql, history_rows_sql
 from voterolls.sql import literal as lit
 
 
-def history_sql(plan, map_plans: list, state: str) -> str:  # noqa: ANN001 - FilePlans (import cycle)
+def history_sql(plan: FilePlan, map_plans: list[FilePlan], state: str) -> str:
     """Unpivot the 40 slots and decode them with the county's election map (SQL text)."""
     sh = plan.layout.slot_history
     if not map_plans:
