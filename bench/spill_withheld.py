@@ -29,9 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from reliability_helpers import FULL  # noqa: E402
 
 from voterolls.errors import UserError  # noqa: E402
-from voterolls.formats import write_native  # noqa: E402
 from voterolls.formats.sample import national_sample  # noqa: E402
 from voterolls.ingest.pipeline import ingest  # noqa: E402
+from voterolls.synth.native import write_native  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "spill_withheld.json"
 
