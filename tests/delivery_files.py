@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from voterolls.formats import write_native
 from voterolls.formats.sample import national_sample
+from voterolls.synth.native import write_native
 
 #: Florida's 67 county codes as the Division of Elections writes them.
 FL_COUNTIES = (

@@ -24,12 +24,12 @@ import pytest
 from delivery_files import FL_COUNTIES, fl_county_files
 
 from voterolls.errors import UserError
-from voterolls.formats import write_native
 from voterolls.formats.sample import national_sample
 from voterolls.ingest.delivery import DeliveryOptions, normalise_scope
 from voterolls.ingest.diff import diff_snapshots
 from voterolls.ingest.pipeline import ingest
 from voterolls.store import Workspace
+from voterolls.synth.native import write_native
 
 ROOT = Path(__file__).resolve().parent.parent
 VOTEROLLS = Path(sys.executable).parent / "voterolls"

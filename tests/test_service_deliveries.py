@@ -11,11 +11,11 @@ from delivery_files import FL_COUNTIES, fl_county_files
 from fastapi.testclient import TestClient
 from service_fakes import bearer
 
-from voterolls.formats import write_native
 from voterolls.formats.sample import national_sample
 from voterolls.service.accounts import AccountStore
 from voterolls.service.app import create_app
 from voterolls.store import Workspace
+from voterolls.synth.native import write_native
 
 
 class Svc:

@@ -646,7 +646,7 @@ def _add_routes(app: FastAPI, svc: Service) -> None:  # noqa: C901  (a route tab
             try:
                 form_csrf = header_csrf is None and request.state.creds.via == "session"
                 limit = min(svc.max_upload_bytes, svclists.MAX_EXTERNAL_BYTES)
-                got = await receive(request, folder, limit, require_field="csrf" if form_csrf else None)
+                got = await receive(request, folder, limit, require_field="csrf" if form_csrf else None, archives=False)
                 if header_csrf is None:
                     _check_csrf(request, got.fields.get("csrf"))
             except UploadRejected as exc:

@@ -94,10 +94,17 @@ def safe_filename(client_name: str | None, taken: set[str] | None = None) -> str
     return name
 
 
-def check_text(head: bytes, name: str) -> None:
-    """Reject binaries by their first KiB; UTF-16 text and ZIP / gzip archives are allowed."""
+def check_text(head: bytes, name: str, *, archives: bool = True) -> None:
+    """Reject binaries by their first KiB; UTF-16 text and (if ``archives``) ZIP / gzip archives are allowed.
+
+    A state's delivery may be compressed (the ingest unpacks it); an external
+    list is read as text only, so its route passes ``archives=False``.
+    """
     if head.startswith(tuple(_READABLE_ARCHIVES)):
-        return
+        if archives:
+            return
+        what = next(w for m, w in _READABLE_ARCHIVES.items() if head.startswith(m))
+        raise UploadRejected(415, f"{name}: this is {what}; this upload takes the text file itself: unpack it first.")
     for magic, what in _ARCHIVES.items():
         if head.startswith(magic):
             raise UploadRejected(
@@ -160,7 +167,8 @@ def _within(path: Path, folder: Path) -> bool:
 class _Sink:
     """Writes one incoming file chunk by chunk, hashing and sniffing as it goes."""
 
-    def __init__(self, folder: Path, client_name: str | None, taken: set[str]) -> None:
+    def __init__(self, folder: Path, client_name: str | None, taken: set[str], archives: bool = True) -> None:
+        self.archives = archives
         name = safe_filename(client_name, taken)
         path = folder / name
         if not _within(path, folder):  # cannot happen after safe_filename; checked anyway
@@ -177,7 +185,7 @@ class _Sink:
             need = SNIFF_BYTES - len(self.file.head)
             self.file.head += data[:need]
             if len(self.file.head) >= SNIFF_BYTES:
-                check_text(self.file.head, self.file.name)
+                check_text(self.file.head, self.file.name, archives=self.archives)
                 self._checked = True
         self._fh.write(data)
         self._hash.update(data)
@@ -190,7 +198,7 @@ class _Sink:
         if not self._checked:
             if self.file.size == 0:
                 raise UploadRejected(422, f"{self.file.name}: the file is empty")
-            check_text(self.file.head, self.file.name)
+            check_text(self.file.head, self.file.name, archives=self.archives)
         check_archive(self.file.path, self.file.head, self.file.name)
         self.file.sha256 = self._hash.hexdigest()
         return self.file
@@ -200,12 +208,15 @@ class _Sink:
             self._fh.close()
 
 
-async def receive(request, folder: Path, max_bytes: int, *, require_field: str | None = None) -> Received:
+async def receive(
+    request, folder: Path, max_bytes: int, *, require_field: str | None = None, archives: bool = True
+) -> Received:
     """Stream the request body into ``folder``; raise :class:`UploadRejected` on any problem.
 
     ``require_field`` (the page form's CSRF field) must arrive before the first
     file, so that a forged form post is refused before a byte of it is stored.
     On rejection the caller removes ``folder``; nothing partial is ever ingested.
+    ``archives=False``: a ZIP or gzip file is refused (415), for uploads read as text only.
     """
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > max_bytes:
@@ -218,12 +229,12 @@ async def receive(request, folder: Path, max_bytes: int, *, require_field: str |
         boundary = params.get(b"boundary")
         if not boundary:
             raise UploadRejected(400, "multipart upload without a boundary")
-        await _receive_multipart(request, folder, max_bytes, boundary, out, taken, require_field)
+        await _receive_multipart(request, folder, max_bytes, boundary, out, taken, require_field, archives)
     else:
         if require_field:
             raise UploadRejected(403, "The form has expired; reload the page and try again.")
         client_name = request.headers.get("x-filename") or request.query_params.get("filename")
-        sink = _Sink(folder, client_name, taken)
+        sink = _Sink(folder, client_name, taken, archives)
         try:
             async for chunk in request.stream():
                 out.total_bytes += len(chunk)
@@ -238,7 +249,9 @@ async def receive(request, folder: Path, max_bytes: int, *, require_field: str |
     return out
 
 
-async def _receive_multipart(request, folder, max_bytes, boundary, out: Received, taken, require_field) -> None:
+async def _receive_multipart(
+    request, folder, max_bytes, boundary, out: Received, taken, require_field, archives: bool = True
+) -> None:
     state: dict = {"headers": {}, "field": b"", "value": b"", "sink": None, "name": None, "buf": b""}
     errors: list[UploadRejected] = []
 
@@ -264,7 +277,7 @@ async def _receive_multipart(request, folder, max_bytes, boundary, out: Received
             if len(out.files) >= MAX_FILES:
                 raise UploadRejected(400, f"at most {MAX_FILES} files per submission")
             client = opts.get(b"filename", b"").decode("utf-8", "replace")
-            state["sink"] = _Sink(folder, client, taken)
+            state["sink"] = _Sink(folder, client, taken, archives)
             state["client"] = client
 
     def on_part_data(data, start, end) -> None:
