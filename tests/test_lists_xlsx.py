@@ -58,7 +58,8 @@ def test_movers_xlsx_keeps_text_codes_and_gives_nvra_dates(tmp_path, as_of) -> N
     by_id = {r["this_state_voter_id"].value: r for r in rows}
     assert set(by_id) == {"000123", "000456"}  # zero-padded ids stay as written
     jane = by_id["000123"]
-    for col, expected in (("this_residence_zip5", "08320"), ("this_county", "01"), ("other_county", "51")):
+    # another state's registration is reduced to state / date / status (issue 18); its codes stay text too
+    for col, expected in (("this_residence_zip5", "08320"), ("this_county", "01"), ("other_state", "PA")):
         assert jane[col].value == expected and jane[col].data_type == "s", col
     assert jane["this_residence_zip5"].number_format == "@"  # stays text when edited
     assert jane["match_probability"].value == 0.9876  # cut to PROBABILITY_DECIMALS places
