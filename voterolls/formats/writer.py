@@ -33,7 +33,6 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from voterolls.errors import UserError
 from voterolls.formats.registry import format_for_state, get_format
 from voterolls.formats.spec import (
     CODED_TARGETS,
@@ -75,12 +74,8 @@ class PolicyView:
 
 def _policy_for(state: str, policy: Any | None) -> PolicyView:
     if policy is None:
-        try:
-            from voterolls.policy import get_policy  # type: ignore[attr-defined]
-        except ImportError as exc:
-            raise UserError(
-                "voterolls.policy.get_policy is not available; pass policy= explicitly"
-            ) from exc
+        from voterolls.policy import get_policy
+
         policy = get_policy(state)
     return PolicyView(policy)
 

@@ -10,10 +10,8 @@ from voterolls.errors import UserError
 
 
 def _default_workspace() -> Path:
-    try:
-        from voterolls.store import workspace_option_default
-    except ImportError:
-        return Path("workspace")
+    from voterolls.store import workspace_option_default
+
     return workspace_option_default()
 
 

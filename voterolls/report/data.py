@@ -13,11 +13,9 @@ every count passes through small-cell suppression (``suppress``).
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 from collections.abc import Callable
-from importlib import resources
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -87,41 +85,14 @@ def _norm(value: Any) -> str:
 
 def load_policies() -> tuple[dict[str, dict[str, str]], str]:
     """Per state: the policy values as the draft writes them (``unknown`` kept), and their source."""
+    from voterolls.policy import get_policy
+
     out: dict[str, dict[str, str]] = {}
-    try:
-        from voterolls.policy import get_policy
-    except ImportError:
-        get_policy = None  # type: ignore[assignment]
-    if get_policy is not None:
-        try:
-            for st in JURISDICTIONS:
-                p = get_policy(st)
-                raw = getattr(p, "raw", None) or {}
-                out[st] = {
-                    k: _norm(raw[k] if k in raw else getattr(p, k, None)) for k in _POLICY_KEYS
-                }
-                conf = getattr(p, "confidence", None) or {}
-                out[st].update({f"{k}_conf": str(conf[k]) for k in _POLICY_KEYS if k in conf})
-            return (
-                out,
-                "voterolls.policy (sourced draft, not legal advice; unknown = most restrictive)",
-            )
-        except Exception as exc:  # fall back to the vendored table
-            log.warning(
-                "get_policy failed (%s); reading the vendored policy table", type(exc).__name__
-            )
-            out = {}
-    with resources.as_file(resources.files("voterolls.policy") / "state_policy.csv") as path:
-        with open(path, newline="", encoding="utf-8") as fh:
-            for row in csv.DictReader(fh):
-                out[row["state"]] = {k: _norm(row.get(k)) for k in _POLICY_KEYS}
-                out[row["state"]].update(
-                    {f"{k}_conf": row[f"{k}_conf"] for k in _POLICY_KEYS if row.get(f"{k}_conf")}
-                )
-    return (
-        out,
-        "voterolls/policy/state_policy.csv (sourced draft, not legal advice; unknown = most restrictive)",
-    )
+    for st in JURISDICTIONS:
+        p = get_policy(st)
+        out[st] = {k: _norm(p.raw[k] if k in p.raw else getattr(p, k, None)) for k in _POLICY_KEYS}
+        out[st].update({f"{k}_conf": str(p.confidence[k]) for k in _POLICY_KEYS if k in p.confidence})
+    return out, "voterolls.policy (sourced draft, not legal advice; unknown = most restrictive)"
 
 
 # --------------------------------------------------------------------------
@@ -131,10 +102,8 @@ def load_policies() -> tuple[dict[str, dict[str, str]], str]:
 
 def open_workspace(workspace: Path) -> tuple[duckdb.DuckDBPyConnection | None, str | None]:
     """A connection with the ``registrations`` / ``vote_history`` views, or why not."""
-    try:
-        from voterolls.store import Workspace  # type: ignore[attr-defined]
-    except ImportError:
-        return None, "the workspace reader (voterolls.store) is not installed"
+    from voterolls.store import Workspace
+
     try:
         return Workspace(workspace, create=False).connect(), None
     except Exception as exc:
@@ -289,10 +258,8 @@ def _tracker_coverage(
     workspace: Path, con: duckdb.DuckDBPyConnection | None
 ) -> tuple[dict[str, Any] | None, str]:
     """``voterolls.requests.coverage`` for this workspace, and where its status came from."""
-    try:
-        from voterolls import requests as rq
-    except ImportError:
-        return None, "the request tracker (voterolls.requests) is not installed"
+    from voterolls import requests as rq
+
     path = workspace / "requests" / "tracker.json"
     try:
         tracker = rq.Tracker.load(path)

@@ -948,10 +948,8 @@ def _render_report(svc: Service) -> tuple[str, bool]:
     def missing(reason: str) -> tuple[str, bool]:
         return svc.templates.get_template("report_missing.html").render(principal=None, csrf="", reason=reason), False
 
-    try:
-        from voterolls.report import gather, render
-    except ImportError as exc:
-        return missing(f"the report module is not installed ({exc.name})")
+    from voterolls.report import gather, render
+
     try:
         data = gather(svc.workspace)
         if (Path(svc.workspace) / "link" / "model.json").is_file():

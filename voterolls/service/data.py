@@ -136,10 +136,8 @@ def state_matches(workspace: Path, state: str, limit: int = 500, pair_ref: str |
 
 def _registrations(workspace: Path):
     """A DuckDB connection with the workspace views, or None when there is no data yet."""
-    try:
-        from voterolls.store import Workspace
-    except ImportError:
-        return None
+    from voterolls.store import Workspace
+
     if not (Path(workspace) / "catalog.duckdb").exists():
         return None  # nothing ingested yet (and opening would create a catalog)
     try:

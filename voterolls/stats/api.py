@@ -130,12 +130,7 @@ def estimate(
             election = date.fromisoformat(election).isoformat()
         except ValueError:
             raise UserError("the election must be a date YYYY-MM-DD", field="--election") from None
-    try:
-        from voterolls.store import Workspace
-    except ImportError:
-        raise UserError(
-            "workspace support (voterolls.store) is not available in this build"
-        ) from None
+    from voterolls.store import Workspace
     con = Workspace(w).connect()
     pairs_path = w / "link" / "pairs.parquet"
     tracker = None
