@@ -90,3 +90,18 @@ def test_import_guards_only_for_real_extras():
         and node.type.id in ("ImportError", "ModuleNotFoundError")
     }
     assert guarded <= allowed, guarded - allowed
+
+
+def test_splinks_private_attributes_only_in_the_adapter():
+    """voterolls.link.splink_adapter is the one module reading or writing Splink internals
+    (the prior, trained m / u, the scoring pipeline); its test pins them."""
+    private = ("_settings_obj", "_probability_two_random_records_match", "_db_api",
+               "_m_probability", "_u_probability", "_retain_matching_columns")
+    users = [
+        f"{path.relative_to(PACKAGE)}:{i}"
+        for name, path in _modules()
+        if name != "voterolls.link.splink_adapter"
+        for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1)
+        if any(f".{attr}" in line for attr in private)
+    ]
+    assert users == []
