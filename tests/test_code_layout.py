@@ -105,3 +105,25 @@ def test_splinks_private_attributes_only_in_the_adapter():
         if any(f".{attr}" in line for attr in private)
     ]
     assert users == []
+
+
+def test_workspace_paths_are_spelled_in_one_place():
+    """voterolls.store (WorkspacePaths, LinkFiles) says where each product of a workspace lives;
+    other modules ask it instead of joining "link" / "pairs.parquet" themselves."""
+    import re
+
+    spelled = re.compile(
+        r'/ "(link|estimates|requests|lists|service|catalog\.duckdb)"'
+        r'|/ "(pairs\.parquet|model\.json|link_report\.json|estimates\.json|tracker\.json|accounts\.json)"'
+    )
+    allowed = {"voterolls.store",
+               "voterolls.pipeline",  # the demo's output folder, not a workspace
+               "voterolls.link.run"}  # to go: the linkage run's own output directory (LinkFiles)
+    hand_built = [
+        f"{path.relative_to(PACKAGE)}:{i}"
+        for name, path in _modules()
+        if name not in allowed
+        for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1)
+        if spelled.search(line)
+    ]
+    assert hand_built == []

@@ -271,7 +271,7 @@ def match_external(
     or above :data:`MIN_PROBABILITY`.
     """
     state = state.upper()
-    model_path = Path(workspace.path) / "link" / "model.json"
+    model_path = workspace.paths.link.model
     if not model_path.is_file():
         raise UserError("no trained linkage model; run `voterolls link` first", file=model_path)
     if not paths:

@@ -52,7 +52,9 @@ def register(app: typer.Typer) -> None:
         if out.exists() and out.is_dir():
             raise UserError("--out is a directory; give a file name such as report.html", file=out)
         data = gather(workspace, title=title)
-        model_json = workspace / "link" / "model.json"
+        from voterolls.store import WorkspacePaths
+
+        model_json = WorkspacePaths(workspace).link.model
         model_out = None
         if model_json.is_file():
             from voterolls.report.model_page import model_page, model_page_path

@@ -53,6 +53,7 @@ from voterolls.report.suppress import (
 )
 from voterolls.schema import JURISDICTIONS, REGISTRATION_SCHEMA, VOCABULARIES, VOTE_HISTORY_SCHEMA
 from voterolls.sql import literal
+from voterolls.store import WorkspacePaths
 
 log = get_logger(__name__)
 
@@ -260,7 +261,7 @@ def _tracker_coverage(
     """``voterolls.requests.coverage`` for this workspace, and where its status came from."""
     from voterolls import requests as rq
 
-    path = workspace / "requests" / "tracker.json"
+    path = WorkspacePaths(workspace).tracker
     try:
         tracker = rq.Tracker.load(path)
         cov = rq.coverage(con, tracker=tracker)
@@ -624,7 +625,7 @@ def gather_uniformity_ingest(
 
 
 def gather_matches(workspace: Path, bins: int = 20) -> Section[MatchDistribution]:
-    path = workspace / "link" / "pairs.parquet"
+    path = WorkspacePaths(workspace).link.pairs
     if not path.exists():
         return Section[MatchDistribution](
             missing="linkage has not been run on this workspace (no link/pairs.parquet); run `voterolls link`"
@@ -787,7 +788,7 @@ def _publish_split(cross: int, in_state: int) -> tuple[Count, Count, str | None]
 
 def _link_report(workspace: Path) -> dict[str, Any]:
     """Counts from ``link/link_report.json`` (the linkage stage's summary), suppressed."""
-    path = workspace / "link" / "link_report.json"
+    path = WorkspacePaths(workspace).link.report
     try:
         rep = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -1117,7 +1118,7 @@ def _as_int(v: Any) -> int | None:
 
 
 def gather_estimates(workspace: Path) -> Section[Estimates]:
-    path = workspace / "estimates" / "estimates.json"
+    path = WorkspacePaths(workspace).estimates
     if not path.exists():
         return Section[Estimates](
             missing="no estimates in this workspace (no estimates/estimates.json); run `voterolls estimate`"
@@ -1148,7 +1149,7 @@ def gather_headline(workspace: Path, e: Estimate) -> Headline:
     scope); their summed probability is the number of true pairs linkage
     expects among them.  Counts pass the small-cell rule.
     """
-    path = workspace / "link" / "pairs.parquet"
+    path = WorkspacePaths(workspace).link.pairs
     all_n = covered_n = None
     expected = None
     row = None
@@ -1421,7 +1422,7 @@ def gather_freshness(workspace: Path) -> tuple[dict[str, str], list[Freshness]]:
     try:
         from voterolls.store import Workspace
 
-        if not (workspace / "catalog.duckdb").exists():
+        if not WorkspacePaths(workspace).catalog.exists():
             return {}, []
         ws = Workspace(workspace, create=False)
         current = ws.current()

@@ -89,6 +89,7 @@ from voterolls.service.jobs import (
     real_ingest,
 )
 from voterolls.service.uploads import DEFAULT_MAX_UPLOAD_BYTES, UploadRejected, human_size, receive
+from voterolls.store import WorkspacePaths
 
 log = get_logger(__name__)
 HERE = Path(__file__).parent
@@ -240,9 +241,10 @@ def create_app(
     60 s).
     """
     workspace = Path(workspace)
-    (workspace / "service").mkdir(parents=True, exist_ok=True)
-    accounts = AccountStore(workspace / "service" / "accounts.json")
-    audit = AuditLog(workspace / "service" / "audit.log")
+    paths = WorkspacePaths(workspace)
+    paths.service_dir.mkdir(parents=True, exist_ok=True)
+    accounts = AccountStore(paths.accounts)
+    audit = AuditLog(paths.audit_log)
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html", "j2"]))
     env.globals.update(version=__version__, role_labels=ROLE_LABELS, human=human_size)
     env.filters["pct"] = lambda v: "" if v is None else f"{100 * float(v):.0f}%"
@@ -807,7 +809,7 @@ def _page_routes(router: APIRouter, svc: Service) -> None:
         from voterolls.report.model_page import pair_page
 
         state = _state(state)
-        model = Path(svc.workspace) / "link" / "model.json"
+        model = WorkspacePaths(Path(svc.workspace)).link.model
         found = (
             wsdata.state_matches(svc.workspace, state, limit=1, pair_ref=ref)["rows"]
             if re.fullmatch(r"[0-9a-f]{16}", ref) and model.is_file()
@@ -841,7 +843,7 @@ def _page_routes(router: APIRouter, svc: Service) -> None:
         """Splink's charts and the m/u table of the trained model: parameters, no voter data."""
         from voterolls.report.model_page import model_page
 
-        model = Path(svc.workspace) / "link" / "model.json"
+        model = WorkspacePaths(Path(svc.workspace)).link.model
         if not model.is_file():
             svc.record(p, "view model", "linkage model", "not available")
             raise ApiError(404, "Linkage has not been run yet: there is no model to show.")
@@ -962,7 +964,7 @@ def _render_report(svc: Service) -> tuple[str, bool]:
 
     try:
         data = gather(svc.workspace)
-        if (Path(svc.workspace) / "link" / "model.json").is_file():
+        if WorkspacePaths(Path(svc.workspace)).link.model.is_file():
             data.model_page = "/model"  # Splink's charts, served beside the report
         html = render(data)
     except UserError as exc:
