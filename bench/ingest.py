@@ -4,7 +4,7 @@
 
 1. Builds a synthetic NC ``ncvoter`` file (tab, all fields quoted, 67
    columns) of ``--rows`` rows: a block of made-up registrations written by
-   ``voterolls.formats.write_native`` (``voterolls.formats.sample``, no real
+   ``voterolls.synth.native.write_native`` (``voterolls.formats.sample``, no real
    voter data) is replicated with distinct ``ncid`` values (bytes replace, so
    building 1M rows takes seconds).
 2. (a) ``COPY (SELECT * FROM read_csv(file)) TO 'x.parquet' (zstd)`` in a
@@ -49,8 +49,8 @@ BLOCK = 50_000
 
 def build_nc_file(rows: int, out_dir: Path) -> Path:
     """A native NC ncvoter file with ``rows`` registrations (replicated blocks, unique ncid)."""
-    from voterolls.formats import write_native
     from voterolls.formats.sample import national_sample
+    from voterolls.synth.native import write_native
 
     block = min(BLOCK, rows)
     regs, _vh = national_sample("NC", block, seed=11)

@@ -98,8 +98,8 @@ def native_bytes(fmt: str, n: int = 8) -> tuple[tuple[str, bytes], ...]:
     """(file name, bytes) of ``fmt``'s native file(s) for ``n`` sample voters (cached)."""
     import tempfile
 
-    from voterolls.formats import write_native
     from voterolls.formats.sample import national_sample
+    from voterolls.synth.native import write_native
 
     state = FORMAT_STATE[fmt]
     regs, vh = national_sample(state, n, protected_every=4)

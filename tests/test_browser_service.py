@@ -62,8 +62,8 @@ def _state_files(tmp: Path) -> tuple[list[Path], dict, list[str]]:
     """Native NC files from write_native when the pipeline is built; else a marked CSV and the fakes."""
     try:
         import voterolls.ingest.pipeline  # noqa: F401
-        from voterolls.formats import write_native
         from voterolls.formats.sample import national_sample
+        from voterolls.synth.native import write_native
 
         regs, history = national_sample("NC", 120)
         ids = regs.column("state_voter_id").to_pylist()

@@ -36,10 +36,10 @@ from reliability_helpers import (
     without_id,
 )
 
-from voterolls.formats import write_native
 from voterolls.formats.sample import national_sample
 from voterolls.ingest.pipeline import ingest
 from voterolls.store import Workspace
+from voterolls.synth.native import write_native
 
 RANDOM_KILLS = 20
 STATE = "NC"

@@ -230,8 +230,8 @@ def test_text_junk_fails_its_real_ingest_cleanly(tmp_path: Path) -> None:
 
 def test_valid_header_then_garbage_fails_or_quarantines_with_nothing_lost(tmp_path: Path) -> None:
     """A real header followed by noise: the job ends (done or failed) with counts that add up."""
-    from voterolls.formats import write_native
     from voterolls.formats.sample import national_sample
+    from voterolls.synth.native import write_native
 
     regs, vh = national_sample("NC", 6)
     paths = write_native("NC", regs, vh, tmp_path / "nc", policy=FULL)

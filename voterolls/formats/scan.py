@@ -388,15 +388,22 @@ def scan(
         raise UserError("no files given")
     state = state.upper()
     fmt = resolve_format(format, plist)
+    # a shipped state layout the user named must fit well; generic and mapping files map what they can
+    strict = format is not None and fmt.state is not None and not str(format).endswith(".toml")
     if fmt.state and fmt.state != state:
         log.warning("format %s is %s's; scanning it as %s", fmt.name, fmt.state, state)
     plans: list[FilePlan] = []
     temp = Scratch(temp_dir)
     qtables: list[str] = []
     try:
+        shared: dict[str, object] = {}
         for p in plist:
-            m = classify(fmt, p)
+            m = classify(fmt, p, strict=strict)
+            # files with the same header and dialect share one effective layout (one fast-path group)
+            m.layout = shared.setdefault(f"{m.role}|{m.layout.model_dump_json()}", m.layout)
             plans.append(_plan(p, m, fmt, next(engine.plan_ids), (facts or {}).get(str(p))))
+            if plans[-1].layout.encoding == "utf-16-be":  # DuckDB reads UTF-16LE only: a UTF-8 copy
+                _normalise(plans[-1], temp)
         # fast path: files of one layout read together by DuckDB's CSV parser (``fast``)
         groups: dict[tuple, list[int]] = {}
         for i, pl in enumerate(plans):

@@ -96,7 +96,9 @@ def _detect(path: Path) -> str | None:
     from voterolls.formats import detect_format
 
     try:
-        return detect_format([path])
+        found = detect_format([path])
+        # the generic mapping reads the file's own header names: judge those names
+        return None if found == "generic" else found
     except UserError:
         return None
 
