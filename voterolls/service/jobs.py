@@ -30,6 +30,7 @@ from typing import Any
 from voterolls.errors import UserError
 from voterolls.log import get_logger
 from voterolls.schema import PERSONAL_FIELDS
+from voterolls.store import WorkspacePaths
 
 log = get_logger(__name__)
 
@@ -199,7 +200,7 @@ class JobManager:
         #: Ingests of different states run side by side, but at most this many at once
         #: (each one is a DuckDB pipeline with its own memory budget).
         self._slots = threading.BoundedSemaphore(max(1, max_parallel))
-        self.root = self.workspace / "service" / "uploads"
+        self.root = WorkspacePaths(self.workspace).uploads_dir
         self.ingest = ingest
         self.keep_uploads = keep_uploads
         self._on_event = on_event or (lambda **_: None)
