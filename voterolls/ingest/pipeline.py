@@ -70,7 +70,7 @@ from voterolls.normalize import clean_dates, normalize_registrations
 from voterolls.schema import REGISTRATION_SCHEMA, VOTE_HISTORY_SCHEMA, sql_type
 from voterolls.sql import identifier as _q
 from voterolls.sql import literal as _lit
-from voterolls.store import StagedSnapshot, Workspace, check_state
+from voterolls.store import StagedSnapshot, Workspace, check_state, snapshot_damage
 
 __all__ = ["FileResult", "IngestRequest", "IngestResult", "ReconciliationError", "history_only_format", "ingest", "run"]
 
@@ -306,7 +306,8 @@ def _plan(req: IngestRequest, keyed: _Keyed) -> _Plan:
     same_key = cur["ingest_key"] in (keyed.key, _repair_key(keyed.key))
     if not (same_key or _already_in_view(ws, cur, req, keyed)):
         return _Plan(keyed.key, req.delivery, cur)
-    damage = _snapshot_damage(ws, cur)
+    snap_dir = ws.path / cur["path"] if cur.get("path") else ws.snapshot_dir(cur["state"], cur["snapshot_id"])
+    damage = snapshot_damage(snap_dir, cur, complete=True)
     if damage is None:
         return _Plan(keyed.key, req.delivery, cur, reuse=cur)
     # same inputs, but the stored snapshot cannot be read: rebuild it.  The
@@ -338,34 +339,6 @@ def _already_in_view(ws: Workspace, cur: dict[str, Any], req: IngestRequest, key
         if f.get("container_sha256"):
             have.add(f["container_sha256"])
     return set(keyed.shas) <= have
-
-
-SNAPSHOT_FILES = ("registrations.parquet", "vote_history.parquet", "quarantine.parquet", "uniformity.parquet")
-
-
-def _snapshot_damage(ws: Workspace, snap: dict[str, Any]) -> str | None:
-    """Why the snapshot's files cannot be trusted (missing, unreadable, wrong row count), or None.
-
-    Reads only Parquet footers and the manifest: cheap, so it runs on every
-    "unchanged" ingest.
-    """
-    d = ws.path / snap["path"] if snap.get("path") else ws.snapshot_dir(snap["state"], snap["snapshot_id"])
-    expected = {"registrations.parquet": snap.get("loaded"), "vote_history.parquet": snap.get("vote_history_loaded")}
-    for name in SNAPSHOT_FILES:
-        p = d / name
-        if not p.is_file():
-            return f"{name} missing"
-        try:
-            rows = pq.ParquetFile(p).metadata.num_rows
-        except Exception:  # noqa: BLE001 - any failure to read the footer means damaged
-            return f"{name} unreadable"
-        if expected.get(name) is not None and rows != int(expected[name]):
-            return f"{name} has {rows} rows, the catalog {expected[name]}"
-    try:
-        json.loads((d / "manifest.json").read_text())
-    except (OSError, ValueError):
-        return "manifest.json missing or unreadable"
-    return None
 
 
 def _unchanged(ws: Workspace, snap: dict[str, Any], started: float) -> IngestResult:
