@@ -692,6 +692,16 @@ class _Build:
             "fingerprint": self.job.keyed.fingerprint,
         }
 
+    def delivery_summary(self, files: list[FileResult], retained: list[FileResult]) -> dict[str, Any]:
+        """The manifest's account of the delivery: its options, its base, the files new and carried over."""
+        plan, sid = self.job.plan, self.staged.snapshot_id
+        return {
+            "scope": plan.options.scope, "replace_state": plan.options.replace_state,
+            "allow_shrink": plan.options.allow_shrink, "based_on": plan.base["snapshot_id"] if plan.base else None,
+            "new_files": [fr.file_name for fr in files if fr.part_snapshot == sid],
+            "retained_files": [fr.file_name for fr in retained],
+        }  # fmt: skip
+
     def commit(
         self, streamed: _Streamed, files: list[FileResult], retained: list[FileResult], totals: dict[str, int],
         issues: Counter[str], removed: Counter[str],
@@ -717,14 +727,9 @@ class _Build:
             "sealed": {"sha256": sealed_sha, "matched": matched} if sealed_sha else None,
             "issues": dict(sorted(issues.items())),
             "scopes": parts.scope_summary(files),
-            "delivery": {
-                "scope": plan.options.scope, "replace_state": plan.options.replace_state,
-                "allow_shrink": plan.options.allow_shrink, "based_on": plan.base["snapshot_id"] if plan.base else None,
-                "new_files": [fr.file_name for fr in files if fr.part_snapshot == sid],
-                "retained_files": [fr.file_name for fr in retained],
-            },
+            "delivery": self.delivery_summary(files, retained),
             "elapsed_s": round(elapsed, 3),
-        }  # fmt: skip
+        }
         (self.staged.dir / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         record = {
             "created_at": created.replace(tzinfo=None),
