@@ -162,8 +162,14 @@ def _scan(con: duckdb.DuckDBPyConnection, paths: list[Path], state: str, format:
     temporary copies of input files (removed with the stage, even after a kill).
     """
     from voterolls.formats import scan
+    from voterolls.formats.inspect import wrong_state_message
 
-    return scan(con, paths, state=state, format=format, facts=facts, temp_dir=temp_dir)
+    s = scan(con, paths, state=state, format=format, facts=facts, temp_dir=temp_dir)
+    owner = getattr(getattr(s, "format_spec", None), "state", None)
+    if format is None and owner and owner.upper() != state.upper():
+        s.finish()  # a detected layout of another state would replace this state's roll: refuse
+        raise UserError(wrong_state_message(s.format, owner, state), file=paths[0])
+    return s
 
 
 def _get_policy(state: str) -> Any:

@@ -513,8 +513,10 @@ def _add_routes(app: FastAPI, svc: Service) -> None:  # noqa: C901  (a route tab
             if fmt is not None:
                 owner = format_state(fmt)
                 if owner is not None and owner != state:
-                    raise UploadRejected(
-                        422, f"This looks like a {owner} file (format {fmt}), but your account uploads for {state}.")
+                    from voterolls.formats.inspect import wrong_state_message  # ingest's sentence
+
+                    raise UploadRejected(422, wrong_state_message(
+                        fmt, owner, state, remedy=f"your account uploads for {state}, so {owner}'s files are not accepted here"))
         except (UploadRejected, ApiError) as exc:
             svc.jobs.discard(state, sid)
             if isinstance(exc, ApiError):
