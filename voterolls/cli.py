@@ -128,12 +128,7 @@ class _StageCommands(TyperGroup):
         if module_name in loaded:
             return
         loaded.add(module_name)
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:  # a stage not built yet
-            if exc.name != module_name:
-                raise
-            return
+        module = importlib.import_module(module_name)
         stage = typer.Typer()
         module.register(stage)
         for name, command in typer.main.get_group(stage).commands.items():

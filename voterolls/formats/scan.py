@@ -29,7 +29,7 @@ from voterolls.formats.engine import (
 )
 from voterolls.formats.spec import Format
 from voterolls.log import get_logger
-from voterolls.schema import VOTE_HISTORY_SCHEMA
+from voterolls.schema import REGISTRATION_SCHEMA, VOTE_HISTORY_SCHEMA
 from voterolls.scratch import ScratchFile, anonymous_file
 
 log = get_logger(__name__)
@@ -391,7 +391,8 @@ def scan(
     # a shipped state layout the user named must fit well; generic and mapping files map what they can
     strict = format is not None and fmt.state is not None and not str(format).endswith(".toml")
     if fmt.state and fmt.state != state:
-        log.warning("format %s is %s's; scanning it as %s", fmt.name, fmt.state, state)
+        # forced with --format: say so; detected: the caller decides (ingest refuses it, exit 2)
+        (log.warning if format is not None else log.info)("format %s is %s's; scanning it as %s", fmt.name, fmt.state, state)
     plans: list[FilePlan] = []
     temp = Scratch(temp_dir)
     qtables: list[str] = []
@@ -452,12 +453,18 @@ def scan(
             files.append(sf)
         rplans = [r for _, r in readers]
         regs = [pl for pl in rplans if pl.role == "registrations"]
-        if not regs:
+        if not regs and not any(pl.role == "history" for pl in rplans):
             raise UserError(
                 f"no registration file among the inputs for format {fmt.name!r}", file=plist[0]
             )
         reg_sql = []
         reg_parts: list[tuple[str, str | None, fast.GroupPlan | None]] = []
+        if not regs:  # a history-only delivery (its registrations came, or will come, apart)
+            none = engine.empty_relation(
+                con, REGISTRATION_SCHEMA, ", CAST(NULL AS VARCHAR[]) AS _issues, false AS _protected"
+            )
+            reg_sql.append(none.sql_query())
+            reg_parts.append((reg_sql[-1], None, None))
         for pl in regs:
             extra = [ny.unreadable_history_issue(pl)] if pl.layout.embedded_history else None
             proj = registration_projection(pl, state, extra)

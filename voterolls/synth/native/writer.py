@@ -31,7 +31,6 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from voterolls.errors import UserError
 from voterolls.formats.spec import (
     CODED_TARGETS,
     MASKED_TARGETS,
@@ -72,12 +71,8 @@ class PolicyView:
 
 def policy_view(state: str, policy: Any | None) -> PolicyView:
     if policy is None:
-        try:
-            from voterolls.policy import get_policy  # type: ignore[attr-defined]
-        except ImportError as exc:
-            raise UserError(
-                "voterolls.policy.get_policy is not available; pass policy= explicitly"
-            ) from exc
+        from voterolls.policy import get_policy
+
         policy = get_policy(state)
     return PolicyView(policy)
 
