@@ -38,7 +38,7 @@ def _explanation(said: str) -> str:
 
 def test_the_function_explains_then_says_what_to_do() -> None:
     msg = wrong_state_message("tx_csv", "TX", "ok")
-    assert msg == f"{WHY}; check the state, or pass --format tx_csv to read it as OK's file anyway"
+    assert msg == f"{WHY}; name TX as the state, or pass --format tx_csv to read it as OK's file anyway"
     assert wrong_state_message("tx_csv", "TX", "OK", remedy="ask TX") == f"{WHY}; ask TX"
 
 

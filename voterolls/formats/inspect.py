@@ -163,7 +163,9 @@ def wrong_state_message(fmt: str, fmt_state: str, state: str, *, remedy: str | N
     """
     why = f"the layout is {fmt_state.upper()}'s ({fmt}), not {state.upper()}'s"
     if remedy is None:
-        remedy = f"check the state, or pass --format {fmt} to read it as {state.upper()}'s file anyway"
+        remedy = (
+            f"name {fmt_state.upper()} as the state, or pass --format {fmt} to read it as {state.upper()}'s file anyway"
+        )
     return f"{why}; {remedy}"
 
 

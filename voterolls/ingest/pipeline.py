@@ -181,14 +181,8 @@ def _scan(con: duckdb.DuckDBPyConnection, paths: list[Path], state: str, format:
     temporary copies of input files (removed with the stage, even after a kill).
     """
     from voterolls.formats import scan
-    from voterolls.formats.inspect import wrong_state_message
 
-    s = scan(con, paths, state=state, format=format, facts=facts, temp_dir=temp_dir)
-    owner = getattr(getattr(s, "format_spec", None), "state", None)
-    if format is None and owner and owner.upper() != state.upper():
-        s.finish()  # a detected layout of another state would replace this state's roll: refuse
-        raise UserError(wrong_state_message(s.format, owner, state), file=paths[0])
-    return s
+    return scan(con, paths, state=state, format=format, facts=facts, temp_dir=temp_dir)
 
 
 def _get_policy(state: str) -> Any:
@@ -1127,11 +1121,11 @@ def _refuse_other_states_layout(s: Any, state: str, format: str | None, inputs: 
     """A detected layout that belongs to another state is refused: it would replace this state's roll."""
     owner = getattr(getattr(s, "format_spec", None), "state", None)
     if format is None and owner and owner.upper() != state:
+        # the sentence the service's upload check and ``inspect --state`` give too
+        from voterolls.formats.inspect import wrong_state_message
+
         names = ", ".join(i.display for i in inputs[:3]) + (f" and {len(inputs) - 3} more" if len(inputs) > 3 else "")
-        raise UserError(
-            f"{names}: the layout is {owner.upper()}'s ({s.format}), not {state}'s, so it was not ingested as {state}; "
-            f"ingest it as {owner.upper()}, or pass --format {s.format} to read it as {state}'s file anyway"
-        )
+        raise UserError(f"{names}: {wrong_state_message(s.format, owner, state)}")
 
 
 def history_only_format(state: str, paths: list[Path]) -> str | None:
