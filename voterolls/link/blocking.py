@@ -135,22 +135,61 @@ def create_capped_keys(
     return dropped
 
 
-def prediction_rules() -> list[BlockingRuleCreator]:
-    """Blocking rules for predictions, most specific first (Splink de-duplicates pairs)."""
-    return [
-        block_on("dob", "last_name"),
-        block_on("dob", "first_name_canonical"),
-        block_on("dob_token", "last_name"),
-        block_on("dob_token", "first_name_canonical"),
-        block_on("ssn4_token", "birth_year"),
-        block_on("bk_sx_year_init"),
-        block_on("bk_name"),
-        block_on("bk_last_year_sex"),
-        block_on("first_name_canonical", "last_name", "residence_zip5"),
-    ]
+#: Source fields each capped key is built from (a key missing one is NULL everywhere).
+CAPPED_KEY_FIELDS: dict[str, tuple[str, ...]] = {
+    "bk_sx_year_init": ("last_name", "birth_year", "first_name"),
+    "bk_name": ("first_name_canonical", "last_name"),
+    "bk_last_year_sex": ("last_name", "birth_year", "gender"),
+}
+
+#: Prediction rules as column tuples, most specific first (Splink de-duplicates pairs).
+PREDICTION_RULES: tuple[tuple[str, ...], ...] = (
+    ("dob", "last_name"),
+    ("dob", "first_name_canonical"),
+    ("dob_token", "last_name"),
+    ("dob_token", "first_name_canonical"),
+    ("ssn4_token", "birth_year"),
+    ("bk_sx_year_init",),
+    ("bk_name",),
+    ("bk_last_year_sex",),
+    ("first_name_canonical", "last_name", "residence_zip5"),
+)
+
+#: Rules only used when the input carries no names at all (tokens only):
+#: both tokens together are as specific as a date plus a surname.
+NAMELESS_RULES: tuple[tuple[str, ...], ...] = (
+    ("dob_token", "ssn4_token"),
+    ("dob", "ssn4_token"),
+)
 
 
-def training_rules() -> list[BlockingRuleCreator]:
+def _fields_of(columns: tuple[str, ...]) -> tuple[str, ...]:
+    out: list[str] = []
+    for c in columns:
+        out.extend(CAPPED_KEY_FIELDS.get(c, (c,)))
+    return tuple(out)
+
+
+def prediction_rule_columns(profile=None) -> list[tuple[str, ...]]:
+    """The prediction rules whose fields ``profile`` carries (all of them when None).
+
+    A rule on an absent field joins nothing and only costs a scan, so it is
+    left out; an input with no names at all gets :data:`NAMELESS_RULES`.
+    """
+    if profile is None:
+        return list(PREDICTION_RULES)
+    rules = [r for r in PREDICTION_RULES if all(profile.has(f) for f in _fields_of(r))]
+    if not (profile.has("first_name") or profile.has("last_name")):
+        rules += [r for r in NAMELESS_RULES if all(profile.has(f) for f in r)]
+    return rules
+
+
+def prediction_rules(profile=None) -> list[BlockingRuleCreator]:
+    """Blocking rules for predictions, most specific first (see :func:`prediction_rule_columns`)."""
+    return [block_on(*cols) for cols in prediction_rule_columns(profile)]
+
+
+def training_rules(profile=None) -> list[BlockingRuleCreator]:
     """EM blocking rules.  Each leaves the comparisons it does not block on to be estimated.
 
     Splink skips estimating a comparison whose columns appear in the rule, and
@@ -186,11 +225,55 @@ def training_rules() -> list[BlockingRuleCreator]:
     (:func:`voterolls.link.train.derive_dependent_m`).  Big blocks are handled
     by EM's deterministic ``max_pairs`` sampling.
     """
-    return [
-        block_on("dob", "last_name"),
-        block_on("dob", "first_name_canonical"),
-        block_on("first_name_canonical", "last_name", "middle_name", "birth_year"),
-    ]
+    return [block_on(*cols) for cols in training_rule_columns(profile)]
+
+
+def training_rule_columns(profile=None) -> list[tuple[str, ...]]:
+    """The EM sessions for the fields ``profile`` carries (the three above when None).
+
+    * an *anchor* (public full DOB, else a sealed DOB token) blocks with the
+      last name and with the canonical first name, which estimates the names
+      and everything else;
+    * the names block with the most specific field independent of DOB
+      errors - the middle name where most records carry one (full or
+      initial), else the sealed SSN4, else nothing - plus the birth year,
+      which estimates the DOB levels;
+    * without any anchor the names are estimated from blocks on the SSN4
+      token, else the ZIP (in-state), else the birth year, with each name;
+    * with no names at all (tokens only) each identifier blocks alone.
+
+    A field counts for training only where enough records carry it
+    (:meth:`voterolls.link.fields.FieldProfile.trains_on`).  Duplicates are removed, order kept.
+    """
+    if profile is None:
+        return [
+            ("dob", "last_name"),
+            ("dob", "first_name_canonical"),
+            ("first_name_canonical", "last_name", "middle_name", "birth_year"),
+        ]
+    t = profile.trains_on
+    names = [c for c in ("last_name", "first_name_canonical") if t(c)]
+    anchor = next((a for a in ("dob", "dob_token") if t(a)), None)
+    rules: list[tuple[str, ...]] = []
+    if not names:  # tokens only: each identifier alone estimates the others
+        return [(x,) for x in ("dob", "dob_token", "ssn4_token", "birth_year") if t(x)]
+    if anchor:
+        rules += [(anchor, n) for n in names]
+    else:
+        other = next((x for x in ("ssn4_token", "residence_zip5", "birth_year") if t(x)), None)
+        if other:
+            rules += [(other, n) for n in names]
+    if names:
+        extra = next((x for x in ("middle_name", "ssn4_token") if t(x)), None)
+        name_key = ("first_name_canonical", "last_name") if len(names) == 2 else tuple(names)
+        rules.append(
+            name_key + ((extra,) if extra else ()) + (("birth_year",) if t("birth_year") else ())
+        )
+    out: list[tuple[str, ...]] = []
+    for r in rules:
+        if r not in out:
+            out.append(r)
+    return out
 
 
 @dataclass(frozen=True)

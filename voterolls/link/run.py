@@ -33,6 +33,7 @@ from voterolls.link.blocking import DEFAULT_BLOCK_CAP, blocking_report
 from voterolls.link.cluster import export_clusters
 from voterolls.link.comparisons import is_joint_model
 from voterolls.link.engines import make_engine
+from voterolls.link.fields import profile_input
 from voterolls.link.predict import export_pairs, score_pairs, weight_expr
 from voterolls.link.prepare import prepare_input
 from voterolls.link.settings import (
@@ -160,7 +161,8 @@ def link_registrations(
     n = prepare_input(
         con, source, "_vr_link_input", block_cap=block_cap, capped_dropped=capped_dropped
     )
-    n_full = int(con.execute("SELECT count(dob) FROM _vr_link_input").fetchall()[0][0])
+    profile = profile_input(con, "_vr_link_input")
+    n_full = profile.present["dob"]
     if n < 2:
         raise UserError(f"linkage needs at least 2 registrations; the workspace has {n}")
     input_path = work / "input.parquet"
@@ -191,7 +193,7 @@ def link_registrations(
                 )
                 settings = transfer_parameters(given, fresh, source=str(model))
         else:
-            settings = settings_creator(joint_names)
+            settings = settings_creator(joint_names, profile)
         linker = Linker(sdf, settings, log_level=logging.ERROR)
         if (joint_names if given is None else is_joint_model(given)):
             register_full_name_tf(linker, eng)
@@ -200,7 +202,12 @@ def link_registrations(
         training = None
         if given is None:
             report = train(
-                linker, seed=seed, u_max_pairs=u_max_pairs, em_max_pairs=em_max_pairs, step=say
+                linker,
+                seed=seed,
+                u_max_pairs=u_max_pairs,
+                em_max_pairs=em_max_pairs,
+                step=say,
+                profile=profile,
             )
             training = report.as_dict()
             t = lap("train", t)
