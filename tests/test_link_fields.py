@@ -41,23 +41,21 @@ def test_default_profile_keeps_the_documented_sessions():
 @pytest.mark.parametrize(
     ("share", "sessions"),
     [
-        (  # FEBRL-like: no middle name, no gender
+        (  # FEBRL-like: no middle name, no gender: (DOB, surname) would leave one field free
             NAMES | dict(dob=1, birth_year=1, residence_zip5=1),
-            [("dob", "last_name"), ("dob", "first_name_canonical"),
-             ("first_name_canonical", "last_name", "birth_year")],
+            [("dob",), ("last_name",), ("first_name_canonical",)],
         ),
         (  # middle initials only: still the middle name (an initial is a refinement too)
-            NAMES | dict(dob=1, birth_year=1, middle_name=0.8),
-            [("dob", "last_name"), ("dob", "first_name_canonical"),
+            NAMES | dict(dob=1, birth_year=1, middle_name=0.8, gender=1),
+            [("dob", "last_name"), ("dob", "first_name_canonical", "middle_name"),
              ("first_name_canonical", "last_name", "middle_name", "birth_year")],
         ),
-        (  # no DOB anywhere, in-state ZIP
+        (  # no DOB anywhere, in-state ZIP: a (first, last, middle) block would leave nothing free
             NAMES | dict(middle_name=0.9, residence_zip5=1),
-            [("residence_zip5", "last_name"), ("residence_zip5", "first_name_canonical"),
-             ("first_name_canonical", "last_name", "middle_name")],
+            [("last_name",), ("first_name_canonical",)],
         ),
         (  # sealed tokens instead of public dates; SSN4 refines the name session
-            NAMES | dict(dob_token=1, ssn4_token=1, birth_year=1),
+            NAMES | dict(dob_token=1, ssn4_token=1, birth_year=1, gender=1),
             [("dob_token", "last_name"), ("dob_token", "first_name_canonical"),
              ("first_name_canonical", "last_name", "ssn4_token", "birth_year")],
         ),
@@ -109,6 +107,9 @@ def test_febrl_like_without_middle_names_links_through_the_cli(tmp_path):
     assert report["training"]["fields"]["middle_name"] == "none"
     assert report["training"]["em_skipped"] == []
     assert not any("middle_name" in rule for rule in report["training"]["em_rules"])
+    # names and DOB only: each session blocks on one field, leaving the others free
+    assert report["training"]["em_rules"][0] == 'l."dob" = r."dob"'
+    assert all(" AND " not in rule for rule in report["training"]["em_rules"])
     # the printed summary is the data's
     m = re.search(r"linked ([\d,]+) registrations .* ([\d,]+) at p >= 0\.9 \(([\d,]+) cross-state\)", r.stdout)
     assert m, r.stdout

@@ -199,7 +199,7 @@ def training_rules(profile=None) -> list[BlockingRuleCreator]:
     never match.  Hence three sessions on real comparison columns:
 
     * (DOB, last name)                  -> first name, middle, suffix, gender, address, SSN4
-    * (DOB, canonical first name)       -> last name (and the above again)
+    * (DOB, canonical first name, middle name) -> last name (and the above again)
     * (canonical first, last, middle name, birth year) -> full DOB, DOB token
 
     Splink takes the median over sessions, so a comparison estimated in
@@ -248,7 +248,7 @@ def training_rule_columns(profile=None) -> list[tuple[str, ...]]:
     if profile is None:
         return [
             ("dob", "last_name"),
-            ("dob", "first_name_canonical"),
+            ("dob", "first_name_canonical", "middle_name"),
             ("first_name_canonical", "last_name", "middle_name", "birth_year"),
         ]
     t = profile.trains_on
@@ -259,6 +259,16 @@ def training_rule_columns(profile=None) -> list[tuple[str, ...]]:
         return [(x,) for x in ("dob", "dob_token", "ssn4_token", "birth_year") if t(x)]
     if anchor:
         rules += [(anchor, n) for n in names]
+        if t("middle_name") and "first_name_canonical" in names:
+            # (anchor, first) + middle: at national density strangers sharing a
+            # birthday and a first name also share its gender (and often a
+            # common middle name), and EM then took them for matches with a
+            # changed surname: m(surname differs) came out 0.30 against 0.012
+            # among true compared pairs (bench/link_ceiling.py, 100k folded
+            # into one birth year).  The middle name is independent of a
+            # surname change, so adding it thins the strangers, not the matches.
+            i = rules.index((anchor, "first_name_canonical"))
+            rules[i] = (anchor, "first_name_canonical", "middle_name")
     else:
         other = next((x for x in ("ssn4_token", "residence_zip5", "birth_year") if t(x)), None)
         if other:
@@ -269,11 +279,46 @@ def training_rule_columns(profile=None) -> list[tuple[str, ...]]:
         rules.append(
             name_key + ((extra,) if extra else ()) + (("birth_year",) if t("birth_year") else ())
         )
+    if any(len(_free_evidence(r, profile)) < 2 for r in rules):
+        # Too few fields left free for EM to tell two classes apart (one
+        # binary-ish field cannot identify a mixture): e.g. FEBRL-like data
+        # (names and DOB only, sources that share no address) blocked on
+        # (DOB, surname) leaves only the first name.  Coarser blocks leave
+        # the names (and the date) free together.
+        # (A birth-year block is no substitute: EM there latched onto "same
+        # year and month" strangers as the match class on FEBRL4, measured.)
+        coarse = [(x,) for x in (anchor, *names) if x]
+        rules = coarse if len(coarse) > 1 else rules
     out: list[tuple[str, ...]] = []
     for r in rules:
         if r not in out:
             out.append(r)
     return out
+
+
+#: Comparisons that carry evidence in a training session, by the fields they
+#: read.  The full date (public or sealed) counts once; the birth-year
+#: comparison is derived from it, not estimated, and address is left out:
+#: across states it is never evidence.
+EVIDENCE = {
+    "first_name": ("first_name", "first_name_canonical"),
+    "last_name": ("last_name",),
+    "middle_name": ("middle_name",),
+    "date": ("dob", "dob_token"),
+    "ssn4_token": ("ssn4_token",),
+    "gender": ("gender",),
+}
+
+
+def _free_evidence(rule: tuple[str, ...], profile) -> list[str]:
+    """Comparisons a session on ``rule`` estimates that the data carries (Splink skips blocked ones)."""
+    free = []
+    for name, cols in EVIDENCE.items():
+        if any(c in rule for c in cols):
+            continue
+        if any(profile.trains_on(c) for c in cols):
+            free.append(name)
+    return free
 
 
 @dataclass(frozen=True)
