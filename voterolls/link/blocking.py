@@ -100,6 +100,27 @@ def blocking_keys_sql(source: str, cap: int, *, drop: tuple[str, ...] | list[str
     """
 
 
+def capped_keys_select_sql(source: str, cap: int, columns: list[str]) -> str:
+    """The capped keys as one portable SELECT (window counts, no row ids, no ``EXCLUDE``), for Spark.
+
+    Keeps ``columns`` of ``source`` and adds the same keys as
+    :func:`create_capped_keys`, plus one boolean ``_<key>_lost`` per key (had
+    the base key, lost it to the cap) so the caller can count what the cap
+    dropped.  Written in DuckDB's dialect and translated by
+    :mod:`voterolls.link.prepare_spark`.
+    """
+    cand, counted, selects = _capped_key_sql(cap)
+    lost = [
+        f"(_{n}_0 IS NOT NULL AND ({sel.rsplit(' AS ', 1)[0]}) IS NULL) AS _{n}_lost"
+        for n, sel in zip(CAPPED_KEYS, selects, strict=True)
+    ]
+    keep = ", ".join(f'"{c}"' for c in columns)
+    return f"""
+    SELECT {keep}, {", ".join(selects)}, {", ".join(lost)}
+    FROM (SELECT *, {", ".join(counted)} FROM (SELECT *, {", ".join(cand)} FROM {source}))
+    """
+
+
 def create_capped_keys(
     con, source: str, target: str, cap: int, *, drop: tuple[str, ...] | list[str] = ()
 ) -> dict[str, int]:

@@ -85,14 +85,22 @@ class FieldProfile:
         }
 
 
-def profile_input(engine_or_con, table: str) -> FieldProfile:
-    """Count the non-null values of each :data:`PROFILED` column of ``table`` (one scan)."""
-    counts = ", ".join(f'count("{f}")' for f in PROFILED)
-    sql = (
+def profile_sql(table: str) -> str:
+    """One aggregate over ``table`` (DuckDB and Spark SQL alike): count, non-null per field, initials."""
+    counts = ", ".join(f"count({f})" for f in PROFILED)
+    return (
         f"SELECT count(*), {counts}, "
-        f"count(*) FILTER (WHERE length(middle_name) = 1) FROM {table}"
+        f"count(CASE WHEN length(middle_name) = 1 THEN 1 END) FROM {table}"
     )
-    row = engine_or_con.execute(sql).fetchall()[0]
-    n = int(row[0])
+
+
+def profile_from_row(row) -> FieldProfile:
+    """:class:`FieldProfile` from the one row :func:`profile_sql` returns."""
+    row = tuple(row)
     present = {f: int(v) for f, v in zip(PROFILED, row[1:-1], strict=True)}
-    return FieldProfile(registrations=n, present=present, middle_initials=int(row[-1]))
+    return FieldProfile(registrations=int(row[0]), present=present, middle_initials=int(row[-1]))
+
+
+def profile_input(con, table: str) -> FieldProfile:
+    """Count the non-null values of each :data:`PROFILED` column of ``table`` (DuckDB; one scan)."""
+    return profile_from_row(con.execute(profile_sql(table)).fetchall()[0])

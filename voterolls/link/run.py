@@ -157,30 +157,42 @@ def link_registrations(
     given = load_model(model) if model is not None else None
 
     say("preparing registrations")
-    capped_dropped: dict[str, int] = {}
-    n = prepare_input(
-        con, source, "_vr_link_input", block_cap=block_cap, capped_dropped=capped_dropped
-    )
-    profile = profile_input(con, "_vr_link_input")
+    if engine == "spark":
+        n, capped_dropped, profile, input_path, eng = _prepare_on_spark(
+            con, source, work, block_cap=block_cap, threads=threads,
+            memory_limit=memory_limit, shuffle_partitions=shuffle_partitions,
+        )
+    else:
+        capped_dropped = {}
+        n = prepare_input(
+            con, source, "_vr_link_input", block_cap=block_cap, capped_dropped=capped_dropped
+        )
+        profile = profile_input(con, "_vr_link_input")
+        input_path = work / "input.parquet"
+        if n >= 2:
+            con.execute(
+                f"COPY _vr_link_input TO '{str(input_path).replace(chr(39), chr(39) * 2)}' "
+                "(FORMAT PARQUET)"
+            ).fetchall()
+        # The engine reads the Parquet; the caller's copy would only hold memory.
+        con.execute("DROP TABLE IF EXISTS _vr_link_input").fetchall()
+        eng = None
     n_full = profile.present["dob"]
     if n < 2:
+        if eng is not None:
+            eng.close()
         raise UserError(f"linkage needs at least 2 registrations; the workspace has {n}")
-    input_path = work / "input.parquet"
-    con.execute(
-        f"COPY _vr_link_input TO '{str(input_path).replace(chr(39), chr(39) * 2)}' (FORMAT PARQUET)"
-    ).fetchall()
-    # The engine reads the Parquet; the caller's copy would only hold memory.
-    con.execute("DROP TABLE IF EXISTS _vr_link_input").fetchall()
     t = lap("prepare", t0)
 
-    eng = make_engine(
-        engine,
-        work,
-        threads=threads,
-        rows=n,
-        memory_limit=memory_limit,
-        shuffle_partitions=shuffle_partitions,
-    )
+    if eng is None:
+        eng = make_engine(
+            engine,
+            work,
+            threads=threads,
+            rows=n,
+            memory_limit=memory_limit,
+            shuffle_partitions=shuffle_partitions,
+        )
     try:
         say(f"loading into {eng.NAME}")
         sdf = eng.register_input(input_path)
@@ -310,6 +322,52 @@ def link_registrations(
         "link done: registrations=%s candidates=%s seconds=%s", n, candidates, seconds["total"]
     )
     return result
+
+
+def _prepare_on_spark(
+    con: duckdb.DuckDBPyConnection,
+    source: str,
+    work: Path,
+    *,
+    block_cap: int,
+    threads: int | None,
+    memory_limit: str | None,
+    shuffle_partitions: int | None,
+):
+    """Prepare the link input with Spark SQL (:mod:`voterolls.link.prepare_spark`).
+
+    The registrations are handed over as Parquet (only the columns linkage
+    reads; on a cluster this is the workspace's own Parquet on shared
+    storage), so the whole-input work - cleaning, Soundex, the capped keys'
+    block counts - runs on the executors, not on this machine.
+    """
+    from voterolls.link.prepare import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
+    from voterolls.link.prepare_spark import prepare_spark
+
+    present = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
+    cols = [c for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS) if c in present]
+    rows = int(con.execute(f"SELECT count(*) FROM {source}").fetchall()[0][0])
+    regs = work / "registrations.parquet"
+    quoted = ", ".join(f'"{c}"' for c in cols) if cols else "*"
+    con.execute(
+        f"COPY (SELECT {quoted} FROM {source}) TO '{str(regs).replace(chr(39), chr(39) * 2)}' "
+        "(FORMAT PARQUET)"
+    ).fetchall()
+    eng = make_engine(
+        "spark",
+        work,
+        threads=threads,
+        rows=rows,
+        memory_limit=memory_limit,
+        shuffle_partitions=shuffle_partitions,
+    )
+    try:
+        input_path = work / "input.parquet"
+        n, dropped, profile = prepare_spark(eng.spark, regs, input_path, block_cap=block_cap)
+    except BaseException:
+        eng.close()
+        raise
+    return n, dropped, profile, input_path, eng
 
 
 def _summarise(out: Path, threshold: float) -> dict[str, int]:
