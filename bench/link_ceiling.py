@@ -69,9 +69,9 @@ import pyarrow.parquet as pq
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.synthetic_registrations import load_nation_registrations  # noqa: E402
 from voterolls.link.evaluate import GRANULARITY_CLASSES, evaluate  # noqa: E402
 from voterolls.link.run import link_registrations  # noqa: E402
-from voterolls.link.synthetic import load_nation_registrations  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "link_ceiling.json"
 DOCS = ROOT / "docs" / "LINKAGE.md"

@@ -185,11 +185,11 @@ def test_nothing_to_train_on_is_one_sentence(tmp_path):
 def test_spark_prepare_matches_duckdb(tmp_path):
     import pyarrow.parquet as pq
 
+    from bench.synthetic_registrations import load_nation_registrations
     from voterolls.link.engines import make_engine
     from voterolls.link.fields import profile_input
     from voterolls.link.prepare import prepare_input
     from voterolls.link.prepare_spark import prepare_spark
-    from voterolls.link.synthetic import load_nation_registrations
     from voterolls.synth.nation import generate_nation
 
     con = duckdb.connect()

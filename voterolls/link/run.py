@@ -48,6 +48,7 @@ from voterolls.link.settings import (
 )
 from voterolls.link.train import estimate_prior, log2_odds, register_full_name_tf, train
 from voterolls.log import get_logger
+from voterolls.sql import identifier, literal
 
 log = get_logger(__name__)
 
@@ -171,8 +172,7 @@ def link_registrations(
         input_path = work / "input.parquet"
         if n >= 2:
             con.execute(
-                f"COPY _vr_link_input TO '{str(input_path).replace(chr(39), chr(39) * 2)}' "
-                "(FORMAT PARQUET)"
+                f"COPY _vr_link_input TO {literal(input_path)} (FORMAT PARQUET)"
             ).fetchall()
         # The engine reads the Parquet; the caller's copy would only hold memory.
         con.execute("DROP TABLE IF EXISTS _vr_link_input").fetchall()
@@ -348,11 +348,8 @@ def _prepare_on_spark(
     cols = [c for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS) if c in present]
     rows = int(con.execute(f"SELECT count(*) FROM {source}").fetchall()[0][0])
     regs = work / "registrations.parquet"
-    quoted = ", ".join(f'"{c}"' for c in cols) if cols else "*"
-    con.execute(
-        f"COPY (SELECT {quoted} FROM {source}) TO '{str(regs).replace(chr(39), chr(39) * 2)}' "
-        "(FORMAT PARQUET)"
-    ).fetchall()
+    quoted = ", ".join(identifier(c) for c in cols) if cols else "*"
+    con.execute(f"COPY (SELECT {quoted} FROM {source}) TO {literal(regs)} (FORMAT PARQUET)").fetchall()
     eng = make_engine(
         "spark",
         work,
@@ -373,14 +370,14 @@ def _prepare_on_spark(
 def _summarise(out: Path, threshold: float) -> dict[str, int]:
     con = duckdb.connect()
     try:
-        p = str(out / "pairs.parquet").replace("'", "''")
-        c = str(out / "clusters.parquet").replace("'", "''")
+        p = literal(out / "pairs.parquet")
+        c = literal(out / "clusters.parquet")
         at, cross = con.execute(
-            f"SELECT count(*), count(*) FILTER (WHERE state_l <> state_r) FROM read_parquet('{p}') "
+            f"SELECT count(*), count(*) FILTER (WHERE state_l <> state_r) FROM read_parquet({p}) "
             f"WHERE match_probability >= {threshold!r}"
         ).fetchall()[0]
         in_multi = con.execute(
-            f"SELECT coalesce(sum(k), 0) FROM (SELECT count(*) AS k FROM read_parquet('{c}') "
+            f"SELECT coalesce(sum(k), 0) FROM (SELECT count(*) AS k FROM read_parquet({c}) "
             "GROUP BY cluster_id HAVING count(*) > 1)"
         ).fetchall()[0][0]
     finally:

@@ -43,6 +43,8 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from voterolls.schema import counted_ballot_sql
+from voterolls.sql import literal
 from voterolls.stats import coincidence as co
 from voterolls.stats.defaults import DEFAULT_ERROR_RATE
 
@@ -158,7 +160,8 @@ def prepare(con: duckdb.DuckDBPyConnection, election: str | None) -> list[str]:
         con.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE _vr_votes AS
-            SELECT DISTINCT state, state_voter_id FROM vote_history WHERE election_date = DATE '{election}'
+            SELECT DISTINCT state, state_voter_id FROM vote_history
+            WHERE election_date = DATE {literal(election)} AND {counted_ballot_sql()}
             """
         )
     con.execute(
@@ -313,7 +316,7 @@ def load_pairs(con: duckdb.DuckDBPyConnection, pairs: pa.Table | str | None) -> 
         return False
     if isinstance(pairs, str):
         con.execute(
-            f"CREATE OR REPLACE TEMP VIEW _vr_pairs_in AS SELECT * FROM read_parquet('{pairs}')"
+            f"CREATE OR REPLACE TEMP VIEW _vr_pairs_in AS SELECT * FROM read_parquet({literal(pairs)})"
         )
     else:
         con.register("_vr_pairs_in", pairs)
