@@ -75,7 +75,9 @@ from voterolls.link.run import link_registrations  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "link_ceiling.json"
 DOCS = ROOT / "docs" / "LINKAGE.md"
+SCALE_DOCS = ROOT / "docs" / "SCALE.md"
 MARK = "<!-- bench/link_ceiling.py:tables:{} -->"
+PROJECTION_MARK = "<!-- bench/link_ceiling.py:projection:{} -->"
 NATION_REGISTRATIONS = 200e6
 NATION_BIRTH_YEARS = 75
 BASE_YEAR = 1972  # a leap year: a folded 29 February stays a date
@@ -329,16 +331,60 @@ def tables() -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_docs(text: str) -> None:
-    doc = DOCS.read_text()
-    begin, end = MARK.format("begin"), MARK.format("end")
+def _fit_log_density(points: list[tuple[float, float]]) -> tuple[float, float] | None:
+    """Least squares F1 = a + b * log10(density) over the measured sizes (None with < 2 densities)."""
+    xs = [math.log10(d) for d, _ in points]
+    if len(set(xs)) < 2:
+        return None
+    mx, my = sum(xs) / len(xs), sum(f for _, f in points) / len(points)
+    b = sum((x - mx) * (f - my) for x, (_, f) in zip(xs, points, strict=True)) / sum(
+        (x - mx) ** 2 for x in xs
+    )
+    return my - b * mx, b
+
+
+def projection() -> str:
+    """Each class's F1 at p >= 0.5 projected to the nation's density (200M registrations).
+
+    Method: F1 against log10(birthday density relative to the nation) is
+    fitted by least squares through the measured sizes of one variant and
+    scorer and read at density 1.  Stated as a projection: it assumes the
+    decline stays log-linear beyond the largest measured density.
+    """
+    runs = json.loads(RESULTS.read_text())["runs"]
+    lines = [
+        "| variant | class | scorer | measured F1 (density) | F1 per x10 density | projected F1 at 200M (density 1) |",
+        "|---|---|---|---|---:|---:|",
+    ]
+    for variant in sorted({r["variant"] for r in runs}):
+        rs = sorted((r for r in runs if r["variant"] == variant), key=lambda r: r["density_vs_nation"])
+        for c in (*GRANULARITY_CLASSES, "all"):
+            for scorer in ("voterolls", "oracle"):
+                pts = [(r["density_vs_nation"], r["scores"][scorer]["f1_at_0.5"][c]["f1"]) for r in rs]
+                pts = [(d, f) for d, f in pts if f is not None]
+                fit = _fit_log_density(pts)
+                measured = ", ".join(f"{f:.3f} ({d:.3f})" for d, f in pts)
+                slope = "-" if fit is None else f"{fit[1]:+.3f}"
+                proj = "-" if fit is None else f"{min(1.0, max(0.0, fit[0])):.3f}"
+                lines.append(f"| {variant} | {c} | {scorer} | {measured} | {slope} | {proj} |")
+    return "\n".join(lines) + "\n"
+
+
+def _replace_block(path: Path, mark: str, text: str) -> None:
+    doc = path.read_text()
+    begin, end = mark.format("begin"), mark.format("end")
     if begin in doc:
         head, rest = doc.split(begin, 1)
         tail = rest.split(end, 1)[1]
         doc = head + begin + "\n" + text + end + tail
     else:
         doc += f"\n{begin}\n{text}{end}\n"
-    DOCS.write_text(doc)
+    path.write_text(doc)
+
+
+def write_docs(text: str) -> None:
+    _replace_block(SCALE_DOCS, PROJECTION_MARK, projection())
+    _replace_block(DOCS, MARK, text)
 
 
 def main() -> None:
@@ -357,6 +403,7 @@ def main() -> None:
             print(json.dumps({k: row[k] for k in ("people", "variant", "registrations", "link_seconds")}), flush=True)
     text = tables()
     print(text)
+    print(projection())
     if a.write_docs:
         write_docs(text)
 

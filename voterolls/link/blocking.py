@@ -31,6 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from splink import block_on
+from splink.blocking_rule_library import And, CustomRule
 from splink.internals.blocking_rule_creator import BlockingRuleCreator
 
 #: Largest block a capped key may form (registrations).  30 keeps a capped
@@ -210,8 +211,12 @@ def prediction_rules(profile=None) -> list[BlockingRuleCreator]:
     return [block_on(*cols) for cols in prediction_rule_columns(profile)]
 
 
-def training_rules(profile=None) -> list[BlockingRuleCreator]:
+def training_rules(profile=None, *, block_counts: bool = False) -> list[BlockingRuleCreator]:
     """EM blocking rules.  Each leaves the comparisons it does not block on to be estimated.
+
+    ``block_counts``: the input carries :func:`training_block_counts_sql`'s
+    columns, and each multi-field session keeps only blocks of at most
+    :data:`TRAINING_BLOCK_MAX` registrations (see there).
 
     Splink skips estimating a comparison whose columns appear in the rule, and
     a rule that merely *correlates* with a comparison biases it: blocking on
@@ -246,7 +251,50 @@ def training_rules(profile=None) -> list[BlockingRuleCreator]:
     (:func:`voterolls.link.train.derive_dependent_m`).  Big blocks are handled
     by EM's deterministic ``max_pairs`` sampling.
     """
-    return [block_on(*cols) for cols in training_rule_columns(profile)]
+    rules = []
+    for i, cols in enumerate(training_rule_columns(profile)):
+        rule = block_on(*cols)
+        if block_counts and len(cols) >= 2:
+            rule = And(rule, CustomRule(f"l.{training_count_column(i)} <= {TRAINING_BLOCK_MAX}"))
+        rules.append(rule)
+    return rules
+
+
+#: Largest block (registrations sharing the session's key) an EM session
+#: learns from, for sessions keyed on two or more fields.  A person has two,
+#: at most three registrations, so a block of <= 3 is the normal shape of a
+#: duplicate; a bigger one is mostly strangers sharing the key.  Why it
+#: matters: EM fits two classes to the compared pairs, and in a crowded key
+#: (at national birthday density, e.g. DOB + first + middle name) strangers
+#: outnumber matches and look like them on every free field but one, so EM
+#: took part of them for matches: at 1M registrations folded into one birth
+#: year m(surname differs) came out 0.43 against 0.015 among true pairs and
+#: m(DOB differs) 0.14 against 0.00005 (bench/link_ceiling.py).  Whether a
+#: duplicate's key is crowded does not depend on how its two records differ,
+#: so restricting to small blocks thins the strangers without biasing m.
+#: Single-field sessions (FEBRL-like input, tokens only) are not restricted:
+#: their blocks are big by design.
+TRAINING_BLOCK_MAX = 3
+
+
+def training_count_column(i: int) -> str:
+    """Name of the column holding the block size of training session ``i``'s key."""
+    return f"_train_n{i}"
+
+
+def training_block_counts_sql(source: str, profile) -> str:
+    """SELECT * from ``source`` plus the block size of every multi-field training session's key.
+
+    Portable window counts (translated to Spark SQL by
+    :mod:`voterolls.link.prepare_spark`); read by :func:`training_rules`
+    with ``block_counts=True``.
+    """
+    counts = [
+        f"count(*) OVER (PARTITION BY {', '.join(cols)}) AS {training_count_column(i)}"
+        for i, cols in enumerate(training_rule_columns(profile))
+        if len(cols) >= 2
+    ]
+    return f"SELECT *{''.join(', ' + c for c in counts)} FROM {source}"
 
 
 def training_rule_columns(profile=None) -> list[tuple[str, ...]]:

@@ -29,7 +29,11 @@ import duckdb
 from splink import Linker
 
 from voterolls.errors import UserError
-from voterolls.link.blocking import DEFAULT_BLOCK_CAP, blocking_report
+from voterolls.link.blocking import (
+    DEFAULT_BLOCK_CAP,
+    blocking_report,
+    training_block_counts_sql,
+)
 from voterolls.link.cluster import export_clusters
 from voterolls.link.comparisons import is_joint_model
 from voterolls.link.engines import make_engine
@@ -162,6 +166,7 @@ def link_registrations(
         n, capped_dropped, profile, input_path, eng = _prepare_on_spark(
             con, source, work, block_cap=block_cap, threads=threads,
             memory_limit=memory_limit, shuffle_partitions=shuffle_partitions,
+            training_counts=given is None,
         )
     else:
         capped_dropped = {}
@@ -171,9 +176,13 @@ def link_registrations(
         profile = profile_input(con, "_vr_link_input")
         input_path = work / "input.parquet"
         if n >= 2:
-            con.execute(
-                f"COPY _vr_link_input TO {literal(input_path)} (FORMAT PARQUET)"
-            ).fetchall()
+            # Training (no saved model) reads each session's block sizes.
+            select = (
+                training_block_counts_sql("_vr_link_input", profile)
+                if given is None
+                else "SELECT * FROM _vr_link_input"
+            )
+            con.execute(f"COPY ({select}) TO {literal(input_path)} (FORMAT PARQUET)").fetchall()
         # The engine reads the Parquet; the caller's copy would only hold memory.
         con.execute("DROP TABLE IF EXISTS _vr_link_input").fetchall()
         eng = None
@@ -220,6 +229,7 @@ def link_registrations(
                 em_max_pairs=em_max_pairs,
                 step=say,
                 profile=profile,
+                block_counts=True,
             )
             training = report.as_dict()
             t = lap("train", t)
@@ -333,6 +343,7 @@ def _prepare_on_spark(
     threads: int | None,
     memory_limit: str | None,
     shuffle_partitions: int | None,
+    training_counts: bool,
 ):
     """Prepare the link input with Spark SQL (:mod:`voterolls.link.prepare_spark`).
 
@@ -360,7 +371,9 @@ def _prepare_on_spark(
     )
     try:
         input_path = work / "input.parquet"
-        n, dropped, profile = prepare_spark(eng.spark, regs, input_path, block_cap=block_cap)
+        n, dropped, profile = prepare_spark(
+            eng.spark, regs, input_path, block_cap=block_cap, training_counts=training_counts
+        )
     except BaseException:
         eng.close()
         raise
