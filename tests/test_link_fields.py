@@ -47,8 +47,8 @@ def test_default_profile_keeps_the_documented_sessions():
         ),
         (  # middle initials only: still the middle name (an initial is a refinement too)
             NAMES | dict(dob=1, birth_year=1, middle_name=0.8, gender=1),
-            [("dob", "last_name"), ("dob", "first_name_canonical", "middle_name"),
-             ("first_name_canonical", "last_name", "middle_name", "birth_year")],
+            [("dob", "last_name"), ("dob", "middle_name"),
+             ("last_name", "middle_name", "birth_year")],
         ),
         (  # no DOB anywhere, in-state ZIP: a (first, last, middle) block would leave nothing free
             NAMES | dict(middle_name=0.9, residence_zip5=1),
@@ -57,13 +57,22 @@ def test_default_profile_keeps_the_documented_sessions():
         (  # sealed tokens instead of public dates; SSN4 refines the name session
             NAMES | dict(dob_token=1, ssn4_token=1, birth_year=1, gender=1),
             [("dob_token", "last_name"), ("dob_token", "first_name_canonical"),
-             ("first_name_canonical", "last_name", "ssn4_token", "birth_year")],
+             ("last_name", "ssn4_token", "birth_year")],
         ),
         (dict(dob_token=1, ssn4_token=1), [("dob_token",), ("ssn4_token",)]),  # tokens only
     ],
 )
 def test_training_sessions_follow_the_fields(share, sessions):
     assert training_rule_columns(_profile(**share)) == sessions
+
+
+def test_every_default_session_leaves_two_independent_fields_free():
+    """Gender follows the first name and the address differs across states for
+    matches too, so neither counts: each session must leave two of the names,
+    the middle name and the date unblocked, or EM cannot identify the classes."""
+    independent = {"first_name_canonical", "last_name", "middle_name", "dob"}
+    for rule in training_rule_columns(None):
+        assert len(independent - set(rule)) >= 2, rule
 
 
 def test_prediction_rules_use_only_present_fields():
@@ -186,7 +195,6 @@ def test_spark_prepare_matches_duckdb(tmp_path):
     import pyarrow.parquet as pq
 
     from bench.synthetic_registrations import load_nation_registrations
-    from voterolls.link.blocking import training_block_counts_sql
     from voterolls.link.engines import make_engine
     from voterolls.link.fields import profile_input
     from voterolls.link.prepare import prepare_input
@@ -199,20 +207,12 @@ def test_spark_prepare_matches_duckdb(tmp_path):
     dropped_d: dict[str, int] = {}
     n_d = prepare_input(con, "registrations", "prep", block_cap=2, capped_dropped=dropped_d)
     profile_d = profile_input(con, "prep")
-    # as link writes it when it trains: with the training sessions' block sizes
-    duck = con.sql(
-        training_block_counts_sql("prep", profile_d) + " ORDER BY unique_id"
-    ).to_arrow_table()
-    assert {"_train_n0", "_train_n1", "_train_n2"} <= set(duck.column_names)
+    duck = con.sql("SELECT * FROM prep ORDER BY unique_id").to_arrow_table()
 
     eng = make_engine("spark", tmp_path / "work", threads=2, rows=n_d)
     try:
         n_s, dropped_s, profile_s = prepare_spark(
-            eng.spark,
-            tmp_path / "regs.parquet",
-            tmp_path / "input.parquet",
-            block_cap=2,
-            training_counts=True,
+            eng.spark, tmp_path / "regs.parquet", tmp_path / "input.parquet", block_cap=2
         )
     finally:
         eng.close()
@@ -229,33 +229,3 @@ def test_spark_prepare_matches_duckdb(tmp_path):
             assert len(pairs) == len({x for x, _ in pairs}) == len({y for _, y in pairs}), c
         else:
             assert d == sp, c
-
-
-def test_training_sessions_learn_from_small_blocks_only():
-    """Multi-field EM sessions keep blocks of <= TRAINING_BLOCK_MAX registrations; single-field ones all."""
-    from voterolls.link.blocking import (
-        TRAINING_BLOCK_MAX,
-        training_block_counts_sql,
-        training_rules,
-    )
-
-    sqls = [r.get_blocking_rule("duckdb").blocking_rule_sql for r in training_rules(None, block_counts=True)]
-    assert all(f"_train_n{i} <= {TRAINING_BLOCK_MAX}" in q for i, q in enumerate(sqls))
-    plain = [r.get_blocking_rule("duckdb").blocking_rule_sql for r in training_rules(None)]
-    assert not any("_train_n" in q for q in plain)
-    febrl = _profile(**NAMES, dob=1, birth_year=1, residence_zip5=1)
-    single = training_rules(febrl, block_counts=True)
-    assert all("_train_n" not in r.get_blocking_rule("duckdb").blocking_rule_sql for r in single)
-
-    con = duckdb.connect()
-    con.execute(
-        "CREATE TABLE t AS SELECT * FROM (VALUES "
-        "(1, DATE '1970-01-02', 'ANN', 'LEE', 'MAE', 1970), (2, DATE '1970-01-02', 'ANN', 'LEE', 'MAE', 1970), "
-        "(3, DATE '1970-01-02', 'ANN', 'KIM', 'MAE', 1970), (4, DATE '1980-05-06', 'BO', 'LEE', NULL, 1980)) "
-        "v(unique_id, dob, first_name_canonical, last_name, middle_name, birth_year)"
-    )
-    got = con.execute(
-        training_block_counts_sql("t", None) + " ORDER BY unique_id"
-    ).fetchall()
-    # (dob, last) / (dob, first, middle) / (first, last, middle, year)
-    assert [r[-3:] for r in got] == [(2, 3, 2), (2, 3, 2), (1, 3, 1), (1, 1, 1)]

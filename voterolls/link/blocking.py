@@ -31,7 +31,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from splink import block_on
-from splink.blocking_rule_library import And, CustomRule
 from splink.internals.blocking_rule_creator import BlockingRuleCreator
 
 #: Largest block a capped key may form (registrations).  30 keeps a capped
@@ -211,12 +210,8 @@ def prediction_rules(profile=None) -> list[BlockingRuleCreator]:
     return [block_on(*cols) for cols in prediction_rule_columns(profile)]
 
 
-def training_rules(profile=None, *, block_counts: bool = False) -> list[BlockingRuleCreator]:
+def training_rules(profile=None) -> list[BlockingRuleCreator]:
     """EM blocking rules.  Each leaves the comparisons it does not block on to be estimated.
-
-    ``block_counts``: the input carries :func:`training_block_counts_sql`'s
-    columns, and each multi-field session keeps only blocks of at most
-    :data:`TRAINING_BLOCK_MAX` registrations (see there).
 
     Splink skips estimating a comparison whose columns appear in the rule, and
     a rule that merely *correlates* with a comparison biases it: blocking on
@@ -225,11 +220,20 @@ def training_rules(profile=None, *, block_counts: bool = False) -> list[Blocking
     never match.  Hence three sessions on real comparison columns:
 
     * (DOB, last name)                  -> first name, middle, suffix, gender, address, SSN4
-    * (DOB, canonical first name, middle name) -> last name (and the above again)
-    * (canonical first, last, middle name, birth year) -> full DOB, DOB token
+    * (DOB, middle name)                -> first and last name (and gender, suffix, ...)
+    * (last name, middle name, birth year) -> full DOB, DOB token, first name
 
     Splink takes the median over sessions, so a comparison estimated in
     several sessions is robust to one bad one.
+
+    **Each session leaves two independent informative fields free.**  Gender
+    follows the first name and the address differs across states for matches
+    too, so a session blocked on (DOB, first, middle) had only the surname
+    left, and (first, last, middle, year) only the date: one field cannot
+    identify a two-class mixture, and at national birthday density EM took
+    strangers for matches with a changed surname / a different date
+    (m(surname differs) 0.43 vs 0.015 true, m(DOB differs) 0.14 vs 0.00005,
+    bench/link_ceiling.py at 1M folded into one birth year).
 
     The third rule includes the birth year because a plain (first, last)
     block of a common name is mostly different people, and EM then settles
@@ -251,50 +255,7 @@ def training_rules(profile=None, *, block_counts: bool = False) -> list[Blocking
     (:func:`voterolls.link.train.derive_dependent_m`).  Big blocks are handled
     by EM's deterministic ``max_pairs`` sampling.
     """
-    rules = []
-    for i, cols in enumerate(training_rule_columns(profile)):
-        rule = block_on(*cols)
-        if block_counts and len(cols) >= 2:
-            rule = And(rule, CustomRule(f"l.{training_count_column(i)} <= {TRAINING_BLOCK_MAX}"))
-        rules.append(rule)
-    return rules
-
-
-#: Largest block (registrations sharing the session's key) an EM session
-#: learns from, for sessions keyed on two or more fields.  A person has two,
-#: at most three registrations, so a block of <= 3 is the normal shape of a
-#: duplicate; a bigger one is mostly strangers sharing the key.  Why it
-#: matters: EM fits two classes to the compared pairs, and in a crowded key
-#: (at national birthday density, e.g. DOB + first + middle name) strangers
-#: outnumber matches and look like them on every free field but one, so EM
-#: took part of them for matches: at 1M registrations folded into one birth
-#: year m(surname differs) came out 0.43 against 0.015 among true pairs and
-#: m(DOB differs) 0.14 against 0.00005 (bench/link_ceiling.py).  Whether a
-#: duplicate's key is crowded does not depend on how its two records differ,
-#: so restricting to small blocks thins the strangers without biasing m.
-#: Single-field sessions (FEBRL-like input, tokens only) are not restricted:
-#: their blocks are big by design.
-TRAINING_BLOCK_MAX = 3
-
-
-def training_count_column(i: int) -> str:
-    """Name of the column holding the block size of training session ``i``'s key."""
-    return f"_train_n{i}"
-
-
-def training_block_counts_sql(source: str, profile) -> str:
-    """SELECT * from ``source`` plus the block size of every multi-field training session's key.
-
-    Portable window counts (translated to Spark SQL by
-    :mod:`voterolls.link.prepare_spark`); read by :func:`training_rules`
-    with ``block_counts=True``.
-    """
-    counts = [
-        f"count(*) OVER (PARTITION BY {', '.join(cols)}) AS {training_count_column(i)}"
-        for i, cols in enumerate(training_rule_columns(profile))
-        if len(cols) >= 2
-    ]
-    return f"SELECT *{''.join(', ' + c for c in counts)} FROM {source}"
+    return [block_on(*cols) for cols in training_rule_columns(profile)]
 
 
 def training_rule_columns(profile=None) -> list[tuple[str, ...]]:
@@ -317,8 +278,8 @@ def training_rule_columns(profile=None) -> list[tuple[str, ...]]:
     if profile is None:
         return [
             ("dob", "last_name"),
-            ("dob", "first_name_canonical", "middle_name"),
-            ("first_name_canonical", "last_name", "middle_name", "birth_year"),
+            ("dob", "middle_name"),
+            ("last_name", "middle_name", "birth_year"),
         ]
     t = profile.trains_on
     names = [c for c in ("last_name", "first_name_canonical") if t(c)]
@@ -329,15 +290,17 @@ def training_rule_columns(profile=None) -> list[tuple[str, ...]]:
     if anchor:
         rules += [(anchor, n) for n in names]
         if t("middle_name") and "first_name_canonical" in names:
-            # (anchor, first) + middle: at national density strangers sharing a
-            # birthday and a first name also share its gender (and often a
-            # common middle name), and EM then took them for matches with a
-            # changed surname: m(surname differs) came out 0.30 against 0.012
-            # among true compared pairs (bench/link_ceiling.py, 100k folded
-            # into one birth year).  The middle name is independent of a
-            # surname change, so adding it thins the strangers, not the matches.
+            # (anchor, middle) instead of (anchor, first): a session must leave
+            # two *independent* informative fields free.  Blocked on the first
+            # name, only the surname was left (gender follows the first name,
+            # the address differs across states for matches too), and at
+            # national density strangers sharing a birthday and a first name
+            # then became "matches with a changed surname": m(surname differs)
+            # 0.43 against 0.015 among true compared pairs at 1M folded into
+            # one birth year (bench/link_ceiling.py).  Blocked on the middle
+            # name, first and last name are both free.
             i = rules.index((anchor, "first_name_canonical"))
-            rules[i] = (anchor, "first_name_canonical", "middle_name")
+            rules[i] = (anchor, "middle_name")
     else:
         other = next((x for x in ("ssn4_token", "residence_zip5", "birth_year") if t(x)), None)
         if other:
@@ -345,6 +308,13 @@ def training_rule_columns(profile=None) -> list[tuple[str, ...]]:
     if names:
         extra = next((x for x in ("middle_name", "ssn4_token") if t(x)), None)
         name_key = ("first_name_canonical", "last_name") if len(names) == 2 else tuple(names)
+        if extra and len(names) == 2:
+            # The DOB session: with (first, last, extra, year) blocked, the date
+            # was the only informative field left, and EM took strangers sharing
+            # a full name for matches with a different date: m(DOB differs) 0.14
+            # against 0.00005 at 1M folded into one year.  Leaving the first
+            # name free as well gives EM a second, independent field.
+            name_key = ("last_name",)
         rules.append(
             name_key + ((extra,) if extra else ()) + (("birth_year",) if t("birth_year") else ())
         )

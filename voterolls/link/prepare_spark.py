@@ -22,11 +22,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from voterolls.errors import UserError
-from voterolls.link.blocking import (
-    CAPPED_KEYS,
-    capped_keys_select_sql,
-    training_block_counts_sql,
-)
+from voterolls.link.blocking import CAPPED_KEYS, capped_keys_select_sql
 from voterolls.link.fields import FieldProfile, profile_from_row, profile_sql
 from voterolls.link.prepare import (
     KEY_ONLY_COLUMNS,
@@ -48,19 +44,12 @@ def spark_sql(duckdb_sql: str) -> str:
 
 
 def prepare_spark(
-    spark,
-    registrations: str | Path,
-    out: str | Path,
-    *,
-    block_cap: int,
-    training_counts: bool = False,
+    spark, registrations: str | Path, out: str | Path, *, block_cap: int
 ) -> tuple[int, dict[str, int], FieldProfile]:
     """Write the link input (Parquet directory ``out``) from registrations Parquet; Spark does the work.
 
     Returns (registrations, registrations that lost each capped key, the
-    field profile).  ``training_counts``: add the training sessions' block
-    sizes (:func:`voterolls.link.blocking.training_block_counts_sql`), as the
-    DuckDB path does when it trains.  Duplicate ``(state, state_voter_id)`` are a
+    field profile).  Duplicate ``(state, state_voter_id)`` are a
     :class:`UserError`, as in :func:`voterolls.link.prepare.prepare_input`.
     """
     src = spark.read.parquet(str(registrations))
@@ -91,12 +80,9 @@ def prepare_spark(
             field="state_voter_id",
         )
     dropped = {k: int(v) for k, v in zip(CAPPED_KEYS, row[2:], strict=True)}
-    spark.sql("SELECT * FROM _vr_keyed").drop(*lost_cols).createOrReplaceTempView("_vr_final")
-    profile = profile_from_row(spark.sql(profile_sql("_vr_final")).collect()[0])
-    final = spark.sql(
-        spark_sql(training_block_counts_sql("_vr_final", profile))
-        if training_counts
-        else "SELECT * FROM _vr_final"
-    )
+    final = keyed.drop(*lost_cols)
     final.write.mode("overwrite").parquet(str(out))
+    final = spark.read.parquet(str(out))
+    final.createOrReplaceTempView("_vr_prepared")
+    profile = profile_from_row(spark.sql(profile_sql("_vr_prepared")).collect()[0])
     return n, dropped, profile

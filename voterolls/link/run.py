@@ -29,11 +29,7 @@ import duckdb
 from splink import Linker
 
 from voterolls.errors import UserError
-from voterolls.link.blocking import (
-    DEFAULT_BLOCK_CAP,
-    blocking_report,
-    training_block_counts_sql,
-)
+from voterolls.link.blocking import DEFAULT_BLOCK_CAP, blocking_report
 from voterolls.link.cluster import export_clusters
 from voterolls.link.comparisons import is_joint_model
 from voterolls.link.engines import make_engine
@@ -166,7 +162,6 @@ def link_registrations(
         n, capped_dropped, profile, input_path, eng = _prepare_on_spark(
             con, source, work, block_cap=block_cap, threads=threads,
             memory_limit=memory_limit, shuffle_partitions=shuffle_partitions,
-            training_counts=given is None,
         )
     else:
         capped_dropped = {}
@@ -176,13 +171,9 @@ def link_registrations(
         profile = profile_input(con, "_vr_link_input")
         input_path = work / "input.parquet"
         if n >= 2:
-            # Training (no saved model) reads each session's block sizes.
-            select = (
-                training_block_counts_sql("_vr_link_input", profile)
-                if given is None
-                else "SELECT * FROM _vr_link_input"
-            )
-            con.execute(f"COPY ({select}) TO {literal(input_path)} (FORMAT PARQUET)").fetchall()
+            con.execute(
+                f"COPY _vr_link_input TO {literal(input_path)} (FORMAT PARQUET)"
+            ).fetchall()
         # The engine reads the Parquet; the caller's copy would only hold memory.
         con.execute("DROP TABLE IF EXISTS _vr_link_input").fetchall()
         eng = None
@@ -229,7 +220,6 @@ def link_registrations(
                 em_max_pairs=em_max_pairs,
                 step=say,
                 profile=profile,
-                block_counts=True,
             )
             training = report.as_dict()
             t = lap("train", t)
@@ -343,7 +333,6 @@ def _prepare_on_spark(
     threads: int | None,
     memory_limit: str | None,
     shuffle_partitions: int | None,
-    training_counts: bool,
 ):
     """Prepare the link input with Spark SQL (:mod:`voterolls.link.prepare_spark`).
 
@@ -371,9 +360,7 @@ def _prepare_on_spark(
     )
     try:
         input_path = work / "input.parquet"
-        n, dropped, profile = prepare_spark(
-            eng.spark, regs, input_path, block_cap=block_cap, training_counts=training_counts
-        )
+        n, dropped, profile = prepare_spark(eng.spark, regs, input_path, block_cap=block_cap)
     except BaseException:
         eng.close()
         raise

@@ -72,7 +72,6 @@ def train(
     em_max_pairs: float = EM_MAX_PAIRS,
     step: Callable[[str], None] | None = None,
     profile: FieldProfile | None = None,
-    block_counts: bool = False,
 ) -> TrainingReport:
     """Estimate u and m on ``linker`` in place.  The prior is set later by :func:`estimate_prior`.
 
@@ -80,9 +79,6 @@ def train(
     it (:func:`voterolls.link.blocking.training_rule_columns`).  A session
     whose blocking rule yields no pair is skipped and reported; when none
     yields any, linkage cannot be trained and a :class:`UserError` says so.
-    ``block_counts``: the input carries the training block sizes
-    (:func:`voterolls.link.blocking.training_block_counts_sql`), so EM learns
-    from small blocks only.
     """
     from splink.internals.exceptions import EMTrainingException
 
@@ -91,7 +87,7 @@ def train(
     if step:
         step("estimating u by random sampling")
     linker.training.estimate_u_using_random_sampling(max_pairs=u_max_pairs, seed=seed)
-    for rule in training_rules(profile, block_counts=block_counts):
+    for rule in training_rules(profile):
         sql = rule.get_blocking_rule(linker._sql_dialect_str).blocking_rule_sql
         if step:
             step(f"EM on {sql}")
