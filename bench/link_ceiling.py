@@ -287,6 +287,13 @@ def _f(v) -> str:
     return "-" if v is None else f"{v:.3f}"
 
 
+def _sessions(rules: list[str]) -> str:
+    """EM blocking rules as column tuples, e.g. (dob, last_name): which model a row measured."""
+    import re
+
+    return "; ".join("(" + ", ".join(re.findall(r'l\."(\w+)"', q)) + ")" for q in rules)
+
+
 def tables() -> str:
     runs = json.loads(RESULTS.read_text())["runs"]
     lines = []
@@ -326,7 +333,8 @@ def tables() -> str:
             f"* {r['variant']} {r['registrations']:,}: birth years folded into {r['birth_year_window']}, "
             f"{r['candidate_pairs']:,} candidate pairs, link {r['link_seconds']} s wall / "
             f"{r['link_cpu_seconds']} s CPU, load {r['load_before'][0]} -> {r['load_after'][0]}; "
-            f"prior voterolls {r['prior_voterolls']:.3g} vs true {r['prior_true']:.3g}."
+            f"prior voterolls {r['prior_voterolls']:.3g} vs true {r['prior_true']:.3g}; "
+            f"EM sessions {_sessions(r['em_rules'])}."
         )
     return "\n".join(lines) + "\n"
 
