@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 from pathlib import Path
@@ -94,3 +95,22 @@ def test_oracle_rescoring_adds_the_m_ratio_and_the_prior_shift(tmp_path):
         assert math.isclose(w, 3.0 + math.log2(m / 0.5) + shift, rel_tol=1e-9)
     prior_only = pq.read_table(out["files"]["oracle_prior"]).to_pydict()["match_weight"]
     assert all(math.isclose(w, 3.0 + shift) for w in prior_only)
+
+
+def test_projection_reads_the_log_density_line_at_the_nation(tmp_path, monkeypatch):
+    """Two measured densities: the line through them, read at density 1 (200M registrations)."""
+    a, b = link_ceiling._fit_log_density([(0.01, 0.9), (0.1, 0.8)])
+    assert math.isclose(a, 0.7) and math.isclose(b, -0.1)
+    assert link_ceiling._fit_log_density([(0.1, 0.8)]) is None
+
+    def run(density, f1):
+        per_class = {c: {"f1": f1} for c in (*link_ceiling.GRANULARITY_CLASSES, "all")}
+        score = {"f1_at_0.5": per_class}
+        return {"variant": "public", "density_vs_nation": density,
+                "scores": {"voterolls": score, "oracle": score}}
+
+    results = tmp_path / "r.json"
+    results.write_text(json.dumps({"runs": [run(0.01, 0.9), run(0.1, 0.8)]}))
+    monkeypatch.setattr(link_ceiling, "RESULTS", results)
+    rows = [r for r in link_ceiling.projection().splitlines() if r.startswith("| public | full |")]
+    assert rows and all(r.endswith("| -0.100 | 0.700 |") for r in rows)
