@@ -34,8 +34,15 @@ NAMES = dict(first_name=1, first_name_canonical=1, last_name=1)
 
 def test_default_profile_keeps_the_documented_sessions():
     full = _profile(**dict.fromkeys(PROFILED, 1.0))
-    assert training_rule_columns(full) == training_rule_columns(None)
+    public = _profile(**(dict.fromkeys(PROFILED, 1.0) | dict(dob_token=0, ssn4_token=0)))
+    assert training_rule_columns(public) == training_rule_columns(None)
     assert prediction_rule_columns(full) == prediction_rule_columns(None)
+    # with sealed DOB tokens the previous sessions stay (measured better there)
+    assert training_rule_columns(full) == [
+        ("dob", "last_name"),
+        ("dob", "first_name_canonical", "middle_name"),
+        ("first_name_canonical", "last_name", "middle_name", "birth_year"),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -57,7 +64,7 @@ def test_default_profile_keeps_the_documented_sessions():
         (  # sealed tokens instead of public dates; SSN4 refines the name session
             NAMES | dict(dob_token=1, ssn4_token=1, birth_year=1, gender=1),
             [("dob_token", "last_name"), ("dob_token", "first_name_canonical"),
-             ("last_name", "ssn4_token", "birth_year")],
+             ("first_name_canonical", "last_name", "ssn4_token", "birth_year")],
         ),
         (dict(dob_token=1, ssn4_token=1), [("dob_token",), ("ssn4_token",)]),  # tokens only
     ],

@@ -289,7 +289,7 @@ def training_rule_columns(profile=None) -> list[tuple[str, ...]]:
         return [(x,) for x in ("dob", "dob_token", "ssn4_token", "birth_year") if t(x)]
     if anchor:
         rules += [(anchor, n) for n in names]
-        if t("middle_name") and "first_name_canonical" in names:
+        if t("middle_name") and "first_name_canonical" in names and not t("dob_token"):
             # (anchor, middle) instead of (anchor, first): a session must leave
             # two *independent* informative fields free.  Blocked on the first
             # name, only the surname was left (gender follows the first name,
@@ -301,6 +301,10 @@ def training_rule_columns(profile=None) -> list[tuple[str, ...]]:
             # name, first and last name are both free.
             i = rules.index((anchor, "first_name_canonical"))
             rules[i] = (anchor, "middle_name")
+        elif t("middle_name") and "first_name_canonical" in names:
+            # with sealed DOB tokens: see the DOB session below
+            i = rules.index((anchor, "first_name_canonical"))
+            rules[i] = (anchor, "first_name_canonical", "middle_name")
     else:
         other = next((x for x in ("ssn4_token", "residence_zip5", "birth_year") if t(x)), None)
         if other:
@@ -308,12 +312,16 @@ def training_rule_columns(profile=None) -> list[tuple[str, ...]]:
     if names:
         extra = next((x for x in ("middle_name", "ssn4_token") if t(x)), None)
         name_key = ("first_name_canonical", "last_name") if len(names) == 2 else tuple(names)
-        if extra and len(names) == 2:
+        if extra and len(names) == 2 and not t("dob_token"):
             # The DOB session: with (first, last, extra, year) blocked, the date
             # was the only informative field left, and EM took strangers sharing
             # a full name for matches with a different date: m(DOB differs) 0.14
             # against 0.00005 at 1M folded into one year.  Leaving the first
             # name free as well gives EM a second, independent field.
+            # Not with sealed DOB tokens: there these two sessions lost 0.029
+            # F1 at 1M (0.910 -> 0.881; the token is a second copy of the date
+            # left free next to it; not diagnosed further), so such input keeps
+            # (anchor, first, middle) and (first, last, extra, year).
             name_key = ("last_name",)
         rules.append(
             name_key + ((extra,) if extra else ()) + (("birth_year",) if t("birth_year") else ())
