@@ -33,7 +33,7 @@ from voterolls.errors import UserError
 from voterolls.link.blocking import training_rules
 from voterolls.link.fields import FieldProfile
 from voterolls.link.settings import DEFAULT_SEED, EM_MAX_PAIRS, U_MAX_PAIRS
-from voterolls.link.splink_adapter import level_m, level_u, model_comparisons
+from voterolls.link.splink_adapter import level_m, level_u, model_comparisons, sql_dialect
 from voterolls.log import get_logger
 
 log = get_logger(__name__)
@@ -89,7 +89,7 @@ def train(
         step("estimating u by random sampling")
     linker.training.estimate_u_using_random_sampling(max_pairs=u_max_pairs, seed=seed)
     for rule in training_rules(profile):
-        sql = rule.get_blocking_rule(linker._sql_dialect_str).blocking_rule_sql
+        sql = rule.get_blocking_rule(sql_dialect(linker)).blocking_rule_sql
         if step:
             step(f"EM on {sql}")
         try:
