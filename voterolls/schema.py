@@ -95,46 +95,18 @@ _s = pa.string()
 
 REGISTRATION_FIELDS: list[pa.Field] = [
     # --- identity of the record -------------------------------------------
-    pa.field(
-        "state",
-        _s,
-        nullable=False,
-        metadata={"doc": "USPS code of the state that holds the registration"},
-    ),
+    pa.field("state", _s, nullable=False, metadata={"doc": "USPS code of the state that holds the registration"}),
     pa.field("county", _s, metadata={"doc": "county code or name as the state writes it"}),
-    pa.field(
-        "state_voter_id",
-        _s,
-        nullable=False,
-        metadata={"doc": "the state's own statewide voter id (NC ncid, OH SOS_VOTERID, ...)"},
-    ),
+    pa.field("state_voter_id", _s, nullable=False, metadata={"doc": "the state's own statewide voter id (NC ncid, OH SOS_VOTERID, ...)"}),
     # --- name ---------------------------------------------------------------
     pa.field("last_name", _s, metadata={"doc": "upper case, accents folded, suffix removed"}),
     pa.field("first_name", _s, metadata={"doc": "upper case, accents folded"}),
     pa.field("middle_name", _s, metadata={"doc": "upper case; a lone letter is an initial"}),
-    pa.field(
-        "name_suffix",
-        _s,
-        metadata={"doc": "JR, SR, II, III, IV, ... (split out of name fields when embedded)"},
-    ),
-    pa.field(
-        "first_name_canonical",
-        _s,
-        metadata={
-            "doc": "nickname-canonical first name (BOB -> ROBERT); equals first_name when no nickname applies"
-        },
-    ),
+    pa.field("name_suffix", _s, metadata={"doc": "JR, SR, II, III, IV, ... (split out of name fields when embedded)"}),
+    pa.field("first_name_canonical", _s, metadata={"doc": "nickname-canonical first name (BOB -> ROBERT); equals first_name when no nickname applies"}),
     # --- date of birth ---------------------------------------------------------
-    pa.field(
-        "dob",
-        pa.date32(),
-        metadata={"doc": "full date of birth; null unless dob_granularity = full"},
-    ),
-    pa.field(
-        "birth_year",
-        pa.int16(),
-        metadata={"doc": "year of birth; present for full and year granularity"},
-    ),
+    pa.field("dob", pa.date32(), metadata={"doc": "full date of birth; null unless dob_granularity = full"}),
+    pa.field("birth_year", pa.int16(), metadata={"doc": "year of birth; present for full and year granularity"}),
     pa.field("dob_granularity", _s, nullable=False, metadata={"doc": "full | year | none"}),
     # --- demographics and codes ----------------------------------------------
     pa.field("gender", _s, metadata={"doc": "common vocabulary GENDER"}),
@@ -143,60 +115,26 @@ REGISTRATION_FIELDS: list[pa.Field] = [
     pa.field("party_code", _s, metadata={"doc": "state's original party code"}),
     pa.field("status", _s, metadata={"doc": "common vocabulary STATUS"}),
     pa.field("status_code", _s, metadata={"doc": "state's original status code"}),
-    pa.field(
-        "status_reason", _s, metadata={"doc": "state's status reason text or code, where recorded"}
-    ),
+    pa.field("status_reason", _s, metadata={"doc": "state's status reason text or code, where recorded"}),
     pa.field("race", _s, metadata={"doc": "common vocabulary RACE, where the state records it"}),
     pa.field("race_code", _s, metadata={"doc": "state's original race / ethnicity code(s)"}),
     pa.field("uocava", _s, metadata={"doc": "military / overseas / none / unknown"}),
     pa.field("registration_date", pa.date32(), metadata={"doc": "date of (latest) registration"}),
     # --- residence ------------------------------------------------------------
-    pa.field(
-        "residence_address",
-        _s,
-        metadata={"doc": "standardised street line: number, street, unit; upper case"},
-    ),
+    pa.field("residence_address", _s, metadata={"doc": "standardised street line: number, street, unit; upper case"}),
     pa.field("residence_city", _s, metadata={"doc": "upper case"}),
-    pa.field(
-        "residence_zip5",
-        _s,
-        metadata={"doc": "five-digit ZIP, repaired from 27517.0 / 27517-1234 forms"},
-    ),
+    pa.field("residence_zip5", _s, metadata={"doc": "five-digit ZIP, repaired from 27517.0 / 27517-1234 forms"}),
     # --- contact (only where the state's policy makes it public) ------------
-    pa.field(
-        "phone", _s, metadata={"doc": "digits only; dropped at ingest unless the policy allows it"}
-    ),
-    pa.field(
-        "email", _s, metadata={"doc": "lower case; dropped at ingest unless the policy allows it"}
-    ),
+    pa.field("phone", _s, metadata={"doc": "digits only; dropped at ingest unless the policy allows it"}),
+    pa.field("email", _s, metadata={"doc": "lower case; dropped at ingest unless the policy allows it"}),
     # --- sealed identifiers (HMAC-SHA256 under the consortium key) -----------
-    pa.field(
-        "ssn4_token",
-        _s,
-        metadata={
-            "doc": "keyed token of the last four SSN digits, made by the state (voterolls seal)"
-        },
-    ),
+    pa.field("ssn4_token", _s, metadata={"doc": "keyed token of the last four SSN digits, made by the state (voterolls seal)"}),
     pa.field("dl_token", _s, metadata={"doc": "keyed token of the driver's licence number"}),
-    pa.field(
-        "dob_token",
-        _s,
-        metadata={
-            "doc": "keyed token of the full DOB where the law allows matching but not disclosure"
-        },
-    ),
-    pa.field(
-        "name_clk",
-        _s,
-        metadata={
-            "doc": "base64 Bloom-filter encoding (CLK) of the name, for privacy-preserving fuzzy matching"
-        },
-    ),
+    pa.field("dob_token", _s, metadata={"doc": "keyed token of the full DOB where the law allows matching but not disclosure"}),
+    pa.field("name_clk", _s, metadata={"doc": "base64 Bloom-filter encoding (CLK) of the name, for privacy-preserving fuzzy matching"}),
     # --- provenance -----------------------------------------------------------
     pa.field("source_file", _s, metadata={"doc": "sha256 of the native file the row came from"}),
-    pa.field(
-        "source_line", pa.int64(), metadata={"doc": "1-based physical line of the row in that file"}
-    ),
+    pa.field("source_line", pa.int64(), metadata={"doc": "1-based physical line of the row in that file"}),
 ]
 
 REGISTRATION_SCHEMA = pa.schema(REGISTRATION_FIELDS)
@@ -214,9 +152,7 @@ VOTE_HISTORY_FIELDS: list[pa.Field] = [
     pa.field("election_desc", _s, metadata={"doc": "the state's election label"}),
     pa.field("vote_method", _s, metadata={"doc": "common vocabulary VOTE_METHOD"}),
     pa.field("vote_method_code", _s, metadata={"doc": "state's original method code"}),
-    pa.field(
-        "party_ballot", _s, metadata={"doc": "party ballot taken in a primary, where recorded"}
-    ),
+    pa.field("party_ballot", _s, metadata={"doc": "party ballot taken in a primary, where recorded"}),
     pa.field("source_file", _s),
     pa.field("source_line", pa.int64()),
 ]
@@ -298,9 +234,7 @@ def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
                 try:
                     col = col.cast(field.type)
                 except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-                    raise ValueError(
-                        f"column {field.name!r} cannot be cast to {field.type}"
-                    ) from exc
+                    raise ValueError(f"column {field.name!r} cannot be cast to {field.type}") from exc
             arrays.append(col)
         else:
             arrays.append(pa.nulls(n, type=field.type))
