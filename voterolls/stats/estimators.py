@@ -36,6 +36,7 @@ is reported beside it as a check.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -43,8 +44,11 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from voterolls.schema import live_status_sql
 from voterolls.stats import coincidence as co
+from voterolls.stats import vote_error
 from voterolls.stats.defaults import DEFAULT_ERROR_RATE
+from voterolls.stats.status import status_summary
 
 Z95 = 1.959963984540054
 
@@ -161,13 +165,22 @@ def prepare(con: duckdb.DuckDBPyConnection, election: str | None) -> list[str]:
             SELECT DISTINCT state, state_voter_id FROM vote_history WHERE election_date = DATE '{election}'
             """
         )
+    has_status = "status" in {
+        r[0] for r in con.execute("DESCRIBE SELECT * FROM registrations").fetchall()
+    }
+    status = "coalesce(r.status, 'unknown')" if has_status else "'unknown'"
+    # every record (``_vr_all``) and the live registrations the estimates rest on (``_vr_regs``)
     con.execute(
-        """
-        CREATE OR REPLACE TEMP TABLE _vr_regs AS
+        f"""
+        CREATE OR REPLACE TEMP TABLE _vr_all AS
         SELECT r.state, r.state_voter_id, r.first_name, r.last_name, r.dob, r.birth_year,
-               r.dob_granularity, r.registration_date, (v.state_voter_id IS NOT NULL) AS voted
+               r.dob_granularity, r.registration_date, (v.state_voter_id IS NOT NULL) AS voted,
+               {status} AS status, {live_status_sql(status)} AS live
         FROM registrations r LEFT JOIN _vr_votes v USING (state, state_voter_id)
         """
+    )
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _vr_regs AS SELECT * EXCLUDE (status, live) FROM _vr_all WHERE live"
     )
     return [r[0] for r in con.execute("SELECT DISTINCT state FROM _vr_votes ORDER BY 1").fetchall()]
 
@@ -412,6 +425,27 @@ def relaxed_check(con: duckdb.DuckDBPyConnection, tab: pa.Table, relaxed: dict) 
     }
 
 
+def non_exact_uncertainty(relaxed: dict | None) -> float:
+    """Relative uncertainty of the Splink sum over pairs that do not agree exactly.
+
+    The one-name-plus-DOB check measures Splink's miscalibration there as
+    ``d = 1 - ratio`` with standard error ``s``; on small or coincidence-heavy
+    data ``s`` can be huge (12 on a three-state nation) and, used as it is,
+    swamps the interval.  The check is therefore combined with a prior
+    ``d ~ N(0, tau^2)``, ``tau`` = :data:`K_NON_EXACT_DEFAULT` (normal-normal
+    shrinkage): weight ``w = tau^2 / (tau^2 + s^2)``, posterior mean ``w d``,
+    posterior variance ``w s^2``; the relative uncertainty is the root mean
+    square ``sqrt((w d)^2 + w s^2)``.  With no evidence it is ``tau``; with
+    precise evidence ``|d|``; it never exceeds ``max(|d|, tau)`` by much.
+    """
+    tau2 = K_NON_EXACT_DEFAULT**2
+    if relaxed is None:
+        return K_NON_EXACT_DEFAULT
+    d, s2 = 1.0 - relaxed["ratio"], relaxed["ratio_se"] ** 2
+    w = tau2 / (tau2 + s2)
+    return math.sqrt((w * d) ** 2 + w * s2)
+
+
 def block_bootstrap_se(con: duckdb.DuckDBPyConnection, *, b: int = 400, seed: int = 0) -> float:
     """SE of the cross-state ``sum p`` from a bootstrap over 200 surname blocks."""
     rows = con.execute(
@@ -517,7 +551,7 @@ def estimate_tables(
     con: duckdb.DuckDBPyConnection,
     *,
     pairs: pa.Table | str | None = None,
-    error_rate: float = DEFAULT_ERROR_RATE,
+    error_rate: float | None = None,
     election: str | None = None,
     model: co.DobModel | None = None,
     link_threshold: float = 0.9,
@@ -538,11 +572,8 @@ def estimate_tables(
     has_pairs = load_pairs(con, pairs)
     relaxed = relaxed_check(con, tab, co.relaxed_table(con, model, cells)) if has_pairs else None
     # relative uncertainty of the Splink sum where the exact rule is blind
-    k_ne = (
-        math.sqrt((1 - relaxed["ratio"]) ** 2 + relaxed["ratio_se"] ** 2)
-        if relaxed is not None
-        else K_NON_EXACT_DEFAULT
-    )
+    k_ne = non_exact_uncertainty(relaxed)
+    err = error_rate_for(con, vote_states, election, error_rate)
 
     res: dict = {
         "election": election,
@@ -570,7 +601,10 @@ def estimate_tables(
             f"{co.NAME_BLOCKS} first-name hash blocks (at least Poisson); "
             "overdispersion = Pearson chi-square of the block counts per degree of freedom",
         },
-        "error_rate": error_rate,
+        "error_rate": err.rate,
+        "error_rate_source": err.source,
+        "vote_record_error": err.as_dict(),
+        "registration_status": status_summary(con),
     }
 
     # --- duplicate registrations ----------------------------------------------
@@ -641,7 +675,7 @@ def estimate_tables(
     # --- double votes -----------------------------------------------------------
     if election and len(vote_states) >= 2:
         res["double_votes"] = _double_votes(
-            con, tab, vote_states, error_rate, kap_x, has_pairs, k_ne, link_threshold
+            con, tab, vote_states, err, kap_x, has_pairs, k_ne, link_threshold
         )
     else:
         res["double_votes"] = {
@@ -649,7 +683,7 @@ def estimate_tables(
             "note": "needs vote history from at least two states for the same election",
             "vote_history_states": vote_states,
         }
-    res["crosscheck_purge"] = _purge(con, tab, vote_states, kap_x, error_rate) if election else None
+    res["crosscheck_purge"] = _purge(con, tab, vote_states, kap_x, err.rate) if election else None
     from voterolls.stats.crosscheck_compare import compare
 
     cross = dups["cross_state"]
@@ -698,11 +732,47 @@ def _vote_strata(
     return exact, comb
 
 
+def voters_and_registrations(con: duckdb.DuckDBPyConnection, vs: list[str]) -> tuple[int, int]:
+    """Live registrations recorded voting, and all live registrations, in states ``vs``."""
+    lst = ", ".join(repr(s) for s in vs) or "''"
+    v, r = con.execute(
+        f"SELECT count(*) FILTER (WHERE voted), count(*) FROM _vr_regs WHERE state IN ({lst})"
+    ).fetchall()[0]
+    return int(v), int(r)
+
+
+def error_rate_for(
+    con: duckdb.DuckDBPyConnection, vs: list[str], election: str | None, override: float | None
+) -> vote_error.ErrorRate:
+    """The vote-record error to use: the override if given, else learnt, else the default."""
+    if override is not None:
+        return vote_error.ErrorRate(override, 0.0, "override")
+    if not election or len(vs) < 2:
+        return vote_error.ErrorRate(DEFAULT_ERROR_RATE, 0.0, "default")
+    voters, regs = voters_and_registrations(con, vs)
+    return vote_error.learn(con, vs, election, voters, regs, DEFAULT_ERROR_RATE)
+
+
+def corrected_with(
+    o2: Count, o1: Count, o0: Count, err: vote_error.ErrorRate, voters: int, regs: int
+) -> Count:
+    """:func:`correct_vote_error` at ``err.rate``, with the uncertainty of a learnt rate
+    carried into the variance (delta method: slope of the estimate in the rate, times se)."""
+    c = correct_vote_error(o2, o1, o0, *error_probabilities(err.rate, voters, regs))
+    if err.se <= 0:
+        return c
+    lo_r, hi_r = max(err.rate - err.se, 0.0), min(err.rate + err.se, 0.49)
+    lo = correct_vote_error(o2, o1, o0, *error_probabilities(lo_r, voters, regs)).estimate
+    hi = correct_vote_error(o2, o1, o0, *error_probabilities(hi_r, voters, regs)).estimate
+    slope = (hi - lo) / (hi_r - lo_r) if hi_r > lo_r else 0.0
+    return dataclasses.replace(c, variance=c.variance + (slope * err.se) ** 2)
+
+
 def _double_votes(
     con: duckdb.DuckDBPyConnection,
     tab: pa.Table,
     vs: list[str],
-    e: float,
+    err: vote_error.ErrorRate,
     kap: tuple[float, ...],
     has_pairs: bool,
     k_ne: float = K_NON_EXACT_DEFAULT,
@@ -710,14 +780,10 @@ def _double_votes(
 ) -> dict:
     exact, comb = _vote_strata(con, tab, vs, kap, has_pairs, k_ne, link_threshold)
     head = comb if has_pairs else exact
-    voters = con.execute(
-        f"SELECT count(*) FROM _vr_regs WHERE voted AND state IN ({', '.join(repr(s) for s in vs)})"
-    ).fetchall()[0][0]
-    regs = con.execute(
-        f"SELECT count(*) FROM _vr_regs WHERE state IN ({', '.join(repr(s) for s in vs)})"
-    ).fetchall()[0][0]
+    e = err.rate
+    voters, regs = voters_and_registrations(con, vs)
     miss, fmark = error_probabilities(e, voters, regs)
-    main = correct_vote_error(head["2"], head["1"], head["0"], miss, fmark)
+    main = corrected_with(head["2"], head["1"], head["0"], err, voters, regs)
     sens = []
     for rate in sorted({*SENSITIVITY_RATES, e}):
         c = correct_vote_error(
@@ -725,14 +791,14 @@ def _double_votes(
         )
         sens.append({"error_rate": rate, **_fmt(c)})
     no_err = exact["2"]
-    exact_corr = correct_vote_error(exact["2"], exact["1"], exact["0"], miss, fmark)
+    exact_corr = corrected_with(exact["2"], exact["1"], exact["0"], err, voters, regs)
     by_level = {}
     for level in ("full", "year"):
         o = {
             k: rule_net(tab, cross=True, cls_pairs=(cls,), states=vs, kappa=kap)[level]
             for k, cls in (("2", "11"), ("1", "01"), ("0", "00"))
         }
-        by_level[level] = _fmt(correct_vote_error(o["2"], o["1"], o["0"], miss, fmark))
+        by_level[level] = _fmt(corrected_with(o["2"], o["1"], o["0"], err, voters, regs))
     return {
         "unit": "people recorded as voting in two states in the same election",
         "states": vs,
@@ -741,6 +807,7 @@ def _double_votes(
         "error_model": {
             "miss_per_vote": miss,
             "false_mark_per_non_voting_registration": round(fmark, 6),
+            **err.as_dict(),
         },
         "headline": _fmt(
             main,
@@ -749,7 +816,7 @@ def _double_votes(
                 if has_pairs
                 else "rule net of coincidences"
             )
-            + f", corrected for vote-record error {e:.3%}",
+            + f", corrected for vote-record error {e:.3%} ({err.source})",
             per_voter=(main.estimate / voters) if voters else None,
         ),
         "rule_net_of_coincidences_no_error_correction": _fmt(no_err),
