@@ -1,0 +1,155 @@
+"""Live registrations only, and the vote-record error learnt from the data.
+
+The county-file test runs the installed ``voterolls`` script on a synthetic NC
+county file written in the state's own layout with cancelled and denied
+records kept (as NC keeps them), through ``ingest`` and ``estimate``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pyarrow.compute as pc
+import pytest
+
+from voterolls.schema import LIVE_STATUSES, live_status_sql
+from voterolls.stats import estimators as es
+from voterolls.synth import SynthConfig, generate_nation
+
+ROOT = Path(__file__).resolve().parents[1]
+KEPT = SynthConfig(
+    cancelled_kept_rate=0.5,
+    denied_kept_rate=0.6,
+    in_state_duplicate_rate=0.08,
+    late_registration_rate=0.05,
+    vote_record_error_rate=0.03,
+)
+
+
+def _voterolls(*args: str) -> subprocess.CompletedProcess:
+    exe = shutil.which("voterolls") or str(Path(sys.executable).with_name("voterolls"))
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "250"}
+    return subprocess.run([exe, *args], capture_output=True, text=True, env=env, timeout=600)
+
+
+def test_live_status_predicate_is_the_one_definition():
+    con = duckdb.connect()
+    rows = con.execute(
+        f"SELECT s, {live_status_sql('s')} FROM (VALUES ('active'), ('inactive'), ('cancelled'), "
+        "('denied'), ('pending'), ('unknown'), (NULL)) t(s)"
+    ).fetchall()
+    assert {s for s, live in rows if live} == {"active", "inactive", "unknown", None}
+    assert set(LIVE_STATUSES) == {"active", "inactive", "unknown"}
+
+
+@pytest.mark.slow
+def test_county_file_with_cancelled_and_denied_records_through_ingest(tmp_path):
+    from voterolls.formats.writer import write_native
+
+    nation = generate_nation(40_000, 11, KEPT).restrict(["NC"])
+    regs = nation.registrations
+    counts = pc.value_counts(regs["county"])
+    county = counts.field("values")[
+        pc.index(counts.field("counts"), pc.max(counts.field("counts"))).as_py()
+    ]
+    regs = regs.filter(pc.equal(regs["county"], county))
+    ids = regs["state_voter_id"]
+    vh = nation.vote_history.filter(pc.is_in(nation.vote_history["state_voter_id"], value_set=ids))
+    files = write_native("NC", regs, vh, tmp_path / "county")
+    ws = tmp_path / "w"
+    r = _voterolls("ingest", "NC", *map(str, files), "--workspace", str(ws))
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = _voterolls("estimate", "--workspace", str(ws))
+    assert r.returncode == 0, r.stdout + r.stderr
+    res = json.loads((ws / "estimates" / "estimates.json").read_text())
+
+    # what the file holds, counted from the generated records (protected voters are not published)
+    con = duckdb.connect()
+    con.register("g", regs.filter(pc.invert(regs["protected"])))
+    by_status = dict(con.execute("SELECT status, count(*) FROM g GROUP BY 1").fetchall())
+    assert by_status["cancelled"] > 0 and by_status["denied"] > 0
+    st = res["registration_status"]
+    got = {k: v["records"] for k, v in st["records_by_status"].items()}
+    assert got["cancelled"] == by_status["cancelled"]
+    # NC's D is "denied" (stored as "pending" by layouts that predate the denied status)
+    assert got.get("denied", 0) + got.get("pending", 0) == by_status["denied"]
+    assert not st["records_by_status"]["cancelled"]["live"]
+    assert st["records_not_live"] == by_status["cancelled"] + by_status["denied"]
+
+    # in-state duplicates rest on live registrations only: the rule's raw count is the
+    # number of rule pairs between two live records; pairs touching a cancelled or denied
+    # record are reported apart
+    live = live_status_sql("status")
+    rule = """a.first_name = b.first_name AND a.last_name = b.last_name AND a.birth_year = b.birth_year
+              AND a.state_voter_id < b.state_voter_id"""
+    con.execute(f"CREATE TABLE n AS SELECT *, {live} AS live FROM g")
+    live_pairs, mixed = con.execute(
+        f"""SELECT count(*) FILTER (WHERE a.live AND b.live),
+                   count(*) FILTER (WHERE a.live <> b.live)
+            FROM n a JOIN n b ON {rule}"""
+    ).fetchall()[0]
+    ins = res["duplicate_registrations"]["in_state"]["rule_net_of_coincidences"]
+    assert ins["raw_rule_count"] == live_pairs
+    reported = sum(
+        m["rule_pairs_with_a_live_record"] for m in st["rule_matches_not_live_with_live"]
+    )
+    assert reported == mixed > 0
+    # the truth: the estimate counts live duplicate pairs, not list maintenance
+    tp = nation.truth["duplicate_pairs"]
+    assert pc.sum(pc.invert(tp["live"])).as_py() > 0
+
+    # the printed figures are the JSON's
+    out = " ".join(r.stdout.split())
+    kinds = ", ".join(
+        f"{k} {v['records']:,}" for k, v in st["records_by_status"].items() if not v["live"]
+    )
+    assert f"Not counted as registrations: {st['records_not_live']:,} records ({kinds}); " in out
+    assert f"{reported:,} name+DOB rule matches join one of them to a live registration" in out
+    assert "fraud" not in out.lower()
+
+
+def _ingested(nation) -> duckdb.DuckDBPyConnection:
+    from voterolls.link.synthetic import load_nation_registrations
+
+    con = duckdb.connect()
+    load_nation_registrations(con, nation, target="registrations")
+    con.register("_v", nation.vote_history)
+    con.execute("CREATE TABLE vote_history AS SELECT * FROM _v")
+    return con
+
+
+def test_vote_record_error_is_learnt_and_an_override_is_reported_as_such():
+    nation = generate_nation(40_000, 5, KEPT)
+    con = _ingested(nation)
+    res = es.estimate_tables(con)
+    ve = res["vote_record_error"]
+    assert res["error_rate_source"] == "learnt" and ve["error_rate_se"] > 0
+    assert "learnt" in ve["source"]
+    # the generator's false-mark rate: errors over records that did not cast a ballot
+    cast = pc.sum(nation.truth["records"]["voted"]).as_py()
+    b_true = nation.truth["vote_record_errors"].num_rows / (nation.registrations.num_rows - cast)
+    b = ve["evidence"]["false_mark_rate"]
+    assert abs(b - b_true) < 3 * ve["evidence"]["false_mark_rate_se"]
+    assert (
+        ve["evidence"]["records_that_cannot_have_voted"]["registered_after_election"]["records"] > 0
+    )
+    # its uncertainty widens the double-vote interval beyond the same rate assumed exactly
+    fixed = es.estimate_tables(_ingested(nation), error_rate=res["error_rate"])
+    assert fixed["error_rate_source"] == "override"
+    assert "override" in fixed["vote_record_error"]["source"]
+    h, hf = res["double_votes"]["headline"], fixed["double_votes"]["headline"]
+    assert h["estimate"] == pytest.approx(hf["estimate"], abs=0.05)
+    assert h["se"] > hf["se"]
+
+
+def test_without_records_that_cannot_have_voted_the_default_is_used_and_said():
+    con = _ingested(generate_nation(5_000, 2))
+    res = es.estimate_tables(con)
+    assert res["error_rate_source"] == "default" and res["error_rate"] == es.DEFAULT_ERROR_RATE
+    assert "assumed default" in res["vote_record_error"]["source"]
