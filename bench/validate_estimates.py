@@ -140,19 +140,28 @@ def truth_counts(con: duckdb.DuckDBPyConnection, nation, vote_states: list[str])
     visible = "(a.birth_year IS NOT NULL AND b.birth_year IS NOT NULL)"
     q = f"""
         SELECT count(*) FILTER (WHERE {visible}),
-               count(*) FILTER (WHERE {visible} AND coalesce({rule}, false))
+               count(*) FILTER (WHERE {visible} AND coalesce({rule}, false)),
+               count(*) FILTER (WHERE {visible} AND coalesce({rule}, false)
+                                AND a.dob_granularity = 'full' AND b.dob_granularity = 'full')
         FROM {{t}} t
         JOIN registrations a ON a.state = t.state_l AND a.state_voter_id = t.state_voter_id_l
         JOIN registrations b ON b.state = t.state_r AND b.state_voter_id = t.state_voter_id_r
         WHERE t.state_l <> t.state_r {{extra}}
     """
-    dv, dx = con.execute(
+    dv, dx, _ = con.execute(
         q.format(t="_t_dv", extra=f"AND t.state_l IN ({lst}) AND t.state_r IN ({lst})")
     ).fetchall()[0]
-    dup_v, dup_x = con.execute(
+    dup_v, dup_x, dup_xf = con.execute(
         q.format(t=f"(SELECT * FROM _t_dup WHERE kind = 'cross_state' AND {live})", extra="")
     ).fetchall()[0]
-    return {"dup_visible": dup_v, "dup_exact": dup_x, "dv_visible": dv, "dv_exact": dx}
+    return {
+        "dup_visible": dup_v,
+        "dup_exact": dup_x,
+        "dup_exact_full": dup_xf,
+        "dup_exact_year": dup_x - dup_xf,
+        "dv_visible": dv,
+        "dv_exact": dx,
+    }
 
 
 TOY_STATES = {"NC": "year", "OH": "full", "FL": "full", "NY": "full", "GA": "year", "TX": "full"}
@@ -451,6 +460,8 @@ def run_seed(
         "seconds": round(time.time() - t0, 1),
         "truth": truth,
         "dup": _pick(d),
+        "dup_full": _pick(d["by_level"]["full"]),
+        "dup_year": _pick(d["by_level"]["year"]),
         "dv": _pick(dv["rule_net_of_coincidences_error_corrected"]),
         "dv_no_error_correction": dv["rule_net_of_coincidences_no_error_correction"]["estimate"],
         "votes": dv["votes_recorded_in_these_states"],
@@ -927,6 +938,12 @@ def main() -> None:
         "double votes, rule net vs all visible double votes": summarise(rows, "dv", "dv_visible"),
     }
     if not args.toy:
+        summary["duplicate registrations, full-DOB stratum, rule net"] = summarise(
+            rows, "dup_full", "dup_exact_full"
+        )
+        summary["duplicate registrations, year-only stratum, rule net"] = summarise(
+            rows, "dup_year", "dup_exact_year"
+        )
         summary["double votes, full-DOB stratum (Crosscheck rule), error-corrected"] = summarise(
             rows, "dv_full", "dv_exact_full"
         )
@@ -990,6 +1007,8 @@ def mechanisms_md(cfgs: list[dict]) -> str:
     the noise floor; the vote-record error the estimator learnt against the generator's."""
     figures = (
         ("duplicate registrations, rule net of coincidences", "duplicates (rule net)"),
+        ("duplicate registrations, full-DOB stratum, rule net", "duplicates, full-DOB stratum"),
+        ("duplicate registrations, year-only stratum, rule net", "duplicates, year-only stratum"),
         ("double votes, rule net, error-corrected", "double votes (rule net, error-corrected)"),
         (
             "double votes, full-DOB stratum (Crosscheck rule), error-corrected",
