@@ -153,3 +153,48 @@ def test_without_records_that_cannot_have_voted_the_default_is_used_and_said():
     res = es.estimate_tables(con)
     assert res["error_rate_source"] == "default" and res["error_rate"] == es.DEFAULT_ERROR_RATE
     assert "assumed default" in res["vote_record_error"]["source"]
+
+
+def test_exact_stratum_calibration_finds_overconfident_linkage_without_truth():
+    from voterolls.stats.toy import make_population
+
+    states = {"OH": "full", "FL": "full", "NY": "full", "TX": "full"}
+    pop = make_population(60_000, seed=3, states=states, top_first=20, top_last=30, dup_rate=0.02)
+    con = duckdb.connect()
+    con.register("registrations", pop.registrations)
+    con.register("truth", pop.truth_pairs)
+    es.prepare(con, None)
+    # every cross-state pair agreeing on first + last + full DOB, scored 0.999 (over-confident)
+    con.execute(
+        """CREATE TABLE pairs AS
+           SELECT a.state AS state_l, a.state_voter_id AS state_voter_id_l, b.state AS state_r,
+                  b.state_voter_id AS state_voter_id_r, 0.999 AS match_probability,
+                  EXISTS (SELECT 1 FROM truth t WHERE (t.state_l = a.state
+                          AND t.state_voter_id_l = a.state_voter_id AND t.state_r = b.state
+                          AND t.state_voter_id_r = b.state_voter_id) OR (t.state_l = b.state
+                          AND t.state_voter_id_l = b.state_voter_id AND t.state_r = a.state
+                          AND t.state_voter_id_r = a.state_voter_id)) AS same
+           FROM _vr_regs a JOIN _vr_regs b ON a.first_name = b.first_name
+             AND a.last_name = b.last_name AND a.dob = b.dob AND a.state < b.state"""
+    )
+    n, true = con.execute("SELECT count(*), count(*) FILTER (WHERE same) FROM pairs").fetchall()[0]
+    assert n - true > 50  # a coincidence-heavy exact stratum
+    pairs = con.sql("SELECT * EXCLUDE (same) FROM pairs").to_arrow_table()
+    res = es.estimate_tables(con, pairs=pairs, error_rate=0.0)
+    cal = res["linkage_calibration"]
+    tot = cal["total"]
+    assert tot["pairs"] == n and tot["expected_by_linkage"] == pytest.approx(0.999 * n, abs=0.01)
+    # without truth, the birthday model sees that only about `true` of them are one person
+    assert abs(tot["expected_by_birthday_model"] - true) < 4 * (n - true) ** 0.5
+    assert tot["ratio_model_to_linkage"] < 0.95
+    # an informed linkage (true pairs high, coincidences low): the total still matches the truth
+    con.execute(
+        "CREATE OR REPLACE TABLE pairs AS SELECT * REPLACE (CASE WHEN same THEN 0.999 ELSE 0.05 END AS match_probability) FROM pairs"
+    )
+    pairs = con.sql("SELECT * EXCLUDE (same) FROM pairs").to_arrow_table()
+    cal2 = es.estimate_tables(con, pairs=pairs, error_rate=0.0)["linkage_calibration"]
+    assert cal2["total"]["expected_by_birthday_model"] == pytest.approx(
+        tot["expected_by_birthday_model"]
+    )
+    assert abs(cal2["total"]["expected_by_linkage"] - true) < 0.05 * n
+    assert [b["p_from"] for b in cal2["bands"]] == [0.0, 0.99]

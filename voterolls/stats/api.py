@@ -157,6 +157,13 @@ def estimate(
     )
     res["workspace"] = str(w)
     res["linkage_used"] = pairs_path.exists()
+    if write and res.get("linkage_calibration"):
+        # beside link/link_report.json: the calibration of the linkage probabilities,
+        # checked without truth on the exact stratum (voterolls.stats.calibration)
+        cal = w / "link" / "calibration.json"
+        tmp = cal.with_name(cal.name + ".partial")
+        tmp.write_text(json.dumps(res["linkage_calibration"], indent=1) + "\n", encoding="utf-8")
+        os.replace(tmp, cal)
     if write:
         out = w / "estimates" / "estimates.json"
         out.parent.mkdir(parents=True, exist_ok=True)

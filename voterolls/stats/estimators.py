@@ -664,6 +664,12 @@ def estimate_tables(
                 non_exact_relative_uncertainty=round(k_ne, 4),
             )
             entry["headline"] = "combined"
+            if cross:
+                from voterolls.stats.calibration import exact_stratum_calibration
+
+                res["linkage_calibration"] = exact_stratum_calibration(
+                    con, model, rn["full"].estimate
+                )
         else:
             entry["headline"] = "rule_net_of_coincidences"
             entry["note"] = (
