@@ -141,3 +141,43 @@ def test_movers_vote_less_when_asked(kept):
            FROM t WHERE record_kind = 'current'"""
     ).fetchall()[0]
     assert mover < 0.5 * other
+
+
+@pytest.mark.slow
+def test_cli_generate_passes_the_namesake_density(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from voterolls.cli import app
+    from voterolls.errors import UserError
+
+    runner = CliRunner()
+    res = runner.invoke(
+        app,
+        [
+            "generate",
+            "--people",
+            "300",
+            "--out",
+            str(tmp_path / "d"),
+            "--namesake-density",
+            "dense",
+        ],
+    )
+    assert isinstance(res.exception, UserError) and "--namesake-density" in str(res.exception)
+    res = runner.invoke(
+        app,
+        [
+            "generate",
+            "--people",
+            "300",
+            "--out",
+            str(tmp_path / "o"),
+            "--namesake-density",
+            "national",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    cfg = json.loads((tmp_path / "o" / "truth" / "config.json").read_text())
+    assert cfg["namesake_density"] == "national"
