@@ -142,6 +142,18 @@ def render(res: dict, console: Console) -> None:
         f"no DOB: {', '.join(c['states_without_dob']) or 'none'}; "
         f"vote history: {', '.join(c['vote_history_states']) or 'none'}."
     )
+    rn = (dv.get("rule_net_of_coincidences_error_corrected") or {}) if dv.get("headline") else {}
+    if rn.get("noise_floor"):
+        parts = [
+            f"{name}: floor {d['noise_floor']['sd']:,.1f}, reported se {d['se']:,.1f}"
+            for name, d in [("all strata", rn), *rn.get("by_level", {}).items()]
+            if d.get("noise_floor")
+        ]
+        console.print(
+            "Double votes, noise floor (the smallest standard error any estimator on names, DOBs "
+            "and vote marks can have) vs reported: " + "; ".join(parts) + ".",
+            markup=False,
+        )
     ve = res.get("vote_record_error")
     if ve:
         console.print(

@@ -774,6 +774,29 @@ def corrected_with(
     return dataclasses.replace(c, variance=c.variance + (slope * err.se) ** 2)
 
 
+def noise_floor(o2: Count, o1: Count, false_mark: float, estimate: Count) -> dict:
+    """The smallest standard error any estimator that sees name + DOB and vote marks can have.
+
+    Which name + DOB pairs of different people both voted, and which stale
+    registrations of one-time voters got a false mark, is not in the data: only
+    their expected numbers are.  So the realised counts' own variance is a floor,
+    ``sd^2 = E_c + O1 b (1 - b)``: ``E_c`` expected coincidences among pairs both
+    recorded voting (Poisson), ``O1`` same-person pairs with one vote, each falsely
+    marked on the other side with probability ``b`` (docs/METHODS.md §4.3).
+    ``reached``: the reported se is within 25% of the floor.
+    """
+    sd = math.sqrt(
+        max(o2.expected_coincidences or 0.0, 0.0)
+        + max(o1.estimate, 0.0) * false_mark * (1 - false_mark)
+    )
+    return {
+        "sd": round(sd, 3),
+        "relative_to_estimate": round(sd / estimate.estimate, 4) if estimate.estimate > 0 else None,
+        "reported_se_over_floor": round(estimate.se / sd, 3) if sd > 0 else None,
+        "reached": bool(sd > 0 and estimate.se <= 1.25 * sd),
+    }
+
+
 def _double_votes(
     con: duckdb.DuckDBPyConnection,
     tab: pa.Table,
@@ -799,12 +822,15 @@ def _double_votes(
     no_err = exact["2"]
     exact_corr = corrected_with(exact["2"], exact["1"], exact["0"], err, voters, regs)
     by_level = {}
+    floors = {}
     for level in ("full", "year"):
         o = {
             k: rule_net(tab, cross=True, cls_pairs=(cls,), states=vs, kappa=kap)[level]
             for k, cls in (("2", "11"), ("1", "01"), ("0", "00"))
         }
-        by_level[level] = _fmt(corrected_with(o["2"], o["1"], o["0"], err, voters, regs))
+        c = corrected_with(o["2"], o["1"], o["0"], err, voters, regs)
+        floors[level] = noise_floor(o["2"], o["1"], fmark, c)
+        by_level[level] = _fmt(c, noise_floor=floors[level])
     return {
         "unit": "people recorded as voting in two states in the same election",
         "states": vs,
@@ -828,6 +854,7 @@ def _double_votes(
         "rule_net_of_coincidences_no_error_correction": _fmt(no_err),
         "rule_net_of_coincidences_error_corrected": _fmt(
             exact_corr,
+            noise_floor=noise_floor(exact["2"], exact["1"], fmark, exact_corr),
             by_level=by_level,
             by_level_note="full: both records with a full DOB (the historical Crosscheck rule); "
             "year: a record with the birth year only (far more coincidences)",
