@@ -460,6 +460,7 @@ def run_seed(
         "seconds": round(time.time() - t0, 1),
         "truth": truth,
         "dup": _pick(d),
+        "dup_headline": _pick(cs[cs["headline"]]),
         "dup_full": _pick(d["by_level"]["full"]),
         "dup_year": _pick(d["by_level"]["year"]),
         "dv": _pick(dv["rule_net_of_coincidences_error_corrected"]),
@@ -938,6 +939,9 @@ def main() -> None:
         "double votes, rule net vs all visible double votes": summarise(rows, "dv", "dv_visible"),
     }
     if not args.toy:
+        summary[
+            "duplicate registrations, headline without linkage (middle initial at the year level)"
+        ] = summarise(rows, "dup_headline", "dup_exact")
         summary["duplicate registrations, full-DOB stratum, rule net"] = summarise(
             rows, "dup_full", "dup_exact_full"
         )
@@ -1007,6 +1011,10 @@ def mechanisms_md(cfgs: list[dict]) -> str:
     the noise floor; the vote-record error the estimator learnt against the generator's."""
     figures = (
         ("duplicate registrations, rule net of coincidences", "duplicates (rule net)"),
+        (
+            "duplicate registrations, headline without linkage (middle initial at the year level)",
+            "duplicates, headline (rule net + middle initial)",
+        ),
         ("duplicate registrations, full-DOB stratum, rule net", "duplicates, full-DOB stratum"),
         ("duplicate registrations, year-only stratum, rule net", "duplicates, year-only stratum"),
         ("double votes, rule net, error-corrected", "double votes (rule net, error-corrected)"),
