@@ -219,3 +219,11 @@ def test_middle_initial_makes_the_year_level_informative_at_national_density():
     truth = truth_counts(con, nation, res["vote_history_states"])["dup_exact"]
     assert abs(mi["estimate"] - truth) < 3 * mi["se"]
     assert mi["by_level"]["full"] == rule["by_level"]["full"]
+    # double votes: the same refinement lowers the noise floor of the year level
+    dv = res["double_votes"]
+    a, b = (
+        dv["rule_net_of_coincidences_error_corrected"],
+        dv["rule_net_middle_initial_error_corrected"],
+    )
+    assert b["noise_floor"]["sd"] < 0.6 * a["noise_floor"]["sd"] and b["se"] < a["se"]
+    assert b["by_level"]["full"]["estimate"] == a["by_level"]["full"]["estimate"]
