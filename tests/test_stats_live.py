@@ -219,6 +219,21 @@ def test_middle_initial_makes_the_year_level_informative_at_national_density():
     truth = truth_counts(con, nation, res["vote_history_states"])["dup_exact"]
     assert abs(mi["estimate"] - truth) < 3 * mi["se"]
     assert mi["by_level"]["full"] == rule["by_level"]["full"]
+    # the printed headline row is the middle-initial figure
+    from io import StringIO
+
+    from rich.console import Console
+
+    from voterolls.stats.api import estimate_connection
+    from voterolls.stats.commands import render
+
+    full_res = estimate_connection(_ingested(nation), error_rate=0.01)
+    buf = StringIO()
+    render(full_res, Console(file=buf, width=300))
+    head = full_res["duplicate_registrations"]["cross_state"]["rule_net_middle_initial"]
+    line = next(x for x in buf.getvalue().splitlines() if "cross-state: headline" in x)
+    lo, hi = head["ci95"]
+    assert f"{head['estimate']:,.0f}" in line and f"{lo:,.0f} - {hi:,.0f}" in line
     # double votes: the same refinement lowers the noise floor of the year level
     dv = res["double_votes"]
     a, b = (

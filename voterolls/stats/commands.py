@@ -97,13 +97,17 @@ def render(res: dict, console: Console) -> None:
         e = res["duplicate_registrations"][scope]
         rn = e["rule_net_of_coincidences"]
         _row(t, cells, f"{label}: name+DOB rule net of coincidences", rn)
+        if "rule_net_middle_initial" in e:
+            mi = e["rule_net_middle_initial"]
+            _row(t, cells, f"{label}: rule net, middle initial at the year level", mi)
         nat = cells.nat(e.get("national"), label)
         if "splink_sum_of_probabilities" in e:
             sp = e["splink_sum_of_probabilities"]
             _row(t, cells, f"{label}: sum of match probabilities", sp, raw=False)
             _row(t, cells, f"{label}: combined (headline)", e["combined"], nat)
         else:
-            _row(t, cells, f"{label}: headline (no linkage output)", rn, nat, raw=False)
+            head = e[e["headline"]]
+            _row(t, cells, f"{label}: headline (no linkage output)", head, nat, raw=False)
     dv = res["double_votes"]
     if dv.get("headline"):
         label = f"possible double votes (vote-record error {res['error_rate']:.2%}, {_SOURCE[res.get('error_rate_source', 'override')]})"
