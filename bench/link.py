@@ -1,7 +1,7 @@
 """Linkage benchmark: wall time, CPU time, peak memory, comparisons per record, F1 vs truth.
 
 Builds a synthetic nation (``voterolls.synth.generate_nation``), turns it into
-lawful normalised registrations as ingest would (``voterolls.link.synthetic``),
+lawful normalised registrations as ingest would (``bench.synthetic_registrations``),
 links it on DuckDB and evaluates cross-state duplicates against the truth by
 DOB granularity, with the Crosscheck rule beside it.
 
@@ -46,10 +46,10 @@ import pyarrow.parquet as pq
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.synthetic_registrations import load_nation_registrations  # noqa: E402
 from voterolls.link.blocking import DEFAULT_BLOCK_CAP  # noqa: E402
 from voterolls.link.evaluate import evaluate  # noqa: E402
 from voterolls.link.run import link_registrations  # noqa: E402
-from voterolls.link.synthetic import load_nation_registrations  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "link.json"
 

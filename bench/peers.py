@@ -94,7 +94,7 @@ def prepare(registrations: int, seed: int, out: Path) -> dict[str, Any]:
     import duckdb
     import pyarrow.parquet as pq
 
-    from voterolls.link.synthetic import load_nation_registrations
+    from bench.synthetic_registrations import load_nation_registrations
     from voterolls.synth import generate_nation
 
     out.mkdir(parents=True, exist_ok=True)

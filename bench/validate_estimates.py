@@ -3,7 +3,7 @@
 For each seed: ``voterolls.synth.generate_nation(people, seed)`` -> per state
 the date cleaning, disclosure policy (``voterolls.policy.enforce``) and
 normalisation (``voterolls.normalize``) that ingest applies, on the national
-tables directly (``voterolls.link.synthetic.load_nation_registrations``) (the native-file round trip is skipped to keep the
+tables directly (``bench.synthetic_registrations.load_nation_registrations``) (the native-file round trip is skipped to keep the
 run to minutes; readers are validated elsewhere) -> ``estimate_tables``.
 Linkage probabilities are used when ``--linkage`` is given and the linkage
 stage offers a table-level entry point; otherwise the rule-based estimators
@@ -101,13 +101,13 @@ METHODS = ROOT / "docs" / "METHODS.md"
 def ingest_like(con: duckdb.DuckDBPyConnection, nation) -> None:
     """Create ``registrations`` / ``vote_history`` tables as ingest would store them.
 
-    Registrations: ``voterolls.link.synthetic.load_nation_registrations`` (the
+    Registrations: ``bench.synthetic_registrations.load_nation_registrations`` (the
     linkage owner's helper: ``clean_dates`` -> ``policy.enforce`` ->
     ``normalize_registrations``, the steps and order of ingest).  Vote history:
     ``policy.enforce_vote_history`` per state (withheld where not public,
     protected voters' rows removed).
     """
-    from voterolls.link.synthetic import load_nation_registrations
+    from bench.synthetic_registrations import load_nation_registrations
 
     load_nation_registrations(con, nation, target="registrations")
     con.register("_nat_regs", nation.registrations.select(["state", "state_voter_id", "protected"]))
@@ -428,7 +428,7 @@ def run_seed(
     t0 = time.time()
     con = duckdb.connect()
     if toy:
-        from voterolls.stats.toy import make_population
+        from bench.toy_population import make_population
 
         pop = make_population(
             people, seed=seed, states=TOY_STATES, top_first=300, top_last=1000, dup_rate=0.03,
@@ -838,7 +838,7 @@ def main() -> None:
     ap.add_argument(
         "--toy",
         action="store_true",
-        help="use voterolls.stats.toy (6 states, concentrated names: a coincidence-heavy regime) instead of synth",
+        help="use bench/toy_population.py (6 states, concentrated names: a coincidence-heavy regime) instead of synth",
     )
     ap.add_argument(
         "--national-drop",

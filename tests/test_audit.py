@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from service_fakes import FakeIngest, fake_detect
 from typer.testing import CliRunner
 
 from voterolls.service.accounts import AccountStore
 from voterolls.service.app import create_app
 from voterolls.service.audit import GENESIS, AuditLog, entry_hash, verify
-from voterolls.service.testing import FakeIngest, fake_detect
 
 N = 8
 

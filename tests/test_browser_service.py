@@ -69,7 +69,7 @@ def _state_files(tmp: Path) -> tuple[list[Path], dict, list[str]]:
         ids = regs.column("state_voter_id").to_pylist()
         return write_native("NC", regs, history, tmp / "nc"), {}, ids
     except ImportError:
-        from voterolls.service.testing import FakeIngest, fake_detect
+        from service_fakes import FakeIngest, fake_detect
 
         p = tmp / "nc" / "ncvoter.txt"
         p.parent.mkdir(parents=True)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import typer
@@ -110,3 +112,70 @@ def test_the_demo_runs_end_to_end_through_the_installed_command(tmp_path) -> Non
     for step in ("generate", "ingest-dir", "link", "evaluate", "estimate", "lists", "report"):
         assert f"voterolls {step}" in res.stdout, step
     assert list((out / "lists" / "NC").iterdir())
+    assert (out / "lists" / "NC" / "cross_state_movers.xlsx").is_file()  # the list an office opens
+
+
+# --- one set of option rules for every command (issue 22) -----------------------------------
+
+VOTEROLLS = Path(sys.executable).with_name("voterolls")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _voterolls(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess:
+    """The installed console script, as a user runs it, with this tree's code."""
+    full_env = {k: v for k, v in os.environ.items() if k != "VOTEROLLS_WORKSPACE"}
+    full_env.update(PYTHONPATH=str(ROOT), COLUMNS="200", **env)
+    return subprocess.run([str(VOTEROLLS), *args], cwd=cwd, env=full_env, capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+
+
+def test_every_workspace_option_reads_the_environment_variable():
+    root = typer.main.get_command(cli.app)
+    ctx = typer.Context(root)
+    missing = []
+
+    def walk(command, path):
+        subs = getattr(command, "commands", None)
+        group_has_it = any(p.name == "workspace" for p in command.params)
+        for p in command.params:
+            if p.name == "workspace" and p.envvar != cli.WORKSPACE_ENV:
+                missing.append(path)
+        for name, sub in (subs or {}).items():
+            if not group_has_it:  # a group's own --workspace reaches its subcommands
+                walk(sub, f"{path} {name}")
+
+    for name in root.list_commands(ctx):
+        walk(root.get_command(ctx, name), name)
+    assert missing == []
+
+
+@pytest.mark.parametrize("args", [["estimate"], ["lists", "NC"], ["link"], ["report"], ["diff", "NC"]])
+def test_commands_use_the_workspace_from_the_environment(tmp_path, args):
+    elsewhere = tmp_path / "elsewhere"
+    res = _voterolls(args, cwd=tmp_path, VOTEROLLS_WORKSPACE=str(elsewhere))
+    assert res.returncode == 2, res.stderr
+    assert str(elsewhere) in res.stderr  # not ./workspace
+    assert "Traceback" not in res.stderr
+
+
+def test_a_group_option_may_come_before_the_subcommand(tmp_path):
+    w = tmp_path / "W"
+    res = _voterolls(["requests", "--workspace", str(w), "set", "NC", "--status", "complied"], cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert (w / "requests" / "tracker.json").is_file()
+    assert not (tmp_path / "workspace").exists()  # the option was not silently dropped
+    show = _voterolls(["requests", "--workspace", str(w), "show", "--state", "NC"], cwd=tmp_path)
+    assert show.returncode == 0 and "NC: complied" in show.stdout
+    env = _voterolls(["requests", "show", "--state", "NC"], cwd=tmp_path, VOTEROLLS_WORKSPACE=str(w))
+    assert env.returncode == 0 and "NC: complied" in env.stdout
+    # the option given to the subcommand itself wins over the group's
+    other = tmp_path / "other"
+    res = _voterolls(["requests", "--workspace", str(w), "set", "OH", "--status", "refused",
+                      "--workspace", str(other)], cwd=tmp_path)  # fmt: skip
+    assert res.returncode == 0 and (other / "requests" / "tracker.json").is_file()
+
+
+def test_help_prints_percent_signs_once(tmp_path):
+    res = _voterolls(["link", "--help"], cwd=tmp_path)
+    assert res.returncode == 0
+    assert "40% of RAM" in res.stdout and "%%" not in res.stdout

@@ -66,6 +66,15 @@ ROUND_TRIP = [
     ("OK", "ok_csv"),
     ("VA", "va_csv"),
     ("WI", "wi_csv"),
+    ("DE", "de_voter_reg"),
+    ("NJ", "nj_svrs"),
+    ("NV", "nv_voterlist"),
+    ("VT", "vt_statewide"),
+    ("WV", "wv_statewide"),
+    ("RI", "ri_voter"),
+    ("MN", "mn_voter"),
+    ("OR", "or_voters"),
+    ("AR", "ar_voters"),
 ]
 
 

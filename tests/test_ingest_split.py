@@ -137,6 +137,7 @@ def test_excise_copies_every_line_to_exactly_one_side(tmp_path: Path, monkeypatc
     import random
 
     from voterolls.formats import sniff
+    from voterolls.scratch import anonymous_file
 
     monkeypatch.setattr(sniff, "CHUNK", 16)
     rng = random.Random(seed)
@@ -149,11 +150,11 @@ def test_excise_copies_every_line_to_exactly_one_side(tmp_path: Path, monkeypatc
         header = rng.random() < 0.5
         first = 2 if header else 1
         cut = sorted(rng.sample(range(first, len(phys) + 1), rng.randint(0, len(phys) + 1 - first)))
-        kept, out = sniff.excise(src, cut, header=header)
-        assert kept.read_bytes() == b"".join(x for i, x in enumerate(phys, 1) if i not in cut)
-        assert out.read_bytes() == (phys[0] if header else b"") + b"".join(phys[i - 1] for i in cut)
-        kept.unlink()
-        out.unlink()
+        with anonymous_file(tmp_path) as kept, anonymous_file(tmp_path) as out:
+            sniff.excise(src, cut, header=header, keep=kept.fileobj, cut=out.fileobj)
+            assert kept.path.read_bytes() == b"".join(x for i, x in enumerate(phys, 1) if i not in cut)
+            assert out.path.read_bytes() == (phys[0] if header else b"") + b"".join(phys[i - 1] for i in cut)
+        assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"f{i}.txt" for i in range(trial + 1))
 
 
 def test_split_of_a_csv_with_quoted_delimiters_and_a_clean_neighbour(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -198,22 +199,32 @@ def test_split_of_a_csv_with_quoted_delimiters_and_a_clean_neighbour(tmp_path: P
     assert any(s and "REAR" in s for s in streets)
 
 
-def test_split_copies_live_in_the_staged_snapshot_and_are_gone_after(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The copies hold raw native lines: they go to the stage's scratch directory (which the
-    workspace sweeps even after a killed ingest), never the shared system temp dir."""
+def test_split_copies_have_no_name_on_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The copies hold raw native lines: they are anonymous files (``voterolls.scratch``), made
+    in the stage's scratch directory and unlinked at once, so not even a killed ingest leaves one."""
     import importlib
+    import os
 
     from voterolls.formats import sniff
 
     scan_mod = importlib.import_module("voterolls.formats.scan")
     monkeypatch.setattr(scan_mod, "SPLIT_MIN_LINES", 1)
-    copies = _record(monkeypatch, sniff, "excise")
+    seen: list[list[str]] = []
+    real = sniff.excise
+
+    def spy(path: Path, lines: list[int], **kw) -> None:  # noqa: ANN003
+        real(path, lines, **kw)
+        fds = [kw["keep"].fileno(), kw["cut"].fileno()]
+        seen.append([os.readlink(f"/proc/self/fd/{fd}") for fd in fds])
+        seen.append([str(p) for p in (tmp_path / "ws").rglob("*") if p.is_file() and "voterolls_" in p.name])
+
+    monkeypatch.setattr(sniff, "excise", spy)
     src = _damaged(tmp_path, "NC", blank_line=False)
     r = ingest(tmp_path / "ws", "NC", [src])
-    made = [p for pair in copies for p in pair]
-    assert r.quarantined >= 6 and len(made) == 2
-    assert all((tmp_path / "ws") in p.parents for p in made), made
-    assert not any(p.exists() for p in made)
+    assert r.quarantined >= 6 and len(seen) == 2
+    links, named = seen
+    assert all(str(tmp_path / "ws") in link and link.endswith("(deleted)") for link in links), links
+    assert named == []
 
 
 @pytest.mark.parametrize("bad_date", [False, True])
@@ -257,11 +268,7 @@ def test_a_split_that_cannot_be_written_falls_back_to_the_line_engine(tmp_path: 
     scan_mod = importlib.import_module("voterolls.formats.scan")
     monkeypatch.setattr(scan_mod, "SPLIT_MIN_LINES", 1)
 
-    def full(path: Path, lines: list[int], header: bool, fd_k: int, fd_c: int) -> None:
-        import os
-
-        os.close(fd_k)
-        os.close(fd_c)
+    def full(path: Path, lines: list[int], header: bool, keep, cut) -> None:  # noqa: ANN001
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(sniff, "_excise", full)

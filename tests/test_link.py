@@ -277,8 +277,8 @@ def test_blocking_keys_sql_rejects_tiny_cap():
 
 @pytest.fixture(scope="module")
 def linked(tmp_path_factory):
+    from bench.synthetic_registrations import load_nation_registrations
     from voterolls.link.run import link_registrations
-    from voterolls.link.synthetic import load_nation_registrations
     from voterolls.synth.nation import generate_nation
 
     base = tmp_path_factory.mktemp("link")

@@ -90,8 +90,8 @@ def test_prior_fixed_point_solves_the_base_rate_from_any_start():
 
 @pytest.fixture(scope="module")
 def linked(tmp_path_factory):
+    from bench.synthetic_registrations import load_nation_registrations
     from voterolls.link.run import link_registrations
-    from voterolls.link.synthetic import load_nation_registrations
     from voterolls.synth.nation import generate_nation
 
     base = tmp_path_factory.mktemp("link_opts")

@@ -86,11 +86,11 @@ def test_movers_list_actions_and_policy_limits(tmp_path) -> None:
     assert ids == [("OH1", "AK"), ("OH1", "NY")]
     ny = next(r for r in rows if r["other_state"] == "NY")
     assert ny["recommended_action"] == "send confirmation notice"
-    assert ny["other_dob"] == dt.date(1980, 3, 7)  # both OH and NY publish full DOB
-    assert ny["evidence"] == "first_name: exact match"
+    assert "other_dob" not in ny and "other_state_voter_id" not in ny  # docs/PRIVACY.md: never
+    assert ny["evidence"] == "first_name: exact match"  # the fixture model has no m/u: no weight
     ak = next(r for r in rows if r["other_state"] == "AK")
     assert ak["recommended_action"] == "no action (probable different person)"
-    assert ak["other_birth_year"] is None and ak["other_dob"] is None
+    assert ak["other_registration_date"] == dt.date(2022, 1, 1) and ak["other_status"] == "active"
     assert "phone" not in " ".join(cols) and "email" not in " ".join(cols)
     by_name = {s.name: s for s in summaries}
     assert by_name["cross_state_movers"].rows == 2
@@ -99,14 +99,37 @@ def test_movers_list_actions_and_policy_limits(tmp_path) -> None:
     assert (tmp_path / "cross_state_movers.csv").read_text().count("\n") == 3
 
 
-def test_other_state_dob_limited_to_coarser_policy(tmp_path) -> None:
-    con = _con()
-    policy = ActionPolicy(as_of=dt.date(2026, 1, 15), federal_election=dt.date(2026, 11, 3))
-    movers_and_duplicates(con, "NC", "pairs", tmp_path, policy, [])
-    row = duckdb.sql(
-        f"SELECT other_dob, other_birth_year, recommended_action FROM read_parquet('{tmp_path}/cross_state_movers.parquet')"
-    ).fetchall()[0]
-    assert row == (None, 1975, "send confirmation notice")  # NC publishes year only: OH's full DOB is cut to the year
+def test_evidence_lists_weights_strongest_first_without_neutral_comparisons(tmp_path) -> None:
+    model = {
+        "comparisons": [
+            {
+                "output_column_name": "first_name",
+                "comparison_levels": [
+                    {"sql_condition": "n", "label_for_charts": "null", "is_null_level": True},
+                    {"sql_condition": "e", "label_for_charts": "exact", "m_probability": 0.9, "u_probability": 0.01},
+                    {"sql_condition": "ELSE", "label_for_charts": "other", "m_probability": 0.1, "u_probability": 0.99},
+                ],
+            },
+            {
+                "output_column_name": "dob",
+                "comparison_levels": [
+                    {"sql_condition": "n", "label_for_charts": "null", "is_null_level": True},
+                    {"sql_condition": "e", "label_for_charts": "exact", "m_probability": 0.95, "u_probability": 0.0001},
+                    {"sql_condition": "ELSE", "label_for_charts": "other", "m_probability": 0.05, "u_probability": 0.9999},
+                ],
+            },
+        ]
+    }
+    from voterolls.lists.evidence import evidence_sql
+
+    levels = levels_from_model(model)
+    sql = evidence_sql(levels, {"gamma_first_name", "gamma_dob"})
+    rows = duckdb.sql(
+        f"SELECT {sql} FROM (VALUES (1, 1), (0, -1), (-1, -1)) t(gamma_first_name, gamma_dob)"
+    ).fetchall()
+    assert rows[0][0] == "dob: exact (+13.2); first_name: exact (+6.5)"  # ordered by contribution
+    assert rows[1][0] == "first_name: other (-3.3)"  # the DOB was not compared: left out
+    assert rows[2][0] == ""
 
 
 def test_quiet_period_holds_residence_rows(tmp_path) -> None:

@@ -122,7 +122,9 @@ def test_true_deceased_registrations_are_found_with_evidence(world) -> None:
     assert recall >= 0.9
     assert precision >= 0.9
     for r in rows:
-        assert r["evidence"] and "first_name" in r["evidence"]
+        # the comparisons that moved the weight, each with its signed weight, strongest first
+        weights = [float(part.rsplit("(", 1)[1].rstrip(")")) for part in r["evidence"].split("; ")]
+        assert weights and [abs(w) for w in weights] == sorted((abs(w) for w in weights), reverse=True)
         assert r["this_dob_granularity"] == "full" and r["other_dob_granularity"] in ("full", "none")
         assert r["external_line"] >= 2 and r["external_file"] == "deaths.csv"
     # the calibrated expectation of wrong rows at the review threshold is close to the count

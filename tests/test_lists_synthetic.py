@@ -34,6 +34,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from voterolls.lists import ActionPolicy, build_lists
+from voterolls.lists.build import pair_key, pair_ref_sql
 
 PEOPLE = int(os.environ.get("VOTEROLLS_LISTS_SYNTH_PEOPLE", "30000"))
 SEED = int(os.environ.get("VOTEROLLS_LISTS_SYNTH_SEED", "2026"))
@@ -125,10 +126,16 @@ def measured(tmp_path_factory):
     con = ws.connect()
     try:
         con.execute(f"CREATE TABLE tr AS SELECT * FROM read_parquet('{truth}/records.parquet')")
+        # a list names the other registration by pair reference only: the operator resolves it
+        key = pair_key(Path(ws.path) / "link")
+        con.execute(f"CREATE TABLE pr AS SELECT {pair_ref_sql(key)} AS pair_ref, * "
+                    f"FROM read_parquet('{ws.path}/link/pairs.parquet')")
         con.execute(f"CREATE TABLE movers AS SELECT m.*, (a.person_id = b.person_id) AS same_person "
                     f"FROM read_parquet('{out}/cross_state_movers.parquet') m "
+                    f"JOIN pr ON pr.pair_ref = m.pair_ref "
                     f"JOIN tr a ON a.state = '{state}' AND a.state_voter_id = m.this_state_voter_id "
-                    f"JOIN tr b ON b.state = m.other_state AND b.state_voter_id = m.other_state_voter_id")
+                    f"JOIN tr b ON b.state = m.other_state AND b.state_voter_id = "
+                    f"CASE WHEN pr.state_l = m.other_state THEN pr.state_voter_id_l ELSE pr.state_voter_id_r END")
         con.execute(f"CREATE TABLE stale AS SELECT * FROM ({_stale_sql(truth)}) WHERE state = ?", [state])
         con.execute("CREATE TABLE hit AS SELECT DISTINCT m.this_state_voter_id AS state_voter_id FROM movers m "
                     "WHERE m.same_person AND m.match_probability >= ?", [policy.review_threshold])

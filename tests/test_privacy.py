@@ -36,26 +36,6 @@ def test_threshold_and_zero_options() -> None:
     assert out.column("n").to_pylist() == [5, 120, 40, None, None, 9]
 
 
-def test_complementary_suppression_within_group() -> None:
-    out = suppress_small_cells(_table(), ["n"], group_by=["state"])
-    # NC: 5 suppressed alone -> the smallest other NC cell (40) is suppressed too.
-    assert out.column("n").to_pylist()[:3] == [None, 120, None]
-    # OH: 3 suppressed alone -> 0 (the only other cell) suppressed too.
-    assert out.column("n").to_pylist()[3:5] == [None, None]
-    # WA: a single-cell group has nothing to complement.
-    assert out.column("n_suppressed").to_pylist()[5] is True
-
-
-def test_complementary_partner_is_the_smallest_non_zero_cell() -> None:
-    t = pa.table({"g": ["a"] * 4, "n": pa.array([5, 0, 40, 120], pa.int64())})
-    out = suppress_small_cells(t, ["n"], group_by=["g"])
-    # hiding the 0 would leave 5 = total - 40 - 120: the partner is 40
-    assert out.column("n").to_pylist() == [None, 0, None, 120]
-    from voterolls.report.suppress import suppress_group
-
-    assert suppress_group([5, 0, 40, 120]) == out.column("n").to_pylist()
-
-
 def test_accepts_duckdb_relation_and_empty_table() -> None:
     rel = duckdb.connect().sql("SELECT * FROM (VALUES ('a', 3), ('b', 30)) t(k, n)")
     assert suppress_small_cells(rel, ["n"]).column("n").to_pylist() == [None, 30]

@@ -42,6 +42,7 @@ from reliability_helpers import FULL, ROOT, fuzz_settings
 pytest.importorskip("voterolls.service.app")
 
 from fastapi.testclient import TestClient  # noqa: E402
+from service_fakes import FakeIngest, fake_detect  # noqa: E402
 
 from voterolls.service.accounts import (  # noqa: E402
     DEFAULT_MAX_FAILURES,
@@ -50,7 +51,6 @@ from voterolls.service.accounts import (  # noqa: E402
     FailureLimiter,
 )
 from voterolls.service.app import create_app  # noqa: E402
-from voterolls.service.testing import FakeIngest, fake_detect  # noqa: E402
 from voterolls.service.uploads import safe_filename  # noqa: E402
 
 SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")

@@ -32,7 +32,7 @@ from voterolls.report.model import (  # noqa: E402
     UniformityRow,
 )
 from voterolls.report.render import SECTIONS, render, write_report  # noqa: E402
-from voterolls.report.suppress import suppress, suppress_group  # noqa: E402
+from voterolls.report.suppress import suppress  # noqa: E402
 from voterolls.schema import JURISDICTIONS  # noqa: E402
 
 # --------------------------------------------------------------------------
@@ -260,12 +260,12 @@ def test_tiny_workspace_sections(tiny):
     assert wy.has_data and wy.registrations_loaded is None  # 5 rows: suppressed
     nc = next(s for s in data.coverage.data.states if s.state == "NC")
     assert nc.registrations_loaded == 400
-    # the national total (955) is published, so a second state (the smallest other, FL) is hidden
-    # everywhere: WY's 5 cannot be recovered by subtraction
-    assert data.coverage.data.registrations_loaded == 955
+    # WY's 5 reads "<10"; the national total (955) would give it away, so the total is
+    # withheld (and says so) while every other state keeps its true count
+    assert data.coverage.data.registrations_loaded == "withheld"
+    assert "withheld to protect a small cell" in html
     fl = next(s for s in data.coverage.data.states if s.state == "FL")
-    assert fl.has_data and fl.registrations_loaded is None
-    assert all(r.rows is None for r in data.uniformity.data.rows if r.state == "FL")
+    assert fl.has_data and isinstance(fl.registrations_loaded, int) and fl.registrations_loaded >= 10
     # uniformity: unmapped party codes found, frequent ones named, WY shares suppressed
     u = data.uniformity.data
     nc_party = next(r for r in u.rows if r.state == "NC" and r.field == "party")
@@ -280,13 +280,13 @@ def test_tiny_workspace_sections(tiny):
     assert cells[("NC", "Full date of birth")] in ("withheld", "unknown_law")
     assert cells[("NC", "Vote history")] == "supplied"
     assert cells[("CA", "Name")] == "allowed_no_data"
-    # matches: the three pairs at 0.50-0.55 are a suppressed bin
+    # matches: the three pairs at 0.50-0.55 are merged into a wider bar, never "<10"
     md = data.matches.data
     assert md.total_pairs == 5000
     assert md.candidate_pairs == 81234 and md.min_probability == 0.001
     assert md.registrations_in_multi_clusters is None  # 7: a small cell
     assert "81,234 candidate pairs" in html and "add up to 12." in html
-    assert md.series[0].counts[10] is None
+    assert 0.5 in md.bin_edges and None not in md.series[0].counts
     assert md.expected_true_matches == pytest.approx(
         float(rf.write_pairs(Path(tiny[0])).column("match_probability").to_numpy().sum())
     )
@@ -315,15 +315,7 @@ def test_write_report_is_atomic_and_utf8(tiny, tmp_path):
 
 def test_suppression_rule():
     assert suppress([0, 1, 9, 10, 250, None]) == [0, None, None, 10, 250, None]
-    # one small cell in a group with a published total: a second cell goes too
-    out = suppress_group([3, 50, 12, 0])
-    assert out[0] is None and sum(v is None for v in out) == 2 and out[1] == 50
-    # the partner is the smallest *non-zero* cell: a hidden zero would not protect the 3
-    assert out == [None, 50, None, 0]
-    # no non-zero partner left: a zero goes rather than leave the small cell alone
-    assert suppress_group([3, 0]) == [None, None]
-    assert suppress_group([3, 4, 50]) == [None, None, 50]  # two hidden already: nothing more
-    assert suppress_group([]) == [] and suppress([]) == []
+    assert suppress([]) == []
 
 
 def test_report_and_privacy_module_agree_on_the_threshold():
@@ -335,7 +327,7 @@ def test_report_and_privacy_module_agree_on_the_threshold():
     t = privacy.DEFAULT_THRESHOLD
     assert report_suppress.SMALL_CELL == t
     assert Protections.model_fields["suppression_threshold"].default == t
-    assert report_suppress.suppression_source() == "voterolls.privacy.suppress_small_cells"
+    assert report_suppress.suppression_source() == "voterolls.privacy"
     values = [0, 1, t - 1, t, t + 1, None, 250]
     table = pa.table({"n": pa.array(values, pa.int64())})
     assert suppress(values) == privacy.suppress_small_cells(table, ["n"]).column("n").to_pylist()
@@ -475,40 +467,25 @@ def test_a_broken_input_costs_only_its_section(tmp_path):
     assert "link/pairs.parquet could not be read" in html and "Estimates with intervals" in html
 
 
-def test_histogram_margins_cannot_reveal_a_suppressed_bin(tiny):
-    """Every published total (all pairs, >= 0.5, >= 0.9, each series, each bin's column) hides 0 or >= 2 cells."""
-    md = tiny[2].matches.data
-    rows = [s.counts for s in md.series]
-    nb = len(rows[0])
-    raw = rf.write_pairs(Path(tiny[0])).column("match_probability").to_numpy()
+def test_histogram_prints_no_false_small_label(tiny):
+    """Every published bar is the Parquet's count over the published (merged) bin;
+    "<10" only for 1..9 pairs, "withheld" only for 10 or more."""
     import numpy as np
 
-    all_raw = np.bincount(np.minimum((raw * nb).astype(int), nb - 1), minlength=nb)
+    from voterolls.privacy import WITHHELD
 
-    def hidden(cells):
-        return sum(1 for r, c in cells if rows[r][c] is None and (r > 0 or all_raw[c] > 0))
-
-    assert hidden([(0, i) for i in range(nb)]) != 1
-    assert hidden([(0, i) for i in range(nb // 2, nb)]) != 1 or md.pairs_at_least_half is None
-    assert hidden([(0, i) for i in range(18, nb)]) != 1 or md.pairs_at_least_09 is None
-    for i in range(nb):
-        if rows[0][i] is not None:
-            col = [(r, i) for r in range(1, len(rows)) if rows[r][i] is None]
-            assert len(col) != 1 or all(rows[r][i] in (None, 0) for r in range(1, len(rows))), (
-                f"bin {i}: one hidden cell under a published column total"
-            )
-
-
-def test_protect_table_hides_a_partner_or_the_total():
-    shown, names = __import__("voterolls.report.suppress", fromlist=["x"]).protect_table(
-        [[3, 50, 40], [0, 0, 12]],
-        [([(0, 0), (0, 1), (0, 2)], "row0"), ([(1, 0), (1, 1), (1, 2)], "row1")],
-    )
-    assert shown[0] == [None, 50, None] and names == set()  # the smaller partner goes
-    shown, names = __import__("voterolls.report.suppress", fromlist=["x"]).protect_table(
-        [[3, 0, 0]], [([(0, 0), (0, 1), (0, 2)], "row0")]
-    )
-    assert shown[0] == [None, 0, 0] and names == {"row0"}
+    md = tiny[2].matches.data
+    raw = rf.write_pairs(Path(tiny[0])).column("match_probability").to_numpy()
+    edges = md.bin_edges
+    fine = np.bincount(np.minimum((raw * 20).astype(int), 19), minlength=20)
+    for i, v in enumerate(md.series[0].counts):
+        true = int(fine[int(round(edges[i] * 20)) : int(round(edges[i + 1] * 20))].sum())
+        if v is None:
+            assert 1 <= true <= 9
+        elif v == WITHHELD:
+            assert true >= 10
+        else:
+            assert v == true
 
 
 def test_signed_interval_of_a_negative_estimate_reaches_the_page_text() -> None:

@@ -229,6 +229,7 @@ def make_workspace(
     *,
     uniformity: bool = True,
     states: tuple[str, ...] | None = None,
+    key_suffix: str = "",
 ) -> Path:
     """A real ``voterolls.store`` workspace holding the fixture, one committed snapshot per state.
 
@@ -277,7 +278,7 @@ def make_workspace(
             loaded=r.num_rows,
             quarantined=3,
             protected_excluded=12,
-            ingest_key=f"test-{st}",
+            ingest_key=f"test-{st}{key_suffix}",  # a new suffix: a new snapshot
         )
         ws.commit(staged, record, [])
     return path

@@ -1,6 +1,6 @@
 """The intake service: authorisation matrix, no personal data leaks, accounts, jobs.
 
-Everything here runs against a fake ingest (``voterolls.service.testing``)
+Everything here runs against a fake ingest (``tests/service_fakes.py``)
 so it does not depend on the ingest pipeline; ``test_service_integration``
 runs the real one.
 """
@@ -18,11 +18,11 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from service_fakes import NC_FILE, OH_FILE, Env, FakeIngest, bearer, fake_detect
 
 from voterolls.service import data as wsdata
 from voterolls.service.accounts import AccountStore, AuthError
 from voterolls.service.app import create_app
-from voterolls.service.testing import NC_FILE, OH_FILE, Env, FakeIngest, bearer, fake_detect
 
 
 @pytest.fixture
@@ -192,12 +192,18 @@ def test_analyst_aggregates_are_suppressed(env: Env, monkeypatch) -> None:
     agg = env.client.get("/api/aggregates", headers=bearer(env.tokens["analyst"])).json()
     assert {s["state"]: s["registrations"] for s in agg["states"]} == {"NC": 41, "OH": None}
     party = agg["categories"]["party"]["by_state"]
-    # DEM (1) is small; with the state's total (41) published, UNA (40) must go too or DEM = 41 - 40.
-    assert party["NC"]["UNA"] is None and party["NC"]["DEM"] is None and party["OH"]["REP"] is None
-    hist = {round(b["from"], 1): b["pairs"] for b in agg["match_histogram"]}
-    assert hist[0.0] == 12 and hist[0.9] is None and hist[0.5] == 0
+    # DEM (1) is small and NC's total (41) is published: rather than hide UNA (40) under a
+    # false "<10", DEM is merged with it and the pair is published as one figure
+    assert party["NC"]["DEM"] == {"n": 41, "group": ["DEM", "UNA"], "lead": True}
+    assert party["NC"]["UNA"] == {"n": 41, "group": ["DEM", "UNA"], "lead": False}
+    assert party["OH"]["REP"]["n"] is None  # OH has fewer than 10 registrations in all
+    # the report's bins: 12 pairs at 0.05 and one at 0.42 merged into one bar of 13;
+    # the lone pairs at 0.88 and 0.97 read "<10" (true: 1 each)
+    hist = [(round(b["from"], 2), round(b["to"], 2), b["pairs"]) for b in agg["match_histogram"]]
+    assert (0.05, 0.5, 13) in hist and (0.0, 0.05, 0) in hist
+    assert [p for lo, _, p in hist if lo >= 0.5 and p not in (0, None)] == []
     page = env.client.get("/analyst", headers=bearer(env.tokens["analyst"])).text
-    assert "&lt;10" in page and "QUIZZLEFOOT" not in page
+    assert "&lt;10" in page and "QUIZZLEFOOT" not in page and "DEM + UNA" in page
 
 
 # ------------------------------------------------------------ pages, session
@@ -324,7 +330,7 @@ def test_cli_accounts_and_audit(tmp_path: Path) -> None:
     r = runner.invoke(app, ["accounts", "revoke", "nc-upload", "--workspace", w])
     assert r.exit_code == 0 and "revoked" in r.output
     r = runner.invoke(app, ["audit", "verify", "--workspace", w])
-    assert r.exit_code == 0 and "intact: 2 entries" in r.output
+    assert r.exit_code == 0 and "intact: 3 entries" in r.output  # create, list (a read), revoke
     log = (tmp_path / "ws" / "service" / "audit.log").read_text()
     assert token not in log and "create account" in log
 

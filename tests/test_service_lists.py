@@ -17,21 +17,26 @@ import pyarrow.parquet as pq
 import pytest
 from death_extract import COLUMNS, MAPPING
 from fastapi.testclient import TestClient
+from service_fakes import FakeIngest, bearer, fake_detect
 
 from voterolls.service.accounts import AccountStore
 from voterolls.service.app import create_app
-from voterolls.service.testing import FakeIngest, bearer, fake_detect
 
-#: Every column a list may carry (own registration, match, the other record as both policies allow).
-ALLOWED_COLUMNS = {
-    *(f"this_{c}" for c in (
-        "state_voter_id", "county", "last_name", "first_name", "middle_name", "name_suffix", "birth_year", "dob",
-        "residence_address", "residence_city", "residence_zip5", "registration_date", "status")),
-    "match_probability", "evidence", "this_dob_granularity", "other_dob_granularity",
-    "other_state", "other_state_voter_id", "other_county", "other_last_name", "other_first_name",
-    "other_middle_name", "other_name_suffix", "other_birth_year", "other_dob", "other_residence_city",
-    "other_residence_zip5", "other_registration_date", "other_status", "which_is_newer", "recommended_action",
-}  # fmt: skip
+#: The exact columns of each list a state downloads (docs/PRIVACY.md, "What a state sees of
+#: another state's registration"): its own registration in full; of the other state's
+#: registration only where, when and whether it is live; never its voter id, name, address or DOB.
+OWN = [f"this_{c}" for c in (
+    "state_voter_id", "county", "last_name", "first_name", "middle_name", "name_suffix", "birth_year", "dob",
+    "residence_address", "residence_city", "residence_zip5", "registration_date", "status")]
+LIST_COLUMNS = {
+    "cross_state_movers": ["pair_ref", *OWN, "match_probability", "evidence", "this_dob_granularity",
+                           "other_dob_granularity", "other_state", "other_registration_date", "other_status",
+                           "which_is_newer", "recommended_action"],
+    "in_state_duplicates": ["pair_ref", *OWN, "match_probability", "evidence", "this_dob_granularity",
+                            "other_dob_granularity", "other_voter_id", "other_county", "other_registration_date",
+                            "other_status", "recommended_action"],
+}
+ALLOWED_COLUMNS = set(LIST_COLUMNS["cross_state_movers"]) | set(LIST_COLUMNS["in_state_duplicates"])  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -103,15 +108,13 @@ def test_no_field_beyond_both_states_policies(env) -> None:
     for name in ("cross_state_movers", "in_state_duplicates"):
         r = _get(env, f"/api/states/NC/lists/{name}.csv", "nc-upload")
         rows = list(csv.DictReader(io.StringIO(r.text)))
-        cols = set(rows[0])
-        assert cols <= ALLOWED_COLUMNS, cols - ALLOWED_COLUMNS
-        assert not any(k in c for c in cols for k in ("phone", "email", "party", "ssn", "token", "other_residence_address"))
+        assert list(rows[0]) == LIST_COLUMNS[name]
         for row in rows:
             assert row["this_dob"] == ""  # NC publishes birth year only: not in its own workspace either
             if name == "cross_state_movers":
-                # OH's full DOB is cut to the year NC may see
-                assert row["other_dob"] == "" and row["other_birth_year"] == str(env["oh"][1].year)
+                # nothing of OH's record beyond where, when and whether live: no DOB, no year, no id
                 assert env["oh"][1].isoformat() not in r.text
+                assert row["other_state"] == "OH" and row["other_registration_date"]
     # OH's view of the same pair: NC's record at year level (NC's policy), nothing else of NC's
     r = _get(env, "/api/states/OH/lists/cross_state_movers.csv", "oh-upload")
     assert r.status_code == 200 and env["nc1"] not in r.text  # OH's registration is newer: NC's list, not OH's
@@ -238,7 +241,9 @@ def test_external_list_upload_is_matched_with_evidence_and_nothing_is_kept(ext, 
     assert len(found & truth) / len(truth) >= 0.9, (len(found & truth), len(truth))
     assert len(found - truth) <= 2
     for x in rows:
-        assert x["evidence"] and "first_name" in x["evidence"]
+        # per-comparison weights, strongest first (docs/LIST_MAINTENANCE.md "evidence")
+        weights = [float(part.rsplit("(", 1)[1].rstrip(")")) for part in x["evidence"].split("; ")]
+        assert weights and [abs(w) for w in weights] == sorted((abs(w) for w in weights), reverse=True)
         assert x["this_dob_granularity"] == "full" and x["other_dob_granularity"] == "full"
         assert x["external_file"] == "deaths.csv" and int(x["external_line"]) >= 2
         assert x["recommended_action"] in ("review", "no action (probable different person)")

@@ -6,8 +6,8 @@ import re
 from pathlib import Path
 
 import pytest
+from service_fakes import NC_FILE, Env, bearer
 
-from voterolls.service.testing import NC_FILE, Env, bearer
 from voterolls.service.uploads import UploadRejected, check_text, safe_filename
 
 SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")

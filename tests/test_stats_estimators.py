@@ -12,11 +12,11 @@ import pyarrow as pa
 import pytest
 from rich.console import Console
 
+from bench.toy_population import make_population
 from voterolls.stats import coverage as cov
 from voterolls.stats import estimators as es
 from voterolls.stats.api import estimate_connection
 from voterolls.stats.commands import render
-from voterolls.stats.toy import make_population
 
 STATES = {"NC": "year", "OH": "full", "FL": "full", "NY": "full", "GA": "year"}
 
@@ -221,6 +221,7 @@ def test_purge_nets_out_false_vote_marks():
         "election_date", pa.array([datetime.date(2024, 11, 5)] * vh.num_rows, pa.date32())
     )
     vh = vh.append_column("election_type", pa.array(["general"] * vh.num_rows))
+    vh = vh.append_column("vote_method", pa.array(["in_person"] * vh.num_rows))
     con.register("vote_history", vh)
     voters = vh.num_rows
     # choose e so that the estimator's false-mark rate e V / (R - V) is the planted 2%

@@ -115,7 +115,7 @@ def test_county_file_with_cancelled_and_denied_records_through_ingest(tmp_path):
 
 
 def _ingested(nation) -> duckdb.DuckDBPyConnection:
-    from voterolls.link.synthetic import load_nation_registrations
+    from bench.synthetic_registrations import load_nation_registrations
 
     con = duckdb.connect()
     load_nation_registrations(con, nation, target="registrations")
@@ -156,7 +156,7 @@ def test_without_records_that_cannot_have_voted_the_default_is_used_and_said():
 
 
 def test_exact_stratum_calibration_finds_overconfident_linkage_without_truth():
-    from voterolls.stats.toy import make_population
+    from bench.toy_population import make_population
 
     states = {"OH": "full", "FL": "full", "NY": "full", "TX": "full"}
     pop = make_population(60_000, seed=3, states=states, top_first=20, top_last=30, dup_rate=0.02)

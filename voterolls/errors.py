@@ -40,3 +40,19 @@ class UserError(Exception):
 
 class PolicyViolation(UserError):
     """An operation would store or publish a field the state's law does not allow."""
+
+
+def require_file(path: str | Path, what: str = "file") -> Path:
+    """``path`` as a Path if it is an existing regular file; otherwise one sentence saying what it is.
+
+    One check for every command that reads a file, so a directory is called a
+    directory (not "not found") and a missing file is named with its role.
+    """
+    p = Path(path)
+    if p.is_dir():
+        raise UserError(f"is a directory; give the {what} itself (a file inside it)", file=p)
+    if not p.exists():
+        raise UserError(f"{what} not found", file=p)
+    if not p.is_file():
+        raise UserError(f"is not a regular {what} (a device, socket or pipe)", file=p)
+    return p

@@ -31,11 +31,11 @@ console = Console()
 def _run(app: typer.Typer, args: list[str]) -> None:
     """Run one voterolls command in-process; a non-zero exit stops the demo."""
     console.rule(f"[bold]voterolls {' '.join(args[:1])}")
-    try:
-        app(args, standalone_mode=False)
-    except SystemExit as exc:  # typer.Exit inside a command
-        if exc.code not in (0, None):
-            raise UserError(f"demo step `voterolls {args[0]}` failed with exit code {exc.code}") from None
+    from voterolls.cli import run
+
+    code = run(args, app)
+    if code != 0:
+        raise UserError(f"demo step `voterolls {args[0]}` failed with exit code {code}")
 
 
 def run_demo(app: typer.Typer, people: int, seed: int, out: Path, lists_state: str = "NC", engine: str = "duckdb") -> Path:
@@ -57,7 +57,10 @@ def run_demo(app: typer.Typer, people: int, seed: int, out: Path, lists_state: s
         state = ids.name.split("_", 1)[0]
         target = sealed / f"{state}_sealed.csv"
         if not target.exists():
-            app(["seal", "--key-file", str(key), str(ids), str(target)], standalone_mode=False)
+            from voterolls.cli import run
+
+            if run(["seal", "--key-file", str(key), str(ids), str(target)], app) != 0:
+                raise UserError(f"demo step `voterolls seal` failed for {state}")
     _run(app, ["ingest-dir", str(synthetic), "--workspace", str(workspace), "--sealed-dir", str(sealed)])
     _run(app, ["link", "--workspace", str(workspace), "--engine", engine])
     _run(app, ["evaluate", "--truth", str(synthetic), "--workspace", str(workspace)])

@@ -29,8 +29,9 @@ GENDER = ("M", "F", "X", "U")  # X = non-binary / other, U = unknown / not recor
 PARTY = ("DEM", "REP", "LIB", "GRN", "CST", "WFP", "UNA", "OTH", "NPR", "UNK")
 
 #: Registration status.  ``cancelled`` covers removed / purged records that a
-#: state still lists; ``denied`` an application the state refused (NC ``D``);
-#: ``pending`` an application not yet complete.
+#: state still lists; ``pending`` covers incomplete applications still being
+#: processed; ``denied`` an application the state refused (NC status ``D``),
+#: which is not a registration at all and must never be counted as pending.
 STATUS = ("active", "inactive", "cancelled", "pending", "denied", "unknown")
 
 #: Statuses under which a record *is* a registration, the ONE definition the
@@ -66,7 +67,41 @@ UOCAVA = ("military", "overseas", "none", "unknown")
 
 ELECTION_TYPE = ("general", "primary", "special", "runoff", "municipal", "other")
 
-VOTE_METHOD = ("in_person", "early", "absentee", "mail", "provisional", "unknown")
+#: How a history row's ballot was cast.  The first six values are ballots the
+#: state recorded as cast and counted (``provisional`` = a provisional ballot
+#: that was counted; ``unknown`` = the state records that the person voted but
+#: not how).  The last three are history rows that are NOT a counted vote, as
+#: some states publish them: ``did_not_vote`` (FL ``N``, NC ``ELIGIBLE DID NOT
+#: VOTE``), ``mail_not_counted`` (a mail / absentee ballot returned but not
+#: counted: FL ``B``, ``L``) and ``provisional_not_counted`` (FL ``P``).
+VOTE_METHOD = (
+    "in_person",
+    "early",
+    "absentee",
+    "mail",
+    "provisional",
+    "unknown",
+    "did_not_vote",
+    "mail_not_counted",
+    "provisional_not_counted",
+)
+
+#: The ONE definition of a counted vote: a vote-history row is a ballot cast
+#: and counted exactly when its ``vote_method`` is one of these (or NULL, read
+#: as ``unknown``: a history row without a method is the state's record that
+#: the person voted).  Every statistic that counts votes (turnout, double votes)
+#: goes through :func:`counted_ballot_sql`; docs/METHODS.md lists the rule per state.
+COUNTED_BALLOT_METHODS = ("in_person", "early", "absentee", "mail", "provisional", "unknown")
+
+
+def counted_ballot_sql(column: str = "vote_method") -> str:
+    """SQL predicate: the history row whose method is ``column`` is a counted ballot.
+
+    ``column`` is a SQL expression (``"vote_method"``, ``"h.vote_method"``).
+    """
+    methods = ", ".join(f"'{m}'" for m in COUNTED_BALLOT_METHODS)
+    return f"(coalesce({column}, 'unknown') IN ({methods}))"
+
 
 VOCABULARIES: dict[str, tuple[str, ...]] = {
     "dob_granularity": DOB_GRANULARITY,

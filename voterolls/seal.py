@@ -493,7 +493,7 @@ _DOMAIN_ALIASES = {"dob": "dob", "ssn4": "ssn4", "ssn": "ssn4", "dl": "dl", "dl_
 
 def _native_domains(columns: list[str], layout) -> dict[str, str]:  # noqa: ANN001 - FileLayout
     """native column -> token domain, from ``COL=domain`` or the layout target / column name."""
-    from voterolls.policy.check import _guess
+    from voterolls.policy.check import guess_field
 
     out: dict[str, str] = {}
     targets = {c.name: c.target for c in layout.columns}
@@ -502,7 +502,7 @@ def _native_domains(columns: list[str], layout) -> dict[str, str]:  # noqa: ANN0
         name = name.strip()
         if name not in targets:
             raise UserError(f"column {name!r} is not in the layout", field="--columns")
-        guess = dom.strip().lower() or targets[name] or _guess(name) or ""
+        guess = dom.strip().lower() or targets[name] or guess_field(name) or ""
         domain = _DOMAIN_ALIASES.get(guess)
         if domain is None:
             raise UserError(

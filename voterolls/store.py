@@ -47,6 +47,7 @@ import pyarrow as pa
 from voterolls.errors import UserError
 from voterolls.log import get_logger
 from voterolls.schema import JURISDICTIONS, REGISTRATION_SCHEMA, VOTE_HISTORY_SCHEMA, sql_type
+from voterolls.sql import literal
 
 log = get_logger(__name__)
 
@@ -421,6 +422,25 @@ class Workspace:
         with self._catalog() as con:
             return dict(con.execute("SELECT state, snapshot_id FROM current ORDER BY state").fetchall())
 
+    def record_built_from(self, product_dir: Path) -> dict[str, str]:
+        """Write ``product_dir/built_from.json``: the snapshot of every state a derived
+        product (linkage, estimates, lists) was just built from (``voterolls.freshness``)."""
+        snaps = self.current()
+        product_dir = Path(product_dir)
+        product_dir.mkdir(parents=True, exist_ok=True)
+        tmp = product_dir / ".built_from.json.tmp"
+        tmp.write_text(json.dumps({"snapshots": snaps, "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}))
+        os.replace(tmp, product_dir / "built_from.json")
+        return snaps
+
+    def built_from(self, product_dir: Path) -> dict[str, str] | None:
+        """The snapshots a derived product records, or None when it records none."""
+        try:
+            doc = json.loads((Path(product_dir) / "built_from.json").read_text())
+            return {str(k): str(v) for k, v in doc["snapshots"].items()}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return None
+
     def snapshots(self, state: str | None = None) -> list[dict[str, Any]]:
         """Snapshot records (newest last), optionally of one state."""
         sql = f"SELECT {', '.join(SNAPSHOT_COLUMNS)} FROM snapshots"
@@ -479,7 +499,7 @@ class Workspace:
         con = duckdb.connect(config=cfg)
         tmp = self.path / "tmp" / "duckdb"
         tmp.mkdir(parents=True, exist_ok=True)
-        con.execute(f"SET temp_directory = '{tmp}'")
+        con.execute(f"SET temp_directory = {literal(tmp)}")
         with self._catalog() as cat:
             current = cat.execute(
                 "SELECT c.state, c.snapshot_id, s.path FROM current c JOIN snapshots s USING (snapshot_id) ORDER BY c.state"
@@ -506,7 +526,7 @@ class Workspace:
             # uniformity may be absent (snapshots committed without them)
             files = [str(d / f"{view}.parquet") for d in dirs if (d / f"{view}.parquet").exists()]
             if files:
-                lst = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
+                lst = "[" + ", ".join(literal(f) for f in files) + "]"
                 con.execute(f"CREATE VIEW {view} AS SELECT * FROM read_parquet({lst}, union_by_name = true)")
             elif schema is not None:
                 con.execute(f"CREATE VIEW {view} AS {empty_select(schema)}")

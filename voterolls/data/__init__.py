@@ -8,6 +8,8 @@ from importlib import resources
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+__all__ = ["daily_births", "first_names", "surnames"]
+
 
 def _read(name: str) -> pa.Table:
     with resources.as_file(resources.files(__package__) / name) as path:

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from voterolls.errors import UserError
+from voterolls.errors import UserError, require_file
 from voterolls.formats import sniff
 from voterolls.formats.registry import formats, get_format
 from voterolls.formats.spec import FileLayout, Format
@@ -172,10 +172,7 @@ def classify(fmt: Format, path: Path) -> Match:
 
 
 def _require_file(path: Path) -> None:
-    if not path.exists():
-        raise UserError("file not found", file=path)
-    if not path.is_file():
-        raise UserError("not a file", file=path)
+    require_file(path)
     if path.stat().st_size == 0:
         raise UserError("file is empty", file=path, line=1)
 

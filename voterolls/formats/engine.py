@@ -28,7 +28,8 @@ How a file is read (all in DuckDB SQL, streaming, no per-row Python):
 
 Per file, ``rows_read == loaded + quarantined`` is checked at scan time.
 Nothing is written to disk except, for files with mixed line endings, a
-normalised temporary copy in the system temp dir, deleted by ``finish()``.
+normalised copy in an anonymous scratch file (``voterolls.scratch``: no
+name on disk, freed when ``finish()`` closes it or the process dies).
 """
 
 from __future__ import annotations
@@ -49,9 +50,10 @@ from voterolls.formats.spec import (
     Column,
     FileLayout,
 )
-from voterolls.formats.writer import ident, lit
 from voterolls.log import get_logger
 from voterolls.schema import REGISTRATION_SCHEMA, VOCABULARIES, VOTE_HISTORY_SCHEMA, sql_type
+from voterolls.sql import identifier as ident
+from voterolls.sql import literal as lit
 
 log = get_logger(__name__)
 
@@ -67,7 +69,7 @@ QUARANTINE_SCHEMA = pa.schema(
     ]
 )
 
-_uid = itertools.count(1)
+plan_ids = itertools.count(1)
 
 
 @dataclass
@@ -126,7 +128,7 @@ class FilePlan:
 # ---------------------------------------------------------------------------
 
 
-def _read_csv(plan: FilePlan, *, rejects: str | None) -> str:
+def plan_csv_sql(plan: FilePlan, *, rejects: str | None) -> str:
     opts = [
         "columns={'line': 'VARCHAR'}",
         f"delim={lit(LINE_SEP)}",
@@ -146,6 +148,20 @@ def _read_csv(plan: FilePlan, *, rejects: str | None) -> str:
     else:
         opts += ["ignore_errors=true"]
     return f"read_csv({lit(str(plan.source))}, {', '.join(opts)})"
+
+
+#: A line that holds nothing but spaces and tabs is blank, whatever the layout.
+_BLANK = "trim(line, ' ' || chr(9)) = ''"
+#: Lines never loaded, whatever their shape: blank ones, and ones with NUL bytes
+#: (docs/RELIABILITY.md: a NUL is never part of a name or an address; DuckDB's CSV
+#: parser would read it as a space, so files with NULs are read by this engine).
+READABLE_LINE = f"(NOT {_BLANK} AND NOT contains(line, chr(0)))"
+#: ... and their reasons (``WHEN`` branches, the same conditions in the same order).
+UNREADABLE_LINE_REASONS = (
+    f"WHEN line = '' THEN 'blank line' "
+    f"WHEN {_BLANK} THEN 'blank line (only spaces or tabs)' "
+    f"WHEN contains(line, chr(0)) THEN 'line contains NUL bytes (0x00)'"
+)
 
 
 def skip_lines_sql(rows: str, k: str, skipped: list[int], cols: str) -> str:
@@ -171,7 +187,7 @@ def lines_sql(plan: FilePlan) -> str:
     For a file cut out of a larger one (``plan.line_map``) ``line_no`` is the
     line's number in the original file.
     """
-    base = f"SELECT row_number() OVER () AS k, line FROM {_read_csv(plan, rejects=None)}"
+    base = f"SELECT row_number() OVER () AS k, line FROM {plan_csv_sql(plan, rejects=None)}"
     numbered = skip_lines_sql(base, "k", sorted(n for n, _ in plan.rejected), "line")
     skip = "WHERE line_no > 1" if plan.has_header else ""
     out = f"SELECT line_no, rtrim(coalesce(line, ''), chr(13)) AS line FROM ({numbered}) {skip}"
@@ -279,7 +295,7 @@ def rows_sql(
         _, _, ok, _ = fields_expr(plan)
         ok_t = re.sub(r"\btok\b", "t", ok)
         inner = (
-            f"SELECT line_no, line, unnest(list_filter([{tok}], lambda t: line <> '' AND {ok_t})) AS f0 "
+            f"SELECT line_no, line, unnest(list_filter([{tok}], lambda t: {READABLE_LINE} AND {ok_t})) AS f0 "
             f"FROM ({lines_sql(plan)})"
         )
         sha = lit(plan.facts.sha256)
@@ -288,7 +304,7 @@ def rows_sql(
         else:
             inner = f"SELECT line_no, {sha} AS _sha, unnest([{f}]) AS f FROM ({inner})"
         return inner if required is None else f"SELECT line_no, _sha, f FROM ({inner}) WHERE {req}"
-    shape = f"CASE WHEN line = '' THEN 'blank line' WHEN f0 IS NULL THEN list_transform([{tok}], lambda tok: {reason})[1] END"
+    shape = f"CASE {UNREADABLE_LINE_REASONS} WHEN f0 IS NULL THEN list_transform([{tok}], lambda tok: {reason})[1] END"
     return (
         f"SELECT line_no, CASE WHEN shape IS NULL THEN {required_field or 'NULL'} END::VARCHAR AS field, "
         f"coalesce(shape, {lit(required_reason)}) AS reason "
@@ -334,6 +350,12 @@ def code_case(plan: FilePlan, col: Column, value: str, national_field: str) -> t
         else "FALSE"
     )
     return expr, bad
+
+
+def placeholder_test(col: Column, value: str) -> str:
+    """SQL predicate: ``value`` is one of the column's placeholder words (``REMOVED``), not a value."""
+    words = ", ".join(lit(w.upper()) for w in col.placeholders)
+    return f"coalesce(upper({value}) IN ({words}), FALSE)"
 
 
 def zip5_expr(value: str) -> tuple[str, str]:
@@ -399,7 +421,13 @@ def registration_projection(
         v = raw(plan, c)
         if mask_value and c.target in MASKED_TARGETS:
             v = f"nullif({v}, {lit(mask_value)})"
+        if c.placeholders:
+            v = f"(CASE WHEN {placeholder_test(c, v)} THEN NULL ELSE {v} END)"
         return v
+
+    for c in lay.columns:
+        if c.placeholders and c.target:
+            issues.append((c.target, placeholder_test(c, raw(plan, c))))
 
     for target in (
         "state_voter_id",

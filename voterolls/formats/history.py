@@ -20,8 +20,10 @@ import re
 from collections.abc import Sequence
 
 from voterolls.formats.spec import CodeMap
-from voterolls.formats.writer import ident, lit, map_expr
+from voterolls.formats.writer import map_expr
 from voterolls.schema import VOTE_HISTORY_SCHEMA
+from voterolls.sql import identifier as ident
+from voterolls.sql import literal as lit
 
 _PLACEHOLDER = re.compile(r"(\{date\}|\{type\})")
 

@@ -9,7 +9,8 @@ import duckdb
 
 from voterolls.formats.history import code_sql, entries_sql, history_rows_sql, label_sql
 from voterolls.formats.spec import EmbeddedHistory, Format
-from voterolls.formats.writer import PolicyView, lit, registration_value, write_table
+from voterolls.formats.writer import PolicyView, registration_value, write_table
+from voterolls.sql import literal as lit
 
 
 def write(

@@ -19,11 +19,11 @@ from voterolls.formats.spec import Column, Format
 from voterolls.formats.writer import (
     PolicyView,
     code_expr,
-    ident,
-    lit,
     registration_value,
     write_table,
 )
+from voterolls.sql import identifier as ident
+from voterolls.sql import literal as lit
 
 COUNTY_RANGES = ((1, 22), (23, 44), (45, 66), (67, 88))
 

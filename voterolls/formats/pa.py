@@ -17,14 +17,14 @@ from voterolls.formats.history import code_sql, entries_sql, field_sql, history_
 from voterolls.formats.spec import Format
 from voterolls.formats.writer import (
     PolicyView,
-    _file_name,
     history_value,
-    ident,
-    lit,
     map_expr,
+    native_file_name,
     registration_value,
     write_table,
 )
+from voterolls.sql import identifier as ident
+from voterolls.sql import literal as lit
 
 
 def write(
@@ -70,7 +70,7 @@ def write(
     paths = write_table(
         con, reg, values, "FROM r LEFT JOIN hp ON hp.state_voter_id = r.state_voter_id WHERE TRUE",
         header_names=reg.names, out_dir=out_dir,
-        name_for=lambda c: _file_name(reg.filename, state=state, county=c, date=extract_date),
+        name_for=lambda c: native_file_name(reg.filename, state=state, county=c, date=extract_date),
         county_sql="r.county", order_sql="r.__i",
     )  # fmt: skip
     # one election map per county file
@@ -85,7 +85,7 @@ def write(
     paths += write_table(
         con, emap, mvalues, "FROM (SELECT DISTINCT county FROM r) rc CROSS JOIN pe WHERE TRUE",
         header_names=emap.names, out_dir=out_dir,
-        name_for=lambda c: _file_name(emap.filename, state=state, county=c, date=extract_date),
+        name_for=lambda c: native_file_name(emap.filename, state=state, county=c, date=extract_date),
         county_sql="rc.county", order_sql="pe.n",
     )  # fmt: skip
     return paths

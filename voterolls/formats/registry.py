@@ -10,7 +10,7 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 
-from voterolls.errors import UserError
+from voterolls.errors import UserError, require_file
 from voterolls.formats.spec import Format, load_format
 
 #: The format ``write_native`` uses for each state; every other state gets ``generic``.
@@ -66,6 +66,7 @@ def format_for_state(state: str) -> Format:
 
 def load_user_format(path: str | Path) -> Format:
     """Load a user-written mapping file, turning validation errors into a UserError."""
+    require_file(path, "mapping file")
     try:
         return load_format(path)
     except FileNotFoundError:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack
 from pathlib import Path
 
 import duckdb
@@ -29,6 +30,7 @@ from voterolls.formats.engine import (
 from voterolls.formats.spec import Format
 from voterolls.log import get_logger
 from voterolls.schema import VOTE_HISTORY_SCHEMA
+from voterolls.scratch import ScratchFile, anonymous_file
 
 log = get_logger(__name__)
 
@@ -38,7 +40,11 @@ FILE_INDEX = "__vr_fi"
 _REJECT_REASONS = {
     "INVALID ENCODING": "invalid byte sequence for {enc}",
     "TOO MANY COLUMNS": "line contains reserved control bytes (0x1f 0x1e 0x1d)",
+    "LINE SIZE OVER MAXIMUM": "line longer than 2 MiB (no voter record is)",
 }
+#: DuckDB's default ``max_line_size``: longer lines are rejected (up to its 32 MiB read
+#: buffer) or skipped without a reject (beyond it); ``_long_lines`` finds the latter.
+MAX_LINE_BYTES = 2_097_152
 
 
 class Scan:
@@ -53,7 +59,7 @@ class Scan:
         vote_history: duckdb.DuckDBPyRelation | None,
         files: list[ScannedFile],
         quarantine_tables: list[str | pa.Table],
-        temp_paths: list[Path],
+        temp: Scratch,
         registration_parts: list[tuple[str, str | None, fast.GroupPlan | None]] | None = None,
     ) -> None:
         self.format = fmt.name
@@ -64,7 +70,7 @@ class Scan:
         self._plans = plans
         self._files = files
         self._qtables = quarantine_tables
-        self._temp = temp_paths
+        self._temp = temp
         self._report: ScanReport | None = None
         self._reg_parts = registration_parts or []
 
@@ -132,7 +138,7 @@ class Scan:
         return list(self._files)
 
     def finish(self) -> ScanReport:
-        """Quarantine and per-file counts; deletes temp files.  Idempotent."""
+        """Quarantine and per-file counts; closes (and so frees) the scratch copies.  Idempotent."""
         if self._report is not None:
             return self._report
         parts = [
@@ -149,8 +155,7 @@ class Scan:
         for t in self._qtables:
             if isinstance(t, str):
                 self._con.execute(f"DROP TABLE IF EXISTS {t}")
-        for p in self._temp:
-            p.unlink(missing_ok=True)
+        self._temp.close()
         self._report = ScanReport(files=list(self._files), quarantine=q)
         return self._report
 
@@ -177,12 +182,23 @@ def _plan(path: Path, match, fmt: Format, uid: int, facts: sniff.FileFacts | Non
     )
 
 
-class Scratch(list):
-    """The reader's temporary copies of input files (deleted by ``Scan.finish``) and where they go."""
+class Scratch:
+    """The reader's copies of input files: anonymous (``voterolls.scratch``), open until :meth:`close`.
+
+    A copy holds the input as the state sent it, withheld fields included, so
+    it never has a name on disk: the kernel frees it when its descriptor
+    closes, however the process ends (a SIGKILL included).
+    """
 
     def __init__(self, dir: Path | None = None) -> None:  # noqa: A002
-        super().__init__()
         self.dir = dir
+        self._stack = ExitStack()
+
+    def new(self, suffix: str = "") -> ScratchFile:
+        return self._stack.enter_context(anonymous_file(self.dir, suffix))
+
+    def close(self) -> None:
+        self._stack.close()
 
 
 #: A fast-path file that fails verification because of a few lines is split instead of
@@ -215,13 +231,14 @@ def _split_off_bad_lines(
         return None
     bad = found.lines
     try:
-        kept_path, cut_path = sniff.excise(plan.source, bad, header=plan.has_header, dir=temp.dir)
+        kept_file, cut_file = temp.new("_kept"), temp.new("_cut")
+        sniff.excise(plan.source, bad, header=plan.has_header, keep=kept_file.fileobj, cut=cut_file.fileobj)
     except OSError as exc:  # no room for the copies, say: the line engine needs none
         log.info("file %s: could not split (%s); reading it line by line", plan.path.name, type(exc).__name__)
         return None
-    temp += [kept_path, cut_path]
+    kept_path, cut_path = kept_file.path, cut_file.path
     kept = dataclasses.replace(
-        plan, source=kept_path, uid=next(engine._uid), rejected=[],
+        plan, source=kept_path, uid=next(engine.plan_ids), rejected=[],
         facts=dataclasses.replace(plan.facts, lines=plan.facts.lines - len(bad)),
     )  # fmt: skip
     if found.needs_parse:
@@ -231,7 +248,7 @@ def _split_off_bad_lines(
     else:  # every kept line was one decodable record of the common shape, with its voter id
         counts = [kept.facts.lines - (1 if plan.has_header else 0)]
     cut = dataclasses.replace(
-        plan, source=cut_path, uid=next(engine._uid), rejected=[],
+        plan, source=cut_path, uid=next(engine.plan_ids), rejected=[],
         facts=dataclasses.replace(sniff.facts(cut_path), sha256=plan.facts.sha256),
         line_map=([1] if plan.has_header else []) + bad,
     )  # fmt: skip
@@ -248,7 +265,7 @@ def _read_rejects(con: duckdb.DuckDBPyConnection, plan: FilePlan, temp: Scratch)
         rj = f"_vr_rj_{plan.uid}_{attempt}"
         try:
             accepted = con.execute(
-                f"SELECT count(line IS NULL) FROM {engine._read_csv(plan, rejects=rj)}"
+                f"SELECT count(line IS NULL) FROM {engine.plan_csv_sql(plan, rejects=rj)}"
             ).fetchall()[0][0]
         except duckdb.Error as exc:
             if attempt == 0:
@@ -273,6 +290,8 @@ def _read_rejects(con: duckdb.DuckDBPyConnection, plan: FilePlan, temp: Scratch)
             else []
         )
         con.execute(f"DROP TABLE IF EXISTS {rj}_e; DROP TABLE IF EXISTS {rj}_s")
+        if accepted + len(rejected) != plan.facts.lines:
+            rejected = _with_long_lines(plan, accepted, rejected)
         if accepted + len(rejected) == plan.facts.lines:
             plan.rejected = [(int(n), str(t)) for n, t in rejected]
             return
@@ -286,12 +305,30 @@ def _read_rejects(con: duckdb.DuckDBPyConnection, plan: FilePlan, temp: Scratch)
         )
 
 
+def _with_long_lines(plan: FilePlan, accepted: int, rejected: list) -> list:
+    """``rejected`` plus the over-long lines DuckDB skipped silently, when that makes the count whole.
+
+    A line of 32 MiB or more does not fit DuckDB's read buffer and is left
+    out without a reject.  Counting such lines ourselves lets the rest of the
+    file load, the long line quarantined with its number, instead of refusing
+    the whole file.  Only for UTF-8/latin-1 bytes (a normalised copy is UTF-8).
+    """
+    if plan.facts.utf16 and plan.source == plan.path:
+        return rejected
+    known = {int(n) for n, _ in rejected}
+    extra = [n for n in sniff.long_lines(plan.source, MAX_LINE_BYTES) if n not in known]
+    if not extra or accepted + len(rejected) + len(extra) != plan.facts.lines:
+        return rejected
+    log.info("file %s: %d line(s) over %d bytes quarantined", plan.path.name, len(extra), MAX_LINE_BYTES)
+    return sorted([*rejected, *((n, "LINE SIZE OVER MAXIMUM") for n in extra)], key=lambda r: int(r[0]))
+
+
 def _normalise(plan: FilePlan, temp: Scratch) -> None:
     if plan.source != plan.path:
         return
-    tmp = sniff.normalise_endings(plan.path, plan.layout.encoding, dir=temp.dir)
-    temp.append(tmp)
-    plan.source = tmp
+    copy = temp.new("_norm")
+    sniff.normalise_endings(plan.path, plan.layout.encoding, copy.fileobj)
+    plan.source = copy.path
     plan.duck_encoding = "utf-8"
 
 
@@ -341,9 +378,10 @@ def scan(
     ``facts``: ``sniff.facts`` already gathered by the caller (keyed by
     ``str(path)``), so a file is hashed and its lines counted once per ingest.
     ``temp_dir``: where temporary copies of input files go (files with mixed
-    line endings, files split around bad lines); ingest passes its staged
-    snapshot's scratch directory, which the workspace removes even after a
-    killed run.  Default: the system temp dir.  ``finish()`` deletes them.
+    line endings, files split around bad lines) are created (and at once
+    unlinked: ``voterolls.scratch``); ingest passes its staged snapshot's
+    scratch directory.  Default: the system temp dir.  ``finish()`` closes
+    them, which frees them.
     """
     plist = [Path(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
     if not plist:
@@ -358,7 +396,7 @@ def scan(
     try:
         for p in plist:
             m = classify(fmt, p)
-            plans.append(_plan(p, m, fmt, next(engine._uid), (facts or {}).get(str(p))))
+            plans.append(_plan(p, m, fmt, next(engine.plan_ids), (facts or {}).get(str(p))))
         # fast path: files of one layout read together by DuckDB's CSV parser (``fast``)
         groups: dict[tuple, list[int]] = {}
         for i, pl in enumerate(plans):
@@ -459,8 +497,7 @@ def scan(
     except BaseException:
         for t in qtables:
             con.execute(f"DROP TABLE IF EXISTS {t}")
-        for tp in temp:
-            tp.unlink(missing_ok=True)
+        temp.close()
         raise
     log.info("scan %s: %d file(s), format %s", state, len(files), fmt.name)
     qlist = [q for i in range(len(plans)) for q in qparts[i]]

@@ -4,18 +4,20 @@
 counts record terminators itself (LF, CRLF and bare CR; UTF-16 code units for
 UTF-16 files) while it hashes the file.  It also notices mixed line endings,
 which DuckDB's strict reader refuses, so the engine can normalise them into a
-temporary file first.
+scratch copy first.  Copies (:func:`normalise_endings`, :func:`excise`) are
+written into files the caller opened with ``voterolls.scratch.anonymous_file``:
+they hold the input as sent, withheld fields included, so they have no name
+on disk and vanish with the process, even a killed one.
 """
 
 from __future__ import annotations
 
 import codecs
 import hashlib
-import os
-import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -34,6 +36,8 @@ class FileFacts:
     bom: bool
     #: the file's modification time when the pass began (a rewrite during ingest changes it)
     mtime_ns: int = 0
+    #: NUL bytes (UTF-16: NUL code units) in the file; lines holding one are quarantined
+    nul: int = 0
 
     @property
     def mixed_endings(self) -> bool:
@@ -56,7 +60,7 @@ def facts(path: Path) -> FileFacts:
     mtime_ns = path.stat().st_mtime_ns
     first = head(path, 4)
     utf16 = is_utf16(first)
-    lf = crlf = cr = 0
+    lf = crlf = cr = nul = 0
     size = 0
     last_unit = None
     prev_cr = False
@@ -79,6 +83,7 @@ def facts(path: Path) -> FileFacts:
                 # overlap itself, so its count is the CRLF pairs inside the chunk
                 n_cr = chunk.count(b"\r")
                 lf += chunk.count(b"\n")
+                nul += chunk.count(b"\0")
                 cr += n_cr
                 if n_cr:
                     crlf += chunk.count(b"\r\n")
@@ -89,6 +94,7 @@ def facts(path: Path) -> FileFacts:
                 continue
             if units.size == 0:
                 continue
+            nul += int((units == 0).sum())
             n_lf = int(is_lf.sum())
             n_cr = int(is_cr.sum())
             pairs = int((is_cr[:-1] & is_lf[1:]).sum())
@@ -115,21 +121,43 @@ def facts(path: Path) -> FileFacts:
         utf16,
         first.startswith((b"\xff\xfe", b"\xef\xbb\xbf")),
         mtime_ns,
+        nul,
     )
 
 
-def normalise_endings(path: Path, encoding: str, *, dir: Path | None = None) -> Path:  # noqa: A002
-    """Copy ``path`` to a temp file in ``dir`` (default: the system temp dir) with every line ending as LF, in UTF-8.
+def long_lines(path: Path, limit: int) -> list[int]:
+    """1-based numbers of the lines (LF-terminated) longer than ``limit`` bytes, in one chunked pass.
 
-    Streaming, chunked; the caller deletes the file when the scan finishes.
-    Invalid bytes are kept as U+FFFD so the line still counts (and is
-    quarantined by the reader's encoding check).
+    Only called when DuckDB's line count falls short: it skips, without a
+    reject, a line that does not fit its read buffer (32 MiB).
+    """
+    out: list[int] = []
+    line, start, pos = 1, 0, 0
+    with path.open("rb") as fh:
+        while chunk := fh.read(CHUNK):
+            nl = np.flatnonzero(np.frombuffer(chunk, dtype=np.uint8) == 0x0A)
+            if nl.size:
+                ends = nl + pos
+                starts = np.concatenate(([start], ends[:-1] + 1))
+                out.extend((line + np.flatnonzero(ends - starts > limit)).tolist())
+                line += int(nl.size)
+                start = int(ends[-1]) + 1
+            pos += len(chunk)
+    if pos - start > limit:
+        out.append(line)
+    return out
+
+
+def normalise_endings(path: Path, encoding: str, out: BinaryIO) -> None:
+    """Copy ``path`` into ``out`` (an anonymous scratch file) with every line ending as LF, in UTF-8.
+
+    Streaming, chunked.  Invalid bytes are kept as U+FFFD so the line still
+    counts (and is quarantined by the reader's encoding check).
     """
     py_enc = {"utf-8": "utf-8", "latin-1": "latin-1", "utf-16": "utf-16"}[encoding]
     dec = codecs.getincrementaldecoder(py_enc)(errors="replace")
-    fd, tmp = tempfile.mkstemp(prefix="voterolls_norm_", suffix=".txt", dir=dir)
     pending_cr = False
-    with os.fdopen(fd, "wb") as out, path.open("rb") as fh:
+    with path.open("rb") as fh:
         while True:
             chunk = fh.read(CHUNK)
             final = not chunk
@@ -144,36 +172,28 @@ def normalise_endings(path: Path, encoding: str, *, dir: Path | None = None) -> 
             out.write(text.encode("utf-8"))
             if final:
                 break
-    return Path(tmp)
+    out.flush()
 
 
-def excise(path: Path, lines: list[int], *, header: bool, dir: Path | None = None) -> tuple[Path, Path]:  # noqa: A002
-    """Split ``path`` into two temp files in ``dir`` (default: the system temp dir): (every line but ``lines``, those lines).
+def excise(path: Path, lines: list[int], *, header: bool, keep: BinaryIO, cut: BinaryIO) -> None:
+    """Split ``path`` into ``keep`` (every line but ``lines``) and ``cut`` (those lines).
 
-    ``lines`` are sorted 1-based physical line numbers (LF-terminated lines:
-    only files with one kind of line ending get here).  With ``header`` the
-    first line is written to both files, so each reads like the original.
-    The runs between cut lines are copied in 4 MiB blocks; newlines are
-    looked for only in the blocks that hold a cut line.  The caller deletes
-    both files; when the copy fails they are deleted here.
+    ``keep`` and ``cut`` are open anonymous scratch files.  ``lines`` are
+    sorted 1-based physical line numbers (LF-terminated lines: only files with
+    one kind of line ending get here).  With ``header`` the first line is
+    written to both files, so each reads like the original.  The runs between
+    cut lines are copied in 4 MiB blocks; newlines are looked for only in the
+    blocks that hold a cut line.
     """
-    fd_k, kept = tempfile.mkstemp(prefix="voterolls_kept_", suffix=".txt", dir=dir)
-    fd_c, cut = tempfile.mkstemp(prefix="voterolls_cut_", suffix=".txt", dir=dir)
-    try:
-        _excise(path, lines, header, fd_k, fd_c)
-    except BaseException:
-        Path(kept).unlink(missing_ok=True)
-        Path(cut).unlink(missing_ok=True)
-        raise
-    return Path(kept), Path(cut)
+    _excise(path, lines, header, keep, cut)
+    keep.flush()
+    cut.flush()
 
 
-def _excise(path: Path, lines: list[int], header: bool, fd_k: int, fd_c: int) -> None:
+def _excise(path: Path, lines: list[int], header: bool, keep: BinaryIO, out: BinaryIO) -> None:
     import mmap
 
     with (
-        os.fdopen(fd_k, "wb") as keep,
-        os.fdopen(fd_c, "wb") as out,
         path.open("rb") as fh,
         mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm,
     ):

@@ -87,6 +87,10 @@ class Column(_Strict):
     #: Fixed width only: 1-based start offset and width.
     start: int | None = None
     width: int | None = None
+    #: Values the state writes in place of a real value (NC ``REMOVED`` in the
+    #: street address of a removed voter): read as NULL and named in ``_issues``,
+    #: never stored as if they were the value.  Compared case-insensitively.
+    placeholders: list[str] = Field(default_factory=list)
 
 
 class CodeMap(_Strict):

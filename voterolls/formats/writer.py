@@ -45,19 +45,11 @@ from voterolls.formats.spec import (
 )
 from voterolls.log import get_logger
 from voterolls.schema import REGISTRATION_SCHEMA, VOTE_HISTORY_SCHEMA, conform
+from voterolls.sql import literal as lit
 
 log = get_logger(__name__)
 
 BATCH_ROWS = 100_000
-
-
-def lit(value: str) -> str:
-    """SQL string literal."""
-    return "'" + value.replace("'", "''") + "'"
-
-
-def ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _bucket_sql(id_expr: str) -> str:
@@ -172,7 +164,10 @@ def registration_value(layout: FileLayout, col: Column, pol: PolicyView, r: str 
     elif t == "phone" and col.part == "area":
         v = f"substr(regexp_replace({_s(r + '.phone')}, '[^0-9]', '', 'g'), 1, 3)"
     elif t == "phone" and col.part == "local":
-        v = f"substr(regexp_replace({_s(r + '.phone')}, '[^0-9]', '', 'g'), 4)"
+        # one local column gets the 7 digits; split ones (AR: exchange, last four) 3 + 4
+        local = sorted((c for c in layout.by_target(t) if c.part == "local"), key=_part_key(layout))
+        span = "4" if len(local) == 1 else ("4, 3" if col.name == local[0].name else "7")
+        v = f"substr(regexp_replace({_s(r + '.phone')}, '[^0-9]', '', 'g'), {span})"
     elif t == "residence_zip5":
         v = _s(f"{r}.residence_zip5")
         if "zip_float" in layout.mess:
@@ -312,7 +307,7 @@ def _prepare(
     con.execute("CREATE OR REPLACE TEMP TABLE h_all AS SELECT * FROM _vh_arrow")
 
 
-def _file_name(
+def native_file_name(
     template: str, *, state: str, county: str | None, date: dt.date, **extra: str
 ) -> str:
     safe_county = re.sub(r"[^A-Za-z0-9_.-]+", "_", county or "UNKNOWN")
@@ -435,7 +430,7 @@ def _write_plain(
     paths = write_table(
         con, reg, values, "FROM r WHERE TRUE",
         header_names=reg.names, out_dir=out_dir,
-        name_for=lambda c: _file_name(reg.filename, state=state, county=c, date=extract_date),
+        name_for=lambda c: native_file_name(reg.filename, state=state, county=c, date=extract_date),
         county_sql="r.county", order_sql="r.__i",
     )  # fmt: skip
     if fmt.history is not None and pol.history:
@@ -451,6 +446,6 @@ def write_history(
         con, hl, values,
         "FROM h JOIN r ON h.state_voter_id = r.state_voter_id WHERE TRUE",
         header_names=hl.names, out_dir=out_dir,
-        name_for=lambda c: _file_name(hl.filename, state=state, county=c, date=extract_date),
+        name_for=lambda c: native_file_name(hl.filename, state=state, county=c, date=extract_date),
         county_sql="coalesce(h.county, r.county)", order_sql="r.__i, h.election_date, h.__j",
     )  # fmt: skip

@@ -22,6 +22,7 @@ import duckdb
 
 from voterolls.errors import UserError
 from voterolls.schema import REGISTRATION_SCHEMA
+from voterolls.sql import literal as _lit
 from voterolls.store import Workspace, check_state
 
 COMPARED = tuple(
@@ -49,10 +50,6 @@ class SnapshotDiff:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def _lit(v: str) -> str:
-    return "'" + v.replace("'", "''") + "'"
 
 
 def diff_snapshots(ws: Workspace, state: str, old: str | None = None, new: str | None = None) -> SnapshotDiff:

@@ -53,7 +53,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from voterolls.errors import UserError
+from voterolls.errors import UserError, require_file
 from voterolls.ingest import uniformity
 from voterolls.log import get_logger
 from voterolls.normalize import (
@@ -63,6 +63,8 @@ from voterolls.normalize import (
     normalize_registrations,
 )
 from voterolls.schema import REGISTRATION_SCHEMA, VOTE_HISTORY_SCHEMA, sql_type
+from voterolls.sql import identifier as _q
+from voterolls.sql import literal as _lit
 from voterolls.store import StagedSnapshot, Workspace, check_state
 
 log = get_logger(__name__)
@@ -142,14 +144,6 @@ def sha256_file(path: Path) -> str:
         while chunk := fh.read(1 << 22):
             h.update(chunk)
     return h.hexdigest()
-
-
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _lit(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 def _policy_fingerprint(policy: Any) -> str:
@@ -254,8 +248,7 @@ def _sealed_view(con: duckdb.DuckDBPyConnection, sealed: Path) -> tuple[str, lis
     not a token (64 hex digits; base64 for ``name_clk``) may be plaintext, so
     the sidecar is refused, naming file, line and column but never the value.
     """
-    if not sealed.is_file():
-        raise UserError("sealed sidecar file not found", file=sealed)
+    require_file(sealed, "sealed sidecar file")
     _check_utf8(sealed)
     with sealed.open(newline="", encoding="utf-8") as fh:
         try:
@@ -583,8 +576,7 @@ def ingest(
     if not plist:
         raise UserError("no input files given")
     for p in plist:
-        if not p.is_file():
-            raise UserError("file not found", file=p)
+        require_file(p)
     report = progress or (lambda phase, done, total: None)
 
     report("hash", 0, len(plist))
@@ -597,8 +589,8 @@ def ingest(
     if dups:
         raise UserError("the same file content is given twice", file=dups[0])
     sealed_path = Path(sealed) if sealed is not None else None
-    if sealed_path is not None and not sealed_path.is_file():
-        raise UserError("sealed sidecar file not found", file=sealed_path)
+    if sealed_path is not None:
+        require_file(sealed_path, "sealed sidecar file")
     sealed_sha = sha256_file(sealed_path) if sealed_path is not None else None
     policy = _get_policy(state)
     fingerprint = _policy_fingerprint(policy)

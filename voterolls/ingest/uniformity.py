@@ -34,6 +34,7 @@ import pyarrow as pa
 
 from voterolls.normalize import dates
 from voterolls.schema import VOCABULARIES
+from voterolls.sql import literal as _lit
 
 UNIFORMITY_SCHEMA = pa.schema(
     [
@@ -69,10 +70,6 @@ CODED = ("gender", "party", "status", "race", "uocava")
 TOKENS = ("ssn4_token", "dl_token", "dob_token", "name_clk")
 HISTORY_FIELDS = ("county", "election_date", "election_type", "election_desc", "vote_method", "vote_method_code", "party_ballot")
 _NAME_OK = "regexp_full_match({f}, '[A-Z]+([ -][A-Z]+)*')"
-
-
-def _lit(v: str) -> str:
-    return "'" + v.replace("'", "''") + "'"
 
 
 def _in(values: list[str] | tuple[str, ...]) -> str:

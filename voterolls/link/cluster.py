@@ -13,6 +13,7 @@ from pathlib import Path
 
 from voterolls.link.predict import finalise
 from voterolls.link.train import log2_odds
+from voterolls.sql import literal
 
 CLUSTER_COLUMNS = ("state", "state_voter_id", "cluster_id")
 
@@ -45,8 +46,7 @@ def export_clusters(
 
     con = duckdb.connect()
     try:
-        p = str(out).replace("'", "''")
-        k = con.execute(f"SELECT count(DISTINCT cluster_id) FROM read_parquet('{p}')").fetchall()[
+        k = con.execute(f"SELECT count(DISTINCT cluster_id) FROM read_parquet({literal(out)})").fetchall()[
             0
         ][0]
     finally:

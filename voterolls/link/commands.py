@@ -54,7 +54,7 @@ def link_command(
         str | None,
         typer.Option(
             "--memory-limit",
-            help="DuckDB memory limit, e.g. 8GB (spills to W/link/_work beyond it; default $VOTEROLLS_LINK_MEMORY_LIMIT, else 40%% of RAM)",
+            help="DuckDB memory limit, e.g. 8GB (spills to W/link/_work beyond it; default $VOTEROLLS_LINK_MEMORY_LIMIT, else 40% of RAM)",
         ),
     ] = None,
     shuffle_partitions: Annotated[
@@ -114,6 +114,7 @@ def link_command(
             )
     finally:
         con.close()
+    ws.record_built_from(ws.path / "link")  # freshness: which snapshots these pairs come from
     r = result
     typer.echo(
         f"linked {r.registrations:,} registrations on {r.engine}: {r.candidate_pairs:,} candidate pairs "

@@ -32,6 +32,7 @@ import duckdb
 
 from voterolls.errors import UserError
 from voterolls.link.crosscheck import crosscheck_sql
+from voterolls.sql import literal as _lit
 
 GRANULARITY_CLASSES = ("full", "year", "none")
 
@@ -81,10 +82,6 @@ class Scores:
             "recall": rnd(self.recall),
             "f1": rnd(self.f1),
         }
-
-
-def _lit(path: str | Path) -> str:
-    return "'" + str(path).replace("'", "''") + "'"
 
 
 def _key(state: str, vid: str) -> str:

@@ -23,6 +23,7 @@ import duckdb
 
 from voterolls.link.comparisons import COMPARISON_NAMES
 from voterolls.link.train import log2_odds
+from voterolls.sql import literal
 
 PAIR_COLUMNS = (
     "state_l",
@@ -143,14 +144,13 @@ def finalise(
     tmp = out.with_suffix(out.suffix + ".tmp")
     con = duckdb.connect()
     try:
-        src = glob.replace("'", "''")
         sel = select or ", ".join(columns)
         con.execute(
-            f"COPY (SELECT {sel} FROM read_parquet('{src}') ORDER BY {order}) "
-            f"TO '{str(tmp).replace(chr(39), chr(39) * 2)}' (FORMAT PARQUET, COMPRESSION ZSTD)"
+            f"COPY (SELECT {sel} FROM read_parquet({literal(glob)}) ORDER BY {order}) "
+            f"TO {literal(tmp)} (FORMAT PARQUET, COMPRESSION ZSTD)"
         ).fetchall()
         n = con.execute(
-            f"SELECT count(*) FROM read_parquet('{str(tmp).replace(chr(39), chr(39) * 2)}')"
+            f"SELECT count(*) FROM read_parquet({literal(tmp)})"
         ).fetchall()[0][0]
     finally:
         con.close()

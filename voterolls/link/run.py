@@ -47,6 +47,7 @@ from voterolls.link.settings import (
 )
 from voterolls.link.train import estimate_prior, log2_odds, register_full_name_tf, train
 from voterolls.log import get_logger
+from voterolls.sql import literal
 
 log = get_logger(__name__)
 
@@ -165,7 +166,7 @@ def link_registrations(
         raise UserError(f"linkage needs at least 2 registrations; the workspace has {n}")
     input_path = work / "input.parquet"
     con.execute(
-        f"COPY _vr_link_input TO '{str(input_path).replace(chr(39), chr(39) * 2)}' (FORMAT PARQUET)"
+        f"COPY _vr_link_input TO {literal(input_path)} (FORMAT PARQUET)"
     ).fetchall()
     # The engine reads the Parquet; the caller's copy would only hold memory.
     con.execute("DROP TABLE IF EXISTS _vr_link_input").fetchall()
@@ -308,14 +309,14 @@ def link_registrations(
 def _summarise(out: Path, threshold: float) -> dict[str, int]:
     con = duckdb.connect()
     try:
-        p = str(out / "pairs.parquet").replace("'", "''")
-        c = str(out / "clusters.parquet").replace("'", "''")
+        p = literal(out / "pairs.parquet")
+        c = literal(out / "clusters.parquet")
         at, cross = con.execute(
-            f"SELECT count(*), count(*) FILTER (WHERE state_l <> state_r) FROM read_parquet('{p}') "
+            f"SELECT count(*), count(*) FILTER (WHERE state_l <> state_r) FROM read_parquet({p}) "
             f"WHERE match_probability >= {threshold!r}"
         ).fetchall()[0]
         in_multi = con.execute(
-            f"SELECT coalesce(sum(k), 0) FROM (SELECT count(*) AS k FROM read_parquet('{c}') "
+            f"SELECT coalesce(sum(k), 0) FROM (SELECT count(*) AS k FROM read_parquet({c}) "
             "GROUP BY cluster_id HAVING count(*) > 1)"
         ).fetchall()[0][0]
     finally:

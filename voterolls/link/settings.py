@@ -14,7 +14,7 @@ from typing import Any
 
 from splink import SettingsCreator
 
-from voterolls.errors import UserError
+from voterolls.errors import UserError, require_file
 from voterolls.link.blocking import prediction_rules
 from voterolls.link.comparisons import all_comparisons
 
@@ -68,8 +68,7 @@ def settings_creator(joint_names: bool = False) -> SettingsCreator:
 def load_model(path: str | Path) -> dict[str, Any]:
     """Read a saved model JSON; a clear :class:`UserError` for a missing or broken file."""
     p = Path(path)
-    if not p.is_file():
-        raise UserError("model file not found", file=p)
+    require_file(p, "model file")
     try:
         model = json.loads(p.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:

@@ -8,6 +8,7 @@ from typing import Any
 _HOME = {
     "ACTIONS": "actions", "ActionPolicy": "actions", "next_federal_general_election": "actions",
     "ListSummary": "build", "movers_and_duplicates": "build", "build_lists": "run",
+    "NoticeWindow": "actions", "notice_window": "actions", "write_xlsx": "xlsx",
 }
 
 
@@ -17,4 +18,7 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(name)
 
 
-__all__ = ["ACTIONS", "ActionPolicy", "ListSummary", "build_lists", "movers_and_duplicates", "next_federal_general_election"]
+__all__ = [
+    "ACTIONS", "ActionPolicy", "ListSummary", "NoticeWindow", "build_lists", "movers_and_duplicates",
+    "next_federal_general_election", "notice_window", "write_xlsx",
+]

@@ -103,3 +103,52 @@ class ActionPolicy:
             f"WHEN {probability} >= {self.review_threshold!r} THEN '{mid}' "
             f"ELSE '{NO_ACTION}' END"
         )
+
+
+@dataclass(frozen=True)
+class NoticeWindow:
+    """When a confirmation notice may go out and when removal could first follow, per NVRA 8.
+
+    ``notice_from`` .. ``notice_by``: the days a notice can be sent as part of a
+    systematic program (it must end before the 90-day quiet period of the next
+    federal general election, 8(c)(2)(A); a federal *primary* has its own quiet
+    period, set by the state's primary date and not modelled here).
+    ``earliest_removal``: the day after the second federal general election
+    following a notice sent on ``notice_from`` - the registrant may be removed
+    only if the notice went unanswered and they did not vote or appear through
+    that election (8(d)(1)(B)).  Dates only: nothing here recommends removal.
+    """
+
+    notice_from: dt.date
+    notice_by: dt.date
+    earliest_removal: dt.date
+
+
+def _elections_after(day: dt.date, n: int) -> list[dt.date]:
+    """The next ``n`` federal general elections strictly after ``day``."""
+    out = []
+    for _ in range(n):
+        day = next_federal_general_election(day + dt.timedelta(days=1))
+        out.append(day)
+    return out
+
+
+def notice_window(policy: ActionPolicy) -> NoticeWindow:
+    """The window for a row whose action is :data:`SEND_NOTICE` (or :data:`HOLD`, after the election).
+
+    Outside the quiet period the notice can go out from ``policy.today`` until
+    the day before the quiet period.  Inside it (rows held), from the day after
+    the election until the day before the next election's quiet period.
+    """
+    quiet = dt.timedelta(days=QUIET_PERIOD_DAYS)
+    if policy.in_quiet_period:
+        start = policy.election + dt.timedelta(days=1)
+        next_election = _elections_after(policy.election, 1)[0]
+    else:
+        start, next_election = policy.today, policy.election
+    second = _elections_after(start, 2)[1]
+    return NoticeWindow(
+        notice_from=start,
+        notice_by=next_election - quiet - dt.timedelta(days=1),
+        earliest_removal=second + dt.timedelta(days=1),
+    )

@@ -5,10 +5,11 @@ registrations, written as CSV (for staff spreadsheets) and Parquet.  A row
 carries the match probability, the evidence behind it, each side's DOB
 granularity and a recommended action from :mod:`voterolls.lists.actions`.
 
-What a state sees of *another* state's registration is limited to what both
-states' disclosure policies allow: the other side's DOB is shown at the
-coarser of the two states' DOB granularities, and contact fields are never
-copied across.
+What a state sees of *another* state's registration is decided once, in
+docs/PRIVACY.md: the other state, the registration date there and its status
+(``OTHER_STATE_COLUMNS``), plus the match evidence and a pair reference both
+states see alike.  Never the other state's voter id, name, address or DOB.
+An in-state duplicate shows the state's own second registration in full.
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ import duckdb
 from voterolls.errors import UserError
 from voterolls.lists.actions import ACTIONS, REVIEW, SEND_NOTICE, ActionPolicy
 from voterolls.lists.evidence import ComparisonLevels, evidence_sql
+from voterolls.lists.xlsx import write_xlsx
 from voterolls.log import get_logger
 from voterolls.policy import get_policy
+from voterolls.sql import literal
 
 log = get_logger(__name__)
 
@@ -72,9 +75,9 @@ def shared_dob_granularity(state_a: str, state_b: str) -> str:
     return a if _GRANULARITY_RANK[a] <= _GRANULARITY_RANK[b] else b
 
 
-def _oriented_pairs_sql(pairs: str, gammas: list[str], *, cross_state: bool) -> str:
+def _oriented_pairs_sql(pairs: str, gammas: list[str], *, cross_state: bool, key: str = "") -> str:
     """Pairs turned so the ``this_`` side is the list's state (given as $state)."""
-    g_same = "".join(f', "{g}"' for g in gammas)
+    g_same = "".join(f', "{g}"' for g in gammas) + f", {pair_ref_sql(key)} AS pair_ref"
     cond = "state_r <> $state" if cross_state else "state_r = $state"
     cond_swapped = "state_l <> $state" if cross_state else "FALSE"
     return f"""
@@ -90,40 +93,73 @@ def _oriented_pairs_sql(pairs: str, gammas: list[str], *, cross_state: bool) -> 
     """
 
 
-def _other_state_columns(con: duckdb.DuckDBPyConnection, state: str, oriented: str) -> str:
-    """Other-side columns, DOB limited per pair of states' policies."""
-    others = [r[0] for r in con.execute(f"SELECT DISTINCT other_state FROM ({oriented})", {"state": state}).fetchall()]
-    dob_cases = []
-    year_cases = []
-    for other in others:
-        g = shared_dob_granularity(state, other)
-        if g == "full":
-            dob_cases.append(f"WHEN '{other}' THEN o.dob")
-        if g in ("full", "year"):
-            year_cases.append(f"WHEN '{other}' THEN o.birth_year")
-    dob = f"CASE p.other_state {' '.join(dob_cases)} ELSE NULL END" if dob_cases else "NULL::DATE"
-    year = f"CASE p.other_state {' '.join(year_cases)} ELSE NULL END" if year_cases else "NULL::SMALLINT"
-    return f"""
-        p.other_state, p.other_id AS other_state_voter_id, o.county AS other_county,
-        o.last_name AS other_last_name, o.first_name AS other_first_name,
-        o.middle_name AS other_middle_name, o.name_suffix AS other_name_suffix,
-        {year} AS other_birth_year, {dob} AS other_dob,
-        o.residence_city AS other_residence_city, o.residence_zip5 AS other_residence_zip5,
-        o.registration_date AS other_registration_date, o.status AS other_status
+#: What a state's list shows of *another* state's registration (docs/PRIVACY.md, "What a
+#: state sees of another state's registration"): where and when the voter registered there
+#: and whether that registration is live - what the state needs to send the NVRA
+#: confirmation notice to the address it already holds - and nothing that identifies or
+#: describes the person in the other state's records (no voter id, name, address or DOB).
+OTHER_STATE_COLUMNS = ("other_state", "other_registration_date", "other_status")
+
+
+def _other_state_columns() -> str:
+    """The other registration's columns a member state receives (OTHER_STATE_COLUMNS)."""
+    return "p.other_state, o.registration_date AS other_registration_date, o.status AS other_status"
+
+
+def pair_ref_sql(key: str, cols: tuple[str, str, str, str] = ("state_l", "state_voter_id_l", "state_r", "state_voter_id_r")) -> str:
+    """A reference both states of a pair see alike, that names neither registration.
+
+    The first 16 hex digits of SHA-256 over a workspace secret and the pair's
+    ids: two offices can talk about "pair 3fa2..." and the operator can find
+    it in ``pairs.parquet``, but a state cannot turn it into the other
+    state's voter id (the secret never leaves the workspace).
     """
+    sl, il, sr, ir = cols
+    return (
+        f"substr(sha256('{key}' || '|' || {sl} || '|' || {il} || '|' || {sr} || '|' || {ir}), 1, 16)"
+    )
 
 
-def _write(con: duckdb.DuckDBPyConnection, rel_sql: str, params: dict, out: Path, name: str) -> list[str]:
+def pair_key(link_dir: Path) -> str:
+    """The workspace's pair-reference secret (``W/link/pair_ref.key``), made on first use."""
+    import os
+    import secrets
+
+    path = Path(link_dir) / "pair_ref.key"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    key = secrets.token_hex(32)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(key)
+    try:
+        os.link(tmp, path)  # first writer wins; a concurrent one reads the winner's key
+    except FileExistsError:
+        pass
+    tmp.unlink(missing_ok=True)
+    return path.read_text().strip()
+
+
+def write_list(
+    con: duckdb.DuckDBPyConnection, rel_sql: str, params: dict, out: Path, name: str, policy: ActionPolicy | None = None
+) -> list[str]:
+    """Write the list as CSV and Parquet (and, given the policy for its NVRA dates, as .xlsx)."""
     con.execute(f"CREATE OR REPLACE TEMP TABLE _list AS {rel_sql}", params)
     files = []
+    ordered = "(SELECT * FROM _list ORDER BY match_probability DESC, this_state_voter_id)"
     for ext, opts in (("csv", "FORMAT csv, HEADER true"), ("parquet", "FORMAT parquet, COMPRESSION zstd")):
         path = out / f"{name}.{ext}"
-        con.execute(f"COPY (SELECT * FROM _list ORDER BY match_probability DESC, this_state_voter_id) TO '{path}' ({opts})")
+        con.execute(f"COPY {ordered} TO {literal(path)} ({opts})")
         files.append(str(path))
+    if policy is not None and (xlsx := write_xlsx(con, ordered, out / f"{name}.xlsx", policy)) is not None:
+        files.append(str(xlsx))
     return files
 
 
-def _summarise(con: duckdb.DuckDBPyConnection, name: str, policy: ActionPolicy, files: list[str], held: str | None) -> ListSummary:
+def summarise_list(con: duckdb.DuckDBPyConnection, name: str, policy: ActionPolicy, files: list[str], held: str | None) -> ListSummary:
     row = con.execute(
         """
         SELECT count(*),
@@ -159,6 +195,7 @@ def movers_and_duplicates(
     out: Path,
     policy: ActionPolicy,
     levels: list[ComparisonLevels] | None = None,
+    key: str = "",
 ) -> list[ListSummary]:
     """Write the cross-state movers and in-state duplicates lists for ``state``.
 
@@ -176,12 +213,12 @@ def movers_and_duplicates(
     own = ", ".join(f"t.{c} AS this_{c}" for c in OWN_COLUMNS)
     summaries = []
 
-    cross = _oriented_pairs_sql(pairs, gammas, cross_state=True)
-    other_cols = _other_state_columns(con, state, cross)
+    cross = _oriented_pairs_sql(pairs, gammas, cross_state=True, key=key)
+    other_cols = _other_state_columns()
     residence_action = policy.action_sql("p.match_probability", residence_based=True)
     review_action = policy.action_sql("p.match_probability", residence_based=False)
     movers_sql = f"""
-        SELECT {own}, p.match_probability, {ev} AS evidence,
+        SELECT p.pair_ref, {own}, p.match_probability, {ev} AS evidence,
                p.this_dob_granularity, p.other_dob_granularity, {other_cols},
                CASE WHEN t.registration_date IS NULL OR o.registration_date IS NULL
                     THEN 'unknown' ELSE 'other state newer' END AS which_is_newer,
@@ -195,28 +232,39 @@ def movers_and_duplicates(
         WHERE t.registration_date IS NULL OR o.registration_date IS NULL
               OR o.registration_date > t.registration_date
     """
-    files = _write(con, movers_sql, {"state": state}, out, "cross_state_movers")
-    summaries.append(_summarise(con, "cross_state_movers", policy, files, policy.hold_reason))
+    files = write_list(con, movers_sql, {"state": state}, out, "cross_state_movers", policy)
+    summaries.append(summarise_list(con, "cross_state_movers", policy, files, policy.hold_reason))
 
-    within = _oriented_pairs_sql(pairs, gammas, cross_state=False)
+    within = _oriented_pairs_sql(pairs, gammas, cross_state=False, key=key)
     dup_sql = f"""
-        SELECT {own}, p.match_probability, {ev} AS evidence,
+        SELECT p.pair_ref, {own}, p.match_probability, {ev} AS evidence,
                p.this_dob_granularity, p.other_dob_granularity,
-               p.other_id AS other_state_voter_id, o.county AS other_county,
+               p.other_id AS other_voter_id, o.county AS other_county,
                o.registration_date AS other_registration_date, o.status AS other_status,
                {review_action} AS recommended_action
         FROM ({within}) p
         JOIN registrations t ON t.state = p.this_state AND t.state_voter_id = p.this_id
         JOIN registrations o ON o.state = p.other_state AND o.state_voter_id = p.other_id
     """
-    files = _write(con, dup_sql, {"state": state}, out, "in_state_duplicates")
-    summaries.append(_summarise(con, "in_state_duplicates", policy, files, None))
+    files = write_list(con, dup_sql, {"state": state}, out, "in_state_duplicates", policy)
+    summaries.append(summarise_list(con, "in_state_duplicates", policy, files, None))
     return summaries
 
 
-def write_summary(out: Path, state: str, policy: ActionPolicy, summaries: list[ListSummary]) -> Path:
+def write_summary(
+    out: Path,
+    state: str,
+    policy: ActionPolicy,
+    summaries: list[ListSummary],
+    *,
+    built_from: dict[str, str] | None = None,
+    stale: str | None = None,
+) -> Path:
+    """``summary.json``: counts per list, and the snapshots the linkage behind them was built from."""
     doc = {
         "state": state,
+        "built_from_snapshots": built_from,
+        "stale": stale,
         "as_of": policy.today.isoformat(),
         "federal_election": policy.election.isoformat(),
         "in_quiet_period": policy.in_quiet_period,

@@ -50,7 +50,11 @@ def register(app: typer.Typer) -> None:
             )
         except ValueError as exc:
             raise UserError(str(exc)) from None
-        summaries = build_lists(Workspace(workspace, create=False), state, out, policy, external or None, external_format)
+        from voterolls.freshness import check, warn
+
+        ws = Workspace(workspace, create=False)
+        warn([check(ws, "linkage")])
+        summaries = build_lists(ws, state, out, policy, external or None, external_format)
         table = Table(title=f"list maintenance for {state.upper()} (as of {policy.today}, election {policy.election})")
         for col in ("list", "rows", "notice", "review", "held", "no action", "expected false positives (notice)"):
             table.add_column(col, justify="right" if col != "list" else "left")

@@ -46,12 +46,13 @@ from typing import Any
 
 import duckdb
 
-from voterolls.errors import UserError
+from voterolls.errors import UserError, require_file
 from voterolls.link.prepare import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
 from voterolls.lists.actions import ActionPolicy
-from voterolls.lists.build import OWN_COLUMNS, ListSummary, _summarise, _write
+from voterolls.lists.build import OWN_COLUMNS, ListSummary, summarise_list, write_list
 from voterolls.lists.evidence import evidence_sql, levels_from_model
 from voterolls.log import get_logger
+from voterolls.sql import literal
 
 log = get_logger(__name__)
 
@@ -70,10 +71,6 @@ EXTERNAL_ID_PREFIX = "~external~"
 _LINK_COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
 
 
-def _sql_path(p: Path | str) -> str:
-    return "'" + str(p).replace("'", "''") + "'"
-
-
 def read_external(
     con: duckdb.DuckDBPyConnection, paths: Sequence[Path], state: str, format: str | None, target: str
 ) -> dict[str, Any]:
@@ -89,8 +86,7 @@ def read_external(
 
     plist = [Path(p) for p in paths]
     for p in plist:
-        if not p.is_file():
-            raise UserError("external list file not found", file=p)
+        require_file(p, "external list file")
     con.execute("SET lambda_syntax='ENABLE_SINGLE_ARROW'")
     s = scan(con, plist, state=state, format=format)
     try:
@@ -200,8 +196,8 @@ def score_against_registrations(
     try:
         reg_pq, ext_pq = work / "registrations.parquet", work / "external.parquet"
         is_ext = f"starts_with(state_voter_id, '{EXTERNAL_ID_PREFIX}')"
-        con.execute(f"COPY (SELECT * FROM _vr_ext_input WHERE NOT {is_ext}) TO {_sql_path(reg_pq)} (FORMAT PARQUET)")
-        con.execute(f"COPY (SELECT * FROM _vr_ext_input WHERE {is_ext}) TO {_sql_path(ext_pq)} (FORMAT PARQUET)")
+        con.execute(f"COPY (SELECT * FROM _vr_ext_input WHERE NOT {is_ext}) TO {literal(reg_pq)} (FORMAT PARQUET)")
+        con.execute(f"COPY (SELECT * FROM _vr_ext_input WHERE {is_ext}) TO {literal(ext_pq)} (FORMAT PARQUET)")
         n_reg, n_reg_full = con.execute(f"SELECT count(*), count(dob) FROM _vr_ext_input WHERE NOT {is_ext}").fetchall()[0]
         n_ext, n_ext_full = con.execute(f"SELECT count(*), count(dob) FROM _vr_ext_input WHERE {is_ext}").fetchall()[0]
         con.execute("DROP TABLE IF EXISTS _vr_ext_input")
@@ -241,7 +237,7 @@ def score_against_registrations(
             ] + [f"gamma_{c}" for c in COMPARISON_NAMES]
             where = f"{weight_expr(shift)} >= {log2_odds(min_probability)!r}" if min_probability > 0 else None
             glob = eng.export(df, work / "scored.parquet", columns=columns, where=where)
-            con.execute(f"COPY (SELECT * FROM read_parquet({_sql_path(glob)})) TO {_sql_path(out)} (FORMAT PARQUET)")
+            con.execute(f"COPY (SELECT * FROM read_parquet({literal(glob)})) TO {literal(out)} (FORMAT PARQUET)")
         finally:
             eng.close()
     finally:
@@ -282,11 +278,11 @@ def match_external(
     info = read_external(con, list(paths), state, format, "_vr_external")
     if not state.isalpha() or len(state) != 2:
         raise UserError(f"not a state code: {state!r}")
-    con.execute(f"CREATE OR REPLACE TEMP VIEW _vr_state_regs AS SELECT * FROM registrations WHERE state = '{state}'")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW _vr_state_regs AS SELECT * FROM registrations WHERE state = {literal(state)}")
     scored = out / "_external_scored.parquet"
     try:
         scoring = score_against_registrations(con, "_vr_state_regs", "_vr_external", model_path, scored)
-        pcols = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet({_sql_path(scored)})").fetchall()}
+        pcols = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet({literal(scored)})").fetchall()}
         ev = evidence_sql(levels_from_model(model_path), pcols, prefix="p.")
         own = ", ".join(f"t.{c} AS this_{c}" for c in OWN_COLUMNS)
         action = policy.action_sql("p.match_probability", residence_based=False)
@@ -295,12 +291,12 @@ def match_external(
                    p.this_dob_granularity, p.other_dob_granularity,
                    e.external_id, e.external_line, e.external_file,
                    {action} AS recommended_action
-            FROM read_parquet({_sql_path(scored)}) p
+            FROM read_parquet({literal(scored)}) p
             JOIN registrations t ON t.state = $state AND t.state_voter_id = p.this_id
             JOIN _vr_external e ON e.state_voter_id = p.external_key
         """
-        files = _write(con, sql, {"state": state}, out, LIST_NAME)
-        summary = _summarise(con, LIST_NAME, policy, files, None)
+        files = write_list(con, sql, {"state": state}, out, LIST_NAME, policy)
+        summary = summarise_list(con, LIST_NAME, policy, files, None)
     finally:
         scored.unlink(missing_ok=True)
         con.execute("DROP VIEW IF EXISTS _vr_state_regs")

@@ -6,10 +6,17 @@ from pathlib import Path
 
 from voterolls.errors import UserError
 from voterolls.lists.actions import ActionPolicy
-from voterolls.lists.build import ListSummary, movers_and_duplicates, require_linkage, write_summary
+from voterolls.lists.build import (
+    ListSummary,
+    movers_and_duplicates,
+    pair_key,
+    require_linkage,
+    write_summary,
+)
 from voterolls.lists.evidence import levels_from_model
 from voterolls.log import get_logger
 from voterolls.schema import JURISDICTIONS
+from voterolls.sql import literal
 
 log = get_logger(__name__)
 
@@ -37,13 +44,18 @@ def build_lists(
         present = {r[0] for r in con.execute("SELECT DISTINCT state FROM registrations").fetchall()}
         if state not in present:
             raise UserError(f"{state} has no ingested registrations in this workspace", file=workspace.path)
-        summaries = movers_and_duplicates(con, state, f"read_parquet('{pairs}')", out, policy, levels)
+        summaries = movers_and_duplicates(
+            con, state, f"read_parquet({literal(pairs)})", out, policy, levels, key=pair_key(link_dir)
+        )
         if external:
             from voterolls.lists.external import match_external
 
             summaries.append(match_external(con, workspace, state, external, external_format, out, policy))
     finally:
         con.close()
-    write_summary(out, state, policy, summaries)
+    from voterolls.freshness import check
+
+    link = check(workspace, "linkage")
+    write_summary(out, state, policy, summaries, built_from=link.built_from, stale=link.message() or None)
     log.info("lists for %s: %s", state, {s.name: s.rows for s in summaries})
     return summaries

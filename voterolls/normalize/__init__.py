@@ -22,6 +22,7 @@ import duckdb
 
 from voterolls.normalize import address, dates, names
 from voterolls.normalize.names import canonical_first_names
+from voterolls.sql import identifier
 
 __all__ = ["clean_dates", "normalize_registrations", "canonical_first_names", "ISSUES_COLUMN"]
 
@@ -50,7 +51,7 @@ def _replace(cols: list[str], repl: dict[str, str]) -> str:
     """``SELECT`` list: every column, with those in ``repl`` replaced (same order)."""
     out = []
     for c in cols:
-        q = '"' + c.replace('"', '""') + '"'
+        q = identifier(c)
         out.append(f"{repl[c]} AS {q}" if c in repl else q)
     return ", ".join(out)
 
@@ -191,7 +192,7 @@ def normalize_registrations(
         tags.append("CASE WHEN r.__email_raw IS NOT NULL AND r.email IS NULL THEN 'email:nulled' END")
     sel = []
     for c in base:
-        q = '"' + c.replace('"', '""') + '"'
+        q = identifier(c)
         sel.append(f"{s3[c]} AS {q}" if c in s3 else f"r.{q}")
     issues = f"list_concat(r.{ISSUES_COLUMN}, list_filter([{', '.join(tags) or 'NULL'}]::VARCHAR[], lambda t: t IS NOT NULL)) AS {ISSUES_COLUMN}"
     join = f" LEFT JOIN {nick} nk ON nk.nickname = {first}" if nicknames else ""

@@ -16,6 +16,7 @@ repaired to five digits, and anything else becomes NULL.  Both are counted.
 from __future__ import annotations
 
 from voterolls.normalize.names import fold_sql
+from voterolls.sql import literal as _lit
 
 #: Whole-word replacements (USPS Pub. 28 C1 street suffixes, directionals, unit designators).
 ADDRESS_WORDS: dict[str, str] = {
@@ -35,10 +36,6 @@ ADDRESS_WORDS: dict[str, str] = {
     "APARTMENT": "APT", "SUITE": "STE", "BUILDING": "BLDG", "FLOOR": "FL", "ROOM": "RM",
     "DEPARTMENT": "DEPT", "UNIT": "UNIT",
 }  # fmt: skip
-
-
-def _lit(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 def _words_pattern() -> str:

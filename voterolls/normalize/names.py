@@ -32,6 +32,8 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from voterolls.sql import literal as _lit
+
 #: Generational suffixes split out of name fields.
 SUFFIXES = ("JR", "SR", "II", "III", "IV", "V")
 #: Suffixes split from first / middle names (a trailing V there is an initial).
@@ -43,10 +45,6 @@ SUFFIX_SYNONYMS = {
 }  # fmt: skip
 
 NICKNAME_TABLE = "vr_nicknames"
-
-
-def _lit(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 def fold_sql(expr: str) -> str:

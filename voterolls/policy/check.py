@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from voterolls.errors import UserError
+from voterolls.errors import UserError, require_file
 from voterolls.policy.enforce import PLAINTEXT_SENSITIVE, TOKEN_COLUMNS, allowed_columns
 from voterolls.policy.model import StatePolicy
 
@@ -63,7 +63,7 @@ class ColumnCheck:
     action: str  # what ingest does with it
 
 
-def _guess(name: str) -> str | None:
+def guess_field(name: str) -> str | None:
     key = re.sub(r"[^a-z0-9]", "", name.lower())
     if name.lower() in TOKEN_COLUMNS:
         return name.lower()
@@ -118,8 +118,7 @@ def check_file(
 ) -> tuple[str, list[ColumnCheck]]:
     """Per-column verdicts for ``path`` under ``policy``; returns (basis description, checks)."""
     path = Path(path)
-    if not path.is_file():
-        raise UserError("file not found", file=path)
+    require_file(path)
     fmt = fmt or _detect(path)
     allowed = allowed_columns(policy)
     checks: list[ColumnCheck] = []
@@ -127,7 +126,7 @@ def check_file(
         basis = f"layout {fmt}"
         for name, target in _layout_columns(fmt):
             field = target
-            guess = _guess(name)
+            guess = guess_field(name)
             if field is None and guess in ("ssn4", "dl_number"):
                 # An untargeted column is never read by ingest; still say it holds an identifier.
                 checks.append(
@@ -138,7 +137,7 @@ def check_file(
     else:
         basis = "header names"
         for name in _header(path):
-            checks.append(_verdict(name, _guess(name), allowed, "header name", policy))
+            checks.append(_verdict(name, guess_field(name), allowed, "header name", policy))
     return basis, checks
 
 

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 from voterolls.errors import PolicyViolation
 from voterolls.log import get_logger
 from voterolls.policy.model import StatePolicy
+from voterolls.sql import identifier as _q
 
 log = get_logger(__name__)
 
@@ -115,10 +116,6 @@ class PolicyFindings:
     @property
     def total_dropped(self) -> int:
         return sum(self.dropped.values())
-
-
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def allowed_columns(policy: StatePolicy, override: Override | None = None) -> dict[str, bool]:

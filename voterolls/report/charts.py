@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from html import escape
 from typing import TypeVar
 
+from voterolls.privacy import WITHHELD, WITHHELD_LABEL
+from voterolls.privacy import label as privacy_label
 from voterolls.report.model import (
     Coverage,
     Estimates,
@@ -120,10 +122,9 @@ def _svg_open(w: float, h: float, title: str, desc: str, cls: str) -> str:
     )
 
 
-def fmt_int(v: int | float | None) -> str:
-    if v is None:
-        return f"<{SMALL_CELL}"
-    return f"{round(v):,}"
+def fmt_int(v: int | float | str | None) -> str:
+    """A published count: "1,234", "<10" (a small cell) or "withheld to protect a small cell"."""
+    return privacy_label(v, SMALL_CELL)
 
 
 def fmt_num(v: float | None) -> str:
@@ -418,10 +419,9 @@ def histogram(
 ) -> str:
     s = md.series[series_index]
     edges = md.bin_edges
-    nb = len(s.counts)
     left, right, top, bottom = (46, 10, 26 if compact else 16, 40)
     pw, ph = width - left - right, height - top - bottom
-    shown = [c for c in s.counts if c is not None]
+    shown = [c for c in s.counts if isinstance(c, int)]
     vmax = max(shown + [10])
     ticks = _log_ticks(vmax)
     lmax = math.log10(ticks[-1])
@@ -437,7 +437,9 @@ def histogram(
             height,
             title,
             "Histogram of scored candidate pairs by match probability, counts on a logarithmic scale; "
-            f"hatched bars are suppressed small cells (fewer than {SMALL_CELL} pairs).",
+            "wider bars are adjacent bins merged so that none holds fewer than "
+            f"{SMALL_CELL} pairs; hatched bars are small cells (fewer than {SMALL_CELL} pairs); "
+            "dashed outlines are bars withheld to protect a small cell.",
             "histogram",
         )
     ]
@@ -447,7 +449,8 @@ def histogram(
         )
         out.append(
             f'<text x="{width - right}" y="14" text-anchor="end" font-size="11" fill="{MUTED}">'
-            f"{_e(fmt_int(s.total))} pairs</text>"
+            + ("total withheld (protects a small cell)" if s.total == WITHHELD else f"{_e(fmt_int(s.total))} pairs")
+            + "</text>"
         )
     for t in ticks:
         y = ypos(t)
@@ -456,16 +459,26 @@ def histogram(
             f'<text x="{left - 6}" y="{y:.1f}" text-anchor="end" dominant-baseline="middle" font-size="10.5" '
             f'fill="{MUTED}">{_tick_label(t)}</text>'
         )
-    bw = pw / nb
+    def xpos(edge: float) -> float:
+        return left + (edge - edges[0]) / ((edges[-1] - edges[0]) or 1) * pw
+
     for i, c in enumerate(s.counts):
-        x = left + i * bw
         lo, hi = edges[i], edges[i + 1]
+        x, bw = xpos(lo), xpos(hi) - xpos(lo)
         if c is None:
             y = ypos(SMALL_CELL - 1)
             out.append(
                 f'<rect x="{x + 1:.1f}" y="{y:.1f}" width="{bw - 2:.1f}" height="{top + ph - y:.1f}" '
                 f'fill="url(#hatch)" stroke="{MUTED}" stroke-width="0.8"><title>{lo:.2f}–{hi:.2f}: '
                 f"fewer than {SMALL_CELL} pairs (suppressed)</title></rect>"
+            )
+        elif c == WITHHELD:  # not drawn: its height would give a small cell away
+            out.append(
+                f'<rect x="{x + 1:.1f}" y="{top:.1f}" width="{bw - 2:.1f}" height="{ph:.1f}" '
+                f'fill="none" stroke="{MUTED}" stroke-width="0.8" stroke-dasharray="3 3"><title>{lo:.2f}–{hi:.2f}: '
+                f"{WITHHELD_LABEL}</title></rect>"
+                f'<text x="{x + bw / 2:.1f}" y="{top + 12:.1f}" text-anchor="middle" font-size="10" '
+                f'fill="{MUTED}">withheld</text>'
             )
         elif c > 0:
             y = ypos(c)
@@ -477,13 +490,14 @@ def histogram(
     out.append(
         f'<line x1="{left}" x2="{width - right}" y1="{top + ph}" y2="{top + ph}" stroke="{INK}" stroke-width="1"/>'
     )
-    step = 2 if nb > 10 else 1
-    for i in range(0, nb + 1, step):
-        x = left + i * bw
+    for t in (0.0, 0.2, 0.4, 0.6, 0.8, 1.0):
+        if not edges[0] <= t <= edges[-1]:
+            continue
+        x = xpos(t)
         out.append(
             f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top + ph}" y2="{top + ph + 4}" stroke="{INK}"/>'
             f'<text x="{x:.1f}" y="{top + ph + 16}" text-anchor="middle" font-size="10.5" fill="{MUTED}">'
-            f"{edges[i]:.1f}</text>"
+            f"{t:.1f}</text>"
         )
     out.append(
         f'<text x="{left + pw / 2}" y="{height - 6}" text-anchor="middle" font-size="11.5" fill="{INK}">'

@@ -54,7 +54,16 @@ def register(app: typer.Typer) -> None:
         if out.exists() and out.is_dir():
             raise UserError("--out is a directory; give a file name such as report.html", file=out)
         data = gather(workspace, title=title)
+        model_json = workspace / "link" / "model.json"
+        model_out = None
+        if model_json.is_file():
+            from voterolls.report.model_page import model_page, model_page_path
+
+            model_out = model_page_path(out)
+            data.model_page = model_out.name
         write_report(data, out)
+        if model_out is not None:
+            model_out.write_text(model_page(model_json), encoding="utf-8")
         if json_out is not None:
             json_out.parent.mkdir(parents=True, exist_ok=True)
             json_out.write_text(data.model_dump_json(indent=2), encoding="utf-8")
@@ -69,7 +78,10 @@ def register(app: typer.Typer) -> None:
             )
             if not sec.available
         ]
-        msg = f"wrote {out}"
+        for f in data.freshness:
+            if f.message:
+                typer.echo(f"warning: {f.message}", err=True)
+        msg = f"wrote {out}" + (f" and {model_out.name}" if model_out is not None else "")
         if missing:
             msg += f" (not available: {', '.join(missing)})"
         typer.echo(msg)

@@ -19,20 +19,24 @@ import math
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import duckdb
 
 from voterolls.errors import UserError
 from voterolls.log import get_logger
+from voterolls.privacy import is_small, merge_bins, merge_small, protect
 from voterolls.report.model import (
     Availability,
     CodeCount,
+    Count,
     Coverage,
     Estimate,
     Estimates,
     FieldAvailability,
     FieldCell,
+    Freshness,
+    Headline,
     HistogramSeries,
     MatchDistribution,
     Protections,
@@ -45,13 +49,12 @@ from voterolls.report.model import (
 )
 from voterolls.report.suppress import (
     SMALL_CELL,
-    protect_table,
     suppress,
-    suppress_group,
     suppress_one,
     suppression_source,
 )
 from voterolls.schema import JURISDICTIONS, REGISTRATION_SCHEMA, VOCABULARIES, VOTE_HISTORY_SCHEMA
+from voterolls.sql import literal
 
 log = get_logger(__name__)
 
@@ -327,7 +330,8 @@ def gather_coverage(
             st: {"status": p.get("response_to_2017_commission")} for st, p in policies.items()
         }
         source = f"{source}; status from the policy table's 2017 response column"
-    shown = {st: None for st in JURISDICTIONS} | _protected_loaded(loaded)
+    published = _protected_loaded(loaded)
+    shown = {st: None for st in JURISDICTIONS} | published
     total_w = sum(int(r.get("registrants") or 0) for r in by_state.values())
     states: list[StateCoverage] = []
     for st in JURISDICTIONS:
@@ -359,7 +363,7 @@ def gather_coverage(
         data=Coverage(
             states=states,
             status_source=source,
-            registrations_loaded=suppress_one(sum(loaded.values())) if loaded else None,
+            registrations_loaded=published[""] if loaded else None,
             states_with_data=len(with_data),
             share_registrants_with_data=share_with_data if total_w else None,
             share_registrants_responding=national.get("registrants_share_responding"),
@@ -481,16 +485,17 @@ def gather_fields(
     )
 
 
-def _protected_loaded(loaded: dict[str, int]) -> dict[str, int | None]:
-    """Per-state registration counts as published.
+def _protected_loaded(loaded: dict[str, int]) -> dict[str, Count]:
+    """Per-state registration counts as published, and the national total (key "").
 
-    Small cells are suppressed and, because the national total is published
-    too, one complementary state is hidden when exactly one is small.  Every
-    section prints these same numbers: a count hidden in one table must not
-    appear in another.
+    A state with 1..9 registrations reads "<10"; because the national total
+    is published beside the states, the total is withheld when it would give
+    that state away (``voterolls.privacy.protect``; no other state is hidden).
+    Every section prints these same numbers.
     """
     states = sorted(loaded)
-    return dict(zip(states, suppress_group([loaded[s] for s in states]), strict=True))
+    out = protect({s: int(loaded[s]) for s in states}, {"": states})
+    return dict(out.cells) | {"": out.figures[""]}
 
 
 def gather_uniformity(
@@ -662,7 +667,7 @@ def gather_matches(workspace: Path, bins: int = 20) -> Section[MatchDistribution
         cols = {  # raises on an unreadable file: the section then says so
             d[0]
             for d in con.execute(
-                f"SELECT * FROM read_parquet('{_sql_path(path)}') LIMIT 0"
+                f"SELECT * FROM read_parquet({literal(path)}) LIMIT 0"
             ).description
         }
         if "match_probability" not in cols:
@@ -680,7 +685,7 @@ def gather_matches(workspace: Path, bins: int = 20) -> Section[MatchDistribution
             else "'All pairs'"
         )
         same_state = "state_l = state_r" if {"state_l", "state_r"} <= cols else "NULL"
-        src = f"read_parquet('{_sql_path(path)}')"
+        src = f"read_parquet({literal(path)})"
         hist = con.execute(
             f"""
             SELECT {combo} AS combo,
@@ -709,55 +714,108 @@ def gather_matches(workspace: Path, bins: int = 20) -> Section[MatchDistribution
     per: dict[str, list[int]] = {}
     for c, b, n in hist:
         per.setdefault(c, [0] * bins)[int(b)] = int(n)
-    all_counts = [sum(per[c][i] for c in per) for i in range(bins)]
-    labels = [c for c in order if c in per] if has_gran and len(per) > 1 else []
-    matrix = [all_counts, *(per[c] for c in labels)]
-    half_from = bins // 2
-    p09_from = int(round(0.9 * bins))
-    groups: list[tuple[list[tuple[int, int]], tuple[int, int] | str]] = [
-        ([(0, i) for i in range(bins)], "total"),
-        ([(0, i) for i in range(half_from, bins)], "half"),
-        ([(0, i) for i in range(p09_from, bins)], "p09"),
-    ]
-    for r in range(1, len(matrix)):
-        groups.append(([(r, i) for i in range(bins)], f"series{r}"))
-    if labels:
-        for i in range(bins):  # each all-pairs bar is the total of its column
-            groups.append(([(r, i) for r in range(1, len(matrix))], (0, i)))
-    shown, hide = protect_table(matrix, groups)
-    series = [
-        HistogramSeries(
-            label="All scored pairs",
-            counts=shown[0],
-            total=None if "total" in hide else suppress_one(int(total)),
-        )
-    ]
-    for r, c in enumerate(labels, start=1):
-        series.append(
-            HistogramSeries(
-                label=c,
-                counts=shown[r],
-                total=None if f"series{r}" in hide else suppress_one(sum(per[c])),
-            )
-        )
-    # cross + in-state = total, which is published: hide both or neither
-    split = suppress_group([int(cross or 0), int(in_state or 0)])
     rep = _link_report(workspace)
+    published = publish_histogram(
+        per,
+        [c for c in order if c in per] if has_gran and len(per) > 1 else [],
+        bins,
+    )
+    if same_state != "NULL":
+        cross_n, in_n, split_note = _publish_split(int(cross or 0), int(in_state or 0))
+    else:
+        cross_n = in_n = split_note = None
+    total_shown = published.total
     return Section[MatchDistribution](
         data=MatchDistribution(
             **rep,
-            bin_edges=[i / bins for i in range(bins + 1)],
-            series=series,
-            total_pairs=suppress_one(int(total)),
-            pairs_at_least_half=None if "half" in hide else suppress_one(int(half or 0)),
-            pairs_at_least_09=None if "p09" in hide else suppress_one(int(p09 or 0)),
+            bin_edges=published.edges,
+            series=published.series,
+            total_pairs=total_shown,
+            pairs_at_least_half=published.half,
+            pairs_at_least_09=published.p09,
             expected_true_matches=(
-                float(expected) if expected is not None and total >= SMALL_CELL else None
+                float(expected)
+                if expected is not None and isinstance(total_shown, int)
+                else None
             ),
-            cross_state_pairs=split[0] if same_state != "NULL" else None,
-            in_state_pairs=split[1] if same_state != "NULL" else None,
+            cross_state_pairs=cross_n,
+            in_state_pairs=in_n,
+            split_note=split_note,
         )
     )
+
+
+class PublishedHistogram(NamedTuple):
+    edges: list[float]
+    series: list[HistogramSeries]
+    total: Count
+    half: Count
+    p09: Count
+
+
+def publish_histogram(per: dict[str, list[int]], labels: list[str], bins: int) -> PublishedHistogram:
+    """The match-probability histogram as published: no small cell, no false label.
+
+    ``per`` holds fine-bin counts per DOB series.  A series with 1..9 pairs in
+    all is merged with the smallest other series ("A + B"); adjacent bins are
+    merged (never across p = 0.5 or 0.9, which are published figures) until no
+    series has 1..9 pairs in a bin; whatever small cell is left is printed
+    "<10" and the totals that would give it away are withheld
+    (``voterolls.privacy``).  The service's analyst page draws the same bars.
+    """
+    half_from, p09_from = bins // 2, int(round(0.9 * bins))
+    all_counts = [sum(per[c][i] for c in per) for i in range(bins)]
+    if labels:
+        groups = merge_small([sum(per[c]) for c in labels])
+        names = [" + ".join(labels[i] for i in g) for g in groups]
+        rows = [[sum(per[labels[i]][b] for i in g) for b in range(bins)] for g in groups]
+    else:
+        names, rows = [], []
+    ranges = merge_bins(rows or [all_counts], breaks=[half_from, p09_from])
+    merged = [[sum(r[lo : hi + 1]) for lo, hi in ranges] for r in (rows or [all_counts])]
+    cells = {(r, j): merged[r][j] for r in range(len(merged)) for j in range(len(ranges))}
+    everything = list(cells)
+    figures: dict[str, list[tuple[int, int]]] = {
+        "total": everything,
+        "half": [(r, j) for r, j in everything if ranges[j][0] >= half_from],
+        "p09": [(r, j) for r, j in everything if ranges[j][0] >= p09_from],
+    }
+    if rows:
+        for j in range(len(ranges)):  # each all-pairs bar is the total of its column
+            figures[f"bin{j}"] = [(r, j) for r in range(len(rows))]
+        for r in range(len(rows)):
+            figures[f"series{r}"] = [(r, j) for j in range(len(ranges))]
+    out = protect(cells, figures)
+    if rows:
+        top = [out.figures[f"bin{j}"] for j in range(len(ranges))]
+    else:
+        top = [out.cells[(0, j)] for j in range(len(ranges))]
+    series = [HistogramSeries(label="All scored pairs", counts=top, total=out.figures["total"])]
+    for r, name in enumerate(names):
+        series.append(
+            HistogramSeries(
+                label=name,
+                counts=[out.cells[(r, j)] for j in range(len(ranges))],
+                total=out.figures[f"series{r}"],
+            )
+        )
+    edges = [ranges[0][0] / bins] + [(hi + 1) / bins for _, hi in ranges]
+    return PublishedHistogram(edges, series, out.figures["total"], out.figures["half"], out.figures["p09"])
+
+
+def _publish_split(cross: int, in_state: int) -> tuple[Count, Count, str | None]:
+    """Cross- and in-state pairs: published only when neither is small.
+
+    Their sum is the published total, so a lone small side could be recovered;
+    rather than hide the large side under a false label, the split is merged
+    away (not shown) and the note says why.
+    """
+    if is_small(cross) or is_small(in_state):
+        return None, None, (
+            f"the split into cross-state and in-state pairs is not shown: one of them has fewer than "
+            f"{SMALL_CELL} pairs, and the other could be subtracted from the total"
+        )
+    return cross, in_state, None
 
 
 def _link_report(workspace: Path) -> dict[str, Any]:
@@ -785,10 +843,6 @@ def _link_report(workspace: Path) -> dict[str, Any]:
         "threshold": _num(rep.get("threshold")),
         "engine": str(rep["engine"]) if rep.get("engine") else None,
     }
-
-
-def _sql_path(p: Path) -> str:
-    return str(p).replace("'", "''")
 
 
 # --------------------------------------------------------------------------
@@ -921,6 +975,12 @@ def _attach_context(e: Estimate, entry: dict[str, Any]) -> None:
         if isinstance(rests.get("states"), list):
             e.rests_on_states = [str(x) for x in rests["states"]]
         e.rests_on_share = _num(rests.get("registrant_share"))
+        if isinstance(rests.get("states_birth_year_only"), list):
+            e.rests_on_year_only = [
+                str(x) for x in rests["states_birth_year_only"] if str(x) in e.rests_on_states
+            ]
+        if isinstance(rests.get("states_without_dob"), list):
+            e.excluded_no_dob = [str(x) for x in rests["states_without_dob"]]
     nat = entry.get("national")
     if isinstance(nat, dict):
         e.national = _num(nat.get("national"))
@@ -1030,17 +1090,32 @@ def _from_stats(raw: dict[str, Any]) -> dict[str, Any]:
         found["purge"] = purge
         if purge.ratio is not None:
             lo, hi = purge.ratio_low, purge.ratio_high
+            unbounded = lo is not None and hi is None  # double votes prevented could be 0
             found["purge_ratio"] = Estimate(
                 key="purge_ratio",
                 label=_EST_LABELS["purge_ratio"],
                 point=purge.ratio,
-                low=min(lo, hi) if lo is not None and hi is not None else None,
+                low=min(lo, hi) if lo is not None and hi is not None else lo,
                 high=max(lo, hi) if lo is not None and hi is not None else None,
-                level=0.95 if lo is not None and hi is not None else None,
+                level=0.95 if lo is not None else None,
+                high_unbounded=unbounded,
                 kind="ratio",
-                note="range from the interval of double votes prevented",
+                note="range from the interval of double votes prevented"
+                + ("; no upper bound, because the interval of double votes prevented reaches 0" if unbounded else ""),
             )
     return found
+
+
+def _dob_classes_from_coverage(e: Estimate | None, c: Any) -> None:
+    """DOB classes from the ``coverage`` block where the estimate's ``rests_on`` names none."""
+    if e is None or not isinstance(c, dict):
+        return
+    if not e.rests_on_year_only and isinstance(c.get("states_with_birth_year_only"), list):
+        e.rests_on_year_only = [
+            str(x) for x in c["states_with_birth_year_only"] if str(x) in e.rests_on_states
+        ]
+    if not e.excluded_no_dob and isinstance(c.get("states_without_dob"), list):
+        e.excluded_no_dob = [str(x) for x in c["states_without_dob"]]
 
 
 def _coverage_sentence(c: dict[str, Any]) -> str | None:
@@ -1088,7 +1163,89 @@ def gather_estimates(workspace: Path) -> Section[Estimates]:
         )
     if not isinstance(raw, dict):
         return Section[Estimates](missing="estimates/estimates.json is not a JSON object")
-    return estimates_from_json(raw)
+    section = estimates_from_json(raw)
+    if section.data is not None and section.data.duplicate_registrations is not None:
+        section.data.headline_block = gather_headline(workspace, section.data.duplicate_registrations)
+    return section
+
+
+#: The lists' review threshold: the probability at which a pair is put before a person.
+REVIEW_THRESHOLD = 0.5
+
+
+def gather_headline(workspace: Path, e: Estimate) -> Headline:
+    """The reconciled headline: the covered-state estimate, the national figure and linkage.
+
+    Linkage's cross-state pairs at the review threshold are counted over all
+    loaded states and over pairs of two covered states (the estimate's
+    scope); their summed probability is the number of true pairs linkage
+    expects among them.  Counts pass the small-cell rule.
+    """
+    path = workspace / "link" / "pairs.parquet"
+    all_n = covered_n = None
+    expected = None
+    row = None
+    if path.exists():
+        covered = list(e.rests_on_states)
+        con = duckdb.connect()
+        try:
+            row: tuple | None = con.execute(
+                f"""
+                SELECT count(*),
+                       count(*) FILTER (WHERE list_contains($c, state_l) AND list_contains($c, state_r)),
+                       coalesce(sum(match_probability) FILTER (
+                           WHERE list_contains($c, state_l) AND list_contains($c, state_r)), 0)
+                FROM read_parquet({literal(path)})
+                WHERE state_l <> state_r AND match_probability >= $t
+                """,
+                {"c": covered, "t": REVIEW_THRESHOLD},
+            ).fetchone()
+        except duckdb.Error as exc:  # an unreadable pairs file costs the linkage column only
+            log.warning("headline: link/pairs.parquet not readable (%s)", type(exc).__name__)
+            row = None
+        finally:
+            con.close()
+    if row is not None:
+        all_n, covered_n, expected = suppress_one(int(row[0])), suppress_one(int(row[1])), float(row[2])
+        if covered_n is None:
+            expected = None  # a sum over fewer than 10 pairs is as revealing as their count
+    return Headline(
+        estimate=e,
+        review_threshold=REVIEW_THRESHOLD,
+        pairs_at_review=all_n,
+        pairs_at_review_covered=covered_n,
+        expected_true_covered=expected,
+        relation=_relation_sentence(e, all_n, covered_n, expected),
+    )
+
+
+def _relation_sentence(e: Estimate, all_n: Count, covered_n: Count, expected: float | None) -> str:
+    """How the three figures relate, in plain words."""
+    from voterolls.report.charts import fmt_int, fmt_num
+
+    n_cov = len(e.rests_on_states)
+    parts = [
+        f"The estimate counts pairs of registrations held by one person across the {n_cov} covered "
+        "states (those that give a date of birth or a birth year)"
+    ]
+    if all_n is not None or covered_n is not None:
+        parts.append(
+            f"linkage scored {fmt_int(all_n)} cross-state pairs at match probability ≥ {REVIEW_THRESHOLD}, "
+            f"{fmt_int(covered_n)} of them between two covered states"
+            + (
+                f", among which it expects {fmt_num(expected)} to be one person (the sum of their probabilities)"
+                if expected is not None
+                else ""
+            )
+            + "; pairs involving a state without a DOB are found by linkage but not counted by the estimate"
+        )
+    if e.national is not None:
+        parts.append(
+            "the national figure scales the covered-state estimate to every state under the model named beside it"
+        )
+    else:
+        parts.append("no national figure is made without an explicit model")
+    return "; ".join(parts) + "."
 
 
 def estimates_from_json(raw: dict[str, Any]) -> Section[Estimates]:
@@ -1128,6 +1285,7 @@ def estimates_from_json(raw: dict[str, Any]) -> Section[Estimates]:
     cov = _first(body, "coverage_note") or _first(raw, "coverage_note")
     if cov is None and isinstance(body.get("coverage"), dict):
         cov = _coverage_sentence(body["coverage"])
+    _dob_classes_from_coverage(found.get("duplicate_registrations"), body.get("coverage"))
     meth = _first(body, "method_note", "wording")
     return Section[Estimates](
         data=Estimates(
@@ -1283,6 +1441,34 @@ def gather(
     finally:
         if own and con is not None:
             con.close()
+    data.built_from, data.freshness = gather_freshness(workspace)
     if title:
         data.title = title
     return data
+
+
+def gather_freshness(workspace: Path) -> tuple[dict[str, str], list[Freshness]]:
+    """The snapshots the report is built from, and whether linkage / estimates match them."""
+    from voterolls import freshness
+
+    try:
+        from voterolls.store import Workspace
+
+        if not (workspace / "catalog.duckdb").exists():
+            return {}, []
+        ws = Workspace(workspace, create=False)
+        current = ws.current()
+        checks = freshness.existing(ws)
+    except Exception as exc:  # an unreadable catalog costs the banner, not the report
+        log.warning("freshness not checked (%s)", type(exc).__name__)
+        return {}, []
+    return current, [
+        Freshness(
+            product=c.product,
+            stale=c.stale,
+            recorded=c.recorded,
+            message=c.message(),
+            built_from=c.built_from,
+        )
+        for c in checks
+    ]

@@ -9,7 +9,10 @@ a name, a date of birth or an address.
 Every section is wrapped in :class:`Section`: either ``data`` is set, or
 ``missing`` says in plain words why the section cannot be shown (linkage not
 run, no estimates yet, ...).  A count below the small-cell threshold is
-``None`` in the model and shows as "<10".
+``None`` in the model and shows as "<10"; a figure of ten or more hidden only
+so that a small cell cannot be recovered is ``"withheld"``
+(:data:`voterolls.privacy.WITHHELD`) and shows as "withheld to protect a small
+cell", never as "<10".
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ from typing import Generic, Literal, TypeVar
 from pydantic import BaseModel, Field
 
 T = TypeVar("T")
+
+#: A published count: a number, None (a small cell, "<10") or "withheld" (protects one).
+Count = int | Literal["withheld"] | None
 
 RequestStatus = Literal["complied", "partial", "refused", "pending", "unknown"]
 
@@ -57,7 +63,7 @@ class StateCoverage(BaseModel):
     state: str
     status: RequestStatus = "unknown"
     #: registrations loaded in the workspace (None = none, or a suppressed small cell).
-    registrations_loaded: int | None = None
+    registrations_loaded: Count = None
     has_data: bool = False
     #: the state's weight in national shares: registrants, or a documented
     #: proxy for them (see Coverage.registrants_note).
@@ -76,7 +82,7 @@ class Coverage(BaseModel):
     states: list[StateCoverage]
     #: where the status came from (request tracker, or the shipped 2017 snapshot).
     status_source: str
-    registrations_loaded: int | None = None
+    registrations_loaded: Count = None
     states_with_data: int = 0
     #: registrant-weighted national shares (None when unknown).
     share_registrants_with_data: float | None = None
@@ -150,21 +156,25 @@ class Uniformity(BaseModel):
 
 class HistogramSeries(BaseModel):
     label: str
-    counts: list[int | None]  # one per bin; None = suppressed
-    total: int | None
+    counts: list[Count]  # one per bin of MatchDistribution.bin_edges; None = "<10"
+    total: Count
 
 
 class MatchDistribution(BaseModel):
+    #: edges of the published bins: equal bins, with adjacent bins merged where
+    #: one would hold 1..9 pairs (voterolls.privacy.merge_bins).
     bin_edges: list[float]
     series: list[HistogramSeries]  # first = all pairs, then by DOB granularity
-    total_pairs: int | None
-    pairs_at_least_half: int | None
-    pairs_at_least_09: int | None
+    total_pairs: Count
+    pairs_at_least_half: Count
+    pairs_at_least_09: Count
     #: sum of match probabilities = expected number of true matches among the
     #: scored pairs, if the probabilities are calibrated.
     expected_true_matches: float | None
-    cross_state_pairs: int | None = None
-    in_state_pairs: int | None = None
+    cross_state_pairs: Count = None
+    in_state_pairs: Count = None
+    #: set when the cross-/in-state split is not published (one side has 1..9 pairs).
+    split_note: str | None = None
     # from link/link_report.json, when the linkage stage wrote one
     candidate_pairs: int | None = None  # all pairs compared (most scored near 0, not stored)
     min_probability: float | None = None  # pairs below this are not written to pairs.parquet
@@ -196,6 +206,12 @@ class Estimate(BaseModel):
     #: the states the figure rests on, and their share of US registrants.
     rests_on_states: list[str] = Field(default_factory=list)
     rests_on_share: float | None = None
+    #: DOB classes: covered states with a birth year only (the rest of rests_on_states give a
+    #: full date), and loaded states left out because they give no DOB.
+    rests_on_year_only: list[str] = Field(default_factory=list)
+    excluded_no_dob: list[str] = Field(default_factory=list)
+    #: an interval whose upper end is unbounded (a ratio whose denominator may be 0).
+    high_unbounded: bool = False
     #: a national figure, only where stats made one with an explicit model.
     national: float | None = None
     national_low: float | None = None
@@ -220,6 +236,24 @@ class Purge(BaseModel):
     basis: str | None = None
 
 
+class Headline(BaseModel):
+    """One reconciled statement of cross-state duplicate registrations.
+
+    The estimate for the covered states (with its interval and DOB classes),
+    the national figure beside it with its model, and what linkage found at
+    the review threshold, with a sentence saying how they relate.
+    """
+
+    estimate: Estimate
+    review_threshold: float
+    #: cross-state pairs linkage scored at or above the review threshold: all loaded states,
+    #: and between two covered states (published counts), with their summed probability.
+    pairs_at_review: Count = None
+    pairs_at_review_covered: Count = None
+    expected_true_covered: float | None = None
+    relation: str = ""
+
+
 class Estimates(BaseModel):
     duplicate_registrations: Estimate | None = None  # cross-state (headline)
     duplicate_registrations_in_state: Estimate | None = None
@@ -228,6 +262,7 @@ class Estimates(BaseModel):
     crosscheck_flagged: Estimate | None = None
     purge_ratio: Estimate | None = None
     purge: Purge | None = None
+    headline_block: Headline | None = None
     other: list[Estimate] = Field(default_factory=list)
     election: str | None = None
     vote_history_states: list[str] = Field(default_factory=list)
@@ -264,9 +299,19 @@ class Protections(BaseModel):
     states_dob_year: list[str]
     states_dob_none_or_unknown: list[str]
     suppression_threshold: int = 10
-    suppression_source: str = "voterolls.privacy.suppress_small_cells"
+    suppression_source: str = "voterolls.privacy"
     quarantined_rows: int | None = None
     protected_excluded: int | None = None
+
+
+class Freshness(BaseModel):
+    """Whether a derived product was built from the snapshots the workspace holds now."""
+
+    product: str  # "linkage", "estimates"
+    stale: bool
+    recorded: bool
+    message: str  # the banner text, with the command to run ('' when current)
+    built_from: dict[str, str] | None = None
 
 
 class ReportData(BaseModel):
@@ -276,6 +321,12 @@ class ReportData(BaseModel):
     )
     workspace_label: str = ""
     version: str = ""
+    #: the current snapshot of every state this report's registration figures come from.
+    built_from: dict[str, str] = Field(default_factory=dict)
+    #: one entry per derived product the report shows (linkage, estimates).
+    freshness: list[Freshness] = Field(default_factory=list)
+    #: link to the "inside the model" page (Splink's charts), when a model exists.
+    model_page: str | None = None
     coverage: Section[Coverage] = Field(
         default_factory=lambda: Section[Coverage](missing="not gathered")
     )

@@ -108,6 +108,9 @@ def interval_text(e: Estimate | None) -> str:
     """
     if e is None:
         return ""
+    if e.low is not None and e.high is None and e.high_unbounded:
+        lvl = f"{e.level * 100:.0f}%" if e.level else ""
+        return f"{lvl} interval {charts.fmt_num(e.low)} to no upper bound".strip()
     if e.low is None or e.high is None:
         if e.kind == "count":
             return "observed count"

@@ -19,6 +19,9 @@ __all__ = ["create_app"]
 
 def create_app(*args, **kwargs) -> FastAPI:
     """See :func:`voterolls.service.app.create_app` (imported lazily: the CLI starts fast)."""
+    from voterolls.extras import require_extra
+
+    require_extra("service", "the intake service")
     from voterolls.service.app import create_app as _create
 
     return _create(*args, **kwargs)

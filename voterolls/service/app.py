@@ -29,6 +29,18 @@ expired or revoked token: 401; the wrong role or another state: 403.  After
 too many failed authentications from one client address (bearer tokens and
 the login form; ``accounts.FailureLimiter``), 429 with ``Retry-After``.  An
 ASGI middleware appends every request to the audit log after it is answered.
+
+Write-ahead: a route that acts (upload, account change) or serves data
+appends its own entry before the action takes effect or the data leaves; when
+the log cannot take an entry (:class:`~voterolls.service.audit.AuditUnavailable`:
+a torn last entry, a full disk) the request is refused with 503 and nothing
+is done.  The middleware checks the log's tail before every request, so a
+torn log stops the whole service (health probe included) until
+``voterolls audit repair``.
+
+Every error, FastAPI's own validation errors included, is answered in one
+shape: ``{"error": "<one sentence>"}`` (an HTML page for browser pages),
+never echoing the value the caller sent.
 """
 
 from __future__ import annotations
@@ -44,14 +56,17 @@ from typing import Any
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from voterolls import __version__
 from voterolls.errors import UserError
 from voterolls.log import get_logger
+from voterolls.privacy import label as privacy_label
 from voterolls.schema import JURISDICTIONS
 from voterolls.service import data as wsdata
 from voterolls.service import lists as svclists
@@ -63,7 +78,7 @@ from voterolls.service.accounts import (
     FailureLimiter,
     Principal,
 )
-from voterolls.service.audit import AuditLog
+from voterolls.service.audit import AuditLog, AuditUnavailable
 from voterolls.service.auth import SESSION_COOKIE, Credentials, SessionStore, csrf_ok, resolve
 from voterolls.service.jobs import (
     DetectFn,
@@ -73,7 +88,7 @@ from voterolls.service.jobs import (
     real_detect,
     real_ingest,
 )
-from voterolls.service.uploads import DEFAULT_MAX_UPLOAD_BYTES, UploadRejected, _human, receive
+from voterolls.service.uploads import DEFAULT_MAX_UPLOAD_BYTES, UploadRejected, human_size, receive
 
 log = get_logger(__name__)
 HERE = Path(__file__).parent
@@ -83,11 +98,23 @@ CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; style-src-attr 'unsafe-inline'; img-src 'self' data:; "
     "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
+#: The model and pair pages carry Splink's bundled Vega inline; Vega compiles its expressions
+#: (eval).  They still load nothing: no connect-src, no external script, image or style.
+CHART_CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
+    "script-src 'unsafe-inline' 'unsafe-eval'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+)
+CHART_PAGE = re.compile(r"^/(model|states/[A-Za-z]{2}/pairs/[0-9a-f]{16})$")
 #: The report is one self-contained file with inline CSS and SVG; it still loads nothing.
 REPORT_CSP = (
     "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
     "script-src 'self' 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 )
+
+
+#: The answer while the audit log cannot take entries (no server path in it).
+AUDIT_DOWN = ("The service cannot write its audit log, so it does nothing and serves no data until an "
+              "administrator repairs the log (voterolls audit repair).")
 
 
 class ApiError(Exception):
@@ -114,8 +141,13 @@ class Service:
     auth_limiter: FailureLimiter
 
     def record(self, p: Principal | None, action: str, target: str = "", status: str | int = "") -> None:
-        self.audit.append(actor=p.name if p else "anonymous", role=p.role if p else "-",
-                          action=action, target=target, status=status)
+        """Append an entry, durable on return; 503 (nothing done, nothing served) if it cannot be written."""
+        try:
+            self.audit.append(actor=p.name if p else "anonymous", role=p.role if p else "-",
+                              action=action, target=target, status=status)
+        except AuditUnavailable as exc:
+            log.error("audit log unavailable: %s", exc)
+            raise ApiError(503, AUDIT_DOWN) from None
 
 
 # ---------------------------------------------------------------- middleware
@@ -129,6 +161,12 @@ class AuditMiddleware:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        svc = self.service()
+        try:
+            await run_in_threadpool(svc.audit.check)
+        except AuditUnavailable as exc:
+            log.error("refusing %s %s: %s", scope["method"], scope["path"], exc)
+            return await _refuse_unaudited(scope, receive, send)
         status = {"code": 500}
 
         async def send_wrapper(message):
@@ -150,8 +188,19 @@ class AuditMiddleware:
             route = scope.get("route")
             action = f"{scope['method']} {getattr(route, 'path', None) or scope['path']}"
             target = scope["path"]
-            svc = self.service()
-            await run_in_threadpool(svc.record, p, action, target, status["code"])
+            try:
+                await run_in_threadpool(svc.audit.append, actor=p.name if p else "anonymous",
+                                        role=p.role if p else "-", action=action, target=target,
+                                        status=status["code"])
+            except AuditUnavailable as exc:  # the answer has gone; the route's own entry was write-ahead
+                log.error("audit entry for an answered request not written: %s", exc)
+
+
+async def _refuse_unaudited(scope, receive, send) -> None:  # noqa: ANN001
+    """503 in the service's error shape, with the security headers, before any route runs."""
+    headers = {**_security_headers(scope), "Retry-After": "60"}
+    resp = JSONResponse({"error": AUDIT_DOWN}, status_code=503, headers=headers)
+    await resp(scope, receive, send)
 
 
 def _security_headers(scope) -> dict[str, str]:
@@ -159,7 +208,7 @@ def _security_headers(scope) -> dict[str, str]:
     tls = {"Strict-Transport-Security": "max-age=31536000"} if scope.get("scheme") == "https" else {}
     return {
         **tls,
-        "Content-Security-Policy": REPORT_CSP if path == "/report" else CSP,
+        "Content-Security-Policy": REPORT_CSP if path == "/report" else CHART_CSP if CHART_PAGE.match(path) else CSP,
         "X-Content-Type-Options": "nosniff",
         "X-Frame-Options": "DENY",
         "Referrer-Policy": "no-referrer",
@@ -195,9 +244,9 @@ def create_app(
     accounts = AccountStore(workspace / "service" / "accounts.json")
     audit = AuditLog(workspace / "service" / "audit.log")
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html", "j2"]))
-    env.globals.update(version=__version__, role_labels=ROLE_LABELS, human=_human)
+    env.globals.update(version=__version__, role_labels=ROLE_LABELS, human=human_size)
     env.filters["pct"] = lambda v: "" if v is None else f"{100 * float(v):.0f}%"
-    env.filters["num"] = lambda v: "<10" if v is None else f"{int(v):,}"
+    env.filters["num"] = privacy_label  # "1,234", "<10", or "withheld to protect a small cell"
     env.filters["tojson_safe"] = lambda v: json.dumps(v)
     svc = Service(
         workspace=workspace,
@@ -241,13 +290,37 @@ def _add_handlers(app: FastAPI, svc: Service) -> None:
         resp.delete_cookie(SESSION_COOKIE, path="/")
         return resp
 
-    @app.exception_handler(404)
-    async def _not_found(request: Request, exc):
-        return await _api_error(request, ApiError(404, "Not found."))
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException):
+        message = {404: "Not found.", 405: "Method not allowed."}.get(exc.status_code)
+        if message is None:  # starlette's own (form parsing, ...): its detail is a fixed text, not input
+            message = str(exc.detail) if isinstance(exc.detail, str) else "The request could not be handled."
+        return await _api_error(request, ApiError(exc.status_code, message, dict(exc.headers or {})))
 
-    @app.exception_handler(405)
-    async def _not_allowed(request: Request, exc):
-        return await _api_error(request, ApiError(405, "Method not allowed."))
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError):
+        return await _api_error(request, ApiError(422, _validation_message(exc)))
+
+    @app.exception_handler(Exception)
+    async def _internal(request: Request, exc: Exception):
+        log.error("internal error on %s %s: %s", request.method, request.url.path, type(exc).__name__)
+        return await _api_error(request, ApiError(
+            500, f"The service stopped on an internal error ({type(exc).__name__}); "
+                 "the administrator can see the server log."))
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    """One sentence naming the parameter and what it must be, never the value sent."""
+    errors = exc.errors()
+    first = errors[0] if errors else {}
+    loc = [str(x) for x in first.get("loc", ()) if x not in ("query", "path", "body", "header", "cookie")]
+    name = loc[-1] if loc else "a parameter"
+    kind = str(first.get("type", ""))
+    what = {"int_parsing": "a whole number", "int_type": "a whole number", "float_parsing": "a number",
+            "bool_parsing": "true or false", "missing": "given"}.get(kind, "valid")
+    if kind == "missing":
+        return f"The parameter '{name}' is required."
+    return f"The parameter '{name}' must be {what}."
 
 
 def _principal(request: Request) -> Principal | None:
@@ -451,9 +524,13 @@ def _add_routes(app: FastAPI, svc: Service) -> None:  # noqa: C901  (a route tab
             svc.jobs.discard(state, sid)
             raise
         earlier = _same_as(svc, state, got.files)
+        try:  # write-ahead: no entry, no ingest
+            svc.record(p, "upload received", f"{state}/{sid}",
+                       f"{_n(len(got.files), 'file')}, {sum(f.size for f in got.files)} bytes")
+        except ApiError:
+            svc.jobs.discard(state, sid)
+            raise
         rec = svc.jobs.submit(state=state, sid=sid, account=p.name, files=got.files, fmt=fmt)
-        svc.record(p, "upload received", f"{state}/{sid}",
-                   f"{_n(len(got.files), 'file')}, {sum(f.size for f in got.files)} bytes")
         body = {
             "submission": sid,
             "status": rec["status"],
@@ -481,11 +558,12 @@ def _add_routes(app: FastAPI, svc: Service) -> None:  # noqa: C901  (a route tab
     @app.get("/api/states/{state}/jobs/{sid}")
     def job(request: Request, state: str, sid: str):
         state = state.upper()
-        _require(request, svc, ("state",), state)
+        p = _require(request, svc, ("state",), state)
         state = _state(state)
         rec = svc.jobs.get(state, sid)
         if rec is None:
             raise ApiError(404, "No such submission for this state.")
+        svc.record(p, "read submission", f"{state}/{sid}", rec["status"])
         return rec
 
     @app.get("/api/states/{state}/quarantine")
@@ -621,8 +699,10 @@ def _add_routes(app: FastAPI, svc: Service) -> None:  # noqa: C901  (a route tab
     # ------------------------------------------------------------ API: admin
     @app.get("/api/accounts")
     def list_accounts(request: Request):
-        _require(request, svc, ("admin",))
-        return {"accounts": [a.public() for a in svc.accounts.list()]}
+        p = _require(request, svc, ("admin",))
+        rows = [a.public() for a in svc.accounts.list()]
+        svc.record(p, "list accounts", "accounts", _n(len(rows), "account"))
+        return {"accounts": rows}
 
     @app.post("/api/accounts", status_code=201)
     async def create_account(request: Request):
@@ -647,11 +727,12 @@ def _add_routes(app: FastAPI, svc: Service) -> None:  # noqa: C901  (a route tab
     def new_token(request: Request, name: str):
         p = _require(request, svc, ("admin",))
         _check_csrf(request)
+        svc.record(p, "issue token", f"account {name}", "ok")  # write-ahead
         try:
             token = svc.accounts.issue_token(name)
         except UserError as exc:
+            svc.record(p, "issue token", f"account {name}", "refused (404)")
             raise ApiError(404, str(exc)) from None
-        svc.record(p, "issue token", f"account {name}", "ok")
         return JSONResponse({"name": name, "token": token, "note": "Shown once."}, status_code=201)
 
     # ------------------------------------------------------------ pages
@@ -668,6 +749,7 @@ def _add_routes(app: FastAPI, svc: Service) -> None:  # noqa: C901  (a route tab
                    f"{_n(len(lists['lists']), 'list')}")
         return _page(svc, request, "state.html", state=state, submissions=recs[:25], active=active,
                      matches=m, lists=lists, quarantine=_quarantine_summary(svc, state),
+                     stale=wsdata.stale_products(svc.workspace),
                      max_upload=svc.max_upload_bytes, highlight=job)
 
     @app.get("/analyst", response_class=HTMLResponse)
@@ -675,7 +757,7 @@ def _add_routes(app: FastAPI, svc: Service) -> None:  # noqa: C901  (a route tab
         p = _require(request, svc, ("analyst",), page=True)
         agg = wsdata.aggregates(svc.workspace)
         svc.record(p, "view aggregates", "all states", "suppressed counts")
-        return _page(svc, request, "analyst.html", agg=agg)
+        return _page(svc, request, "analyst.html", agg=agg, stale=wsdata.stale_products(svc.workspace))
 
     @app.get("/auditor", response_class=HTMLResponse)
     def auditor_page(request: Request, limit: int = 200, all: int = 0):
@@ -691,8 +773,10 @@ def _add_routes(app: FastAPI, svc: Service) -> None:  # noqa: C901  (a route tab
 
     @app.get("/admin", response_class=HTMLResponse)
     def admin_page(request: Request):
-        _require(request, svc, ("admin",), page=True)
-        return _page(svc, request, "admin.html", accounts=[a.public() for a in svc.accounts.list()],
+        p = _require(request, svc, ("admin",), page=True)
+        rows = [a.public() for a in svc.accounts.list()]
+        svc.record(p, "view accounts", "accounts", _n(len(rows), "account"))
+        return _page(svc, request, "admin.html", accounts=rows,
                      roles=ROLES, states=JURISDICTIONS, new_token=None, error=None)
 
     @app.post("/admin/accounts", response_class=HTMLResponse)
@@ -720,6 +804,39 @@ def _add_routes(app: FastAPI, svc: Service) -> None:  # noqa: C901  (a route tab
         _revoke(svc, p, name)
         return RedirectResponse("/admin", status_code=303)
 
+    @app.get("/model", response_class=HTMLResponse)
+    def model_view(request: Request):
+        """Splink's charts and the m/u table of the trained model: parameters, no voter data."""
+        from voterolls.report.model_page import model_page
+
+        p = _require(request, svc, ("state", "analyst"), page=True)
+        model = Path(svc.workspace) / "link" / "model.json"
+        if not model.is_file():
+            svc.record(p, "view model", "linkage model", "not available")
+            raise ApiError(404, "Linkage has not been run yet: there is no model to show.")
+        svc.record(p, "view model", "linkage model", "parameters only")
+        return HTMLResponse(model_page(model))
+
+    @app.get("/states/{state}/pairs/{ref}", response_class=HTMLResponse)
+    def pair_view(request: Request, state: str, ref: str):
+        """Splink's waterfall for one of the state's own pairs (no record values on it)."""
+        from voterolls.report.model_page import pair_page
+
+        state = state.upper()
+        p = _require(request, svc, ("state",), state, page=True)
+        state = _state(state)
+        model = Path(svc.workspace) / "link" / "model.json"
+        found = (
+            wsdata.state_matches(svc.workspace, state, limit=1, pair_ref=ref)["rows"]
+            if re.fullmatch(r"[0-9a-f]{16}", ref) and model.is_file()
+            else []
+        )
+        if not found:  # not a pair of this state's (or no model): nothing to show, nothing said
+            svc.record(p, "open pair", f"{state}/pairs/{ref[:16]}", "not found")
+            raise ApiError(404, f"No such pair among {state}'s matches.")
+        svc.record(p, "open pair", f"{state}/pairs/{ref}", "waterfall")
+        return HTMLResponse(pair_page(model, found[0], state))
+
     @app.get("/report")
     def report_page(request: Request):
         p = _require(request, svc, ("state", "analyst"), page=True)
@@ -735,25 +852,32 @@ def _add_routes(app: FastAPI, svc: Service) -> None:  # noqa: C901  (a route tab
 
 
 def _create(svc: Service, p: Principal, body: dict):
+    """Create an account; its audit entry is written first (write-ahead), a refusal gets a second one."""
     try:
         days = body.get("expires_days")
         days = int(days) if days not in (None, "") else 90
-        acct, token = svc.accounts.create(
-            str(body.get("name", "")), str(body.get("role", "")), str(body.get("state") or "") or None,
-            expires_days=days if days > 0 else None)
+    except ValueError:
+        raise ApiError(400, "expires_days must be a whole number of days.") from None
+    name, role = str(body.get("name", "")), str(body.get("role", ""))
+    state = str(body.get("state") or "") or None
+    target = f"account {name}"
+    svc.record(p, "create account", target, f"role {role} {state or ''}".strip())
+    try:
+        acct, token = svc.accounts.create(name, role, state, expires_days=days if days > 0 else None)
     except (UserError, ValueError) as exc:
+        svc.record(p, "create account", target, "refused (400)")
         raise ApiError(400, str(exc)) from None
-    svc.record(p, "create account", f"account {acct.name}", f"role {acct.role} {acct.state or ''}".strip())
     return acct, token
 
 
 def _revoke(svc: Service, p: Principal, name: str):
+    svc.record(p, "revoke account", f"account {name}", "ok")  # write-ahead
     try:
         acct = svc.accounts.revoke(name)
     except UserError as exc:
+        svc.record(p, "revoke account", f"account {name}", "refused (404)")
         raise ApiError(404, str(exc)) from None
     svc.sessions.drop_account(name)
-    svc.record(p, "revoke account", f"account {name}", "ok")
     return acct
 
 
@@ -829,7 +953,10 @@ def _render_report(svc: Service) -> tuple[str, bool]:
     except ImportError as exc:
         return missing(f"the report module is not installed ({exc.name})")
     try:
-        html = render(gather(svc.workspace))
+        data = gather(svc.workspace)
+        if (Path(svc.workspace) / "link" / "model.json").is_file():
+            data.model_page = "/model"  # Splink's charts, served beside the report
+        html = render(data)
     except UserError as exc:
         return missing(str(exc))
     except Exception as exc:  # a bug in a stage should not take the service down

@@ -1,8 +1,11 @@
-"""CLI: ``voterolls serve``, ``voterolls accounts create|list|revoke|token``, ``voterolls audit verify``.
+"""CLI: ``voterolls serve``, ``voterolls accounts create|list|revoke|token``, ``voterolls audit verify|repair``.
 
 Account commands run on the server itself, by someone who can read the
 workspace: that filesystem access is the root of trust that creates the
-first administrator.  They append to the same audit log the service writes.
+first administrator.  They append to the same audit log the service writes,
+write-ahead: the entry is fsynced before the account file changes, and a log
+that cannot take it (a torn last entry, a full disk) refuses the command
+with nothing changed.  A refused or failed action gets a second entry saying so.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from pathlib import Path
 import typer
 
 from voterolls.errors import UserError
+from voterolls.extras import require_extra
 
 WORKSPACE = typer.Option(Path("workspace"), "--workspace", "-w", envvar="VOTEROLLS_WORKSPACE",
                          help="Workspace directory (accounts, uploads and the audit log live in W/service/).")
@@ -30,6 +34,17 @@ def _audit(workspace: Path):
     from voterolls.service.audit import AuditLog
 
     return AuditLog(workspace / "service" / "audit.log")
+
+
+def _audited(workspace: Path, action: str, target: str, status: str, act):  # noqa: ANN001, ANN202
+    """Write the entry for ``action`` (durable), then ``act()``; a refusal gets its own entry."""
+    log = _audit(workspace)
+    log.append(actor=_cli_actor(), role="operator", action=action, target=target, status=status)
+    try:
+        return act()
+    except UserError:
+        log.append(actor=_cli_actor(), role="operator", action=action, target=target, status="refused")
+        raise
 
 
 def _parse_size(text: str) -> int:
@@ -75,6 +90,7 @@ def register(app: typer.Typer) -> None:
             None, "--auth-window", min=1.0, help="Window for --auth-failures, in seconds (default 60)."),
     ) -> None:
         """Run the intake service: state uploads, aggregates, report, audit log."""
+        require_extra("service", "voterolls serve")
         import uvicorn
 
         from voterolls.service.accounts import FailureLimiter
@@ -88,10 +104,12 @@ def register(app: typer.Typer) -> None:
             raise UserError(
                 f"refusing to serve voter files over plain HTTP on {host}: give --ssl-certfile and "
                 "--ssl-keyfile, or --insecure-http if a TLS proxy sits in front")
+        max_upload_bytes = _parse_size(max_upload)
+        _audit(workspace).check()  # a torn last entry: refuse in one sentence naming the repair
         if not (workspace / "service" / "accounts.json").exists():
             typer.echo("No accounts yet: create the first administrator with\n"
                        f"  voterolls accounts create admin --role admin --workspace {workspace}", err=True)
-        application = create_app(workspace, max_upload_bytes=_parse_size(max_upload), secure_cookies=tls or None,
+        application = create_app(workspace, max_upload_bytes=max_upload_bytes, secure_cookies=tls or None,
                                  max_parallel_ingests=max_parallel_ingests,
                                  auth_limiter=FailureLimiter(
                                      **({"max_failures": auth_failures} if auth_failures else {}),
@@ -115,10 +133,10 @@ def register(app: typer.Typer) -> None:
         """Create an account and print its token (once)."""
         from voterolls.service.accounts import AccountStore
 
-        acct, token = AccountStore(workspace / "service" / "accounts.json").create(
-            name, role, state, expires_days=expires_days or None)
-        _audit(workspace).append(actor=_cli_actor(), role="operator", action="create account",
-                                 target=f"account {acct.name}", status=f"role {acct.role} {acct.state or ''}".strip())
+        acct, token = _audited(
+            workspace, "create account", f"account {name}", f"role {role} {state or ''}".strip(),
+            lambda: AccountStore(workspace / "service" / "accounts.json").create(
+                name, role, state, expires_days=expires_days or None))
         typer.echo(f"created {acct.name} ({acct.role}{' ' + acct.state if acct.state else ''})")
         typer.echo("token (shown once; hand it over in person or via a password manager, never by email):")
         typer.echo(token)
@@ -128,6 +146,8 @@ def register(app: typer.Typer) -> None:
         """List accounts (no tokens or hashes)."""
         from voterolls.service.accounts import AccountStore
 
+        _audit(workspace).append(actor=_cli_actor(), role="operator", action="list accounts", target="accounts",
+                                 status="names and roles")
         rows = [a.public() for a in AccountStore(workspace / "service" / "accounts.json").list()]
         if not rows:
             typer.echo("no accounts")
@@ -142,9 +162,8 @@ def register(app: typer.Typer) -> None:
         """Revoke an account and every token it has (a running service sees it at once)."""
         from voterolls.service.accounts import AccountStore
 
-        AccountStore(workspace / "service" / "accounts.json").revoke(name)
-        _audit(workspace).append(actor=_cli_actor(), role="operator", action="revoke account",
-                                 target=f"account {name}", status="ok")
+        _audited(workspace, "revoke account", f"account {name}", "ok",
+                 lambda: AccountStore(workspace / "service" / "accounts.json").revoke(name))
         typer.echo(f"revoked {name}")
 
     @accounts.command("token")
@@ -156,9 +175,9 @@ def register(app: typer.Typer) -> None:
         """Issue a new token for an account (rotation); print it once."""
         from voterolls.service.accounts import AccountStore
 
-        token = AccountStore(workspace / "service" / "accounts.json").issue_token(name, expires_days=expires_days or None)
-        _audit(workspace).append(actor=_cli_actor(), role="operator", action="issue token",
-                                 target=f"account {name}", status="ok")
+        token = _audited(workspace, "issue token", f"account {name}", "ok",
+                         lambda: AccountStore(workspace / "service" / "accounts.json").issue_token(
+                             name, expires_days=expires_days or None))
         typer.echo(token)
 
     @audit.command("verify")
@@ -179,3 +198,21 @@ def register(app: typer.Typer) -> None:
         typer.echo(res.message, err=not res.ok)
         if not res.ok:
             raise typer.Exit(1)
+
+    @audit.command("repair")
+    def audit_repair(workspace: Path = WORKSPACE) -> None:
+        """Cut a torn last entry (a crash mid-write): keep a copy, truncate, append a repair entry."""
+        from voterolls.service.audit import repair, torn_tail, verify
+
+        log = workspace / "service" / "audit.log"
+        if not log.exists():
+            raise UserError(f"{log}: no audit log here (is --workspace right?)")
+        if torn_tail(log) is None:
+            res = verify(log)
+            if not res.ok:
+                raise UserError(f"{res.message}; repair only cuts a torn last entry, so restore the log from a backup")
+            typer.echo(f"nothing to repair: {res.message}")
+            return
+        entry, copy = repair(log, actor=_cli_actor())
+        typer.echo(f"repaired {log}: {entry['status']}; repair entry seq {entry['seq']}")
+        typer.echo(f"`voterolls audit verify --workspace {workspace}` now shows it; the copy {copy} may be archived")

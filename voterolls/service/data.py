@@ -7,7 +7,8 @@ Two kinds of read, kept apart on purpose:
   the probability and the evidence (which comparisons agreed).  It never
   returns another state's voter id or any personal field.
 * :func:`aggregates` gives an analyst counts per state and category, with
-  every count from 1 to 9 suppressed, and a histogram of match probabilities.
+  every count from 1 to 9 printed "<10" or merged with a neighbouring category
+  (``voterolls.privacy``), and the report's histogram of match probabilities.
   There is no row-level read for an analyst anywhere in the service.
 
 Both are DuckDB queries over the workspace files, never Python loops over rows.
@@ -20,37 +21,73 @@ from pathlib import Path
 import duckdb
 
 from voterolls.log import get_logger
-from voterolls.report.suppress import SMALL_CELL, suppress_group
-from voterolls.report.suppress import suppress as suppress_cells
+from voterolls.privacy import DEFAULT_THRESHOLD as SMALL_CELL
+from voterolls.privacy import merge_small, shown
+from voterolls.sql import literal as _lit
 
 log = get_logger(__name__)
 
-MATCH_BINS = 10
+
+def suppress(counts: list[int]) -> list[int | None]:
+    """Small-cell suppression by the project rule (``voterolls.privacy``): 1..9 -> None ("<10")."""
+    return [shown(int(n)) for n in counts]
 
 
-def suppress(counts: list[int], *, complementary: bool = False) -> list[int | None]:
-    """Small-cell suppression by the project rule (``voterolls.privacy`` via the report's helpers).
+def merged_row(values: list[str], counts: list[int]) -> dict[str, dict]:
+    """One state's breakdown as published: small categories merged with a neighbour.
 
-    ``complementary=True`` for cells published together (one state's row of a
-    breakdown): if exactly one is hidden, the next smallest is hidden too, so
-    it cannot be recovered by subtraction from the state's total.
+    The state's total is published beside the breakdown, so a lone "<10"
+    could be recovered by subtraction; instead of hiding a large category
+    under a false "<10", the small one is merged with the smallest other
+    (``voterolls.privacy.merge_small``): "full + year: 2,389".  Each value maps
+    to ``{"n": count or None, "group": [values published together], "lead": bool}``.
     """
-    return suppress_group(counts) if complementary else suppress_cells(counts)
+    out: dict[str, dict] = {}
+    for g in merge_small(counts):
+        members = [values[i] for i in g]
+        n = shown(sum(counts[i] for i in g))
+        for j, i in enumerate(g):
+            out[values[i]] = {"n": n, "group": members, "lead": j == 0}
+    return out
+
+
+def stale_products(workspace: Path) -> list[str]:
+    """Banner texts for derived products (linkage, estimates) built on superseded snapshots.
+
+    A state page must not show last month's pairs as if they matched today's
+    file: after a new snapshot the matches and lists say they are out of date
+    and name the command the operator runs (``voterolls.freshness``).
+    """
+    if not (Path(workspace) / "catalog.duckdb").exists():
+        return []
+    try:
+        from voterolls.freshness import existing
+        from voterolls.store import Workspace
+
+        return [c.message() for c in existing(Workspace(workspace, create=False)) if c.message()]
+    except Exception as exc:  # the banner is advisory; the page still renders
+        log.debug("freshness not checked: %s", type(exc).__name__)
+        return []
 
 
 def _pairs_path(workspace: Path) -> Path:
     return Path(workspace) / "link" / "pairs.parquet"
 
 
-def _lit(path: Path) -> str:
-    return "'" + str(path).replace("'", "''") + "'"
+def state_matches(workspace: Path, state: str, limit: int = 500, pair_ref: str | None = None) -> dict:
+    """Candidate pairs involving ``state``'s own registrations, most probable first.
 
+    Every row carries the pair reference both states see alike
+    (:func:`voterolls.lists.build.pair_ref_sql`); ``pair_ref`` narrows the
+    answer to that one pair - only if it involves ``state``, which is how a
+    state can open the waterfall of its own pairs and no other.
+    """
+    from voterolls.lists.build import pair_key, pair_ref_sql
 
-def state_matches(workspace: Path, state: str, limit: int = 500) -> dict:
-    """Candidate pairs involving ``state``'s own registrations, most probable first."""
     path = _pairs_path(workspace)
     if not path.is_file():
         return {"available": False, "total": 0, "rows": [], "note": "Linkage has not been run yet."}
+    key = pair_key(path.parent)
     con = duckdb.connect()
     try:
         cols = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet({_lit(path)})").fetchall()}
@@ -63,22 +100,23 @@ def state_matches(workspace: Path, state: str, limit: int = 500) -> dict:
         # Orient every pair so the state's own record is on the left; for a
         # cross-state pair the other side keeps only its state code.
         sql = f"""
-            WITH p AS (SELECT * FROM read_parquet({_lit(path)})),
+            WITH p AS (SELECT *, {pair_ref_sql(key)} AS pair_ref FROM read_parquet({_lit(path)})),
             own AS (
-                SELECT state_voter_id_l AS voter_id,
+                SELECT pair_ref, state_voter_id_l AS voter_id,
                        CASE WHEN state_r = $s THEN state_voter_id_r END AS other_voter_id,
                        state_r AS other_state, match_probability, {weight} AS match_weight,
                        {dl} AS dob_granularity, {dr} AS other_dob_granularity{g_sel}
                 FROM p WHERE state_l = $s
                 UNION ALL
-                SELECT state_voter_id_r, NULL, state_l, match_probability, {weight},
+                SELECT pair_ref, state_voter_id_r, NULL, state_l, match_probability, {weight},
                        {dr}, {dl}{g_sel}
                 FROM p WHERE state_r = $s AND state_l <> $s
             )
             SELECT *, count(*) OVER () AS _total FROM own
+            WHERE $r IS NULL OR pair_ref = $r
             ORDER BY match_probability DESC, voter_id LIMIT $n
         """
-        rel = con.execute(sql, {"s": state, "n": int(limit)})
+        rel = con.execute(sql, {"s": state, "n": int(limit), "r": pair_ref})
         names = [d[0] for d in rel.description]
         rows = [dict(zip(names, r, strict=True)) for r in rel.fetchall()]
     finally:
@@ -92,7 +130,8 @@ def state_matches(workspace: Path, state: str, limit: int = 500) -> dict:
             r["match_weight"] = round(float(r["match_weight"]), 2)
     # The top level of each comparison means "agrees exactly"; 0 means "disagrees"; -1 no data.
     gamma_max = {g: max((r[g] for r in rows if r[g] is not None), default=0) for g in gammas}
-    return {"available": True, "total": int(total), "rows": rows, "gammas": gammas, "gamma_max": gamma_max}
+    return {"available": True, "total": int(total), "rows": rows, "gammas": gammas, "gamma_max": gamma_max,
+            "stale": stale_products(workspace)}
 
 
 def _registrations(workspace: Path):
@@ -130,30 +169,25 @@ def aggregates(workspace: Path) -> dict:
                     "GROUP BY ALL ORDER BY 1, 2"
                 ).fetchall()
                 values = sorted({v for _, v, _ in rows})
-                table: dict[str, dict[str, int | None]] = {}
+                table: dict[str, dict[str, dict]] = {}
                 for st in sorted({s for s, _, _ in rows}):
                     cells = {v: n for s, v, n in rows if s == st}
-                    sup = suppress([cells.get(v, 0) for v in values], complementary=True)
-                    table[st] = dict(zip(values, sup, strict=True))
+                    table[st] = merged_row(values, [cells.get(v, 0) for v in values])
                 out["categories"][col] = {"values": values, "by_state": table}
         except duckdb.Error as exc:
             log.debug("aggregate query failed: %s", type(exc).__name__)
         finally:
             con.close()
-    path = _pairs_path(workspace)
-    if path.is_file():
-        con = duckdb.connect()
-        try:
-            rows = con.execute(
-                f"SELECT least(floor(match_probability * {MATCH_BINS}), {MATCH_BINS - 1})::INT AS b, count(*) "
-                f"FROM read_parquet({_lit(path)}) GROUP BY b ORDER BY b"
-            ).fetchall()
-        finally:
-            con.close()
-        raw = dict(rows)
-        counts = suppress([raw.get(b, 0) for b in range(MATCH_BINS)], complementary=True)
-        out["match_histogram"] = [
-            {"from": b / MATCH_BINS, "to": (b + 1) / MATCH_BINS, "pairs": c}
-            for b, c in zip(range(MATCH_BINS), counts, strict=True)
-        ]
+    if _pairs_path(workspace).is_file():
+        # the report's histogram, bar for bar: two products never publish
+        # different cuts of the same pairs (a difference could isolate a few)
+        from voterolls.report.data import gather_matches
+
+        md = gather_matches(Path(workspace)).data
+        if md is not None:
+            e = md.bin_edges
+            out["match_histogram"] = [
+                {"from": e[i], "to": e[i + 1], "pairs": c}
+                for i, c in enumerate(md.series[0].counts)
+            ]
     return out

@@ -300,11 +300,30 @@ class JobManager:
                 self._write(rec)
                 self._slots.acquire()
             try:
-                self._ingest(rec)
+                if self._audit_start(rec):
+                    self._ingest(rec)
             finally:
                 self._slots.release()
-        self._on_event(actor=rec["account"], role="state", action="ingest",
-                       target=f"{state}/{rec['id']}", status=rec["status"])
+        try:
+            self._on_event(actor=rec["account"], role="state", action="ingest",
+                           target=f"{state}/{rec['id']}", status=rec["status"])
+        except UserError as exc:  # the outcome is on the record; the start was audited write-ahead
+            log.error("audit entry for the end of submission %s not written: %s", rec["id"], exc)
+
+    def _audit_start(self, rec: dict) -> bool:
+        """Write-ahead: the ingest's audit entry is durable before it starts; if not, it never starts."""
+        try:
+            self._on_event(actor=rec["account"], role="state", action="ingest started",
+                           target=f"{rec['state']}/{rec['id']}", status="ingesting")
+        except UserError as exc:  # AuditUnavailable: the log cannot take the entry
+            log.error("submission %s not ingested: %s", rec["id"], exc)
+            rec.update(status="failed", stage="failed", finished=_now(),
+                       message="Not ingested: the service cannot write its audit log. Nothing was stored; "
+                       "please upload again once the administrator has repaired it.")
+            self._write(rec)
+            self._remove_files(rec)
+            return False
+        return True
 
     def _ingest(self, rec: dict) -> None:
         state = rec["state"]

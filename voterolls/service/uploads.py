@@ -276,12 +276,12 @@ async def _receive_multipart(request, folder, max_bytes, boundary, out: Received
 
 def _too_big(max_bytes: int) -> str:
     return (
-        f"the upload is larger than this service accepts ({_human(max_bytes)}). Split the "
+        f"the upload is larger than this service accepts ({human_size(max_bytes)}). Split the "
         "file by county, or ask the administrator to raise --max-upload."
     )
 
 
-def _human(n: int) -> str:
+def human_size(n: int) -> str:
     for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
         if n < 1024 or unit == "TiB":
             return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}".replace(".0 ", " ")

@@ -15,6 +15,13 @@ def _num(x: float | None) -> str:
     return "-" if x is None else f"{x:,.0f}"
 
 
+def _count(x: float | None) -> str:
+    """An observed count as published anywhere: "<10" for 1..9 (``voterolls.privacy``)."""
+    from voterolls.privacy import label, shown
+
+    return "-" if x is None else label(shown(int(round(x))))
+
+
 class _Cells:
     """Formats counts for the table and remembers which ones were shown truncated at zero.
 
@@ -69,7 +76,7 @@ def _row(
     d = d or {}
     t.add_row(
         label,
-        _num(d.get("raw_rule_count")) if raw else "",
+        _count(d.get("raw_rule_count")) if raw else "",
         _num(d.get("expected_coincidences")) if raw else "",
         cells.est(d, label.strip(" .")),
         cells.ci(d),
@@ -205,8 +212,15 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Estimate duplicate registrations and double votes net of coincidences, with 95% intervals."""
+        from voterolls.freshness import check, warn
         from voterolls.stats.api import estimate
+        from voterolls.store import Workspace
 
+        ws = Workspace(workspace, create=False) if (Path(workspace) / "catalog.duckdb").exists() else None
+        if ws is not None:
+            warn([check(ws, "linkage")])  # estimates built on stale pairs say so before they print
         res = estimate(workspace, error_rate=error_rate, election=election)
+        if ws is not None:
+            ws.record_built_from(Path(workspace) / "estimates")
         render(res, Console())
         typer.echo(f"wrote {workspace / 'estimates' / 'estimates.json'}")

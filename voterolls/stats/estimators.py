@@ -44,7 +44,8 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from voterolls.schema import live_status_sql
+from voterolls.schema import counted_ballot_sql, live_status_sql
+from voterolls.sql import literal
 from voterolls.stats import coincidence as co
 from voterolls.stats import vote_error
 from voterolls.stats.defaults import DEFAULT_ERROR_RATE
@@ -162,7 +163,8 @@ def prepare(con: duckdb.DuckDBPyConnection, election: str | None) -> list[str]:
         con.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE _vr_votes AS
-            SELECT DISTINCT state, state_voter_id FROM vote_history WHERE election_date = DATE '{election}'
+            SELECT DISTINCT state, state_voter_id FROM vote_history
+            WHERE election_date = DATE {literal(election)} AND {counted_ballot_sql()}
             """
         )
     cols = {r[0] for r in con.execute("DESCRIBE SELECT * FROM registrations").fetchall()}
@@ -326,7 +328,7 @@ def load_pairs(con: duckdb.DuckDBPyConnection, pairs: pa.Table | str | None) -> 
         return False
     if isinstance(pairs, str):
         con.execute(
-            f"CREATE OR REPLACE TEMP VIEW _vr_pairs_in AS SELECT * FROM read_parquet('{pairs}')"
+            f"CREATE OR REPLACE TEMP VIEW _vr_pairs_in AS SELECT * FROM read_parquet({literal(pairs)})"
         )
     else:
         con.register("_vr_pairs_in", pairs)
@@ -377,7 +379,7 @@ def splink_sums(
     if exact is not None:
         conds.append("exact" if exact else "NOT exact")
     if states is not None:
-        lst = ", ".join(f"'{s}'" for s in states) or "''"
+        lst = ", ".join(literal(s) for s in states) or "''"
         conds.append(f"state_l IN ({lst}) AND state_r IN ({lst})")
     rows = con.execute(
         f"SELECT votes, sum(p), sum(p * (1 - p)) FROM _vr_pairs WHERE {' AND '.join(conds)} GROUP BY 1"

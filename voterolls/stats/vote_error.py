@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import duckdb
 
+from voterolls.sql import literal
+
 #: Fewer records that cannot have voted than this: no evidence, fall back.
 MIN_EVIDENCE = 200
 
@@ -57,15 +59,15 @@ def learn(
     fallback: float,
 ) -> ErrorRate:
     """Estimate the error rate from ``_vr_all`` (all records, with ``live`` and ``voted``)."""
-    lst = ", ".join(f"'{s}'" for s in vote_states) or "''"
+    lst = ", ".join(literal(s) for s in vote_states) or "''"
     rows = con.execute(
         f"""
         SELECT reason, count(*), count(*) FILTER (WHERE voted) FROM (
-            SELECT voted, CASE WHEN registration_date > DATE '{election}'
+            SELECT voted, CASE WHEN registration_date > DATE {literal(election)}
                                THEN 'registered_after_election' ELSE 'denied' END AS reason
             FROM _vr_all
             WHERE state IN ({lst})
-              AND (registration_date > DATE '{election}' OR status = 'denied'))
+              AND (registration_date > DATE {literal(election)} OR status = 'denied'))
         GROUP BY 1 ORDER BY 1
         """
     ).fetchall()

@@ -178,9 +178,9 @@ class Places:
         self, rng: np.random.Generator, state: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(county index, city index, zip5 int) for residents of ``state``."""
-        from voterolls.synth.population import _row_searchsorted
+        from voterolls.synth.population import row_searchsorted
 
-        k = _row_searchsorted(self.county_cdf, state, rng.random(state.size))
+        k = row_searchsorted(self.county_cdf, state, rng.random(state.size))
         k = np.minimum(k, self.county_count[state] - 1)
         county = self.county_offset[state] + k
         city_cdf = np.cumsum(CITY_WEIGHTS) / CITY_WEIGHTS.sum()

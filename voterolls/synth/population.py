@@ -258,7 +258,7 @@ def sample_dob(rng: np.random.Generator, n: int, election: np.datetime64) -> np.
     years, cdf = dob_table(ey - MAX_AGE - 1, ey - MIN_AGE)
     row = birth_year - years[0]
     u = rng.random(n)
-    slot = _row_searchsorted(cdf, row, u)
+    slot = row_searchsorted(cdf, row, u)
     dob = _dates(birth_year, slot)
     # born after election day in the year they turn 18: still 17, so one year older
     too_young = _dates(birth_year + MIN_AGE, slot) > election.astype(np.int64)
@@ -275,7 +275,7 @@ def _dates(year: np.ndarray, slot: np.ndarray) -> np.ndarray:
     return (ym.astype("datetime64[D]") + _SLOT_DAY[slot]).astype(np.int64)
 
 
-def _row_searchsorted(cdf: np.ndarray, row: np.ndarray, u: np.ndarray) -> np.ndarray:
+def row_searchsorted(cdf: np.ndarray, row: np.ndarray, u: np.ndarray) -> np.ndarray:
     """Inverse-CDF sample per row of ``cdf`` in one ``searchsorted``.
 
     Row k's cdf is shifted to (k, k+1], so the flattened array is sorted.
@@ -317,7 +317,7 @@ def sample_persons(rng: np.random.Generator, n: int, cfg: SynthConfig) -> Person
     female = rng.random(n) < cfg.female_share
     last = np.searchsorted(t.surname_cdf, rng.random(n), side="right")
     last = np.minimum(last, t.surname_cdf.size - 1)
-    race = _row_searchsorted(t.surname_race_cdf, last, rng.random(n))
+    race = row_searchsorted(t.surname_race_cdf, last, rng.random(n))
     first = _by_sex_race(rng, female, race, t)
     middle = _by_sex_race(rng, female, race, t)
     same = middle == first
@@ -380,7 +380,7 @@ def _by_sex_race(
 ) -> np.ndarray:
     """First names given sex and race (rows of ``first_by_sex_race_cdf``)."""
     row = female.astype(np.int64) * len(SURNAME_RACES) + race
-    out = _row_searchsorted(t.first_by_sex_race_cdf, row, rng.random(female.size))
+    out = row_searchsorted(t.first_by_sex_race_cdf, row, rng.random(female.size))
     return np.minimum(out, t.first_by_sex_race_cdf.shape[1] - 1).astype(np.int64)
 
 

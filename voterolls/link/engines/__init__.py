@@ -14,6 +14,8 @@ from pathlib import Path
 from voterolls.errors import UserError
 from voterolls.link.engines.base import LinkEngine
 
+__all__ = ["ENGINES", "LinkEngine", "make_engine"]
+
 ENGINES = ("duckdb", "spark")
 
 

@@ -12,11 +12,7 @@ from splink.internals.splink_dataframe import SplinkDataFrame
 
 from voterolls.errors import UserError
 from voterolls.link.engines.base import LinkEngine
-
-
-def _sql_path(p: Path | str) -> str:
-    return str(p).replace("'", "''")
-
+from voterolls.sql import literal
 
 #: Environment variable for the engine's memory limit (``--memory-limit`` wins).
 MEMORY_ENV = "VOTEROLLS_LINK_MEMORY_LIMIT"
@@ -54,7 +50,7 @@ class DuckDBEngine(LinkEngine):
         # once memory_limit (default: DuckDB's, 80% of RAM) is reached.
         self.con = duckdb.connect()
         self.con.execute("SET lambda_syntax='ENABLE_SINGLE_ARROW'")
-        self.con.execute(f"SET temp_directory='{_sql_path(self.workdir / 'duckdb_tmp')}'")
+        self.con.execute(f"SET temp_directory={literal(self.workdir / 'duckdb_tmp')}")
         self.con.execute("SET preserve_insertion_order=false")
         if self.threads:
             self.con.execute(f"SET threads={int(self.threads)}")
@@ -62,7 +58,7 @@ class DuckDBEngine(LinkEngine):
             self.memory_limit = default_memory_limit()
         if self.memory_limit:
             try:
-                self.con.execute(f"SET memory_limit='{_sql_path(self.memory_limit)}'")
+                self.con.execute(f"SET memory_limit={literal(self.memory_limit)}")
             except duckdb.Error:
                 self.con.close()
                 raise UserError(
@@ -77,7 +73,7 @@ class DuckDBEngine(LinkEngine):
 
     def register_input(self, parquet: Path, name: str = "link_input") -> SplinkDataFrame:
         self.con.execute(
-            f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM read_parquet('{_sql_path(parquet)}')"
+            f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM read_parquet({literal(parquet)})"
         )
         return self._api.register(name, dataset_display_name=name)
 
@@ -92,7 +88,7 @@ class DuckDBEngine(LinkEngine):
         cond = f"WHERE {where}" if where else ""
         self.con.execute(
             f"COPY (SELECT {', '.join(columns)} FROM {table.physical_name} {cond}) "
-            f"TO '{_sql_path(path)}' (FORMAT PARQUET, COMPRESSION ZSTD)"
+            f"TO {literal(path)} (FORMAT PARQUET, COMPRESSION ZSTD)"
         )
         return str(path)
 

@@ -158,6 +158,7 @@ def make_population(
                 np.full(vote_rec.sum(), np.datetime64(election, "D")), pa.date32()
             ),
             "election_type": pa.array(["general"] * int(vote_rec.sum())),
+            "vote_method": pa.array(["unknown"] * int(vote_rec.sum())),  # a counted ballot
         }
     )
     idx = np.nonzero(dup)[0]

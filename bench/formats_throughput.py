@@ -1,6 +1,6 @@
 """Measure write and scan throughput for one format at a modest size.
 
-    python -m voterolls.formats.bench --rows 200000 --state NC
+    python bench/formats_throughput.py --rows 200000 --state NC
 
 Writes the sample national table as the state's native file(s) into a temp
 dir, scans them and consumes the registration relation (counting rows and
@@ -10,6 +10,7 @@ issues in DuckDB), and prints rows per second for each step.
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -19,8 +20,10 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from voterolls.formats import scan, write_native
-from voterolls.formats.sample import national_sample
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from voterolls.formats import scan, write_native  # noqa: E402
+from voterolls.formats.sample import national_sample  # noqa: E402
 
 FULL = SimpleNamespace(
     dob_disclosure="full",
