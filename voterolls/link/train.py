@@ -55,6 +55,9 @@ class TrainingReport:
     prior: dict | None = None
     m_floored: list[str] = field(default_factory=list)
     m_derived: list[str] = field(default_factory=list)
+    #: EM rules whose session failed (an m that underflowed to 0 in Splink's maximisation
+    #: step) and were skipped: the comparisons keep the m of the other sessions
+    em_failed: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -77,9 +80,23 @@ def train(
         sql = rule.get_blocking_rule(linker._sql_dialect_str).blocking_rule_sql
         if step:
             step(f"EM on {sql}")
-        session = linker.training.estimate_parameters_using_expectation_maximisation(
-            rule, max_pairs=em_max_pairs, estimate_without_term_frequencies=True
-        )
+        saved = linker._settings_obj.core_model_settings.copy()
+        try:
+            session = linker.training.estimate_parameters_using_expectation_maximisation(
+                rule, max_pairs=em_max_pairs, estimate_without_term_frequencies=True
+            )
+        except ValueError as exc:
+            # Splink refuses an m that underflows to 0 (a level seen only among pairs EM is
+            # certain are non-matches, as in a small nation at national namesake density).
+            # The session edits the model in place, so the model from before it is put back:
+            # skipping it leaves the model as the other sessions leave it; the floor below
+            # bounds every m.
+            if "below the minimum allowed value" not in str(exc):
+                raise
+            linker._settings_obj.core_model_settings = saved
+            log.warning("EM on %s skipped: an m probability underflowed to 0", sql)
+            report.em_failed.append(sql)
+            continue
         report.em_rules.append(sql)
         report.em_iterations.append(len(getattr(session, "_core_model_settings_history", [])))
     report.m_derived = derive_dependent_m(linker) + derive_joint_name_m(linker)
