@@ -198,6 +198,15 @@ def test_exact_stratum_calibration_finds_overconfident_linkage_without_truth():
     )
     assert abs(cal2["total"]["expected_by_linkage"] - true) < 0.05 * n
     assert [b["p_from"] for b in cal2["bands"]] == [0.0, 0.99]
+    # a linkage that does not write the coincidences at all (scored below its threshold):
+    # they count with p = 0, so the totals still compare like with like
+    written = con.sql("SELECT * EXCLUDE (same) FROM pairs WHERE same").to_arrow_table()
+    cal3 = es.estimate_tables(con, pairs=written, error_rate=0.0)["linkage_calibration"]
+    assert cal3["total"]["pairs"] == n and cal3["total"]["pairs_not_written_by_linkage"] == n - true
+    assert cal3["total"]["expected_by_linkage"] == pytest.approx(0.999 * true, abs=0.01)
+    assert cal3["total"]["expected_by_birthday_model"] == pytest.approx(
+        tot["expected_by_birthday_model"]
+    )
 
 
 def test_middle_initial_makes_the_year_level_informative_at_national_density():

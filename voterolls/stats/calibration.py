@@ -15,8 +15,11 @@ Summed over the pairs of a band of match probabilities this is the number of
 true matches the birthday model expects there; the linkage model expects
 ``sum p``.  The two should agree when the probabilities are calibrated.
 
-The total over all bands is the birthday model's estimate for the scored exact
-pairs; per band the split is approximate: the birthday model cannot tell which
+The stratum is every exact pair, whether or not linkage wrote it (a pair it did
+not write counts with ``p = 0`` in the lowest band): the birthday model's split
+covers every exact pair of a cell, so only over all of them are the totals
+comparable.  The total over all bands is the birthday model's estimate for the
+exact pairs; per band the split is approximate: the birthday model cannot tell which
 pairs of a cell are the coincidences, so where linkage separates them by other
 fields (middle name, address) the low bands show more expected matches than
 ``sum p`` and the high bands fewer, although linkage is right.  Read a band
@@ -53,17 +56,34 @@ def exact_stratum_calibration(
         GROUP BY ALL
         """
     )
+    # every cross-state pair of live registrations the exact rule joins, with its match
+    # probability where linkage wrote the pair (0 where it did not: linkage said "different
+    # people" by scoring it below the written threshold, or never compared it).  Taking all
+    # of them, not only the scored ones, makes the totals comparable: the birthday model's
+    # split covers every exact pair of a cell.
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE _cal_scored AS
+        SELECT CASE WHEN state_l < state_r THEN state_l ELSE state_r END AS sa,
+               CASE WHEN state_l < state_r THEN state_voter_id_l ELSE state_voter_id_r END AS ida,
+               CASE WHEN state_l < state_r THEN state_r ELSE state_l END AS sb,
+               CASE WHEN state_l < state_r THEN state_voter_id_r ELSE state_voter_id_l END AS idb,
+               max(match_probability)::DOUBLE AS p
+        FROM _vr_pairs_in WHERE state_l <> state_r GROUP BY ALL
+        """
+    )
     con.execute(
         """
         CREATE OR REPLACE TEMP TABLE _cal_pairs AS
-        SELECT p.match_probability::DOUBLE AS p, least(a.state, b.state) AS sa,
-               greatest(a.state, b.state) AS sb, a.first_name AS f, a.last_name AS l,
-               a.birth_year AS y
-        FROM _vr_pairs_in p
-        JOIN _vr_regs a ON a.state = p.state_l AND a.state_voter_id = p.state_voter_id_l
-        JOIN _vr_regs b ON b.state = p.state_r AND b.state_voter_id = p.state_voter_id_r
-        WHERE a.state <> b.state AND a.dob_granularity = 'full' AND b.dob_granularity = 'full'
-          AND a.first_name = b.first_name AND a.last_name = b.last_name AND a.dob = b.dob
+        SELECT coalesce(s.p, 0.0) AS p, s.p IS NOT NULL AS scored, a.state AS sa, b.state AS sb,
+               a.first_name AS f, a.last_name AS l, a.birth_year AS y
+        FROM _vr_regs a
+        JOIN _vr_regs b ON a.first_name = b.first_name AND a.last_name = b.last_name
+             AND a.dob = b.dob AND a.state < b.state
+        LEFT JOIN _cal_scored s ON s.sa = a.state AND s.ida = a.state_voter_id
+             AND s.sb = b.state AND s.idb = b.state_voter_id
+        WHERE a.dob_granularity = 'full' AND b.dob_granularity = 'full'
+          AND a.birth_year IS NOT NULL
         """
     )
     years = [r[0] for r in con.execute("SELECT DISTINCT y FROM _cal_pairs").fetchall()]
@@ -119,16 +139,20 @@ def exact_stratum_calibration(
                 "mean_coincidence_share": round(float(coinc), 4),
             }
         )
+    sql = "SELECT count(*) FILTER (WHERE NOT scored) FROM _cal_pairs"
+    unscored = con.execute(sql).fetchone()[0]
     tot_p = sum(r["expected_by_linkage"] for r in out)
     tot_m = sum(r["expected_by_birthday_model"] for r in out)
     return {
-        "stratum": "cross-state scored pairs agreeing exactly on first name, last name and full DOB",
+        "stratum": "cross-state pairs of live registrations agreeing exactly on first name, last "
+        "name and full DOB (a pair linkage did not write counts with p = 0)",
         "method": "per band of match probability: sum of match probabilities (linkage) vs the true "
         "matches the birthday model expects (mu / (N q + mu) per pair's name + birth-year cell); "
         "exact for the total, approximate per band (see voterolls.stats.calibration)",
         "bands": out,
         "total": {
             "pairs": sum(r["pairs"] for r in out),
+            "pairs_not_written_by_linkage": int(unscored),
             "expected_by_linkage": round(tot_p, 2),
             "expected_by_birthday_model": round(tot_m, 2),
             "ratio_model_to_linkage": round(tot_m / tot_p, 4) if tot_p > 0 else None,
