@@ -111,6 +111,17 @@ def test_county_file_with_cancelled_and_denied_records_through_ingest(tmp_path):
     )
     assert f"Not counted as registrations: {st['records_not_live']:,} records ({kinds}); " in out
     assert f"{reported:,} name+DOB rule matches join one of them to a live registration" in out
+    ve = res["vote_record_error"]
+    printed = f"Vote-record error {ve['error_rate']:.2%} (se {ve['error_rate_se']:.2%}): "
+    assert printed + f"{ve['source']}." in out
+    # a learnt rate rests on at least 200 records that cannot have voted
+    cannot = (ve["evidence"] or {}).get("records_that_cannot_have_voted", {})
+    if ve["source"].startswith("learnt"):
+        assert sum(v["records"] for v in cannot.values()) >= 200
+    dv = res["double_votes"].get("rule_net_of_coincidences_error_corrected") or {}
+    if dv.get("noise_floor"):
+        floor = f"all strata: floor {dv['noise_floor']['sd']:,.1f}, reported se {dv['se']:,.1f}"
+        assert floor in out
     assert "fraud" not in out.lower()
 
 
