@@ -50,7 +50,7 @@ def test_live_status_predicate_is_the_one_definition():
 
 @pytest.mark.slow
 def test_county_file_with_cancelled_and_denied_records_through_ingest(tmp_path):
-    from voterolls.formats.writer import write_native
+    from voterolls.synth.native import write_native
 
     nation = generate_nation(40_000, 11, KEPT).restrict(["NC"])
     regs = nation.registrations
