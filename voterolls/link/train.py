@@ -33,7 +33,14 @@ from voterolls.errors import UserError
 from voterolls.link.blocking import training_rules
 from voterolls.link.fields import FieldProfile
 from voterolls.link.settings import DEFAULT_SEED, EM_MAX_PAIRS, U_MAX_PAIRS
-from voterolls.link.splink_adapter import level_m, level_u, model_comparisons, sql_dialect
+from voterolls.link.splink_adapter import (
+    level_m,
+    level_u,
+    model_comparisons,
+    model_snapshot,
+    restore_model,
+    sql_dialect,
+)
 from voterolls.log import get_logger
 
 log = get_logger(__name__)
@@ -60,6 +67,9 @@ class TrainingReport:
     m_derived: list[str] = field(default_factory=list)
     em_skipped: list[str] = field(default_factory=list)
     fields: dict | None = None
+    #: EM rules whose session failed (an m that underflowed to 0 in Splink's maximisation
+    #: step) and were skipped: the comparisons keep the m of the other sessions
+    em_failed: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -92,6 +102,7 @@ def train(
         sql = rule.get_blocking_rule(sql_dialect(linker)).blocking_rule_sql
         if step:
             step(f"EM on {sql}")
+        saved = model_snapshot(linker)
         try:
             session = linker.training.estimate_parameters_using_expectation_maximisation(
                 rule, max_pairs=em_max_pairs, estimate_without_term_frequencies=True
@@ -100,6 +111,18 @@ def train(
             # No pair agrees on this rule's fields in this data: nothing to learn from it.
             report.em_skipped.append(sql)
             log.info("EM session skipped (no pairs): %s", sql)
+            continue
+        except ValueError as exc:
+            # Splink refuses an m that underflows to 0 (a level seen only among pairs EM is
+            # certain are non-matches, as in a small nation at national namesake density).
+            # The session edits the model in place, so the model from before it is put back:
+            # skipping it leaves the model as the other sessions leave it; the floor below
+            # bounds every m.
+            if "below the minimum allowed value" not in str(exc):
+                raise
+            restore_model(linker, saved)
+            log.warning("EM on %s skipped: an m probability underflowed to 0", sql)
+            report.em_failed.append(sql)
             continue
         report.em_rules.append(sql)
         report.em_iterations.append(len(getattr(session, "_core_model_settings_history", [])))
