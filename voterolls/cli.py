@@ -30,6 +30,7 @@ from voterolls.errors import UserError
 COMMAND_MODULES = (
     "voterolls.synth.commands",
     "voterolls.ingest.commands",
+    "voterolls.ingest.sealed_only",
     "voterolls.policy.commands",
     "voterolls.link.commands",
     "voterolls.stats.commands",
@@ -44,6 +45,7 @@ COMMAND_MODULES = (
 COMMAND_HOME = {
     "generate": "voterolls.synth.commands",
     **dict.fromkeys(("ingest", "ingest-dir", "diff", "uniformity"), "voterolls.ingest.commands"),
+    "ingest-sealed": "voterolls.ingest.sealed_only",
     **dict.fromkeys(("policy", "seal", "seal-key", "requests"), "voterolls.policy.commands"),
     **dict.fromkeys(("link", "evaluate"), "voterolls.link.commands"),
     "estimate": "voterolls.stats.commands",
