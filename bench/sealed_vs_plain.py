@@ -27,7 +27,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 
-def seal_generated(gen_dir: Path, deliveries: Path, key: bytes, states: list[str] | None = None) -> dict[str, float]:
+def seal_generated(
+    gen_dir: Path, deliveries: Path, key: bytes, states: list[str] | None = None
+) -> dict[str, float]:
     """Seal every (or the named) state of a `voterolls generate` directory, sealed-only."""
     from voterolls.policy.sealed_only import SealedOnlyRequest, seal_sealed_only
 
@@ -39,7 +41,9 @@ def seal_generated(gen_dir: Path, deliveries: Path, key: bytes, states: list[str
         t = time.perf_counter()
         files = tuple(gen_dir / f for f in info["files"])
         seal_sealed_only(
-            SealedOnlyRequest(files=files, state=state, out_dir=deliveries / state, key=key, format=info["format"])
+            SealedOnlyRequest(
+                files=files, state=state, out_dir=deliveries / state, key=key, format=info["format"]
+            )
         )
         seconds[state] = round(time.perf_counter() - t, 3)
     return seconds
@@ -50,7 +54,9 @@ def ingest_generated_sealed(ws_path: Path, deliveries: Path) -> int:
     from voterolls.store import Workspace
 
     ws = Workspace(ws_path)
-    return sum(ingest_sealed(ws, d.name, d).loaded for d in sorted(deliveries.iterdir()) if d.is_dir())
+    return sum(
+        ingest_sealed(ws, d.name, d).loaded for d in sorted(deliveries.iterdir()) if d.is_dir()
+    )
 
 
 def plaintext_values(gen_dir: Path) -> dict[str, set[str]]:
@@ -62,7 +68,9 @@ def plaintext_values(gen_dir: Path) -> dict[str, set[str]]:
     return {
         "first_name": {n for n in p["first_name"] if n and len(n) >= 4},
         "last_name": {n for n in p["last_name"] if n and len(n) >= 4},
-        "dob": dobs | {d.replace("-", "") for d in dobs} | {f"{d[5:7]}/{d[8:10]}/{d[:4]}" for d in dobs},
+        "dob": dobs
+        | {d.replace("-", "") for d in dobs}
+        | {f"{d[5:7]}/{d[8:10]}/{d[:4]}" for d in dobs},
     }
 
 
@@ -79,9 +87,14 @@ def _public_words(con, root: Path, word) -> set[bytes]:  # noqa: ANN001
 
     out: set[bytes] = set()
     for path in root.rglob("*.parquet"):
-        cols = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet({literal(path)})").fetchall()]
+        cols = [
+            r[0]
+            for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet({literal(path)})").fetchall()
+        ]
         for c in (c for c in cols if c in PUBLIC_COLUMNS):
-            for (v,) in con.execute(f'SELECT DISTINCT "{c}" FROM read_parquet({literal(path)})').fetchall():
+            for (v,) in con.execute(
+                f'SELECT DISTINCT "{c}" FROM read_parquet({literal(path)})'
+            ).fetchall():
                 if v is not None:
                     out.update(word.findall(str(v).encode()))
     return out
@@ -191,7 +204,10 @@ def run(people: int, data: Path, work: Path, seed: int = 7) -> dict[str, Any]:
     }  # fmt: skip
     t = time.perf_counter()
     hits = plaintext_hits(work / "sealed", plaintext_values(data))
-    res["plaintext_scan"] = {"seconds": round(time.perf_counter() - t, 1), "hits": {f: len(v) for f, v in hits.items()}}
+    res["plaintext_scan"] = {
+        "seconds": round(time.perf_counter() - t, 1),
+        "hits": {f: len(v) for f, v in hits.items()},
+    }
     res["load_after"] = list(os.getloadavg())
     return res
 

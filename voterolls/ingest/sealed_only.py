@@ -28,7 +28,6 @@ from typing import Annotated
 
 import duckdb
 import pyarrow as pa
-import pyarrow.parquet as pq
 import typer
 
 from voterolls.errors import UserError
@@ -63,7 +62,10 @@ class SealedIngestResult:
 
 
 def _check_registrations(con: duckdb.DuckDBPyConnection, path: Path) -> int:
-    cols = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet({literal(path)})").fetchall()]
+    cols = [
+        r[0]
+        for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet({literal(path)})").fetchall()
+    ]
     extra = [c for c in cols if c not in DELIVERY_COLUMNS]
     if extra:
         raise UserError(
@@ -73,13 +75,17 @@ def _check_registrations(con: duckdb.DuckDBPyConnection, path: Path) -> int:
             field=extra[0],
         )
     if "state_voter_id" not in cols:
-        raise UserError("the delivery has no state_voter_id column", file=path, field="state_voter_id")
+        raise UserError(
+            "the delivery has no state_voter_id column", file=path, field="state_voter_id"
+        )
     src = f"read_parquet({literal(path)})"
     checks = ["count(*) FILTER (WHERE state_voter_id IS NULL OR state_voter_id = '')"]
     names = ["state_voter_id"]
     for c in cols:
         if c in TOKEN_NAMES:
-            checks.append(f"count(*) FILTER (WHERE {c} IS NOT NULL AND NOT regexp_full_match({c}, '{_HEX}'))")
+            checks.append(
+                f"count(*) FILTER (WHERE {c} IS NOT NULL AND NOT regexp_full_match({c}, '{_HEX}'))"
+            )
             names.append(c)
         elif c in ENCODING_COLUMNS:
             checks.append(
@@ -104,10 +110,14 @@ def _check_registrations(con: duckdb.DuckDBPyConnection, path: Path) -> int:
                 file=path,
                 field=name,
             )
-    n, distinct = con.execute(f"SELECT count(*), count(DISTINCT state_voter_id) FROM {src}").fetchall()[0]
+    n, distinct = con.execute(
+        f"SELECT count(*), count(DISTINCT state_voter_id) FROM {src}"
+    ).fetchall()[0]
     if n != distinct:
         raise UserError(
-            f"{n - distinct:,} registration(s) repeat a state_voter_id", file=path, field="state_voter_id"
+            f"{n - distinct:,} registration(s) repeat a state_voter_id",
+            file=path,
+            field="state_voter_id",
         )
     return int(n)
 
@@ -127,11 +137,15 @@ def ingest_sealed(ws: Workspace, state: str, delivery: str | Path) -> SealedInge
     state = check_state(state)
     delivery = Path(delivery)
     if not delivery.is_dir():
-        raise UserError("a sealed-only delivery is a directory written by `voterolls seal --sealed-only`", file=delivery)
+        raise UserError(
+            "a sealed-only delivery is a directory written by `voterolls seal --sealed-only`",
+            file=delivery,
+        )
     manifest = read_manifest(delivery)
     if str(manifest.get("state", "")).upper() != state:
         raise UserError(
-            f"the delivery was sealed for {manifest.get('state')!r}, not {state}", file=delivery / "manifest.json"
+            f"the delivery was sealed for {manifest.get('state')!r}, not {state}",
+            file=delivery / "manifest.json",
         )
     reg_in = delivery / "registrations.parquet"
     vh_in = delivery / "vote_history.parquet"
@@ -143,21 +157,37 @@ def ingest_sealed(ws: Workspace, state: str, delivery: str | Path) -> SealedInge
     staged = ws.stage(state)
     try:
         n = _check_registrations(con, reg_in)
-        present = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet({literal(reg_in)})").fetchall()}
+        present = {
+            r[0]
+            for r in con.execute(
+                f"DESCRIBE SELECT * FROM read_parquet({literal(reg_in)})"
+            ).fetchall()
+        }
         national = []
         for f in REGISTRATION_SCHEMA:
             if f.name == "state":
                 national.append(f"{literal(state)} AS state")
             elif f.name in present:
-                national.append(f'CAST("{f.name}" AS VARCHAR) AS "{f.name}"' if pa.types.is_string(f.type) else f'"{f.name}"')
+                national.append(
+                    f'CAST("{f.name}" AS VARCHAR) AS "{f.name}"'
+                    if pa.types.is_string(f.type)
+                    else f'"{f.name}"'
+                )
             else:
                 national.append(f'NULL::{sql_type(f.type)} AS "{f.name}"')
-        sealed = [c for c in DELIVERY_COLUMNS if c in present and c not in REGISTRATION_SCHEMA.names]
+        sealed = [
+            c for c in DELIVERY_COLUMNS if c in present and c not in REGISTRATION_SCHEMA.names
+        ]
         con.execute(
             f"COPY (SELECT {', '.join(national)}, {', '.join(sealed)} FROM read_parquet({literal(reg_in)})) "
             f"TO {literal(staged.dir / 'registrations.parquet')} (FORMAT PARQUET, COMPRESSION ZSTD)"
         ).fetchall()
-        vh_cols = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet({literal(vh_in)})").fetchall()}
+        vh_cols = {
+            r[0]
+            for r in con.execute(
+                f"DESCRIBE SELECT * FROM read_parquet({literal(vh_in)})"
+            ).fetchall()
+        }
         vh_sel = []
         for f in VOTE_HISTORY_SCHEMA:
             if f.name == "state":
@@ -178,7 +208,8 @@ def ingest_sealed(ws: Workspace, state: str, delivery: str | Path) -> SealedInge
             ).fetchall()[0][0]
         )
         (staged.dir / "manifest.json").write_text(
-            json.dumps({"format": SEALED_FORMAT, "delivery": manifest}, indent=2) + "\n", encoding="utf-8"
+            json.dumps({"format": SEALED_FORMAT, "delivery": manifest}, indent=2) + "\n",
+            encoding="utf-8",
         )
         snapshot = {
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -223,10 +254,16 @@ def sealed_states(ws: Workspace) -> list[str]:
 
 def ingest_sealed_command(
     state: Annotated[str, typer.Argument(help="USPS code of the state that sealed the delivery")],
-    delivery: Annotated[Path, typer.Argument(help="directory written by `voterolls seal --sealed-only`")],
+    delivery: Annotated[
+        Path, typer.Argument(help="directory written by `voterolls seal --sealed-only`")
+    ],
     workspace: Annotated[
         Path | None,
-        typer.Option("--workspace", "-w", help="workspace directory (default: $VOTEROLLS_WORKSPACE or ./workspace)"),
+        typer.Option(
+            "--workspace",
+            "-w",
+            help="workspace directory (default: $VOTEROLLS_WORKSPACE or ./workspace)",
+        ),
     ] = None,
 ) -> None:
     """Ingest a sealed-only delivery (tokens and name encodings only) as the state's new snapshot."""

@@ -295,7 +295,9 @@ def prepare_sealed_input(
             "ingest them with `voterolls ingest-sealed`",
             field=missing[0],
         )
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _link_sealed AS {sealed_select_sql(source)}").fetchall()
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE _link_sealed AS {sealed_select_sql(source)}"
+    ).fetchall()
     dropped = create_capped_keys(
         con,
         "_link_sealed",

@@ -209,7 +209,7 @@ def _seal_sealed_only(
         identifiers=identifiers,
     )
     r = seal_sealed_only(req)
-    _out.print(
+    typer.echo(
         f"sealed-only delivery for {req.state}: {r.sealed:,} registrations, "
         f"{r.vote_history:,} vote-history rows, {r.quarantined:,} rows quarantined -> {out_path} "
         "(tokens and name encodings only)"

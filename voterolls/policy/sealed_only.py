@@ -66,7 +66,15 @@ BITS_PER_TOKEN = 20
 NAME_FIELDS = ("first_name", "middle_name", "last_name")
 
 #: Plain (non-identifying, categorical) columns a delivery carries.
-PLAIN_COLUMNS = ("state_voter_id", "county", "gender", "party", "status", "uocava", "dob_granularity")
+PLAIN_COLUMNS = (
+    "state_voter_id",
+    "county",
+    "gender",
+    "party",
+    "status",
+    "uocava",
+    "dob_granularity",
+)
 
 #: token column -> (domain, SQL over the normalised lawful relation giving the value to seal).
 TOKEN_COLUMNS: dict[str, tuple[str, str]] = {
@@ -268,7 +276,11 @@ def seal_sealed_only(req: SealedOnlyRequest) -> SealedOnlyReport:
             vt = VOTE_HISTORY_SCHEMA.empty_table()
         pq.write_table(vt, tmp / "vote_history.parquet", compression="zstd")
         scanned = s.finish()
-        report.rows_read = sum(f.rows_read for f in scanned.files if getattr(f, "role", "registrations") == "registrations")
+        report.rows_read = sum(
+            f.rows_read
+            for f in scanned.files
+            if getattr(f, "role", "registrations") == "registrations"
+        )
         report.quarantined = scanned.quarantine.num_rows
         pq.write_table(scanned.quarantine, tmp / "quarantine.parquet", compression="zstd")
         report.seconds = round(time.perf_counter() - t0, 3)
@@ -304,7 +316,10 @@ def seal_sealed_only(req: SealedOnlyRequest) -> SealedOnlyReport:
 
 
 def _sealed_table(
-    con: duckdb.DuckDBPyConnection, normal, key: bytes, report: SealedOnlyReport  # noqa: ANN001
+    con: duckdb.DuckDBPyConnection,
+    normal,
+    key: bytes,
+    report: SealedOnlyReport,  # noqa: ANN001
 ) -> pa.Table:
     """Plaintext (in memory only) -> tokens and encodings."""
     from voterolls.normalize.phonetic import soundex_sql
@@ -314,9 +329,7 @@ def _sealed_table(
             "first_name", "first_name_canonical", "middle_name", "last_name", "name_suffix",
             "dob", "birth_year", "residence_zip5"]  # fmt: skip
     typed = {"dob": "DATE", "birth_year": "INTEGER"}
-    sel = ", ".join(
-        c if c in present else f"NULL::{typed.get(c, 'VARCHAR')} AS {c}" for c in need
-    )
+    sel = ", ".join(c if c in present else f"NULL::{typed.get(c, 'VARCHAR')} AS {c}" for c in need)
     con.register("_vr_sealed_src", normal.project(sel).to_arrow_table())
     parts = (
         "list_filter(string_split(regexp_replace(last_name, '[^A-Z]+', ' ', 'g'), ' '), "
@@ -372,7 +385,9 @@ def _add_identifier_tokens(table: pa.Table, identifiers: Path, key: bytes) -> pa
 
         tok = pacsv.read_csv(
             side,
-            convert_options=pacsv.ConvertOptions(column_types={"state_voter_id": pa.string()}, strings_can_be_null=True),
+            convert_options=pacsv.ConvertOptions(
+                column_types={"state_voter_id": pa.string()}, strings_can_be_null=True
+            ),
         )
     finally:
         side.unlink(missing_ok=True)
@@ -381,7 +396,8 @@ def _add_identifier_tokens(table: pa.Table, identifiers: Path, key: bytes) -> pa
         con.register("r", table)
         con.register("t", tok)
         sel = ", ".join(
-            f"t.{c} AS {c}" if c in ("ssn4_token", "dl_token") else f"r.{c}" for c in table.column_names
+            f"t.{c} AS {c}" if c in ("ssn4_token", "dl_token") else f"r.{c}"
+            for c in table.column_names
         )
         return con.sql(f"SELECT {sel} FROM r LEFT JOIN t USING (state_voter_id)").to_arrow_table()
     finally:
