@@ -83,9 +83,13 @@ PUBLIC_COLUMNS = (
 
 
 def _public_words(con, root: Path, word) -> set[bytes]:  # noqa: ANN001
+    """Words any sealed-only workspace holds whatever the data: public category values and
+    the text of the sealed model definition (SQL and labels such as CAST, Dice)."""
+    from voterolls.link.sealed import sealed_settings_creator
     from voterolls.sql import literal
 
-    out: set[bytes] = set()
+    model = json.dumps(sealed_settings_creator().create_settings_dict("duckdb"))
+    out: set[bytes] = set(word.findall(model.encode()))
     for path in root.rglob("*.parquet"):
         cols = [
             r[0]
@@ -101,16 +105,18 @@ def _public_words(con, root: Path, word) -> set[bytes]:  # noqa: ANN001
 
 
 def plaintext_hits(root: Path, values: dict[str, set[str]]) -> dict[str, list[str]]:
-    """Files under ``root`` holding any of ``values`` as a whole value (raw bytes and decoded Parquet).
+    """Files under ``root`` holding any of ``values`` as a whole value.
 
-    Parquet pages are compressed, so a raw byte scan alone proves little:
-    every Parquet file is also read back (all columns as text) and searched.
-    A value counts as a whole word, in upper or title case (a short
-    name occurs by chance *inside* a base64 encoding; a word here is a maximal
-    run of base64 characters, so an encoding is one long word).  Dates are
-    maximal runs of digits, ``-`` and ``/``.  Names that are also values of a
-    public category (:data:`PUBLIC_COLUMNS`) are not searched.  Returns
-    field -> offending files.
+    Parquet files are read back (every column as text, plus the column
+    names): their pages are compressed, so their raw bytes prove nothing
+    either way (and random compressed bytes spell short names by chance).
+    Other files (JSON, the DuckDB catalog) are scanned as raw bytes.
+    A value counts as a whole word, in upper or title case: a word is a
+    maximal run of base64 / hex characters, so a token or an encoding is one
+    long word and a name occurring by chance *inside* it does not count.
+    Dates are compared with maximal runs of those characters plus ``-``.
+    Names that are also words every sealed-only workspace holds
+    (:func:`_public_words`) are not searched.  Returns field -> offending files.
     """
     import re
 
@@ -119,7 +125,7 @@ def plaintext_hits(root: Path, values: dict[str, set[str]]) -> dict[str, list[st
     from voterolls.sql import literal
 
     word = re.compile(rb"[A-Za-z0-9+/=]+")
-    date = re.compile(rb"[0-9][0-9/-]*[0-9]")
+    date = re.compile(rb"[A-Za-z0-9+/=-]+")
     con = duckdb.connect()
     public = _public_words(con, root, word)
     forms = {
@@ -128,15 +134,15 @@ def plaintext_hits(root: Path, values: dict[str, set[str]]) -> dict[str, list[st
     }
     hits: dict[str, list[str]] = {f: [] for f in values}
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        blobs = [path.read_bytes()]
         if path.suffix == ".parquet":
-            rows = con.execute(f"SELECT * FROM read_parquet({literal(path)})").fetchall()
-            blobs.append("\n".join("\t".join(str(v) for v in r) for r in rows).encode())
-        words: set[bytes] = set()
-        dates: set[bytes] = set()
-        for b in blobs:
-            words.update(word.findall(b))
-            dates.update(date.findall(b))
+            rel = con.execute(f"SELECT * FROM read_parquet({literal(path)})")
+            names = "\t".join(d[0] for d in rel.description)
+            rows = rel.fetchall()
+            blob = (names + "\n" + "\n".join("\t".join(str(v) for v in r) for r in rows)).encode()
+        else:
+            blob = path.read_bytes()
+        words = set(word.findall(blob))
+        dates = set(date.findall(blob))
         for f, vals in forms.items():
             if vals & (dates if f == "dob" else words):
                 hits[f].append(str(path.relative_to(root)))

@@ -238,3 +238,22 @@ def test_dice_sql_equals_the_coefficient():
     )
     got = con.execute(f"SELECT {dice_sql('first_name')} FROM u").fetchall()[0][0]
     assert got == pytest.approx(dice(a, b))
+
+
+def test_identifiers_add_ssn4_and_licence_tokens(nation, tmp_path):
+    import csv
+
+    from voterolls.policy.sealed_only import SealedOnlyRequest, hmac_token, seal_sealed_only
+
+    manifest = json.loads((nation / "manifest.json").read_text())
+    files = tuple(nation / f for f in manifest["states"]["OH"]["files"])
+    ids = nation / "internal" / "OH_identifiers.csv"
+    seal_sealed_only(
+        SealedOnlyRequest(files=files, state="OH", out_dir=tmp_path / "OH", key=KEY, identifiers=ids)
+    )
+    t = pq.read_table(tmp_path / "OH" / "registrations.parquet").to_pydict()
+    with open(ids, newline="") as fh:
+        row = next(r for r in csv.DictReader(fh) if r["ssn4"])
+    i = t["state_voter_id"].index(row["state_voter_id"])
+    assert t["ssn4_token"][i] == hmac_token(row["ssn4"], KEY, "ssn4")
+    assert t["dl_token"][i] is not None
