@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 import pytest
-from voterolls.service.testing import NC_FILE, Env, bearer
+from service_fakes import NC_FILE, Env, bearer
 
 from voterolls.service.audit import AuditLog, AuditUnavailable
 
