@@ -104,13 +104,30 @@ def _public_words(con, root: Path, word) -> set[bytes]:  # noqa: ANN001
     return out
 
 
+def _duckdb_text(path: Path) -> bytes:
+    """Every table of a DuckDB database file as text (names, then rows)."""
+    import duckdb
+
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        parts = []
+        for (name,) in con.execute("SELECT table_name FROM duckdb_tables()").fetchall():
+            rel = con.execute(f'SELECT * FROM "{name}"')
+            parts.append(name + "\t" + "\t".join(d[0] for d in rel.description))
+            parts.extend("\t".join(str(v) for v in r) for r in rel.fetchall())
+    finally:
+        con.close()
+    return "\n".join(parts).encode()
+
+
 def plaintext_hits(root: Path, values: dict[str, set[str]]) -> dict[str, list[str]]:
     """Files under ``root`` holding any of ``values`` as a whole value.
 
     Parquet files are read back (every column as text, plus the column
     names): their pages are compressed, so their raw bytes prove nothing
     either way (and random compressed bytes spell short names by chance).
-    Other files (JSON, the DuckDB catalog) are scanned as raw bytes.
+    A DuckDB database (the catalog) is read back table by table, for the
+    same reason.  Other files (JSON) are scanned as raw bytes.
     A value counts as a whole word, in upper or title case: a word is a
     maximal run of base64 / hex characters, so a token or an encoding is one
     long word and a name occurring by chance *inside* it does not count.
@@ -139,6 +156,8 @@ def plaintext_hits(root: Path, values: dict[str, set[str]]) -> dict[str, list[st
             names = "\t".join(d[0] for d in rel.description)
             rows = rel.fetchall()
             blob = (names + "\n" + "\n".join("\t".join(str(v) for v in r) for r in rows)).encode()
+        elif path.suffix == ".duckdb":
+            blob = _duckdb_text(path)
         else:
             blob = path.read_bytes()
         words = set(word.findall(blob))
