@@ -22,8 +22,9 @@ import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from voterolls.formats import scan, write_native  # noqa: E402
+from voterolls.formats import scan  # noqa: E402
 from voterolls.formats.sample import national_sample  # noqa: E402
+from voterolls.synth.native import write_native  # noqa: E402
 
 FULL = SimpleNamespace(
     dob_disclosure="full",

@@ -1,10 +1,10 @@
 """Benchmark: voterolls ingest vs DuckDB's plain CSV -> Parquet copy of the same NC file.
 
-    .venv/bin/python bench/ingest.py [--rows 1000000] [--threads N] [--memory-limit 1GB] [--no-docs]
+    .venv/bin/python bench/ingest.py [--rows 1000000] [--threads N] [--memory-limit 1GB] [--no-docs] [--no-zipped]
 
 1. Builds a synthetic NC ``ncvoter`` file (tab, all fields quoted, 67
    columns) of ``--rows`` rows: a block of made-up registrations written by
-   ``voterolls.formats.write_native`` (``voterolls.formats.sample``, no real
+   ``voterolls.synth.native.write_native`` (``voterolls.formats.sample``, no real
    voter data) is replicated with distinct ``ncid`` values (bytes replace, so
    building 1M rows takes seconds).
 2. (a) ``COPY (SELECT * FROM read_csv(file)) TO 'x.parquet' (zstd)`` in a
@@ -15,6 +15,12 @@
    (max over the process and its children); CPU seconds are the child's
    user + system time (``getrusage``), and the load average is recorded
    before (a) and after (b): the machine is shared.
+   (c) unless ``--no-zipped``: the same file as states ship it, in a ZIP
+   (deflate, Python's default level), ingested the same way: the member is
+   streamed into an anonymous scratch file and read from there
+   (``voterolls.ingest.archives``).  (b) and (c) run ``--pairs`` times in
+   alternating order (b c, c b, ...) so a change in the machine's load hits
+   both; the medians are compared.
 4. Prints a table, writes ``bench/results/ingest.json`` and replaces the
    table in docs/PERFORMANCE.md ("Ingest" section) unless ``--no-docs``.
 
@@ -49,8 +55,8 @@ BLOCK = 50_000
 
 def build_nc_file(rows: int, out_dir: Path) -> Path:
     """A native NC ncvoter file with ``rows`` registrations (replicated blocks, unique ncid)."""
-    from voterolls.formats import write_native
     from voterolls.formats.sample import national_sample
+    from voterolls.synth.native import write_native
 
     block = min(BLOCK, rows)
     regs, _vh = national_sample("NC", block, seed=11)
@@ -98,6 +104,24 @@ def damage(path: Path, n: int) -> None:
         else:
             lines[i] = lines[i][:20] + b"\xff" + lines[i][20:]
     path.write_bytes(b"\n".join(lines))
+
+
+def zip_file(src: Path) -> Path:
+    """``src`` in a ZIP next to it (deflate, default level: how NC ships its files)."""
+    import zipfile
+
+    out = src.with_suffix(".zip")
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.write(src, src.name)
+    return out
+
+
+def _median_run(runs: list[tuple[float, int, str, float]]) -> tuple[float, int, str, float]:
+    """The run with the median wall time (lower median), its RSS and output; CPU: the median too."""
+    by_wall = sorted(runs, key=lambda r: r[0])
+    mid = by_wall[(len(by_wall) - 1) // 2]
+    cpus = sorted(r[3] for r in runs)
+    return mid[0], max(r[1] for r in runs), mid[2], cpus[(len(cpus) - 1) // 2]
 
 
 def _run_child(code: str, env: dict[str, str]) -> tuple[float, int, str, float]:
@@ -162,6 +186,8 @@ def main() -> None:
         "--threads", type=int, default=0, help="DuckDB threads for both sides (0 = DuckDB default)"
     )
     ap.add_argument("--memory-limit", default="1GB")
+    ap.add_argument("--no-zipped", action="store_true", help="skip (c), the zipped copy of the file")
+    ap.add_argument("--pairs", type=int, default=2, help="runs of (b) and (c) each, in alternating order")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     ap.add_argument("--no-docs", action="store_true", help="do not rewrite docs/PERFORMANCE.md")
     ap.add_argument(
@@ -198,13 +224,22 @@ def main() -> None:
             ),
             env,
         )
-        ing_s, ing_rss, out, ing_cpu = _run_child(
-            INGEST.format(src=src, ws=work / "ws", mem=args.memory_limit, threads_kw=threads_kw),
-            env,
-        )
+        zipped = None if args.no_zipped or args.bad_lines else zip_file(src)
+        runs: dict[str, list[tuple[float, int, str, float]]] = {"plain": [], "zipped": []}
+        for k in range(max(1, args.pairs) if zipped else 1):
+            order = ["plain", "zipped"] if k % 2 == 0 else ["zipped", "plain"]
+            for kind in order if zipped else ["plain"]:
+                ws = work / f"ws-{kind}-{k}"
+                runs[kind].append(
+                    _run_child(
+                        INGEST.format(src=zipped if kind == "zipped" else src, ws=ws, mem=args.memory_limit, threads_kw=threads_kw),
+                        env,
+                    )
+                )
+        ing_s, ing_rss, out, ing_cpu = _median_run(runs["plain"])
         load_end = os.getloadavg()
         counts = out.strip().splitlines()[-1].split()
-        reg = next((work / "ws" / "states" / "NC").glob("*/registrations.parquet"))
+        reg = next(work.glob("ws-plain-0/states/NC/*/registrations.parquet"))
         result = {
             "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "rows": args.rows,
@@ -234,7 +269,24 @@ def main() -> None:
             },
             "throughput_ratio": round(plain_s / ing_s, 3),
             "cpu_ratio": round(plain_cpu / ing_cpu, 3),
+            "ingest_runs_s": [round(r[0], 2) for r in runs["plain"]],
         }
+        if zipped is not None:
+            z_s, z_rss, z_out, z_cpu = _median_run(runs["zipped"])
+            z_counts = z_out.strip().splitlines()[-1].split()
+            if z_counts != counts:
+                raise SystemExit(f"zipped ingest counted {z_counts}, plain {counts}")
+            result["zipped"] = {
+                "zip_bytes": zipped.stat().st_size,
+                "seconds": round(z_s, 2),
+                "cpu_s": round(z_cpu, 2),
+                "rows_per_s": round(args.rows / z_s),
+                "peak_rss_mib": round(z_rss / 2**20),
+                "runs_s": [round(r[0], 2) for r in runs["zipped"]],
+                # > 1: the zipped ingest is slower; the target is at most 1.25
+                "slowdown_vs_plain": round(z_s / ing_s, 3),
+                "cpu_slowdown_vs_plain": round(z_cpu / ing_cpu, 3),
+            }
         result["bad_lines"] = args.bad_lines
         results.parent.mkdir(parents=True, exist_ok=True)
         results.write_text(json.dumps(result, indent=2) + "\n")
@@ -257,7 +309,9 @@ def render(r: dict) -> str:
             + (f" --bad-lines {r['bad_lines']}" if r.get("bad_lines") else "")
             + "` "
             f"({r['rows']:,} rows, {r['file_bytes'] / 1e6:.0f} MB NC ncvoter file; {r['machine']}; "
-            f"DuckDB threads: {r['threads']}, memory limit {r['memory_limit']}; one run; load average "
+            f"DuckDB threads: {r['threads']}, memory limit {r['memory_limit']}; one run"
+            + (f", (b) and (c) the median of {len(r['ingest_runs_s'])} each in alternating order" if r.get("zipped") else "")
+            + "; load average "
             f"(1/5/15 min) {' / '.join(map(str, r['load_avg_start']))} before, {' / '.join(map(str, r['load_avg_end']))} after).",
             "",
             "| run | seconds | rows/s | CPU s (user+sys) | peak RSS (MiB) |",
@@ -265,6 +319,16 @@ def render(r: dict) -> str:
             f"| (a) DuckDB plain CSV -> Parquet COPY | {p['seconds']} | {p['rows_per_s']:,} | {p['cpu_s']} | {p['peak_rss_mib']} |",
             f"| (b) voterolls ingest (scan, policy, normalise, Parquet, counts, uniformity) | {i['seconds']} | {i['rows_per_s']:,} | {i['cpu_s']} | {i['peak_rss_mib']} |",
             f"| ratio (b)/(a): throughput (wall) / CPU | {r['throughput_ratio']} | | {r['cpu_ratio']} | |",
+            *(
+                [
+                    f"| (c) voterolls ingest of the same file zipped ({r['zipped']['zip_bytes'] / 1e6:.0f} MB .zip) | "
+                    f"{r['zipped']['seconds']} | {r['zipped']['rows_per_s']:,} | {r['zipped']['cpu_s']} | {r['zipped']['peak_rss_mib']} |",
+                    f"| ratio (c)/(b): zipped vs plain, wall / CPU (target at most 1.25) | {r['zipped']['slowdown_vs_plain']} | | "
+                    f"{r['zipped']['cpu_slowdown_vs_plain']} | |",
+                ]
+                if r.get("zipped")
+                else []
+            ),
             "",
             f"Ingest counts: {i['rows_read']:,} read = {i['loaded']:,} loaded + {i['quarantined']:,} quarantined "
             f"+ {i['protected_excluded']:,} protected excluded.",

@@ -98,8 +98,8 @@ def native_bytes(fmt: str, n: int = 8) -> tuple[tuple[str, bytes], ...]:
     """(file name, bytes) of ``fmt``'s native file(s) for ``n`` sample voters (cached)."""
     import tempfile
 
-    from voterolls.formats import write_native
     from voterolls.formats.sample import national_sample
+    from voterolls.synth.native import write_native
 
     state = FORMAT_STATE[fmt]
     regs, vh = national_sample(state, n, protected_every=4)
@@ -377,7 +377,10 @@ for line in sys.stdin:
             null = os.open(os.devnull, os.O_WRONLY)
             os.dup2(null, 1)
             progress = install_kill_hook(job.get("kill_at", ""))
-            pipeline.ingest(job["ws"], job["state"], [Path(p) for p in job["paths"]], progress=progress)
+            from voterolls.ingest.delivery import DeliveryOptions
+
+            delivery = DeliveryOptions(allow_shrink=job.get("allow_shrink", False))
+            pipeline.ingest(job["ws"], job["state"], [Path(p) for p in job["paths"]], progress=progress, delivery=delivery)
             os._exit(0)
         except BaseException:
             traceback.print_exc()
@@ -407,8 +410,11 @@ class ForkServer:
         )  # fmt: skip
         assert self.proc.stdout.readline().strip() == "ready", stderr_path.read_text()[-2000:]
 
-    def start(self, workspace: Path, state: str, paths: list[Path], kill_at: str = "") -> int:
-        job = {"ws": str(workspace), "state": state, "paths": [str(p) for p in paths], "kill_at": kill_at}
+    def start(self, workspace: Path, state: str, paths: list[Path], kill_at: str = "", *, allow_shrink: bool = False) -> int:
+        """``allow_shrink``: the versions a fault test alternates between may differ in size by more
+        than the delivery guard's 10% (voterolls.ingest.delivery)."""
+        job = {"ws": str(workspace), "state": state, "paths": [str(p) for p in paths], "kill_at": kill_at,
+               "allow_shrink": allow_shrink}
         self.proc.stdin.write(json.dumps(job) + "\n")
         self.proc.stdin.flush()
         return json.loads(self.proc.stdout.readline())["pid"]

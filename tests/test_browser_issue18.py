@@ -85,6 +85,7 @@ def test_report_and_state_page_screenshots(tmp_path: Path) -> None:
 
                 page.goto(out.as_uri())
                 assert "How they relate." in page.inner_text("#headline")
+                assert page.evaluate("document.documentElement.scrollWidth") <= width, "report wider than the screen"
                 page.screenshot(path=str(shots / f"report-{label}.png"), full_page=True)
                 page.goto((out.parent / "report-model.html").as_uri())
                 page.wait_for_selector("#chart0 svg, #chart0 canvas")
@@ -92,6 +93,7 @@ def test_report_and_state_page_screenshots(tmp_path: Path) -> None:
 
                 page.goto(base + "/states/NC")
                 assert "out of date" in page.inner_text("#stale")
+                assert page.evaluate("document.documentElement.scrollWidth") <= width, "state page wider than the screen"
                 page.screenshot(path=str(shots / f"state-{label}.png"), full_page=True)
                 page.goto(f"{base}/states/NC/pairs/{ref}")
                 page.wait_for_selector("#chart0 svg, #chart0 canvas")

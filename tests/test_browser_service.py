@@ -62,8 +62,8 @@ def _state_files(tmp: Path) -> tuple[list[Path], dict, list[str]]:
     """Native NC files from write_native when the pipeline is built; else a marked CSV and the fakes."""
     try:
         import voterolls.ingest.pipeline  # noqa: F401
-        from voterolls.formats import write_native
         from voterolls.formats.sample import national_sample
+        from voterolls.synth.native import write_native
 
         regs, history = national_sample("NC", 120)
         ids = regs.column("state_voter_id").to_pylist()
@@ -215,3 +215,56 @@ def test_state_uploads_through_the_page_and_reads_the_report_offline(tmp_path: P
     assert external == [], f"pages tried to reach the network: {external}"
     assert csp_errors == [], csp_errors
     assert (shots / "05-report.png").stat().st_size > 10_000
+
+
+def test_county_split_state_uploads_through_the_page(tmp_path: Path) -> None:
+    """FL's 67 county extracts + 67 history files chosen at once in the page, then a second
+    submission of 20 counties: each replaces only its counties, the rest is kept (issue 16)."""
+    pytest.importorskip("voterolls.ingest.pipeline")
+    from delivery_files import FL_COUNTIES, fl_county_files
+
+    from voterolls.store import Workspace
+
+    reg, his = fl_county_files(tmp_path / "fl")
+    w = tmp_path / "ws"
+    token = AccountStore(w / "service" / "accounts.json").create("fl-upload", "state", "FL")[1]
+    app = create_app(w)
+    shots = Path(os.environ.get("VOTEROLLS_TEST_OUTPUT") or Path(__file__).resolve().parents[1] / "test-output") / "service"
+    shots.mkdir(parents=True, exist_ok=True)
+    with Server(app) as base, sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+            ctx.set_default_timeout(120_000)
+            page = ctx.new_page()
+            page.goto(base + "/login")
+            page.fill("#token", token)
+            page.click("button[type=submit]")
+            page.wait_for_url("**/states/FL")
+            page.set_input_files("#files", [str(p) for p in reg + his])
+            assert "134 files" in page.inner_text("#chosen")
+            page.click("#upload-button")
+            page.wait_for_selector("#latest-result", timeout=240_000)
+            text = page.inner_text("#latest-result")
+            assert "county:ALA" in text and "county:WAS" in text
+            page.screenshot(path=str(shots / "08-county-split-upload.png"), full_page=True)
+            con = Workspace(w).connect()
+            first = dict(con.sql("SELECT county, count(*) FROM registrations GROUP BY 1").fetchall())
+            assert set(first) == set(FL_COUNTIES)
+
+            reg2, his2 = fl_county_files(tmp_path / "fl2", seed=6)  # a newer extract of 20 counties
+            page.set_input_files("#files", [str(p) for p in reg2[:20] + his2[:20]])
+            page.click("#upload-button")
+            # a county's vote history shrinks by more than 10%: refused until the state confirms
+            page.wait_for_selector("#last-failure", timeout=240_000)
+            assert "allow a smaller roll" in page.inner_text("#last-failure")
+            page.set_input_files("#files", [str(p) for p in reg2[:20] + his2[:20]])
+            page.check("#allow-shrink")
+            page.click("#upload-button")
+            page.wait_for_selector("#latest-result >> text=(kept)", timeout=240_000)
+            page.screenshot(path=str(shots / "09-county-split-second-submission.png"), full_page=True)
+            assert "(kept)" in page.inner_text("#latest-result")
+            con = Workspace(w).connect()
+            assert dict(con.sql("SELECT county, count(*) FROM registrations GROUP BY 1").fetchall()) == first
+        finally:
+            browser.close()

@@ -19,9 +19,9 @@ from voterolls.formats import (
     get_format,
     load_user_format,
     scan,
-    write_native,
 )
 from voterolls.formats.sample import ELECTIONS, national_sample
+from voterolls.synth.native import write_native
 
 FULL = SimpleNamespace(
     dob_disclosure="full",

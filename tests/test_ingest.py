@@ -15,11 +15,11 @@ import pytest
 from typer.testing import CliRunner
 
 from voterolls.errors import UserError
-from voterolls.formats import write_native
 from voterolls.formats.sample import national_sample
 from voterolls.ingest.diff import diff_snapshots
 from voterolls.ingest.pipeline import ingest
 from voterolls.store import Workspace
+from voterolls.synth.native import write_native
 
 
 def _native(tmp: Path, state: str, n: int = 120, **kw) -> list[Path]:

@@ -12,9 +12,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from voterolls.formats import write_native
 from voterolls.formats.sample import national_sample
 from voterolls.ingest.pipeline import ingest
+from voterolls.synth.native import write_native
 
 
 def _damaged(tmp: Path, state: str, *, blank_line: bool) -> Path:

@@ -348,14 +348,26 @@ def test_nc_denied_status_removed_placeholder_and_history_methods() -> None:
 
 
 def test_ny_45_field_file_is_never_read_as_virginia() -> None:
-    """45 quoted fields fit NY's pre-2021 layout and VA's 45-column CSV: refuse, name both."""
-    from voterolls.errors import UserError
-    from voterolls.formats import detect_format
+    """45 quoted fields have the shape of NY's pre-2021 layout and of VA's 45-column CSV.
 
+    The shape alone cannot tell them apart; the sample's values can (NY's
+    status and date codes, VA's none), so detection names NY by a clear
+    margin, and VA's layout named explicitly refuses the file.
+    """
+    import duckdb
+
+    from voterolls.errors import UserError
+    from voterolls.formats import scan
+    from voterolls.formats.detect import MARGIN, detect
+
+    path = FIX / "ny" / "AllNYSVoters_20190102.txt"
+    found = detect([path])
+    assert found.format == "ny_statewide_pre2021"
+    va = next(c for c in found.candidates if c.format == "va_csv")
+    assert found.score - va.score >= MARGIN
     with pytest.raises(UserError) as err:
-        detect_format([FIX / "ny" / "AllNYSVoters_20190102.txt"])
-    msg = str(err.value)
-    assert "ny_statewide_pre2021" in msg and "va_csv" in msg and "--format" in msg
+        scan(duckdb.connect(), [path], state="NY", format="va_csv").finish()
+    assert "va_csv" in str(err.value)
 
 
 # ---------------------------------------------------------------------------

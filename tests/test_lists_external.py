@@ -148,9 +148,11 @@ def test_death_matches_are_reviewed_never_removed_or_held(world) -> None:
 def test_missing_model_is_a_user_error(world, tmp_path) -> None:
     from voterolls.errors import UserError
     from voterolls.lists.external import match_external
+    from voterolls.store import WorkspacePaths
 
     class NoModel:
         path = tmp_path
+        paths = WorkspacePaths(tmp_path)
 
     with pytest.raises(UserError, match="voterolls link"):
         match_external(duckdb.connect(), NoModel(), STATE, [tmp_path / "x.csv"], None, tmp_path, world["policy"])

@@ -28,10 +28,10 @@ from reliability_helpers import (
     without_id,
 )
 
-from voterolls.formats import write_native
 from voterolls.formats.sample import national_sample
 from voterolls.ingest.pipeline import ingest
 from voterolls.store import Workspace
+from voterolls.synth.native import write_native
 
 
 def _files(tmp: Path, state: str, n: int = 30, seed: int = 7) -> list[Path]:

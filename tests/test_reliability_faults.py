@@ -36,12 +36,15 @@ from reliability_helpers import (
     without_id,
 )
 
-from voterolls.formats import write_native
 from voterolls.formats.sample import national_sample
+from voterolls.ingest.delivery import DeliveryOptions
 from voterolls.ingest.pipeline import ingest
 from voterolls.store import Workspace
+from voterolls.synth.native import write_native
 
 RANDOM_KILLS = 20
+#: The two versions may differ by more than the delivery guard's 10%: switching is intended.
+SWITCH = DeliveryOptions(allow_shrink=True)
 STATE = "NC"
 POINTS = [
     "phase:hash",
@@ -49,6 +52,7 @@ POINTS = [
     "phase:registrations",
     "phase:vote_history",
     "phase:reconcile",
+    "phase:delivery",
     "phase:uniformity",
     "phase:commit",
     "after_rename",
@@ -87,7 +91,8 @@ def _assert_clean(ws_path: Path) -> None:
     for state_dir in (ws_path / "states").iterdir():
         for snap in state_dir.iterdir():
             assert snap.name in known, f"uncommitted snapshot directory left behind: {snap.name}"
-            assert sorted(p.name for p in snap.iterdir() if p.is_file()) == sorted(
+            files = sorted(p.name for p in snap.iterdir() if p.is_file() and p.name != "protected.parquet")
+            assert files == sorted(
                 ["manifest.json", "quarantine.parquet", "registrations.parquet", "uniformity.parquet", "vote_history.parquet"]
             ), f"snapshot {snap.name} is incomplete"
     staged = [d.name for d in (ws_path / "tmp").iterdir() if d.name[:3] == f"{STATE}-"]
@@ -103,9 +108,9 @@ def _one_run(server: ForkServer, ws: Path, versions, refs, target: int, kill: st
     before_snap = Workspace(ws).current_snapshot(STATE)
     before = {**snap_counts(before_snap), **snapshot_fingerprint(ws / before_snap["path"])}
     if isinstance(kill, str):
-        pid = server.start(ws, STATE, versions[target], kill)
+        pid = server.start(ws, STATE, versions[target], kill, allow_shrink=True)
     else:
-        pid = server.start(ws, STATE, versions[target])
+        pid = server.start(ws, STATE, versions[target], allow_shrink=True)
         time.sleep(kill)
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)  # the ingest child only, by its pid
@@ -128,7 +133,7 @@ def _one_run(server: ForkServer, ws: Path, versions, refs, target: int, kill: st
         assert prev == without_id({k: before[k] for k in prev}), "the previous snapshot's files changed"
     # re-running finishes with what an uninterrupted run gives
     t = time.monotonic()
-    r = ingest(ws, STATE, versions[target])
+    r = ingest(ws, STATE, versions[target], delivery=SWITCH)
     _LAST_RERUN[:] = [time.monotonic() - t]
     assert r.status == ("unchanged" if state == "new" else "new")
     assert without_id(state_fingerprint(ws, STATE)) == refs[target]
@@ -146,7 +151,7 @@ def setup(tmp_path_factory):
     probe = tmp / "probe"
     ingest(probe, STATE, versions[0])
     t = time.monotonic()
-    server.start(probe, STATE, versions[1])
+    server.start(probe, STATE, versions[1], allow_shrink=True)
     assert server.wait()["rc"] == 0, (tmp / "fork_server.stderr").read_text()
     window = time.monotonic() - t
     yield tmp, versions, refs, window, server

@@ -93,8 +93,8 @@ def test_damaged_files_through_ingest_reconcile(fmt: str) -> None:
 def nc_files(tmp_path: Path):
     from reliability_helpers import FULL
 
-    from voterolls.formats import write_native
     from voterolls.formats.sample import national_sample
+    from voterolls.synth.native import write_native
 
     regs, vh = national_sample("NC", 8)
     paths = write_native("NC", regs, vh, tmp_path / "nc", policy=FULL)

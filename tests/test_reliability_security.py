@@ -172,22 +172,34 @@ def test_oversized_multi_file_upload_is_413_and_leaves_nothing(svc: Svc) -> None
     assert not any((svc.w / "service" / "uploads").rglob("*.csv"))
 
 
-def test_too_many_files_is_400(svc: Svc) -> None:
-    files = [("files", (f"f{i}.csv", TEXT, "text/plain")) for i in range(21)]
+def test_too_many_files_is_400(tmp_path: Path) -> None:
+    from voterolls.service.uploads import MAX_FILES
+
+    svc = Svc(tmp_path, max_upload_bytes=4 * 1024 * 1024)  # the count, not the size, is refused
+    files = [("files", (f"f{i}.csv", TEXT, "text/plain")) for i in range(MAX_FILES + 1)]
     r = svc.upload("NC", files)
-    assert r.status_code == 400 and "at most 20 files" in r.json()["error"]
+    assert r.status_code == 400 and f"at most {MAX_FILES} files" in r.json()["error"]
     assert not any((svc.w / "service" / "uploads").rglob("*.csv"))
 
 
 BINARIES = {
     "elf": b"\x7fELF\x02\x01\x01\x00" + b"\x00" * 64,
     "png": b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + b"\x00" * 32,
-    "zip": b"PK\x03\x04" + b"\x14\x00" * 20,
-    "gzip": b"\x1f\x8b\x08\x00" + b"\x00" * 20,
+    "bzip2": b"BZh91AY&SY" + b"\x00" * 20,
     "pdf": b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n",
     "sqlite": b"SQLite format 3\x00" + b"\x10\x00" * 40,
     "xz": b"\xfd7zXZ\x00\x00\x04",
 }
+
+
+@pytest.mark.parametrize("kind", ["zip", "gzip"])
+def test_damaged_archives_are_422_and_leave_nothing(svc: Svc, kind: str) -> None:
+    """ZIP and gzip are read as sent (issue 16); one that cannot be opened is refused on arrival."""
+    blob = b"PK\x03\x04" + b"\x14\x00" * 20 if kind == "zip" else b"\x1f\x8b\x08\x00" + b"\x00" * 20
+    r = svc.upload("NC", {"files": ("voters.zip", blob, "application/octet-stream")})
+    assert r.status_code == 422, (kind, r.status_code, r.text)
+    assert "cannot be read" in r.json()["error"] and "voters.zip" in r.json()["error"]
+    assert not any((svc.w / "service" / "uploads").rglob("voters.zip"))
 
 
 @pytest.mark.parametrize("kind", sorted(BINARIES))
@@ -230,8 +242,8 @@ def test_text_junk_fails_its_real_ingest_cleanly(tmp_path: Path) -> None:
 
 def test_valid_header_then_garbage_fails_or_quarantines_with_nothing_lost(tmp_path: Path) -> None:
     """A real header followed by noise: the job ends (done or failed) with counts that add up."""
-    from voterolls.formats import write_native
     from voterolls.formats.sample import national_sample
+    from voterolls.synth.native import write_native
 
     regs, vh = national_sample("NC", 6)
     paths = write_native("NC", regs, vh, tmp_path / "nc", policy=FULL)

@@ -27,10 +27,10 @@ import pytest
 from reliability_helpers import FULL, ForkServer
 
 from voterolls.errors import UserError
-from voterolls.formats import write_native
 from voterolls.formats.sample import national_sample
 from voterolls.ingest.pipeline import ingest
 from voterolls.policy import get_policy
+from voterolls.synth.native import write_native
 
 STATE = "WA"
 FORMAT = "wa_vrdb_2016"

@@ -11,13 +11,14 @@ from voterolls.service.accounts import AccountStore
 from voterolls.service.app import create_app
 
 pipeline = pytest.importorskip("voterolls.ingest.pipeline", reason="voterolls.ingest.pipeline is not built yet")
-formats = pytest.importorskip("voterolls.formats", reason="voterolls.formats is not built yet")
 sample = pytest.importorskip("voterolls.formats.sample", reason="voterolls.formats.sample is not built yet")
 
 
 def _native(state: str, n: int, out: Path) -> list[Path]:
     regs, history = sample.national_sample(state, n)
-    return formats.write_native(state, regs, history, out)
+    from voterolls.synth.native import write_native
+
+    return write_native(state, regs, history, out)
 
 
 def test_real_ingest_through_the_service(tmp_path: Path) -> None:

@@ -41,10 +41,10 @@ ALLOWED_COLUMNS = set(LIST_COLUMNS["cross_state_movers"]) | set(LIST_COLUMNS["in
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    from voterolls.formats import write_native
     from voterolls.formats.sample import national_sample
     from voterolls.ingest.pipeline import ingest
     from voterolls.store import Workspace
+    from voterolls.synth.native import write_native
 
     base = tmp_path_factory.mktemp("svclists")
     w = base / "ws"

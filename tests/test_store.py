@@ -13,12 +13,12 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from voterolls.formats import write_native
 from voterolls.formats.sample import national_sample
 from voterolls.ingest import pipeline
 from voterolls.ingest.pipeline import ingest
 from voterolls.schema import REGISTRATION_SCHEMA, VOTE_HISTORY_SCHEMA
 from voterolls.store import Workspace
+from voterolls.synth.native import write_native
 
 ROOT = Path(__file__).resolve().parent.parent
 

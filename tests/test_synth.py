@@ -400,11 +400,6 @@ def _digest(root: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def written(tmp_path_factory):
-    formats = pytest.importorskip(
-        "voterolls.formats", reason="voterolls.formats not importable yet"
-    )
-    if not hasattr(formats, "write_native"):
-        pytest.skip("voterolls.formats.write_native not available yet")
     nation = generate_nation(WRITE_PEOPLE, 5).restrict(WRITE_STATES)
     out = tmp_path_factory.mktemp("nation_a")
     manifest = write_nation(nation, out)
@@ -470,9 +465,6 @@ def _layout_for(state: str, rel: str):
 
 
 def test_native_files_reread_with_documented_column_count(written):
-    pytest.importorskip(
-        "voterolls.formats", reason="voterolls.formats.write_native not available yet"
-    )
     _, out, manifest = written
     checked = 0
     for st, entry in manifest["states"].items():

@@ -29,6 +29,7 @@ from voterolls.errors import UserError
 #: Modules that contribute commands, in the order data flows.
 COMMAND_MODULES = (
     "voterolls.synth.commands",
+    "voterolls.formats.commands",
     "voterolls.ingest.commands",
     "voterolls.ingest.sealed_only",
     "voterolls.policy.commands",
@@ -44,6 +45,7 @@ COMMAND_MODULES = (
 #: missing here still works, it just makes the CLI import every module first).
 COMMAND_HOME = {
     "generate": "voterolls.synth.commands",
+    "inspect": "voterolls.formats.commands",
     **dict.fromkeys(("ingest", "ingest-dir", "diff", "uniformity"), "voterolls.ingest.commands"),
     "ingest-sealed": "voterolls.ingest.sealed_only",
     **dict.fromkeys(("policy", "seal", "seal-key", "requests"), "voterolls.policy.commands"),
@@ -128,12 +130,7 @@ class _StageCommands(TyperGroup):
         if module_name in loaded:
             return
         loaded.add(module_name)
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:  # a stage not built yet
-            if exc.name != module_name:
-                raise
-            return
+        module = importlib.import_module(module_name)
         stage = typer.Typer()
         module.register(stage)
         for name, command in typer.main.get_group(stage).commands.items():

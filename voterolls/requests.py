@@ -371,12 +371,7 @@ def delivered_fields(con) -> pa.Table:
 
 def open_workspace(path: str | Path):
     """A DuckDB connection to an ingested workspace (via ``voterolls.store.Workspace``)."""
-    try:
-        from voterolls.store import Workspace  # type: ignore[import-not-found]
-    except ImportError:
-        raise UserError(
-            "workspace support (voterolls.store) is not available in this build"
-        ) from None
+    from voterolls.store import Workspace
     if not Path(path).exists():
         raise UserError("workspace not found", file=path)
     return Workspace(path).connect()

@@ -101,6 +101,9 @@ CREATE TABLE IF NOT EXISTS file_manifests (
     vote_history_loaded BIGINT,
     vote_history_withheld BIGINT
 );
+ALTER TABLE file_manifests ADD COLUMN IF NOT EXISTS scope VARCHAR;
+ALTER TABLE file_manifests ADD COLUMN IF NOT EXISTS container_sha256 VARCHAR;
+ALTER TABLE file_manifests ADD COLUMN IF NOT EXISTS part_snapshot VARCHAR;
 """
 
 #: Columns of ``snapshots`` in insertion order (``SnapshotRecord`` fields).
@@ -111,9 +114,14 @@ SNAPSHOT_COLUMNS = (
     "policy_fingerprint", "elapsed_s", "path",
 )  # fmt: skip
 
+#: ``scope``: the part of the state the file covers (``state``, ``county:ALA``, ``range:1-22``;
+#: voterolls.ingest.delivery); ``container_sha256``: the archive it was unpacked from;
+#: ``part_snapshot``: the snapshot that first ingested it (files carried into later
+#: snapshots keep it).  Catalogs made before these columns existed gain them empty.
 FILE_MANIFEST_COLUMNS = (
     "state", "snapshot_id", "file_name", "sha256", "role", "encoding", "rows_read", "loaded",
     "quarantined", "protected_excluded", "vote_history_loaded", "vote_history_withheld",
+    "scope", "container_sha256", "part_snapshot",
 )  # fmt: skip
 
 
@@ -207,8 +215,97 @@ class StagedSnapshot:
             self._lock_fd = None
 
 
+@dataclass(frozen=True)
+class LinkFiles:
+    """The files of a linkage run's output directory (``W/link`` in a workspace)."""
+
+    dir: Path
+
+    @property
+    def pairs(self) -> Path:
+        """Every scored candidate pair (docs/ARCHITECTURE.md, "Linkage output")."""
+        return self.dir / "pairs.parquet"
+
+    @property
+    def clusters(self) -> Path:
+        return self.dir / "clusters.parquet"
+
+    @property
+    def model(self) -> Path:
+        """The trained Splink model with this data's prior (external lists score with it)."""
+        return self.dir / "model.json"
+
+    @property
+    def report(self) -> Path:
+        """The linkage stage's summary (counts, timings, training)."""
+        return self.dir / "link_report.json"
+
+
+@dataclass(frozen=True)
+class WorkspacePaths:
+    """Where each product of a workspace lives: the one place that spells those paths.
+
+    Pure paths, no I/O, so a reader can ask before anything exists (the report
+    says "no estimates yet" rather than creating a catalog).  ``Workspace.paths``
+    gives the same for an open workspace.
+    """
+
+    root: Path
+
+    @property
+    def link(self) -> LinkFiles:
+        return LinkFiles(self.root / "link")
+
+    @property
+    def estimates_dir(self) -> Path:
+        return self.root / "estimates"
+
+    @property
+    def estimates(self) -> Path:
+        return self.estimates_dir / "estimates.json"
+
+    @property
+    def tracker(self) -> Path:
+        """The records-request tracker (voterolls.requests)."""
+        return self.root / "requests" / "tracker.json"
+
+    @property
+    def lists_dir(self) -> Path:
+        return self.root / "lists"
+
+    def state_lists(self, state: str) -> Path:
+        """A state's list-maintenance files as the service builds them."""
+        return self.lists_dir / state
+
+    @property
+    def catalog(self) -> Path:
+        return self.root / "catalog.duckdb"
+
+    @property
+    def service_dir(self) -> Path:
+        return self.root / "service"
+
+    @property
+    def accounts(self) -> Path:
+        return self.service_dir / "accounts.json"
+
+    @property
+    def audit_log(self) -> Path:
+        return self.service_dir / "audit.log"
+
+    @property
+    def uploads_dir(self) -> Path:
+        """Uploaded files waiting for (or kept after) their ingest."""
+        return self.service_dir / "uploads"
+
+
 class Workspace:
     """A directory holding the catalog and the per-state snapshots (see module docstring)."""
+
+    @property
+    def paths(self) -> WorkspacePaths:
+        """Where this workspace's products live (pairs, model, estimates, tracker, lists, ...)."""
+        return WorkspacePaths(self.path)
 
     def __init__(self, path: str | Path = DEFAULT_WORKSPACE, *, create: bool = True) -> None:
         self.path = Path(path)

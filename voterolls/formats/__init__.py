@@ -1,8 +1,9 @@
-"""Native state voter-file formats: read and write every state's published layout.
+"""Native state voter-file formats: read every state's published layout.
 
 One declarative layout spec (``layouts/*.toml``, parsed by ``spec``) drives
-both the vectorised DuckDB reader (``engine.scan``) and the writer
-(``writer.write_native``).  See docs/FORMATS.md.
+the vectorised DuckDB reader (``scan``) and, in ``voterolls.synth.native``,
+the writer the synthetic population publishes with (``write_native``); this
+package only reads.  See docs/FORMATS.md.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from voterolls.formats.registry import (
 )
 from voterolls.formats.scan import Scan, scan
 from voterolls.formats.spec import Format, load_format
-from voterolls.formats.writer import write_native
 
 FORMATS: tuple[str, ...] = tuple(sorted(formats()))
 
@@ -36,5 +36,4 @@ __all__ = [
     "get_format",
     "load_format",
     "load_user_format",
-    "write_native",
 ]

@@ -54,7 +54,14 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from voterolls.formats.engine import LINE_SEP, QUARANTINE_SCHEMA, FilePlan, lit, skip_lines_sql
+from voterolls.formats.engine import (
+    LINE_SEP,
+    QUARANTINE_SCHEMA,
+    FilePlan,
+    lit,
+    required_for,
+    skip_lines_sql,
+)
 from voterolls.formats.spec import FileLayout
 from voterolls.log import get_logger
 
@@ -375,7 +382,6 @@ def bad_lines(con: duckdb.DuckDBPyConnection, plan: FilePlan, state: str) -> Bad
     (a streaming window, one thread).  None when the numbers do not
     reconcile with the bytes or the read fails.
     """
-    from voterolls.formats.engine import required_for
 
     g = GroupPlan([plan])
     required = required_for(g, state)
@@ -432,7 +438,6 @@ def verify(
     quarantine tables in the same order).  Any error sends every file to
     the line engine.
     """
-    from voterolls.formats.engine import required_for
 
     g = GroupPlan(plans)
     required = required_for(g, state)

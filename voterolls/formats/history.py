@@ -5,7 +5,8 @@ elections: a column per election (Ohio), one ``;``-separated field (New York),
 or forty numbered (method, party) slots decoded by a county election map
 (Pennsylvania).  What they produce is the same: VOTE_HISTORY rows that carry
 the line's voter id, county and source, and native codes mapped to the
-national vocabulary.  That common part lives here so a change to
+national vocabulary.  That common part lives here (reading only; the
+writers of these layouts are in ``voterolls.synth.native``) so a change to
 VOTE_HISTORY_SCHEMA, to how ids are trimmed or to how a code map reads is made
 once; ``ny``, ``oh`` and ``pa`` keep only what is particular to their layout.
 
@@ -16,60 +17,26 @@ over columns or slots, once per file, while the query is built).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
+from voterolls.formats.engine import FilePlan, rows_sql
 from voterolls.formats.spec import CodeMap
-from voterolls.formats.writer import map_expr
 from voterolls.schema import VOTE_HISTORY_SCHEMA
 from voterolls.sql import identifier as ident
 from voterolls.sql import literal as lit
-
-_PLACEHOLDER = re.compile(r"(\{date\}|\{type\})")
-
-
-# ---------------------------------------------------------------------------
-# Writing: a native per-election label from a national vote-history row
-# ---------------------------------------------------------------------------
-
-
-def label_sql(
-    template: str,
-    *,
-    date_format: str,
-    type_codes: CodeMap | None,
-    date: str = "h.election_date",
-    election_type: str = "h.election_type",
-) -> str:
-    """SQL for a native election label such as NY's ``"20241105 GE"`` or OH's ``"GENERAL-11/05/2024"``.
-
-    ``{date}`` in ``template`` becomes ``date`` formatted with ``date_format``;
-    ``{type}`` the native code of ``election_type`` (through ``type_codes``).
-    The rest of the template is quoted as a literal.
-    """
-    parts = []
-    for piece in _PLACEHOLDER.split(template):
-        if piece == "{date}":
-            parts.append(f"strftime({date}, {lit(date_format)})")
-        elif piece == "{type}":
-            parts.append(map_expr(type_codes, election_type, None))
-        elif piece:
-            parts.append(lit(piece))
-    return "(" + (" || ".join(parts) or "''") + ")"
-
 
 # ---------------------------------------------------------------------------
 # Reading: VOTE_HISTORY rows from the elections a registration line holds
 # ---------------------------------------------------------------------------
 
 
-def field_sql(plan, column: str | int) -> str:  # noqa: ANN001 - FilePlan (import cycle)
+def field_sql(plan: FilePlan, column: str | int) -> str:
     """A native field (by name or 1-based index), trimmed, blank as NULL."""
     i = plan.idx(column) if isinstance(column, str) else column
     return f"nullif(trim({plan.fld(i)}), '')"
 
 
-def target_sql(plan, target: str) -> str:  # noqa: ANN001
+def target_sql(plan: FilePlan, target: str) -> str:
     """The first native field mapped to national ``target`` (see ``field_sql``), or NULL."""
     cols = plan.layout.by_target(target)
     return field_sql(plan, cols[0].name) if cols else "NULL"
@@ -84,14 +51,12 @@ def code_sql(codes: CodeMap, expr: str, fallback: str) -> str:
     return f"coalesce(CASE {expr} {whens} END, {default})"
 
 
-def entries_sql(plan, entries: str, *, county: str | None = None) -> str:  # noqa: ANN001
+def entries_sql(plan: FilePlan, entries: str, *, county: str | None = None) -> str:
     """FROM item ``s``: one row per element ``e`` of the SQL list ``entries`` on each valid line.
 
     Each row also has the line's voter id ``vid``, ``county`` (the named native
     column, else the one mapped to county), ``_sha`` and ``line_no``.
     """
-    from voterolls.formats.engine import rows_sql
-
     county_sql = field_sql(plan, county) if county else target_sql(plan, "county")
     return (
         f"(SELECT line_no, _sha, {target_sql(plan, 'state_voter_id')} AS vid, {county_sql} AS county, "

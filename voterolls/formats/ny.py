@@ -1,48 +1,11 @@
-"""New York: vote history packed in the last field, entries separated by ``;``."""
+"""New York: vote history packed in the last field, entries separated by ``;`` (reading; the writer is ``voterolls.synth.native.ny``)."""
 
 from __future__ import annotations
 
-import datetime as dt
-from pathlib import Path
-
-import duckdb
-
-from voterolls.formats.history import code_sql, entries_sql, history_rows_sql, label_sql
-from voterolls.formats.spec import EmbeddedHistory, Format
-from voterolls.formats.writer import PolicyView, registration_value, write_table
+from voterolls.formats.engine import FilePlan
+from voterolls.formats.history import code_sql, entries_sql, history_rows_sql
+from voterolls.formats.spec import EmbeddedHistory
 from voterolls.sql import literal as lit
-
-
-def write(
-    con: duckdb.DuckDBPyConnection,
-    fmt: Format,
-    state: str,
-    pol: PolicyView,
-    out_dir: Path,
-    extract_date: dt.date,
-) -> list[Path]:
-    reg = fmt.registrations
-    eh = reg.embedded_history
-    assert eh is not None
-    entry = label_sql(
-        eh.entry_template, date_format=eh.date_format, type_codes=reg.codes[eh.type_codes]
-    )
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE hn AS SELECT h.state_voter_id, "
-        f"string_agg({entry}, {lit(eh.separator)} ORDER BY h.election_date DESC, h.__j) AS hist FROM h GROUP BY h.state_voter_id"
-    )
-    values = []
-    for c in reg.columns:
-        if c.name == eh.column:
-            values.append((c, "coalesce(hn.hist, '')"))
-        else:
-            values.append((c, registration_value(reg, c, pol)))
-    return write_table(
-        con, reg, values, "FROM r LEFT JOIN hn ON hn.state_voter_id = r.state_voter_id WHERE TRUE",
-        header_names=reg.names, out_dir=out_dir,
-        name_for=lambda c: reg.filename.format(date=extract_date.strftime("%Y%m%d"), state=state, county=c or ""),
-        county_sql=None, order_sql="r.__i",
-    )  # fmt: skip
 
 
 def _entry_date(eh: EmbeddedHistory, entry: str) -> str:
@@ -52,7 +15,7 @@ def _entry_date(eh: EmbeddedHistory, entry: str) -> str:
     )
 
 
-def history_sql(plan, state: str) -> str:  # noqa: ANN001 - FilePlan (import cycle)
+def history_sql(plan: FilePlan, state: str) -> str:
     """Split the packed history field into VOTE_HISTORY rows (SQL text).
 
     Entries whose date cannot be read are skipped (VOTE_HISTORY needs a date);
@@ -69,7 +32,7 @@ def history_sql(plan, state: str) -> str:  # noqa: ANN001 - FilePlan (import cyc
     )  # fmt: skip
 
 
-def unreadable_history_issue(plan) -> tuple[str, str]:  # noqa: ANN001
+def unreadable_history_issue(plan: FilePlan) -> tuple[str, str]:
     eh = plan.layout.embedded_history
     k = plan.idx(eh.column)
     cond = (

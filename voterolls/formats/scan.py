@@ -29,7 +29,7 @@ from voterolls.formats.engine import (
 )
 from voterolls.formats.spec import Format
 from voterolls.log import get_logger
-from voterolls.schema import VOTE_HISTORY_SCHEMA
+from voterolls.schema import REGISTRATION_SCHEMA, VOTE_HISTORY_SCHEMA
 from voterolls.scratch import ScratchFile, anonymous_file
 
 log = get_logger(__name__)
@@ -388,15 +388,23 @@ def scan(
         raise UserError("no files given")
     state = state.upper()
     fmt = resolve_format(format, plist)
+    # a shipped state layout the user named must fit well; generic and mapping files map what they can
+    strict = format is not None and fmt.state is not None and not str(format).endswith(".toml")
     if fmt.state and fmt.state != state:
-        log.warning("format %s is %s's; scanning it as %s", fmt.name, fmt.state, state)
+        # forced with --format: say so; detected: the caller decides (ingest refuses it, exit 2)
+        (log.warning if format is not None else log.info)("format %s is %s's; scanning it as %s", fmt.name, fmt.state, state)
     plans: list[FilePlan] = []
     temp = Scratch(temp_dir)
     qtables: list[str] = []
     try:
+        shared: dict[str, object] = {}
         for p in plist:
-            m = classify(fmt, p)
+            m = classify(fmt, p, strict=strict)
+            # files with the same header and dialect share one effective layout (one fast-path group)
+            m.layout = shared.setdefault(f"{m.role}|{m.layout.model_dump_json()}", m.layout)
             plans.append(_plan(p, m, fmt, next(engine.plan_ids), (facts or {}).get(str(p))))
+            if plans[-1].layout.encoding == "utf-16-be":  # DuckDB reads UTF-16LE only: a UTF-8 copy
+                _normalise(plans[-1], temp)
         # fast path: files of one layout read together by DuckDB's CSV parser (``fast``)
         groups: dict[tuple, list[int]] = {}
         for i, pl in enumerate(plans):
@@ -445,12 +453,18 @@ def scan(
             files.append(sf)
         rplans = [r for _, r in readers]
         regs = [pl for pl in rplans if pl.role == "registrations"]
-        if not regs:
+        if not regs and not any(pl.role == "history" for pl in rplans):
             raise UserError(
                 f"no registration file among the inputs for format {fmt.name!r}", file=plist[0]
             )
         reg_sql = []
         reg_parts: list[tuple[str, str | None, fast.GroupPlan | None]] = []
+        if not regs:  # a history-only delivery (its registrations came, or will come, apart)
+            none = engine.empty_relation(
+                con, REGISTRATION_SCHEMA, ", CAST(NULL AS VARCHAR[]) AS _issues, false AS _protected"
+            )
+            reg_sql.append(none.sql_query())
+            reg_parts.append((reg_sql[-1], None, None))
         for pl in regs:
             extra = [ny.unreadable_history_issue(pl)] if pl.layout.embedded_history else None
             proj = registration_projection(pl, state, extra)

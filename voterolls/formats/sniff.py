@@ -51,7 +51,52 @@ def head(path: Path, n: int = 1 << 16) -> bytes:
 
 
 def is_utf16(first: bytes) -> bool:
-    return first.startswith(b"\xff\xfe")
+    """A UTF-16 byte-order mark, little- or big-endian."""
+    return first.startswith((b"\xff\xfe", b"\xfe\xff"))
+
+
+def bom_encoding(first: bytes) -> str | None:
+    """The encoding a byte-order mark declares (None without one)."""
+    if first.startswith(b"\xff\xfe"):
+        return "utf-16"
+    if first.startswith(b"\xfe\xff"):
+        return "utf-16-be"
+    if first.startswith(b"\xef\xbb\xbf"):
+        return "utf-8"
+    return None
+
+
+#: How much of a file's head decides its encoding when there is no byte-order mark.
+ENCODING_HEAD = 1 << 20
+
+
+def encoding_of(path: Path, declared: str = "utf-8") -> str:
+    """The file's encoding from its bytes: a BOM, else valid UTF-8 with non-ASCII bytes, else latin-1.
+
+    A head of plain ASCII says nothing, so the layout's ``declared`` encoding
+    stands (UTF-16 layouts: UTF-8, since the file has no UTF-16 BOM).  An NC
+    VR_Snapshot re-saved as UTF-8 with BOM, an OH file saved as UTF-8, a CO
+    extract in latin-1: each is read in the encoding its bytes show.
+    """
+    st = path.stat()
+    return _encoding_of(str(path), declared, st.st_size, st.st_mtime_ns)
+
+
+@lru_cache(maxsize=1024)
+def _encoding_of(path_s: str, declared: str, size: int, mtime_ns: int) -> str:
+    # cached: detection asks once per layout tried
+    raw = head(Path(path_s), ENCODING_HEAD)
+    bom = bom_encoding(raw)
+    if bom:
+        return bom
+    if raw.isascii():
+        return declared if declared in ("utf-8", "latin-1") else "utf-8"
+    # valid multi-byte UTF-8 characters anywhere: UTF-8 (a line with invalid bytes is then a
+    # damaged line, quarantined); non-ASCII bytes none of which form UTF-8: latin-1
+    text = raw.decode("utf-8", errors="replace")
+    if any(ord(c) > 127 and c != "\ufffd" for c in text):
+        return "utf-8"
+    return "latin-1"
 
 
 def facts(path: Path) -> FileFacts:
@@ -60,6 +105,7 @@ def facts(path: Path) -> FileFacts:
     mtime_ns = path.stat().st_mtime_ns
     first = head(path, 4)
     utf16 = is_utf16(first)
+    unit = ">u2" if first.startswith(b"\xfe\xff") else "<u2"
     lf = crlf = cr = nul = 0
     size = 0
     last_unit = None
@@ -76,7 +122,7 @@ def facts(path: Path) -> FileFacts:
                 data = carry + chunk
                 usable = len(data) - (len(data) % 2)
                 carry = data[usable:]
-                units = np.frombuffer(data[:usable], dtype="<u2")
+                units = np.frombuffer(data[:usable], dtype=unit)
                 is_lf, is_cr = units == 0x0A, units == 0x0D
             else:
                 # bytes.count is memchr-fast (about 10x numpy's compare + sum); "\r\n" cannot
@@ -119,7 +165,7 @@ def facts(path: Path) -> FileFacts:
         crlf,
         bare_cr,
         utf16,
-        first.startswith((b"\xff\xfe", b"\xef\xbb\xbf")),
+        first.startswith((b"\xff\xfe", b"\xfe\xff", b"\xef\xbb\xbf")),
         mtime_ns,
         nul,
     )
@@ -154,7 +200,8 @@ def normalise_endings(path: Path, encoding: str, out: BinaryIO) -> None:
     Streaming, chunked.  Invalid bytes are kept as U+FFFD so the line still
     counts (and is quarantined by the reader's encoding check).
     """
-    py_enc = {"utf-8": "utf-8", "latin-1": "latin-1", "utf-16": "utf-16"}[encoding]
+    # Python's "utf-16" reads either byte order from the BOM; a UTF-8 BOM is dropped
+    py_enc = {"utf-8": "utf-8-sig", "latin-1": "latin-1", "utf-16": "utf-16", "utf-16-be": "utf-16"}[encoding]
     dec = codecs.getincrementaldecoder(py_enc)(errors="replace")
     pending_cr = False
     with path.open("rb") as fh:
@@ -250,8 +297,8 @@ def _first_lines(
     path = Path(path_s)
     raw = head(path)
     if is_utf16(raw):
-        enc = "utf-16"
-        text = raw[2:].decode("utf-16-le", errors="replace")
+        enc = bom_encoding(raw) or "utf-16"
+        text = raw[2:].decode("utf-16-le" if enc == "utf-16" else "utf-16-be", errors="replace")
     elif raw.startswith(b"\xef\xbb\xbf"):
         enc = "utf-8"
         text = raw[3:].decode("utf-8", errors="replace")

@@ -1,7 +1,7 @@
 """The declarative layout spec: one TOML file describes a state's published file(s).
 
 The same spec drives reading (``voterolls.formats.engine``) and writing
-(``voterolls.formats.writer``), so a layout that round-trips is a layout whose
+(``voterolls.synth.native``), so a layout that round-trips is a layout whose
 reader and writer agree.  A spec is also the "mapping file" a user writes for a
 state or vendor file we do not ship (docs/FORMATS.md has a worked example).
 
@@ -62,7 +62,7 @@ MASKED_TARGETS = (
     "residence_city", "residence_zip5", "phone", "email",
 )  # fmt: skip
 
-SUPPORTED_ENCODINGS = ("utf-8", "latin-1", "utf-16")
+SUPPORTED_ENCODINGS = ("utf-8", "latin-1", "utf-16", "utf-16-be")
 
 
 class _Strict(BaseModel):
@@ -74,6 +74,9 @@ class Column(_Strict):
 
     name: str
     target: str | None = None
+    #: Other spellings of this column's header in the state's files of other years
+    #: (compared normalised: case, spaces, punctuation ignored; see ``headers``).
+    aliases: list[str] = Field(default_factory=list)
     #: For a multi-part target: ``number`` / ``street`` (address), ``area`` / ``local`` (phone).
     part: Literal["number", "street", "area", "local"] | None = None
     #: strptime/strftime format for date targets (``%Y-%m-%d``, ``%m/%d/%Y``, ``%Y``).
@@ -169,7 +172,9 @@ class FileLayout(_Strict):
     quoting: Literal["all", "minimal", "none"] = "minimal"
     #: ``true`` / ``false``, or ``"optional"``: some extracts carry it, some do not (GA).
     header: bool | Literal["optional"] = True
-    encoding: Literal["utf-8", "latin-1", "utf-16"] = "utf-8"
+    #: The encoding the state publishes in; a reader trusts the file's bytes first (BOM,
+    #: valid UTF-8) and uses this for a file whose head is plain ASCII.
+    encoding: Literal["utf-8", "latin-1", "utf-16", "utf-16-be"] = "utf-8"
     #: Write a byte-order mark (UTF-16 files as NC publishes them).
     bom: bool = False
     line_terminator: Literal["\n", "\r\n"] = "\n"
@@ -178,6 +183,9 @@ class FileLayout(_Strict):
     #: One file per county (``{county}`` in ``filename``).
     per_county: bool = False
     columns: list[Column]
+    #: National targets a file of this layout must carry (a header file lacking one is
+    #: refused, naming it); default: voter id and names (history: voter id, election date).
+    required: list[str] | None = None
     codes: dict[str, CodeMap] = Field(default_factory=dict)
     #: National values for fields this file does not carry (e.g. party = "NPR").
     constants: dict[str, str] = Field(default_factory=dict)
@@ -245,6 +253,9 @@ class FileLayout(_Strict):
                         raise ValueError(
                             f"code map {code_name!r}: {sorted(bad)} not in vocabulary {vocab}"
                         )
+        for t in self.required or []:
+            if t not in allowed:
+                raise ValueError(f"required: unknown target {t!r}")
         for k in self.constants:
             if k not in allowed:
                 raise ValueError(f"constant for unknown field {k!r}")

@@ -87,7 +87,9 @@ def register(app: typer.Typer) -> None:
     @app.command("ingest")
     def ingest_command(
         state: Annotated[str, typer.Argument(help="USPS code of the state the files come from")],
-        files: Annotated[list[Path], typer.Argument(help="the state's native file(s): registrations, history, ...")],
+        files: Annotated[
+            list[Path], typer.Argument(help="the state's native file(s): registrations, history, ...; .zip / .gz read as sent")
+        ],
         format: Annotated[str | None, typer.Option("--format", "-f", help="format name or mapping .toml (default: detect)")] = None,
         workspace: WorkspaceOpt = None,  # type: ignore[assignment]
         sealed: Annotated[Path | None, typer.Option("--sealed", help="sealed sidecar CSV made by `voterolls seal`")] = None,
@@ -96,11 +98,32 @@ def register(app: typer.Typer) -> None:
         ] = None,
         allow: Annotated[list[str] | None, typer.Option("--allow", help="field the override allows (dob, birth_year, phone, email, party, vote_history)")] = None,
         memory_limit: Annotated[str | None, typer.Option("--memory-limit", help="DuckDB memory limit, e.g. 2GB")] = None,
+        scope: Annotated[
+            str | None,
+            typer.Option("--scope", help="the part of the state these files cover: state, county:CODE or range:A-B (default: from each file)"),
+        ] = None,
+        replace_state: Annotated[
+            bool, typer.Option("--replace-state", help="these files are the whole state: keep nothing of its earlier parts")
+        ] = False,
+        allow_shrink: Annotated[
+            bool,
+            typer.Option("--allow-shrink", help="accept a delivery that shrinks a scope by more than 10%, drops vote history or holds an empty file"),
+        ] = False,
         as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
     ) -> None:
-        """Ingest one state's native files as a new snapshot (idempotent; atomic)."""
+        """Ingest a delivery of one state's files: each file replaces only its scope (a county, a range, the state).
+
+        Idempotent (the same files again change nothing) and atomic (a failed or
+        killed ingest leaves the previous snapshot).
+        """
+        from voterolls.ingest.delivery import DeliveryOptions
+
         ws = Workspace(workspace or workspace_option_default())
-        r = _run_ingest(ws, state, files, format=format, sealed=sealed, override=_override(override_policy, allow), memory_limit=memory_limit)
+        delivery = DeliveryOptions(scope=scope, replace_state=replace_state, allow_shrink=allow_shrink)
+        r = _run_ingest(
+            ws, state, files, format=format, sealed=sealed, override=_override(override_policy, allow),
+            memory_limit=memory_limit, delivery=delivery,
+        )  # fmt: skip
         if as_json:
             typer.echo(json.dumps(r.to_dict(), indent=2, default=str))
             return
@@ -128,7 +151,7 @@ def register(app: typer.Typer) -> None:
         workspace: WorkspaceOpt = None,  # type: ignore[assignment]
         as_json: Annotated[bool, typer.Option("--json")] = False,
     ) -> None:
-        """Added / removed / changed registrations between a state's last two snapshots (counts only)."""
+        """Added / removed / changed registrations between a state's last two snapshots, per scope (counts only)."""
         from voterolls.ingest.diff import diff_snapshots
 
         d = diff_snapshots(Workspace(workspace or workspace_option_default(), create=False), state)
@@ -141,6 +164,16 @@ def register(app: typer.Typer) -> None:
         for k in ("old_rows", "new_rows", "added", "removed", "changed", "unchanged", "duplicate_ids_old", "duplicate_ids_new", "vote_history_old", "vote_history_new"):
             t.add_row(k.replace("_", " "), f"{getattr(d, k):,}")
         _out.print(t)
+        if d.scopes:
+            sc = Table(title="per scope (a delivery replaces only the scopes it brings)")
+            for col in ("scope", "replaced", "registrations before", "after", "added", "removed", "changed", "history before", "after "):
+                sc.add_column(col, justify="left" if col in ("scope", "replaced") else "right")
+            for e in d.scopes:
+                sc.add_row(
+                    e["scope"], "yes" if e["replaced"] else "no", f"{e['old_rows']:,}", f"{e['new_rows']:,}", f"{e['added']:,}",
+                    f"{e['removed']:,}", f"{e['changed']:,}", f"{e['vote_history_old']:,}", f"{e['vote_history_new']:,}",
+                )  # fmt: skip
+            _out.print(sc)
         if d.changed_fields:
             f = Table(title="changed fields (registrations whose value changed)")
             f.add_column("field")
@@ -204,7 +237,14 @@ def ingest_directory(
     memory_limit: str | None = None,
     progress: bool = False,
 ) -> list[Any]:
-    """Ingest every state listed in ``directory/manifest.json`` (a ``voterolls generate`` output)."""
+    """Ingest every state listed in ``directory/manifest.json`` (a ``voterolls generate`` output).
+
+    A generated directory holds each state whole (a synthetic nation, not a
+    state's delivery): each state's files replace all of its earlier parts,
+    and the delivery guards (shrink, empty file) do not apply - a small
+    generated nation can leave a state with few or no voters.
+    """
+    from voterolls.ingest.delivery import DeliveryOptions
     from voterolls.ingest.pipeline import ingest
 
     manifest_path = Path(directory) / "manifest.json"
@@ -225,7 +265,10 @@ def ingest_directory(
         if not files:
             raise UserError(f"manifest lists no files for {st}", file=manifest_path, field="states")
         sealed = _find_sealed(Path(sealed_dir), st) if sealed_dir is not None else None
-        kw = {"format": entry.get("format"), "sealed": sealed, "memory_limit": memory_limit}
+        kw = {
+            "format": entry.get("format"), "sealed": sealed, "memory_limit": memory_limit,
+            "delivery": DeliveryOptions(replace_state=True, allow_shrink=True),
+        }  # fmt: skip
         if progress:
             results.append(_run_ingest(ws, st, files, **kw))
         else:

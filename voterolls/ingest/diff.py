@@ -11,6 +11,11 @@ Provenance columns (``source_file``, ``source_line``) are not compared: a
 re-delivered file moves every line.  A state_voter_id that occurs more than
 once in a snapshot is compared on its first occurrence (by source line) and
 the number of such duplicates is reported.
+
+Per scope (``scopes``): a state delivered in parts (counties, county ranges;
+``voterolls.ingest.delivery``) changes only the scopes of its files, so the
+same counts are given per scope - a row belongs to its file's scope - with
+``replaced`` saying whether the delivery brought new files for that scope.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from voterolls.errors import UserError
 from voterolls.schema import REGISTRATION_SCHEMA
@@ -47,6 +53,8 @@ class SnapshotDiff:
     vote_history_new: int
     #: field -> registrations whose value of that field changed (counts only)
     changed_fields: dict[str, int] = field(default_factory=dict)
+    #: per scope: scope, replaced, old_rows, new_rows, added, removed, changed, vote_history_old/new
+    scopes: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -98,6 +106,7 @@ def diff_snapshots(ws: Workspace, state: str, old: str | None = None, new: str |
             f"{diffs} "
             "FROM o_one o FULL OUTER JOIN n_one n ON o.state_voter_id = n.state_voter_id"
         ).fetchall()[0]
+        scopes = _per_scope(con, ws, state, old, new)
         vh = []
         for sid in (old, new):
             p = ws.snapshot_dir(state, sid) / "vote_history.parquet"
@@ -122,4 +131,53 @@ def diff_snapshots(ws: Workspace, state: str, old: str | None = None, new: str |
         vote_history_old=vh[0],
         vote_history_new=vh[1],
         changed_fields=dict(sorted(changed_fields.items(), key=lambda kv: (-kv[1], kv[0]))),
+        scopes=scopes,
     )
+
+
+def _per_scope(con: duckdb.DuckDBPyConnection, ws: Workspace, state: str, old: str, new: str) -> list[dict[str, Any]]:
+    """The diff's counts per scope; a row's scope is its file's (files without one: the state)."""
+    files = {}
+    for alias, sid in (("o", old), ("n", new)):
+        rows = [(f["sha256"], f.get("scope") or "state") for f in ws.file_manifests(state, sid)]
+        files[alias] = {sha: sc for sha, sc in rows}
+        con.register(
+            f"{alias}_scope",
+            pa.table({"sha": pa.array([r[0] for r in rows], pa.string()), "scope": pa.array([r[1] for r in rows], pa.string())}),
+        )
+    out: dict[str, dict[str, Any]] = {}
+
+    def entry(scope: str) -> dict[str, Any]:
+        return out.setdefault(scope, {
+            "scope": scope, "replaced": False, "old_rows": 0, "new_rows": 0, "added": 0, "removed": 0, "changed": 0,
+            "vote_history_old": 0, "vote_history_new": 0,
+        })  # fmt: skip
+
+    for alias, key in (("o", "old_rows"), ("n", "new_rows")):
+        for scope, n in con.execute(
+            f"SELECT coalesce(s.scope, 'state'), count(*) FROM {alias}_all r LEFT JOIN {alias}_scope s ON s.sha = r.source_file GROUP BY 1"
+        ).fetchall():
+            entry(scope)[key] += int(n)
+    any_diff = " OR ".join(f'o."{c}" IS DISTINCT FROM n."{c}"' for c in COMPARED)
+    for scope, added, removed, changed in con.execute(
+        "SELECT coalesce(ns.scope, os.scope, 'state'), "
+        "count(*) FILTER (WHERE o.state_voter_id IS NULL), count(*) FILTER (WHERE n.state_voter_id IS NULL), "
+        f"count(*) FILTER (WHERE o.state_voter_id IS NOT NULL AND n.state_voter_id IS NOT NULL AND ({any_diff})) "
+        "FROM o_one o FULL OUTER JOIN n_one n ON o.state_voter_id = n.state_voter_id "
+        "LEFT JOIN o_scope os ON os.sha = o.source_file LEFT JOIN n_scope ns ON ns.sha = n.source_file GROUP BY 1"
+    ).fetchall():
+        e = entry(scope)
+        e["added"], e["removed"], e["changed"] = int(added), int(removed), int(changed)
+    for alias, sid, key in (("o", old, "vote_history_old"), ("n", new, "vote_history_new")):
+        p = ws.snapshot_dir(state, sid) / "vote_history.parquet"
+        if p.exists():
+            for scope, n in con.execute(
+                f"SELECT coalesce(s.scope, 'state'), count(*) FROM read_parquet({_lit(str(p))}) v "
+                f"LEFT JOIN {alias}_scope s ON s.sha = v.source_file GROUP BY 1"
+            ).fetchall():
+                entry(scope)[key] += int(n)
+    for scope in set(files["o"].values()) | set(files["n"].values()):
+        before = {sha for sha, sc in files["o"].items() if sc == scope}
+        after = {sha for sha, sc in files["n"].items() if sc == scope}
+        entry(scope)["replaced"] = before != after
+    return [out[k] for k in sorted(out)]

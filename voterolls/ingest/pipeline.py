@@ -35,6 +35,7 @@ Design points (the "why"):
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -54,7 +55,16 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from voterolls.errors import UserError, require_file
-from voterolls.ingest import uniformity
+from voterolls.ingest import archives, uniformity
+from voterolls.ingest.delivery import (
+    STATE,
+    DeliveryOptions,
+    PartFile,
+    check_guards,
+    normalise_scope,
+    plan_retained,
+    scope_from_name,
+)
 from voterolls.log import get_logger
 from voterolls.normalize import (
     ISSUES_COLUMN,
@@ -108,6 +118,15 @@ class FileResult:
     protected_excluded: int
     vote_history_loaded: int = 0
     vote_history_withheld: int = 0
+    #: the part of the state the file covers (voterolls.ingest.delivery): state, county:X, range:a-b
+    scope: str = "state"
+    #: sha256 of the archive the file was unpacked from (None: given as a plain file)
+    container_sha256: str | None = None
+    #: the snapshot that first ingested the file (later snapshots carry its rows over)
+    part_snapshot: str | None = None
+    #: issue tags and values the law removed, counted over this file's loaded rows
+    issues: dict[str, int] = field(default_factory=dict)
+    values_removed: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -316,8 +335,12 @@ class _Counts:
         self.flagged: Counter[str] = Counter()
         self.issues: Counter[str] = Counter()
         self.policy_removed: Counter[str] = Counter()
+        #: (source_file sha256, issue tag / field) -> count: what each file contributed
+        self.issues_by_file: Counter[tuple[str, str]] = Counter()
+        self.removed_by_file: Counter[tuple[str, str]] = Counter()
         self.sealed_matched = 0
         self.flagged_ids: list[pa.Array] = []
+        self.flagged_files: list[pa.Array] = []  # the source_file of each flagged id
         self.extra_quarantine: list[pa.Table] = []
         self.rows = 0
 
@@ -372,6 +395,15 @@ def _overlapped(batches: Iterable[pa.RecordBatch], consume: Callable[[pa.RecordB
         raise failed[0]
 
 
+def _count_pairs(counter: Counter[tuple[str, str]], files: pa.Array | pa.ChunkedArray, values: pa.Array) -> None:
+    """Add (file, value) pair counts (one Arrow group-by per batch)."""
+    grouped = pa.table({"f": files, "v": values}).group_by(["f", "v"]).aggregate([([], "count_all")])
+    for f, v, n in zip(
+        grouped.column("f").to_pylist(), grouped.column("v").to_pylist(), grouped.column("count_all").to_pylist(), strict=True
+    ):
+        counter[(f, v)] += n
+
+
 def _with_canonical_first_names(batches: pa.RecordBatchReader) -> pa.RecordBatchReader:
     """``first_name_canonical`` mapped through the nickname table, batch by batch (order kept)."""
     schema = batches.schema
@@ -384,6 +416,19 @@ def _with_canonical_first_names(batches: pa.RecordBatchReader) -> pa.RecordBatch
             yield b.set_column(i, schema.field(i), canonical_first_names(b.column(i)))
 
     return pa.RecordBatchReader.from_batches(schema, gen())
+
+
+def _parquet_writer(out: Path, schema: pa.Schema) -> pq.ParquetWriter:
+    # zstd level 1: about 40% less CPU than level 3 for a slightly larger file (ingest is
+    # CPU-bound on the Parquet encoding of a 1M-row state; measured 0.32 s vs 0.52 s per 200k rows)
+    return pq.ParquetWriter(
+        out,
+        schema,
+        compression="zstd",
+        compression_level=1,
+        use_dictionary=[n for n in schema.names if n not in NO_DICTIONARY] or False,
+        write_statistics=[n for n in schema.names if n not in NO_STATISTICS] or False,
+    )
 
 
 def _stream_write(
@@ -399,14 +444,7 @@ def _stream_write(
     """Write rows where ``flag`` is false to ``out``; count everything; return rows written."""
     # zstd level 1: about 40% less CPU than level 3 for a slightly larger file (ingest is
     # CPU-bound on the Parquet encoding of a 1M-row state; measured 0.32 s vs 0.52 s per 200k rows)
-    writer = pq.ParquetWriter(
-        out,
-        schema,
-        compression="zstd",
-        compression_level=1,
-        use_dictionary=[n for n in schema.names if n not in NO_DICTIONARY] or False,
-        write_statistics=[n for n in schema.names if n not in NO_STATISTICS] or False,
-    )
+    writer = _parquet_writer(out, schema)
     written = 0
     pending: list[pa.Table] = []  # small batches (one per county file) gathered into one row group
     pending_rows = 0
@@ -443,6 +481,7 @@ def _stream_write(
             fl = tbl.filter(flagged)
             counts._add(counts.flagged, fl.column("source_file"))
             counts.flagged_ids.append(fl.column("state_voter_id").combine_chunks())
+            counts.flagged_files.append(fl.column("source_file").combine_chunks())
         if pc.any(bad).as_py():
             b = tbl.filter(bad)
             counts.extra_quarantine.append(
@@ -451,16 +490,24 @@ def _stream_write(
         kept = tbl.filter(keep)
         counts._add(counts.kept, kept.column("source_file"))
         if ISSUES_COLUMN in kept.column_names:
-            flat = pc.list_flatten(kept.column(ISSUES_COLUMN))
+            lists = kept.column(ISSUES_COLUMN).combine_chunks()
+            flat = pc.list_flatten(lists)
             if len(flat):
                 counts._add(counts.issues, flat)
+                src = pc.take(kept.column("source_file"), pc.list_parent_indices(lists))
+                _count_pairs(counts.issues_by_file, src, flat)
         for name in extra_bool:
             if name == SEALED_MATCH:
                 counts.sealed_matched += int(pc.sum(kept.column(name)).as_py() or 0)
             else:  # "__had_<field>": a value before the policy and none after
                 fld = name.removeprefix("__had_")
                 removed = pc.and_(pc.fill_null(kept.column(name), False), pc.is_null(kept.column(fld)))
-                counts.policy_removed[fld] += int(pc.sum(removed).as_py() or 0)
+                n_removed = int(pc.sum(removed).as_py() or 0)
+                counts.policy_removed[fld] += n_removed
+                if n_removed:
+                    vc = pc.value_counts(kept.column("source_file").filter(removed))
+                    for sha, k in zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist(), strict=True):
+                        counts.removed_by_file[(sha, fld)] += k
         out_tbl = kept.select(schema.names).cast(schema)
         if out_tbl.num_rows:
             pending.append(out_tbl)
@@ -485,8 +532,11 @@ def _stream_write(
 # ---------------------------------------------------------------------------
 
 
-def _ingest_key(shas: list[str], fmt: str | None, sealed_sha: str | None, override: Any, fingerprint: str) -> str:
-    data = {
+def _ingest_key(
+    shas: list[str], fmt: str | None, sealed_sha: str | None, override: Any, fingerprint: str,
+    options: DeliveryOptions | None = None,
+) -> str:  # fmt: skip
+    data: dict[str, Any] = {
         "files": sorted(shas),
         # a user mapping file counts by content: editing it must re-ingest
         "format": sha256_file(Path(fmt)) if fmt and Path(str(fmt)).is_file() else (str(fmt) if fmt else ""),
@@ -495,6 +545,9 @@ def _ingest_key(shas: list[str], fmt: str | None, sealed_sha: str | None, overri
         "override_basis": override.legal_basis.strip() if override is not None else "",
         "policy": fingerprint,
     }
+    if options is not None and (options.scope is not None or options.replace_state):
+        data["scope"] = options.scope or ""  # only when given: keys of plain ingests stay as they were
+        data["replace_state"] = options.replace_state
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
@@ -537,7 +590,8 @@ def _unchanged(ws: Workspace, snap: dict[str, Any], started: float) -> IngestRes
             file_name=f["file_name"], sha256=f["sha256"], role=f["role"], encoding=f["encoding"],
             rows_read=f["rows_read"], loaded=f["loaded"], quarantined=f["quarantined"],
             protected_excluded=f["protected_excluded"], vote_history_loaded=f["vote_history_loaded"],
-            vote_history_withheld=f["vote_history_withheld"],
+            vote_history_withheld=f["vote_history_withheld"], scope=f.get("scope") or STATE,
+            container_sha256=f.get("container_sha256"), part_snapshot=f.get("part_snapshot") or snap["snapshot_id"],
         )  # fmt: skip
         for f in ws.file_manifests(snap["state"], snap["snapshot_id"])
     ]
@@ -561,17 +615,27 @@ def ingest(
     *,
     memory_limit: str | None = None,
     threads: int | None = None,
+    delivery: DeliveryOptions | None = None,
 ) -> IngestResult:
-    """Ingest one state's native file(s) into ``workspace`` as a new snapshot.
+    """Ingest a delivery of one state's native file(s) into ``workspace`` as a new snapshot.
+
+    Files may be plain or compressed (``.zip``, nested zips, ``.gz``:
+    ``voterolls.ingest.archives``).  Each file has a scope (a county, a
+    county range, the whole state; ``voterolls.ingest.delivery``) and
+    replaces only its scope of the state's current snapshot; the rest is
+    carried over.  ``delivery`` says how (explicit scope, ``replace_state``,
+    ``allow_shrink``).
 
     Returns ``status="unchanged"`` (and writes nothing) when the same files,
     sealed sidecar, override and policy were already ingested as the state's
-    current snapshot.  ``override`` is a :class:`voterolls.policy.Override`.
+    current snapshot, or when every file given is already part of it.
+    ``override`` is a :class:`voterolls.policy.Override`.
     Raises :class:`UserError` for input mistakes (naming file, line, field).
     """
     started = time.perf_counter()
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
     state = check_state(state)
+    options = delivery or DeliveryOptions()
     plist = [Path(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
     if not plist:
         raise UserError("no input files given")
@@ -580,11 +644,14 @@ def ingest(
     report = progress or (lambda phase, done, total: None)
 
     report("hash", 0, len(plist))
-    # one byte pass per file: sha256 (the ingest key) and line counts, both reused by the reader
+    # one byte pass per plain file: sha256 (the ingest key) and line counts, both reused by the
+    # reader; an archive is hashed as sent (its members are counted once unpacked, in the stage)
     from voterolls.formats.sniff import facts as file_facts
 
-    facts = {str(p): file_facts(p) for p in plist}
-    shas = [facts[str(p)].sha256 for p in plist]
+    packed = {str(p) for p in plist if archives.is_compressed(p)}
+    facts = {str(p): file_facts(p) for p in plist if str(p) not in packed}
+    raw_sha = {str(p): facts[str(p)].sha256 if str(p) in facts else sha256_file(p) for p in plist}
+    shas = [raw_sha[str(p)] for p in plist]
     dups = [p for i, p in enumerate(plist) if shas[i] in shas[:i]]
     if dups:
         raise UserError("the same file content is given twice", file=dups[0])
@@ -594,44 +661,107 @@ def ingest(
     sealed_sha = sha256_file(sealed_path) if sealed_path is not None else None
     policy = _get_policy(state)
     fingerprint = _policy_fingerprint(policy)
-    key = _ingest_key(shas, format, sealed_sha, override, fingerprint)
+    key = _ingest_key(shas, format, sealed_sha, override, fingerprint, options)
     with ws.state_lock(state):
         cur = ws.current_snapshot(state)
-        if cur is not None and cur["ingest_key"] in (key, _repair_key(key)):
-            damage = _snapshot_damage(ws, cur)
-            if damage is None:
-                log.info("ingest %s: same inputs as snapshot %s; nothing to do", state, cur["snapshot_id"])
-                return _unchanged(ws, cur, started)
-            # same inputs, but the stored snapshot cannot be read: rebuild it.  The
-            # catalog refuses a second snapshot with the current one's key, so the
-            # rebuild alternates between the key and its repair twin (both mean
-            # "these inputs"; the next run with the same inputs is "unchanged").
-            log.warning("ingest %s: snapshot %s is damaged (%s); rebuilding it", state, cur["snapshot_id"], damage)
-            key = _repair_key(key) if cur["ingest_key"] == key else key
+        if cur is not None:
+            same_key = cur["ingest_key"] in (key, _repair_key(key))
+            if same_key or _already_in_view(ws, cur, shas, format, sealed_sha, override, fingerprint, options):
+                damage = _snapshot_damage(ws, cur)
+                if damage is None:
+                    log.info("ingest %s: same inputs as snapshot %s; nothing to do", state, cur["snapshot_id"])
+                    return _unchanged(ws, cur, started)
+                # same inputs, but the stored snapshot cannot be read: rebuild it.  The
+                # catalog refuses a second snapshot with the current one's key, so the
+                # rebuild alternates between the key and its repair twin (both mean
+                # "these inputs"; the next run with the same inputs is "unchanged").
+                log.warning("ingest %s: snapshot %s is damaged (%s); rebuilding it", state, cur["snapshot_id"], damage)
+                key = _repair_key(key) if cur["ingest_key"] == key else key
+                if not same_key:  # a part of a damaged view: rebuild from these files alone
+                    options = dataclasses.replace(options, replace_state=True, allow_shrink=True)
+                cur = None if same_key else cur
 
         staged = ws.stage(state)
         try:
-            result = _run(ws, staged, state, plist, shas, facts, format, sealed_path, sealed_sha, override, policy, fingerprint, key, report, memory_limit, threads, started)
+            report("unpack", 0, len(packed) or None)
+            with archives.unpacked(plist, staged.tmp_dir, {p: raw_sha[p] for p in packed}) as inputs:
+                for inp in inputs:
+                    if str(inp.path) not in facts:
+                        facts[str(inp.path)] = file_facts(inp.path)
+                member_shas = [facts[str(inp.path)].sha256 for inp in inputs]
+                twice = [inp for k, inp in enumerate(inputs) if member_shas[k] in member_shas[:k]]
+                if twice:
+                    raise UserError("the same file content is given twice", file=twice[0].display)
+                job = _Job(
+                    inputs=inputs, facts=facts, format=format, sealed_path=sealed_path, sealed_sha=sealed_sha,
+                    override=override, policy=policy, fingerprint=fingerprint, key=key, options=options, base=cur,
+                )  # fmt: skip
+                try:
+                    result = _run(ws, staged, state, job, report, memory_limit, threads, started)
+                except UserError as exc:
+                    raise _named_for_people(exc, inputs) from None
         except BaseException:
             ws.discard(staged)
             raise
     return result
 
 
+@dataclass(frozen=True)
+class _Job:
+    """What one delivery's ingest works on (gathered before the stage, read by ``_run``)."""
+
+    inputs: list[archives.Input]
+    facts: dict[str, Any]
+    format: str | None
+    sealed_path: Path | None
+    sealed_sha: str | None
+    override: Any
+    policy: Any
+    fingerprint: str
+    key: str
+    options: DeliveryOptions
+    base: dict[str, Any] | None  # the state's current snapshot record, or None
+
+
+def _named_for_people(exc: UserError, inputs: list[archives.Input]) -> UserError:
+    """A reader's error names an unpacked member by its ``/proc/self/fd`` path: use its display name."""
+    msg = str(exc)
+    for inp in inputs:
+        if inp.path != inp.source:
+            msg = msg.replace(str(inp.path), inp.display)
+    if msg == str(exc):
+        return exc
+    out = UserError(msg)
+    out.line, out.field = exc.line, exc.field
+    return out
+
+
+def _already_in_view(
+    ws: Workspace, cur: dict[str, Any], shas: list[str], format: str | None, sealed_sha: str | None,
+    override: Any, fingerprint: str, options: DeliveryOptions,
+) -> bool:  # fmt: skip
+    """Is every file given already a part of the state's current snapshot, read the same way?
+
+    Then re-sending one of several submissions changes nothing (each file
+    would replace its own scope with the same rows).
+    """
+    if options.replace_state or options.scope is not None or sealed_sha is not None or override is not None:
+        return False
+    if cur.get("policy_fingerprint") != fingerprint or (format is not None and format != cur.get("format")):
+        return False
+    have: set[str] = set()
+    for f in ws.file_manifests(cur["state"], cur["snapshot_id"]):
+        have.add(f["sha256"])
+        if f.get("container_sha256"):
+            have.add(f["container_sha256"])
+    return set(shas) <= have
+
+
 def _run(
     ws: Workspace,
     staged: StagedSnapshot,
     state: str,
-    plist: list[Path],
-    shas: list[str],
-    facts: dict[str, Any],
-    format: str | None,
-    sealed_path: Path | None,
-    sealed_sha: str | None,
-    override: Any,
-    policy: Any,
-    fingerprint: str,
-    key: str,
+    job: _Job,
     report: Progress,
     memory_limit: str | None,
     threads: int | None,
@@ -639,11 +769,23 @@ def _run(
 ) -> IngestResult:
     from voterolls.policy import enforce
 
+    facts, format, sealed_path, sealed_sha = job.facts, job.format, job.sealed_path, job.sealed_sha
+    override, policy, fingerprint, key = job.override, job.policy, job.fingerprint, job.key
+    plist = [inp.path for inp in job.inputs]
+    shas = [facts[str(p)].sha256 for p in plist]
+    input_of = {str(inp.path): inp for inp in job.inputs}
     con = _connect(staged, memory_limit, threads)
     s = None
     try:
         report("scan", 0, None)
-        s = _scan(con, plist, state, format, facts, staged.tmp_dir)
+        try:
+            s = _scan(con, plist, state, format, facts, staged.tmp_dir)
+        except UserError:
+            history_format = history_only_format(state, plist) if format is None else None
+            if history_format is None:
+                raise
+            s = _scan(con, plist, state, history_format, facts, staged.tmp_dir)
+        _refuse_other_states_layout(s, state, format, job.inputs)
         total_rows = sum(f.rows_read for f in getattr(s, "_files", []) if f.role == "registrations") or None
 
         # -- registrations: flags, dates, law, normalisation, tokens ---------------------------
@@ -717,10 +859,24 @@ def _run(
             cur2 = _quiet(con.cursor())
             cur2.register("_vr_prot_ids", pa.table({"state_voter_id": ids}))
             cur2.from_arrow(vh.to_arrow_reader(BATCH_ROWS)).create_view("_vr_vh", replace=True)
-            vh_flagged = cur2.sql(
-                f"SELECT v.*, (p.state_voter_id IS NOT NULL) AS {PROTECTED} FROM _vr_vh v "
-                f"LEFT JOIN _vr_prot_ids p ON p.state_voter_id = v.state_voter_id"
-            )
+            earlier = _base_protected(ws, job)
+            still = _still_protecting(ws, job, s, state) if earlier is not None else set()
+            if not still:
+                vh_flagged = cur2.sql(
+                    f"SELECT v.*, (p.state_voter_id IS NOT NULL) AS {PROTECTED} FROM _vr_vh v "
+                    f"LEFT JOIN _vr_prot_ids p ON p.state_voter_id = v.state_voter_id"
+                )
+            else:  # protected voters of the parts carried over are known by digest only
+                cur2.register("_vr_still", pa.table({"sha": pa.array(sorted(still), pa.string())}))
+                cur2.execute(
+                    f"CREATE TEMP TABLE _vr_prot_d AS SELECT {PROTECTED_DIGEST_SQL.format(id='state_voter_id')} AS d "
+                    f"FROM _vr_prot_ids UNION SELECT d FROM read_parquet({_lit(str(earlier))}) "
+                    "WHERE source_file IN (SELECT sha FROM _vr_still)"
+                )
+                vh_flagged = cur2.sql(
+                    f"SELECT v.*, (p.d IS NOT NULL) AS {PROTECTED} FROM _vr_vh v "
+                    f"LEFT JOIN _vr_prot_d p ON p.d = {PROTECTED_DIGEST_SQL.format(id='v.state_voter_id')}"
+                )
             _stream_write(vh_flagged.to_arrow_reader(BATCH_ROWS), vh_path, VOTE_HISTORY_SCHEMA, vh_counts, flag=PROTECTED)
         else:
             report("vote_history", 0, None)
@@ -741,7 +897,7 @@ def _run(
     report("reconcile", 0, None)
     fmt_name = getattr(s, "format", format)
     by_path = {str(p): sha for p, sha in zip(plist, shas, strict=True)}
-    name_of = {sha: p.name for p, sha in zip(plist, shas, strict=True)}
+    name_of = {sha: input_of[str(p)].display for p, sha in zip(plist, shas, strict=True)}
     q_tbl = scan_report.quarantine
     q_counts: Counter[str] = Counter()
     if q_tbl.num_rows:
@@ -758,18 +914,22 @@ def _run(
         st = Path(f.path).stat()
         if f.sha256 != sha or (before is not None and (st.st_size, st.st_mtime_ns) != (before.size, before.mtime_ns)):
             # the bytes were hashed once, before reading: a rewrite since then changes size or mtime
-            raise UserError("the file changed while it was being ingested; run again", file=f.path)
+            raise UserError("the file changed while it was being ingested; run again", file=name_of[sha])
         quarantined = int(q_counts.get(str(f.path), 0)) + int(extra_q.get(sha, 0))
         if getattr(f, "rows_quarantined", None) is not None and int(q_counts.get(str(f.path), 0)) != int(f.rows_quarantined):
             raise ReconciliationError(
                 f"{Path(f.path).name}: reader counted {f.rows_quarantined} quarantined rows but listed {q_counts.get(str(f.path), 0)}"
             )
         role = getattr(f, "role", "registrations")
+        inp = input_of.get(str(f.path))
         fr = FileResult(
-            file_name=Path(f.path).name, sha256=sha, role=role, encoding=getattr(f, "encoding", None),
+            file_name=name_of[sha], sha256=sha, role=role, encoding=getattr(f, "encoding", None),
             rows_read=int(f.rows_read), loaded=int(reg_counts.kept.get(sha, 0)), quarantined=quarantined,
             protected_excluded=int(reg_counts.flagged.get(sha, 0)),
             vote_history_loaded=int(vh_counts.kept.get(sha, 0)), vote_history_withheld=int(vh_counts.flagged.get(sha, 0)),
+            container_sha256=inp.container_sha256 if inp is not None else None, part_snapshot=staged.snapshot_id,
+            issues={k: n for (h, k), n in sorted(reg_counts.issues_by_file.items()) if h == sha},
+            values_removed={k: n for (h, k), n in sorted(reg_counts.removed_by_file.items()) if h == sha},
         )  # fmt: skip
         if role == "registrations":
             accounted = fr.loaded + fr.quarantined + fr.protected_excluded
@@ -800,7 +960,7 @@ def _run(
             pa.table(
                 {
                     "state": pa.array([state] * q_tbl.num_rows, pa.string()),
-                    "file": pa.array([Path(x).name if x else None for x in fnames], pa.string()),
+                    "file": pa.array([name_of.get(by_path.get(x) or "", Path(x).name) if x else None for x in fnames], pa.string()),
                     "sha256": pa.array([by_path.get(x) for x in fnames], pa.string()),
                     "line": pc.cast(q_tbl.column("line"), pa.int64()),
                     "field": pc.cast(q_tbl.column("field"), pa.string()),
@@ -826,9 +986,25 @@ def _run(
     q_all = pa.concat_tables([p.cast(q_schema) for p in q_parts]) if q_parts else q_schema.empty_table()
     pq.write_table(q_all, staged.dir / "quarantine.parquet", compression="zstd")
 
+    # -- the delivery: scopes, guards, the parts carried over ----------------------------------
+    report("delivery", 0, None)
+    spec = getattr(s, "format_spec", None)
+    _assign_scopes(files, job, state, spec, reg_path, vh_path, input_of)
+    retained = _carry_over(ws, staged, state, files, job, reg_counts)
+    files = retained + files
+    loaded = sum(fr.loaded for fr in files if fr.role == "registrations")
+    issues_all: Counter[str] = Counter()
+    removed_all: Counter[str] = Counter()
+    for fr in files:
+        issues_all.update(fr.issues)
+        removed_all.update(fr.values_removed)
+    if not retained:  # a file's own counts are exact; keep the streamed totals (same numbers)
+        issues_all, removed_all = reg_counts.issues, reg_counts.policy_removed
+    if pq.ParquetFile(reg_path).metadata.num_rows != loaded:
+        raise ReconciliationError(f"registrations in the snapshot {pq.ParquetFile(reg_path).metadata.num_rows} != loaded {loaded}")
+
     # -- uniformity ------------------------------------------------------------------------------
     report("uniformity", 0, None)
-    spec = getattr(s, "format_spec", None)
     uni = uniformity.compute(
         reg_path,
         vh_path,
@@ -837,8 +1013,8 @@ def _run(
         spec=spec,
         policy=policy,
         override=override,
-        issues=reg_counts.issues,
-        policy_removed=reg_counts.policy_removed,
+        issues=issues_all,
+        policy_removed=removed_all,
         sealed_tokens=bool(sealed_path),
         memory_limit=memory_limit or _default_memory_limit(),
         temp_dir=staged.tmp_dir,
@@ -853,7 +1029,7 @@ def _run(
         "dob_disclosure": policy.dob_disclosure,
         "allowed": {k: bool(v) for k, v in allowed.items() if k in ("dob", "birth_year", "phone", "email", "party")},
         "vote_history_public": _vote_history_allowed(policy, override),
-        "values_removed": dict(sorted(reg_counts.policy_removed.items())),
+        "values_removed": dict(sorted(removed_all.items())),
         "protected_excluded": sum(fr.protected_excluded for fr in files),
         "override_fields": sorted(override.fields) if override is not None else [],
         "override_legal_basis": override.legal_basis.strip() if override is not None else None,
@@ -881,7 +1057,14 @@ def _run(
         "history_quarantined": sum(fr.quarantined for fr in files if fr.role == "history"),
         "policy": policy_summary,
         "sealed": {"sha256": sealed_sha, "matched": reg_counts.sealed_matched} if sealed_sha else None,
-        "issues": dict(sorted(reg_counts.issues.items())),
+        "issues": dict(sorted(issues_all.items())),
+        "scopes": _scope_summary(files),
+        "delivery": {
+            "scope": job.options.scope, "replace_state": job.options.replace_state,
+            "allow_shrink": job.options.allow_shrink, "based_on": job.base["snapshot_id"] if job.base else None,
+            "new_files": [fr.file_name for fr in files if fr.part_snapshot == staged.snapshot_id],
+            "retained_files": [fr.file_name for fr in retained],
+        },
         "elapsed_s": round(elapsed, 3),
     }
     (staged.dir / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
@@ -916,8 +1099,254 @@ def _run(
         files=files,
         sealed_matched=reg_counts.sealed_matched if sealed_sha else None,
         policy=policy_summary,
-        issues=dict(reg_counts.issues),
+        issues=dict(issues_all),
         elapsed_s=time.perf_counter() - started,
         path=str(final),
         **totals,
     )
+
+
+# ---------------------------------------------------------------------------
+# deliveries: wrong state, scopes, the parts carried over
+# ---------------------------------------------------------------------------
+
+#: Protected voters' ids are never stored; their digests are, so that vote history arriving in
+#: a later part is withheld too (``protected.parquet``).  A digest of an id is not a secret to
+#: someone holding the state's roll; it keeps the ids out of plain view, nothing more.
+PROTECTED_DIGEST_SQL = "sha256(CAST({id} AS VARCHAR))"
+PROTECTED_FILE = "protected.parquet"
+
+
+def _refuse_other_states_layout(s: Any, state: str, format: str | None, inputs: list[archives.Input]) -> None:
+    """A detected layout that belongs to another state is refused: it would replace this state's roll."""
+    owner = getattr(getattr(s, "format_spec", None), "state", None)
+    if format is None and owner and owner.upper() != state:
+        names = ", ".join(i.display for i in inputs[:3]) + (f" and {len(inputs) - 3} more" if len(inputs) > 3 else "")
+        raise UserError(
+            f"{names}: the layout is {owner.upper()}'s ({s.format}), not {state}'s, so it was not ingested as {state}; "
+            f"ingest it as {owner.upper()}, or pass --format {s.format} to read it as {state}'s file anyway"
+        )
+
+
+def history_only_format(state: str, paths: list[Path]) -> str | None:
+    """The named state's format whose history layout every file fits (a history-only delivery).
+
+    Detection judges a delivery by its registration file; history may come
+    apart, before or after it, and is then read with the named state's layout.
+    """
+    from voterolls.formats import formats
+    from voterolls.formats.detect import classify
+
+    for fmt in formats().values():
+        if (fmt.state or "").upper() != state or fmt.history is None:
+            continue
+        try:
+            if all(classify(fmt, p).role == "history" for p in paths):
+                return fmt.name
+        except UserError:
+            continue
+    return None
+
+
+def _assign_scopes(
+    files: list[FileResult], job: _Job, state: str, spec: Any, reg_path: Path, vh_path: Path,
+    input_of: dict[str, archives.Input],
+) -> None:  # fmt: skip
+    """Each new file's scope: as given, else from its name, else from its rows' one county, else the state."""
+    layouts = spec.layouts() if spec is not None and hasattr(spec, "layouts") else {}
+    by_data: list[FileResult] = []
+    for fr in files:
+        if job.options.scope is not None:
+            fr.scope = job.options.scope
+            continue
+        member = fr.file_name.rsplit("!", 1)[-1].rsplit("/", 1)[-1]
+        found = scope_from_name(member, fr.role, state, layouts)
+        lay = layouts.get(fr.role)
+        if found is None and lay is not None and getattr(lay, "per_county", False):
+            by_data.append(fr)
+        fr.scope = found or STATE
+    if not by_data:
+        return
+    con = _quiet(duckdb.connect())
+    try:
+        for path, role in ((reg_path, "registrations"), (vh_path, "history")):
+            want = [fr for fr in by_data if fr.role == role]
+            if not want:
+                continue
+            rows = con.execute(
+                f"SELECT source_file, count(DISTINCT county), any_value(county) FROM read_parquet({_lit(str(path))}) "
+                "WHERE source_file IN (SELECT unnest(?)) GROUP BY source_file",
+                [[fr.sha256 for fr in want]],
+            ).fetchall()
+            one = {sha: value for sha, n, value in rows if n == 1 and value}
+            for fr in want:
+                if fr.sha256 in one:
+                    try:
+                        fr.scope = normalise_scope("county:" + str(one[fr.sha256]))
+                    except UserError:
+                        fr.scope = STATE  # a county value that is no scope name: the file stays statewide
+    finally:
+        con.close()
+
+
+def _base_protected(ws: Workspace, job: _Job) -> Path | None:
+    """The digests of protected voters known from the parts the new snapshot builds on."""
+    if job.base is None or job.options.replace_state:
+        return None
+    p = ws.path / job.base["path"] / PROTECTED_FILE
+    return p if p.is_file() else None
+
+
+def _still_protecting(ws: Workspace, job: _Job, s: Any, state: str) -> set[str]:
+    """The current snapshot's registration files whose protected voters still count for new history.
+
+    Those this delivery does not replace: judged by the new registration
+    files' names (a file whose scope only its rows tell counts as replacing
+    nothing, so more history is withheld, never less).
+    """
+    if job.base is None or job.options.replace_state:
+        return set()
+    spec = getattr(s, "format_spec", None)
+    layouts = spec.layouts() if spec is not None and hasattr(spec, "layouts") else {}
+    new_scopes = set()
+    for f in getattr(s, "files", []):
+        if f.role != "registrations":
+            continue
+        name = next((i.display for i in job.inputs if str(i.path) == str(f.path)), Path(f.path).name)
+        member = name.rsplit("!", 1)[-1].rsplit("/", 1)[-1]
+        found = job.options.scope or scope_from_name(member, "registrations", state, layouts)
+        if found is not None:
+            new_scopes.add(found)
+    if STATE in new_scopes:
+        return set()
+    return {
+        fr.sha256 for fr in _base_files(ws, job.base) if fr.role == "registrations" and fr.scope not in new_scopes
+    }
+
+
+def _base_files(ws: Workspace, base: dict[str, Any]) -> list[FileResult]:
+    """The current snapshot's files, with their scopes and per-file counts (older manifests: defaults)."""
+    manifest = json.loads((ws.path / base["path"] / "manifest.json").read_text())
+    names = {f.name for f in dataclasses.fields(FileResult)}
+    out = []
+    for entry in manifest.get("files", []):
+        fr = FileResult(**{k: v for k, v in entry.items() if k in names})
+        fr.scope = fr.scope or STATE
+        fr.part_snapshot = fr.part_snapshot or base["snapshot_id"]
+        out.append(fr)
+    return out
+
+
+def _part(fr: FileResult) -> PartFile:
+    return PartFile(
+        file_name=fr.file_name, sha256=fr.sha256, role=fr.role, scope=fr.scope, loaded=fr.loaded,
+        vote_history_loaded=fr.vote_history_loaded, rows_read=fr.rows_read,
+    )  # fmt: skip
+
+
+def _carry_over(
+    ws: Workspace, staged: StagedSnapshot, state: str, files: list[FileResult], job: _Job, reg_counts: _Counts
+) -> list[FileResult]:
+    """Apply the guards, then carry the parts this delivery does not replace into the new snapshot.
+
+    Returns the retained files (their counts as in the snapshot they come
+    from, less vote-history rows of voters this delivery marks protected).
+    Rows are copied by ``source_file`` from the current snapshot's Parquet
+    (DuckDB filter, Arrow batches; the new part's rows follow them).
+    """
+    base = job.base
+    old = _base_files(ws, base) if base is not None else []
+    new_parts = [_part(fr) for fr in files]
+    old_parts = [_part(fr) for fr in old]
+    new_shas = {fr.sha256 for fr in files}
+    kept = [k for k in plan_retained(new_parts, old_parts, job.options, state) if k.sha256 not in new_shas]
+    check_guards(state, new_parts, old_parts, kept, job.options)
+    con = _quiet(duckdb.connect(config={"memory_limit": _default_memory_limit(), "temp_directory": str(staged.tmp_dir)}))
+    try:
+        new_ids = pa.concat_arrays(reg_counts.flagged_ids) if reg_counts.flagged_ids else pa.array([], pa.string())
+        new_files = pa.concat_arrays(reg_counts.flagged_files) if reg_counts.flagged_files else pa.array([], pa.string())
+        con.register("_vr_new_prot", pa.table({"state_voter_id": new_ids, "source_file": new_files}))
+        keep_shas = {k.sha256 for k in kept}
+        con.register("_vr_keep", pa.table({"sha": pa.array(sorted(keep_shas), pa.string())}))
+        _write_protected(con, staged, _base_protected(ws, job))
+        if not kept:
+            return []
+        retained = [fr for fr in old if fr.sha256 in keep_shas]
+        old_dir = ws.path / base["path"]
+        keep = "source_file IN (SELECT sha FROM _vr_keep)"
+        _merge(con, old_dir, staged, "registrations.parquet", REGISTRATION_SCHEMA, keep)
+        # vote history of voters this delivery marks protected is withheld from the retained parts too
+        newly = "state_voter_id IN (SELECT state_voter_id FROM _vr_new_prot)"
+        withheld = dict(
+            con.execute(
+                f"SELECT source_file, count(*) FROM read_parquet({_lit(str(old_dir / 'vote_history.parquet'))}) "
+                f"WHERE {keep} AND {newly} GROUP BY source_file"
+            ).fetchall()
+        ) if len(new_ids) else {}  # fmt: skip
+        _merge(con, old_dir, staged, "vote_history.parquet", VOTE_HISTORY_SCHEMA, f"{keep} AND NOT ({newly})")
+        _merge(con, old_dir, staged, "quarantine.parquet", None, "sha256 IN (SELECT sha FROM _vr_keep)")
+    finally:
+        con.close()
+    for fr in retained:
+        n = int(withheld.get(fr.sha256, 0))
+        fr.vote_history_loaded -= n
+        fr.vote_history_withheld += n
+    return retained
+
+
+def _write_protected(con: duckdb.DuckDBPyConnection, staged: StagedSnapshot, earlier: Path | None) -> None:
+    """``protected.parquet``: (digest, registration file) of every protected voter of the new view.
+
+    A voter's protection comes with the registrations part that says so: the
+    digests of a replaced part go with it, those of a carried-over part stay.
+    """
+    sql = f"SELECT DISTINCT {PROTECTED_DIGEST_SQL.format(id='state_voter_id')} AS d, source_file FROM _vr_new_prot"
+    if earlier is not None:
+        sql += (
+            f" UNION SELECT d, source_file FROM read_parquet({_lit(str(earlier))}) "
+            "WHERE source_file IN (SELECT sha FROM _vr_keep)"
+        )
+    table = con.sql(sql).to_arrow_table()
+    if table.num_rows:
+        pq.write_table(table.sort_by([("d", "ascending"), ("source_file", "ascending")]), staged.dir / PROTECTED_FILE, compression="zstd")
+
+
+def _merge(
+    con: duckdb.DuckDBPyConnection, old_dir: Path, staged: StagedSnapshot, name: str, schema: pa.Schema | None, where: str
+) -> None:
+    """``staged/name`` becomes the old snapshot's rows matching ``where`` followed by the new part's rows."""
+    new = staged.dir / name
+    part = staged.tmp_dir / f"part_{name}"
+    os.replace(new, part)
+    old = old_dir / name
+    out_schema = schema if schema is not None else pq.read_schema(part)
+    writer = _parquet_writer(new, out_schema) if schema is not None else pq.ParquetWriter(new, out_schema, compression="zstd")
+    try:
+        sources: list[Iterable[pa.RecordBatch]] = []
+        if old.is_file():
+            sources.append(con.sql(f"SELECT * FROM read_parquet({_lit(str(old))}) WHERE {where}").to_arrow_reader(BATCH_ROWS))
+        sources.append(pq.ParquetFile(part).iter_batches(BATCH_ROWS))
+        for batches in sources:
+            for b in batches:
+                if b.num_rows:
+                    t = pa.Table.from_batches([b]).select(out_schema.names).cast(out_schema)
+                    writer.write_table(t, row_group_size=max(1, t.num_rows))
+    finally:
+        writer.close()
+    part.unlink(missing_ok=True)
+
+
+def _scope_summary(files: list[FileResult]) -> list[dict[str, Any]]:
+    """Per (role, scope): files, rows and the snapshot(s) the rows were first ingested in."""
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for fr in files:
+        e = out.setdefault(
+            (fr.role, fr.scope),
+            {"role": fr.role, "scope": fr.scope, "files": 0, "loaded": 0, "vote_history_loaded": 0, "part_snapshots": []},
+        )
+        e["files"] += 1
+        e["loaded"] += fr.loaded
+        e["vote_history_loaded"] += fr.vote_history_loaded
+        if fr.part_snapshot and fr.part_snapshot not in e["part_snapshots"]:
+            e["part_snapshots"].append(fr.part_snapshot)
+    return [out[k] for k in sorted(out)]

@@ -109,7 +109,7 @@ def link_command(
             task = progress.add_task("linking", total=None)
             result = link_registrations(
                 con,
-                ws.path / "link",
+                ws.paths.link.dir,
                 engine=engine,
                 threshold=threshold,
                 model=model,
@@ -124,7 +124,7 @@ def link_command(
             )
     finally:
         con.close()
-    ws.record_built_from(ws.path / "link")  # freshness: which snapshots these pairs come from
+    ws.record_built_from(ws.paths.link.dir)  # freshness: which snapshots these pairs come from
     r = result
     typer.echo(
         f"linked {r.registrations:,} registrations on {r.engine}: {r.candidate_pairs:,} candidate pairs "
@@ -180,9 +180,9 @@ def evaluate_command(
     from voterolls.link.evaluate import GRANULARITY_CLASSES, evaluate, write_json
 
     ws = _workspace(workspace)
-    link_dir = ws.path / "link"
+    link = ws.paths.link
     if threshold is None:
-        rep = link_dir / "link_report.json"
+        rep = link.report
         threshold = DEFAULT_THRESHOLD
         if rep.is_file():
             threshold = float(
@@ -192,10 +192,10 @@ def evaluate_command(
         raise UserError("--threshold must be strictly between 0 and 1", field="threshold")
     con = ws.connect(read_only=False)
     try:
-        res = evaluate(con, truth, link_dir / "pairs.parquet", threshold=threshold)
+        res = evaluate(con, truth, link.pairs, threshold=threshold)
     finally:
         con.close()
-    path = write_json(res, out or link_dir / "evaluation.json")
+    path = write_json(res, out or link.dir / "evaluation.json")
 
     console = Console()
     labels = {"full": "full", "year": "year", "none": "none", "all": "all"}

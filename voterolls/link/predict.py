@@ -11,7 +11,9 @@ file deterministic.
 Splink scores with the prior it was given; :mod:`voterolls.link.train`
 re-estimates the prior on the scored pairs, and the final weights here are
 Splink's weights shifted by the change of prior log-odds (``shift``), which
-is exactly what scoring again with the new prior would give.
+is exactly what scoring again with the new prior would give.  The scoring
+itself (:func:`score_pairs`) lives in :mod:`voterolls.link.splink_adapter`,
+the one module that uses Splink's internals.
 """
 
 from __future__ import annotations
@@ -22,8 +24,11 @@ from pathlib import Path
 import duckdb
 
 from voterolls.link.comparisons import COMPARISON_NAMES
+from voterolls.link.splink_adapter import score_pairs
 from voterolls.link.train import log2_odds
 from voterolls.sql import literal
+
+__all__ = ["PAIR_COLUMNS", "export_pairs", "finalise", "probability_expr", "score_pairs", "weight_expr"]
 
 PAIR_COLUMNS = (
     "state_l",
@@ -35,67 +40,6 @@ PAIR_COLUMNS = (
     "dob_granularity_l",
     "dob_granularity_r",
 ) + tuple(f"gamma_{c}" for c in COMPARISON_NAMES)
-
-
-def score_pairs(linker):
-    """Splink's ``predict`` keeping only what the output needs: ids, retained columns, gammas, weights.
-
-    ``linker.inference.predict()`` with ``retain_matching_columns`` copies both
-    sides of every compared column into the scored table (names, dates,
-    address, sealed tokens: ~50 columns per pair), and without it Splink drops
-    the ``gamma_*`` columns the contract needs.  This runs the same SQL
-    pipeline (blocked pairs -> comparison vectors -> weights) with Splink's
-    *training* column selection, which keeps the gammas and nothing else, so
-    the scored table is ~4x narrower (less memory, faster to write and to
-    cluster).  The model itself is unchanged, so a saved model still works
-    with plain ``predict()`` (the external-list matcher uses that).
-    """
-    from splink.internals.comparison_vector_values import (
-        compute_comparison_vector_values_from_id_pairs_sqls,
-    )
-    from splink.internals.dialects import SplinkDialect
-    from splink.internals.pipeline import CTEPipeline
-    from splink.internals.predict import predict_from_comparison_vectors_sqls
-    from splink.internals.vertically_concatenate import enqueue_df_concat_with_tf
-
-    settings = linker._settings_obj
-    blocked, from_cache = linker.inference._get_or_compute_blocked_pairs_for_predict_chunk(
-        left_chunk=(1, 1), right_chunk=(1, 1)
-    )
-    keep = settings._retain_matching_columns
-    try:
-        settings._retain_matching_columns = False
-        pipeline = CTEPipeline([blocked])
-        enqueue_df_concat_with_tf(linker, pipeline)
-        pipeline.enqueue_list_of_sqls(
-            compute_comparison_vector_values_from_id_pairs_sqls(
-                settings._columns_to_select_for_blocking,
-                settings._columns_to_select_for_comparison_vector_values,
-                input_tablename_l="__splink__df_concat_with_tf",
-                input_tablename_r="__splink__df_concat_with_tf",
-                source_dataset_input_column=settings.column_info_settings.source_dataset_input_column,
-                unique_id_input_column=settings.column_info_settings.unique_id_input_column,
-                link_type=settings._link_type,
-                sql_dialect_str=linker._sql_dialect_str,
-            )
-        )
-        pipeline.enqueue_list_of_sqls(
-            predict_from_comparison_vectors_sqls(
-                unique_id_input_columns=settings.column_info_settings.unique_id_input_columns,
-                core_model_settings=settings.core_model_settings,
-                sql_dialect=SplinkDialect.from_string(settings._sql_dialect_str),
-                retain_matching_columns=False,
-                retain_intermediate_calculation_columns=False,
-                training_mode=True,  # keeps gamma_* (Splink's training selection)
-                additional_columns_to_retain=settings._additional_columns_to_retain,
-            )
-        )
-        predictions = linker._db_api.sql_pipeline_to_splink_dataframe(pipeline)
-    finally:
-        settings._retain_matching_columns = keep
-        if not from_cache:
-            blocked.drop_table_from_database_and_remove_from_cache()
-    return predictions
 
 
 def weight_expr(shift: float) -> str:

@@ -45,6 +45,7 @@ from voterolls.link.settings import (
     settings_creator,
     transfer_parameters,
 )
+from voterolls.link.splink_adapter import model_prior, set_model_prior
 from voterolls.link.train import estimate_prior, log2_odds, register_full_name_tf, train
 from voterolls.log import get_logger
 from voterolls.sql import literal
@@ -239,7 +240,7 @@ def link_registrations(
         df_predict = score_pairs(linker)
         t = lap("predict", t)
 
-        scoring_prior = float(linker._settings_obj._probability_two_random_records_match)
+        scoring_prior = model_prior(linker)
         candidates = int(eng.scalar(f"SELECT count(*) FROM {df_predict.physical_name}"))
         say("estimating the prior")
         est = estimate_prior(
@@ -254,7 +255,7 @@ def link_registrations(
             training = {"model_reused": str(model), "model_prior": scoring_prior}
         training["prior"] = asdict(est)
         shift = log2_odds(prior) - log2_odds(scoring_prior)
-        linker._settings_obj._probability_two_random_records_match = prior
+        set_model_prior(linker, prior)
         t = lap("prior", t)
 
         # Always written, also with --model: W/link/model.json is what later

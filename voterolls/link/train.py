@@ -31,6 +31,7 @@ from splink import Linker
 
 from voterolls.link.blocking import training_rules
 from voterolls.link.settings import DEFAULT_SEED, EM_MAX_PAIRS, U_MAX_PAIRS
+from voterolls.link.splink_adapter import level_m, level_u, model_comparisons
 from voterolls.log import get_logger
 
 log = get_logger(__name__)
@@ -88,17 +89,10 @@ def train(
 
 
 def _levels(linker: Linker, name: str) -> list:
-    for comp in linker._settings_obj.core_model_settings.comparisons:
+    for comp in model_comparisons(linker):
         if comp.output_column_name == name:
             return [lv for lv in comp.comparison_levels if not lv.is_null_level]
     raise KeyError(name)
-
-
-def _m(level) -> float | None:
-    from splink.internals.constants import LEVEL_NOT_OBSERVED_TEXT
-
-    raw = level._m_probability
-    return None if raw in (None, LEVEL_NOT_OBSERVED_TEXT) else float(raw)
 
 
 def derive_dependent_m(linker: Linker) -> list[str]:
@@ -111,7 +105,7 @@ def derive_dependent_m(linker: Linker) -> list[str]:
     token pairs were seen in training its m is the exact-date m.
     """
     dob = _levels(linker, "dob")  # exact, transposed, same y-m, same m-d, else
-    ms = [_m(lv) for lv in dob]
+    ms = [level_m(lv) for lv in dob]
     if ms[0] is None:  # no full-date pairs at all: leave the EM / fallback values
         return []
     same_year = min(1.0 - M_FLOOR, sum(v for v in ms[:3] if v is not None))
@@ -120,7 +114,7 @@ def derive_dependent_m(linker: Linker) -> list[str]:
     year[0].m_probability, year[1].m_probability = same_year, 1.0 - same_year
     changed.append("birth_year")
     token = _levels(linker, "dob_token")
-    if _m(token[0]) is None:
+    if level_m(token[0]) is None:
         exact = min(max(ms[0], M_FLOOR), 1.0 - M_FLOOR)
         token[0].m_probability, token[1].m_probability = exact, 1.0 - exact
         changed.append("dob_token")
@@ -154,19 +148,17 @@ def derive_joint_name_m(linker: Linker) -> list[str]:
     if first[0].label_for_charts != FULL_NAME_LABEL or last[0].label_for_charts != FULL_NAME_NEUTRAL_LABEL:
         return []
     changed = []
-    m_full = _m(first[0])
+    m_full = level_m(first[0])
     if m_full is not None:
         first[1].m_probability = min(max(m_full, M_FLOOR), 1.0 - M_FLOOR)
         changed.append("first_name: exact (surname differs)")
-    m_both, m_last_only = _m(last[0]), _m(last[1])
+    m_both, m_last_only = level_m(last[0]), level_m(last[1])
     p_last = sum(v for v in (m_both, m_last_only) if v is not None)
     if p_last > 0:
         p_last = min(max(p_last, M_FLOOR), 1.0 - M_FLOOR)
         last[1].m_probability = p_last
-        from splink.internals.constants import LEVEL_NOT_OBSERVED_TEXT
-
-        u = last[0]._u_probability
-        if u in (None, LEVEL_NOT_OBSERVED_TEXT):  # only the ratio matters here
+        u = level_u(last[0])
+        if u is None:  # only the ratio matters here
             u = 1e-6
             last[0].u_probability = u
         last[0].m_probability = p_last * float(u)
@@ -212,25 +204,20 @@ def floor_m(linker: Linker) -> list[str]:
       so it counts against a match without being a veto;
     * any m below :data:`M_FLOOR` is raised to it.
     """
-    from splink.internals.constants import LEVEL_NOT_OBSERVED_TEXT
-
     from voterolls.link.comparisons import FULL_NAME_NEUTRAL_LABEL
 
     changed = []
-    for comp in linker._settings_obj.core_model_settings.comparisons:
+    for comp in model_comparisons(linker):
         levels = [lv for lv in comp.comparison_levels if not lv.is_null_level]
         for i, level in enumerate(levels):
             if level.label_for_charts == FULL_NAME_NEUTRAL_LABEL:
                 continue  # m is set relative to u (derive_joint_name_m); not a probability to floor
-            raw = level._m_probability
+            m = level_m(level)
             is_else = i == len(levels) - 1
-            if raw == LEVEL_NOT_OBSERVED_TEXT or raw is None:
-                u = level._u_probability
-                known_u = u not in (None, LEVEL_NOT_OBSERVED_TEXT)
-                level.m_probability = (
-                    UNOBSERVED_M if is_else or not known_u else max(float(u), M_FLOOR)
-                )
-            elif raw < M_FLOOR:
+            if m is None:
+                u = level_u(level)
+                level.m_probability = UNOBSERVED_M if is_else or u is None else max(u, M_FLOOR)
+            elif m < M_FLOOR:
                 level.m_probability = M_FLOOR
             else:
                 continue

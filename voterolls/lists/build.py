@@ -27,6 +27,7 @@ from voterolls.lists.xlsx import write_xlsx
 from voterolls.log import get_logger
 from voterolls.policy import get_policy
 from voterolls.sql import literal
+from voterolls.store import LinkFiles
 
 log = get_logger(__name__)
 
@@ -279,7 +280,7 @@ def write_summary(
 
 
 def require_linkage(link_dir: Path) -> Path:
-    pairs = link_dir / "pairs.parquet"
+    pairs = LinkFiles(link_dir).pairs
     if not pairs.exists():
         raise UserError("no linkage output; run `voterolls link` first", file=pairs)
     return pairs

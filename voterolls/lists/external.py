@@ -48,6 +48,7 @@ import duckdb
 
 from voterolls.errors import UserError, require_file
 from voterolls.link.prepare import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
+from voterolls.link.splink_adapter import model_prior
 from voterolls.lists.actions import ActionPolicy
 from voterolls.lists.build import OWN_COLUMNS, ListSummary, summarise_list, write_list
 from voterolls.lists.evidence import evidence_sql, levels_from_model
@@ -210,7 +211,7 @@ def score_against_registrations(
             settings = _settings_for(model, eng.SQL_DIALECT, str(model_path))
             linker = Linker([sdf_reg, sdf_ext], settings, log_level=logging.ERROR)
             df = linker.inference.predict(warning_mode="never")
-            scoring_prior = float(linker._settings_obj._probability_two_random_records_match)
+            scoring_prior = model_prior(linker)
             table = df.physical_name
             candidates = int(eng.scalar(f"SELECT count(*) FROM {table}"))
             prior, method = scoring_prior, "model prior (too few full-DOB pairs to re-estimate)"
@@ -270,7 +271,7 @@ def match_external(
     or above :data:`MIN_PROBABILITY`.
     """
     state = state.upper()
-    model_path = Path(workspace.path) / "link" / "model.json"
+    model_path = workspace.paths.link.model
     if not model_path.is_file():
         raise UserError("no trained linkage model; run `voterolls link` first", file=model_path)
     if not paths:

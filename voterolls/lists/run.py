@@ -34,9 +34,9 @@ def build_lists(
     if state not in JURISDICTIONS:
         raise UserError(f"unknown state code {state!r}; expected one of the 50 states or DC")
     policy = policy or ActionPolicy()
-    link_dir = Path(workspace.path) / "link"
+    link_dir = workspace.paths.link.dir
     pairs = require_linkage(link_dir)
-    model = link_dir / "model.json"
+    model = workspace.paths.link.model
     levels = levels_from_model(model) if model.exists() else []
     out.mkdir(parents=True, exist_ok=True)
     con = workspace.connect(read_only=True)

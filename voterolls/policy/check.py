@@ -75,19 +75,9 @@ def guess_field(name: str) -> str | None:
 
 def _layout_columns(fmt_name: str) -> list[tuple[str, str | None]]:
     """(native column, target) pairs of a format's registrations layout."""
-    try:
-        from voterolls.formats import get_format
-    except ImportError:  # an older formats package: read the layout file directly
-        layout_path = (
-            Path(__file__).resolve().parent.parent / "formats" / "layouts" / f"{fmt_name}.toml"
-        )
-        if not layout_path.is_file():
-            raise UserError(f"unknown format {fmt_name!r}", field="--format") from None
-        from voterolls.formats.spec import load_format
+    from voterolls.formats import get_format
 
-        fmt = load_format(layout_path)
-    else:
-        fmt = get_format(fmt_name)
+    fmt = get_format(fmt_name)
     return [(c.name, c.target) for c in fmt.registrations.columns]
 
 
@@ -103,12 +93,12 @@ def _header(path: Path) -> list[str]:
 
 
 def _detect(path: Path) -> str | None:
+    from voterolls.formats import detect_format
+
     try:
-        from voterolls.formats import detect_format  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    try:
-        return detect_format([path])
+        found = detect_format([path])
+        # the generic mapping reads the file's own header names: judge those names
+        return None if found == "generic" else found
     except UserError:
         return None
 

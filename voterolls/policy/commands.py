@@ -241,11 +241,20 @@ _TRACKER_HELP = "tracker file (default: WORKSPACE/requests/tracker.json)"
 
 
 def _tracker_path(workspace: Path | None, tracker: Path | None) -> Path | None:
+    """``--tracker``, else the workspace's tracker; None when neither was given."""
     if tracker is not None:
         return tracker
-    if workspace is not None:
-        return workspace / "requests" / "tracker.json"
-    return None
+    if workspace is None:
+        return None
+    from voterolls.store import WorkspacePaths
+
+    return WorkspacePaths(workspace).tracker
+
+
+def _tracker_to_write(workspace: Path | None, tracker: Path | None) -> Path:
+    from voterolls.store import workspace_option_default
+
+    return _tracker_path(workspace or workspace_option_default(), tracker)
 
 
 @requests_app.callback(invoke_without_command=True)
@@ -346,7 +355,7 @@ def requests_set(
     """Record a state's response (status, date, notes) in the tracker file."""
     from voterolls import requests as rq
 
-    path = _tracker_path(workspace, tracker) or Path("workspace") / "requests" / "tracker.json"
+    path = _tracker_to_write(workspace, tracker)
     tr = rq.Tracker.load(path if path.exists() else None)
     tr.set(_state(state), status=status, date_responded=responded, notes=notes)
     tr.save(path)
@@ -362,7 +371,7 @@ def requests_import(
     """Import state responses from a CSV into the tracker file."""
     from voterolls import requests as rq
 
-    path = _tracker_path(workspace, tracker) or Path("workspace") / "requests" / "tracker.json"
+    path = _tracker_to_write(workspace, tracker)
     tr = rq.Tracker.load(path if path.exists() else None)
     n = tr.import_csv(csv_file)
     tr.save(path)

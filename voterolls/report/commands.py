@@ -10,10 +10,8 @@ from voterolls.errors import UserError
 
 
 def _default_workspace() -> Path:
-    try:
-        from voterolls.store import workspace_option_default
-    except ImportError:
-        return Path("workspace")
+    from voterolls.store import workspace_option_default
+
     return workspace_option_default()
 
 
@@ -54,7 +52,9 @@ def register(app: typer.Typer) -> None:
         if out.exists() and out.is_dir():
             raise UserError("--out is a directory; give a file name such as report.html", file=out)
         data = gather(workspace, title=title)
-        model_json = workspace / "link" / "model.json"
+        from voterolls.store import WorkspacePaths
+
+        model_json = WorkspacePaths(workspace).link.model
         model_out = None
         if model_json.is_file():
             from voterolls.report.model_page import model_page, model_page_path

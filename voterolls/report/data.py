@@ -13,11 +13,9 @@ every count passes through small-cell suppression (``suppress``).
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 from collections.abc import Callable
-from importlib import resources
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -55,6 +53,7 @@ from voterolls.report.suppress import (
 )
 from voterolls.schema import JURISDICTIONS, REGISTRATION_SCHEMA, VOCABULARIES, VOTE_HISTORY_SCHEMA
 from voterolls.sql import literal
+from voterolls.store import WorkspacePaths
 
 log = get_logger(__name__)
 
@@ -87,41 +86,14 @@ def _norm(value: Any) -> str:
 
 def load_policies() -> tuple[dict[str, dict[str, str]], str]:
     """Per state: the policy values as the draft writes them (``unknown`` kept), and their source."""
+    from voterolls.policy import get_policy
+
     out: dict[str, dict[str, str]] = {}
-    try:
-        from voterolls.policy import get_policy
-    except ImportError:
-        get_policy = None  # type: ignore[assignment]
-    if get_policy is not None:
-        try:
-            for st in JURISDICTIONS:
-                p = get_policy(st)
-                raw = getattr(p, "raw", None) or {}
-                out[st] = {
-                    k: _norm(raw[k] if k in raw else getattr(p, k, None)) for k in _POLICY_KEYS
-                }
-                conf = getattr(p, "confidence", None) or {}
-                out[st].update({f"{k}_conf": str(conf[k]) for k in _POLICY_KEYS if k in conf})
-            return (
-                out,
-                "voterolls.policy (sourced draft, not legal advice; unknown = most restrictive)",
-            )
-        except Exception as exc:  # fall back to the vendored table
-            log.warning(
-                "get_policy failed (%s); reading the vendored policy table", type(exc).__name__
-            )
-            out = {}
-    with resources.as_file(resources.files("voterolls.policy") / "state_policy.csv") as path:
-        with open(path, newline="", encoding="utf-8") as fh:
-            for row in csv.DictReader(fh):
-                out[row["state"]] = {k: _norm(row.get(k)) for k in _POLICY_KEYS}
-                out[row["state"]].update(
-                    {f"{k}_conf": row[f"{k}_conf"] for k in _POLICY_KEYS if row.get(f"{k}_conf")}
-                )
-    return (
-        out,
-        "voterolls/policy/state_policy.csv (sourced draft, not legal advice; unknown = most restrictive)",
-    )
+    for st in JURISDICTIONS:
+        p = get_policy(st)
+        out[st] = {k: _norm(p.raw[k] if k in p.raw else getattr(p, k, None)) for k in _POLICY_KEYS}
+        out[st].update({f"{k}_conf": str(p.confidence[k]) for k in _POLICY_KEYS if k in p.confidence})
+    return out, "voterolls.policy (sourced draft, not legal advice; unknown = most restrictive)"
 
 
 # --------------------------------------------------------------------------
@@ -131,10 +103,8 @@ def load_policies() -> tuple[dict[str, dict[str, str]], str]:
 
 def open_workspace(workspace: Path) -> tuple[duckdb.DuckDBPyConnection | None, str | None]:
     """A connection with the ``registrations`` / ``vote_history`` views, or why not."""
-    try:
-        from voterolls.store import Workspace  # type: ignore[attr-defined]
-    except ImportError:
-        return None, "the workspace reader (voterolls.store) is not installed"
+    from voterolls.store import Workspace
+
     try:
         return Workspace(workspace, create=False).connect(), None
     except Exception as exc:
@@ -289,11 +259,9 @@ def _tracker_coverage(
     workspace: Path, con: duckdb.DuckDBPyConnection | None
 ) -> tuple[dict[str, Any] | None, str]:
     """``voterolls.requests.coverage`` for this workspace, and where its status came from."""
-    try:
-        from voterolls import requests as rq
-    except ImportError:
-        return None, "the request tracker (voterolls.requests) is not installed"
-    path = workspace / "requests" / "tracker.json"
+    from voterolls import requests as rq
+
+    path = WorkspacePaths(workspace).tracker
     try:
         tracker = rq.Tracker.load(path)
         cov = rq.coverage(con, tracker=tracker)
@@ -657,7 +625,7 @@ def gather_uniformity_ingest(
 
 
 def gather_matches(workspace: Path, bins: int = 20) -> Section[MatchDistribution]:
-    path = workspace / "link" / "pairs.parquet"
+    path = WorkspacePaths(workspace).link.pairs
     if not path.exists():
         return Section[MatchDistribution](
             missing="linkage has not been run on this workspace (no link/pairs.parquet); run `voterolls link`"
@@ -820,7 +788,7 @@ def _publish_split(cross: int, in_state: int) -> tuple[Count, Count, str | None]
 
 def _link_report(workspace: Path) -> dict[str, Any]:
     """Counts from ``link/link_report.json`` (the linkage stage's summary), suppressed."""
-    path = workspace / "link" / "link_report.json"
+    path = WorkspacePaths(workspace).link.report
     try:
         rep = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -1150,7 +1118,7 @@ def _as_int(v: Any) -> int | None:
 
 
 def gather_estimates(workspace: Path) -> Section[Estimates]:
-    path = workspace / "estimates" / "estimates.json"
+    path = WorkspacePaths(workspace).estimates
     if not path.exists():
         return Section[Estimates](
             missing="no estimates in this workspace (no estimates/estimates.json); run `voterolls estimate`"
@@ -1181,7 +1149,7 @@ def gather_headline(workspace: Path, e: Estimate) -> Headline:
     scope); their summed probability is the number of true pairs linkage
     expects among them.  Counts pass the small-cell rule.
     """
-    path = workspace / "link" / "pairs.parquet"
+    path = WorkspacePaths(workspace).link.pairs
     all_n = covered_n = None
     expected = None
     row = None
@@ -1454,7 +1422,7 @@ def gather_freshness(workspace: Path) -> tuple[dict[str, str], list[Freshness]]:
     try:
         from voterolls.store import Workspace
 
-        if not (workspace / "catalog.duckdb").exists():
+        if not WorkspacePaths(workspace).catalog.exists():
             return {}, []
         ws = Workspace(workspace, create=False)
         current = ws.current()

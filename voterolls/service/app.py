@@ -52,10 +52,10 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -88,7 +88,14 @@ from voterolls.service.jobs import (
     real_detect,
     real_ingest,
 )
-from voterolls.service.uploads import DEFAULT_MAX_UPLOAD_BYTES, UploadRejected, human_size, receive
+from voterolls.service.uploads import (
+    DEFAULT_MAX_UPLOAD_BYTES,
+    UploadRejected,
+    human_size,
+    is_archive,
+    receive,
+)
+from voterolls.store import WorkspacePaths
 
 log = get_logger(__name__)
 HERE = Path(__file__).parent
@@ -240,9 +247,10 @@ def create_app(
     60 s).
     """
     workspace = Path(workspace)
-    (workspace / "service").mkdir(parents=True, exist_ok=True)
-    accounts = AccountStore(workspace / "service" / "accounts.json")
-    audit = AuditLog(workspace / "service" / "audit.log")
+    paths = WorkspacePaths(workspace)
+    paths.service_dir.mkdir(parents=True, exist_ok=True)
+    accounts = AccountStore(paths.accounts)
+    audit = AuditLog(paths.audit_log)
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html", "j2"]))
     env.globals.update(version=__version__, role_labels=ROLE_LABELS, human=human_size)
     env.filters["pct"] = lambda v: "" if v is None else f"{100 * float(v):.0f}%"
@@ -385,6 +393,32 @@ def _require(
     return p
 
 
+def _caller(*roles: str, page: bool = False) -> Any:
+    """The authorisation gate (:func:`_require`) as a route dependency: a parameter annotated
+    with the result is the signed-in caller, checked for ``roles`` and, on a route with a
+    ``{state}`` in its path, for that state; an API answers 401 / 403, a page (``page=True``)
+    sends an unknown caller to sign in."""
+
+    def caller(request: Request) -> Principal:
+        state = request.path_params.get("state")
+        svc: Service = request.app.state.service
+        return _require(request, svc, roles, state.upper() if state else None, page=page)
+
+    return Annotated[Principal, Depends(caller)]
+
+
+AnyAccount = _caller(*ROLES)
+StateUploader = _caller("state")
+StatePage = _caller("state", page=True)
+AnalystApi = _caller("analyst")
+AnalystPage = _caller("analyst", page=True)
+AuditorApi = _caller("auditor")
+AuditorPage = _caller("auditor", page=True)
+AdminApi = _caller("admin")
+AdminPage = _caller("admin", page=True)
+ReaderPage = _caller("state", "analyst", page=True)  # the model view and the national report
+
+
 def _check_csrf(request: Request, presented: str | None = None) -> None:
     creds: Credentials = request.state.creds
     if creds.via != "session":
@@ -416,27 +450,32 @@ def _home(p: Principal) -> str:
 
 
 # ---------------------------------------------------------------- routes
-def _add_routes(app: FastAPI, svc: Service) -> None:  # noqa: C901  (a route table)
-    report_cache: dict[str, Any] = {"key": None, "html": None}
-    report_lock = threading.Lock()
+def _add_routes(app: FastAPI, svc: Service) -> None:
+    """One router per area; authentication is each route's dependency (``AnyAccount``, ``StateUploader``, ...)."""
+    for area in (_public_routes, _upload_routes, _state_data_routes, _oversight_routes, _admin_routes, _page_routes):
+        router = APIRouter()
+        area(router, svc)
+        app.include_router(router)
 
-    # ------------------------------------------------------------ public
-    @app.get("/healthz")
+
+def _public_routes(router: APIRouter, svc: Service) -> None:
+    """Sign-in and out, the health check, who am I: no role needed (``me``: any account)."""
+    @router.get("/healthz")
     def healthz():
         return {"ok": True}
 
-    @app.get("/", response_class=HTMLResponse)
+    @router.get("/", response_class=HTMLResponse)
     def root(request: Request):
         creds = _credentials(request, svc)
         if creds.principal is None:
             return RedirectResponse("/login", status_code=303)
         return RedirectResponse(_home(creds.principal), status_code=303)
 
-    @app.get("/login", response_class=HTMLResponse)
+    @router.get("/login", response_class=HTMLResponse)
     def login_form(request: Request, next: str = ""):
         return _page(svc, request, "login.html", error=None, next=_safe_next(next))
 
-    @app.post("/login")
+    @router.post("/login")
     async def login(request: Request):
         form = await request.form(max_files=0, max_fields=4, max_part_size=4096)
         token = str(form.get("token", "")).strip()
@@ -468,7 +507,7 @@ def _add_routes(app: FastAPI, svc: Service) -> None:  # noqa: C901  (a route tab
         resp.set_cookie(SESSION_COOKIE, sid, httponly=True, samesite="strict", secure=secure, path="/")
         return resp
 
-    @app.post("/logout")
+    @router.post("/logout")
     async def logout(request: Request):
         creds = _credentials(request, svc)
         if creds.via == "session":
@@ -479,17 +518,15 @@ def _add_routes(app: FastAPI, svc: Service) -> None:  # noqa: C901  (a route tab
         resp.delete_cookie(SESSION_COOKIE, path="/")
         return resp
 
-    # ------------------------------------------------------------ API: any account
-    @app.get("/api/me")
-    def me(request: Request):
-        p = _require(request, svc, ROLES)
+    @router.get("/api/me")
+    def me(request: Request, p: AnyAccount):
         return {"name": p.name, "role": p.role, "state": p.state}
 
-    # ------------------------------------------------------------ API: state uploader
-    @app.post("/api/states/{state}/submissions", status_code=202)
-    async def upload(request: Request, state: str):
-        state = state.upper()
-        p = _require(request, svc, ("state",), state)
+
+def _upload_routes(router: APIRouter, svc: Service) -> None:
+    """A state's uploads: submit its files, follow its submissions and their ingest jobs."""
+    @router.post("/api/states/{state}/submissions", status_code=202)
+    async def upload(request: Request, p: StateUploader, state: str):
         state = _state(state)
         header_csrf = request.headers.get("x-csrf-token")
         if header_csrf is not None:
@@ -503,13 +540,22 @@ def _add_routes(app: FastAPI, svc: Service) -> None:  # noqa: C901  (a route tab
                 _check_csrf(request, got.fields.get("csrf"))
             paths = [f.path for f in got.files]
             chosen = request.query_params.get("format")
+            options = _delivery_options(request, got.fields)
             try:
-                fmt = _known_format(chosen) if chosen else await run_in_threadpool(svc.detect, paths)
+                if chosen:
+                    fmt = _known_format(chosen)
+                elif any(is_archive(f.head) for f in got.files):
+                    fmt = None  # unpacked and detected by the ingest, which refuses another state's layout
+                else:
+                    fmt = await run_in_threadpool(svc.detect, paths)
             except ImportError:
                 fmt = None  # no format registry yet: ingest detects (and says) itself
             except UserError as exc:
-                why = str(exc).replace(str(folder) + "/", "").replace("pass --format", "add ?format=NAME to the upload URL")
-                raise UploadRejected(422, f"The service could not recognise this file as a voter file: {why}") from None
+                if await run_in_threadpool(_history_only, state, paths):
+                    fmt = None  # history sent apart from its registrations: read with the state's layout
+                else:
+                    why = str(exc).replace(str(folder) + "/", "").replace("pass --format", "add ?format=NAME to the upload URL")
+                    raise UploadRejected(422, f"The service could not recognise this file as a voter file: {why}") from None
             if fmt is not None:
                 owner = format_state(fmt)
                 if owner is not None and owner != state:
@@ -525,12 +571,13 @@ def _add_routes(app: FastAPI, svc: Service) -> None:  # noqa: C901  (a route tab
             raise
         earlier = _same_as(svc, state, got.files)
         try:  # write-ahead: no entry, no ingest
+            confirmed = f", confirmed: {', '.join(sorted(options))}" if options else ""  # the state's explicit say-so
             svc.record(p, "upload received", f"{state}/{sid}",
-                       f"{_n(len(got.files), 'file')}, {sum(f.size for f in got.files)} bytes")
+                       f"{_n(len(got.files), 'file')}, {sum(f.size for f in got.files)} bytes{confirmed}")
         except ApiError:
             svc.jobs.discard(state, sid)
             raise
-        rec = svc.jobs.submit(state=state, sid=sid, account=p.name, files=got.files, fmt=fmt)
+        rec = svc.jobs.submit(state=state, sid=sid, account=p.name, files=got.files, fmt=fmt, options=options)
         body = {
             "submission": sid,
             "status": rec["status"],
@@ -546,19 +593,15 @@ def _add_routes(app: FastAPI, svc: Service) -> None:  # noqa: C901  (a route tab
             return RedirectResponse(f"/states/{state}?job={sid}", status_code=303)
         return JSONResponse(body, status_code=202)
 
-    @app.get("/api/states/{state}/submissions")
-    def submissions(request: Request, state: str):
-        state = state.upper()
-        p = _require(request, svc, ("state",), state)
+    @router.get("/api/states/{state}/submissions")
+    def submissions(request: Request, p: StateUploader, state: str):
         state = _state(state)
         recs = svc.jobs.list(state)
         svc.record(p, "read submissions", state, _n(len(recs), "submission"))
         return {"state": state, "submissions": recs}
 
-    @app.get("/api/states/{state}/jobs/{sid}")
-    def job(request: Request, state: str, sid: str):
-        state = state.upper()
-        p = _require(request, svc, ("state",), state)
+    @router.get("/api/states/{state}/jobs/{sid}")
+    def job(request: Request, p: StateUploader, state: str, sid: str):
         state = _state(state)
         rec = svc.jobs.get(state, sid)
         if rec is None:
@@ -566,28 +609,25 @@ def _add_routes(app: FastAPI, svc: Service) -> None:  # noqa: C901  (a route tab
         svc.record(p, "read submission", f"{state}/{sid}", rec["status"])
         return rec
 
-    @app.get("/api/states/{state}/quarantine")
-    def quarantine(request: Request, state: str):
-        state = state.upper()
-        p = _require(request, svc, ("state",), state)
+
+def _state_data_routes(router: APIRouter, svc: Service) -> None:
+    """What a state reads of its own data: quarantine counts, its matches, its lists, an external list matched."""
+    @router.get("/api/states/{state}/quarantine")
+    def quarantine(request: Request, p: StateUploader, state: str):
         state = _state(state)
         out = _quarantine_summary(svc, state)
         svc.record(p, "read quarantine summary", state, "counts only")
         return out
 
-    @app.get("/api/states/{state}/matches")
-    def matches(request: Request, state: str, limit: int = 500):
-        state = state.upper()
-        p = _require(request, svc, ("state",), state)
+    @router.get("/api/states/{state}/matches")
+    def matches(request: Request, p: StateUploader, state: str, limit: int = 500):
         state = _state(state)
         out = wsdata.state_matches(svc.workspace, state, limit=max(1, min(limit, 5000)))
         svc.record(p, "read own matches", state, f"{len(out['rows'])} of {out['total']} pairs")
         return {"state": state, **out}
 
-    @app.get("/api/states/{state}/lists/{name}.csv")
-    def list_download(request: Request, state: str, name: str):
-        state = state.upper()
-        p = _require(request, svc, ("state",), state)
+    @router.get("/api/states/{state}/lists/{name}.csv")
+    def list_download(request: Request, p: StateUploader, state: str, name: str):
         state = _state(state)
         got = svclists.list_csv(svc.workspace, state, name)
         if got is None:
@@ -598,8 +638,8 @@ def _add_routes(app: FastAPI, svc: Service) -> None:  # noqa: C901  (a route tab
         return Response(body, media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": f'attachment; filename="{state}_{name}.csv"'})
 
-    @app.post("/api/states/{state}/lists/external")
-    async def external_list_match(request: Request, state: str):
+    @router.post("/api/states/{state}/lists/external")
+    async def external_list_match(request: Request, p: StateUploader, state: str):
         """Match an external list the state supplies (death records, ...) against its own registrations.
 
         Streamed to a temporary directory outside the workspace (bounded by
@@ -613,8 +653,6 @@ def _add_routes(app: FastAPI, svc: Service) -> None:  # noqa: C901  (a route tab
         import shutil
         import tempfile
 
-        state = state.upper()
-        p = _require(request, svc, ("state",), state)
         state = _state(state)
         target = f"{state}/external_matches.csv"
         header_csrf = request.headers.get("x-csrf-token")
@@ -630,7 +668,7 @@ def _add_routes(app: FastAPI, svc: Service) -> None:  # noqa: C901  (a route tab
             try:
                 form_csrf = header_csrf is None and request.state.creds.via == "session"
                 limit = min(svc.max_upload_bytes, svclists.MAX_EXTERNAL_BYTES)
-                got = await receive(request, folder, limit, require_field="csrf" if form_csrf else None)
+                got = await receive(request, folder, limit, require_field="csrf" if form_csrf else None, archives=False)
                 if header_csrf is None:
                     _check_csrf(request, got.fields.get("csrf"))
             except UploadRejected as exc:
@@ -672,41 +710,39 @@ def _add_routes(app: FastAPI, svc: Service) -> None:  # noqa: C901  (a route tab
         }
         return Response(body, media_type="text/csv; charset=utf-8", headers=headers)
 
-    # ------------------------------------------------------------ API: analyst
-    @app.get("/api/aggregates")
-    def aggregates(request: Request):
-        p = _require(request, svc, ("analyst",))
+
+def _oversight_routes(router: APIRouter, svc: Service) -> None:
+    """The analyst's aggregates and the auditor's log (API)."""
+    @router.get("/api/aggregates")
+    def aggregates(request: Request, p: AnalystApi):
         out = wsdata.aggregates(svc.workspace)
         svc.record(p, "read aggregates", "all states", "suppressed counts")
         return out
 
-    # ------------------------------------------------------------ API: auditor
-    @app.get("/api/audit")
-    def audit_entries(request: Request, limit: int = 200):
-        p = _require(request, svc, ("auditor",))
+    @router.get("/api/audit")
+    def audit_entries(request: Request, p: AuditorApi, limit: int = 200):
         rows = svc.audit.tail(max(1, min(limit, 5000)))
         svc.record(p, "read audit log", "audit.log", f"{len(rows)} entries")
         return {"entries": rows}
 
-    @app.get("/api/audit/verify")
-    def audit_verify(request: Request):
-        p = _require(request, svc, ("auditor",))
+    @router.get("/api/audit/verify")
+    def audit_verify(request: Request, p: AuditorApi):
         res = svc.audit.verify()
         svc.record(p, "verify audit log", "audit.log", "ok" if res.ok else f"broken at {res.bad_seq}")
         return {"ok": res.ok, "entries": res.entries, "bad_seq": res.bad_seq, "message": res.message,
                 "head_seq": res.head_seq, "head_hash": res.head_hash}
 
-    # ------------------------------------------------------------ API: admin
-    @app.get("/api/accounts")
-    def list_accounts(request: Request):
-        p = _require(request, svc, ("admin",))
+
+def _admin_routes(router: APIRouter, svc: Service) -> None:
+    """Accounts and tokens, through the API and the admin page."""
+    @router.get("/api/accounts")
+    def list_accounts(request: Request, p: AdminApi):
         rows = [a.public() for a in svc.accounts.list()]
         svc.record(p, "list accounts", "accounts", _n(len(rows), "account"))
         return {"accounts": rows}
 
-    @app.post("/api/accounts", status_code=201)
-    async def create_account(request: Request):
-        p = _require(request, svc, ("admin",))
+    @router.post("/api/accounts", status_code=201)
+    async def create_account(request: Request, p: AdminApi):
         _check_csrf(request)
         try:
             body = await request.json()
@@ -716,16 +752,14 @@ def _add_routes(app: FastAPI, svc: Service) -> None:  # noqa: C901  (a route tab
         return JSONResponse({"account": acct.public(), "token": token,
                              "note": "Shown once: store it in a password manager."}, status_code=201)
 
-    @app.post("/api/accounts/{name}/revoke")
-    def revoke_account(request: Request, name: str):
-        p = _require(request, svc, ("admin",))
+    @router.post("/api/accounts/{name}/revoke")
+    def revoke_account(request: Request, p: AdminApi, name: str):
         _check_csrf(request)
         acct = _revoke(svc, p, name)
         return {"account": acct.public()}
 
-    @app.post("/api/accounts/{name}/tokens", status_code=201)
-    def new_token(request: Request, name: str):
-        p = _require(request, svc, ("admin",))
+    @router.post("/api/accounts/{name}/tokens", status_code=201)
+    def new_token(request: Request, p: AdminApi, name: str):
         _check_csrf(request)
         svc.record(p, "issue token", f"account {name}", "ok")  # write-ahead
         try:
@@ -735,53 +769,15 @@ def _add_routes(app: FastAPI, svc: Service) -> None:  # noqa: C901  (a route tab
             raise ApiError(404, str(exc)) from None
         return JSONResponse({"name": name, "token": token, "note": "Shown once."}, status_code=201)
 
-    # ------------------------------------------------------------ pages
-    @app.get("/states/{state}", response_class=HTMLResponse)
-    def state_page(request: Request, state: str, job: str = ""):
-        state = state.upper()
-        p = _require(request, svc, ("state",), state, page=True)
-        state = _state(state)
-        recs = svc.jobs.list(state)
-        active = [r for r in recs if r["status"] in ("queued", "ingesting")]
-        m = wsdata.state_matches(svc.workspace, state, limit=200)
-        lists = svclists.state_lists(svc.workspace, state)
-        svc.record(p, "view state page", state, f"{_n(len(recs), 'submission')}, {_n(len(m['rows']), 'pair')}, "
-                   f"{_n(len(lists['lists']), 'list')}")
-        return _page(svc, request, "state.html", state=state, submissions=recs[:25], active=active,
-                     matches=m, lists=lists, quarantine=_quarantine_summary(svc, state),
-                     stale=wsdata.stale_products(svc.workspace),
-                     max_upload=svc.max_upload_bytes, highlight=job)
-
-    @app.get("/analyst", response_class=HTMLResponse)
-    def analyst_page(request: Request):
-        p = _require(request, svc, ("analyst",), page=True)
-        agg = wsdata.aggregates(svc.workspace)
-        svc.record(p, "view aggregates", "all states", "suppressed counts")
-        return _page(svc, request, "analyst.html", agg=agg, stale=wsdata.stale_products(svc.workspace))
-
-    @app.get("/auditor", response_class=HTMLResponse)
-    def auditor_page(request: Request, limit: int = 200, all: int = 0):
-        p = _require(request, svc, ("auditor",), page=True)
-        res = svc.audit.verify()
-        rows = svc.audit.tail(max(1, min(limit, 2000)))
-        hidden = 0
-        if not all:  # page assets (style sheet, script) are logged too; hide them unless asked
-            kept = [e for e in rows if not e["action"].startswith("GET /static/")]
-            hidden, rows = len(rows) - len(kept), kept
-        svc.record(p, "view audit log", "audit.log", f"{len(rows)} entries")
-        return _page(svc, request, "auditor.html", verify=res, entries=rows, hidden=hidden, show_all=bool(all))
-
-    @app.get("/admin", response_class=HTMLResponse)
-    def admin_page(request: Request):
-        p = _require(request, svc, ("admin",), page=True)
+    @router.get("/admin", response_class=HTMLResponse)
+    def admin_page(request: Request, p: AdminPage):
         rows = [a.public() for a in svc.accounts.list()]
         svc.record(p, "view accounts", "accounts", _n(len(rows), "account"))
         return _page(svc, request, "admin.html", accounts=rows,
                      roles=ROLES, states=JURISDICTIONS, new_token=None, error=None)
 
-    @app.post("/admin/accounts", response_class=HTMLResponse)
-    async def admin_create(request: Request):
-        p = _require(request, svc, ("admin",), page=True)
+    @router.post("/admin/accounts", response_class=HTMLResponse)
+    async def admin_create(request: Request, p: AdminPage):
         form = await request.form(max_files=0, max_fields=8, max_part_size=1024)
         _check_csrf(request, str(form.get("csrf", "")))
         body = {k: str(v) for k, v in form.items() if k in ("name", "role", "state", "expires_days")}
@@ -796,36 +792,40 @@ def _add_routes(app: FastAPI, svc: Service) -> None:  # noqa: C901  (a route tab
         resp.status_code = 201 if new_token else 400
         return resp
 
-    @app.post("/admin/accounts/{name}/revoke")
-    async def admin_revoke(request: Request, name: str):
-        p = _require(request, svc, ("admin",), page=True)
+    @router.post("/admin/accounts/{name}/revoke")
+    async def admin_revoke(request: Request, p: AdminPage, name: str):
         form = await request.form(max_files=0, max_fields=2, max_part_size=256)
         _check_csrf(request, str(form.get("csrf", "")))
         _revoke(svc, p, name)
         return RedirectResponse("/admin", status_code=303)
 
-    @app.get("/model", response_class=HTMLResponse)
-    def model_view(request: Request):
-        """Splink's charts and the m/u table of the trained model: parameters, no voter data."""
-        from voterolls.report.model_page import model_page
 
-        p = _require(request, svc, ("state", "analyst"), page=True)
-        model = Path(svc.workspace) / "link" / "model.json"
-        if not model.is_file():
-            svc.record(p, "view model", "linkage model", "not available")
-            raise ApiError(404, "Linkage has not been run yet: there is no model to show.")
-        svc.record(p, "view model", "linkage model", "parameters only")
-        return HTMLResponse(model_page(model))
+def _page_routes(router: APIRouter, svc: Service) -> None:
+    """The HTML pages each role lands on, the model and pair views and the national report."""
+    report_cache: dict[str, Any] = {"key": None, "html": None}
+    report_lock = threading.Lock()
 
-    @app.get("/states/{state}/pairs/{ref}", response_class=HTMLResponse)
-    def pair_view(request: Request, state: str, ref: str):
+    @router.get("/states/{state}", response_class=HTMLResponse)
+    def state_page(request: Request, p: StatePage, state: str, job: str = ""):
+        state = _state(state)
+        recs = svc.jobs.list(state)
+        active = [r for r in recs if r["status"] in ("queued", "ingesting")]
+        m = wsdata.state_matches(svc.workspace, state, limit=200)
+        lists = svclists.state_lists(svc.workspace, state)
+        svc.record(p, "view state page", state, f"{_n(len(recs), 'submission')}, {_n(len(m['rows']), 'pair')}, "
+                   f"{_n(len(lists['lists']), 'list')}")
+        return _page(svc, request, "state.html", state=state, submissions=recs[:25], active=active,
+                     matches=m, lists=lists, quarantine=_quarantine_summary(svc, state),
+                     stale=wsdata.stale_products(svc.workspace),
+                     max_upload=svc.max_upload_bytes, highlight=job)
+
+    @router.get("/states/{state}/pairs/{ref}", response_class=HTMLResponse)
+    def pair_view(request: Request, p: StatePage, state: str, ref: str):
         """Splink's waterfall for one of the state's own pairs (no record values on it)."""
         from voterolls.report.model_page import pair_page
 
-        state = state.upper()
-        p = _require(request, svc, ("state",), state, page=True)
         state = _state(state)
-        model = Path(svc.workspace) / "link" / "model.json"
+        model = WorkspacePaths(Path(svc.workspace)).link.model
         found = (
             wsdata.state_matches(svc.workspace, state, limit=1, pair_ref=ref)["rows"]
             if re.fullmatch(r"[0-9a-f]{16}", ref) and model.is_file()
@@ -837,9 +837,37 @@ def _add_routes(app: FastAPI, svc: Service) -> None:  # noqa: C901  (a route tab
         svc.record(p, "open pair", f"{state}/pairs/{ref}", "waterfall")
         return HTMLResponse(pair_page(model, found[0], state))
 
-    @app.get("/report")
-    def report_page(request: Request):
-        p = _require(request, svc, ("state", "analyst"), page=True)
+    @router.get("/analyst", response_class=HTMLResponse)
+    def analyst_page(request: Request, p: AnalystPage):
+        agg = wsdata.aggregates(svc.workspace)
+        svc.record(p, "view aggregates", "all states", "suppressed counts")
+        return _page(svc, request, "analyst.html", agg=agg, stale=wsdata.stale_products(svc.workspace))
+
+    @router.get("/auditor", response_class=HTMLResponse)
+    def auditor_page(request: Request, p: AuditorPage, limit: int = 200, all: int = 0):
+        res = svc.audit.verify()
+        rows = svc.audit.tail(max(1, min(limit, 2000)))
+        hidden = 0
+        if not all:  # page assets (style sheet, script) are logged too; hide them unless asked
+            kept = [e for e in rows if not e["action"].startswith("GET /static/")]
+            hidden, rows = len(rows) - len(kept), kept
+        svc.record(p, "view audit log", "audit.log", f"{len(rows)} entries")
+        return _page(svc, request, "auditor.html", verify=res, entries=rows, hidden=hidden, show_all=bool(all))
+
+    @router.get("/model", response_class=HTMLResponse)
+    def model_view(request: Request, p: ReaderPage):
+        """Splink's charts and the m/u table of the trained model: parameters, no voter data."""
+        from voterolls.report.model_page import model_page
+
+        model = WorkspacePaths(Path(svc.workspace)).link.model
+        if not model.is_file():
+            svc.record(p, "view model", "linkage model", "not available")
+            raise ApiError(404, "Linkage has not been run yet: there is no model to show.")
+        svc.record(p, "view model", "linkage model", "parameters only")
+        return HTMLResponse(model_page(model))
+
+    @router.get("/report")
+    def report_page(request: Request, p: ReaderPage):
         with report_lock:
             key = _report_key(svc.workspace)
             if report_cache["key"] == key and report_cache["html"] is not None:
@@ -879,6 +907,29 @@ def _revoke(svc: Service, p: Principal, name: str):
         raise ApiError(404, str(exc)) from None
     svc.sessions.drop_account(name)
     return acct
+
+
+#: Form fields / query parameters a state sets to confirm a delivery the guards would refuse
+#: (``allow_shrink``) or to make it a whole-state replacement (``replace_state``).
+DELIVERY_FLAGS = ("allow_shrink", "replace_state")
+
+
+def _delivery_options(request: Request, fields: dict[str, str]) -> dict[str, bool]:
+    """The delivery flags the uploader set explicitly (a ticked box or ``?allow_shrink=1``)."""
+    out = {}
+    for name in DELIVERY_FLAGS:
+        value = fields.get(name, request.query_params.get(name, ""))
+        if str(value).strip().lower() in ("1", "yes", "true", "on"):
+            out[name] = True
+    return out
+
+
+def _history_only(state: str, paths: list) -> bool:
+    try:
+        from voterolls.ingest.pipeline import history_only_format
+    except ImportError:
+        return False
+    return history_only_format(state, paths) is not None
 
 
 def _known_format(name: str) -> str:
@@ -948,13 +999,11 @@ def _render_report(svc: Service) -> tuple[str, bool]:
     def missing(reason: str) -> tuple[str, bool]:
         return svc.templates.get_template("report_missing.html").render(principal=None, csrf="", reason=reason), False
 
-    try:
-        from voterolls.report import gather, render
-    except ImportError as exc:
-        return missing(f"the report module is not installed ({exc.name})")
+    from voterolls.report import gather, render
+
     try:
         data = gather(svc.workspace)
-        if (Path(svc.workspace) / "link" / "model.json").is_file():
+        if WorkspacePaths(Path(svc.workspace)).link.model.is_file():
             data.model_page = "/model"  # Splink's charts, served beside the report
         html = render(data)
     except UserError as exc:

@@ -30,10 +30,16 @@ def _cli_actor() -> str:
         return f"cli:uid{os.getuid()}"
 
 
+def _paths(workspace: Path):  # noqa: ANN202
+    from voterolls.store import WorkspacePaths
+
+    return WorkspacePaths(Path(workspace))
+
+
 def _audit(workspace: Path):
     from voterolls.service.audit import AuditLog
 
-    return AuditLog(workspace / "service" / "audit.log")
+    return AuditLog(_paths(workspace).audit_log)
 
 
 def _audited(workspace: Path, action: str, target: str, status: str, act):  # noqa: ANN001, ANN202
@@ -106,7 +112,7 @@ def register(app: typer.Typer) -> None:
                 "--ssl-keyfile, or --insecure-http if a TLS proxy sits in front")
         max_upload_bytes = _parse_size(max_upload)
         _audit(workspace).check()  # a torn last entry: refuse in one sentence naming the repair
-        if not (workspace / "service" / "accounts.json").exists():
+        if not (_paths(workspace).accounts).exists():
             typer.echo("No accounts yet: create the first administrator with\n"
                        f"  voterolls accounts create admin --role admin --workspace {workspace}", err=True)
         application = create_app(workspace, max_upload_bytes=max_upload_bytes, secure_cookies=tls or None,
@@ -135,7 +141,7 @@ def register(app: typer.Typer) -> None:
 
         acct, token = _audited(
             workspace, "create account", f"account {name}", f"role {role} {state or ''}".strip(),
-            lambda: AccountStore(workspace / "service" / "accounts.json").create(
+            lambda: AccountStore(_paths(workspace).accounts).create(
                 name, role, state, expires_days=expires_days or None))
         typer.echo(f"created {acct.name} ({acct.role}{' ' + acct.state if acct.state else ''})")
         typer.echo("token (shown once; hand it over in person or via a password manager, never by email):")
@@ -148,7 +154,7 @@ def register(app: typer.Typer) -> None:
 
         _audit(workspace).append(actor=_cli_actor(), role="operator", action="list accounts", target="accounts",
                                  status="names and roles")
-        rows = [a.public() for a in AccountStore(workspace / "service" / "accounts.json").list()]
+        rows = [a.public() for a in AccountStore(_paths(workspace).accounts).list()]
         if not rows:
             typer.echo("no accounts")
             return
@@ -163,7 +169,7 @@ def register(app: typer.Typer) -> None:
         from voterolls.service.accounts import AccountStore
 
         _audited(workspace, "revoke account", f"account {name}", "ok",
-                 lambda: AccountStore(workspace / "service" / "accounts.json").revoke(name))
+                 lambda: AccountStore(_paths(workspace).accounts).revoke(name))
         typer.echo(f"revoked {name}")
 
     @accounts.command("token")
@@ -176,7 +182,7 @@ def register(app: typer.Typer) -> None:
         from voterolls.service.accounts import AccountStore
 
         token = _audited(workspace, "issue token", f"account {name}", "ok",
-                         lambda: AccountStore(workspace / "service" / "accounts.json").issue_token(
+                         lambda: AccountStore(_paths(workspace).accounts).issue_token(
                              name, expires_days=expires_days or None))
         typer.echo(token)
 
@@ -194,7 +200,7 @@ def register(app: typer.Typer) -> None:
             if not seq.isdigit() or len(h) != 64:
                 raise UserError("write the anchor as SEQ:HASH (the 64-hex hash `audit verify` printed)", field="--anchor")
             anc = (int(seq), h.lower())
-        res = verify(workspace / "service" / "audit.log", anchor=anc)
+        res = verify(_paths(workspace).audit_log, anchor=anc)
         typer.echo(res.message, err=not res.ok)
         if not res.ok:
             raise typer.Exit(1)
@@ -204,7 +210,7 @@ def register(app: typer.Typer) -> None:
         """Cut a torn last entry (a crash mid-write): keep a copy, truncate, append a repair entry."""
         from voterolls.service.audit import repair, torn_tail, verify
 
-        log = workspace / "service" / "audit.log"
+        log = _paths(workspace).audit_log
         if not log.exists():
             raise UserError(f"{log}: no audit log here (is --workspace right?)")
         if torn_tail(log) is None:

@@ -24,6 +24,7 @@ from voterolls.log import get_logger
 from voterolls.privacy import DEFAULT_THRESHOLD as SMALL_CELL
 from voterolls.privacy import merge_small, shown
 from voterolls.sql import literal as _lit
+from voterolls.store import WorkspacePaths
 
 log = get_logger(__name__)
 
@@ -58,7 +59,7 @@ def stale_products(workspace: Path) -> list[str]:
     file: after a new snapshot the matches and lists say they are out of date
     and name the command the operator runs (``voterolls.freshness``).
     """
-    if not (Path(workspace) / "catalog.duckdb").exists():
+    if not WorkspacePaths(Path(workspace)).catalog.exists():
         return []
     try:
         from voterolls.freshness import existing
@@ -71,7 +72,7 @@ def stale_products(workspace: Path) -> list[str]:
 
 
 def _pairs_path(workspace: Path) -> Path:
-    return Path(workspace) / "link" / "pairs.parquet"
+    return WorkspacePaths(Path(workspace)).link.pairs
 
 
 def state_matches(workspace: Path, state: str, limit: int = 500, pair_ref: str | None = None) -> dict:
@@ -136,11 +137,9 @@ def state_matches(workspace: Path, state: str, limit: int = 500, pair_ref: str |
 
 def _registrations(workspace: Path):
     """A DuckDB connection with the workspace views, or None when there is no data yet."""
-    try:
-        from voterolls.store import Workspace
-    except ImportError:
-        return None
-    if not (Path(workspace) / "catalog.duckdb").exists():
+    from voterolls.store import Workspace
+
+    if not WorkspacePaths(Path(workspace)).catalog.exists():
         return None  # nothing ingested yet (and opening would create a catalog)
     try:
         ws = Workspace(workspace, create=False)

@@ -30,6 +30,7 @@ from typing import Any
 from voterolls.errors import UserError
 from voterolls.log import get_logger
 from voterolls.schema import PERSONAL_FIELDS
+from voterolls.store import WorkspacePaths
 
 log = get_logger(__name__)
 
@@ -51,17 +52,27 @@ def _now() -> str:
 #: The real pipeline's phases, as words for the page and a rough share of the work.
 PHASES = {
     "hash": ("checking file hashes", 0.03),
+    "unpack": ("unpacking compressed files", 0.05),
     "scan": ("reading the files", 0.08),
     "registrations": ("loading registrations", 0.10),
     "vote_history": ("loading vote history", 0.72),
     "reconcile": ("reconciling counts", 0.82),
+    "delivery": ("checking the delivery against the state's current parts", 0.85),
     "uniformity": ("measuring field uniformity", 0.88),
     "commit": ("committing the snapshot", 0.96),
 }
 
 
-def real_ingest(workspace: Path, state: str, paths: list[Path], format: str | None = None, progress=None):
-    """Run ``voterolls.ingest.pipeline.ingest``; add the quarantine counts by field and reason."""
+def real_ingest(
+    workspace: Path, state: str, paths: list[Path], format: str | None = None, progress=None,
+    *, allow_shrink: bool = False, replace_state: bool = False,
+):  # fmt: skip
+    """Run ``voterolls.ingest.pipeline.ingest``; add the quarantine counts by field and reason.
+
+    ``allow_shrink`` / ``replace_state``: the uploader's explicit confirmations
+    (voterolls.ingest.delivery); each file otherwise replaces only its scope.
+    """
+    from voterolls.ingest.delivery import DeliveryOptions
     from voterolls.ingest.pipeline import ingest
     from voterolls.store import Workspace
 
@@ -75,7 +86,8 @@ def real_ingest(workspace: Path, state: str, paths: list[Path], format: str | No
         progress(label, share)
 
     ws = Workspace(workspace)
-    result = ingest(ws, state, paths, format=format, progress=report)
+    delivery = DeliveryOptions(allow_shrink=allow_shrink, replace_state=replace_state)
+    result = ingest(ws, state, paths, format=format, progress=report, delivery=delivery)
     out = result.to_dict() if hasattr(result, "to_dict") else result
     if isinstance(out, dict):
         out.pop("path", None)  # a server path means nothing to the state
@@ -107,7 +119,8 @@ def format_state(fmt: str) -> str | None:
 
 
 # ------------------------------------------------------------ result summary
-_MAX_ITEMS = 60
+#: Longest list / dict kept in a job's summary: every file of a county-split delivery (uploads.MAX_FILES).
+_MAX_ITEMS = 1_000
 
 
 def _clean(value: Any, depth: int = 0) -> Any:
@@ -187,7 +200,7 @@ class JobManager:
         #: Ingests of different states run side by side, but at most this many at once
         #: (each one is a DuckDB pipeline with its own memory budget).
         self._slots = threading.BoundedSemaphore(max(1, max_parallel))
-        self.root = self.workspace / "service" / "uploads"
+        self.root = WorkspacePaths(self.workspace).uploads_dir
         self.ingest = ingest
         self.keep_uploads = keep_uploads
         self._on_event = on_event or (lambda **_: None)
@@ -256,8 +269,14 @@ class JobManager:
     def discard(self, state: str, sid: str) -> None:
         shutil.rmtree(self.folder(state, sid), ignore_errors=True)
 
-    def submit(self, *, state: str, sid: str, account: str, files: list, fmt: str | None) -> dict:
-        """Record a received submission and start its ingest in the background."""
+    def submit(
+        self, *, state: str, sid: str, account: str, files: list, fmt: str | None, options: dict | None = None
+    ) -> dict:
+        """Record a received submission and start its ingest in the background.
+
+        ``options``: the delivery flags the uploader confirmed (``allow_shrink``,
+        ``replace_state``), passed to the ingest as keywords when set.
+        """
         rec = {
             "id": sid,
             "state": state,
@@ -265,6 +284,7 @@ class JobManager:
             "created": _now(),
             "files": [{"name": f.name, "size": f.size, "sha256": f.sha256} for f in files],
             "format": fmt,
+            "options": dict(options or {}),
             "status": "queued",
             "stage": "waiting for this state's previous ingest",
             "progress": 0.0,
@@ -340,7 +360,8 @@ class JobManager:
 
         paths = [self.folder(state, rec["id"]) / f["name"] for f in rec["files"]]
         try:
-            result = self.ingest(self.workspace, state, paths, format=rec["format"], progress=progress)
+            extra = {k: v for k, v in (rec.get("options") or {}).items() if v}
+            result = self.ingest(self.workspace, state, paths, format=rec["format"], progress=progress, **extra)
             rec.update(status="done", stage="finished", progress=1.0,
                        result=summarise_result(result), message="")
         except UserError as exc:

@@ -33,6 +33,7 @@ from typing import Any
 
 from voterolls.errors import UserError
 from voterolls.log import get_logger
+from voterolls.store import WorkspacePaths
 
 log = get_logger(__name__)
 
@@ -56,7 +57,7 @@ def _lock(workspace: Path, state: str) -> threading.Lock:
 
 
 def lists_dir(workspace: Path, state: str) -> Path:
-    return Path(workspace) / "lists" / state
+    return WorkspacePaths(Path(workspace)).state_lists(state)
 
 
 def _inputs_key(workspace: Path, today: dt.date) -> str:
@@ -64,11 +65,11 @@ def _inputs_key(workspace: Path, today: dt.date) -> str:
     w = Path(workspace)
     parts = [today.isoformat()]
     parts += sorted(str(p.relative_to(w)) for p in w.glob("states/*/*") if p.is_dir())
-    for name in ("pairs.parquet", "model.json"):
-        f = w / "link" / name
+    link = WorkspacePaths(w).link
+    for f in (link.pairs, link.model):
         if f.is_file():
             st = f.stat()
-            parts.append(f"{name}:{st.st_mtime_ns}:{st.st_size}")
+            parts.append(f"{f.name}:{st.st_mtime_ns}:{st.st_size}")
     return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
 
@@ -89,9 +90,9 @@ def state_lists(workspace: Path, state: str, *, today: dt.date | None = None) ->
 
 def _ensure(w: Path, state: str, today: dt.date) -> dict[str, Any]:
     """Build if stale (caller holds the state's lock); the summary, or why there is none."""
-    if not (w / "link" / "pairs.parquet").is_file():
+    if not WorkspacePaths(w).link.pairs.is_file():
         return _unavailable("Linkage has not been run yet.")
-    if not (w / "catalog.duckdb").is_file():
+    if not WorkspacePaths(w).catalog.is_file():
         return _unavailable("No state file has been ingested yet.")
     key = _inputs_key(w, today)
     target = lists_dir(w, state)
@@ -113,7 +114,7 @@ def _build(w: Path, state: str, target: Path, key: str, today: dt.date) -> None:
     from voterolls.lists import ActionPolicy, build_lists
     from voterolls.store import Workspace
 
-    tmp = w / "lists" / f".{state}-{uuid.uuid4().hex[:8]}"
+    tmp = WorkspacePaths(w).lists_dir / f".{state}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir(parents=True)
     try:
         build_lists(Workspace(w, create=False), state, tmp, ActionPolicy(as_of=today))
@@ -165,9 +166,9 @@ class ExternalBusy(Exception):
 def external_unavailable(workspace: Path) -> str | None:
     """Why no external list can be matched yet (None: it can)."""
     w = Path(workspace)
-    if not (w / "link" / "model.json").is_file():
+    if not WorkspacePaths(w).link.model.is_file():
         return "Linkage has not been run yet: external lists are matched with the trained model."
-    if not (w / "catalog.duckdb").is_file():
+    if not WorkspacePaths(w).catalog.is_file():
         return "No state file has been ingested yet."
     return None
 

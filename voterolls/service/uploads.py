@@ -6,8 +6,15 @@ as it arrives (never held whole in memory) under
 a hint: it is cut to its last path component, stripped to ``[A-Za-z0-9._-]``
 and checked to resolve inside the submission folder, so ``../../x`` or
 ``C:\\x`` cannot escape.  Each file's first KiB must look like text (no NUL
-bytes, unless it is UTF-16, which the NC snapshot files are); compressed
-archives get a message saying to unpack them first.
+bytes, unless it is UTF-16, which the NC snapshot files are) or be a ZIP or
+gzip archive, the forms states publish in (the ingest unpacks them,
+``voterolls.ingest.archives``); an archive is opened once on arrival so a
+damaged one is refused at once.  Other binaries (bzip2, xz, 7-Zip, PDF ...)
+are refused with advice.
+
+A state sends its county files in one submission (up to ``MAX_FILES``: the
+largest per-county delivery, TX, has 254 counties, twice with history) or in
+several: each file replaces only its own scope (``voterolls.ingest.delivery``).
 
 Two request shapes are accepted: ``multipart/form-data`` (the page's form,
 any number of files) and a raw body (``curl --data-binary @file``) with the
@@ -27,11 +34,13 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 
 SNIFF_BYTES = 1024
 DEFAULT_MAX_UPLOAD_BYTES = 2 * 1024**3
-MAX_FILES = 20
+#: Files per submission: every county file of the largest per-county state with its history
+#: (TX: 254 + 254) fits; each file costs one directory entry and one open handle at a time.
+MAX_FILES = 600
 _SAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
+#: Compressed forms the ingest reads (by first bytes).
+_READABLE_ARCHIVES = {b"PK\x03\x04": "a ZIP archive", b"PK\x05\x06": "a ZIP archive", b"\x1f\x8b": "a gzip file"}
 _ARCHIVES = {
-    b"PK\x03\x04": "a ZIP archive",
-    b"\x1f\x8b": "a gzip file",
     b"BZh": "a bzip2 file",
     b"\xfd7zXZ\x00": "an xz file",
     b"7z\xbc\xaf\x27\x1c": "a 7-Zip archive",
@@ -85,14 +94,23 @@ def safe_filename(client_name: str | None, taken: set[str] | None = None) -> str
     return name
 
 
-def check_text(head: bytes, name: str) -> None:
-    """Reject binaries by their first KiB; UTF-16 text is allowed (NUL bytes are its nature)."""
+def check_text(head: bytes, name: str, *, archives: bool = True) -> None:
+    """Reject binaries by their first KiB; UTF-16 text and (if ``archives``) ZIP / gzip archives are allowed.
+
+    A state's delivery may be compressed (the ingest unpacks it); an external
+    list is read as text only, so its route passes ``archives=False``.
+    """
+    if head.startswith(tuple(_READABLE_ARCHIVES)):
+        if archives:
+            return
+        what = next(w for m, w in _READABLE_ARCHIVES.items() if head.startswith(m))
+        raise UploadRejected(415, f"{name}: this is {what}; this upload takes the text file itself: unpack it first.")
     for magic, what in _ARCHIVES.items():
         if head.startswith(magic):
             raise UploadRejected(
                 415,
-                f"{name}: this is {what}, not a text voter file. Unpack it and upload the "
-                "text file(s) inside (the transfer is already encrypted; no need to zip).",
+                f"{name}: this is {what}, not a text voter file. Upload the text file(s) as "
+                "published, or a .zip or .gz of them.",
             )
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         return  # UTF-16 with a byte-order mark
@@ -108,6 +126,36 @@ def check_text(head: bytes, name: str) -> None:
         )
 
 
+def is_archive(head: bytes) -> bool:
+    """Is this a ZIP or gzip file (by its first bytes)?"""
+    return head.startswith(tuple(_READABLE_ARCHIVES))
+
+
+def check_archive(path: Path, head: bytes, name: str) -> None:
+    """A ZIP or gzip upload must open: a damaged one is refused now, not after the upload was accepted."""
+    import gzip
+    import zipfile
+    import zlib
+
+    what = next((w for m, w in _READABLE_ARCHIVES.items() if head.startswith(m)), None)
+    if what is None:
+        return
+    try:
+        if what == "a ZIP archive":
+            with zipfile.ZipFile(path) as zf:
+                if not [i for i in zf.infolist() if not i.is_dir()]:
+                    raise UploadRejected(422, f"{name}: this ZIP archive holds no file.")
+        else:
+            with gzip.open(path) as gz:
+                gz.read(SNIFF_BYTES)
+    except UploadRejected:
+        raise
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
+        raise UploadRejected(
+            422, f"{name}: this is {what}, but it cannot be read ({type(exc).__name__}); send it again or send the text files."
+        ) from None
+
+
 def _within(path: Path, folder: Path) -> bool:
     try:
         path.resolve().relative_to(folder.resolve())
@@ -119,7 +167,8 @@ def _within(path: Path, folder: Path) -> bool:
 class _Sink:
     """Writes one incoming file chunk by chunk, hashing and sniffing as it goes."""
 
-    def __init__(self, folder: Path, client_name: str | None, taken: set[str]) -> None:
+    def __init__(self, folder: Path, client_name: str | None, taken: set[str], archives: bool = True) -> None:
+        self.archives = archives
         name = safe_filename(client_name, taken)
         path = folder / name
         if not _within(path, folder):  # cannot happen after safe_filename; checked anyway
@@ -136,7 +185,7 @@ class _Sink:
             need = SNIFF_BYTES - len(self.file.head)
             self.file.head += data[:need]
             if len(self.file.head) >= SNIFF_BYTES:
-                check_text(self.file.head, self.file.name)
+                check_text(self.file.head, self.file.name, archives=self.archives)
                 self._checked = True
         self._fh.write(data)
         self._hash.update(data)
@@ -149,7 +198,8 @@ class _Sink:
         if not self._checked:
             if self.file.size == 0:
                 raise UploadRejected(422, f"{self.file.name}: the file is empty")
-            check_text(self.file.head, self.file.name)
+            check_text(self.file.head, self.file.name, archives=self.archives)
+        check_archive(self.file.path, self.file.head, self.file.name)
         self.file.sha256 = self._hash.hexdigest()
         return self.file
 
@@ -158,12 +208,15 @@ class _Sink:
             self._fh.close()
 
 
-async def receive(request, folder: Path, max_bytes: int, *, require_field: str | None = None) -> Received:
+async def receive(
+    request, folder: Path, max_bytes: int, *, require_field: str | None = None, archives: bool = True
+) -> Received:
     """Stream the request body into ``folder``; raise :class:`UploadRejected` on any problem.
 
     ``require_field`` (the page form's CSRF field) must arrive before the first
     file, so that a forged form post is refused before a byte of it is stored.
     On rejection the caller removes ``folder``; nothing partial is ever ingested.
+    ``archives=False``: a ZIP or gzip file is refused (415), for uploads read as text only.
     """
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > max_bytes:
@@ -176,12 +229,12 @@ async def receive(request, folder: Path, max_bytes: int, *, require_field: str |
         boundary = params.get(b"boundary")
         if not boundary:
             raise UploadRejected(400, "multipart upload without a boundary")
-        await _receive_multipart(request, folder, max_bytes, boundary, out, taken, require_field)
+        await _receive_multipart(request, folder, max_bytes, boundary, out, taken, require_field, archives)
     else:
         if require_field:
             raise UploadRejected(403, "The form has expired; reload the page and try again.")
         client_name = request.headers.get("x-filename") or request.query_params.get("filename")
-        sink = _Sink(folder, client_name, taken)
+        sink = _Sink(folder, client_name, taken, archives)
         try:
             async for chunk in request.stream():
                 out.total_bytes += len(chunk)
@@ -196,7 +249,9 @@ async def receive(request, folder: Path, max_bytes: int, *, require_field: str |
     return out
 
 
-async def _receive_multipart(request, folder, max_bytes, boundary, out: Received, taken, require_field) -> None:
+async def _receive_multipart(
+    request, folder, max_bytes, boundary, out: Received, taken, require_field, archives: bool = True
+) -> None:
     state: dict = {"headers": {}, "field": b"", "value": b"", "sink": None, "name": None, "buf": b""}
     errors: list[UploadRejected] = []
 
@@ -222,7 +277,7 @@ async def _receive_multipart(request, folder, max_bytes, boundary, out: Received
             if len(out.files) >= MAX_FILES:
                 raise UploadRejected(400, f"at most {MAX_FILES} files per submission")
             client = opts.get(b"filename", b"").decode("utf-8", "replace")
-            state["sink"] = _Sink(folder, client, taken)
+            state["sink"] = _Sink(folder, client, taken, archives)
             state["client"] = client
 
     def on_part_data(data, start, end) -> None:
@@ -276,8 +331,9 @@ async def _receive_multipart(request, folder, max_bytes, boundary, out: Received
 
 def _too_big(max_bytes: int) -> str:
     return (
-        f"the upload is larger than this service accepts ({human_size(max_bytes)}). Split the "
-        "file by county, or ask the administrator to raise --max-upload."
+        f"the upload is larger than this service accepts ({human_size(max_bytes)}). Send the files "
+        "compressed (.zip or .gz), or in several submissions (each county file replaces only its "
+        "own county, so nothing is lost), or ask the administrator to raise --max-upload."
     )
 
 

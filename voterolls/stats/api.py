@@ -130,16 +130,13 @@ def estimate(
             election = date.fromisoformat(election).isoformat()
         except ValueError:
             raise UserError("the election must be a date YYYY-MM-DD", field="--election") from None
-    try:
-        from voterolls.store import Workspace
-    except ImportError:
-        raise UserError(
-            "workspace support (voterolls.store) is not available in this build"
-        ) from None
-    con = Workspace(w).connect()
-    pairs_path = w / "link" / "pairs.parquet"
+    from voterolls.store import Workspace
+
+    ws = Workspace(w)
+    con = ws.connect()
+    pairs_path = ws.paths.link.pairs
     tracker = None
-    tracker_path = w / "requests" / "tracker.json"
+    tracker_path = ws.paths.tracker
     if tracker_path.exists():
         from voterolls.requests import Tracker
 
@@ -154,7 +151,7 @@ def estimate(
     res["workspace"] = str(w)
     res["linkage_used"] = pairs_path.exists()
     if write:
-        out = w / "estimates" / "estimates.json"
+        out = ws.paths.estimates
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_name(out.name + ".partial")
         tmp.write_text(json.dumps(res, indent=1, default=str) + "\n", encoding="utf-8")

@@ -175,13 +175,14 @@ def register(app: typer.Typer) -> None:
         """Estimate duplicate registrations and double votes net of coincidences, with 95% intervals."""
         from voterolls.freshness import check, warn
         from voterolls.stats.api import estimate
-        from voterolls.store import Workspace
+        from voterolls.store import Workspace, WorkspacePaths
 
-        ws = Workspace(workspace, create=False) if (Path(workspace) / "catalog.duckdb").exists() else None
+        paths = WorkspacePaths(Path(workspace))
+        ws = Workspace(workspace, create=False) if paths.catalog.exists() else None
         if ws is not None:
             warn([check(ws, "linkage")])  # estimates built on stale pairs say so before they print
         res = estimate(workspace, error_rate=error_rate, election=election)
         if ws is not None:
-            ws.record_built_from(Path(workspace) / "estimates")
+            ws.record_built_from(paths.estimates_dir)
         render(res, Console())
-        typer.echo(f"wrote {workspace / 'estimates' / 'estimates.json'}")
+        typer.echo(f"wrote {paths.estimates}")

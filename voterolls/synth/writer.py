@@ -2,7 +2,7 @@
 
 ```
 OUT/manifest.json                 seed, people, registrations, per state: format + files
-OUT/states/XX/...                 native files (voterolls.formats.write_native)
+OUT/states/XX/...                 native files (voterolls.synth.native.write_native)
 OUT/internal/XX_identifiers.csv   state-held identifiers: state_voter_id,dob,ssn4,dl_number
 OUT/truth/*.parquet               answer key (never ingested)
 OUT/truth/config.json             the SynthConfig used
@@ -64,7 +64,8 @@ def write_nation(
     the entries this function writes (see ``OWNED``).  ``progress(state)`` is
     called after each state's files are written.
     """
-    from voterolls.formats import format_for_state, write_native
+    from voterolls.formats import format_for_state
+    from voterolls.synth.native import write_native
 
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()):

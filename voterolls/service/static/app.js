@@ -38,9 +38,10 @@ function setupUpload() {
     const files = Array.from(input.files || []);
     if (!files.length) { chosen.hidden = true; return; }
     const total = files.reduce((a, f) => a + f.size, 0);
-    chosen.textContent = files.map((f) => f.name + " (" + humanBytes(f.size) + ")").join(", ");
+    const names = files.slice(0, 12).map((f) => f.name + " (" + humanBytes(f.size) + ")").join(", ");
+    chosen.textContent = files.length > 12 ? files.length + " files (" + humanBytes(total) + "): " + names + ", …" : names;
     if (max && total > max) {
-      show(msg, "These files add up to " + humanBytes(total) + ", more than the " + humanBytes(max) + " this service accepts. Split the file by county.", "error");
+      show(msg, "These files add up to " + humanBytes(total) + ", more than the " + humanBytes(max) + " this service accepts. Send them in several submissions (each county file replaces only its own county) or compressed (.zip / .gz).", "error");
     } else { msg.hidden = true; }
     chosen.hidden = false;
   }
@@ -54,6 +55,7 @@ function setupUpload() {
     const files = Array.from(input.files || []);
     if (!files.length) { show(msg, "Choose a file first.", "warn"); return; }
     const data = new FormData();
+    form.querySelectorAll("input[type=checkbox][name]").forEach((box) => { if (box.checked) data.append(box.name, "yes"); });
     files.forEach((f) => data.append("files", f, f.name));
     const xhr = new XMLHttpRequest();
     xhr.open("POST", form.action);

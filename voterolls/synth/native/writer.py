@@ -1,8 +1,6 @@
-"""Write national-schema tables as a state's native file(s).
+"""The building blocks of the native writers (``voterolls.synth.native.write_native``).
 
-The synthetic population calls :func:`write_native` to publish each state's
-files exactly as the state would, so the readers are exercised on realistic
-input.  Values are built with DuckDB SQL over the Arrow tables (vectorised) and
+Values are built with DuckDB SQL over the Arrow tables (vectorised) and
 written in batches; the output is deterministic (same input -> same bytes).
 
 Only the columns the state's layout has *and* its disclosure policy allows are
@@ -33,8 +31,6 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from voterolls.errors import UserError
-from voterolls.formats.registry import format_for_state, get_format
 from voterolls.formats.spec import (
     CODED_TARGETS,
     MASKED_TARGETS,
@@ -73,14 +69,10 @@ class PolicyView:
         self.history = bool(getattr(policy, "vote_history_public", False))
 
 
-def _policy_for(state: str, policy: Any | None) -> PolicyView:
+def policy_view(state: str, policy: Any | None) -> PolicyView:
     if policy is None:
-        try:
-            from voterolls.policy import get_policy  # type: ignore[attr-defined]
-        except ImportError as exc:
-            raise UserError(
-                "voterolls.policy.get_policy is not available; pass policy= explicitly"
-            ) from exc
+        from voterolls.policy import get_policy
+
         policy = get_policy(state)
     return PolicyView(policy)
 
@@ -278,7 +270,7 @@ def write_lines(
 # ---------------------------------------------------------------------------
 
 
-def _prepare(
+def prepare_tables(
     con: duckdb.DuckDBPyConnection,
     state: str,
     registrations: pa.Table,
@@ -312,59 +304,6 @@ def native_file_name(
 ) -> str:
     safe_county = re.sub(r"[^A-Za-z0-9_.-]+", "_", county or "UNKNOWN")
     return template.format(state=state, county=safe_county, date=date.strftime("%Y%m%d"), **extra)
-
-
-def write_native(
-    state: str,
-    registrations: pa.Table,
-    vote_history: pa.Table | None,
-    out_dir: Path,
-    *,
-    format: str | Path | Format | None = None,
-    policy: Any | None = None,
-    extract_date: dt.date = dt.date(2025, 1, 6),
-) -> list[Path]:
-    """Write ``state``'s native file(s) into ``out_dir``; return the paths written (sorted).
-
-    ``registrations`` is in ``REGISTRATION_SCHEMA`` plus a bool ``protected``
-    column; ``vote_history`` in ``VOTE_HISTORY_SCHEMA``.  ``format`` overrides
-    the state's usual format (used by round-trip tests of older layouts);
-    ``policy`` overrides ``voterolls.policy.get_policy(state)``.
-    """
-    state = state.upper()
-    if isinstance(format, Format):
-        fmt = format
-    elif format is not None and str(format).endswith(".toml"):
-        from voterolls.formats.registry import load_user_format
-
-        fmt = load_user_format(format)
-    else:
-        fmt = get_format(str(format)) if format else format_for_state(state)
-    pol = _policy_for(state, policy)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect()
-    con.execute("SET enable_progress_bar = false")
-    try:
-        _prepare(con, state, registrations, vote_history)
-        reg = fmt.registrations
-        keep = "TRUE" if reg.protected.mode == "mask" else "NOT r.protected"
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE r AS SELECT * FROM r_all r WHERE r.state = {lit(state)} AND {keep}"
-        )
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE h AS SELECT h.* FROM h_all h "
-            "WHERE h.state_voter_id IN (SELECT state_voter_id FROM r)"
-            + ("" if pol.history else " AND FALSE")
-        )
-        from voterolls.formats import special
-
-        writer = special.WRITERS.get(fmt.name, _write_plain)
-        paths = writer(con, fmt, state, pol, out_dir, extract_date)
-    finally:
-        con.close()
-    log.info("wrote %d native file(s) for %s in format %s", len(paths), state, fmt.name)
-    return sorted(paths)
 
 
 def write_table(
@@ -416,7 +355,7 @@ def write_table(
     return [path]
 
 
-def _write_plain(
+def write_plain(
     con: duckdb.DuckDBPyConnection,
     fmt: Format,
     state: str,
@@ -449,3 +388,31 @@ def write_history(
         name_for=lambda c: native_file_name(hl.filename, state=state, county=c, date=extract_date),
         county_sql="coalesce(h.county, r.county)", order_sql="r.__i, h.election_date, h.__j",
     )  # fmt: skip
+
+
+_PLACEHOLDER = re.compile(r"(\{date\}|\{type\})")
+
+
+def label_sql(
+    template: str,
+    *,
+    date_format: str,
+    type_codes: CodeMap | None,
+    date: str = "h.election_date",
+    election_type: str = "h.election_type",
+) -> str:
+    """SQL for a native election label such as NY's ``"20241105 GE"`` or OH's ``"GENERAL-11/05/2024"``.
+
+    ``{date}`` in ``template`` becomes ``date`` formatted with ``date_format``;
+    ``{type}`` the native code of ``election_type`` (through ``type_codes``).
+    The rest of the template is quoted as a literal.
+    """
+    parts = []
+    for piece in _PLACEHOLDER.split(template):
+        if piece == "{date}":
+            parts.append(f"strftime({date}, {lit(date_format)})")
+        elif piece == "{type}":
+            parts.append(map_expr(type_codes, election_type, None))
+        elif piece:
+            parts.append(lit(piece))
+    return "(" + (" || ".join(parts) or "''") + ")"
