@@ -60,13 +60,15 @@ def _key_expr(parts: list[str]) -> str:
     return "(" + " || '|' || ".join(f"({p})" for p in parts) + ")"
 
 
-def _capped_key_sql(cap: int) -> tuple[list[str], list[str], list[str]]:
+def _capped_key_sql(
+    cap: int, keys: dict[str, tuple[list[str], list[str]]] | None = None
+) -> tuple[list[str], list[str], list[str]]:
     """SQL pieces of the capped keys: candidate key columns, their block-size
     windows, and per key the CASE choosing the first level within ``cap``."""
     if cap < 2:
         raise ValueError("block cap must be at least 2")
     cand, counted, selects = [], [], []
-    for name, (base, refinements) in CAPPED_KEYS.items():
+    for name, (base, refinements) in (keys or CAPPED_KEYS).items():
         levels = [base + refinements[:k] for k in range(len(refinements) + 1)]
         for j, parts in enumerate(levels):
             cand.append(f"{_key_expr(parts)} AS _{name}_{j}")
@@ -122,7 +124,13 @@ def capped_keys_select_sql(source: str, cap: int, columns: list[str]) -> str:
 
 
 def create_capped_keys(
-    con, source: str, target: str, cap: int, *, drop: tuple[str, ...] | list[str] = ()
+    con,
+    source: str,
+    target: str,
+    cap: int,
+    *,
+    drop: tuple[str, ...] | list[str] = (),
+    keys: dict[str, tuple[list[str], list[str]]] | None = None,
 ) -> dict[str, int]:
     """Create table ``target`` = :func:`blocking_keys_sql` over table ``source``, in steps.
 
@@ -130,27 +138,30 @@ def create_capped_keys(
     materialised once as a narrow table (row id + keys), counted there, and
     only the three final keys are joined back to the full rows.  Returns, per
     capped key, how many registrations had the base key but lost it to the cap.
+    ``keys``: the key definitions (default :data:`CAPPED_KEYS`; sealed-only
+    linkage passes keys built from the state's keyed tokens).
     """
-    cand, counted, selects = _capped_key_sql(cap)
+    keys = keys or CAPPED_KEYS
+    cand, counted, selects = _capped_key_sql(cap, keys)
     exclude = f" EXCLUDE ({', '.join(drop)})" if drop else ""
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE _vr_keys_cand AS SELECT rowid AS _rid, {', '.join(cand)} FROM {source}"
     ).fetchall()
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE _vr_keys AS SELECT _rid, "
-        f"{', '.join(f'_{n}_0 IS NOT NULL AS _{n}_base' for n in CAPPED_KEYS)}, {', '.join(selects)} "
+        f"{', '.join(f'_{n}_0 IS NOT NULL AS _{n}_base' for n in keys)}, {', '.join(selects)} "
         f"FROM (SELECT *, {', '.join(counted)} FROM _vr_keys_cand)"
     ).fetchall()
     con.execute("DROP TABLE _vr_keys_cand").fetchall()
     counts = con.execute(
         "SELECT "
-        + ", ".join(f"count(*) FILTER (WHERE _{n}_base AND {n} IS NULL)" for n in CAPPED_KEYS)
+        + ", ".join(f"count(*) FILTER (WHERE _{n}_base AND {n} IS NULL)" for n in keys)
         + " FROM _vr_keys"
     ).fetchall()[0]
-    dropped = {n: int(c) for n, c in zip(CAPPED_KEYS, counts, strict=True)}
+    dropped = {n: int(c) for n, c in zip(keys, counts, strict=True)}
     con.execute(
         f"CREATE OR REPLACE TABLE {target} AS SELECT s.*{exclude}, "
-        f"{', '.join(f'k.{n}' for n in CAPPED_KEYS)} FROM {source} s JOIN _vr_keys k ON s.rowid = k._rid"
+        f"{', '.join(f'k.{n}' for n in keys)} FROM {source} s JOIN _vr_keys k ON s.rowid = k._rid"
     ).fetchall()
     con.execute("DROP TABLE _vr_keys").fetchall()
     return dropped

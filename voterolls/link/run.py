@@ -120,6 +120,7 @@ def link_registrations(
     memory_limit: str | None = None,
     shuffle_partitions: int | None = None,
     joint_names: bool = False,
+    sealed_only: bool = False,
     step: Step | None = None,
 ) -> LinkResult:
     """Link every registration in ``source`` with every other (dedupe_only: across and within states).
@@ -129,12 +130,18 @@ def link_registrations(
     the share of matches among all pairs is a property of the data set, not
     of the model.  ``memory_limit`` (DuckDB, e.g. ``"8GB"``; it spills beyond)
     and ``shuffle_partitions`` (Spark; default scaled to the input) tune the
-    engine.
+    engine.  ``sealed_only``: the registrations are sealed-only deliveries
+    (tokens and name encodings, :mod:`voterolls.link.sealed`); same pipeline,
+    sealed input and comparisons, DuckDB only.
     """
     _check_probability("threshold", threshold)
     _check_probability("min_probability", min_probability, allow_zero=True)
     if min_probability > threshold:
         raise UserError("min_probability must not exceed the threshold", field="min_probability")
+    if sealed_only and engine != "duckdb":
+        raise UserError("--sealed-only runs on the duckdb engine only", field="engine")
+    if sealed_only and joint_names:
+        raise UserError("--sealed-only has no joint full-name model", field="joint_names")
     out = Path(out_dir)
     work = out / "_work"
     if work.exists():
@@ -166,7 +173,10 @@ def link_registrations(
         )
     else:
         capped_dropped = {}
-        n = prepare_input(
+        prepare = prepare_input
+        if sealed_only:
+            from voterolls.link.sealed import prepare_sealed_input as prepare
+        n = prepare(
             con, source, "_vr_link_input", block_cap=block_cap, capped_dropped=capped_dropped
         )
         profile = profile_input(con, "_vr_link_input")
@@ -205,6 +215,10 @@ def link_registrations(
                     eng.SQL_DIALECT
                 )
                 settings = transfer_parameters(given, fresh, source=str(model))
+        elif sealed_only:
+            from voterolls.link.sealed import sealed_settings_creator
+
+            settings = sealed_settings_creator()
         else:
             settings = settings_creator(joint_names, profile)
         linker = Linker(sdf, settings, log_level=logging.ERROR)
