@@ -106,7 +106,7 @@ def _third_party_imports(*roots: str) -> dict[str, set[str]]:
                     found |= {a.name.split(".")[0] for a in node.names}
                 elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                     found.add(node.module.split(".")[0])
-    local = {"voterolls", "tests", "bench"} | {p.stem for p in (ROOT / "tests").glob("*.py")}
+    local = {"voterolls", "tests", "bench"} | {p.stem for d in ("tests", "bench") for p in (ROOT / d).glob("*.py")}
     dists = packages_distributions()
     return {
         m: {_requirement_name(d) for d in dists.get(m, [m])}

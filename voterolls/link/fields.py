@@ -85,13 +85,16 @@ class FieldProfile:
         }
 
 
-def profile_sql(table: str) -> str:
+#: How a middle initial is recognised: by its length in plaintext; a sealed-only
+#: input holds a Bloom filter there and says so in its own ``middle_is_initial`` column.
+PLAIN_INITIAL = "length(middle_name) = 1"
+SEALED_INITIAL = "middle_is_initial"
+
+
+def profile_sql(table: str, initial: str = PLAIN_INITIAL) -> str:
     """One aggregate over ``table`` (DuckDB and Spark SQL alike): count, non-null per field, initials."""
     counts = ", ".join(f"count({f})" for f in PROFILED)
-    return (
-        f"SELECT count(*), {counts}, "
-        f"count(CASE WHEN length(middle_name) = 1 THEN 1 END) FROM {table}"
-    )
+    return f"SELECT count(*), {counts}, count(CASE WHEN {initial} THEN 1 END) FROM {table}"
 
 
 def profile_from_row(row) -> FieldProfile:
@@ -103,4 +106,6 @@ def profile_from_row(row) -> FieldProfile:
 
 def profile_input(con, table: str) -> FieldProfile:
     """Count the non-null values of each :data:`PROFILED` column of ``table`` (DuckDB; one scan)."""
-    return profile_from_row(con.execute(profile_sql(table)).fetchall()[0])
+    columns = {r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()}
+    initial = SEALED_INITIAL if SEALED_INITIAL in columns else PLAIN_INITIAL
+    return profile_from_row(con.execute(profile_sql(table, initial)).fetchall()[0])
