@@ -30,8 +30,10 @@ and end.  In order (defaults in brackets):
 3. ``ingest`` (``bench/ingest.py --rows R``, as its owner wrote it) before
    the largest comparison size;
 4. optional steps, last: the extra scaling sizes (``--scaling-sizes``
-   [20k, 300k], voterolls only), ``--optional-spark-sizes`` [100k] (a second
-   Spark point for the marginal rates) and ``--optional-sizes`` [10M]
+   [20k, 300k], voterolls only), ``--optional-spark-sizes`` [100k, 5M] (a
+   second Spark point for the marginal rates, and Spark local at the national
+   job's 5M test size, prepare included, when the budget and memory allow)
+   and ``--optional-sizes`` [10M]
    ("10M if it fits");
 5. writes ``bench/results/{run_all,peers,scaling,spark}.json``,
    ``bench/results/scaling.png``, the Peers / Scaling / Spark / "Benchmark
@@ -1340,7 +1342,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--scaling-sizes", default="20000,300000", help="extra voterolls-only sizes (optional)"
     )
     ap.add_argument("--spark-sizes", default="1000000", help="Spark sizes (required)")
-    ap.add_argument("--optional-spark-sizes", default="100000", help="Spark sizes (optional)")
+    ap.add_argument(
+        "--optional-spark-sizes",
+        default="100000,5000000",
+        help="Spark sizes (optional; 5M runs when the budget and memory allow)",
+    )
     ap.add_argument(
         "--optional-sizes", default="10000000", help="comparison sizes run only if they fit"
     )

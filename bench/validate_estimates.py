@@ -62,6 +62,39 @@ from voterolls.stats import estimators as es  # noqa: E402
 from voterolls.synth import SynthConfig, generate_nation  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "validate_estimates.json"
+MECHANISM_RESULTS = ROOT / "bench" / "results" / "validate_mechanisms.json"
+
+#: Every alternative process keeps cancelled and denied records in the files and has
+#: registrations made after the election, as real lists do (so the vote-record error
+#: can be learnt from records that cannot have voted).
+KEPT_RECORDS = {"cancelled_kept_rate": 0.2, "denied_kept_rate": 0.3, "late_registration_rate": 0.02}
+
+#: Alternative data-generating processes: SynthConfig options (docs/SYNTH.md) and what they mean.
+MECHANISMS: dict[str, tuple[dict, str]] = {
+    "wrong_registration": (
+        {},
+        "1% of ballots credited to a wrong registration (real voter loses the mark)",
+    ),
+    "false_mark": (
+        {"vote_error_mechanism": "false_mark", "vote_record_error_rate": 0.02},
+        "2% false 'voted' marks on non-voters' records (real voters keep theirs)",
+    ),
+    "turnout": (
+        {
+            "turnout_age_weights": {24: 0.5, 34: 0.7, 44: 0.9, 64: 1.1, 200: 1.3},
+            "mover_turnout_ratio": 0.6,
+        },
+        "turnout rising steeply with age; movers vote 0.6 times as often",
+    ),
+    "movers": (
+        {
+            "stale_cross_state_rate": 0.05,
+            "marriage_surname_change_rate": 0.3,
+            "in_state_duplicate_rate": 0.01,
+        },
+        "5% cross-state movers, 30% of women's stale records under another surname, 1% in-state duplicates",
+    ),
+}
 METHODS = ROOT / "docs" / "METHODS.md"
 
 
@@ -100,24 +133,35 @@ def truth_counts(con: duckdb.DuckDBPyConnection, nation, vote_states: list[str])
         con.register("_t_dup", nation.truth["duplicate_pairs"])
         con.register("_t_dv", nation.truth["double_votes"])
     lst = ", ".join(f"'{s}'" for s in vote_states) or "''"
+    # duplicates are pairs of live registrations (a cancelled / denied record is not one)
+    live = "live" if "live" in con.sql("SELECT * FROM _t_dup").columns else "true"
     rule = """(a.first_name = b.first_name AND a.last_name = b.last_name AND a.birth_year = b.birth_year
                AND (a.dob = b.dob OR a.dob_granularity <> 'full' OR b.dob_granularity <> 'full'))"""
     visible = "(a.birth_year IS NOT NULL AND b.birth_year IS NOT NULL)"
     q = f"""
         SELECT count(*) FILTER (WHERE {visible}),
-               count(*) FILTER (WHERE {visible} AND coalesce({rule}, false))
+               count(*) FILTER (WHERE {visible} AND coalesce({rule}, false)),
+               count(*) FILTER (WHERE {visible} AND coalesce({rule}, false)
+                                AND a.dob_granularity = 'full' AND b.dob_granularity = 'full')
         FROM {{t}} t
         JOIN registrations a ON a.state = t.state_l AND a.state_voter_id = t.state_voter_id_l
         JOIN registrations b ON b.state = t.state_r AND b.state_voter_id = t.state_voter_id_r
         WHERE t.state_l <> t.state_r {{extra}}
     """
-    dv, dx = con.execute(
+    dv, dx, _ = con.execute(
         q.format(t="_t_dv", extra=f"AND t.state_l IN ({lst}) AND t.state_r IN ({lst})")
     ).fetchall()[0]
-    dup_v, dup_x = con.execute(
-        q.format(t="(SELECT * FROM _t_dup WHERE kind = 'cross_state')", extra="")
+    dup_v, dup_x, dup_xf = con.execute(
+        q.format(t=f"(SELECT * FROM _t_dup WHERE kind = 'cross_state' AND {live})", extra="")
     ).fetchall()[0]
-    return {"dup_visible": dup_v, "dup_exact": dup_x, "dv_visible": dv, "dv_exact": dx}
+    return {
+        "dup_visible": dup_v,
+        "dup_exact": dup_x,
+        "dup_exact_full": dup_xf,
+        "dup_exact_year": dup_x - dup_xf,
+        "dv_visible": dv,
+        "dv_exact": dx,
+    }
 
 
 TOY_STATES = {"NC": "year", "OH": "full", "FL": "full", "NY": "full", "GA": "year", "TX": "full"}
@@ -356,7 +400,15 @@ def purge_check(con: duckdb.DuckDBPyConnection, nation, res: dict) -> dict | Non
 
 def _pick(d: dict, raw: float | None = None) -> dict:
     out = {
-        k: d.get(k) for k in ("estimate", "ci95", "se", "raw_rule_count", "expected_coincidences")
+        k: d.get(k)
+        for k in (
+            "estimate",
+            "ci95",
+            "ci95_signed",
+            "se",
+            "raw_rule_count",
+            "expected_coincidences",
+        )
     }
     if out["raw_rule_count"] is None:
         out["raw_rule_count"] = raw
@@ -367,7 +419,7 @@ def run_seed(
     seed: int,
     people: int,
     cfg: SynthConfig,
-    error_rate: float,
+    error_rate: float | None,
     toy: bool = False,
     model: Path | None = None,
     workdir: Path | None = None,
@@ -408,9 +460,25 @@ def run_seed(
         "seconds": round(time.time() - t0, 1),
         "truth": truth,
         "dup": _pick(d),
+        "dup_headline": _pick(cs[cs["headline"]]),
+        **(
+            {
+                "dv_mi": _pick(dv["rule_net_middle_initial_error_corrected"]),
+                "dv_mi_floor_sd": dv["rule_net_middle_initial_error_corrected"]["noise_floor"][
+                    "sd"
+                ],
+            }
+            if "rule_net_middle_initial_error_corrected" in dv
+            else {}
+        ),
+        "dup_full": _pick(d["by_level"]["full"]),
+        "dup_year": _pick(d["by_level"]["year"]),
         "dv": _pick(dv["rule_net_of_coincidences_error_corrected"]),
         "dv_no_error_correction": dv["rule_net_of_coincidences_no_error_correction"]["estimate"],
         "votes": dv["votes_recorded_in_these_states"],
+        "error_rate_used": res["error_rate"],
+        "error_rate_se": res["vote_record_error"]["error_rate_se"],
+        "error_rate_source": res["error_rate_source"],
         "kappa": res["year_model_calibration"]["cross_state"]["kappa"],
         "kappa_rel_se": res["year_model_calibration"]["cross_state"]["rel_se"],
         "overdispersion": res["year_model_calibration"]["cross_state"].get("overdispersion"),
@@ -419,7 +487,7 @@ def run_seed(
         ),
     }
     if not toy:
-        dec = decompose_double_votes(con, nation, res, error_rate)
+        dec = decompose_double_votes(con, nation, res, res["error_rate"])
         row["dv_decomposition"] = dec
         row["truth"]["dv_exact_full"] = dec["by_level"]["full"]["t2"]
         row["dv_full"] = _pick(
@@ -459,10 +527,22 @@ def summarise(rows: list[dict], key: str, target: str) -> dict:
         if ok.any()
         else None,
         "ci95_coverage": float(np.mean((lo <= tru) & (tru <= hi))),
+        "mean_relative_half_width": _half_width(rows, key),
         "raw_rule_count_mean": float(raw.mean()),
         "raw_overcount_vs_truth": float(raw.sum() / tru.sum()) if tru.sum() else None,
         "seeds": len(rows),
     }
+
+
+def _half_width(rows: list[dict], key: str) -> float | None:
+    """Mean of (95% interval half-width / estimate), from the signed interval."""
+    out = []
+    for r in rows:
+        d = r[key]
+        lo, hi = d.get("ci95_signed") or d["ci95"]
+        if d["estimate"] > 0:
+            out.append((hi - lo) / 2 / d["estimate"])
+    return float(np.mean(out)) if out else None
 
 
 def summarise_decomposition(rows: list[dict]) -> dict | None:
@@ -767,6 +847,18 @@ def main() -> None:
         help="validate the national extrapolation by dropping this many DOB-publishing states per "
         "seed (0: skip)",
     )
+    ap.add_argument(
+        "--mechanism",
+        choices=sorted(MECHANISMS),
+        default=None,
+        help="an alternative data-generating process (MECHANISMS); results go to "
+        "bench/results/validate_mechanisms.json and the mechanisms table of docs/METHODS.md",
+    )
+    ap.add_argument(
+        "--namesake-density",
+        default="sample",
+        help="SynthConfig.namesake_density: sample, national or a number of people",
+    )
     ap.add_argument("--write-methods", action="store_true")
     ap.add_argument(
         "--results", type=Path, default=RESULTS, help="results JSON (default: %(default)s)"
@@ -777,19 +869,32 @@ def main() -> None:
         help="only re-render the saved results into docs/METHODS.md (no runs)",
     )
     args = ap.parse_args()
+    density = args.namesake_density
+    density = float(density) if density not in ("sample", "national") else density
+    if args.mechanism is not None and args.results == RESULTS:
+        args.results = MECHANISM_RESULTS
     if args.render_only:
-        write_methods(json.loads(args.results.read_text())["configurations"])
+        configurations = json.loads(args.results.read_text())["configurations"]
+        if args.results == MECHANISM_RESULTS:
+            write_mechanisms(configurations)
+        else:
+            write_methods(configurations)
         return
-    cfg = (
-        SynthConfig()
-        if args.double_vote_rate is None
-        else SynthConfig(double_vote_rate=args.double_vote_rate)
-    )
-    e = cfg.vote_record_error_rate if args.error_rate is None else args.error_rate
+    over = {} if args.double_vote_rate is None else {"double_vote_rate": args.double_vote_rate}
+    if args.mechanism is not None:
+        cfg = SynthConfig(
+            **KEPT_RECORDS, **MECHANISMS[args.mechanism][0], **over, namesake_density=density
+        )
+    else:
+        cfg = SynthConfig(**over, namesake_density=density)
+    # None: the estimator learns the vote-record error from the data
+    e = args.error_rate
+    assumed = "learnt from the data" if e is None else f"assumed {e:.1%}"
     label = args.label or (
-        ("toy (coincidence-heavy), " if args.toy else "synth, ")
+        (f"{args.mechanism}, {density} namesake density, " if args.mechanism else "")
+        + ("toy (coincidence-heavy), " if args.toy else "synth, ")
         + f"{args.people:,} people, double-vote rate {cfg.double_vote_rate:.5f}, "
-        f"vote-record error {cfg.vote_record_error_rate:.1%} (assumed {e:.1%}), rule-based estimators"
+        f"vote-record error {cfg.vote_record_error_rate:.1%} ({assumed}), rule-based estimators"
     )
     linkage = args.linkage and not args.toy
     model = workdir = None
@@ -844,6 +949,27 @@ def main() -> None:
         "double votes, rule net vs all visible double votes": summarise(rows, "dv", "dv_visible"),
     }
     if not args.toy:
+        summary[
+            "duplicate registrations, headline without linkage (middle initial at the year level)"
+        ] = summarise(rows, "dup_headline", "dup_exact")
+        summary["duplicate registrations, full-DOB stratum, rule net"] = summarise(
+            rows, "dup_full", "dup_exact_full"
+        )
+        summary["duplicate registrations, year-only stratum, rule net"] = summarise(
+            rows, "dup_year", "dup_exact_year"
+        )
+        if all("dv_mi" in r for r in rows):
+            summary[
+                "double votes, rule net with middle initial at the year level, error-corrected"
+            ] = summarise(rows, "dv_mi", "dv_exact")
+            tru = np.array([r["truth"]["dv_exact"] for r in rows], dtype=float)
+            fl = np.array([r["dv_mi_floor_sd"] for r in rows], dtype=float)
+            ok = tru > 0
+            summary[
+                "double votes, rule net with middle initial at the year level, error-corrected"
+            ]["floor_mean_relative_error"] = (
+                float(np.mean(np.sqrt(2 / np.pi) * fl[ok] / tru[ok])) if ok.any() else None
+            )
         summary["double votes, full-DOB stratum (Crosscheck rule), error-corrected"] = summarise(
             rows, "dv_full", "dv_exact_full"
         )
@@ -861,10 +987,16 @@ def main() -> None:
         "label": label,
         "people": args.people,
         "seeds": args.seeds,
+        "mechanism": args.mechanism,
+        "mechanism_description": MECHANISMS[args.mechanism][1] if args.mechanism else None,
+        "namesake_density": density,
         "config": {
             "double_vote_rate": cfg.double_vote_rate,
             "vote_record_error_rate": cfg.vote_record_error_rate,
+            "vote_error_mechanism": cfg.vote_error_mechanism,
         },
+        "error_rate_used": _mean_sd([r["error_rate_used"] for r in rows]),
+        "error_rate_se_mean": float(np.mean([r["error_rate_se"] for r in rows])),
         "assumed_error_rate": e,
         "command": "bench/validate_estimates.py " + " ".join(sys.argv[1:]),
         "minutes": round((time.time() - t_start) / 60, 1),
@@ -885,7 +1017,106 @@ def main() -> None:
     for f in (budget_md, national_md, purge_md):
         print(f([entry]))
     if args.write_methods:
-        write_methods(existing["configurations"])
+        if args.mechanism is not None:
+            write_mechanisms(existing["configurations"])
+        else:
+            write_methods(existing["configurations"])
+
+
+def _mean_sd(x: list[float]) -> dict:
+    a = np.asarray(x, dtype=float)
+    return {"mean": float(a.mean()), "sd": float(a.std(ddof=1)) if a.size > 1 else 0.0}
+
+
+def mechanisms_md(cfgs: list[dict]) -> str:
+    """One row per (process, figure): error, coverage, interval width, and for double votes
+    the noise floor; the vote-record error the estimator learnt against the generator's."""
+    figures = (
+        ("duplicate registrations, rule net of coincidences", "duplicates (rule net)"),
+        (
+            "duplicate registrations, headline without linkage (middle initial at the year level)",
+            "duplicates, headline (rule net + middle initial)",
+        ),
+        ("duplicate registrations, full-DOB stratum, rule net", "duplicates, full-DOB stratum"),
+        ("duplicate registrations, year-only stratum, rule net", "duplicates, year-only stratum"),
+        ("double votes, rule net, error-corrected", "double votes (rule net, error-corrected)"),
+        (
+            "double votes, rule net with middle initial at the year level, error-corrected",
+            "double votes (rule net + middle initial, error-corrected)",
+        ),
+        (
+            "double votes, full-DOB stratum (Crosscheck rule), error-corrected",
+            "double votes, full-DOB stratum",
+        ),
+    )
+    rows = []
+    for c in cfgs:
+        floor = (c.get("double_vote_error_budget") or {}).get("floor_mean_relative_error")
+        err = c.get("error_rate_used") or {}
+        for key, name in figures:
+            s = c["summary"].get(key)
+            if not s:
+                continue
+            rows.append(
+                [
+                    c.get("mechanism") or "default",
+                    str(c.get("namesake_density", "sample")),
+                    f"{c['people']:,}",
+                    name,
+                    f"{s['truth_mean']:.1f}",
+                    f"{s['estimate_mean']:.1f}",
+                    _pct(s["mean_relative_error"]),
+                    _pct(s["mean_signed_relative_error"], signed=True),
+                    f"{s['ci95_coverage']:.0%} ({s['seeds']})",
+                    _pct(s.get("mean_relative_half_width")),
+                    _pct(s.get("floor_mean_relative_error", floor))
+                    if key.startswith("double votes, rule net")
+                    else "",
+                    f"{err.get('mean', 0):.2%} ± {err.get('sd', 0):.2%} "
+                    f"(generator {c['config']['vote_record_error_rate']:.0%}, "
+                    f"{c['config'].get('vote_error_mechanism', 'wrong_registration')})"
+                    if key.startswith("double votes, rule net")
+                    else "",
+                ]
+            )
+    return _md(
+        [
+            "process",
+            "namesake density",
+            "people",
+            "figure",
+            "truth (mean)",
+            "estimate (mean)",
+            "mean abs. rel. error",
+            "mean signed rel. error",
+            "95% coverage (seeds)",
+            "half-width / estimate",
+            "noise floor (mean rel. error)",
+            "vote-record error learnt (mean ± sd over seeds)",
+        ],
+        rows,
+    )
+
+
+def write_mechanisms(configurations: list[dict]) -> None:
+    """Put the table across data-generating processes between its markers in docs/METHODS.md."""
+    if not METHODS.exists():
+        return
+    cmds = "\n".join(
+        f"    .venv/bin/python {c['command']}  # {c.get('minutes', '?')} min"
+        for c in configurations
+    )
+    desc = "\n".join(
+        f"* `{c['mechanism']}`: {c['mechanism_description']}"
+        for c in {c["mechanism"]: c for c in configurations if c.get("mechanism")}.values()
+    )
+    text = METHODS.read_text()
+    a, b = "<!-- mechanisms:begin -->", "<!-- mechanisms:end -->"
+    if a in text and b in text:
+        head, rest = text.split(a, 1)
+        _, tail = rest.split(b, 1)
+        body = f"\nCommands:\n\n{cmds}\n\nProcesses:\n\n{desc}\n\n{mechanisms_md(configurations)}\n"
+        METHODS.write_text(head + a + body + b + tail)
 
 
 def write_methods(configurations: list[dict]) -> None:

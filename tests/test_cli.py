@@ -113,6 +113,11 @@ def test_the_demo_runs_end_to_end_through_the_installed_command(tmp_path) -> Non
         assert f"voterolls {step}" in res.stdout, step
     assert list((out / "lists" / "NC").iterdir())
     assert (out / "lists" / "NC" / "cross_state_movers.xlsx").is_file()  # the list an office opens
+    # the demo nation has the namesake density of a national file (issue 18), not a tiny pool's
+    import json
+
+    config = json.loads((out / "synthetic" / "truth" / "config.json").read_text())
+    assert config["namesake_density"] == "national"
 
 
 # --- one set of option rules for every command (issue 22) -----------------------------------

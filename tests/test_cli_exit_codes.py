@@ -187,11 +187,15 @@ def test_torn_tail_serve_refuses_repair_cuts_it_and_verify_shows_the_repair(tmp_
     _check(res, 0, "cut a torn entry of 32 bytes after seq 8; copy kept as audit.log.torn-", "repair")
     copies = list((ws / "service").glob("audit.log.torn-*"))
     assert len(copies) == 1 and copies[0].read_bytes() == torn
-    verify, again, create = _run_all([
-        ["audit", "verify", "--workspace", str(ws)],
-        ["audit", "repair", "--workspace", str(ws)],
-        ["accounts", "create", "first-admin", "--role", "admin", "--workspace", str(ws)],
-    ], tmp_path)
+    # one after another: `accounts create` appends an entry, which a concurrent verify could count
+    verify, again, create = (
+        _run(args, tmp_path)
+        for args in (
+            ["audit", "verify", "--workspace", str(ws)],
+            ["audit", "repair", "--workspace", str(ws)],
+            ["accounts", "create", "first-admin", "--role", "admin", "--workspace", str(ws)],
+        )
+    )
     _check(verify, 0, "audit log intact: 9 entries (repaired at seq 9: a torn entry was cut", "verify after repair")
     _check(again, 0, "nothing to repair: audit log intact", "repair again")
     _check(create, 0, "created first-admin (admin)", "accounts create after repair")

@@ -83,7 +83,7 @@ def test_inspect_generic_for_a_state_without_a_layout(tmp_path: Path) -> None:
 def test_inspect_refuses_another_states_file_and_an_unknown_shape(tmp_path: Path) -> None:
     res = _voterolls("inspect", str(FIXTURES / "tx" / "tx_2025.csv"), "--state", "OK")
     assert res.returncode == 2
-    assert "TX's layout 'tx_csv', not OK's" in " ".join(res.stderr.split())
+    assert "the layout is TX's (tx_csv), not OK's" in " ".join(res.stderr.split())
     odd = tmp_path / "odd.txt"
     odd.write_text("alpha;beta;gamma\n1;2;3\n")
     res = _voterolls("inspect", str(odd))

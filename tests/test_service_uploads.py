@@ -120,7 +120,7 @@ def test_large_upload_is_streamed_intact(tmp_path: Path) -> None:
         (b"BZh91AY&SY" + b"x" * 100, 415, "bzip2"),
         (b"", 422, "empty"),
         (b"hello, this is no voter file\n", 422, "could not recognise"),
-        (b"FORMAT=oh_swvf\nid\n1\n", 422, "looks like a OH file"),
+        (b"FORMAT=oh_swvf\nid\n1\n", 422, "the layout is OH's (oh_swvf), not NC's"),
     ],
 )
 def test_content_checks(env: Env, payload: bytes, status: int, words: str) -> None:

@@ -77,3 +77,14 @@ def test_score_pairs_gives_splinks_own_weights_with_the_gammas(linker):
     assert all(ours[k] == pytest.approx(theirs[k]) for k in ours)
     assert all(f"gamma_{c}" in cols for c in COMPARISON_NAMES)
     assert "first_name_l" not in cols  # compared values are not copied into the scored table
+
+
+def test_a_model_snapshot_is_put_back_whole(linker):
+    _, lk = linker
+    level = next(lv for lv in sa.model_comparisons(lk)[0].comparison_levels if not lv.is_null_level)
+    level.m_probability = 0.7
+    saved = sa.model_snapshot(lk)
+    next(lv for lv in sa.model_comparisons(lk)[0].comparison_levels if not lv.is_null_level).m_probability = 0.2
+    sa.restore_model(lk, saved)
+    restored = next(lv for lv in sa.model_comparisons(lk)[0].comparison_levels if not lv.is_null_level)
+    assert sa.level_m(restored) == 0.7

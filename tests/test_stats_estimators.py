@@ -163,7 +163,10 @@ def test_splink_sum_and_combined_estimators(pop):
     chk = comb["non_exact_check"]
     assert chk is not None and chk["ratio_se"] > 0
     assert abs(chk["ratio"] - 1 / 0.97) < 3 * chk["ratio_se"]
-    assert comb["non_exact_relative_uncertainty"] >= chk["ratio_se"]
+    # a noisy check is shrunk towards the 25% prior instead of swamping the interval
+    k = comb["non_exact_relative_uncertainty"]
+    assert k == pytest.approx(es.non_exact_uncertainty(chk), abs=1e-4)
+    assert k <= max(abs(1 - chk["ratio"]), es.K_NON_EXACT_DEFAULT) + 1e-9
     assert (
         comb["ci95"][0] <= truth <= comb["ci95"][1]
         or abs(comb["estimate"] - truth) < 3 * comb["se"]
@@ -336,7 +339,19 @@ def test_estimate_on_a_workspace_writes_json(tmp_path, pop):
     )
     assert r.exit_code == 0, r.output
     assert "coincidences" in r.output and "fraud" not in r.output.lower()
-    assert json.loads(out.read_text())["error_rate"] == 0.02
+    saved = json.loads(out.read_text())
+    assert saved["error_rate"] == 0.02 and saved["error_rate_source"] == "override"
+    printed = " ".join(r.output.split())
+    assert (
+        "Vote-record error 2.00% (se 0.00%): override (--error-rate): assumed, not learnt."
+        in printed
+    )
+    rn = saved["double_votes"]["rule_net_of_coincidences_error_corrected"]
+    floor = rn["noise_floor"]
+    assert floor["sd"] > 0 and floor["reported_se_over_floor"] >= 1.0
+    assert f"all strata: floor {floor['sd']:,.1f}, reported se {rn['se']:,.1f}" in printed
+    full = rn["by_level"]["full"]
+    assert f"full: floor {full['noise_floor']['sd']:,.1f}, reported se {full['se']:,.1f}" in printed
 
 
 def test_cli_estimate_reports_a_missing_workspace(tmp_path):

@@ -1,8 +1,8 @@
 """Optional dependency groups (``pip install 'voterolls[NAME]'``).
 
 The core install is what the DuckDB path needs: generate, seal, ingest, link,
-estimate, lists, report (``make demo``).  The intake service and the Spark
-engine are extras; a command that needs a missing one stops with one sentence
+estimate, lists, report (``make demo``).  The intake service, the Spark
+engine and the sealed-only name encoder (clkhash) are extras; a command that needs a missing one stops with one sentence
 naming the install command instead of an ImportError traceback.
 """
 
@@ -18,6 +18,7 @@ __all__ = ["EXTRAS", "require_extra"]
 EXTRAS: dict[str, tuple[str, ...]] = {
     "service": ("fastapi", "uvicorn", "python_multipart"),
     "spark": ("pyspark",),
+    "sealed": ("clkhash",),
 }
 
 

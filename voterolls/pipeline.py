@@ -38,14 +38,34 @@ def _run(app: typer.Typer, args: list[str]) -> None:
         raise UserError(f"demo step `voterolls {args[0]}` failed with exit code {code}")
 
 
-def run_demo(app: typer.Typer, people: int, seed: int, out: Path, lists_state: str = "NC", engine: str = "duckdb") -> Path:
+def run_demo(
+    app: typer.Typer,
+    people: int,
+    seed: int,
+    out: Path,
+    lists_state: str = "NC",
+    engine: str = "duckdb",
+    namesake_density: str = "national",
+) -> Path:
+    """Run every stage in turn; ``namesake_density`` goes to ``generate`` (docs/SYNTH.md).
+
+    The default, ``national``, folds the name pools so that a demo of a few
+    thousand people has the name + birth-year namesakes per person of a
+    200-million-person file: the coincidences, the review band and the imperfect
+    precision a real national run shows, instead of the near-perfect matching a
+    tiny name pool would give.
+    """
     out.mkdir(parents=True, exist_ok=True)
     synthetic, sealed, workspace = out / "synthetic", out / "sealed", out / "workspace"
     key = out / "consortium.key"
     started = time.perf_counter()
 
     if not (synthetic / "manifest.json").exists():
-        _run(app, ["generate", "--people", str(people), "--seed", str(seed), "--out", str(synthetic)])
+        _run(
+            app,
+            ["generate", "--people", str(people), "--seed", str(seed), "--out", str(synthetic),
+             "--namesake-density", namesake_density],
+        )  # fmt: skip
     else:
         console.print(f"reusing synthetic data in {synthetic}")
     if not key.exists():
@@ -81,10 +101,16 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(Path("demo"), help="output directory"),
         lists_state: str = typer.Option("NC", help="state whose list-maintenance files the demo writes"),
         engine: str = typer.Option("duckdb", help="linkage engine: duckdb or spark"),
+        namesake_density: str = typer.Option(
+            "national",
+            "--namesake-density",
+            help="name + birth-year namesakes per person: 'national' (as in a 200-million-person "
+            "file, the default), 'sample' (as drawn) or a number of people (docs/SYNTH.md)",
+        ),
     ) -> None:
         """Run the whole pipeline on a synthetic nation and write an offline HTML report."""
         # the root app: ``app`` here may be the stage's own Typer (the CLI registers stages
         # lazily, one at a time), which knows no other command
         from voterolls.cli import app as root
 
-        run_demo(root, people, seed, out, lists_state, engine)
+        run_demo(root, people, seed, out, lists_state, engine, namesake_density)

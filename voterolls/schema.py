@@ -34,6 +34,22 @@ PARTY = ("DEM", "REP", "LIB", "GRN", "CST", "WFP", "UNA", "OTH", "NPR", "UNK")
 #: which is not a registration at all and must never be counted as pending.
 STATUS = ("active", "inactive", "cancelled", "pending", "denied", "unknown")
 
+#: Statuses under which a record *is* a registration, the ONE definition the
+#: statistics use (duplicates and double votes rest on these records only):
+#: active, and inactive (an NVRA confirmation notice is pending, the person can
+#: still vote).  ``unknown`` counts as live: a file that records no status (or a
+#: code its layout does not know) lists its registrations.  Cancelled, denied and
+#: pending records are the state's list maintenance at work: linkage still scores
+#: them, the statistics report them apart.  Rule per state: docs/METHODS.md §2.5.
+LIVE_STATUSES = ("active", "inactive", "unknown")
+
+
+def live_status_sql(column: str = "status") -> str:
+    """SQL predicate: the record's status makes it a live registration (:data:`LIVE_STATUSES`)."""
+    values = ", ".join(f"'{s}'" for s in LIVE_STATUSES)
+    return f"(coalesce({column}, 'unknown') IN ({values}))"
+
+
 RACE = (
     "white",
     "black",

@@ -240,6 +240,11 @@ class LinkFiles:
         """The linkage stage's summary (counts, timings, training)."""
         return self.dir / "link_report.json"
 
+    @property
+    def calibration(self) -> Path:
+        """The linkage probabilities' calibration, checked without truth by the estimates stage."""
+        return self.dir / "calibration.json"
+
 
 @dataclass(frozen=True)
 class WorkspacePaths:

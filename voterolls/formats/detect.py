@@ -370,13 +370,9 @@ def _fit_header(
 
 def match_layout(layout: FileLayout, role: str, path: Path, *, generic: bool = False) -> tuple[Match | None, str]:
     """Does the file fit ``layout``?  (match with its score, reason when not)."""
-    raw = sniff.head(path, 4)
-    utf16 = sniff.is_utf16(raw)
+    # the encoding is the bytes' (a BOM, valid UTF-8, else latin-1), never the layout's: a
+    # header-less extract re-saved as "Unicode text" (UTF-16 with a BOM) is still the extract
     encoding = sniff.encoding_of(path, layout.encoding)
-    if layout.kind == "fixed" or layout.header is False:
-        # positional layouts: a UTF-16 layout needs a UTF-16 file and the reverse
-        if utf16 != layout.encoding.startswith("utf-16"):
-            return None, f"file is {'UTF-16' if utf16 else 'not UTF-16'}, layout expects {layout.encoding}"
     lines = sample_lines(path, encoding)
     if not lines or (len(lines) == 1 and not lines[0].strip()):
         return None, "file is empty"

@@ -200,6 +200,15 @@ def int_list(values: list[int]) -> str:
     return "[" + ", ".join(str(int(v)) for v in values) + "]::BIGINT[]"
 
 
+#: A field in double quotes, doubled quotes inside (RE2): the CSV grammar's quoted field.
+QUOTED_FIELD = '"(?:[^"]|"")*"'
+
+
+def bare_field(delimiter: str) -> str:
+    """An unquoted field (RE2): anything but the delimiter and the quote character."""
+    return f'[^"{re.escape(delimiter)}]*'
+
+
 def fields_expr(plan: FilePlan) -> tuple[str, str, str, str]:
     """(token expression over ``line``, fields expression over ``tok``, shape-ok predicate, reason).
 
@@ -239,8 +248,7 @@ def fields_expr(plan: FilePlan) -> tuple[str, str, str, str]:
         return tok, "tok", ok, reason
     # minimal quoting: a field is quoted only when it must be.  Lines without any quote
     # (nearly all) are split directly; the RE2 tokenizer runs only on lines with quotes.
-    esc = re.escape(d)
-    pattern = lit(esc + '("(?:[^"]|"")*"|[^' + esc + '"]*)')
+    pattern = lit(re.escape(d) + f"({QUOTED_FIELD}|{bare_field(d)})")
     regex = f"regexp_extract_all({lit(d)} || line, {pattern}, 1)"
     tok = f"(CASE WHEN contains(line, '\"') THEN {regex} ELSE string_split(line, {lit(d)}) END)"
     f = (

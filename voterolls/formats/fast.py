@@ -57,7 +57,10 @@ import pyarrow as pa
 from voterolls.formats.engine import (
     LINE_SEP,
     QUARANTINE_SCHEMA,
+    QUOTED_FIELD,
     FilePlan,
+    bare_field,
+    fields_expr,
     lit,
     required_for,
     skip_lines_sql,
@@ -304,11 +307,6 @@ def _kinds_sql(plans: list[FilePlan], rejects: str, required_idx: int | None = N
         f"encoding={lit(plans[0].duck_encoding)}, store_rejects=true, "
         f"rejects_table={lit(rejects + '_e')}, rejects_scan={lit(rejects + '_s')})"
     )
-    sep = chr(34) + d + chr(34)
-
-    def count(s: str, sep: str) -> str:  # occurrences of an ASCII separator (byte lengths: O(1))
-        return f"((strlen({s}) - strlen(replace({s}, {lit(sep)}, ''))) // {len(sep)})"
-
     def fields(field: str, required: str, tail: str) -> str:
         """n fields joined by the delimiter; the required one must hold a non-blank character."""
         return e.join(required if i == required_idx else field for i in range(1, n + 1)) + tail
@@ -316,32 +314,25 @@ def _kinds_sql(plans: list[FilePlan], rejects: str, required_idx: int | None = N
     e = re.escape(d)
     escaped = None
     if lay.quoting == "all":
-        # nearly every line: n quoted fields without inner quotes (one RE2 match); the rest get
-        # the line engine's own rule (engine.fields_expr), computed without splitting the line,
-        # and then the CSV grammar for quoted fields (doubled quotes inside)
+        # nearly every line: n quoted fields without inner quotes (one RE2 match); then the
+        # fields with doubled quotes inside (the engine's quoted-field atom)
         common = fields('"[^"]*"', '"[^"]*[^"\\s][^"]*"', "\r?")
         shape = fields('"[^"]*"', '"[^"]*"', "\r?")
         escaped = (
-            fields('"(?:[^"]|"")*"', '"(?:[^"]|"")*[^"\\s](?:[^"]|"")*"', "\r?"),
-            fields('"(?:[^"]|"")*"', '"(?:[^"]|"")*"', "\r?"),
-        )
-        exact = (
-            f"(starts_with(line, '\"') AND ends_with(line, '\"') AND strlen(line) >= 2 "
-            f"AND {count('substr(line, 2, length(line) - 2)', sep)} = {n - 1} AND q >= {2 * n} AND (q - {2 * n}) % 2 = 0)"
+            fields(QUOTED_FIELD, '"(?:[^"]|"")*[^"\\s](?:[^"]|"")*"', "\r?"),
+            fields(QUOTED_FIELD, QUOTED_FIELD, "\r?"),
         )
     elif lay.quoting == "none":
         common = fields(f"[^{e}]*", f"[^{e}]*[^{e}\\s][^{e}]*", "")
         shape = fields(f"[^{e}]*", f"[^{e}]*", "")
-        exact = f"({count('line', d)} = {n - 1})"
     else:
-        from voterolls.formats.engine import fields_expr
-
-        common = fields(f'[^"{e}]*', f'[^"{e}]*[^"{e}\\s][^"{e}]*', "\r?")
-        shape = fields(f'[^"{e}]*', f'[^"{e}]*', "\r?")
-        tok, _, ok_tok, _ = fields_expr(plans[0])
-        exact = f"(CASE WHEN q > 0 THEN list_transform([{tok}], lambda tok: {ok_tok})[1] ELSE {count('line', d)} = {n - 1} END)"
-    q = count("line", chr(34))
-    exact = exact.replace(" q ", f" {q} ").replace("(q ", f"({q} ")
+        common = fields(bare_field(d), f'[^"{e}]*[^"{e}\\s][^"{e}]*', "\r?")
+        shape = fields(bare_field(d), bare_field(d), "\r?")
+    # The RE2 patterns above only accept, quickly, lines of the common shapes; whether any
+    # other line is one record is decided by the line engine's own rule (engine.fields_expr),
+    # the one definition of a record's shape, evaluated only on those rare lines.
+    tok, _, ok_tok, _ = fields_expr(plans[0])
+    exact = f"list_transform([{tok}], lambda tok: {ok_tok})[1]"
     line = "rtrim(coalesce(raw_line, ''), chr(13))"
     exact = re.sub(r"\bline\b", line, exact)
     more = (

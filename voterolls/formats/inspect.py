@@ -153,12 +153,20 @@ def inspect(paths: list[Path], *, state: str | None = None, format: str | None =
     return report
 
 
-def wrong_state_message(fmt: str, fmt_state: str, state: str) -> str:
-    """The one sentence for a file whose layout belongs to another state than the one named."""
-    return (
-        f"this file is in {fmt_state}'s layout {fmt!r}, not {state.upper()}'s; "
-        f"check the state, or pass --format to read it with that layout anyway"
-    )
+def wrong_state_message(fmt: str, fmt_state: str, state: str, *, remedy: str | None = None) -> str:
+    """The one explanation for a file whose layout belongs to another state than the one named.
+
+    Ingest, ``inspect`` and the service's upload check all refuse with this
+    sentence, so a user sees the same reason wherever the file was sent; only
+    the remedy differs (``--format`` forces a layout on the command line, a
+    service account uploads for its own state only).
+    """
+    why = f"the layout is {fmt_state.upper()}'s ({fmt}), not {state.upper()}'s"
+    if remedy is None:
+        remedy = (
+            f"name {fmt_state.upper()} as the state, or pass --format {fmt} to read it as {state.upper()}'s file anyway"
+        )
+    return f"{why}; {remedy}"
 
 
 _DELIMS = {"\t": "tab", ",": "comma", "|": "pipe", ";": "semicolon", None: "fixed width"}

@@ -898,11 +898,11 @@ def _refuse_other_states_layout(s: Any, state: str, format: str | None, inputs: 
     """A detected layout that belongs to another state is refused: it would replace this state's roll."""
     owner = getattr(getattr(s, "format_spec", None), "state", None)
     if format is None and owner and owner.upper() != state:
+        # the sentence the service's upload check and ``inspect --state`` give too
+        from voterolls.formats.inspect import wrong_state_message
+
         names = ", ".join(i.display for i in inputs[:3]) + (f" and {len(inputs) - 3} more" if len(inputs) > 3 else "")
-        raise UserError(
-            f"{names}: the layout is {owner.upper()}'s ({s.format}), not {state}'s, so it was not ingested as {state}; "
-            f"ingest it as {owner.upper()}, or pass --format {s.format} to read it as {state}'s file anyway"
-        )
+        raise UserError(f"{names}: {wrong_state_message(s.format, owner, state)}")
 
 
 def history_only_format(state: str, paths: list[Path]) -> str | None:

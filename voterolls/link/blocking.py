@@ -60,13 +60,15 @@ def _key_expr(parts: list[str]) -> str:
     return "(" + " || '|' || ".join(f"({p})" for p in parts) + ")"
 
 
-def _capped_key_sql(cap: int) -> tuple[list[str], list[str], list[str]]:
+def _capped_key_sql(
+    cap: int, keys: dict[str, tuple[list[str], list[str]]] | None = None
+) -> tuple[list[str], list[str], list[str]]:
     """SQL pieces of the capped keys: candidate key columns, their block-size
     windows, and per key the CASE choosing the first level within ``cap``."""
     if cap < 2:
         raise ValueError("block cap must be at least 2")
     cand, counted, selects = [], [], []
-    for name, (base, refinements) in CAPPED_KEYS.items():
+    for name, (base, refinements) in (keys or CAPPED_KEYS).items():
         levels = [base + refinements[:k] for k in range(len(refinements) + 1)]
         for j, parts in enumerate(levels):
             cand.append(f"{_key_expr(parts)} AS _{name}_{j}")
@@ -100,8 +102,35 @@ def blocking_keys_sql(source: str, cap: int, *, drop: tuple[str, ...] | list[str
     """
 
 
+def capped_keys_select_sql(source: str, cap: int, columns: list[str]) -> str:
+    """The capped keys as one portable SELECT (window counts, no row ids, no ``EXCLUDE``), for Spark.
+
+    Keeps ``columns`` of ``source`` and adds the same keys as
+    :func:`create_capped_keys`, plus one boolean ``_<key>_lost`` per key (had
+    the base key, lost it to the cap) so the caller can count what the cap
+    dropped.  Written in DuckDB's dialect and translated by
+    :mod:`voterolls.link.prepare_spark`.
+    """
+    cand, counted, selects = _capped_key_sql(cap)
+    lost = [
+        f"(_{n}_0 IS NOT NULL AND ({sel.rsplit(' AS ', 1)[0]}) IS NULL) AS _{n}_lost"
+        for n, sel in zip(CAPPED_KEYS, selects, strict=True)
+    ]
+    keep = ", ".join(f'"{c}"' for c in columns)
+    return f"""
+    SELECT {keep}, {", ".join(selects)}, {", ".join(lost)}
+    FROM (SELECT *, {", ".join(counted)} FROM (SELECT *, {", ".join(cand)} FROM {source}))
+    """
+
+
 def create_capped_keys(
-    con, source: str, target: str, cap: int, *, drop: tuple[str, ...] | list[str] = ()
+    con,
+    source: str,
+    target: str,
+    cap: int,
+    *,
+    drop: tuple[str, ...] | list[str] = (),
+    keys: dict[str, tuple[list[str], list[str]]] | None = None,
 ) -> dict[str, int]:
     """Create table ``target`` = :func:`blocking_keys_sql` over table ``source``, in steps.
 
@@ -109,48 +138,90 @@ def create_capped_keys(
     materialised once as a narrow table (row id + keys), counted there, and
     only the three final keys are joined back to the full rows.  Returns, per
     capped key, how many registrations had the base key but lost it to the cap.
+    ``keys``: the key definitions (default :data:`CAPPED_KEYS`; sealed-only
+    linkage passes keys built from the state's keyed tokens).
     """
-    cand, counted, selects = _capped_key_sql(cap)
+    keys = keys or CAPPED_KEYS
+    cand, counted, selects = _capped_key_sql(cap, keys)
     exclude = f" EXCLUDE ({', '.join(drop)})" if drop else ""
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE _vr_keys_cand AS SELECT rowid AS _rid, {', '.join(cand)} FROM {source}"
     ).fetchall()
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE _vr_keys AS SELECT _rid, "
-        f"{', '.join(f'_{n}_0 IS NOT NULL AS _{n}_base' for n in CAPPED_KEYS)}, {', '.join(selects)} "
+        f"{', '.join(f'_{n}_0 IS NOT NULL AS _{n}_base' for n in keys)}, {', '.join(selects)} "
         f"FROM (SELECT *, {', '.join(counted)} FROM _vr_keys_cand)"
     ).fetchall()
     con.execute("DROP TABLE _vr_keys_cand").fetchall()
     counts = con.execute(
         "SELECT "
-        + ", ".join(f"count(*) FILTER (WHERE _{n}_base AND {n} IS NULL)" for n in CAPPED_KEYS)
+        + ", ".join(f"count(*) FILTER (WHERE _{n}_base AND {n} IS NULL)" for n in keys)
         + " FROM _vr_keys"
     ).fetchall()[0]
-    dropped = {n: int(c) for n, c in zip(CAPPED_KEYS, counts, strict=True)}
+    dropped = {n: int(c) for n, c in zip(keys, counts, strict=True)}
     con.execute(
         f"CREATE OR REPLACE TABLE {target} AS SELECT s.*{exclude}, "
-        f"{', '.join(f'k.{n}' for n in CAPPED_KEYS)} FROM {source} s JOIN _vr_keys k ON s.rowid = k._rid"
+        f"{', '.join(f'k.{n}' for n in keys)} FROM {source} s JOIN _vr_keys k ON s.rowid = k._rid"
     ).fetchall()
     con.execute("DROP TABLE _vr_keys").fetchall()
     return dropped
 
 
-def prediction_rules() -> list[BlockingRuleCreator]:
-    """Blocking rules for predictions, most specific first (Splink de-duplicates pairs)."""
-    return [
-        block_on("dob", "last_name"),
-        block_on("dob", "first_name_canonical"),
-        block_on("dob_token", "last_name"),
-        block_on("dob_token", "first_name_canonical"),
-        block_on("ssn4_token", "birth_year"),
-        block_on("bk_sx_year_init"),
-        block_on("bk_name"),
-        block_on("bk_last_year_sex"),
-        block_on("first_name_canonical", "last_name", "residence_zip5"),
-    ]
+#: Source fields each capped key is built from (a key missing one is NULL everywhere).
+CAPPED_KEY_FIELDS: dict[str, tuple[str, ...]] = {
+    "bk_sx_year_init": ("last_name", "birth_year", "first_name"),
+    "bk_name": ("first_name_canonical", "last_name"),
+    "bk_last_year_sex": ("last_name", "birth_year", "gender"),
+}
+
+#: Prediction rules as column tuples, most specific first (Splink de-duplicates pairs).
+PREDICTION_RULES: tuple[tuple[str, ...], ...] = (
+    ("dob", "last_name"),
+    ("dob", "first_name_canonical"),
+    ("dob_token", "last_name"),
+    ("dob_token", "first_name_canonical"),
+    ("ssn4_token", "birth_year"),
+    ("bk_sx_year_init",),
+    ("bk_name",),
+    ("bk_last_year_sex",),
+    ("first_name_canonical", "last_name", "residence_zip5"),
+)
+
+#: Rules only used when the input carries no names at all (tokens only):
+#: both tokens together are as specific as a date plus a surname.
+NAMELESS_RULES: tuple[tuple[str, ...], ...] = (
+    ("dob_token", "ssn4_token"),
+    ("dob", "ssn4_token"),
+)
 
 
-def training_rules() -> list[BlockingRuleCreator]:
+def _fields_of(columns: tuple[str, ...]) -> tuple[str, ...]:
+    out: list[str] = []
+    for c in columns:
+        out.extend(CAPPED_KEY_FIELDS.get(c, (c,)))
+    return tuple(out)
+
+
+def prediction_rule_columns(profile=None) -> list[tuple[str, ...]]:
+    """The prediction rules whose fields ``profile`` carries (all of them when None).
+
+    A rule on an absent field joins nothing and only costs a scan, so it is
+    left out; an input with no names at all gets :data:`NAMELESS_RULES`.
+    """
+    if profile is None:
+        return list(PREDICTION_RULES)
+    rules = [r for r in PREDICTION_RULES if all(profile.has(f) for f in _fields_of(r))]
+    if not (profile.has("first_name") or profile.has("last_name")):
+        rules += [r for r in NAMELESS_RULES if all(profile.has(f) for f in r)]
+    return rules
+
+
+def prediction_rules(profile=None) -> list[BlockingRuleCreator]:
+    """Blocking rules for predictions, most specific first (see :func:`prediction_rule_columns`)."""
+    return [block_on(*cols) for cols in prediction_rule_columns(profile)]
+
+
+def training_rules(profile=None) -> list[BlockingRuleCreator]:
     """EM blocking rules.  Each leaves the comparisons it does not block on to be estimated.
 
     Splink skips estimating a comparison whose columns appear in the rule, and
@@ -160,11 +231,20 @@ def training_rules() -> list[BlockingRuleCreator]:
     never match.  Hence three sessions on real comparison columns:
 
     * (DOB, last name)                  -> first name, middle, suffix, gender, address, SSN4
-    * (DOB, canonical first name)       -> last name (and the above again)
-    * (canonical first, last, middle name, birth year) -> full DOB, DOB token
+    * (DOB, middle name)                -> first and last name (and gender, suffix, ...)
+    * (last name, middle name, birth year) -> full DOB, DOB token, first name
 
     Splink takes the median over sessions, so a comparison estimated in
     several sessions is robust to one bad one.
+
+    **Each session leaves two independent informative fields free.**  Gender
+    follows the first name and the address differs across states for matches
+    too, so a session blocked on (DOB, first, middle) had only the surname
+    left, and (first, last, middle, year) only the date: one field cannot
+    identify a two-class mixture, and at national birthday density EM took
+    strangers for matches with a changed surname / a different date
+    (m(surname differs) 0.43 vs 0.015 true, m(DOB differs) 0.14 vs 0.00005,
+    bench/link_ceiling.py at 1M folded into one birth year).
 
     The third rule includes the birth year because a plain (first, last)
     block of a common name is mostly different people, and EM then settles
@@ -186,11 +266,117 @@ def training_rules() -> list[BlockingRuleCreator]:
     (:func:`voterolls.link.train.derive_dependent_m`).  Big blocks are handled
     by EM's deterministic ``max_pairs`` sampling.
     """
-    return [
-        block_on("dob", "last_name"),
-        block_on("dob", "first_name_canonical"),
-        block_on("first_name_canonical", "last_name", "middle_name", "birth_year"),
-    ]
+    return [block_on(*cols) for cols in training_rule_columns(profile)]
+
+
+def training_rule_columns(profile=None) -> list[tuple[str, ...]]:
+    """The EM sessions for the fields ``profile`` carries (the three above when None).
+
+    * an *anchor* (public full DOB, else a sealed DOB token) blocks with the
+      last name and with the canonical first name, which estimates the names
+      and everything else;
+    * the names block with the most specific field independent of DOB
+      errors - the middle name where most records carry one (full or
+      initial), else the sealed SSN4, else nothing - plus the birth year,
+      which estimates the DOB levels;
+    * without any anchor the names are estimated from blocks on the SSN4
+      token, else the ZIP (in-state), else the birth year, with each name;
+    * with no names at all (tokens only) each identifier blocks alone.
+
+    A field counts for training only where enough records carry it
+    (:meth:`voterolls.link.fields.FieldProfile.trains_on`).  Duplicates are removed, order kept.
+    """
+    if profile is None:
+        return [
+            ("dob", "last_name"),
+            ("dob", "middle_name"),
+            ("last_name", "middle_name", "birth_year"),
+        ]
+    t = profile.trains_on
+    names = [c for c in ("last_name", "first_name_canonical") if t(c)]
+    anchor = next((a for a in ("dob", "dob_token") if t(a)), None)
+    rules: list[tuple[str, ...]] = []
+    if not names:  # tokens only: each identifier alone estimates the others
+        return [(x,) for x in ("dob", "dob_token", "ssn4_token", "birth_year") if t(x)]
+    if anchor:
+        rules += [(anchor, n) for n in names]
+        if t("middle_name") and "first_name_canonical" in names and not t("dob_token"):
+            # (anchor, middle) instead of (anchor, first): a session must leave
+            # two *independent* informative fields free.  Blocked on the first
+            # name, only the surname was left (gender follows the first name,
+            # the address differs across states for matches too), and at
+            # national density strangers sharing a birthday and a first name
+            # then became "matches with a changed surname": m(surname differs)
+            # 0.43 against 0.015 among true compared pairs at 1M folded into
+            # one birth year (bench/link_ceiling.py).  Blocked on the middle
+            # name, first and last name are both free.
+            i = rules.index((anchor, "first_name_canonical"))
+            rules[i] = (anchor, "middle_name")
+        elif t("middle_name") and "first_name_canonical" in names:
+            # with sealed DOB tokens: see the DOB session below
+            i = rules.index((anchor, "first_name_canonical"))
+            rules[i] = (anchor, "first_name_canonical", "middle_name")
+    else:
+        other = next((x for x in ("ssn4_token", "residence_zip5", "birth_year") if t(x)), None)
+        if other:
+            rules += [(other, n) for n in names]
+    if names:
+        extra = next((x for x in ("middle_name", "ssn4_token") if t(x)), None)
+        name_key = ("first_name_canonical", "last_name") if len(names) == 2 else tuple(names)
+        if extra and len(names) == 2 and not t("dob_token"):
+            # The DOB session: with (first, last, extra, year) blocked, the date
+            # was the only informative field left, and EM took strangers sharing
+            # a full name for matches with a different date: m(DOB differs) 0.14
+            # against 0.00005 at 1M folded into one year.  Leaving the first
+            # name free as well gives EM a second, independent field.
+            # Not with sealed DOB tokens: there these two sessions lost 0.029
+            # F1 at 1M (0.910 -> 0.881; the token is a second copy of the date
+            # left free next to it; not diagnosed further), so such input keeps
+            # (anchor, first, middle) and (first, last, extra, year).
+            name_key = ("last_name",)
+        rules.append(
+            name_key + ((extra,) if extra else ()) + (("birth_year",) if t("birth_year") else ())
+        )
+    if any(len(_free_evidence(r, profile)) < 2 for r in rules):
+        # Too few fields left free for EM to tell two classes apart (one
+        # binary-ish field cannot identify a mixture): e.g. FEBRL-like data
+        # (names and DOB only, sources that share no address) blocked on
+        # (DOB, surname) leaves only the first name.  Coarser blocks leave
+        # the names (and the date) free together.
+        # (A birth-year block is no substitute: EM there latched onto "same
+        # year and month" strangers as the match class on FEBRL4, measured.)
+        coarse = [(x,) for x in (anchor, *names) if x]
+        rules = coarse if len(coarse) > 1 else rules
+    out: list[tuple[str, ...]] = []
+    for r in rules:
+        if r not in out:
+            out.append(r)
+    return out
+
+
+#: Comparisons that carry evidence in a training session, by the fields they
+#: read.  The full date (public or sealed) counts once; the birth-year
+#: comparison is derived from it, not estimated, and address is left out:
+#: across states it is never evidence.
+EVIDENCE = {
+    "first_name": ("first_name", "first_name_canonical"),
+    "last_name": ("last_name",),
+    "middle_name": ("middle_name",),
+    "date": ("dob", "dob_token"),
+    "ssn4_token": ("ssn4_token",),
+    "gender": ("gender",),
+}
+
+
+def _free_evidence(rule: tuple[str, ...], profile) -> list[str]:
+    """Comparisons a session on ``rule`` estimates that the data carries (Splink skips blocked ones)."""
+    free = []
+    for name, cols in EVIDENCE.items():
+        if any(c in rule for c in cols):
+            continue
+        if any(profile.trains_on(c) for c in cols):
+            free.append(name)
+    return free
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,14 @@ def link_command(
             "else one per 100,000 registrations, at least 2 per core)",
         ),
     ] = None,
+    sealed_only: Annotated[
+        bool,
+        typer.Option(
+            "--sealed-only",
+            help="link sealed-only deliveries (keyed tokens and Bloom-filter name encodings; "
+            "no plaintext); every state in the workspace must be one",
+        ),
+    ] = False,
 ) -> None:
     """Link registrations across and within states; write pairs, clusters and the model.
 
@@ -87,6 +95,7 @@ def link_command(
         raise UserError(
             "the workspace holds no registrations; run `voterolls ingest` first", file=ws.path
         )
+    _check_sealed(ws, sealed_only)
     console = Console(stderr=True)
     con = ws.connect(read_only=False)
     try:
@@ -110,6 +119,7 @@ def link_command(
                 threads=threads,
                 memory_limit=memory_limit,
                 shuffle_partitions=shuffle_partitions,
+                sealed_only=sealed_only,
                 step=lambda msg: progress.update(task, description=msg),
             )
     finally:
@@ -121,8 +131,28 @@ def link_command(
         f"({r.comparisons_per_record:.2f} per registration), {r.pairs_written:,} written "
         f"(p >= {r.min_probability}), {r.pairs_at_threshold:,} at p >= {r.threshold} "
         f"({r.cross_state_pairs_at_threshold:,} cross-state), {r.clusters:,} persons; "
-        f"{'trained' if r.trained else f'model from {model}, prior re-estimated'}; {r.seconds['total']:.1f}s -> {ws.path / 'link'}"
+        f"{'sealed-only; ' if sealed_only else ''}{'trained' if r.trained else f'model from {model}, prior re-estimated'}; {r.seconds['total']:.1f}s -> {ws.path / 'link'}"
     )
+
+
+def _check_sealed(ws, sealed_only: bool) -> None:  # noqa: ANN001 - Workspace
+    """Sealed-only and plaintext deliveries are linked by different models: refuse a mix."""
+    from voterolls.ingest.sealed_only import sealed_states
+
+    sealed = set(sealed_states(ws))
+    plain = [s for s in ws.states() if s not in sealed]
+    if sealed_only and plain:
+        raise UserError(
+            f"--sealed-only needs every state sealed-only, but {', '.join(plain[:5])}"
+            f"{' ...' if len(plain) > 5 else ''} delivered plaintext",
+            file=ws.path,
+        )
+    if not sealed_only and sealed:
+        raise UserError(
+            f"{', '.join(sorted(sealed)[:5])}{' ...' if len(sealed) > 5 else ''} delivered sealed-only "
+            "data (no plaintext names or dates); link with `voterolls link --sealed-only`",
+            file=ws.path,
+        )
 
 
 def evaluate_command(

@@ -33,6 +33,7 @@ from voterolls.link.blocking import DEFAULT_BLOCK_CAP, blocking_report
 from voterolls.link.cluster import export_clusters
 from voterolls.link.comparisons import is_joint_model
 from voterolls.link.engines import make_engine
+from voterolls.link.fields import profile_input
 from voterolls.link.predict import export_pairs, score_pairs, weight_expr
 from voterolls.link.prepare import prepare_input
 from voterolls.link.settings import (
@@ -48,7 +49,7 @@ from voterolls.link.settings import (
 from voterolls.link.splink_adapter import model_prior, set_model_prior
 from voterolls.link.train import estimate_prior, log2_odds, register_full_name_tf, train
 from voterolls.log import get_logger
-from voterolls.sql import literal
+from voterolls.sql import identifier, literal
 
 log = get_logger(__name__)
 
@@ -119,6 +120,7 @@ def link_registrations(
     memory_limit: str | None = None,
     shuffle_partitions: int | None = None,
     joint_names: bool = False,
+    sealed_only: bool = False,
     step: Step | None = None,
 ) -> LinkResult:
     """Link every registration in ``source`` with every other (dedupe_only: across and within states).
@@ -128,12 +130,18 @@ def link_registrations(
     the share of matches among all pairs is a property of the data set, not
     of the model.  ``memory_limit`` (DuckDB, e.g. ``"8GB"``; it spills beyond)
     and ``shuffle_partitions`` (Spark; default scaled to the input) tune the
-    engine.
+    engine.  ``sealed_only``: the registrations are sealed-only deliveries
+    (tokens and name encodings, :mod:`voterolls.link.sealed`); same pipeline,
+    sealed input and comparisons, DuckDB only.
     """
     _check_probability("threshold", threshold)
     _check_probability("min_probability", min_probability, allow_zero=True)
     if min_probability > threshold:
         raise UserError("min_probability must not exceed the threshold", field="min_probability")
+    if sealed_only and engine != "duckdb":
+        raise UserError("--sealed-only runs on the duckdb engine only", field="engine")
+    if sealed_only and joint_names:
+        raise UserError("--sealed-only has no joint full-name model", field="joint_names")
     out = Path(out_dir)
     work = out / "_work"
     if work.exists():
@@ -158,29 +166,44 @@ def link_registrations(
     given = load_model(model) if model is not None else None
 
     say("preparing registrations")
-    capped_dropped: dict[str, int] = {}
-    n = prepare_input(
-        con, source, "_vr_link_input", block_cap=block_cap, capped_dropped=capped_dropped
-    )
-    n_full = int(con.execute("SELECT count(dob) FROM _vr_link_input").fetchall()[0][0])
+    if engine == "spark":
+        n, capped_dropped, profile, input_path, eng = _prepare_on_spark(
+            con, source, work, block_cap=block_cap, threads=threads,
+            memory_limit=memory_limit, shuffle_partitions=shuffle_partitions,
+        )
+    else:
+        capped_dropped = {}
+        prepare = prepare_input
+        if sealed_only:
+            from voterolls.link.sealed import prepare_sealed_input as prepare
+        n = prepare(
+            con, source, "_vr_link_input", block_cap=block_cap, capped_dropped=capped_dropped
+        )
+        profile = profile_input(con, "_vr_link_input")
+        input_path = work / "input.parquet"
+        if n >= 2:
+            con.execute(
+                f"COPY _vr_link_input TO {literal(input_path)} (FORMAT PARQUET)"
+            ).fetchall()
+        # The engine reads the Parquet; the caller's copy would only hold memory.
+        con.execute("DROP TABLE IF EXISTS _vr_link_input").fetchall()
+        eng = None
+    n_full = profile.present["dob"]
     if n < 2:
+        if eng is not None:
+            eng.close()
         raise UserError(f"linkage needs at least 2 registrations; the workspace has {n}")
-    input_path = work / "input.parquet"
-    con.execute(
-        f"COPY _vr_link_input TO {literal(input_path)} (FORMAT PARQUET)"
-    ).fetchall()
-    # The engine reads the Parquet; the caller's copy would only hold memory.
-    con.execute("DROP TABLE IF EXISTS _vr_link_input").fetchall()
     t = lap("prepare", t0)
 
-    eng = make_engine(
-        engine,
-        work,
-        threads=threads,
-        rows=n,
-        memory_limit=memory_limit,
-        shuffle_partitions=shuffle_partitions,
-    )
+    if eng is None:
+        eng = make_engine(
+            engine,
+            work,
+            threads=threads,
+            rows=n,
+            memory_limit=memory_limit,
+            shuffle_partitions=shuffle_partitions,
+        )
     try:
         say(f"loading into {eng.NAME}")
         sdf = eng.register_input(input_path)
@@ -192,8 +215,12 @@ def link_registrations(
                     eng.SQL_DIALECT
                 )
                 settings = transfer_parameters(given, fresh, source=str(model))
+        elif sealed_only:
+            from voterolls.link.sealed import sealed_settings_creator
+
+            settings = sealed_settings_creator()
         else:
-            settings = settings_creator(joint_names)
+            settings = settings_creator(joint_names, profile)
         linker = Linker(sdf, settings, log_level=logging.ERROR)
         if (joint_names if given is None else is_joint_model(given)):
             register_full_name_tf(linker, eng)
@@ -202,7 +229,12 @@ def link_registrations(
         training = None
         if given is None:
             report = train(
-                linker, seed=seed, u_max_pairs=u_max_pairs, em_max_pairs=em_max_pairs, step=say
+                linker,
+                seed=seed,
+                u_max_pairs=u_max_pairs,
+                em_max_pairs=em_max_pairs,
+                step=say,
+                profile=profile,
             )
             training = report.as_dict()
             t = lap("train", t)
@@ -305,6 +337,49 @@ def link_registrations(
         "link done: registrations=%s candidates=%s seconds=%s", n, candidates, seconds["total"]
     )
     return result
+
+
+def _prepare_on_spark(
+    con: duckdb.DuckDBPyConnection,
+    source: str,
+    work: Path,
+    *,
+    block_cap: int,
+    threads: int | None,
+    memory_limit: str | None,
+    shuffle_partitions: int | None,
+):
+    """Prepare the link input with Spark SQL (:mod:`voterolls.link.prepare_spark`).
+
+    The registrations are handed over as Parquet (only the columns linkage
+    reads; on a cluster this is the workspace's own Parquet on shared
+    storage), so the whole-input work - cleaning, Soundex, the capped keys'
+    block counts - runs on the executors, not on this machine.
+    """
+    from voterolls.link.prepare import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
+    from voterolls.link.prepare_spark import prepare_spark
+
+    present = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
+    cols = [c for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS) if c in present]
+    rows = int(con.execute(f"SELECT count(*) FROM {source}").fetchall()[0][0])
+    regs = work / "registrations.parquet"
+    quoted = ", ".join(identifier(c) for c in cols) if cols else "*"
+    con.execute(f"COPY (SELECT {quoted} FROM {source}) TO {literal(regs)} (FORMAT PARQUET)").fetchall()
+    eng = make_engine(
+        "spark",
+        work,
+        threads=threads,
+        rows=rows,
+        memory_limit=memory_limit,
+        shuffle_partitions=shuffle_partitions,
+    )
+    try:
+        input_path = work / "input.parquet"
+        n, dropped, profile = prepare_spark(eng.spark, regs, input_path, block_cap=block_cap)
+    except BaseException:
+        eng.close()
+        raise
+    return n, dropped, profile, input_path, eng
 
 
 def _summarise(out: Path, threshold: float) -> dict[str, int]:

@@ -45,8 +45,11 @@ EM_MAX_PAIRS = 2e6
 INITIAL_PRIOR = 1e-6
 
 
-def settings_creator(joint_names: bool = False) -> SettingsCreator:
+def settings_creator(joint_names: bool = False, profile=None) -> SettingsCreator:
     """A fresh, untrained model definition (dialect-independent).
+
+    ``profile`` (:class:`voterolls.link.fields.FieldProfile`): the fields the
+    input carries; the prediction rules are those it can use (all when None).
 
     ``joint_names``: weigh "first and last name both exact" once, with the
     term frequency of the full name (:func:`voterolls.link.comparisons.last_name`).
@@ -55,7 +58,7 @@ def settings_creator(joint_names: bool = False) -> SettingsCreator:
         link_type="dedupe_only",
         unique_id_column_name="unique_id",
         comparisons=all_comparisons(joint_names),
-        blocking_rules_to_generate_predictions=prediction_rules(),
+        blocking_rules_to_generate_predictions=prediction_rules(profile),
         probability_two_random_records_match=INITIAL_PRIOR,
         retain_matching_columns=True,
         retain_intermediate_calculation_columns=False,

@@ -43,6 +43,16 @@ def set_model_prior(linker, prior: float) -> None:
     linker._settings_obj._probability_two_random_records_match = float(prior)
 
 
+def model_snapshot(linker) -> Any:
+    """A copy of the linker's trained model (comparisons with their m/u), to put back later."""
+    return linker._settings_obj.core_model_settings.copy()
+
+
+def restore_model(linker, snapshot: Any) -> None:
+    """Put back a model taken by :func:`model_snapshot` (an EM session edits it in place)."""
+    linker._settings_obj.core_model_settings = snapshot
+
+
 def sql_dialect(linker) -> str:
     """Splink's name of the SQL dialect the linker generates ("duckdb", "spark")."""
     return linker._sql_dialect_str

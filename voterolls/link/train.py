@@ -29,9 +29,18 @@ from dataclasses import dataclass, field
 
 from splink import Linker
 
+from voterolls.errors import UserError
 from voterolls.link.blocking import training_rules
+from voterolls.link.fields import FieldProfile
 from voterolls.link.settings import DEFAULT_SEED, EM_MAX_PAIRS, U_MAX_PAIRS
-from voterolls.link.splink_adapter import level_m, level_u, model_comparisons
+from voterolls.link.splink_adapter import (
+    level_m,
+    level_u,
+    model_comparisons,
+    model_snapshot,
+    restore_model,
+    sql_dialect,
+)
 from voterolls.log import get_logger
 
 log = get_logger(__name__)
@@ -56,6 +65,11 @@ class TrainingReport:
     prior: dict | None = None
     m_floored: list[str] = field(default_factory=list)
     m_derived: list[str] = field(default_factory=list)
+    em_skipped: list[str] = field(default_factory=list)
+    fields: dict | None = None
+    #: EM rules whose session failed (an m that underflowed to 0 in Splink's maximisation
+    #: step) and were skipped: the comparisons keep the m of the other sessions
+    em_failed: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -68,21 +82,55 @@ def train(
     u_max_pairs: float = U_MAX_PAIRS,
     em_max_pairs: float = EM_MAX_PAIRS,
     step: Callable[[str], None] | None = None,
+    profile: FieldProfile | None = None,
 ) -> TrainingReport:
-    """Estimate u and m on ``linker`` in place.  The prior is set later by :func:`estimate_prior`."""
+    """Estimate u and m on ``linker`` in place.  The prior is set later by :func:`estimate_prior`.
+
+    ``profile``: the fields the input carries; the EM sessions are chosen from
+    it (:func:`voterolls.link.blocking.training_rule_columns`).  A session
+    whose blocking rule yields no pair is skipped and reported; when none
+    yields any, linkage cannot be trained and a :class:`UserError` says so.
+    """
+    from splink.internals.exceptions import EMTrainingException
+
     report = TrainingReport(seed=seed, u_max_pairs=u_max_pairs, em_max_pairs=em_max_pairs)
+    report.fields = profile.as_dict() if profile is not None else None
     if step:
         step("estimating u by random sampling")
     linker.training.estimate_u_using_random_sampling(max_pairs=u_max_pairs, seed=seed)
-    for rule in training_rules():
-        sql = rule.get_blocking_rule(linker._sql_dialect_str).blocking_rule_sql
+    for rule in training_rules(profile):
+        sql = rule.get_blocking_rule(sql_dialect(linker)).blocking_rule_sql
         if step:
             step(f"EM on {sql}")
-        session = linker.training.estimate_parameters_using_expectation_maximisation(
-            rule, max_pairs=em_max_pairs, estimate_without_term_frequencies=True
-        )
+        saved = model_snapshot(linker)
+        try:
+            session = linker.training.estimate_parameters_using_expectation_maximisation(
+                rule, max_pairs=em_max_pairs, estimate_without_term_frequencies=True
+            )
+        except EMTrainingException:
+            # No pair agrees on this rule's fields in this data: nothing to learn from it.
+            report.em_skipped.append(sql)
+            log.info("EM session skipped (no pairs): %s", sql)
+            continue
+        except ValueError as exc:
+            # Splink refuses an m that underflows to 0 (a level seen only among pairs EM is
+            # certain are non-matches, as in a small nation at national namesake density).
+            # The session edits the model in place, so the model from before it is put back:
+            # skipping it leaves the model as the other sessions leave it; the floor below
+            # bounds every m.
+            if "below the minimum allowed value" not in str(exc):
+                raise
+            restore_model(linker, saved)
+            log.warning("EM on %s skipped: an m probability underflowed to 0", sql)
+            report.em_failed.append(sql)
+            continue
         report.em_rules.append(sql)
         report.em_iterations.append(len(getattr(session, "_core_model_settings_history", [])))
+    if not report.em_rules:
+        raise UserError(
+            "linkage cannot be trained: no two registrations agree on the fields any training "
+            "session blocks on (" + "; ".join(report.em_skipped or ["no session applies"]) + ")"
+        )
     report.m_derived = derive_dependent_m(linker) + derive_joint_name_m(linker)
     report.m_floored = floor_m(linker)
     return report

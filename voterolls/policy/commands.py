@@ -123,6 +123,28 @@ def seal_command(
             "--columns", help="with --format: native columns to seal, e.g. BIRTH_DATE=dob,SSN4"
         ),
     ] = None,
+    sealed_only: Annotated[
+        bool,
+        typer.Option(
+            "--sealed-only",
+            help="IN is the state's native registrations file; OUT a directory holding only "
+            "keyed tokens and name encodings (no plaintext name or date)",
+        ),
+    ] = False,
+    state: Annotated[
+        str | None, typer.Option("--state", help="with --sealed-only: USPS code of the state")
+    ] = None,
+    also: Annotated[
+        list[Path] | None,
+        typer.Option("--with", help="with --sealed-only: another file of the delivery (vote history)"),
+    ] = None,
+    identifiers: Annotated[
+        Path | None,
+        typer.Option(
+            "--identifiers",
+            help="with --sealed-only: internal identifiers CSV whose SSN4 / licence are sealed too",
+        ),
+    ] = None,
 ) -> None:
     """Seal identifiers into keyed tokens (run by the state, before sending).
 
@@ -134,6 +156,11 @@ def seal_command(
     """
     from voterolls.seal import load_key, seal_file, seal_native
 
+    if sealed_only:
+        _seal_sealed_only(in_path, out_path, key_file, format, columns, state, also, identifiers)
+        return
+    if state or also or identifiers:
+        raise UserError("--state, --with and --identifiers go with --sealed-only", field="--sealed-only")
     if clk_harden not in ("none", "xor_fold"):
         raise UserError("--clk-harden must be none or xor_fold", field="--clk-harden")
     if (format is None) != (columns is None):
@@ -153,6 +180,40 @@ def seal_command(
         )
     if report.ignored_columns:
         _err.print(f"note: columns not sealed and not copied: {', '.join(report.ignored_columns)}")
+
+
+def _seal_sealed_only(
+    in_path: Path,
+    out_path: Path,
+    key_file: Path | None,
+    format: str | None,
+    columns: str | None,
+    state: str | None,
+    also: list[Path] | None,
+    identifiers: Path | None,
+) -> None:
+    from voterolls.policy.sealed_only import SealedOnlyRequest, require_encoder, seal_sealed_only
+    from voterolls.seal import load_key
+
+    if columns is not None:
+        raise UserError("--columns does not go with --sealed-only", field="--columns")
+    if not state:
+        raise UserError("--sealed-only needs --state (the USPS code of the state)", field="--state")
+    require_encoder()
+    req = SealedOnlyRequest(
+        files=(in_path, *(also or [])),
+        state=state.strip().upper(),
+        out_dir=out_path,
+        key=load_key(key_file),
+        format=format,
+        identifiers=identifiers,
+    )
+    r = seal_sealed_only(req)
+    typer.echo(
+        f"sealed-only delivery for {req.state}: {r.sealed:,} registrations, "
+        f"{r.vote_history:,} vote-history rows, {r.quarantined:,} rows quarantined -> {out_path} "
+        "(tokens and name encodings only)"
+    )
 
 
 def seal_key_command(

@@ -559,8 +559,10 @@ def _upload_routes(router: APIRouter, svc: Service) -> None:
             if fmt is not None:
                 owner = format_state(fmt)
                 if owner is not None and owner != state:
-                    raise UploadRejected(
-                        422, f"This looks like a {owner} file (format {fmt}), but your account uploads for {state}.")
+                    from voterolls.formats.inspect import wrong_state_message  # ingest's sentence
+
+                    raise UploadRejected(422, wrong_state_message(
+                        fmt, owner, state, remedy=f"your account uploads for {state}, so {owner}'s files are not accepted here"))
         except (UploadRejected, ApiError) as exc:
             svc.jobs.discard(state, sid)
             if isinstance(exc, ApiError):

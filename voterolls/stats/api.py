@@ -46,7 +46,7 @@ def estimate_connection(
     con: duckdb.DuckDBPyConnection,
     *,
     pairs: pa.Table | str | None = None,
-    error_rate: float = es.DEFAULT_ERROR_RATE,
+    error_rate: float | None = None,
     election: str | None = None,
     tracker: Any = None,
 ) -> dict:
@@ -115,15 +115,19 @@ def estimate_connection(
 def estimate(
     workspace: str | Path,
     *,
-    error_rate: float = es.DEFAULT_ERROR_RATE,
+    error_rate: float | None = None,
     election: str | None = None,
     write: bool = True,
 ) -> dict:
-    """Estimates for an ingested (and ideally linked) workspace; writes ``W/estimates/estimates.json``."""
+    """Estimates for an ingested (and ideally linked) workspace; writes ``W/estimates/estimates.json``.
+
+    ``error_rate``: the vote-record error as an override; ``None`` learns it from
+    the data (:mod:`voterolls.stats.vote_error`), falling back to the default.
+    """
     w = Path(workspace)
     if not w.exists():
         raise UserError("workspace not found", file=w)
-    if not 0.0 <= error_rate < 0.5:
+    if error_rate is not None and not 0.0 <= error_rate < 0.5:
         raise UserError("the vote-record error rate must be in [0, 0.5)", field="--error-rate")
     if election is not None:
         try:
@@ -150,6 +154,13 @@ def estimate(
     )
     res["workspace"] = str(w)
     res["linkage_used"] = pairs_path.exists()
+    if write and res.get("linkage_calibration"):
+        # beside link/link_report.json: the calibration of the linkage probabilities,
+        # checked without truth on the exact stratum (voterolls.stats.calibration)
+        cal = ws.paths.link.calibration
+        tmp = cal.with_name(cal.name + ".partial")
+        tmp.write_text(json.dumps(res["linkage_calibration"], indent=1) + "\n", encoding="utf-8")
+        os.replace(tmp, cal)
     if write:
         out = ws.paths.estimates
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -377,8 +377,64 @@ def _register_q(con: duckdb.DuckDBPyConnection, model: DobModel, cells: str) -> 
 
 
 def _year_shares_sql(cells: str) -> str:
-    """Per (state, first name, year) counts for the leave-pair-out year distributions."""
-    return f"SELECT state, f, y, sum(n) AS c FROM {cells} GROUP BY ALL"
+    """Per (state, class, first name, year) counts for the leave-pair-out year distributions."""
+    return f"SELECT state, cls, f, y, sum(n) AS c FROM {cells} GROUP BY ALL"
+
+
+def _year_agreement_sql() -> str:
+    """SQL for ``_vr_s``: ``s(A, B, f, class pair)``, the chance that two records of first name f
+    (one of each class) share a birth year, from the other states' records.
+
+    Per class, ``p_c(y)`` = the first name's year distribution among the records of
+    that class in the states other than A and B, shrunk towards the class's overall
+    year distribution ``pi_c`` (weight ``C / (C + YEAR_SHRINKAGE)``); then
+    ``s = sum_y p_a(y) p_b(y)``, with ``sum_y p_a(y)^2`` replaced by its unbiased
+    estimate from counts (the plug-in sum of squared shares is biased upwards).
+    Why per class: when turnout depends on age, two voters of one name are more
+    likely to share a birth year than two registrants of that name, and an
+    agreement rate taken over all records would undercount the coincidences
+    among pairs who both voted (measured: +281 spurious double votes per seed on
+    the ``turnout`` process of bench/validate_estimates.py before this split).
+    """
+    return f"""
+        WITH need AS (SELECT DISTINCT state_l, state_r, f FROM _vr_year_nf
+                      UNION SELECT DISTINCT state_l, state_r, f FROM _vr_full_fl),
+             tot_fy AS (SELECT cls, f, y, sum(c) AS c FROM _vr_sfy GROUP BY ALL),
+             tot_y AS (SELECT cls, y, sum(c) AS c FROM _vr_sfy GROUP BY ALL),
+             pi AS (SELECT cls, y, c / sum(c) OVER (PARTITION BY cls) AS p FROM tot_y),
+             grid AS (
+                SELECT need.state_l, need.state_r, need.f, pi.cls, pi.y, pi.p,
+                       coalesce(t.c, 0) - coalesce(cl.c, 0)
+                         - CASE WHEN need.state_r <> need.state_l THEN coalesce(cr.c, 0) ELSE 0 END AS c
+                FROM need CROSS JOIN pi
+                LEFT JOIN tot_fy t ON t.f = need.f AND t.y = pi.y AND t.cls = pi.cls
+                LEFT JOIN _vr_sfy cl ON cl.state = need.state_l AND cl.f = need.f AND cl.y = pi.y
+                                        AND cl.cls = pi.cls
+                LEFT JOIN _vr_sfy cr ON cr.state = need.state_r AND cr.f = need.f AND cr.y = pi.y
+                                        AND cr.cls = pi.cls),
+             agg AS (SELECT state_l, state_r, f, cls, sum(c) AS C FROM grid GROUP BY ALL),
+             w AS (SELECT *, C / (C + {YEAR_SHRINKAGE}) AS w FROM agg),
+             cross_y AS (
+                SELECT a.state_l, a.state_r, a.f, a.cls AS ca, b.cls AS cb,
+                       sum(a.c * b.c) AS CC, sum(a.c * b.p) AS CP, sum(a.p * b.c) AS PC,
+                       sum(a.p * b.p) AS PP
+                FROM grid a JOIN grid b
+                  ON a.state_l = b.state_l AND a.state_r = b.state_r AND a.f = b.f AND a.y = b.y
+                 AND a.cls <= b.cls
+                GROUP BY ALL)
+        SELECT x.state_l, x.state_r, x.f,
+               x.ca::VARCHAR || x.cb::VARCHAR AS cls_pair,
+               CASE WHEN x.ca = x.cb AND wa.C < 2 THEN x.PP
+                    ELSE coalesce(wa.w * wb.w * CASE WHEN x.ca = x.cb
+                                                     THEN (x.CC - wa.C) / (wa.C * (wa.C - 1))
+                                                     ELSE x.CC / nullif(wa.C * wb.C, 0) END, 0)
+                         + coalesce(wa.w * (1 - wb.w) * x.CP / nullif(wa.C, 0), 0)
+                         + coalesce((1 - wa.w) * wb.w * x.PC / nullif(wb.C, 0), 0)
+                         + (1 - wa.w) * (1 - wb.w) * x.PP END AS s
+        FROM cross_y x
+        JOIN w wa ON wa.state_l = x.state_l AND wa.state_r = x.state_r AND wa.f = x.f AND wa.cls = x.ca
+        JOIN w wb ON wb.state_l = x.state_l AND wb.state_r = x.state_r AND wb.f = x.f AND wb.cls = x.cb
+    """
 
 
 def coincidence_table(
@@ -435,41 +491,14 @@ def coincidence_table(
         WHERE a.np - coalesce(b.np, 0) > 0
         """
     )
-    # leave-pair-out year distribution of each first name -> s(A, B, f)
+    # leave-pair-out year distribution of each first name and class -> s(A, B, f, class pair)
     con.execute(f"CREATE OR REPLACE TEMP TABLE _vr_sfy AS {_year_shares_sql(cells)}")
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE _vr_s AS
-        WITH need AS (SELECT DISTINCT state_l, state_r, f FROM _vr_year_nf
-                      UNION SELECT DISTINCT state_l, state_r, f FROM _vr_full_fl),
-             tot_fy AS (SELECT f, y, sum(c) AS c FROM _vr_sfy GROUP BY ALL),
-             tot_y AS (SELECT y, sum(c) AS c FROM _vr_sfy GROUP BY ALL),
-             pi AS (SELECT y, c / sum(c) OVER () AS p FROM tot_y),
-             grid AS (
-                SELECT need.state_l, need.state_r, need.f, pi.y, pi.p,
-                       coalesce(t.c, 0) - coalesce(cl.c, 0)
-                         - CASE WHEN need.state_r <> need.state_l THEN coalesce(cr.c, 0) ELSE 0 END AS c
-                FROM need CROSS JOIN pi
-                LEFT JOIN tot_fy t ON t.f = need.f AND t.y = pi.y
-                LEFT JOIN _vr_sfy cl ON cl.state = need.state_l AND cl.f = need.f AND cl.y = pi.y
-                LEFT JOIN _vr_sfy cr ON cr.state = need.state_r AND cr.f = need.f AND cr.y = pi.y),
-             agg AS (SELECT state_l, state_r, f, sum(c) AS C, sum(c * c) AS S2, sum(c * p) AS SP,
-                            sum(p * p) AS P2 FROM grid GROUP BY ALL),
-             w AS (SELECT *, C / (C + {YEAR_SHRINKAGE}) AS w,
-                          CASE WHEN C >= 2 THEN (S2 - C) / (C * (C - 1)) ELSE 0 END AS U FROM agg)
-        -- s = sum_y (w p_f(y) + (1-w) pi(y))^2 with sum_y p_f(y)^2 replaced by its unbiased
-        -- estimate from counts (the plug-in sum of squared shares is biased upwards)
-        SELECT state_l, state_r, f,
-               CASE WHEN C >= 2 THEN w * w * U + 2 * w * (1 - w) * SP / C + (1 - w) * (1 - w) * P2
-                    ELSE P2 END AS s
-        FROM w
-        """
-    )
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _vr_s AS {_year_agreement_sql()}")
     year_tab = con.sql(
         """
         WITH e AS (
             SELECT nf.state_l, nf.state_r, nf.cls_pair, sum(nf.N) AS N, sum(nf.N * s.s) AS E0
-            FROM _vr_year_nf nf JOIN _vr_s s USING (state_l, state_r, f) GROUP BY ALL),
+            FROM _vr_year_nf nf JOIN _vr_s s USING (state_l, state_r, cls_pair, f) GROUP BY ALL),
         ma AS (SELECT state_l, state_r, cls_pair, sum(npairs) AS M FROM _vr_all_fly GROUP BY ALL),
         mf AS (SELECT state_l, state_r, cls_pair, sum(npairs) AS M FROM _vr_full_n GROUP BY ALL)
         SELECT e.state_l, e.state_r, e.cls_pair, 'year' AS level, e.N,
@@ -503,7 +532,7 @@ def coincidence_table(
         f"""
         WITH e AS (
             SELECT ff.state_l, ff.state_r, ff.cls_pair, sum(ff.npairs) AS N, sum(ff.npairs * s.s) AS E0
-            FROM _vr_full_fl ff JOIN _vr_s s USING (state_l, state_r, f) GROUP BY ALL)
+            FROM _vr_full_fl ff JOIN _vr_s s USING (state_l, state_r, cls_pair, f) GROUP BY ALL)
         SELECT e.state_l, e.state_r, e.cls_pair, 'year_check' AS level, e.N, coalesce(m.M, 0) AS M,
                e.E0 * {p_far} AS E0
         FROM e LEFT JOIN (SELECT state_l, state_r, cls_pair, sum(M) AS M FROM _vr_far GROUP BY ALL) m
@@ -518,7 +547,7 @@ def coincidence_table(
         WITH e AS (
             SELECT ff.state_l <> ff.state_r AS cross_state, hash(ff.l) % {NAME_BLOCKS} AS block,
                    hash(ff.f) % {NAME_BLOCKS} AS fblock, sum(ff.npairs * s.s) * {p_far} AS E0
-            FROM _vr_full_fl ff JOIN _vr_s s USING (state_l, state_r, f) GROUP BY ALL),
+            FROM _vr_full_fl ff JOIN _vr_s s USING (state_l, state_r, cls_pair, f) GROUP BY ALL),
         m AS (SELECT state_l <> state_r AS cross_state, block, fblock, sum(M) AS M
               FROM _vr_far GROUP BY ALL)
         SELECT cross_state, block, fblock, coalesce(m.M, 0)::DOUBLE AS M, e.E0::DOUBLE AS E0

@@ -66,6 +66,9 @@ class _Cells:
         return f"{self.est(n, label + ', national', 'national')} ({self.ci(n, 'national')}); {n['label']}"
 
 
+_SOURCE = {"learnt": "learnt from the data", "override": "override", "default": "assumed default"}
+
+
 def _row(
     t: Table, cells: _Cells, label: str, d: dict | None, national: str = "", raw: bool = True
 ) -> None:
@@ -101,16 +104,20 @@ def render(res: dict, console: Console) -> None:
         e = res["duplicate_registrations"][scope]
         rn = e["rule_net_of_coincidences"]
         _row(t, cells, f"{label}: name+DOB rule net of coincidences", rn)
+        if "rule_net_middle_initial" in e:
+            mi = e["rule_net_middle_initial"]
+            _row(t, cells, f"{label}: rule net, middle initial at the year level", mi)
         nat = cells.nat(e.get("national"), label)
         if "splink_sum_of_probabilities" in e:
             sp = e["splink_sum_of_probabilities"]
             _row(t, cells, f"{label}: sum of match probabilities", sp, raw=False)
             _row(t, cells, f"{label}: combined (headline)", e["combined"], nat)
         else:
-            _row(t, cells, f"{label}: headline (no linkage output)", rn, nat, raw=False)
+            head = e[e["headline"]]
+            _row(t, cells, f"{label}: headline (no linkage output)", head, nat, raw=False)
     dv = res["double_votes"]
     if dv.get("headline"):
-        label = f"possible double votes (vote-record error {res['error_rate']:.1%})"
+        label = f"possible double votes (vote-record error {res['error_rate']:.2%}, {_SOURCE[res.get('error_rate_source', 'override')]})"
         _row(t, cells, label, dv["headline"], cells.nat(dv.get("national"), label))
         for s in dv["error_rate_sensitivity"]:
             _row(t, cells, f"  ... with vote-record error {s['error_rate']:.1%}", s, raw=False)
@@ -146,6 +153,37 @@ def render(res: dict, console: Console) -> None:
         f"no DOB: {', '.join(c['states_without_dob']) or 'none'}; "
         f"vote history: {', '.join(c['vote_history_states']) or 'none'}."
     )
+    rn = (dv.get("rule_net_of_coincidences_error_corrected") or {}) if dv.get("headline") else {}
+    if rn.get("noise_floor"):
+        parts = [
+            f"{name}: floor {d['noise_floor']['sd']:,.1f}, reported se {d['se']:,.1f}"
+            for name, d in [("all strata", rn), *rn.get("by_level", {}).items()]
+            if d.get("noise_floor")
+        ]
+        console.print(
+            "Double votes, noise floor (the smallest standard error any estimator on names, DOBs "
+            "and vote marks can have) vs reported: " + "; ".join(parts) + ".",
+            markup=False,
+        )
+    ve = res.get("vote_record_error")
+    if ve:
+        console.print(
+            f"Vote-record error {ve['error_rate']:.2%} (se {ve['error_rate_se']:.2%}): {ve['source']}.",
+            markup=False,
+        )
+    st = res.get("registration_status")
+    if st and st["records_not_live"]:
+        kinds = ", ".join(
+            f"{k} {v['records']:,}" for k, v in st["records_by_status"].items() if not v["live"]
+        )
+        pairs = sum(
+            m["rule_pairs_with_a_live_record"] for m in st["rule_matches_not_live_with_live"]
+        )
+        console.print(
+            f"Not counted as registrations: {st['records_not_live']:,} records ({kinds}); "
+            f"{pairs:,} name+DOB rule matches join one of them to a live registration.",
+            markup=False,
+        )
     if cells.notes:
         console.print(
             "* below zero before truncation (fewer rule matches than coincidences and vote-record "
@@ -164,9 +202,10 @@ def register(app: typer.Typer) -> None:
             Path("workspace"), "--workspace", "-w", help="workspace directory"
         ),
         error_rate: float = typer.Option(
-            DEFAULT_ERROR_RATE,
+            None,
             "--error-rate",
-            help="share of vote records credited to the wrong registration",
+            help="override: share of vote records credited to the wrong registration "
+            f"(default: learnt from the data, else {DEFAULT_ERROR_RATE:.0%})",
         ),
         election: str = typer.Option(
             None, "--election", help="election date YYYY-MM-DD (default: latest general)"

@@ -36,6 +36,7 @@ is reported beside it as a check.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -43,10 +44,12 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from voterolls.schema import counted_ballot_sql
+from voterolls.schema import counted_ballot_sql, live_status_sql
 from voterolls.sql import literal
 from voterolls.stats import coincidence as co
+from voterolls.stats import vote_error
 from voterolls.stats.defaults import DEFAULT_ERROR_RATE
+from voterolls.stats.status import status_summary
 
 Z95 = 1.959963984540054
 
@@ -164,13 +167,22 @@ def prepare(con: duckdb.DuckDBPyConnection, election: str | None) -> list[str]:
             WHERE election_date = DATE {literal(election)} AND {counted_ballot_sql()}
             """
         )
+    cols = {r[0] for r in con.execute("DESCRIBE SELECT * FROM registrations").fetchall()}
+    has_status = "status" in cols
+    status = "coalesce(r.status, 'unknown')" if has_status else "'unknown'"
+    middle = "r.middle_name" if "middle_name" in cols else "NULL::VARCHAR"
+    # every record (``_vr_all``) and the live registrations the estimates rest on (``_vr_regs``)
     con.execute(
-        """
-        CREATE OR REPLACE TEMP TABLE _vr_regs AS
+        f"""
+        CREATE OR REPLACE TEMP TABLE _vr_all AS
         SELECT r.state, r.state_voter_id, r.first_name, r.last_name, r.dob, r.birth_year,
-               r.dob_granularity, r.registration_date, (v.state_voter_id IS NOT NULL) AS voted
+               r.dob_granularity, r.registration_date, (v.state_voter_id IS NOT NULL) AS voted,
+               {middle} AS middle_name, {status} AS status, {live_status_sql(status)} AS live
         FROM registrations r LEFT JOIN _vr_votes v USING (state, state_voter_id)
         """
+    )
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _vr_regs AS SELECT * EXCLUDE (status, live) FROM _vr_all WHERE live"
     )
     return [r[0] for r in con.execute("SELECT DISTINCT state FROM _vr_votes ORDER BY 1").fetchall()]
 
@@ -367,7 +379,7 @@ def splink_sums(
     if exact is not None:
         conds.append("exact" if exact else "NOT exact")
     if states is not None:
-        lst = ", ".join(f"'{s}'" for s in states) or "''"
+        lst = ", ".join(literal(s) for s in states) or "''"
         conds.append(f"state_l IN ({lst}) AND state_r IN ({lst})")
     rows = con.execute(
         f"SELECT votes, sum(p), sum(p * (1 - p)) FROM _vr_pairs WHERE {' AND '.join(conds)} GROUP BY 1"
@@ -413,6 +425,102 @@ def relaxed_check(con: duckdb.DuckDBPyConnection, tab: pa.Table, relaxed: dict) 
         "ratio": ratio,
         "ratio_se": se,
     }
+
+
+#: The middle initial's code point (A-Z), 0 = none.
+_MIDDLE_INITIAL = (
+    "CASE WHEN regexp_full_match(left(middle_name, 1), '[A-Z]') THEN ascii(left(middle_name, 1)) "
+    "ELSE 0 END"
+)
+
+
+def middle_initial_year_level(
+    con: duckdb.DuckDBPyConnection,
+    model: co.DobModel,
+    tab: pa.Table,
+    kappas: dict[bool, tuple[float, ...]],
+) -> dict[bool, dict] | None:
+    """The year-level duplicates again, with the middle initial as a further rule field.
+
+    Where a record has the birth year only, first + last + year agreements of
+    different people are so common at a national file's density that the
+    year level's interval swamps the estimate.  Two different people also
+    agree on a middle initial only by chance (about 1 in 12), one person
+    almost always.  So the birthday accounting of §1.4 is repeated on pairs
+    whose records both carry a middle initial and agree on it (the initial is
+    appended to the first name, so the first name's birth-year distribution
+    is estimated per first name + initial, shrunk as usual; the calibration
+    ``kappa`` is the one measured without initials): ``D_mi``.  Same-person pairs lacking
+    an initial on a side, or recorded with different initials, are missing
+    from ``D_mi``; their share is measured at the full-DOB level, where both
+    counts are precise: ``pi = D_full_mi / D_full``, and the year level is
+    ``D_mi / pi`` (assumes middle names are recorded alike in full-DOB and
+    year-only states).  Returns ``{cross: {"year": Count, "pi", "pi_se"}}``,
+    or None without a middle name column or full-DOB evidence.
+    """
+    if con.execute("SELECT count(middle_name) FROM _vr_regs").fetchall()[0][0] == 0:
+        return None
+    # the initial joins the first name: pairs agreeing on "first name" then agree on both
+    # (cheaper than a record class, which would count every pair of classes)
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP VIEW _vr_regs_mi AS
+        SELECT * REPLACE (first_name || '|' || left(middle_name, 1) AS first_name)
+        FROM _vr_regs WHERE {_MIDDLE_INITIAL} > 0
+        """
+    )
+    cells = co.build_cells(con, "_vr_regs_mi", cls_sql="voted", name="_vr_cells_mi")
+    tab_mi = co.coincidence_table(con, model, cells)
+    out: dict[bool, dict] = {}
+    for cross, kappa in kappas.items():
+        base = rule_net(tab, cross=cross, kappa=kappa)["full"]
+        mi = rule_net(tab_mi, cross=cross, kappa=kappa)
+        if base.estimate < 30 or mi["full"].estimate <= 0:
+            continue
+        pi = min(mi["full"].estimate / base.estimate, 1.0)
+        rel_var_pi = (1 - pi) / (pi * base.estimate) + mi["full"].variance / mi[
+            "full"
+        ].estimate ** 2
+        out[cross] = {
+            "year": scale_by_share(mi["year"], pi, rel_var_pi),
+            "pi": pi,
+            "pi_se": pi * math.sqrt(rel_var_pi),
+            "rel_var_pi": rel_var_pi,
+            "table": tab_mi,
+        }
+    return out or None
+
+
+def scale_by_share(c: Count, pi: float, rel_var_pi: float) -> Count:
+    """``c / pi`` for a share ``pi`` measured elsewhere, with its relative variance."""
+    est = c.estimate / pi
+    return Count(
+        est,
+        c.variance / pi**2 + est**2 * rel_var_pi,
+        raw=c.raw,
+        expected_coincidences=c.expected_coincidences,
+    )
+
+
+def non_exact_uncertainty(relaxed: dict | None) -> float:
+    """Relative uncertainty of the Splink sum over pairs that do not agree exactly.
+
+    The one-name-plus-DOB check measures Splink's miscalibration there as
+    ``d = 1 - ratio`` with standard error ``s``; on small or coincidence-heavy
+    data ``s`` can be huge (12 on a three-state nation) and, used as it is,
+    swamps the interval.  The check is therefore combined with a prior
+    ``d ~ N(0, tau^2)``, ``tau`` = :data:`K_NON_EXACT_DEFAULT` (normal-normal
+    shrinkage): weight ``w = tau^2 / (tau^2 + s^2)``, posterior mean ``w d``,
+    posterior variance ``w s^2``; the relative uncertainty is the root mean
+    square ``sqrt((w d)^2 + w s^2)``.  With no evidence it is ``tau``; with
+    precise evidence ``|d|``; it never exceeds ``max(|d|, tau)`` by much.
+    """
+    tau2 = K_NON_EXACT_DEFAULT**2
+    if relaxed is None:
+        return K_NON_EXACT_DEFAULT
+    d, s2 = 1.0 - relaxed["ratio"], relaxed["ratio_se"] ** 2
+    w = tau2 / (tau2 + s2)
+    return math.sqrt((w * d) ** 2 + w * s2)
 
 
 def block_bootstrap_se(con: duckdb.DuckDBPyConnection, *, b: int = 400, seed: int = 0) -> float:
@@ -520,7 +628,7 @@ def estimate_tables(
     con: duckdb.DuckDBPyConnection,
     *,
     pairs: pa.Table | str | None = None,
-    error_rate: float = DEFAULT_ERROR_RATE,
+    error_rate: float | None = None,
     election: str | None = None,
     model: co.DobModel | None = None,
     link_threshold: float = 0.9,
@@ -541,11 +649,8 @@ def estimate_tables(
     has_pairs = load_pairs(con, pairs)
     relaxed = relaxed_check(con, tab, co.relaxed_table(con, model, cells)) if has_pairs else None
     # relative uncertainty of the Splink sum where the exact rule is blind
-    k_ne = (
-        math.sqrt((1 - relaxed["ratio"]) ** 2 + relaxed["ratio_se"] ** 2)
-        if relaxed is not None
-        else K_NON_EXACT_DEFAULT
-    )
+    k_ne = non_exact_uncertainty(relaxed)
+    err = error_rate_for(con, vote_states, election, error_rate)
 
     res: dict = {
         "election": election,
@@ -573,23 +678,45 @@ def estimate_tables(
             f"{co.NAME_BLOCKS} first-name hash blocks (at least Poisson); "
             "overdispersion = Pearson chi-square of the block counts per degree of freedom",
         },
-        "error_rate": error_rate,
+        "error_rate": err.rate,
+        "error_rate_source": err.source,
+        "vote_record_error": err.as_dict(),
+        "registration_status": status_summary(con),
     }
 
     # --- duplicate registrations ----------------------------------------------
+    mi_year = middle_initial_year_level(con, model, tab, {True: kap_x, False: kap_w})
     dups: dict = {}
     for scope, cross, kap in (("cross_state", True, kap_x), ("in_state", False, kap_w)):
         rn = rule_net(tab, cross=cross, kappa=kap)
         exact = rn["full"] + rn["year"]
+        rule_key = "rule_net_of_coincidences"
+        mi = (mi_year or {}).get(cross)
+        mi_entry = None
+        if mi is not None:
+            alt = rn["full"] + mi["year"]
+            mi_entry = _fmt(
+                alt,
+                method="first+last+DOB rule at the full-DOB level; where a side has the birth year "
+                "only, first+last+year+middle initial net of coincidences, scaled by the share of "
+                "same-person pairs with agreeing middle initials measured at the full-DOB level",
+                by_level={"full": _fmt(rn["full"]), "year": _fmt(mi["year"])},
+                middle_initial_share=round(mi["pi"], 4),
+                middle_initial_share_se=round(mi["pi_se"], 4),
+            )
+            if alt.se < exact.se:  # the more precise of two estimates of the same pairs
+                exact, rule_key = alt, "rule_net_middle_initial"
         entry = {
             "unit": "pairs of registrations held by the same person",
             "rule_net_of_coincidences": _fmt(
-                exact,
+                rn["full"] + rn["year"],
                 method="first+last+DOB rule (first+last+birth year where a side has the year only), "
                 "minus expected coincidences; counts only identically recorded duplicates",
                 by_level={k: _fmt(v) for k, v in rn.items()},
             ),
         }
+        if mi_entry is not None:
+            entry["rule_net_middle_initial"] = mi_entry
         if has_pairs:
             tot = splink_sums(con, cross=cross)
             sp = sum(v[0] for v in tot.values())
@@ -633,8 +760,14 @@ def estimate_tables(
                 non_exact_relative_uncertainty=round(k_ne, 4),
             )
             entry["headline"] = "combined"
+            if cross:
+                from voterolls.stats.calibration import exact_stratum_calibration
+
+                res["linkage_calibration"] = exact_stratum_calibration(
+                    con, model, rn["full"].estimate
+                )
         else:
-            entry["headline"] = "rule_net_of_coincidences"
+            entry["headline"] = rule_key
             entry["note"] = (
                 "no linkage output: duplicates recorded with a different name or DOB are not counted"
             )
@@ -644,15 +777,20 @@ def estimate_tables(
     # --- double votes -----------------------------------------------------------
     if election and len(vote_states) >= 2:
         res["double_votes"] = _double_votes(
-            con, tab, vote_states, error_rate, kap_x, has_pairs, k_ne, link_threshold
+            con, tab, vote_states, err, kap_x, has_pairs, k_ne, link_threshold
         )
+        mi_x = (mi_year or {}).get(True)
+        if mi_x is not None:
+            res["double_votes"]["rule_net_middle_initial_error_corrected"] = _double_votes_mi(
+                con, tab, vote_states, err, kap_x, mi_x
+            )
     else:
         res["double_votes"] = {
             "estimate": None,
             "note": "needs vote history from at least two states for the same election",
             "vote_history_states": vote_states,
         }
-    res["crosscheck_purge"] = _purge(con, tab, vote_states, kap_x, error_rate) if election else None
+    res["crosscheck_purge"] = _purge(con, tab, vote_states, kap_x, err.rate) if election else None
     from voterolls.stats.crosscheck_compare import compare
 
     cross = dups["cross_state"]
@@ -701,11 +839,110 @@ def _vote_strata(
     return exact, comb
 
 
+def voters_and_registrations(con: duckdb.DuckDBPyConnection, vs: list[str]) -> tuple[int, int]:
+    """Live registrations recorded voting, and all live registrations, in states ``vs``."""
+    lst = ", ".join(repr(s) for s in vs) or "''"
+    v, r = con.execute(
+        f"SELECT count(*) FILTER (WHERE voted), count(*) FROM _vr_regs WHERE state IN ({lst})"
+    ).fetchall()[0]
+    return int(v), int(r)
+
+
+def error_rate_for(
+    con: duckdb.DuckDBPyConnection, vs: list[str], election: str | None, override: float | None
+) -> vote_error.ErrorRate:
+    """The vote-record error to use: the override if given, else learnt, else the default."""
+    if override is not None:
+        return vote_error.ErrorRate(override, 0.0, "override")
+    if not election or len(vs) < 2:
+        return vote_error.ErrorRate(DEFAULT_ERROR_RATE, 0.0, "default")
+    voters, regs = voters_and_registrations(con, vs)
+    return vote_error.learn(con, vs, election, voters, regs, DEFAULT_ERROR_RATE)
+
+
+def corrected_with(
+    o2: Count, o1: Count, o0: Count, err: vote_error.ErrorRate, voters: int, regs: int
+) -> Count:
+    """:func:`correct_vote_error` at ``err.rate``, with the uncertainty of a learnt rate
+    carried into the variance (delta method: slope of the estimate in the rate, times se)."""
+    c = correct_vote_error(o2, o1, o0, *error_probabilities(err.rate, voters, regs))
+    if err.se <= 0:
+        return c
+    lo_r, hi_r = max(err.rate - err.se, 0.0), min(err.rate + err.se, 0.49)
+    lo = correct_vote_error(o2, o1, o0, *error_probabilities(lo_r, voters, regs)).estimate
+    hi = correct_vote_error(o2, o1, o0, *error_probabilities(hi_r, voters, regs)).estimate
+    slope = (hi - lo) / (hi_r - lo_r) if hi_r > lo_r else 0.0
+    return dataclasses.replace(c, variance=c.variance + (slope * err.se) ** 2)
+
+
+def noise_floor(o2: Count, o1: Count, false_mark: float, estimate: Count) -> dict:
+    """The smallest standard error any estimator that sees name + DOB and vote marks can have.
+
+    Which name + DOB pairs of different people both voted, and which stale
+    registrations of one-time voters got a false mark, is not in the data: only
+    their expected numbers are.  So the realised counts' own variance is a floor,
+    ``sd^2 = E_c + O1 b (1 - b)``: ``E_c`` expected coincidences among pairs both
+    recorded voting (Poisson), ``O1`` same-person pairs with one vote, each falsely
+    marked on the other side with probability ``b`` (docs/METHODS.md §4.3).
+    ``reached``: the reported se is within 25% of the floor.
+    """
+    sd = math.sqrt(
+        max(o2.expected_coincidences or 0.0, 0.0)
+        + max(o1.estimate, 0.0) * false_mark * (1 - false_mark)
+    )
+    return {
+        "sd": round(sd, 3),
+        "relative_to_estimate": round(sd / estimate.estimate, 4) if estimate.estimate > 0 else None,
+        "reported_se_over_floor": round(estimate.se / sd, 3) if sd > 0 else None,
+        "reached": bool(sd > 0 and estimate.se <= 1.25 * sd),
+    }
+
+
+def _double_votes_mi(
+    con: duckdb.DuckDBPyConnection,
+    tab: pa.Table,
+    vs: list[str],
+    err: vote_error.ErrorRate,
+    kap: tuple[float, ...],
+    mi: dict,
+) -> dict:
+    """The error-corrected rule-net double votes with the middle initial at the year level.
+
+    The full-DOB level as in :func:`_double_votes`; the year level from pairs that
+    also agree on the middle initial, scaled by the share ``pi`` of same-person
+    pairs with agreeing initials (:func:`middle_initial_year_level`), per vote class.
+    Far fewer coincidences among pairs both recorded voting: a lower noise floor.
+    """
+    voters, regs = voters_and_registrations(con, vs)
+    _, fmark = error_probabilities(err.rate, voters, regs)
+    by_level, strata = {}, {}
+    for level in ("full", "year"):
+        o = {}
+        for k, cls in (("2", "11"), ("1", "01"), ("0", "00")):
+            if level == "full":
+                o[k] = rule_net(tab, cross=True, cls_pairs=(cls,), states=vs, kappa=kap)["full"]
+            else:
+                y = rule_net(mi["table"], cross=True, cls_pairs=(cls,), states=vs, kappa=kap)
+                o[k] = scale_by_share(y["year"], mi["pi"], mi["rel_var_pi"])
+        strata[level] = o
+        c = corrected_with(o["2"], o["1"], o["0"], err, voters, regs)
+        by_level[level] = _fmt(c, noise_floor=noise_floor(o["2"], o["1"], fmark, c))
+    tot = {k: strata["full"][k] + strata["year"][k] for k in ("2", "1", "0")}
+    c = corrected_with(tot["2"], tot["1"], tot["0"], err, voters, regs)
+    return _fmt(
+        c,
+        method="rule net of coincidences with the middle initial at the year level, corrected "
+        f"for vote-record error {err.rate:.3%} ({err.source})",
+        noise_floor=noise_floor(tot["2"], tot["1"], fmark, c),
+        by_level=by_level,
+    )
+
+
 def _double_votes(
     con: duckdb.DuckDBPyConnection,
     tab: pa.Table,
     vs: list[str],
-    e: float,
+    err: vote_error.ErrorRate,
     kap: tuple[float, ...],
     has_pairs: bool,
     k_ne: float = K_NON_EXACT_DEFAULT,
@@ -713,14 +950,10 @@ def _double_votes(
 ) -> dict:
     exact, comb = _vote_strata(con, tab, vs, kap, has_pairs, k_ne, link_threshold)
     head = comb if has_pairs else exact
-    voters = con.execute(
-        f"SELECT count(*) FROM _vr_regs WHERE voted AND state IN ({', '.join(repr(s) for s in vs)})"
-    ).fetchall()[0][0]
-    regs = con.execute(
-        f"SELECT count(*) FROM _vr_regs WHERE state IN ({', '.join(repr(s) for s in vs)})"
-    ).fetchall()[0][0]
+    e = err.rate
+    voters, regs = voters_and_registrations(con, vs)
     miss, fmark = error_probabilities(e, voters, regs)
-    main = correct_vote_error(head["2"], head["1"], head["0"], miss, fmark)
+    main = corrected_with(head["2"], head["1"], head["0"], err, voters, regs)
     sens = []
     for rate in sorted({*SENSITIVITY_RATES, e}):
         c = correct_vote_error(
@@ -728,14 +961,17 @@ def _double_votes(
         )
         sens.append({"error_rate": rate, **_fmt(c)})
     no_err = exact["2"]
-    exact_corr = correct_vote_error(exact["2"], exact["1"], exact["0"], miss, fmark)
+    exact_corr = corrected_with(exact["2"], exact["1"], exact["0"], err, voters, regs)
     by_level = {}
+    floors = {}
     for level in ("full", "year"):
         o = {
             k: rule_net(tab, cross=True, cls_pairs=(cls,), states=vs, kappa=kap)[level]
             for k, cls in (("2", "11"), ("1", "01"), ("0", "00"))
         }
-        by_level[level] = _fmt(correct_vote_error(o["2"], o["1"], o["0"], miss, fmark))
+        c = corrected_with(o["2"], o["1"], o["0"], err, voters, regs)
+        floors[level] = noise_floor(o["2"], o["1"], fmark, c)
+        by_level[level] = _fmt(c, noise_floor=floors[level])
     return {
         "unit": "people recorded as voting in two states in the same election",
         "states": vs,
@@ -744,6 +980,7 @@ def _double_votes(
         "error_model": {
             "miss_per_vote": miss,
             "false_mark_per_non_voting_registration": round(fmark, 6),
+            **err.as_dict(),
         },
         "headline": _fmt(
             main,
@@ -752,12 +989,13 @@ def _double_votes(
                 if has_pairs
                 else "rule net of coincidences"
             )
-            + f", corrected for vote-record error {e:.3%}",
+            + f", corrected for vote-record error {e:.3%} ({err.source})",
             per_voter=(main.estimate / voters) if voters else None,
         ),
         "rule_net_of_coincidences_no_error_correction": _fmt(no_err),
         "rule_net_of_coincidences_error_corrected": _fmt(
             exact_corr,
+            noise_floor=noise_floor(exact["2"], exact["1"], fmark, exact_corr),
             by_level=by_level,
             by_level_note="full: both records with a full DOB (the historical Crosscheck rule); "
             "year: a record with the birth year only (far more coincidences)",

@@ -23,6 +23,12 @@ def register(app: typer.Typer) -> None:
             ..., "--out", "-o", help="output directory (must be empty unless --force)"
         ),
         force: bool = typer.Option(False, "--force", help="replace a previous output in --out"),
+        namesake_density: str = typer.Option(
+            "sample",
+            "--namesake-density",
+            help="name + birth-year namesakes per person: 'sample' (as drawn), 'national' "
+            "(as in a 200-million-person file) or a number of people (docs/SYNTH.md)",
+        ),
     ) -> None:
         """Generate a synthetic national voter population with ground truth.
 
@@ -46,6 +52,21 @@ def register(app: typer.Typer) -> None:
             raise UserError("--people must be at least 1", field="people")
         if seed < 0:
             raise UserError("--seed must be a non-negative integer", field="seed")
+        from voterolls.synth import SynthConfig
+
+        density: str | float = namesake_density
+        if namesake_density not in ("sample", "national"):
+            try:
+                density = float(namesake_density)
+            except ValueError:
+                density = namesake_density
+        try:
+            config = SynthConfig(namesake_density=density)
+        except ValueError:
+            raise UserError(
+                "--namesake-density must be 'sample', 'national' or a number of people >= 1",
+                field="namesake-density",
+            ) from None
         console = Console(stderr=True)
         t0 = time.perf_counter()
         with Progress(
@@ -57,7 +78,7 @@ def register(app: typer.Typer) -> None:
             transient=True,
         ) as progress:
             task = progress.add_task("generating population", total=None)
-            nation = generate_nation(people, seed)
+            nation = generate_nation(people, seed, config)
             states = nation.states()
             progress.update(task, description="writing state files", total=len(states), completed=0)
             manifest = write_nation(

@@ -14,6 +14,27 @@ import dataclasses
 import datetime as dt
 from dataclasses import dataclass, field
 
+#: People on US voter lists, the size a ``namesake_density="national"`` nation
+#: imitates (EAVS 2024: ~240M listed registrations incl. inactive and
+#: duplicates; ~200M distinct people).
+NATIONAL_PEOPLE = 200_000_000
+
+VOTE_ERROR_MECHANISMS = ("wrong_registration", "false_mark")
+
+
+def namesake_people(density: str | float, people: int) -> float:
+    """The file size whose namesake density a nation of ``people`` imitates."""
+    if density == "sample":
+        return float(people)
+    if density == "national":
+        return float(NATIONAL_PEOPLE)
+    if isinstance(density, int | float) and not isinstance(density, bool) and density >= 1:
+        return float(density)
+    raise ValueError(
+        "SynthConfig.namesake_density must be 'sample', 'national' or a number of people >= 1, "
+        f"got {density!r}"
+    )
+
 
 @dataclass(frozen=True)
 class SynthConfig:
@@ -153,7 +174,41 @@ class SynthConfig:
         default_factory=lambda: {"in_person": 0.07, "early": 0.05, "mail": 0.88}
     )
 
+    # --- alternative data-generating processes (docs/SYNTH.md) -----------------
+    #: How dense namesakes (same first + last name + birth year) are per person.
+    #: ``"sample"``: names drawn from the national tables as they are, so a
+    #: sample of N people has the namesakes of an N-person nation (far fewer per
+    #: person than a national file).  ``"national"``: first and last name pools
+    #: folded (rank r -> r mod K, K solved) until the expected namesakes per
+    #: person equal those of a :data:`NATIONAL_PEOPLE` file; a number: the same
+    #: for a file of that many people.  Middle names are not folded.
+    namesake_density: str | float = "sample"
+    #: ``"wrong_registration"``: an erring ballot is credited to a random
+    #: non-voting record of the same state and the real voter's record loses the
+    #: mark.  ``"false_mark"``: a non-voting record gets a "voted" mark and the
+    #: real voter keeps theirs (a scanning / data-entry error adding marks).
+    vote_error_mechanism: str = "wrong_registration"
+    #: Turnout on the current registration of a person who moved across a state
+    #: line (has a stale registration) relative to everyone else (recent movers
+    #: vote less often: CPS).  1 = no difference.
+    mover_turnout_ratio: float = 1.0
+    #: Share of stale and in-state duplicate registrations that the state has
+    #: cancelled but keeps in its file (status ``cancelled``, NC code R).
+    cancelled_kept_rate: float = 0.0
+    #: Share of in-state duplicate registrations that are denied applications
+    #: kept in the file (status ``denied``, NC code D).
+    denied_kept_rate: float = 0.0
+    #: Share of current registrations made after the election (the list was
+    #: extracted some weeks later); they cannot have voted in it.
+    late_registration_rate: float = 0.0
+
     def __post_init__(self) -> None:
+        if self.vote_error_mechanism not in VOTE_ERROR_MECHANISMS:
+            raise ValueError(
+                f"SynthConfig.vote_error_mechanism must be one of {VOTE_ERROR_MECHANISMS}, "
+                f"got {self.vote_error_mechanism!r}"
+            )
+        namesake_people(self.namesake_density, 1)  # validates
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if f.name.endswith(("_rate", "_share", "_ratio")) or f.name == "turnout":

@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from voterolls.schema import JURISDICTIONS, VOTE_HISTORY_SCHEMA
+from voterolls.schema import JURISDICTIONS, LIVE_STATUSES, VOTE_HISTORY_SCHEMA
 from voterolls.synth.arrays import const, pick
 from voterolls.synth.config import SynthConfig, age_weight
 from voterolls.synth.geography import ABSENTEE_STATES, ALL_MAIL_STATES
@@ -57,8 +57,9 @@ def simulate(
     current = kind == 0
     voted = current & (rng.random(m) < _turnout_probability(regs, hidden, cfg))
 
-    # --- true double votes --------------------------------------------------
-    extra = np.flatnonzero(~current)
+    # --- true double votes (only on records that are registrations) --------
+    live = np.isin(regs["status"].to_numpy(zero_copy_only=False), LIVE_STATUSES)
+    extra = np.flatnonzero(~current & live)
     extra = extra[rng.permutation(extra.size)]
     _, first = np.unique(person[extra], return_index=True)
     extra = extra[np.sort(first)]  # one other registration per person, chosen at random
@@ -108,7 +109,8 @@ def simulate(
     err_d, target_d = credit(cast_rows[double_rows[cast_rows]], target)
     err, target = np.concatenate([err, err_d]), np.concatenate([target, target_d])
     recorded = cast.copy()
-    recorded[err] = False
+    if cfg.vote_error_mechanism == "wrong_registration":
+        recorded[err] = False  # the real voter's record loses the mark
     recorded[target] = True
     method[target] = method[err]
     rows = np.flatnonzero(recorded)
@@ -129,10 +131,18 @@ def _turnout_probability(
     raw = age_weight(hidden["age"], cfg.turnout_age_weights) * np.where(
         inactive, cfg.inactive_turnout_ratio, 1.0
     )
+    if cfg.mover_turnout_ratio != 1.0:
+        person = hidden["person"]
+        mover = np.zeros(int(person.max()) + 1, dtype=bool)
+        mover[person[hidden["kind"] == 1]] = True
+        raw = raw * np.where(mover[person], cfg.mover_turnout_ratio, 1.0)
+    election = np.datetime64(cfg.election_date, "D")
+    late = regs["registration_date"].to_numpy(zero_copy_only=False) > election
+    raw = np.where(late, 0.0, raw)  # registered after the election: cannot have voted
     if not current.any():
         return np.zeros(raw.size)
     base = raw[current]
-    lo, hi = 0.0, 1.0 / max(base.min(), 1e-9)
+    lo, hi = 0.0, 1.0 / max(base[base > 0].min() if (base > 0).any() else 1.0, 1e-9)
     for _ in range(60):  # bisection on the scale: mean(min(scale*raw, cap)) = turnout
         mid = (lo + hi) / 2
         if np.minimum(mid * base, 0.97).mean() < cfg.turnout:

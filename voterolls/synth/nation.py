@@ -149,12 +149,14 @@ def generate_nation(people: int, seed: int, config: SynthConfig | None = None) -
     if people < 1:
         raise ValueError("people must be >= 1")
     cfg = config or SynthConfig()
-    rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(8)]
-    r_persons, r_records, r_mess, r_place, r_ids, r_votes, r_ident, r_misc = rngs
+    # the 9th stream serves the alternative-process options only, so the default
+    # nation stays byte-identical to the one before they existed
+    rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(9)]
+    r_persons, r_records, r_mess, r_place, r_ids, r_votes, r_ident, r_misc, r_opt = rngs
 
     persons = sample_persons(r_persons, people, cfg)
-    rec = _records(persons, r_records, cfg)
-    regs, hidden = _registrations(persons, rec, cfg, r_mess, r_place, r_ids, r_misc)
+    rec = _records(persons, r_records, cfg, r_opt)
+    regs, hidden = _registrations(persons, rec, cfg, r_mess, r_place, r_ids, r_misc, r_opt)
 
     order = pc.sort_indices(
         regs, sort_keys=[("state", "ascending"), ("state_voter_id", "ascending")]
@@ -190,7 +192,9 @@ class _Records:
     reg_date: np.ndarray  # int days
 
 
-def _records(p: Persons, rng: np.random.Generator, cfg: SynthConfig) -> _Records:
+def _records(
+    p: Persons, rng: np.random.Generator, cfg: SynthConfig, r_opt: np.random.Generator
+) -> _Records:
     n = p.n
     age = _age_at(p.dob, cfg)
     w = age_weight(age, cfg.stale_age_weights)
@@ -228,7 +232,12 @@ def _records(p: Persons, rng: np.random.Generator, cfg: SynthConfig) -> _Records
     # in-state duplicate: an older (or same-day double entry) registration
     dup_date = lo[dup_p] + rng.random(dup_p.size) * (current[dup_p] - lo[dup_p])
     reg_date = np.concatenate([current, stale_date.astype(np.int64), dup_date.astype(np.int64)])
-    return _Records(person, kind, state, np.minimum(reg_date, hi))
+    reg_date = np.minimum(reg_date, hi)
+    # registered after the election (the list was extracted weeks later)
+    late = np.flatnonzero(r_opt.random(n) < cfg.late_registration_rate)
+    election = int(np.datetime64(cfg.election_date, "D").astype(np.int64))
+    reg_date[late] = election + 1 + (r_opt.random(late.size) * 60).astype(np.int64)
+    return _Records(person, kind, state, reg_date)
 
 
 def _age_at(dob: np.ndarray, cfg: SynthConfig) -> np.ndarray:
@@ -253,6 +262,7 @@ def _registrations(
     r_place: np.random.Generator,
     r_ids: np.random.Generator,
     r_misc: np.random.Generator,
+    r_opt: np.random.Generator,
 ) -> tuple[pa.Table, dict[str, np.ndarray]]:
     t = name_tables()
     m = rec.person.size
@@ -308,9 +318,15 @@ def _registrations(
         [cfg.current_inactive_rate, cfg.stale_inactive_rate],
         cfg.duplicate_inactive_rate,
     )
-    status = pick(["active", "inactive"], status_inactive)
-    status_code = pick(["A", "I"], status_inactive)
-    status_reason = pick([None, "CONFIRMATION NOT RETURNED"], status_inactive)
+    # records the state cancelled or denied but keeps in its file (list maintenance)
+    cancelled = (kind != CURRENT) & (r_opt.random(m) < cfg.cancelled_kept_rate)
+    denied = (kind == DUPLICATE) & ~cancelled & (r_opt.random(m) < cfg.denied_kept_rate)
+    status_i = np.select([cancelled, denied, status_inactive], [2, 3, 1], 0)
+    status = pick(["active", "inactive", "cancelled", "denied"], status_i)
+    status_code = pick(["A", "I", "R", "D"], status_i)
+    status_reason = pick(
+        [None, "CONFIRMATION NOT RETURNED", "MOVED", "DUPLICATE APPLICATION"], status_i
+    )
     u = r_misc.random(p.n)
     uocava_p = np.select(
         [u < cfg.military_rate, u < cfg.military_rate + cfg.overseas_rate], [1, 2], 0

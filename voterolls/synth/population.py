@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from voterolls import data
-from voterolls.synth.config import SynthConfig
+from voterolls.synth.config import SynthConfig, namesake_people
 from voterolls.synth.geography import state_shares
 
 #: Races in the order of the surname table's percentage columns.
@@ -327,9 +327,52 @@ def sample_persons(rng: np.random.Generator, n: int, cfg: SynthConfig) -> Person
     has = (~female) & (rng.random(n) < cfg.male_suffix_rate)
     sw = np.array([cfg.suffix_weights.get(s, 0.0) for s in SUFFIXES[1:]])
     suffix[has] = 1 + rng.choice(len(sw), size=int(has.sum()), p=sw / sw.sum())
+    factor = namesake_people(cfg.namesake_density, n) / n
+    if factor > 1:
+        # national namesake density: concentrate first and last names, sqrt(factor) each
+        f = np.sqrt(factor)
+        last = _fold_map(np.diff(t.surname_cdf, prepend=0.0), f)[last]
+        first = np.where(
+            female,
+            _fold_map(np.diff(t.female_cdf, prepend=0.0), f)[first],
+            _fold_map(np.diff(t.male_cdf, prepend=0.0), f)[first],
+        )
     dob = sample_dob(rng, n, np.datetime64(cfg.election_date, "D"))
     state = _ensure_every_state(rng, rng.choice(state_shares().size, size=n, p=state_shares()))
     return Persons(female, first, middle, last, suffix, race, dob, state)
+
+
+def _fold_map(p: np.ndarray, factor: float) -> np.ndarray:
+    """Name index -> folded name index so that ``sum p^2`` grows by ``factor``.
+
+    The chance that two people share a name is ``sum p^2``; folding rank ``r``
+    onto rank ``r mod K`` (the most common names absorb the rare ones) raises
+    it.  ``K`` is the largest pool that reaches ``factor`` times the original
+    (bisection; the folded ``sum p^2`` falls as ``K`` grows).
+    """
+    return _fold_map_cached(p.tobytes(), round(float(factor), 9))
+
+
+@cache
+def _fold_map_cached(p_bytes: bytes, factor: float) -> np.ndarray:
+    p = np.frombuffer(p_bytes, dtype=np.float64)
+    p = p / p.sum()
+    order = np.argsort(-p, kind="stable")
+    rank = np.empty(p.size, dtype=np.int64)
+    rank[order] = np.arange(p.size)
+    target = min(float((p**2).sum()) * factor, 1.0)
+
+    def folded(k: int) -> float:
+        return float((np.bincount(rank % k, weights=p, minlength=k) ** 2).sum())
+
+    lo, hi = 1, p.size  # folded(lo) >= target
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if folded(mid) >= target:
+            lo = mid
+        else:
+            hi = mid
+    return order[rank % lo]
 
 
 def _by_sex_race(

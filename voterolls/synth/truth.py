@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from voterolls.schema import JURISDICTIONS
+from voterolls.schema import JURISDICTIONS, LIVE_STATUSES
 from voterolls.synth.arrays import pick
 from voterolls.synth.history import Votes
 from voterolls.synth.population import SUFFIXES, SURNAME_RACES, Persons, name_tables
@@ -65,14 +65,19 @@ def build(
     return {
         "records": records,
         "persons": persons,
-        "duplicate_pairs": _duplicate_pairs(state, vid, person, hidden["state_idx"]),
+        "duplicate_pairs": _duplicate_pairs(state, vid, person, hidden["state_idx"], _live(regs)),
         "double_votes": _double_votes(state, vid, person, votes),
         "vote_record_errors": _vote_record_errors(state, vid, person, votes),
     }
 
 
+def _live(regs: pa.Table) -> np.ndarray:
+    """Per registration: its status makes it a registration (``LIVE_STATUSES``)."""
+    return np.isin(regs["status"].to_numpy(zero_copy_only=False), LIVE_STATUSES)
+
+
 def _duplicate_pairs(
-    state: pa.Array, vid: pa.Array, person: np.ndarray, state_idx: np.ndarray
+    state: pa.Array, vid: pa.Array, person: np.ndarray, state_idx: np.ndarray, live: np.ndarray
 ) -> pa.Table:
     """Every pair of registrations of the same person, ordered so (state, id)_l < _r.
 
@@ -104,6 +109,9 @@ def _duplicate_pairs(
             "state_voter_id_r": vid.take(pa.array(rgt)),
             "kind": kind,
             "person_id": pa.array(person[lft].astype(np.int64)),
+            # both records live: a duplicate registration (a cancelled / denied
+            # record beside a live one is list maintenance, not a second registration)
+            "live": pa.array(live[lft] & live[rgt]),
         }
     )
 

@@ -69,11 +69,13 @@ class SparkEngine(LinkEngine):
         if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
             raise UserError("the Spark engine needs a Java runtime (Java 17); none found on PATH")
         n = self.threads or os.cpu_count() or 2
-        master = os.environ.get("VOTEROLLS_SPARK_MASTER", f"local[{n}]")
+        # Under spark-submit (its JVM gateway is already up) the cluster manager
+        # and master come from spark-submit; otherwise VOTEROLLS_SPARK_MASTER or local.
+        submitted = bool(os.environ.get("PYSPARK_GATEWAY_PORT"))
+        master = os.environ.get("VOTEROLLS_SPARK_MASTER") or (None if submitted else f"local[{n}]")
         partitions = shuffle_partitions(n, self.rows, self.shuffle_partitions)
         builder = (
             SparkSession.builder.appName("voterolls-link")
-            .master(master)
             .config("spark.jars", similarity_jar_location())
             .config("spark.driver.memory", os.environ.get("VOTEROLLS_SPARK_DRIVER_MEMORY", "4g"))
             .config("spark.sql.shuffle.partitions", str(partitions))
@@ -83,6 +85,8 @@ class SparkEngine(LinkEngine):
             .config("spark.sql.session.timeZone", "UTC")
             .config("spark.local.dir", str(self.workdir / "spark_local"))
         )
+        if master:
+            builder = builder.master(master)
         self.spark = builder.getOrCreate()
         # getOrCreate reuses a running session: its static settings stay, but
         # the shuffle partitions are a runtime setting and follow this run.

@@ -1,0 +1,420 @@
+"""Linkage quality against its ceiling: voterolls vs an oracle Fellegi-Sunter model, by DOB class and N.
+
+For each size N (registrations ~ people x 1.03) one synthetic nation is
+generated (``voterolls.synth.generate_nation``) and made as dense in
+birthdays as the nation (see "Density"), then linked twice by
+``voterolls.link.run.link_registrations`` - on public fields only, and with
+every state sending a sealed DOB token (no SSN4) - and each run is scored
+four ways on **the same candidate pairs and comparison vectors**:
+
+* ``voterolls``: the model as trained without labels;
+* ``oracle``: the same comparison vectors and term-frequency adjustments,
+  with the generator's truth in place of what training estimates: m of every
+  level = its share among the true duplicate pairs that were compared, and
+  the prior = true duplicate pairs / C(N, 2).  u stays the random-sample
+  estimate (a random pair is a non-match with probability 1 - 1e-7, so that
+  *is* the true u up to the sampling noise of 3 million pairs).  Under the
+  model's conditional-independence assumption this is the Bayes-optimal
+  scorer of those vectors;
+* ``oracle_prior``: voterolls' m with the true prior, and ``oracle_m``: the
+  true m with voterolls' prior - which of the two separates voterolls from
+  the oracle.
+
+A pair's oracle weight is voterolls' weight plus sum_k log2(m_oracle / m_voterolls)
+at the level it reached, plus the change in prior log-odds: Splink's weight is
+log2 prior odds + sum_k log2(m_k / u_k) (+ a term-frequency term that does not
+involve m), so this is exactly rescoring with the other m and prior.
+
+Scores are ``voterolls.link.evaluate.evaluate``'s: cross-state duplicates,
+F1 at p >= 0.5 (where a calibrated model minimises expected errors) and at
+0.9 (the default threshold), by DOB class (full / year on a side / none on a
+side), and calibration by class (expected vs observed true pairs per
+probability bin, over every written pair).  Pairs never compared are misses
+for every scorer alike.
+
+Density.  What limits linkage on public fields is how many strangers share a
+name and birthday.  The nation has ~200M registrations over ~75 birth years,
+~7,300 per calendar date.  A generated nation of N registrations spreads over
+the same 75 years, so it is 200M / N times too sparse.  Here every person's
+true birth year is folded into a window of ``Y`` years (``Y`` = 75 N / 200M,
+at least 1) by the same shift on every one of their registrations, so
+recording errors (a year slip, transposed day and month) keep their
+structure; density relative to the nation is reported per run (1.0 = as
+dense as the nation).  This is done in this script on the generated tables
+(``fold_birth_years``); the statistics work may add such an option to the
+generator itself.
+
+    .venv/bin/python bench/link_ceiling.py --people 100000 1000000
+    .venv/bin/python bench/link_ceiling.py --table          # re-render from the JSON
+    .venv/bin/python bench/link_ceiling.py --table --write-docs
+
+Results: ``bench/results/link_ceiling.json`` (one row per size and variant);
+``--write-docs`` puts the tables between markers in docs/LINKAGE.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.synthetic_registrations import load_nation_registrations  # noqa: E402
+from voterolls.link.evaluate import GRANULARITY_CLASSES, evaluate  # noqa: E402
+from voterolls.link.run import link_registrations  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results" / "link_ceiling.json"
+DOCS = ROOT / "docs" / "LINKAGE.md"
+SCALE_DOCS = ROOT / "docs" / "SCALE.md"
+MARK = "<!-- bench/link_ceiling.py:tables:{} -->"
+PROJECTION_MARK = "<!-- bench/link_ceiling.py:projection:{} -->"
+NATION_REGISTRATIONS = 200e6
+NATION_BIRTH_YEARS = 75
+BASE_YEAR = 1972  # a leap year: a folded 29 February stays a date
+SCORERS = ("voterolls", "oracle", "oracle_prior", "oracle_m")
+
+
+def fold_birth_years(nation, years: int):
+    """Fold every person's true birth year into ``years`` years from 1972, same shift on each registration.
+
+    The shift is computed from the true DOB (``identifiers.dob``) and applied
+    to the recorded ``dob`` / ``birth_year`` of the same registration, so a
+    recorded error stays the same error.  Placeholder dates (1900-01-01 and
+    earlier) are left alone.
+    """
+    con = duckdb.connect()
+    con.register("ids", nation.identifiers)
+    con.register("regs", nation.registrations)
+    shift = (
+        f"({BASE_YEAR} + (year(i.dob) - {BASE_YEAR}) % {years} "
+        f"+ CASE WHEN (year(i.dob) - {BASE_YEAR}) % {years} < 0 THEN {years} ELSE 0 END) - year(i.dob)"
+    )
+    regs = con.sql(
+        f"""SELECT r.* REPLACE (
+                CASE WHEN r.dob > DATE '1900-01-01' AND i.dob IS NOT NULL
+                     THEN CAST(r.dob + to_years(CAST({shift} AS INTEGER)) AS DATE) ELSE r.dob END AS dob,
+                CASE WHEN r.birth_year > 1900 AND i.dob IS NOT NULL
+                     THEN CAST(r.birth_year + {shift} AS {nation.registrations.schema.field('birth_year').type})
+                     ELSE r.birth_year END AS birth_year)
+            FROM regs r LEFT JOIN ids i USING (state, state_voter_id)"""
+    ).to_arrow_table()
+    ids = con.sql(
+        f"SELECT i.* REPLACE (CAST(i.dob + to_years(CAST({shift} AS INTEGER)) AS DATE) AS dob) FROM ids i"
+    ).to_arrow_table()
+    nation.registrations = regs.cast(nation.registrations.schema)
+    nation.identifiers = ids.cast(nation.identifiers.schema)
+    return nation
+
+
+def _levels(model: dict) -> dict[str, list[tuple[int, float]]]:
+    """comparison -> [(gamma, m)] for its non-null levels (gamma = n - 1 - position)."""
+    out = {}
+    for comp in model["comparisons"]:
+        levels = [lv for lv in comp["comparison_levels"] if not lv.get("is_null_level")]
+        n = len(levels)
+        out[comp["output_column_name"]] = [
+            (n - 1 - i, float(lv.get("m_probability") or 0.0) or 1e-300) for i, lv in enumerate(levels)
+        ]
+    return out
+
+
+def _truth_view(con: duckdb.DuckDBPyConnection, truth: Path) -> None:
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _truth AS SELECT DISTINCT
+                least(state_l || ':' || state_voter_id_l, state_r || ':' || state_voter_id_r) AS a,
+                greatest(state_l || ':' || state_voter_id_l, state_r || ':' || state_voter_id_r) AS b
+            FROM read_parquet('{truth}')"""
+    )
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE _truth_in AS SELECT * FROM _truth
+           WHERE a IN (SELECT state || ':' || state_voter_id FROM registrations)
+             AND b IN (SELECT state || ':' || state_voter_id FROM registrations)"""
+    )
+
+
+def oracle_pairs(con, pairs: Path, model: dict, prior_vr: float, n: int, out_dir: Path) -> dict:
+    """Write the three rescored pairs files; return the true m per level and the true prior."""
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _p AS SELECT p.*, (t.a IS NOT NULL) AS is_true
+            FROM read_parquet('{pairs}') p LEFT JOIN _truth_in t
+              ON t.a = least(p.state_l || ':' || p.state_voter_id_l, p.state_r || ':' || p.state_voter_id_r)
+             AND t.b = greatest(p.state_l || ':' || p.state_voter_id_l, p.state_r || ':' || p.state_voter_id_r)"""
+    )
+    true_pairs = int(con.execute("SELECT count(*) FROM _truth_in").fetchall()[0][0])
+    prior_true = true_pairs / (n * (n - 1) / 2)
+    m_true: dict[str, dict[int, float]] = {}
+    delta_terms = []
+    for comp, levels in _levels(model).items():
+        g = f"gamma_{comp}"
+        counts = dict(
+            con.execute(f"SELECT {g}, count(*) FROM _p WHERE is_true AND {g} >= 0 GROUP BY 1").fetchall()
+        )
+        total = sum(counts.values())
+        if not total:
+            continue
+        # add-half smoothing: a level no compared true pair reached is rare, not impossible
+        m_true[comp] = {
+            gam: (counts.get(gam, 0) + 0.5) / (total + 0.5 * len(levels)) for gam, _m in levels
+        }
+        case = " ".join(
+            f"WHEN {g} = {gam} THEN {math.log2(m_true[comp][gam]) - math.log2(m):.12g}"
+            for gam, m in levels
+        )
+        delta_terms.append(f"(CASE {case} ELSE 0 END)")
+    dm = " + ".join(delta_terms) or "0"
+
+    def lo(p: float) -> float:
+        return math.log2(p / (1 - p))
+
+    dprior = lo(prior_true) - lo(prior_vr)
+    files = {}
+    for name, extra in (("oracle", f"{dm} + {dprior!r}"), ("oracle_prior", f"{dprior!r}"), ("oracle_m", dm)):
+        path = out_dir / f"{name}.parquet"
+        w = f"(match_weight + {extra})"
+        con.execute(
+            f"""COPY (SELECT * EXCLUDE (is_true, match_weight, match_probability),
+                       {w} AS match_weight,
+                       1.0 / (1.0 + pow(2.0, -greatest(least({w}, 1000), -1000))) AS match_probability
+                FROM _p) TO '{path}' (FORMAT PARQUET)"""
+        )
+        files[name] = path
+    m_vr = {c: dict(v) for c, v in _levels(model).items()}
+    gaps = sorted(
+        (
+            {"comparison": c, "gamma": gam, "m_voterolls": round(m_vr[c][gam], 5), "m_true": round(mt, 5),
+             "log2_ratio": round(math.log2(m_vr[c][gam] / mt), 3)}
+            for c, lv in m_true.items() for gam, mt in lv.items()
+        ),
+        key=lambda r: -abs(r["log2_ratio"]),
+    )
+    return {"files": files, "prior_true": prior_true, "true_pairs": true_pairs, "m_gaps": gaps[:12]}
+
+
+def _class_summary(ev: dict) -> dict:
+    out = {}
+    for c in (*GRANULARITY_CLASSES, "all"):
+        s = ev["model"][c]
+        out[c] = {k: s.get(k) for k in ("precision", "recall", "f1", "tp", "fp", "fn")}
+    return out
+
+
+def _calibration(ev: dict) -> dict:
+    """Per class, mid-range bins (0.1-0.9): expected / observed true pairs."""
+    out = {}
+    for c, rows in ev["calibration_by_granularity"].items():
+        out[c] = [
+            {"bin": r["bin"], "pairs": r["pairs"], "expected": r["expected_true"], "observed": r["observed_true"],
+             "ratio": round(r["expected_true"] / r["observed_true"], 3) if r["observed_true"] else None}
+            for r in rows if r["bin"] in ("0.1-0.5", "0.5-0.9")
+        ]
+    return out
+
+
+def run_size(people: int, seed: int, years: int | None, variant: str) -> dict:
+    from voterolls.synth.nation import generate_nation
+
+    t0 = time.perf_counter()
+    nation = generate_nation(people, seed)
+    n_regs = nation.registrations.num_rows
+    y = years or max(1, round(NATION_BIRTH_YEARS * n_regs / NATION_REGISTRATIONS))
+    fold_birth_years(nation, y)
+    density = (n_regs / y) / (NATION_REGISTRATIONS / NATION_BIRTH_YEARS)
+    con = duckdb.connect()
+    states = nation.states() if variant == "sealed_dob" else None
+    load_nation_registrations(con, nation, token_states=states)
+    if variant == "sealed_dob":  # DOB tokens only: the question is what sealing the DOB buys
+        con.execute("UPDATE registrations SET ssn4_token = NULL").fetchall()
+    with tempfile.TemporaryDirectory(dir=os.environ.get("VOTEROLLS_BENCH_TMP")) as tmp:
+        tmpd = Path(tmp)
+        pq.write_table(nation.truth["duplicate_pairs"], tmpd / "duplicate_pairs.parquet")
+        del nation
+        gen_s = time.perf_counter() - t0
+        load = [round(x, 2) for x in os.getloadavg()]
+        res = link_registrations(con, tmpd / "link", min_probability=0.0, blocking_analysis=False)
+        load_after = [round(x, 2) for x in os.getloadavg()]
+        model = json.loads((tmpd / "link" / "model.json").read_text())
+        _truth_view(con, tmpd / "duplicate_pairs.parquet")
+        orc = oracle_pairs(con, tmpd / "link" / "pairs.parquet", model, res.prior, res.registrations, tmpd)
+        scored: dict[str, dict] = {}
+        files = {"voterolls": tmpd / "link" / "pairs.parquet"} | orc["files"]
+        for name in SCORERS:
+            ev = {t: evaluate(con, tmpd, files[name], threshold=t) for t in (0.5, 0.9)}
+            scored[name] = {
+                "f1_at_0.5": _class_summary(ev[0.5]),
+                "f1_at_0.9": _class_summary(ev[0.9]),
+                "calibration_mid": _calibration(ev[0.5]),
+                "scored_recall": ev[0.5]["scored_recall"],
+            }
+    return {
+        "people": people,
+        "seed": seed,
+        "variant": variant,
+        "registrations": res.registrations,
+        "birth_year_window": y,
+        "density_vs_nation": round(density, 4),
+        "candidate_pairs": res.candidate_pairs,
+        "link_seconds": res.seconds.get("total"),
+        "link_cpu_seconds": res.cpu_seconds.get("total"),
+        "generate_seconds": round(gen_s, 1),
+        "load_before": load,
+        "load_after": load_after,
+        "em_rules": res.training["em_rules"],
+        "prior_voterolls": res.prior,
+        "prior_true": orc["prior_true"],
+        "true_pairs_in_workspace": orc["true_pairs"],
+        "m_gaps": orc["m_gaps"],
+        "scores": scored,
+    }
+
+
+def _save(rows: list[dict]) -> None:
+    old = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {"runs": []}
+    keep = [r for r in old["runs"] if (r["people"], r["variant"]) not in {(x["people"], x["variant"]) for x in rows}]
+    RESULTS.write_text(json.dumps({"runs": sorted(keep + rows, key=lambda r: (r["variant"], r["people"]))}, indent=2) + "\n")
+
+
+def _f(v) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
+def _sessions(rules: list[str]) -> str:
+    """EM blocking rules as column tuples, e.g. (dob, last_name): which model a row measured."""
+    import re
+
+    return "; ".join("(" + ", ".join(re.findall(r'l\."(\w+)"', q)) + ")" for q in rules)
+
+
+def tables() -> str:
+    runs = json.loads(RESULTS.read_text())["runs"]
+    lines = []
+    for t in ("0.5", "0.9"):
+        lines += [
+            f"F1 of cross-state duplicates at p >= {t}, by DOB class (full on both sides / year on a side / none on a side):",
+            "",
+            "| variant | registrations | density vs nation | class | voterolls | oracle | oracle prior only | oracle m only |",
+            "|---|---:|---:|---|---:|---:|---:|---:|",
+        ]
+        for r in runs:
+            for c in (*GRANULARITY_CLASSES, "all"):
+                f = [r["scores"][s][f"f1_at_{t}"][c]["f1"] for s in SCORERS]
+                lines.append(
+                    f"| {r['variant']} | {r['registrations']:,} | {r['density_vs_nation']:.3f} | {c} | "
+                    + " | ".join(_f(x) for x in f) + " |"
+                )
+        lines.append("")
+    lines += [
+        "Calibration, mid-range bins at p in [0.1, 0.5) and [0.5, 0.9): expected / observed true pairs (1.0 = calibrated):",
+        "",
+        "| variant | registrations | class | voterolls 0.1-0.5 | voterolls 0.5-0.9 | oracle 0.1-0.5 | oracle 0.5-0.9 |",
+        "|---|---:|---|---|---|---|---|",
+    ]
+    for r in runs:
+        for c in GRANULARITY_CLASSES:
+            cells = []
+            for s in ("voterolls", "oracle"):
+                bins = {b["bin"]: b for b in r["scores"][s]["calibration_mid"].get(c, [])}
+                for b in ("0.1-0.5", "0.5-0.9"):
+                    x = bins.get(b)
+                    cells.append("-" if not x else f"{x['expected']:.0f}/{x['observed']} ({_f(x['ratio'])})")
+            lines.append(f"| {r['variant']} | {r['registrations']:,} | {c} | " + " | ".join(cells) + " |")
+    lines += ["", "Runs (command `.venv/bin/python bench/link_ceiling.py --people ...`):", ""]
+    for r in runs:
+        lines.append(
+            f"* {r['variant']} {r['registrations']:,}: birth years folded into {r['birth_year_window']}, "
+            f"{r['candidate_pairs']:,} candidate pairs, link {r['link_seconds']} s wall / "
+            f"{r['link_cpu_seconds']} s CPU, load {r['load_before'][0]} -> {r['load_after'][0]}; "
+            f"prior voterolls {r['prior_voterolls']:.3g} vs true {r['prior_true']:.3g}; "
+            f"EM sessions {_sessions(r['em_rules'])}."
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _fit_log_density(points: list[tuple[float, float]]) -> tuple[float, float] | None:
+    """Least squares F1 = a + b * log10(density) over the measured sizes (None with < 2 densities)."""
+    xs = [math.log10(d) for d, _ in points]
+    if len(set(xs)) < 2:
+        return None
+    mx, my = sum(xs) / len(xs), sum(f for _, f in points) / len(points)
+    b = sum((x - mx) * (f - my) for x, (_, f) in zip(xs, points, strict=True)) / sum(
+        (x - mx) ** 2 for x in xs
+    )
+    return my - b * mx, b
+
+
+def projection() -> str:
+    """Each class's F1 at p >= 0.5 projected to the nation's density (200M registrations).
+
+    Method: F1 against log10(birthday density relative to the nation) is
+    fitted by least squares through the measured sizes of one variant and
+    scorer and read at density 1.  Stated as a projection: it assumes the
+    decline stays log-linear beyond the largest measured density.
+    """
+    runs = json.loads(RESULTS.read_text())["runs"]
+    lines = [
+        "| variant | class | scorer | measured F1 (density) | F1 per x10 density | projected F1 at 200M (density 1) |",
+        "|---|---|---|---|---:|---:|",
+    ]
+    for variant in sorted({r["variant"] for r in runs}):
+        rs = sorted((r for r in runs if r["variant"] == variant), key=lambda r: r["density_vs_nation"])
+        for c in (*GRANULARITY_CLASSES, "all"):
+            for scorer in ("voterolls", "oracle"):
+                pts = [(r["density_vs_nation"], r["scores"][scorer]["f1_at_0.5"][c]["f1"]) for r in rs]
+                pts = [(d, f) for d, f in pts if f is not None]
+                fit = _fit_log_density(pts)
+                measured = ", ".join(f"{f:.3f} ({d:.3f})" for d, f in pts)
+                slope = "-" if fit is None else f"{fit[1]:+.3f}"
+                proj = "-" if fit is None else f"{min(1.0, max(0.0, fit[0])):.3f}"
+                lines.append(f"| {variant} | {c} | {scorer} | {measured} | {slope} | {proj} |")
+    return "\n".join(lines) + "\n"
+
+
+def _replace_block(path: Path, mark: str, text: str) -> None:
+    doc = path.read_text()
+    begin, end = mark.format("begin"), mark.format("end")
+    if begin in doc:
+        head, rest = doc.split(begin, 1)
+        tail = rest.split(end, 1)[1]
+        doc = head + begin + "\n" + text + end + tail
+    else:
+        doc += f"\n{begin}\n{text}{end}\n"
+    path.write_text(doc)
+
+
+def write_docs(text: str) -> None:
+    _replace_block(SCALE_DOCS, PROJECTION_MARK, projection())
+    _replace_block(DOCS, MARK, text)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--people", type=int, nargs="*", default=[])
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--years", type=int, default=None, help="birth-year window (default: national density)")
+    ap.add_argument("--variants", nargs="*", default=["public", "sealed_dob"])
+    ap.add_argument("--table", action="store_true")
+    ap.add_argument("--write-docs", action="store_true")
+    a = ap.parse_args()
+    for p in a.people:
+        for v in a.variants:
+            row = run_size(p, a.seed, a.years, v)
+            _save([row])
+            print(json.dumps({k: row[k] for k in ("people", "variant", "registrations", "link_seconds")}), flush=True)
+    text = tables()
+    print(text)
+    print(projection())
+    if a.write_docs:
+        write_docs(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""bench/link_ceiling.py: the birth-year fold keeps recording errors, the oracle rescoring is exact."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+import link_ceiling  # noqa: E402
+
+
+def test_fold_keeps_each_registrations_error_and_packs_years():
+    from voterolls.synth.nation import generate_nation
+
+    nation = generate_nation(2000, 3)
+    con = duckdb.connect()
+    con.register("r0", nation.registrations.select(["state", "state_voter_id", "dob"]))
+    con.register("i0", nation.identifiers.select(["state", "state_voter_id", "dob"]))
+    before = con.sql(
+        "SELECT r.state, r.state_voter_id, year(r.dob) - year(i.dob) AS dy, month(r.dob) AS m, day(r.dob) AS d "
+        "FROM r0 r JOIN i0 i USING (state, state_voter_id) WHERE r.dob > DATE '1900-01-01' "
+        "AND NOT (month(i.dob) = 2 AND day(i.dob) = 29) AND NOT (month(r.dob) = 2 AND day(r.dob) = 29)"
+    ).to_arrow_table()
+    link_ceiling.fold_birth_years(nation, 2)
+    con.register("r1", nation.registrations.select(["state", "state_voter_id", "dob"]))
+    con.register("i1", nation.identifiers.select(["state", "state_voter_id", "dob"]))
+    con.register("b", before)
+    years = {r[0] for r in con.sql("SELECT DISTINCT year(dob) FROM i1").fetchall()}
+    assert years <= {1972, 1973}
+    changed = con.sql(
+        "SELECT count(*) FROM b JOIN r1 r USING (state, state_voter_id) JOIN i1 i USING (state, state_voter_id) "
+        "WHERE year(r.dob) - year(i.dob) <> b.dy OR month(r.dob) <> b.m OR day(r.dob) <> b.d"
+    ).fetchall()[0][0]
+    assert changed == 0
+    assert before.num_rows > 1500
+
+
+def test_oracle_rescoring_adds_the_m_ratio_and_the_prior_shift(tmp_path):
+    con = duckdb.connect()
+    con.execute(
+        "CREATE TABLE registrations AS SELECT * FROM (VALUES ('A', '1'), ('B', '1'), ('A', '2'), ('B', '2'), "
+        "('A', '3'), ('B', '3'), ('A', '4'), ('B', '4'), ('A', '5'), ('B', '5')) t(state, state_voter_id)"
+    )
+    rows = [("1", 1, True), ("2", 1, True), ("3", 1, True), ("4", 0, True), ("5", 0, False)]
+    pairs = pa.table(
+        {
+            "state_l": ["A"] * 5,
+            "state_voter_id_l": [r[0] for r in rows],
+            "state_r": ["B"] * 5,
+            "state_voter_id_r": [r[0] if r[2] else "1" for r in rows],
+            "gamma_x": pa.array([r[1] for r in rows], pa.int32()),
+            "match_weight": [3.0] * 5,
+            "match_probability": [1 / (1 + 2**-3.0)] * 5,
+        }
+    )
+    pq.write_table(pairs, tmp_path / "pairs.parquet")
+    truth = pa.table(
+        {
+            "state_l": ["A"] * 4,
+            "state_voter_id_l": ["1", "2", "3", "4"],
+            "state_r": ["B"] * 4,
+            "state_voter_id_r": ["1", "2", "3", "4"],
+        }
+    )
+    pq.write_table(truth, tmp_path / "truth.parquet")
+    link_ceiling._truth_view(con, tmp_path / "truth.parquet")
+    model = {
+        "comparisons": [
+            {
+                "output_column_name": "x",
+                "comparison_levels": [
+                    {"is_null_level": True},
+                    {"m_probability": 0.5},
+                    {"m_probability": 0.5},
+                ],
+            }
+        ]
+    }
+    prior_vr = 0.01
+    out = link_ceiling.oracle_pairs(con, tmp_path / "pairs.parquet", model, prior_vr, 10, tmp_path)
+    assert out["true_pairs"] == 4
+    assert math.isclose(out["prior_true"], 4 / 45)
+    m1, m0 = 3.5 / 5, 1.5 / 5  # add-half smoothing over the two levels
+    lo = lambda p: math.log2(p / (1 - p))  # noqa: E731
+    shift = lo(4 / 45) - lo(prior_vr)
+    got = pq.read_table(out["files"]["oracle"]).to_pydict()
+    for gamma, w in zip(got["gamma_x"], got["match_weight"], strict=True):
+        m = m1 if gamma == 1 else m0
+        assert math.isclose(w, 3.0 + math.log2(m / 0.5) + shift, rel_tol=1e-9)
+    prior_only = pq.read_table(out["files"]["oracle_prior"]).to_pydict()["match_weight"]
+    assert all(math.isclose(w, 3.0 + shift) for w in prior_only)
+
+
+def test_projection_reads_the_log_density_line_at_the_nation(tmp_path, monkeypatch):
+    """Two measured densities: the line through them, read at density 1 (200M registrations)."""
+    a, b = link_ceiling._fit_log_density([(0.01, 0.9), (0.1, 0.8)])
+    assert math.isclose(a, 0.7) and math.isclose(b, -0.1)
+    assert link_ceiling._fit_log_density([(0.1, 0.8)]) is None
+
+    def run(density, f1):
+        per_class = {c: {"f1": f1} for c in (*link_ceiling.GRANULARITY_CLASSES, "all")}
+        score = {"f1_at_0.5": per_class}
+        return {"variant": "public", "density_vs_nation": density,
+                "scores": {"voterolls": score, "oracle": score}}
+
+    results = tmp_path / "r.json"
+    results.write_text(json.dumps({"runs": [run(0.01, 0.9), run(0.1, 0.8)]}))
+    monkeypatch.setattr(link_ceiling, "RESULTS", results)
+    rows = [r for r in link_ceiling.projection().splitlines() if r.startswith("| public | full |")]
+    assert rows and all(r.endswith("| -0.100 | 0.700 |") for r in rows)

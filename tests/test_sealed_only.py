@@ -1,0 +1,259 @@
+"""Sealed-only linkage: no plaintext name or date in the workspace, accuracy close to plaintext.
+
+One synthetic nation (eight states, native formats of several kinds) is
+linked twice: from plaintext deliveries (`ingest-dir` + `link`) and from
+sealed-only deliveries (`seal --sealed-only` at the state, `ingest-sealed` +
+`link --sealed-only` at the compiler).  The commands a user runs go through
+the installed `voterolls` script.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.sealed_vs_plain import (  # noqa: E402
+    ingest_generated_sealed,
+    plaintext_hits,
+    plaintext_values,
+    seal_generated,
+)
+
+pytest.importorskip("clkhash")
+
+VOTEROLLS = Path(sys.executable).parent / "voterolls"
+STATES = ["CA", "FL", "GA", "NC", "NY", "OH", "PA", "TX"]
+CLI_STATE = "NC"  # sealed through the CLI; the others in-process (same code)
+KEY = b"0123456789abcdef0123456789abcdef-test-key"
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("sealed_only")]
+
+
+def run(*args: str | Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("VOTEROLLS_WORKSPACE", None)
+    return subprocess.run(
+        [str(VOTEROLLS), *map(str, args)], capture_output=True, text=True, env=env, timeout=600
+    )
+
+
+@pytest.fixture(scope="module")
+def nation(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("nation") / "gen"
+    r = run("generate", "-n", "12000", "--seed", "11", "-o", out)
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+@pytest.fixture(scope="module")
+def key_file(tmp_path_factory) -> Path:
+    p = tmp_path_factory.mktemp("key") / "consortium.key"
+    p.write_bytes(KEY)
+    return p
+
+
+@pytest.fixture(scope="module")
+def deliveries(nation, key_file, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("deliveries")
+    manifest = json.loads((nation / "manifest.json").read_text())
+    files = [nation / f for f in manifest["states"][CLI_STATE]["files"]]
+    reg = files[0]  # the readers sort out which file is which
+    extra = [x for f in files[1:] for x in ("--with", f)]
+    r = run(
+        "seal", reg, out / CLI_STATE, "--sealed-only", "--state", CLI_STATE,
+        "--key-file", key_file, *extra,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert f"sealed-only delivery for {CLI_STATE}:" in r.stdout
+    assert "tokens and name encodings only" in r.stdout
+    seal_generated(nation, out, KEY, [s for s in STATES if s != CLI_STATE])
+    return out
+
+
+@pytest.fixture(scope="module")
+def sealed_ws(deliveries, tmp_path_factory) -> Path:
+    ws = tmp_path_factory.mktemp("sealed") / "ws"
+    r = run("ingest-sealed", CLI_STATE, deliveries / CLI_STATE, "--workspace", ws)
+    assert r.returncode == 0, r.stderr
+    assert f"{CLI_STATE}: sealed-only delivery ingested:" in r.stdout
+    rest = deliveries.parent / "rest"
+    rest.mkdir()
+    for d in deliveries.iterdir():
+        if d.name != CLI_STATE:
+            shutil.copytree(d, rest / d.name)
+    ingest_generated_sealed(ws, rest)
+    r = run("link", "--sealed-only", "--workspace", ws)
+    assert r.returncode == 0, r.stderr
+    assert "sealed-only; trained" in r.stdout
+    return ws
+
+
+@pytest.fixture(scope="module")
+def plain_ws(nation, tmp_path_factory) -> Path:
+    from voterolls.ingest.commands import ingest_directory
+    from voterolls.store import Workspace
+
+    ws = tmp_path_factory.mktemp("plain") / "ws"
+    from voterolls.link.run import link_registrations
+
+    w = Workspace(ws)
+    ingest_directory(nation, w, states=STATES)
+    con = w.connect(read_only=False)
+    try:
+        link_registrations(con, ws / "link", blocking_analysis=False)
+    finally:
+        con.close()
+    return ws
+
+
+def _evaluate(ws: Path, nation: Path) -> dict:
+    from voterolls.link.evaluate import evaluate
+    from voterolls.store import Workspace
+
+    con = Workspace(ws).connect(read_only=False)
+    try:
+        return evaluate(con, nation, ws / "link" / "pairs.parquet", threshold=0.9)
+    finally:
+        con.close()
+
+
+def test_no_plaintext_name_or_date_anywhere_in_the_sealed_workspace(
+    nation, deliveries, sealed_ws, plain_ws
+):
+    values = plaintext_values(nation)
+    assert all(len(v) > 100 for v in values.values())
+    assert plaintext_hits(sealed_ws, values) == {"first_name": [], "last_name": [], "dob": []}
+    assert plaintext_hits(deliveries, values) == {"first_name": [], "last_name": [], "dob": []}
+    # The scan finds plaintext where there is some: the plaintext workspace of the same nation.
+    plain = plaintext_hits(plain_ws, values)
+    assert plain["first_name"] and plain["last_name"] and plain["dob"]
+
+
+def test_sealed_f1_is_close_to_plaintext_in_every_dob_class(nation, sealed_ws, plain_ws):
+    sealed, plain = _evaluate(sealed_ws, nation), _evaluate(plain_ws, nation)
+    report = {}
+    for c in ("full", "year", "none", "all"):
+        s, p = sealed["model"][c], plain["model"][c]
+        assert s["true_pairs"] == p["true_pairs"]
+        report[c] = (p["true_pairs"], p["f1"], s["f1"])
+        if p["true_pairs"] >= 20:
+            assert s["f1"] >= p["f1"] - 0.03, (c, report)
+    print("sealed vs plaintext F1 (true pairs, plain, sealed):", report)
+    assert report["all"][0] >= 50
+
+
+def test_sealed_pairs_have_the_plaintext_columns(sealed_ws, plain_ws):
+    s = pq.read_schema(sealed_ws / "link" / "pairs.parquet")
+    p = pq.read_schema(plain_ws / "link" / "pairs.parquet")
+    assert s.names == p.names
+
+
+def test_plain_link_refuses_a_sealed_workspace_and_vice_versa(sealed_ws, plain_ws):
+    r = run("link", "--workspace", sealed_ws)
+    assert r.returncode == 2
+    assert "link with `voterolls link --sealed-only`" in r.stderr
+    assert "Traceback" not in r.stderr
+    r = run("link", "--sealed-only", "--workspace", plain_ws)
+    assert r.returncode == 2
+    assert "--sealed-only needs every state sealed-only" in r.stderr
+
+
+def test_a_delivery_with_a_plaintext_column_is_refused(deliveries, tmp_path):
+    bad = tmp_path / "OH"
+    shutil.copytree(deliveries / "OH", bad)
+    t = pq.read_table(bad / "registrations.parquet")
+    t = t.append_column("first_name", pa.array(["X"] * t.num_rows))
+    pq.write_table(t, bad / "registrations.parquet")
+    r = run("ingest-sealed", "OH", bad, "--workspace", tmp_path / "ws")
+    assert r.returncode == 2
+    assert "first_name are not part of a sealed-only delivery and may be plaintext" in r.stderr
+    assert "registrations.parquet" in r.stderr
+
+
+def test_a_token_column_holding_plaintext_is_refused(deliveries, tmp_path):
+    bad = tmp_path / "OH"
+    shutil.copytree(deliveries / "OH", bad)
+    t = pq.read_table(bad / "registrations.parquet")
+    i = t.column_names.index("dob_token")
+    t = t.set_column(i, "dob_token", pa.array(["1970-01-01"] * t.num_rows))
+    pq.write_table(t, bad / "registrations.parquet")
+    r = run("ingest-sealed", "OH", bad, "--workspace", tmp_path / "ws")
+    assert r.returncode == 2
+    assert "value(s) of dob_token are not 64 lower-case hex digit tokens" in r.stderr
+    assert "1970" not in r.stderr
+
+
+def test_seal_sealed_only_needs_a_state(nation, key_file, tmp_path):
+    r = run(
+        "seal",
+        nation / "states" / "CA" / "CA_voters.csv",
+        tmp_path / "out",
+        "--sealed-only",
+        "--key-file",
+        key_file,
+    )
+    assert r.returncode == 2
+    assert "--sealed-only needs --state" in r.stderr
+
+
+def test_encodings_are_keyed_per_field_and_similar_for_typos():
+    from voterolls.policy.sealed_only import dice, encode_names
+
+    names = pa.array(["CATHERINE", "KATHERINE", "CATHERINE", "ZHANG", None])
+    first = encode_names(names, KEY, "first_name").to_pylist()
+    assert first[0] == first[2] and first[4] is None
+    assert dice(first[0], first[1]) >= 0.65
+    assert dice(first[0], first[3]) < 0.3
+    last = encode_names(names, KEY, "last_name").to_pylist()
+    assert last[0] != first[0]  # another field, another key
+    other = encode_names(names, b"another-consortium-key-of-32-bytes!!", "first_name").to_pylist()
+    assert other[0] != first[0]
+
+
+def test_dice_sql_equals_the_coefficient():
+    from voterolls.link.sealed import dice_sql
+    from voterolls.policy.sealed_only import dice, encode_names
+
+    a, b = encode_names(pa.array(["JONATHAN", "JONATHON"]), KEY, "first_name").to_pylist()
+    con = duckdb.connect()
+    con.execute(
+        "CREATE TABLE t AS SELECT from_base64(?) AS first_name_bf_l, from_base64(?) AS first_name_bf_r",
+        [a, b],
+    )
+    con.execute(
+        "CREATE TABLE u AS SELECT *, bit_count(CAST(first_name_bf_l AS BIT)) AS first_name_bf_n_l, "
+        "bit_count(CAST(first_name_bf_r AS BIT)) AS first_name_bf_n_r FROM t"
+    )
+    got = con.execute(f"SELECT {dice_sql('first_name')} FROM u").fetchall()[0][0]
+    assert got == pytest.approx(dice(a, b))
+
+
+def test_identifiers_add_ssn4_and_licence_tokens(nation, tmp_path):
+    import csv
+
+    from voterolls.policy.sealed_only import SealedOnlyRequest, hmac_token, seal_sealed_only
+
+    manifest = json.loads((nation / "manifest.json").read_text())
+    files = tuple(nation / f for f in manifest["states"]["OH"]["files"])
+    ids = nation / "internal" / "OH_identifiers.csv"
+    seal_sealed_only(
+        SealedOnlyRequest(files=files, state="OH", out_dir=tmp_path / "OH", key=KEY, identifiers=ids)
+    )
+    t = pq.read_table(tmp_path / "OH" / "registrations.parquet").to_pydict()
+    with open(ids, newline="") as fh:
+        row = next(r for r in csv.DictReader(fh) if r["ssn4"])
+    i = t["state_voter_id"].index(row["state_voter_id"])
+    assert t["ssn4_token"][i] == hmac_token(row["ssn4"], KEY, "ssn4")
+    assert t["dl_token"][i] is not None
