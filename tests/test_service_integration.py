@@ -68,7 +68,7 @@ def test_real_ingest_through_the_service(tmp_path: Path) -> None:
     oh = _native("OH", 20, tmp_path / "oh")
     r = client.post("/api/states/NC/submissions", headers=nc,
                     files=[("files", (p.name, p.read_bytes(), "text/plain")) for p in oh])
-    assert r.status_code == 422 and "OH file" in r.json()["error"]
+    assert r.status_code == 422 and "the layout is OH's (oh_swvf), not NC's" in r.json()["error"]
 
     r = client.post("/api/states/NC/submissions", headers=nc,
                     files={"files": ("mystery.txt", b"nothing a reader knows\n1\n", "text/plain")})

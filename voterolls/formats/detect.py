@@ -406,9 +406,20 @@ def classify(fmt: Format, path: Path, *, strict: bool = False) -> Match:
             misses.append(f"as {role}: {why}")
     if best is None:
         raise UserError(f"does not match format {fmt.name!r} ({'; '.join(misses)})", file=path, line=1)
-    if strict and best.score < MIN_SCORE:
+    if strict and best.score < MIN_SCORE and not _records_fit_named_layout(best):
         raise UserError(f"does not match format {fmt.name!r}: {explain_fit(best)}", file=path, line=1)
     return best
+
+
+def _records_fit_named_layout(m: Match) -> bool:
+    """A header-less file named by the user is judged on the records that fit its shape.
+
+    Its score also counts the lines that do not fit (damaged lines, which the
+    reader quarantines); in a small file a few of them sink the score although
+    the records that fit are plainly this layout's.  A file with a header is
+    judged on its header as well, so it keeps the whole score.
+    """
+    return m.mapping is None and not m.has_header and content_score(m.checks) >= MIN_SCORE
 
 
 def explain_fit(m: Match) -> str:
