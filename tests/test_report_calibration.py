@@ -92,6 +92,21 @@ def test_a_small_band_is_hidden_with_its_expected_figures(tmp_path):
     rows = _table_rows(render(data))
     assert rows[1][1] == "&lt;10" or rows[1][1] == "<10"
     assert rows[1][2:] == ["hidden with the pair count"]
-    assert "withheld" in rows[-1][1] and rows[-1][2:] == ["hidden with the pair count"]
+    # the total's count is withheld (it would give the small band away); its ratio is shown,
+    # as one ratio of two totals cannot be solved for the hidden band's figures
+    ratio = cal["total"]["ratio_model_to_linkage"]
+    assert "withheld" in rows[-1][1]
+    assert rows[-1][2:] == ["hidden with the pair count", fmt_num(ratio)]
     assert rows[0][1] == "120" and rows[0][2] == fmt_num(31.25)
-    assert "totals are not published" in render(data)
+    assert f"{ratio:.2f} times" in render(data) and "are withheld" in render(data)
+
+
+def test_fewer_than_ten_exact_pairs_publish_nothing(tmp_path):
+    cal = _cal([2, 0, 0, 1, 3])
+    _workspace(tmp_path, cal)
+    data = ReportData(workspace_label="t", version="test")
+    data.matches = gather_matches(tmp_path)
+    html = render(data)
+    rows = _table_rows(html)
+    assert all(r[2:] == ["hidden with the pair count"] for r in rows if r[1] != "0")
+    assert "Too few exact pairs" in html and "times as many" not in html

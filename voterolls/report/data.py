@@ -869,14 +869,19 @@ def link_calibration(cal: Any) -> LinkCalibration | None:
     ]
     tot = cal.get("total") if isinstance(cal.get("total"), dict) else {}
     total = band(tot, pub.figures["total"], rows[0].p_from, rows[-1].p_to)
-    reading = (
-        _calibration_reading(total.ratio)
-        if isinstance(total.pairs, int)
-        else "The totals are not published: with the other bands they would reveal a band of "
-        "fewer than 10 pairs."
-        if total.pairs == WITHHELD
-        else "Too few exact pairs to publish the check without singling out a small cell."
-    )
+    ratio = _num(tot.get("ratio_model_to_linkage"))
+    if total.pairs is None:  # fewer than 10 exact pairs in all
+        reading = "Too few exact pairs to publish the check without singling out a small cell."
+    else:
+        # a ratio of two totals cannot be solved for a hidden band's figures, so the total's
+        # ratio (the firm figure of the check) is shown even where its pair count is withheld
+        total = total.model_copy(update={"ratio": ratio})
+        reading = _calibration_reading(ratio)
+        if total.pairs == WITHHELD:
+            reading += (
+                " The total pair count and expected figures are withheld: with the other bands"
+                " they would reveal a band of fewer than 10 pairs."
+            )
     return LinkCalibration(bands=rows, total=total, reading=reading)
 
 
