@@ -330,14 +330,14 @@ _KILL_CHILD = textwrap.dedent(
     """
     import os, signal, sys
     from pathlib import Path
-    from voterolls.ingest import pipeline, archives
+    from voterolls.ingest import pipeline, archives, parts
     from voterolls.store import Workspace
 
     ws_path, point, files = sys.argv[1], sys.argv[2], sys.argv[3:]
     def die(*a, **kw):
         os.kill(os.getpid(), signal.SIGKILL)
     if point == "carry_over":
-        pipeline._merge = die
+        parts._merge = die
     elif point == "unpacked":
         real = archives._add
         def add_then_die(*a, **kw):

@@ -424,7 +424,7 @@ def test_overlapped_writer_raises_either_sides_error_without_hanging() -> None:
     first error on either side must reach the caller and stop the other side."""
     import threading
 
-    from voterolls.ingest.pipeline import _overlapped
+    from voterolls.ingest.writer import overlapped
 
     batch = pa.record_batch({"x": pa.array([1, 2, 3])})
     seen: list[int] = []
@@ -443,7 +443,7 @@ def test_overlapped_writer_raises_either_sides_error_without_hanging() -> None:
             yield batch
 
     with pytest.raises(ValueError, match="disk full"):
-        _overlapped(endless(), consume)
+        overlapped(endless(), consume)
     assert len(seen) == 3 and pulled < 10  # the producer stopped soon after
 
     def failing():  # noqa: ANN202
@@ -453,9 +453,9 @@ def test_overlapped_writer_raises_either_sides_error_without_hanging() -> None:
 
     got: list[int] = []
     with pytest.raises(RuntimeError, match="reader failed"):
-        _overlapped(failing(), lambda b: got.append(b.num_rows))
+        overlapped(failing(), lambda b: got.append(b.num_rows))
     assert not [t for t in threading.enumerate() if t.name == "voterolls-ingest-writer"]
 
     done: list[int] = []
-    _overlapped(iter([batch] * 5), lambda b: done.append(b.num_rows))
+    overlapped(iter([batch] * 5), lambda b: done.append(b.num_rows))
     assert done == [3] * 5

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from voterolls.formats.sample import national_sample
-from voterolls.ingest import pipeline
+from voterolls.ingest import writer
 from voterolls.ingest.pipeline import ingest
 from voterolls.schema import REGISTRATION_SCHEMA, VOTE_HISTORY_SCHEMA
 from voterolls.store import Workspace
@@ -49,13 +49,13 @@ def test_failure_mid_write_keeps_previous_snapshot(tmp_path: Path, monkeypatch: 
     first = ingest(ws, "NC", _files(tmp_path, "NC", 50))
     before = _state_of(ws, "NC")
 
-    real = pipeline._stream_write
+    real = writer.stream_write
 
     def half_then_fail(rel, out, *a, **kw):  # noqa: ANN001
         real(rel, out, *a, **kw)  # the new registrations file is fully written ...
         raise OSError("disk full (simulated)")  # ... then the ingest dies
 
-    monkeypatch.setattr(pipeline, "_stream_write", half_then_fail)
+    monkeypatch.setattr(writer, "stream_write", half_then_fail)
     with pytest.raises(OSError, match="simulated"):
         ingest(ws, "NC", _files(tmp_path, "NC", 70, seed=8, sub="v2"))
     assert _state_of(ws, "NC") == before
@@ -64,7 +64,7 @@ def test_failure_mid_write_keeps_previous_snapshot(tmp_path: Path, monkeypatch: 
     assert [d.name for d in (ws.path / "states" / "NC").iterdir()] == [first.snapshot_id]
 
     # a failure inside the catalog transaction rolls back and removes the renamed directory
-    monkeypatch.setattr(pipeline, "_stream_write", real)
+    monkeypatch.setattr(writer, "stream_write", real)
     import voterolls.store as store
 
     monkeypatch.setattr(store, "FILE_MANIFEST_COLUMNS", (*store.FILE_MANIFEST_COLUMNS, "no_such_column"))
@@ -81,19 +81,19 @@ _KILL_CHILD = textwrap.dedent(
     import os, signal, sys
     from pathlib import Path
     import pyarrow.parquet as pq
-    from voterolls.ingest import pipeline
+    from voterolls.ingest import writer
     from voterolls.ingest.pipeline import ingest
     from voterolls.store import Workspace
 
     ws_path, stage, files = sys.argv[1], sys.argv[2], sys.argv[3:]
     ws = Workspace(ws_path)
     if stage == "writing":
-        real = pipeline._stream_write
+        real = writer.stream_write
         def die(rel, out, *a, **kw):
             # part of a Parquet file is on disk, then the process is killed
             out.write_bytes(b"PAR1 partial")
             os.kill(os.getpid(), signal.SIGKILL)
-        pipeline._stream_write = die
+        writer.stream_write = die
     elif stage == "renamed":
         real_rename = os.rename
         def rename_then_die(a, b):

@@ -642,41 +642,72 @@ class Workspace:
 
 #: Files every committed snapshot must have (the views would silently lose a state without them).
 REQUIRED_SNAPSHOT_FILES = ("registrations.parquet", "vote_history.parquet")
+#: Files an ingest writes besides those (older or hand-made snapshots may lack them).
+DERIVED_SNAPSHOT_FILES = ("quarantine.parquet", "uniformity.parquet")
+
+
+@dataclass(frozen=True)
+class SnapshotDamage:
+    """What is wrong with a snapshot's files: the file and its problem (``missing``, ``unreadable``, ...)."""
+
+    file: str
+    problem: str
+
+    def __str__(self) -> str:
+        return f"{self.file} {self.problem}"
+
+
+def snapshot_damage(snap_dir: Path, record: dict[str, Any] | None = None, *, complete: bool = False) -> SnapshotDamage | None:
+    """Why a snapshot's files cannot be trusted, or None: the one snapshot check.
+
+    The registrations and vote history files must exist; every Parquet file
+    present must have a readable footer.  With the catalog ``record``, their
+    row counts must be the catalog's.  ``complete`` (a snapshot offered for
+    reuse as "unchanged"): the files an ingest derives and ``manifest.json``
+    must be there too.  Cheap: Parquet footers only, no data read, so it runs
+    on every connect and every "unchanged" ingest.
+    """
+    import pyarrow.parquet as pq
+
+    record = record or {}
+    expected = {"registrations.parquet": record.get("loaded"), "vote_history.parquet": record.get("vote_history_loaded")}
+    for name in (*REQUIRED_SNAPSHOT_FILES, *DERIVED_SNAPSHOT_FILES):
+        p = snap_dir / name
+        if not p.is_file():
+            if name in REQUIRED_SNAPSHOT_FILES or complete:
+                return SnapshotDamage(name, "missing")
+            continue
+        try:
+            rows = pq.ParquetFile(p).metadata.num_rows
+        except Exception:  # noqa: BLE001 - any failure to read the footer means damaged
+            return SnapshotDamage(name, "unreadable")
+        if expected.get(name) is not None and rows != int(expected[name]):
+            return SnapshotDamage(name, f"has {rows} rows, the catalog {expected[name]}")
+    if complete:
+        try:
+            json.loads((snap_dir / "manifest.json").read_text())
+        except (OSError, ValueError):
+            return SnapshotDamage("manifest.json", "missing or unreadable")
+    return None
 
 
 def _check_snapshot_files(snap_dir: Path, state: str, snapshot_id: str) -> None:
-    """A current snapshot whose data files are gone or cut short is an error, never zero rows.
-
-    Cheap: existence and the Parquet footer magic (the last 4 bytes), no
-    data read.  Quarantine and uniformity files are checked only when present.
-    """
-    for name in (*REQUIRED_SNAPSHOT_FILES, "quarantine.parquet", "uniformity.parquet"):
-        f = snap_dir / name
-        if not f.exists():
-            if name not in REQUIRED_SNAPSHOT_FILES:
-                continue
-            raise UserError(
-                f"{state}'s current snapshot {snapshot_id} is missing {name}, so {state} would "
-                "silently have no rows; restore the workspace from a backup or ingest the state's "
-                "files again",
-                file=f,
-            )
-        try:
-            size = f.stat().st_size
-            with f.open("rb") as fh:
-                fh.seek(max(size - 4, 0))
-                tail = fh.read(4)
-        except OSError as exc:
-            raise UserError(
-                f"{state}'s current snapshot {snapshot_id}: cannot read {name} ({exc.strerror})",
-                file=f,
-            ) from None
-        if size < 12 or tail != b"PAR1":
-            raise UserError(
-                f"{state}'s current snapshot {snapshot_id} has a damaged {name} (not a whole "
-                "Parquet file); restore the workspace from a backup or ingest the state's files again",
-                file=f,
-            )
+    """A current snapshot whose data files are gone or cut short is an error, never zero rows."""
+    damage = snapshot_damage(snap_dir)
+    if damage is None:
+        return
+    if damage.problem == "missing":
+        raise UserError(
+            f"{state}'s current snapshot {snapshot_id} is missing {damage.file}, so {state} would "
+            "silently have no rows; restore the workspace from a backup or ingest the state's "
+            "files again",
+            file=snap_dir / damage.file,
+        )
+    raise UserError(
+        f"{state}'s current snapshot {snapshot_id} has a damaged {damage.file} (not a whole "
+        "Parquet file); restore the workspace from a backup or ingest the state's files again",
+        file=snap_dir / damage.file,
+    )
 
 
 def workspace_option_default() -> Path:
