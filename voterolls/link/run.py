@@ -332,6 +332,8 @@ def link_registrations(
     (out / "link_report.json").write_text(
         json.dumps(result.as_dict(), indent=2) + "\n", encoding="utf-8"
     )
+    # the estimate stage's calibration check described the previous probabilities
+    (out / "calibration.json").unlink(missing_ok=True)
     shutil.rmtree(work, ignore_errors=True)
     log.info(
         "link done: registrations=%s candidates=%s seconds=%s", n, candidates, seconds["total"]

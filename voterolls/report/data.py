@@ -23,9 +23,10 @@ import duckdb
 
 from voterolls.errors import UserError
 from voterolls.log import get_logger
-from voterolls.privacy import is_small, merge_bins, merge_small, protect
+from voterolls.privacy import WITHHELD, is_small, merge_bins, merge_small, protect
 from voterolls.report.model import (
     Availability,
+    CalibrationBand,
     CodeCount,
     Count,
     Coverage,
@@ -36,6 +37,7 @@ from voterolls.report.model import (
     Freshness,
     Headline,
     HistogramSeries,
+    LinkCalibration,
     MatchDistribution,
     Protections,
     Purge,
@@ -810,7 +812,77 @@ def _link_report(workspace: Path) -> dict[str, Any]:
         "mass_below_min": _num(rep.get("probability_mass_below_min")),
         "threshold": _num(rep.get("threshold")),
         "engine": str(rep["engine"]) if rep.get("engine") else None,
+        "calibration": link_calibration(rep.get("calibration")),
     }
+
+
+def _ratio(model: float | None, linkage: float | None) -> float | None:
+    return round(model / linkage, 4) if model is not None and linkage else None
+
+
+def _calibration_reading(ratio: float | None) -> str:
+    """One sentence on the total: does linkage's sum of probabilities match the birthday model?"""
+    if ratio is None:
+        return "Linkage gives these pairs no probability, so the check cannot be read."
+    if ratio > 1.1:
+        return (
+            f"Over all bands the birthday model expects {ratio:.2f} times as many same-person pairs "
+            "as linkage's probabilities add up to: linkage looks under-confident on this stratum."
+        )
+    if ratio < 0.9:
+        return (
+            f"Over all bands the birthday model expects {ratio:.2f} times as many same-person pairs "
+            "as linkage's probabilities add up to: linkage looks over-confident on this stratum."
+        )
+    return (
+        f"Over all bands the two agree within 10% (ratio {ratio:.2f}): linkage looks calibrated on "
+        "this stratum; single bands are approximate (see Methods)."
+    )
+
+
+def link_calibration(cal: Any) -> LinkCalibration | None:
+    """The calibration block of link_report.json as published (small band counts hidden).
+
+    A band's pair count goes through :func:`voterolls.privacy.protect` with the total
+    as its published sum; where the count is hidden, the band's expected figures are
+    hidden too (both are bounded by the count).
+    """
+    if not isinstance(cal, dict) or not isinstance(cal.get("bands"), list) or not cal["bands"]:
+        return None
+    bands = [b for b in cal["bands"] if isinstance(b, dict)]
+    cells = {i: _as_int(b.get("pairs")) or 0 for i, b in enumerate(bands)}
+    pub = protect(cells, {"total": list(cells)})
+
+    def band(b: dict[str, Any], pairs: Count, lo: float, hi: float) -> CalibrationBand:
+        if not isinstance(pairs, int):
+            return CalibrationBand(p_from=lo, p_to=hi, pairs=pairs)
+        model = _num(b.get("expected_by_birthday_model"))
+        linkage = _num(b.get("expected_by_linkage"))
+        return CalibrationBand(
+            p_from=lo, p_to=hi, pairs=pairs, expected_by_birthday_model=model,
+            expected_by_linkage=linkage, ratio=_ratio(model, linkage),
+        )
+
+    rows = [
+        band(b, pub.cells[i], _num(b.get("p_from")) or 0.0, _num(b.get("p_to")) or 1.0)
+        for i, b in enumerate(bands)
+    ]
+    tot = cal.get("total") if isinstance(cal.get("total"), dict) else {}
+    total = band(tot, pub.figures["total"], rows[0].p_from, rows[-1].p_to)
+    ratio = _num(tot.get("ratio_model_to_linkage"))
+    if total.pairs is None:  # fewer than 10 exact pairs in all
+        reading = "Too few exact pairs to publish the check without singling out a small cell."
+    else:
+        # a ratio of two totals cannot be solved for a hidden band's figures, so the total's
+        # ratio (the firm figure of the check) is shown even where its pair count is withheld
+        total = total.model_copy(update={"ratio": ratio})
+        reading = _calibration_reading(ratio)
+        if total.pairs == WITHHELD:
+            reading += (
+                " The total pair count and expected figures are withheld: with the other bands"
+                " they would reveal a band of fewer than 10 pairs."
+            )
+    return LinkCalibration(bands=rows, total=total, reading=reading)
 
 
 # --------------------------------------------------------------------------

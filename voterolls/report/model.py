@@ -160,6 +160,29 @@ class HistogramSeries(BaseModel):
     total: Count
 
 
+class CalibrationBand(BaseModel):
+    """One band of match probability in the calibration check without truth.
+
+    ``pairs`` is a published count ("<10" / "withheld" hide it and, with it, the
+    band's expected figures, which are bounded by it).
+    """
+
+    p_from: float
+    p_to: float
+    pairs: Count
+    expected_by_birthday_model: float | None = None
+    expected_by_linkage: float | None = None
+    ratio: float | None = None  # birthday model / linkage; None where linkage's sum is 0
+
+
+class LinkCalibration(BaseModel):
+    """Expected same-person pairs on the exact stratum: birthday model vs linkage (voterolls.stats.calibration)."""
+
+    bands: list[CalibrationBand]
+    total: CalibrationBand
+    reading: str
+
+
 class MatchDistribution(BaseModel):
     #: edges of the published bins: equal bins, with adjacent bins merged where
     #: one would hold 1..9 pairs (voterolls.privacy.merge_bins).
@@ -183,6 +206,8 @@ class MatchDistribution(BaseModel):
     clusters: int | None = None
     registrations_in_multi_clusters: int | None = None
     engine: str | None = None
+    #: from the ``calibration`` block the estimate stage adds to link_report.json
+    calibration: LinkCalibration | None = None
 
 
 # --------------------------------------------------------------------------

@@ -161,6 +161,7 @@ def estimate(
         tmp = cal.with_name(cal.name + ".partial")
         tmp.write_text(json.dumps(res["linkage_calibration"], indent=1) + "\n", encoding="utf-8")
         os.replace(tmp, cal)
+        add_to_link_report(ws.paths.link.report, res["linkage_calibration"])
     if write:
         out = ws.paths.estimates
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -168,3 +169,24 @@ def estimate(
         tmp.write_text(json.dumps(res, indent=1, default=str) + "\n", encoding="utf-8")
         os.replace(tmp, out)
     return res
+
+
+def add_to_link_report(path: Path, calibration: dict) -> None:
+    """Put the calibration check into ``link_report.json`` as its ``calibration`` block.
+
+    The linkage stage writes that report; the check needs the estimate stage's
+    birthday model, so it is added afterwards, keeping every other key, through a
+    temporary file and a rename (a reader never sees half a report).  A re-run of
+    ``link`` rewrites the report without the block (and removes calibration.json),
+    so a stale check is never shown beside new probabilities.
+    """
+    try:
+        rep = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return  # no (readable) link report: calibration.json alone carries the check
+    if not isinstance(rep, dict):
+        return
+    rep["calibration"] = calibration
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_text(json.dumps(rep, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
