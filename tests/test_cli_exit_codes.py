@@ -237,3 +237,16 @@ def test_cli_run_returns_typer_exit_codes(code: int) -> None:
 
     assert run(["fail"], app) == code
     assert run(["other"], app) == 0
+
+
+def test_a_memory_limit_too_small_is_one_sentence_and_stores_nothing(tmp_path: Path) -> None:
+    from voterolls.formats.sample import national_sample
+    from voterolls.synth.native import write_native
+
+    regs, _ = national_sample("WA", 3000, seed=3)
+    src = write_native("WA", regs, None, tmp_path / "in", format="wa_vrdb_2016")[0]
+    ws = tmp_path / "ws"
+    res = _run(["ingest", "WA", str(src), "--workspace", str(ws), "--memory-limit", "1MB"], tmp_path)
+    _check(res, 2, "ran out of memory under DuckDB's limit of 1MB; raise --memory-limit", "ingest at 1MB")
+    assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert not list((ws / "states").glob("WA/*")), "a failed ingest left a snapshot"

@@ -268,6 +268,8 @@ def _read_rejects(con: duckdb.DuckDBPyConnection, plan: FilePlan, temp: Scratch)
                 f"SELECT count(line IS NULL) FROM {engine.plan_csv_sql(plan, rejects=rj)}"
             ).fetchall()[0][0]
         except duckdb.Error as exc:
+            if isinstance(exc, duckdb.OutOfMemoryException):
+                raise  # the limit, not the file: the ingest says so in one sentence
             if attempt == 0:
                 log.info(
                     "file %s: strict line read failed (%s); normalising line endings",

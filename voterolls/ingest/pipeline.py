@@ -387,6 +387,13 @@ def _build(req: IngestRequest, keyed: _Keyed, plan: _Plan, started: float) -> In
                 return _Build(req, _Job(inputs, keyed, plan), staged, started).run()
             except UserError as exc:
                 raise _named_for_people(exc, inputs) from None
+            except duckdb.OutOfMemoryException:
+                # the limit, not the input: one sentence instead of DuckDB's traceback
+                raise UserError(
+                    f"ingest of {req.state} ran out of memory under DuckDB's limit of "
+                    f"{req.memory_limit or default_memory_limit()}; raise --memory-limit "
+                    "(or VOTEROLLS_MEMORY_LIMIT) and ingest again; nothing was stored"
+                ) from None
     except BaseException:
         ws.discard(staged)
         raise
