@@ -85,6 +85,8 @@ class Match:
     mapping: HeaderMapping | None = None
     dialect: Dialect | None = None
     checks: dict[str, float] = field(default_factory=dict)  #: target -> plausible share of the sample
+    #: header-less layouts: the content score of line 1's record alone (None where line 1 does not fit)
+    first_record_score: float | None = None
 
 
 @dataclass(frozen=True)
@@ -319,8 +321,9 @@ def _fit_positional(layout: FileLayout, role: str, lines: list[str], encoding: s
     checks = content_checks(layout, layout.names, _positional_records(good, layout))
     shape = len(fits) / max(1, len(sample))
     score = 0.4 * shape + 0.6 * content_score(checks)
+    first_score = None if first_why else content_score(content_checks(layout, layout.names, _positional_records([first], layout)))
     dialect = Dialect(encoding, layout.delimiter, layout.quoting) if layout.kind == "delimited" else None
-    return Match(role, eff, layout.names, score, False, None, dialect, checks), ""
+    return Match(role, eff, layout.names, score, False, None, dialect, checks, first_score), ""
 
 
 #: Date spellings the generic mapping recognises (US order only: a day-first date is refused, not guessed).
@@ -416,10 +419,15 @@ def _records_fit_named_layout(m: Match) -> bool:
 
     Its score also counts the lines that do not fit (damaged lines, which the
     reader quarantines); in a small file a few of them sink the score although
-    the records that fit are plainly this layout's.  A file with a header is
+    the records that fit, or its first record, are plainly this layout's.
+    Another state's file fails both: its first record's id, dates and codes
+    do not read as this layout's.  A file with a header is
     judged on its header as well, so it keeps the whole score.
     """
-    return m.mapping is None and not m.has_header and content_score(m.checks) >= MIN_SCORE
+    if m.mapping is not None or m.has_header:
+        return False
+    # the records that fit are plainly this layout's, or the first record is (the rest damaged)
+    return content_score(m.checks) >= MIN_SCORE or (m.first_record_score or 0.0) >= MIN_SCORE
 
 
 def explain_fit(m: Match) -> str:
