@@ -131,6 +131,26 @@ def _sha256(paths: list[Path]) -> str:
     return h.hexdigest()
 
 
+def _columns(con: duckdb.DuckDBPyConnection, path: Path) -> set[str]:
+    return {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet({literal(path)})").fetchall()}
+
+
+def _national_columns(schema: pa.Schema, present: set[str], state: str, *, cast_strings: bool) -> list[str]:
+    """SELECT items giving ``schema``'s columns in order: the state named, a column the delivery
+    lacks as a typed NULL, text columns cast to VARCHAR where ``cast_strings``."""
+    items = []
+    for f in schema:
+        if f.name == "state":
+            items.append(f"{literal(state)} AS state")
+        elif f.name not in present:
+            items.append(f'NULL::{sql_type(f.type)} AS "{f.name}"')
+        elif cast_strings and pa.types.is_string(f.type):
+            items.append(f'CAST("{f.name}" AS VARCHAR) AS "{f.name}"')
+        else:
+            items.append(f'"{f.name}"')
+    return items
+
+
 def ingest_sealed(ws: Workspace, state: str, delivery: str | Path) -> SealedIngestResult:
     """Make a checked sealed-only delivery ``state``'s current snapshot (idempotent, atomic)."""
     t0 = time.perf_counter()
@@ -157,24 +177,8 @@ def ingest_sealed(ws: Workspace, state: str, delivery: str | Path) -> SealedInge
     staged = ws.stage(state)
     try:
         n = _check_registrations(con, reg_in)
-        present = {
-            r[0]
-            for r in con.execute(
-                f"DESCRIBE SELECT * FROM read_parquet({literal(reg_in)})"
-            ).fetchall()
-        }
-        national = []
-        for f in REGISTRATION_SCHEMA:
-            if f.name == "state":
-                national.append(f"{literal(state)} AS state")
-            elif f.name in present:
-                national.append(
-                    f'CAST("{f.name}" AS VARCHAR) AS "{f.name}"'
-                    if pa.types.is_string(f.type)
-                    else f'"{f.name}"'
-                )
-            else:
-                national.append(f'NULL::{sql_type(f.type)} AS "{f.name}"')
+        present = _columns(con, reg_in)
+        national = _national_columns(REGISTRATION_SCHEMA, present, state, cast_strings=True)
         sealed = [
             c for c in DELIVERY_COLUMNS if c in present and c not in REGISTRATION_SCHEMA.names
         ]
@@ -182,20 +186,7 @@ def ingest_sealed(ws: Workspace, state: str, delivery: str | Path) -> SealedInge
             f"COPY (SELECT {', '.join(national)}, {', '.join(sealed)} FROM read_parquet({literal(reg_in)})) "
             f"TO {literal(staged.dir / 'registrations.parquet')} (FORMAT PARQUET, COMPRESSION ZSTD)"
         ).fetchall()
-        vh_cols = {
-            r[0]
-            for r in con.execute(
-                f"DESCRIBE SELECT * FROM read_parquet({literal(vh_in)})"
-            ).fetchall()
-        }
-        vh_sel = []
-        for f in VOTE_HISTORY_SCHEMA:
-            if f.name == "state":
-                vh_sel.append(f"{literal(state)} AS state")
-            elif f.name in vh_cols:
-                vh_sel.append(f'"{f.name}"')
-            else:
-                vh_sel.append(f'NULL::{sql_type(f.type)} AS "{f.name}"')
+        vh_sel = _national_columns(VOTE_HISTORY_SCHEMA, _columns(con, vh_in), state, cast_strings=False)
         ids = f"(SELECT state_voter_id FROM read_parquet({literal(reg_in)}))"
         con.execute(
             f"COPY (SELECT {', '.join(vh_sel)} FROM read_parquet({literal(vh_in)}) "

@@ -213,6 +213,11 @@ def prepare_input(
     if capped_dropped is not None:
         capped_dropped.update(dropped)
     con.execute("DROP TABLE IF EXISTS _link_derived").fetchall()
+    return one_row_per_registration(con, target)
+
+
+def one_row_per_registration(con, target: str) -> int:
+    """The rows of the prepared input ``target``; a UserError when two share a registration's id."""
     n, distinct = con.execute(
         f"SELECT count(*), count(DISTINCT unique_id) FROM {target}"
     ).fetchall()[0]

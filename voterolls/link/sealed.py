@@ -52,7 +52,7 @@ from voterolls.link.comparisons import (
     gender,
     ssn4_token,
 )
-from voterolls.link.prepare import compact_id_sql
+from voterolls.link.prepare import compact_id_sql, one_row_per_registration
 
 #: Dice thresholds of the fuzzy name levels.  Bigram Dice of one substituted
 #: letter is (L-1)/(L+1) for a name of L letters (0.71 at six letters), a
@@ -309,16 +309,7 @@ def prepare_sealed_input(
     if capped_dropped is not None:
         capped_dropped.update(dropped)
     con.execute("DROP TABLE IF EXISTS _link_sealed").fetchall()
-    n, distinct = con.execute(
-        f"SELECT count(*), count(DISTINCT unique_id) FROM {target}"
-    ).fetchall()[0]
-    if n != distinct:
-        raise UserError(
-            f"{n - distinct} registrations share a (state, state_voter_id) with another; "
-            "the workspace must hold one row per registration",
-            field="state_voter_id",
-        )
-    return int(n)
+    return one_row_per_registration(con, target)
 
 
 __all__ = [
