@@ -33,7 +33,7 @@ import duckdb
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from voterolls.link.run import link_registrations  # noqa: E402
+from voterolls.link.run import LinkRequest, link_registrations  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "febrl4.json"
 TRUE_PAIRS = 5000
@@ -90,7 +90,7 @@ def run_voterolls(a, b, *, ssn4: bool) -> dict:
     _registrations(con, a, b, ssn4=ssn4)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        res = link_registrations(con, Path(tmp) / "link")
+        res = link_registrations(con, LinkRequest(Path(tmp) / "link"))
         secs = time.perf_counter() - t0
         p = str(Path(tmp) / "link" / "pairs.parquet")
         sql = (

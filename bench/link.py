@@ -49,7 +49,7 @@ sys.path.insert(0, str(ROOT))
 from bench.synthetic_registrations import load_nation_registrations  # noqa: E402
 from voterolls.link.blocking import DEFAULT_BLOCK_CAP  # noqa: E402
 from voterolls.link.evaluate import evaluate  # noqa: E402
-from voterolls.link.run import link_registrations  # noqa: E402
+from voterolls.link.run import LinkRequest, link_registrations  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "link.json"
 
@@ -235,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     load1 = _load()
     t1, c1 = time.perf_counter(), _cpu_seconds()
     with RssSampler() as rss:
-        res = link_registrations(con, work / "link", **kwargs)
+        res = link_registrations(con, LinkRequest(work / "link", **kwargs))
     t_link, cpu_link = time.perf_counter() - t1, _cpu_seconds() - c1
     load2 = _load()
 

@@ -71,7 +71,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.synthetic_registrations import load_nation_registrations  # noqa: E402
 from voterolls.link.evaluate import GRANULARITY_CLASSES, evaluate  # noqa: E402
-from voterolls.link.run import link_registrations  # noqa: E402
+from voterolls.link.run import LinkRequest, link_registrations  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "link_ceiling.json"
 DOCS = ROOT / "docs" / "LINKAGE.md"
@@ -240,7 +240,7 @@ def run_size(people: int, seed: int, years: int | None, variant: str) -> dict:
         del nation
         gen_s = time.perf_counter() - t0
         load = [round(x, 2) for x in os.getloadavg()]
-        res = link_registrations(con, tmpd / "link", min_probability=0.0, blocking_analysis=False)
+        res = link_registrations(con, LinkRequest(tmpd / "link", min_probability=0.0, blocking_analysis=False))
         load_after = [round(x, 2) for x in os.getloadavg()]
         model = json.loads((tmpd / "link" / "model.json").read_text())
         _truth_view(con, tmpd / "duplicate_pairs.parquet")

@@ -126,11 +126,11 @@ def prepare(registrations: int, seed: int, out: Path) -> dict[str, Any]:
 
 
 def run_voterolls(data: Path, out: Path, threads: int | None) -> dict[str, Any]:
-    from voterolls.link.run import link_registrations
+    from voterolls.link.run import LinkRequest, link_registrations
 
     con = load_registrations(data)
     with Timer() as t:
-        res = link_registrations(con, out / "link", threads=threads)
+        res = link_registrations(con, LinkRequest(out / "link", threads=threads))
     return {
         "seconds": t.seconds,
         "stages": res.seconds,

@@ -171,14 +171,14 @@ def plaintext_hits(root: Path, values: dict[str, set[str]]) -> dict[str, list[st
 
 def _link(ws_path: Path, gen_dir: Path, sealed: bool) -> dict[str, Any]:
     from voterolls.link.evaluate import evaluate
-    from voterolls.link.run import link_registrations
+    from voterolls.link.run import LinkRequest, link_registrations
     from voterolls.store import Workspace
 
     ws = Workspace(ws_path)
     con = ws.connect(read_only=False)
     try:
         t = time.perf_counter()
-        r = link_registrations(con, ws.path / "link", sealed_only=sealed, blocking_analysis=False)
+        r = link_registrations(con, LinkRequest(ws.path / "link", sealed_only=sealed, blocking_analysis=False))
         secs = time.perf_counter() - t
         ev = evaluate(con, gen_dir, ws.path / "link" / "pairs.parquet", threshold=r.threshold)
     finally:

@@ -39,18 +39,20 @@ def run_spark(
     data: Path, out: Path, *, model: Path | None, threads: int | None, driver_memory: str
 ) -> dict[str, Any]:
     os.environ.setdefault("VOTEROLLS_SPARK_DRIVER_MEMORY", driver_memory)
-    from voterolls.link.run import link_registrations
+    from voterolls.link.run import LinkRequest, link_registrations
 
     con = load_registrations(data)
     n_threads = threads or os.cpu_count() or 2
     with Timer() as t:
         res = link_registrations(
             con,
-            out / "link",
-            engine="spark",
-            model=model,
-            blocking_analysis=False,
-            threads=n_threads,
+            LinkRequest(
+                out / "link",
+                engine="spark",
+                model=model,
+                blocking_analysis=False,
+                threads=n_threads,
+            ),
         )
     return {
         "seconds": t.seconds,

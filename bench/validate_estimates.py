@@ -445,10 +445,10 @@ def run_seed(
         ingest_like(con, nation)
     pairs = None
     if model is not None and workdir is not None:
-        from voterolls.link.run import link_registrations
+        from voterolls.link.run import LinkRequest, link_registrations
 
         out = workdir / f"seed{seed}"
-        link_registrations(con, out, model=model, blocking_analysis=False)
+        link_registrations(con, LinkRequest(out, model=model, blocking_analysis=False))
         pairs = str(out / "pairs.parquet")
     res = es.estimate_tables(con, pairs=pairs, error_rate=error_rate)
     truth = truth_counts(con, nation, res["vote_history_states"])
@@ -901,7 +901,7 @@ def main() -> None:
     if linkage:
         import tempfile
 
-        from voterolls.link.run import link_registrations
+        from voterolls.link.run import LinkRequest, link_registrations
 
         workdir = Path(tempfile.mkdtemp(prefix="validate_estimates_"))
     if linkage and args.model is not None:
@@ -911,7 +911,7 @@ def main() -> None:
         con = duckdb.connect()
         ingest_like(con, generate_nation(args.people, 10_000, cfg))  # training nation, not scored
         t = time.time()
-        link_registrations(con, workdir / "train", blocking_analysis=False)
+        link_registrations(con, LinkRequest(workdir / "train", blocking_analysis=False))
         model = workdir / "train" / "model.json"
         print(f"trained the linkage model on seed 10000 in {time.time() - t:.0f}s", flush=True)
         label = label.replace("rule-based estimators", "rule-based + linkage estimators")

@@ -278,7 +278,7 @@ def test_blocking_keys_sql_rejects_tiny_cap():
 @pytest.fixture(scope="module")
 def linked(tmp_path_factory):
     from bench.synthetic_registrations import load_nation_registrations
-    from voterolls.link.run import link_registrations
+    from voterolls.link.run import LinkRequest, link_registrations
     from voterolls.synth.nation import generate_nation
 
     base = tmp_path_factory.mktemp("link")
@@ -287,7 +287,7 @@ def linked(tmp_path_factory):
     n = load_nation_registrations(con, nation, token_states=["OH", "NC", "TX"])
     (base / "truth").mkdir()
     pq.write_table(nation.truth["duplicate_pairs"], base / "truth" / "duplicate_pairs.parquet")
-    res = link_registrations(con, base / "link", u_max_pairs=1e5, em_max_pairs=2e5, seed=3)
+    res = link_registrations(con, LinkRequest(base / "link", u_max_pairs=1e5, em_max_pairs=2e5, seed=3))
     return {"con": con, "dir": base, "result": res, "n": n}
 
 
@@ -328,11 +328,11 @@ def test_trained_model_sets_suffix_mismatch_against(linked):
 
 
 def test_model_round_trip_reproduces_pairs(linked, tmp_path):
-    from voterolls.link.run import link_registrations
+    from voterolls.link.run import LinkRequest, link_registrations
 
     model = linked["dir"] / "link" / "model.json"
     res = link_registrations(
-        linked["con"], tmp_path / "again", model=model, blocking_analysis=False
+        linked["con"], LinkRequest(tmp_path / "again", model=model, blocking_analysis=False)
     )
     assert not res.trained
     a = pq.read_table(linked["dir"] / "link" / "pairs.parquet").to_pandas()
@@ -462,16 +462,18 @@ def test_evaluate_on_hand_made_truth(tmp_path):
 
 @pytest.mark.spark
 def test_spark_matches_duckdb(linked, tmp_path):
-    from voterolls.link.run import link_registrations
+    from voterolls.link.run import LinkRequest, link_registrations
 
     model = linked["dir"] / "link" / "model.json"
     res = link_registrations(
         linked["con"],
-        tmp_path / "spark",
-        engine="spark",
-        model=model,
-        blocking_analysis=False,
-        threads=2,
+        LinkRequest(
+            tmp_path / "spark",
+            engine="spark",
+            model=model,
+            blocking_analysis=False,
+            threads=2,
+        ),
     )
     assert res.engine == "spark"
     a = pq.read_table(linked["dir"] / "link" / "pairs.parquet").to_pandas()

@@ -91,7 +91,7 @@ def test_prior_fixed_point_solves_the_base_rate_from_any_start():
 @pytest.fixture(scope="module")
 def linked(tmp_path_factory):
     from bench.synthetic_registrations import load_nation_registrations
-    from voterolls.link.run import link_registrations
+    from voterolls.link.run import LinkRequest, link_registrations
     from voterolls.synth.nation import generate_nation
 
     base = tmp_path_factory.mktemp("link_opts")
@@ -99,13 +99,13 @@ def linked(tmp_path_factory):
     con = duckdb.connect()
     load_nation_registrations(con, nation, token_states=["OH", "NC", "TX"])
     res = link_registrations(
-        con, base / "link", u_max_pairs=1e5, em_max_pairs=2e5, seed=3, blocking_analysis=False
+        con, LinkRequest(base / "link", u_max_pairs=1e5, em_max_pairs=2e5, seed=3, blocking_analysis=False)
     )
     return {"con": con, "dir": base, "result": res}
 
 
 def test_reused_model_gets_the_prior_of_the_new_data(linked, tmp_path):
-    from voterolls.link.run import link_registrations
+    from voterolls.link.run import LinkRequest, link_registrations
 
     model = json.loads((linked["dir"] / "link" / "model.json").read_text())
     trained_prior = model["probability_two_random_records_match"]
@@ -114,7 +114,7 @@ def test_reused_model_gets_the_prior_of_the_new_data(linked, tmp_path):
     model["probability_two_random_records_match"] = trained_prior * 100
     other = tmp_path / "other_model.json"
     other.write_text(json.dumps(model))
-    res = link_registrations(linked["con"], tmp_path / "again", model=other, blocking_analysis=False)
+    res = link_registrations(linked["con"], LinkRequest(tmp_path / "again", model=other, blocking_analysis=False))
     # ... is applied with this data's prior, not its own,
     assert not res.trained
     assert res.prior == pytest.approx(trained_prior, rel=1e-6)

@@ -171,17 +171,17 @@ def _registrations(tmp_path: Path, select: str) -> duckdb.DuckDBPyConnection:
     ids=["no-dob-middle-initials", "tokens-only"],
 )
 def test_other_field_sets_link_without_error(tmp_path, select):
-    from voterolls.link.run import link_registrations
+    from voterolls.link.run import LinkRequest, link_registrations
 
     con = _registrations(tmp_path, select)
-    res = link_registrations(con, tmp_path / "out", blocking_analysis=False)
+    res = link_registrations(con, LinkRequest(tmp_path / "out", blocking_analysis=False))
     assert res.trained and res.training["em_rules"]
     tp, predicted = _truth_scores(tmp_path / "out" / "pairs.parquet", 0.5)
     assert predicted > 0 and tp / predicted >= 0.9
 
 
 def test_nothing_to_train_on_is_one_sentence(tmp_path):
-    from voterolls.link.run import link_registrations
+    from voterolls.link.run import LinkRequest, link_registrations
 
     con = duckdb.connect()
     con.execute(
@@ -189,7 +189,7 @@ def test_nothing_to_train_on_is_one_sentence(tmp_path):
         "('FL', '2', 'none', 'BEN', 'DOE')) t(state, state_voter_id, dob_granularity, first_name, last_name)"
     )
     with pytest.raises(UserError, match="linkage cannot be trained"):
-        link_registrations(con, tmp_path / "out", blocking_analysis=False)
+        link_registrations(con, LinkRequest(tmp_path / "out", blocking_analysis=False))
 
 
 # ---------------------------------------------------------------------------

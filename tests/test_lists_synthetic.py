@@ -52,7 +52,7 @@ SYNTH_KEY = b"voterolls-lists-synthetic-test-key-not-secret-0123456789"
 
 def _build(base: Path) -> None:
     from voterolls.ingest.pipeline import ingest
-    from voterolls.link.run import link_registrations
+    from voterolls.link.run import LinkRequest, link_registrations
     from voterolls.store import Workspace
     from voterolls.synth import generate_nation, write_nation
 
@@ -77,7 +77,7 @@ def _build(base: Path) -> None:
         ingest(ws, st, [base / "synth" / f for f in info["files"]], format=info["format"], sealed=sealed)
     con = ws.connect(read_only=False)
     try:
-        link_registrations(con, base / "ws" / "link", blocking_analysis=False)
+        link_registrations(con, LinkRequest(base / "ws" / "link", blocking_analysis=False))
     finally:
         con.close()
 

@@ -106,13 +106,13 @@ def plain_ws(nation, tmp_path_factory) -> Path:
     from voterolls.store import Workspace
 
     ws = tmp_path_factory.mktemp("plain") / "ws"
-    from voterolls.link.run import link_registrations
+    from voterolls.link.run import LinkRequest, link_registrations
 
     w = Workspace(ws)
     ingest_directory(nation, w, states=STATES)
     con = w.connect(read_only=False)
     try:
-        link_registrations(con, ws / "link", blocking_analysis=False)
+        link_registrations(con, LinkRequest(ws / "link", blocking_analysis=False))
     finally:
         con.close()
     return ws

@@ -169,7 +169,7 @@ def ext(tmp_path_factory):
     import pyarrow.compute as pc
 
     from voterolls.ingest.pipeline import ingest
-    from voterolls.link.run import link_registrations
+    from voterolls.link.run import LinkRequest, link_registrations
     from voterolls.store import Workspace
     from voterolls.synth import generate_nation, write_nation
     from voterolls.synth.mess import apply_typos
@@ -182,7 +182,7 @@ def ext(tmp_path_factory):
     for st, info in manifest["states"].items():
         ingest(ws, st, [base / "synth" / f for f in info["files"]], format=info["format"])
     con = ws.connect(read_only=False)
-    link_registrations(con, w / "link", u_max_pairs=1e5, em_max_pairs=2e5, seed=3, blocking_analysis=False)
+    link_registrations(con, LinkRequest(w / "link", u_max_pairs=1e5, em_max_pairs=2e5, seed=3, blocking_analysis=False))
     loaded = set(con.sql("SELECT state_voter_id FROM registrations WHERE state = 'OH'").fetchnumpy()["state_voter_id"].tolist())
     con.close()
     recs = nation.truth["records"]

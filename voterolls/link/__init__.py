@@ -5,7 +5,7 @@ match probabilities, on DuckDB (default) or Spark.  See docs/LINKAGE.md.
 
 Entry points::
 
-    from voterolls.link.run import link_registrations        # one run -> W/link/*
+    from voterolls.link.run import LinkRequest, link_registrations  # one run -> W/link/*
     from voterolls.link.crosscheck import crosscheck_pairs    # the Crosscheck rule
     from voterolls.link.evaluate import evaluate              # against synthetic truth
     from voterolls.link import estimate_prior, prior_fixed_point  # the prior, label-free

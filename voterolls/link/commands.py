@@ -82,7 +82,7 @@ def link_command(
     from rich.console import Console
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from voterolls.link.run import link_registrations
+    from voterolls.link.run import LinkRequest, link_registrations
 
     if engine not in ENGINES:
         raise UserError(
@@ -109,18 +109,20 @@ def link_command(
             task = progress.add_task("linking", total=None)
             result = link_registrations(
                 con,
-                ws.paths.link.dir,
-                engine=engine,
-                threshold=threshold,
-                model=model,
-                min_probability=min_probability,
-                seed=seed,
-                block_cap=block_cap,
-                threads=threads,
-                memory_limit=memory_limit,
-                shuffle_partitions=shuffle_partitions,
-                sealed_only=sealed_only,
-                step=lambda msg: progress.update(task, description=msg),
+                LinkRequest(
+                    ws.paths.link.dir,
+                    engine=engine,
+                    threshold=threshold,
+                    model=model,
+                    min_probability=min_probability,
+                    seed=seed,
+                    block_cap=block_cap,
+                    threads=threads,
+                    memory_limit=memory_limit,
+                    shuffle_partitions=shuffle_partitions,
+                    sealed_only=sealed_only,
+                    step=lambda msg: progress.update(task, description=msg),
+                ),
             )
     finally:
         con.close()
