@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from html.parser import HTMLParser
@@ -16,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import test_report_fixtures as rf  # noqa: E402
 
 from voterolls.report import charts  # noqa: E402
-from voterolls.report.data import estimates_from_json, gather, gather_matches  # noqa: E402
+from voterolls.report.data import estimates_section, gather, gather_estimates, gather_matches  # noqa: E402
 from voterolls.report.model import (  # noqa: E402
     Coverage,
     Estimate,
@@ -34,6 +35,7 @@ from voterolls.report.model import (  # noqa: E402
 from voterolls.report.render import SECTIONS, render, write_report  # noqa: E402
 from voterolls.report.suppress import suppress  # noqa: E402
 from voterolls.schema import JURISDICTIONS  # noqa: E402
+from voterolls.stats.result import EstimatesResult  # noqa: E402
 
 # --------------------------------------------------------------------------
 # helpers
@@ -336,12 +338,29 @@ def test_report_and_privacy_module_agree_on_the_threshold():
     assert suppress([4, 5], threshold=5) == [None, 5]
 
 
-def test_estimates_flat_shape_and_rubbish():
-    flat = {"double_votes": {"estimate": 12.0, "ci95": [5, 20]}, "crosscheck_flagged": 8}
-    sec = estimates_from_json(flat)
+def test_estimates_minimal_result_and_rubbish(tmp_path):
+    """A small result of the stats type: its figures reach the section; a small count is suppressed;
+    a file of another shape is one sentence, not a guess."""
+    minimal = EstimatesResult.of(
+        {
+            "double_votes": {"headline": {"estimate": 12.0, "ci95": [5, 20]}},
+            "duplicate_registrations": {
+                "cross_state": {"rule_net_of_coincidences": {"estimate": 1.0, "raw_rule_count": 8}}
+            },
+        }
+    )
+    sec = estimates_section(minimal)
     assert sec.data.double_votes.point == 12.0 and sec.data.double_votes.high == 20
     assert sec.data.crosscheck_flagged.point is None  # 8 is a small cell
-    assert estimates_from_json({"something": "else"}).missing
+    assert estimates_section(EstimatesResult.of({"something": "else"})).missing
+    # the old flat shape (a bare count, a figure in place of its scope) is refused by the loader
+    (tmp_path / "estimates").mkdir()
+    (tmp_path / "estimates" / "estimates.json").write_text(
+        json.dumps({"double_votes": {"headline": 12}, "duplicate_registrations": 8})
+    )
+    sec = gather_estimates(tmp_path)
+    assert sec.missing and "do not have the shape voterolls writes" in sec.missing
+    assert "duplicate_registrations" in sec.missing or "double_votes" in sec.missing
 
 
 def test_tile_grid_covers_every_jurisdiction_once():
@@ -490,17 +509,18 @@ def test_histogram_prints_no_false_small_label(tiny):
 
 def test_signed_interval_of_a_negative_estimate_reaches_the_page_text() -> None:
     """stats keeps the signed estimate and interval; the report shows them beside "≈ 0"."""
-    from voterolls.report.data import parse_estimate
+    from voterolls.report.data import figure_estimate
     from voterolls.report.render import below_zero_text, interval_text
+    from voterolls.stats.result import Figure
 
-    e = parse_estimate(
+    e = figure_estimate(
         "double_votes",
-        {"estimate": -3.2, "ci95": [0, 4.1], "ci95_signed": [-9.5, 4.1], "truncated_at_zero": True},
+        Figure(estimate=-3.2, ci95=(0, 4.1), ci95_signed=(-9.5, 4.1), truncated_at_zero=True),
     )
     assert e is not None and (e.low_signed, e.high_signed, e.truncated_at_zero) == (-9.5, 4.1, True)
     assert "-9.5" in below_zero_text(e) and "-3.2" in below_zero_text(e)
-    clipped = parse_estimate(
+    clipped = figure_estimate(
         "double_votes",
-        {"estimate": 2.0, "ci95": [0, 6.0], "ci95_signed": [-1.5, 6.0], "truncated_at_zero": True},
+        Figure(estimate=2.0, ci95=(0, 6.0), ci95_signed=(-1.5, 6.0), truncated_at_zero=True),
     )
     assert "clipped at 0" in interval_text(clipped)

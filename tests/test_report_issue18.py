@@ -189,12 +189,13 @@ def test_headline_reconciles_estimate_national_and_linkage(ws, report):
 
 
 def test_a_purge_ratio_without_upper_bound_says_so(tmp_path):
-    from voterolls.report.data import estimates_from_json
+    from voterolls.report.data import estimates_section
     from voterolls.report.render import interval_text
+    from voterolls.stats.result import EstimatesResult
 
     body = json.loads(json.dumps(rf.STATS_ESTIMATES))
     body["crosscheck_purge"]["ratio_range_from_ci"] = [120.0, None]
-    e = estimates_from_json(body).data.purge_ratio
+    e = estimates_section(EstimatesResult.of(body)).data.purge_ratio
     assert interval_text(e) == "95% interval 120 to no upper bound"
 
 

@@ -324,10 +324,13 @@ def test_estimate_on_a_workspace_writes_json(tmp_path, pop):
     assert saved["error_rate"] == 0.005
     assert saved["duplicate_registrations"]["cross_state"]["rule_net_of_coincidences"][
         "estimate"
-    ] == pytest.approx(
-        res["duplicate_registrations"]["cross_state"]["rule_net_of_coincidences"]["estimate"]
-    )
-    assert res["linkage_used"] is False
+    ] == pytest.approx(res.duplicate_registrations.cross_state.rule_net_of_coincidences.estimate)
+    assert res.linkage_used is False
+    # the one writer and the one loader round-trip every key, typed or kept
+    from voterolls.stats.result import load_estimates
+
+    assert load_estimates(out) == res
+    assert load_estimates(out).as_json() == saved
     from typer.testing import CliRunner
 
     from voterolls.cli import app

@@ -24,6 +24,7 @@ class UserError(Exception):
         line: int | None = None,
         field: str | None = None,
     ) -> None:
+        self.message = message  # the sentence without its file / line / field prefix
         self.file = str(file) if file is not None else None
         self.line = line
         self.field = field

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import duckdb
+from pydantic import ValidationError
 
 from voterolls.errors import UserError
 from voterolls.log import get_logger
@@ -55,6 +56,20 @@ from voterolls.report.suppress import (
 )
 from voterolls.schema import JURISDICTIONS, REGISTRATION_SCHEMA, VOCABULARIES, VOTE_HISTORY_SCHEMA
 from voterolls.sql import literal
+from voterolls.stats.result import CalibrationBand as StatsCalibrationBand
+from voterolls.stats.result import (
+    CalibrationCheck,
+    CalibrationTotal,
+    CrosscheckPurge,
+    DoubleVotes,
+    DuplicateScope,
+    EstimatesResult,
+    Figure,
+    National,
+    RestsOn,
+    load_estimates,
+)
+from voterolls.stats.result import Coverage as StatsCoverage
 from voterolls.store import WorkspacePaths
 
 log = get_logger(__name__)
@@ -843,33 +858,40 @@ def _calibration_reading(ratio: float | None) -> str:
 def link_calibration(cal: Any) -> LinkCalibration | None:
     """The calibration block of link_report.json as published (small band counts hidden).
 
+    The block is the estimate stage's :class:`~voterolls.stats.result.CalibrationCheck`.
     A band's pair count goes through :func:`voterolls.privacy.protect` with the total
     as its published sum; where the count is hidden, the band's expected figures are
     hidden too (both are bounded by the count).
     """
-    if not isinstance(cal, dict) or not isinstance(cal.get("bands"), list) or not cal["bands"]:
+    if cal is None:
         return None
-    bands = [b for b in cal["bands"] if isinstance(b, dict)]
-    cells = {i: _as_int(b.get("pairs")) or 0 for i, b in enumerate(bands)}
+    try:
+        check = CalibrationCheck.model_validate(cal)
+    except ValidationError:
+        log.warning("link_report.json: the calibration block is not the shape the estimate stage writes")
+        return None
+    if not check.bands:
+        return None
+    cells = {i: b.pairs for i, b in enumerate(check.bands)}
     pub = protect(cells, {"total": list(cells)})
 
-    def band(b: dict[str, Any], pairs: Count, lo: float, hi: float) -> CalibrationBand:
+    def band(b: StatsCalibrationBand, pairs: Count, lo: float, hi: float) -> CalibrationBand:
         if not isinstance(pairs, int):
             return CalibrationBand(p_from=lo, p_to=hi, pairs=pairs)
-        model = _num(b.get("expected_by_birthday_model"))
-        linkage = _num(b.get("expected_by_linkage"))
+        model = _num(b.expected_by_birthday_model)
+        linkage = _num(b.expected_by_linkage)
         return CalibrationBand(
             p_from=lo, p_to=hi, pairs=pairs, expected_by_birthday_model=model,
             expected_by_linkage=linkage, ratio=_ratio(model, linkage),
         )
 
     rows = [
-        band(b, pub.cells[i], _num(b.get("p_from")) or 0.0, _num(b.get("p_to")) or 1.0)
-        for i, b in enumerate(bands)
+        band(b, pub.cells[i], _num(b.p_from) or 0.0, _num(b.p_to) or 1.0)
+        for i, b in enumerate(check.bands)
     ]
-    tot = cal.get("total") if isinstance(cal.get("total"), dict) else {}
+    tot = check.total or CalibrationTotal()
     total = band(tot, pub.figures["total"], rows[0].p_from, rows[-1].p_to)
-    ratio = _num(tot.get("ratio_model_to_linkage"))
+    ratio = _num(tot.ratio_model_to_linkage)
     if total.pairs is None:  # fewer than 10 exact pairs in all
         reading = "Too few exact pairs to publish the check without singling out a small cell."
     else:
@@ -886,7 +908,7 @@ def link_calibration(cal: Any) -> LinkCalibration | None:
 
 
 # --------------------------------------------------------------------------
-# Estimates (voterolls.stats -> W/estimates/estimates.json)
+# Estimates (voterolls.stats -> W/estimates/estimates.json, one typed result)
 # --------------------------------------------------------------------------
 
 _EST_LABELS = {
@@ -900,23 +922,9 @@ _EST_LABELS = {
     "purge_ratio": "Legitimate votes blocked per double vote prevented, if flagged registrations were purged",
 }
 
-_ALIASES = {
-    "duplicate_registrations": ("duplicate_registrations", "duplicates", "true_duplicates"),
-    "double_votes": ("double_votes", "double_voting"),
-    "coincidences_expected": ("coincidences_expected", "expected_coincidences", "coincidences"),
-    "crosscheck_flagged": ("crosscheck_flagged", "crosscheck", "crosscheck_rule"),
-    "purge_ratio": ("purge_ratio", "legitimate_per_double_vote"),
-}
-
-
-def _first(d: dict[str, Any], *keys: str) -> Any:
-    for k in keys:
-        if d.get(k) is not None:
-            return d[k]
-    return None
-
 
 def _num(v: Any) -> float | None:
+    """A finite number or None (a NaN or an infinity is not a figure to print)."""
     if isinstance(v, bool) or v is None:
         return None
     if isinstance(v, int | float):
@@ -934,63 +942,35 @@ def _kind(key: str) -> str:
     return "estimate"
 
 
-def parse_estimate(key: str, obj: Any, label: str | None = None) -> Estimate | None:
-    """One estimate from the shapes stats writes.
+def _pair(v: tuple[float | None, float | None] | None) -> tuple[float | None, float | None]:
+    return (_num(v[0]), _num(v[1])) if v is not None else (None, None)
 
-    Accepts a bare number or a dict with ``estimate`` (or point / value /
-    count), an interval as ``ci95`` / ``ci`` = [lo, hi] or low / high, and
-    ``method`` / ``note`` / ``caveat``.
-    """
-    label = label or _EST_LABELS.get(key, key.replace("_", " ").capitalize())
-    if _num(obj) is not None:
-        return Estimate(key=key, label=label, point=_num(obj), kind=_kind(key))  # type: ignore[arg-type]
-    if not isinstance(obj, dict):
+
+def figure_estimate(key: str, fig: Figure | None, label: str | None = None) -> Estimate | None:
+    """The report's view of one stats :class:`~voterolls.stats.result.Figure` (None: nothing to show)."""
+    if fig is None:
         return None
-    point = _num(_first(obj, "estimate", "point", "value", "count", "mean"))
-    lo = _num(_first(obj, "low", "lower", "ci_low"))
-    hi = _num(_first(obj, "high", "upper", "ci_high"))
-    ci = _first(obj, "ci95", "ci", "interval")
-    if isinstance(ci, list | tuple) and len(ci) == 2:
-        lo, hi = _num(ci[0]), _num(ci[1])
+    point = _num(fig.estimate)
+    lo, hi = _pair(fig.ci95)
     if point is None and lo is None:
         return None
-    level = _num(_first(obj, "level", "confidence"))
-    note = _first(obj, "method", "note", "caveat")
-    signed = obj.get("ci95_signed")
-    lo_s, hi_s = (
-        (_num(signed[0]), _num(signed[1]))
-        if isinstance(signed, list | tuple) and len(signed) == 2
-        else (None, None)
-    )
-    truncated = obj.get("truncated_at_zero")
+    lo_s, hi_s = _pair(fig.ci95_signed)
     return Estimate(
         key=key,
-        label=str(obj.get("label") or label),
+        label=label or _EST_LABELS.get(key, key.replace("_", " ").capitalize()),
         point=point,
         low=lo,
         high=hi,
-        level=level if level is not None else (0.95 if lo is not None else None),
+        level=fig.level if lo is not None else None,
         kind=_kind(key),  # type: ignore[arg-type]
-        note=str(note) if note else None,
+        note=fig.method,
         low_signed=lo_s,
         high_signed=hi_s,
-        truncated_at_zero=truncated if isinstance(truncated, bool) else None,
+        truncated_at_zero=fig.truncated_at_zero,
     )
 
 
-def _headline_of(entry: Any) -> Any:
-    """A stats entry names its headline sub-estimate (``"headline": "combined"``) or is one."""
-    if not isinstance(entry, dict):
-        return entry
-    h = entry.get("headline")
-    if isinstance(h, str) and isinstance(entry.get(h), dict):
-        return entry[h]
-    if isinstance(h, dict):
-        return h
-    return entry
-
-
-def _count_est(key: str, value: Any, note: str | None = None) -> Estimate | None:
+def _count_est(key: str, value: float | None, note: str | None = None) -> Estimate | None:
     """An observed count (suppressed when small) as an Estimate without interval."""
     v = _num(value)
     if v is None:
@@ -1008,179 +988,164 @@ def _count_est(key: str, value: Any, note: str | None = None) -> Estimate | None
     )
 
 
-def _attach_context(e: Estimate, entry: dict[str, Any]) -> None:
-    """Copy what a stats entry says about coverage and national scaling onto ``e``."""
-    rests = entry.get("rests_on")
-    if isinstance(rests, dict):
-        if isinstance(rests.get("states"), list):
-            e.rests_on_states = [str(x) for x in rests["states"]]
-        e.rests_on_share = _num(rests.get("registrant_share"))
-        if isinstance(rests.get("states_birth_year_only"), list):
-            e.rests_on_year_only = [
-                str(x) for x in rests["states_birth_year_only"] if str(x) in e.rests_on_states
-            ]
-        if isinstance(rests.get("states_without_dob"), list):
-            e.excluded_no_dob = [str(x) for x in rests["states_without_dob"]]
-    nat = entry.get("national")
-    if isinstance(nat, dict):
-        e.national = _num(nat.get("national"))
-        ci = nat.get("ci95")
-        if isinstance(ci, list | tuple) and len(ci) == 2:
-            e.national_low, e.national_high = _num(ci[0]), _num(ci[1])
-        e.national_label = str(nat["label"]) if nat.get("label") else None
-        model = nat.get("model") or nat.get("reason")
-        e.national_model = str(model) if model else None
+def _attach_context(e: Estimate, rests: RestsOn | None, nat: National | None) -> None:
+    """Copy what stats says about coverage and national scaling onto ``e``."""
+    if rests is not None:
+        e.rests_on_states = list(rests.states)
+        e.rests_on_share = _num(rests.registrant_share)
+        e.rests_on_year_only = [s for s in rests.states_birth_year_only if s in e.rests_on_states]
+        e.excluded_no_dob = list(rests.states_without_dob)
+    if nat is not None:
+        e.national = _num(nat.national)
+        e.national_low, e.national_high = _pair(nat.ci95)
+        e.national_label = nat.label or None
+        e.national_model = nat.model or nat.reason or None
 
 
-def _from_stats(raw: dict[str, Any]) -> dict[str, Any]:
-    """Fields of :class:`Estimates` from ``voterolls.stats`` output (``estimate_tables``)."""
-    found: dict[str, Any] = {}
-    dups = raw.get("duplicate_registrations")
-    if isinstance(dups, dict) and ("cross_state" in dups or "in_state" in dups):
-        for scope, suffix in (("cross_state", ""), ("in_state", "_in_state")):
-            entry = dups.get(scope)
-            if not isinstance(entry, dict):
-                continue
-            head = _headline_of(entry)
-            e = parse_estimate(f"duplicate_registrations{suffix}", head)
-            if e is not None:
-                note = (
-                    [str(head.get("method"))]
-                    if isinstance(head, dict) and head.get("method")
-                    else []
-                )
-                if entry.get("note"):
-                    note.append(str(entry["note"]))
-                e.note = "; ".join(note) or None
-                _attach_context(e, entry)
-                found[f"duplicate_registrations{suffix}"] = e
-            rule = entry.get("rule_net_of_coincidences")
-            if isinstance(rule, dict):
-                cc = _count_est(
-                    f"crosscheck_flagged{suffix}",
-                    rule.get("raw_rule_count"),
-                    "pairs agreeing on first + last name + DOB (birth year where a state gives only the year)",
-                )
-                if cc is not None:
-                    found[f"crosscheck_flagged{suffix}"] = cc
-                ex = _num(rule.get("expected_coincidences"))
-                if ex is not None:
-                    found[f"coincidences_expected{suffix}"] = Estimate(
-                        key=f"coincidences_expected{suffix}",
-                        label=_EST_LABELS[f"coincidences_expected{suffix}"],
-                        point=ex,
-                        kind="expected",
-                        level=None,
-                        note="expected number of the flagged pairs that are different people sharing name and birth date",
-                    )
-    dv = raw.get("double_votes")
-    if isinstance(dv, dict):
-        head = _headline_of(dv)
-        e = parse_estimate("double_votes", head)
-        if e is not None and e.point is not None:
-            if dv.get("caveat"):
-                e.note = "; ".join(x for x in (e.note, str(dv["caveat"])) if x)
-            _attach_context(e, dv)
-            found["double_votes"] = e
-            if isinstance(head, dict) and _num(head.get("per_voter")) is not None:
-                found["double_vote_rate"] = _num(head.get("per_voter"))
-        else:
-            found["double_votes_missing"] = str(dv.get("note") or "no double-vote estimate")
-        votes = _num(dv.get("votes_recorded_in_these_states"))
-        if votes is not None:
-            found["votes_recorded"] = suppress_one(int(votes))
-        if isinstance(dv.get("states"), list):
-            found["vote_history_states"] = [str(x) for x in dv["states"]]
-    if isinstance(raw.get("vote_history_states"), list) and "vote_history_states" not in found:
-        found["vote_history_states"] = [str(x) for x in raw["vote_history_states"]]
-    if raw.get("election"):
-        found["election"] = str(raw["election"])
-    if isinstance(raw.get("linkage_used"), bool):
-        found["linkage_used"] = raw["linkage_used"]
-    pg = raw.get("crosscheck_purge")
-    if isinstance(pg, dict):
-        rng = pg.get("ratio_range_from_ci") or [None, None]
-        rng = rng if isinstance(rng, list | tuple) and len(rng) == 2 else [None, None]
-        removed, used = suppress(
-            [
-                _as_int(pg.get("registrations_removed")),
-                _as_int(pg.get("removed_registrations_used_to_vote")),
-            ]
+def _duplicates(scope: DuplicateScope, suffix: str) -> dict[str, Estimate]:
+    """The headline, the Crosscheck rule's count and its expected coincidences for one scope."""
+    found: dict[str, Estimate] = {}
+    head = scope.headline_figure()
+    e = figure_estimate(f"duplicate_registrations{suffix}", head)
+    if e is not None:
+        note = [head.method] if head is not None and head.method else []
+        if scope.note:
+            note.append(scope.note)
+        e.note = "; ".join(note) or None
+        _attach_context(e, scope.rests_on, scope.national)
+        found[f"duplicate_registrations{suffix}"] = e
+    rule = scope.rule_net_of_coincidences
+    if rule is not None:
+        cc = _count_est(
+            f"crosscheck_flagged{suffix}",
+            rule.raw_rule_count,
+            "pairs agreeing on first + last name + DOB (birth year where a state gives only the year)",
         )
-        blocked_ci = pg.get("legitimate_votes_blocked_ci95") or [None, None]
-        purge = Purge(
-            rule=str(pg.get("rule")) if pg.get("rule") else None,
-            registrations_removed=removed,
-            removed_registrations_used_to_vote=used,
-            double_votes_prevented=parse_estimate(
-                "double_votes_prevented",
-                pg.get("double_votes_prevented_estimate"),
-                "Double votes a purge could prevent (upper bound)",
-            ),
-            legitimate_votes_blocked=_num(pg.get("legitimate_votes_blocked_estimate")),
-            legitimate_votes_blocked_low=_num(blocked_ci[0]),
-            legitimate_votes_blocked_high=_num(blocked_ci[1]),
-            ratio=_num(pg.get("legitimate_votes_blocked_per_double_vote_prevented")),
-            ratio_low=_num(rng[0]),
-            ratio_high=_num(rng[1]),
-            basis=str(pg.get("double_votes_prevented_basis"))
-            if pg.get("double_votes_prevented_basis")
-            else None,
-        )
-        found["purge"] = purge
-        if purge.ratio is not None:
-            lo, hi = purge.ratio_low, purge.ratio_high
-            unbounded = lo is not None and hi is None  # double votes prevented could be 0
-            found["purge_ratio"] = Estimate(
-                key="purge_ratio",
-                label=_EST_LABELS["purge_ratio"],
-                point=purge.ratio,
-                low=min(lo, hi) if lo is not None and hi is not None else lo,
-                high=max(lo, hi) if lo is not None and hi is not None else None,
-                level=0.95 if lo is not None else None,
-                high_unbounded=unbounded,
-                kind="ratio",
-                note="range from the interval of double votes prevented"
-                + ("; no upper bound, because the interval of double votes prevented reaches 0" if unbounded else ""),
+        if cc is not None:
+            found[f"crosscheck_flagged{suffix}"] = cc
+        ex = _num(rule.expected_coincidences)
+        if ex is not None:
+            found[f"coincidences_expected{suffix}"] = Estimate(
+                key=f"coincidences_expected{suffix}",
+                label=_EST_LABELS[f"coincidences_expected{suffix}"],
+                point=ex,
+                kind="expected",
+                level=None,
+                note="expected number of the flagged pairs that are different people sharing name and birth date",
             )
     return found
 
 
-def _dob_classes_from_coverage(e: Estimate | None, c: Any) -> None:
+def _double_votes(dv: DoubleVotes) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    e = figure_estimate("double_votes", dv.headline)
+    if e is not None and e.point is not None:
+        if dv.caveat:
+            e.note = "; ".join(x for x in (e.note, dv.caveat) if x)
+        _attach_context(e, dv.rests_on, dv.national)
+        found["double_votes"] = e
+        if dv.headline is not None and _num(dv.headline.per_voter) is not None:
+            found["double_vote_rate"] = _num(dv.headline.per_voter)
+    else:
+        found["double_votes_missing"] = dv.note or "no double-vote estimate"
+    if dv.votes_recorded_in_these_states is not None:
+        found["votes_recorded"] = suppress_one(int(dv.votes_recorded_in_these_states))
+    if dv.states is not None:
+        found["vote_history_states"] = list(dv.states)
+    return found
+
+
+def _purge(pg: CrosscheckPurge) -> dict[str, Any]:
+    """The purge card and its ratio (legitimate votes blocked per double vote prevented)."""
+    lo, hi = _pair(pg.ratio_range_from_ci)
+    removed, used = suppress([pg.registrations_removed, pg.removed_registrations_used_to_vote])
+    blocked_lo, blocked_hi = _pair(pg.legitimate_votes_blocked_ci95)
+    purge = Purge(
+        rule=pg.rule or None,
+        registrations_removed=removed,
+        removed_registrations_used_to_vote=used,
+        double_votes_prevented=figure_estimate(
+            "double_votes_prevented",
+            pg.double_votes_prevented_estimate,
+            "Double votes a purge could prevent (upper bound)",
+        ),
+        legitimate_votes_blocked=_num(pg.legitimate_votes_blocked_estimate),
+        legitimate_votes_blocked_low=blocked_lo,
+        legitimate_votes_blocked_high=blocked_hi,
+        ratio=_num(pg.legitimate_votes_blocked_per_double_vote_prevented),
+        ratio_low=lo,
+        ratio_high=hi,
+        basis=pg.double_votes_prevented_basis or None,
+    )
+    found: dict[str, Any] = {"purge": purge}
+    if purge.ratio is not None:
+        unbounded = lo is not None and hi is None  # double votes prevented could be 0
+        found["purge_ratio"] = Estimate(
+            key="purge_ratio",
+            label=_EST_LABELS["purge_ratio"],
+            point=purge.ratio,
+            low=min(lo, hi) if lo is not None and hi is not None else lo,
+            high=max(lo, hi) if lo is not None and hi is not None else None,
+            level=0.95 if lo is not None else None,
+            high_unbounded=unbounded,
+            kind="ratio",
+            note="range from the interval of double votes prevented"
+            + ("; no upper bound, because the interval of double votes prevented reaches 0" if unbounded else ""),
+        )
+    return found
+
+
+def _from_stats(result: EstimatesResult) -> dict[str, Any]:
+    """Fields of :class:`Estimates` from the stats result."""
+    found: dict[str, Any] = {"vote_history_states": list(result.vote_history_states)}
+    dups = result.duplicate_registrations
+    if dups is not None:
+        for scope, suffix in ((dups.cross_state, ""), (dups.in_state, "_in_state")):
+            if scope is not None:
+                found |= _duplicates(scope, suffix)
+    if result.double_votes is not None:
+        found |= _double_votes(result.double_votes)
+    if result.election:
+        found["election"] = result.election
+    if result.linkage_used is not None:
+        found["linkage_used"] = result.linkage_used
+    if result.crosscheck_purge is not None:
+        found |= _purge(result.crosscheck_purge)
+    return found
+
+
+def _dob_classes_from_coverage(e: Estimate | None, c: StatsCoverage | None) -> None:
     """DOB classes from the ``coverage`` block where the estimate's ``rests_on`` names none."""
-    if e is None or not isinstance(c, dict):
+    if e is None or c is None:
         return
-    if not e.rests_on_year_only and isinstance(c.get("states_with_birth_year_only"), list):
-        e.rests_on_year_only = [
-            str(x) for x in c["states_with_birth_year_only"] if str(x) in e.rests_on_states
-        ]
-    if not e.excluded_no_dob and isinstance(c.get("states_without_dob"), list):
-        e.excluded_no_dob = [str(x) for x in c["states_without_dob"]]
+    if not e.rests_on_year_only:
+        e.rests_on_year_only = [s for s in c.states_with_birth_year_only if s in e.rests_on_states]
+    if not e.excluded_no_dob:
+        e.excluded_no_dob = list(c.states_without_dob)
 
 
-def _coverage_sentence(c: dict[str, Any]) -> str | None:
+def _coverage_sentence(c: StatsCoverage) -> str | None:
     """One sentence from the ``coverage`` block stats writes beside its estimates."""
     parts = []
-    states = c.get("states_covered")
-    if isinstance(states, list):
-        share = _num(c.get("registrant_share_covered"))
+    states = c.states_covered
+    if states is not None:
+        share = _num(c.registrant_share_covered)
         txt = f"The estimates rest on {len(states)} state{'s' if len(states) != 1 else ''}"
         if states:
-            txt += f" ({', '.join(map(str, states))})"
+            txt += f" ({', '.join(states)})"
         if share is not None:
             txt += f", {share:.1%} of US registrants"
-            if c.get("registrants_measure"):
-                txt += f" ({c['registrants_measure']})"
+            if c.registrants_measure:
+                txt += f" ({c.registrants_measure})"
         parts.append(txt)
-    for key, label in (
-        ("states_with_birth_year_only", "birth year only"),
-        ("states_without_dob", "no date of birth"),
+    for states_of_class, label in (
+        (c.states_with_birth_year_only, "birth year only"),
+        (c.states_without_dob, "no date of birth"),
     ):
-        if isinstance(c.get(key), list) and c[key]:
-            parts.append(f"{label}: {', '.join(map(str, c[key]))}")
-    vh = c.get("vote_history_states")
-    if isinstance(vh, list):
-        parts.append(f"vote history from: {', '.join(map(str, vh)) or 'no state'}")
+        if states_of_class:
+            parts.append(f"{label}: {', '.join(states_of_class)}")
+    if c.vote_history_states is not None:
+        parts.append(f"vote history from: {', '.join(c.vote_history_states) or 'no state'}")
     return ("; ".join(parts) + ".") if parts else None
 
 
@@ -1196,14 +1161,10 @@ def gather_estimates(workspace: Path) -> Section[Estimates]:
             missing="no estimates in this workspace (no estimates/estimates.json); run `voterolls estimate`"
         )
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        return Section[Estimates](
-            missing=f"estimates/estimates.json could not be read ({type(exc).__name__})"
-        )
-    if not isinstance(raw, dict):
-        return Section[Estimates](missing="estimates/estimates.json is not a JSON object")
-    section = estimates_from_json(raw)
+        result = load_estimates(path)
+    except UserError as exc:
+        return Section[Estimates](missing=f"estimates/estimates.json could not be read: {exc.message}")
+    section = estimates_section(result)
     if section.data is not None and section.data.duplicate_registrations is not None:
         section.data.headline_block = gather_headline(workspace, section.data.duplicate_registrations)
     return section
@@ -1288,22 +1249,9 @@ def _relation_sentence(e: Estimate, all_n: Count, covered_n: Count, expected: fl
     return "; ".join(parts) + "."
 
 
-def estimates_from_json(raw: dict[str, Any]) -> Section[Estimates]:
-    """The estimates section from the parsed ``estimates.json``."""
-    body = raw.get("estimates") if isinstance(raw.get("estimates"), dict) else raw
-    found = _from_stats(body)
-    # flat shapes: {"double_votes": {"estimate": .., "ci95": [..]}, ...}
-    for key, aliases in _ALIASES.items():
-        if key in found:
-            continue
-        for a in aliases:
-            if a in body and not (isinstance(body[a], dict) and "cross_state" in body[a]):
-                e = parse_estimate(key, _headline_of(body[a]))
-                if e is not None and e.point is not None:
-                    if e.kind == "count":
-                        e.point = suppress_one(int(e.point))
-                    found[key] = e
-                    break
+def estimates_section(result: EstimatesResult) -> Section[Estimates]:
+    """The estimates section from the stats result."""
+    found = _from_stats(result)
     extra = {
         k: v
         for k, v in found.items()
@@ -1320,20 +1268,16 @@ def estimates_from_json(raw: dict[str, Any]) -> Section[Estimates]:
     )
     if not any(k in found for k in headline_keys):
         return Section[Estimates](
-            missing="estimates/estimates.json holds no estimate this report understands"
+            missing="estimates/estimates.json holds no duplicate-registration or double-vote estimate"
         )
-    cov = _first(body, "coverage_note") or _first(raw, "coverage_note")
-    if cov is None and isinstance(body.get("coverage"), dict):
-        cov = _coverage_sentence(body["coverage"])
-    _dob_classes_from_coverage(found.get("duplicate_registrations"), body.get("coverage"))
-    meth = _first(body, "method_note", "wording")
+    _dob_classes_from_coverage(found.get("duplicate_registrations"), result.coverage)
     return Section[Estimates](
         data=Estimates(
             **found,
             other=other,
-            coverage_note=str(cov) if isinstance(cov, str) else None,
-            method_note=str(meth) if isinstance(meth, str) else None,
-            generated_at=str(raw["generated_at"]) if raw.get("generated_at") else None,
+            coverage_note=_coverage_sentence(result.coverage) if result.coverage is not None else None,
+            method_note=result.wording,
+            generated_at=result.generated_at,
         )
     )
 

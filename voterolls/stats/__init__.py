@@ -1,7 +1,10 @@
 """Honest statistics: expected coincidences, estimates with intervals, coverage.
 
-``estimate(workspace)`` is the entry point the report and the lists stage
-use; see docs/METHODS.md for the formulas.
+``estimate(workspace)`` is the entry point; it returns one typed
+:class:`voterolls.stats.result.EstimatesResult`, written to
+``W/estimates/estimates.json`` by ``write_estimates`` and read back by
+``load_estimates`` (the report and the service read figures only through
+that type).  See docs/METHODS.md for the formulas.
 """
 
 from __future__ import annotations

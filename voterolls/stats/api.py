@@ -1,7 +1,9 @@
 """``estimate(workspace)``: every estimate with its interval and the coverage it rests on.
 
 Used by ``voterolls estimate``, the report and the lists stage.  The result
-is JSON-ready and is written to ``W/estimates/estimates.json``.  It holds
+is an :class:`voterolls.stats.result.EstimatesResult`, written to
+``W/estimates/estimates.json`` by its one writer and read back by its one
+loader (:mod:`voterolls.stats.result`).  It holds
 counts and rates only, never a name, a date of birth or an id.
 """
 
@@ -19,6 +21,7 @@ import pyarrow as pa
 from voterolls.errors import UserError
 from voterolls.stats import coverage as cov
 from voterolls.stats import estimators as es
+from voterolls.stats.result import EstimatesResult, write_estimates
 
 WORDING = (
     "A match on name and date of birth is not evidence that anyone voted twice or registered "
@@ -118,7 +121,7 @@ def estimate(
     error_rate: float | None = None,
     election: str | None = None,
     write: bool = True,
-) -> dict:
+) -> EstimatesResult:
     """Estimates for an ingested (and ideally linked) workspace; writes ``W/estimates/estimates.json``.
 
     ``error_rate``: the vote-record error as an override; ``None`` learns it from
@@ -162,13 +165,10 @@ def estimate(
         tmp.write_text(json.dumps(res["linkage_calibration"], indent=1) + "\n", encoding="utf-8")
         os.replace(tmp, cal)
         add_to_link_report(ws.paths.link.report, res["linkage_calibration"])
+    result = EstimatesResult.of(res)
     if write:
-        out = ws.paths.estimates
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + ".partial")
-        tmp.write_text(json.dumps(res, indent=1, default=str) + "\n", encoding="utf-8")
-        os.replace(tmp, out)
-    return res
+        write_estimates(result, ws.paths.estimates)
+    return result
 
 
 def add_to_link_report(path: Path, calibration: dict) -> None:

@@ -223,5 +223,5 @@ def register(app: typer.Typer) -> None:
         res = estimate(workspace, error_rate=error_rate, election=election)
         if ws is not None:
             ws.record_built_from(paths.estimates_dir)
-        render(res, Console())
+        render(res.as_json(), Console())
         typer.echo(f"wrote {paths.estimates}")

@@ -225,8 +225,8 @@ class EstimatesResult(_Part):
         return cls.model_validate(raw)
 
     def as_json(self) -> dict[str, Any]:
-        """The JSON form written to estimates.json (every key, named or kept)."""
-        return self.model_dump(mode="json", exclude_none=False)
+        """The JSON form written to estimates.json: the keys as the estimators made them, no more."""
+        return self.model_dump(mode="json", exclude_unset=True)
 
 
 def write_estimates(result: EstimatesResult, path: Path) -> None:
