@@ -38,6 +38,8 @@ and boolean logic, which translate exactly.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import splink.comparison_level_library as cll
 import splink.comparison_library as cl
 from splink.internals.comparison_creator import ComparisonCreator
@@ -221,28 +223,58 @@ BOTH_PUBLIC_FULL = "dob_l IS NOT NULL AND dob_r IS NOT NULL"
 BOTH_TOKEN = "dob_token_l IS NOT NULL AND dob_token_r IS NOT NULL"
 BOTH_YEAR = "birth_year_l IS NOT NULL AND birth_year_r IS NOT NULL"
 
-DOB_LABELS = [
-    "exact full date",
-    "day and month transposed",
-    "same year and month",
-    "same month and day, different year",
-    "different",
-]
+@dataclass(frozen=True)
+class DobLevel:
+    """One agreement level of the full-DOB comparison, as SQL on public dates and on sealed tokens.
+
+    The one list (:data:`DOB_LEVELS`) serves the plaintext comparison (here)
+    and the sealed-only one (:mod:`voterolls.link.sealed`), so the two score
+    the same facts under the same labels, in the same order (gamma values
+    and saved models line up).
+    """
+
+    label: str
+    #: on plaintext dates (``dob``, ``dob_swapped``)
+    plain: str
+    #: on the tokens a state sealed of the same facts (``dob``, ``dob_swapped``, ``dob_ym``, ``dob_md``)
+    sealed: str
 
 
-def dob() -> ComparisonCreator:
+#: The full-DOB levels, most specific first (the else level "different" follows them).
+DOB_LEVELS = (
+    DobLevel("exact full date", "dob_l = dob_r", "dob_l = dob_r"),
+    DobLevel("day and month transposed", "dob_swapped_l = dob_r", "dob_swapped_l = dob_r"),
+    DobLevel(
+        "same year and month", "year(dob_l) = year(dob_r) AND month(dob_l) = month(dob_r)", "dob_ym_l = dob_ym_r"
+    ),
+    DobLevel(
+        "same month and day, different year",
+        "month(dob_l) = month(dob_r) AND day(dob_l) = day(dob_r)",
+        "dob_md_l = dob_md_r",
+    ),
+)
+DOB_LABELS = [lv.label for lv in DOB_LEVELS] + ["different"]
+
+
+def dob_comparison(*, sealed: bool, null_label: str, description: str) -> ComparisonCreator:
+    """The full-DOB comparison from :data:`DOB_LEVELS`, on plaintext dates or on sealed tokens."""
     _register("dob", DOB_LABELS)
     return cl.CustomComparison(
         output_column_name="dob",
         comparison_levels=[
-            _custom(f"NOT ({BOTH_PUBLIC_FULL})", "not both full public dates", null=True),
-            _custom("dob_l = dob_r", DOB_LABELS[0]),
-            _custom("dob_swapped_l = dob_r", DOB_LABELS[1]),
-            _custom("year(dob_l) = year(dob_r) AND month(dob_l) = month(dob_r)", DOB_LABELS[2]),
-            _custom("month(dob_l) = month(dob_r) AND day(dob_l) = day(dob_r)", DOB_LABELS[3]),
+            _custom(f"NOT ({BOTH_PUBLIC_FULL})", null_label, null=True),
+            *(_custom(lv.sealed if sealed else lv.plain, lv.label) for lv in DOB_LEVELS),
             cll.ElseLevel(),
         ],
-        comparison_description="full date of birth, where both sides publish it",
+        comparison_description=description,
+    )
+
+
+def dob() -> ComparisonCreator:
+    return dob_comparison(
+        sealed=False,
+        null_label="not both full public dates",
+        description="full date of birth, where both sides publish it",
     )
 
 

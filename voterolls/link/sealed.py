@@ -44,10 +44,10 @@ from splink.internals.comparison_creator import ComparisonCreator
 from voterolls.errors import UserError
 from voterolls.link.blocking import create_capped_keys, prediction_rules
 from voterolls.link.comparisons import (
-    BOTH_PUBLIC_FULL,
     DOB_LABELS,
     address,
     birth_year,
+    dob_comparison,
     dob_token,
     gender,
     ssn4_token,
@@ -183,19 +183,12 @@ def name_suffix() -> ComparisonCreator:
 
 
 def dob() -> ComparisonCreator:
-    """The plaintext DOB levels, each on a token the state sealed (same labels and order)."""
+    """The plaintext DOB levels (:data:`voterolls.link.comparisons.DOB_LEVELS`), each on a token the state sealed."""
     _labels("dob", DOB_LABELS)
-    return cl.CustomComparison(
-        output_column_name="dob",
-        comparison_levels=[
-            _level(f"NOT ({BOTH_PUBLIC_FULL})", "not both full dates", null=True),
-            _level("dob_l = dob_r", DOB_LABELS[0]),
-            _level("dob_swapped_l = dob_r", DOB_LABELS[1]),
-            _level("dob_ym_l = dob_ym_r", DOB_LABELS[2]),
-            _level("dob_md_l = dob_md_r", DOB_LABELS[3]),
-            cll.ElseLevel(),
-        ],
-        comparison_description="full DOB tokens: exact, transposed, same year-month, same month-day",
+    return dob_comparison(
+        sealed=True,
+        null_label="not both full dates",
+        description="full DOB tokens: exact, transposed, same year-month, same month-day",
     )
 
 
