@@ -171,9 +171,9 @@ print(time.perf_counter() - t)
 
 INGEST = """
 import time
-from voterolls.ingest.pipeline import ingest
+from voterolls.ingest.pipeline import IngestRequest, ingest
 t = time.perf_counter()
-r = ingest('{ws}', 'NC', ['{src}'], memory_limit='{mem}'{threads_kw})
+r = ingest(IngestRequest.of('{ws}', 'NC', ['{src}'], memory_limit='{mem}'{threads_kw}))
 print(time.perf_counter() - t)
 print(r.rows_read, r.loaded, r.quarantined, r.protected_excluded)
 """

@@ -30,7 +30,7 @@ from reliability_helpers import FULL  # noqa: E402
 
 from voterolls.errors import UserError  # noqa: E402
 from voterolls.formats.sample import national_sample  # noqa: E402
-from voterolls.ingest.pipeline import ingest  # noqa: E402
+from voterolls.ingest.pipeline import IngestRequest, ingest  # noqa: E402
 from voterolls.synth.native import write_native  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "spill_withheld.json"
@@ -82,7 +82,7 @@ def probe(tmp: Path, rows: int, limit: str) -> dict:
     t0 = time.monotonic()
     with SpillWatch(ws, dobs) as watch:
         try:
-            r = ingest(ws, "WA", [src], memory_limit=limit, threads=1)
+            r = ingest(IngestRequest.of(ws, "WA", [src], memory_limit=limit, threads=1))
             outcome = f"loaded {r.loaded} of {r.rows_read}"
         except UserError as exc:
             outcome = f"refused: {str(exc).split(': ', 1)[-1]}"

@@ -347,7 +347,7 @@ def install_kill_hook(kill_at):
 INGEST_CHILD = KILL_HOOKS + r"""
 import json, sys
 from pathlib import Path
-from voterolls.ingest.pipeline import ingest
+from voterolls.ingest.pipeline import IngestRequest, ingest
 
 ws, state = sys.argv[1], sys.argv[2]
 paths = [Path(p) for p in sys.argv[3:]]
@@ -355,7 +355,7 @@ progress = install_kill_hook(os.environ.get("VR_KILL_AT", ""))
 print("ready", flush=True)
 if os.environ.get("VR_WAIT_GO"):
     sys.stdin.readline()  # a barrier: the parent releases several children at once
-r = ingest(ws, state, paths, progress=progress)
+r = ingest(IngestRequest.of(ws, state, paths, progress=progress))
 print(json.dumps({"status": r.status, "snapshot_id": r.snapshot_id, "loaded": r.loaded,
                   "quarantined": r.quarantined, "rows_read": r.rows_read}), flush=True)
 """
@@ -380,7 +380,7 @@ for line in sys.stdin:
             from voterolls.ingest.delivery import DeliveryOptions
 
             delivery = DeliveryOptions(allow_shrink=job.get("allow_shrink", False))
-            pipeline.ingest(job["ws"], job["state"], [Path(p) for p in job["paths"]], progress=progress, delivery=delivery)
+            pipeline.ingest(pipeline.IngestRequest.of(job["ws"], job["state"], [Path(p) for p in job["paths"]], progress=progress, delivery=delivery))
             os._exit(0)
         except BaseException:
             traceback.print_exc()

@@ -27,7 +27,7 @@ from voterolls.errors import UserError
 from voterolls.formats.sample import national_sample
 from voterolls.ingest.delivery import DeliveryOptions, normalise_scope
 from voterolls.ingest.diff import diff_snapshots
-from voterolls.ingest.pipeline import ingest
+from voterolls.ingest.pipeline import IngestRequest, ingest
 from voterolls.store import Workspace
 from voterolls.synth.native import write_native
 
@@ -51,7 +51,7 @@ def nc(tmp_path_factory: pytest.TempPathFactory) -> dict:
     reg = next(f for f in files if "ncvoter" in f.name)
     his = next(f for f in files if "ncvhis" in f.name)
     ws = Workspace(d / "ws_plain")
-    plain = ingest(ws, "NC", [reg, his])
+    plain = ingest(IngestRequest.of(ws, "NC", [reg, his]))
     return {"dir": d, "reg": reg, "his": his, "plain": plain}
 
 
@@ -61,7 +61,7 @@ def fl(tmp_path_factory: pytest.TempPathFactory) -> dict:
     d = tmp_path_factory.mktemp("fl")
     reg, his = fl_county_files(d / "files")
     ws = Workspace(d / "ws_one")
-    one = ingest(ws, "FL", reg + his)
+    one = ingest(IngestRequest.of(ws, "FL", reg + his))
     return {"dir": d, "reg": reg, "his": his, "one": one, "ws_one": ws}
 
 
@@ -72,7 +72,7 @@ def test_zip_with_several_members_reads_like_the_plain_files(nc: dict, tmp_path:
         zf.write(nc["reg"], nc["reg"].name)
         zf.write(nc["his"], nc["his"].name)
     ws = Workspace(tmp_path / "ws")
-    r = ingest(ws, "NC", [z])
+    r = ingest(IngestRequest.of(ws, "NC", [z]))
     plain = nc["plain"]
     assert (r.loaded, r.vote_history_loaded, r.quarantined) == (plain.loaded, plain.vote_history_loaded, plain.quarantined)
     by_name = {f.file_name: f for f in r.files}
@@ -85,7 +85,7 @@ def test_zip_with_several_members_reads_like_the_plain_files(nc: dict, tmp_path:
     manifest = ws.manifest("NC")
     assert {f["file_name"] for f in manifest["files"]} == set(by_name)
     # the same zip again changes nothing
-    assert ingest(ws, "NC", [z]).status == "unchanged"
+    assert ingest(IngestRequest.of(ws, "NC", [z])).status == "unchanged"
     # no unpacked copy is left anywhere in the workspace
     assert not [p for p in ws.path.rglob("*") if p.is_file() and p.name.startswith("voterolls_")]
 
@@ -100,7 +100,7 @@ def test_quarantine_names_the_member_and_line(nc: dict, tmp_path: Path) -> None:
         zf.writestr("ncvoter1.txt", damaged)
         zf.write(nc["his"], "ncvhis1.txt")
     ws = Workspace(tmp_path / "ws")
-    r = ingest(ws, "NC", [z])
+    r = ingest(IngestRequest.of(ws, "NC", [z]))
     q = pq.read_table(ws.snapshot_dir("NC", r.snapshot_id) / "quarantine.parquet").to_pylist()
     assert {(row["file"], row["line"]) for row in q} == {
         ("ncvoter_statewide.zip!ncvoter1.txt", 4), ("ncvoter_statewide.zip!ncvoter1.txt", 7)
@@ -115,7 +115,7 @@ def test_gz_files_read_like_the_plain_files(nc: dict, tmp_path: Path) -> None:
         g.write_bytes(gzip.compress(f.read_bytes()))
         out.append(g)
     ws = Workspace(tmp_path / "ws")
-    r = ingest(ws, "NC", out)
+    r = ingest(IngestRequest.of(ws, "NC", out))
     assert (r.loaded, r.vote_history_loaded) == (nc["plain"].loaded, nc["plain"].vote_history_loaded)
     assert sorted(f.file_name for f in r.files) == sorted(f"{f.name}.gz!{f.name}" for f in (nc["reg"], nc["his"]))
 
@@ -132,7 +132,7 @@ def test_nested_county_zips(fl: dict, tmp_path: Path) -> None:
                 zi.write(his, his.name)
             zo.write(inner, inner.name)
     ws = Workspace(tmp_path / "ws")
-    r = ingest(ws, "FL", [outer])
+    r = ingest(IngestRequest.of(ws, "FL", [outer]))
     assert (r.loaded, r.vote_history_loaded) == (fl["one"].loaded, fl["one"].vote_history_loaded)
     assert len(r.files) == 134
     assert any(f.file_name == f"FL_statewide.zip!ALA.zip!{fl['reg'][0].name}" for f in r.files)
@@ -144,11 +144,11 @@ def test_unreadable_archive_is_a_user_error(tmp_path: Path) -> None:
     bad = tmp_path / "cut.zip"
     bad.write_bytes(b"PK\x03\x04" + b"\x00" * 40)
     with pytest.raises(UserError, match="cut.zip is not a readable ZIP archive"):
-        ingest(Workspace(tmp_path / "ws"), "NC", [bad])
+        ingest(IngestRequest.of(Workspace(tmp_path / "ws"), "NC", [bad]))
     bad_gz = tmp_path / "cut.txt.gz"
     bad_gz.write_bytes(gzip.compress(b"x" * 1000)[:30])
     with pytest.raises(UserError, match="cut.txt.gz"):
-        ingest(Workspace(tmp_path / "ws"), "NC", [bad_gz])
+        ingest(IngestRequest.of(Workspace(tmp_path / "ws"), "NC", [bad_gz]))
 
 
 # ---------------------------------------------------------------------- parts and scopes
@@ -167,7 +167,7 @@ def test_fl_67_counties_in_three_submissions(fl: dict, tmp_path: Path) -> None:
     ws = Workspace(tmp_path / "ws")
     reg, his = fl["reg"], fl["his"]
     cuts = [(0, 20), (20, 45), (45, 67)]
-    results = [ingest(ws, "FL", reg[a:b] + his[a:b]) for a, b in cuts]
+    results = [ingest(IngestRequest.of(ws, "FL", reg[a:b] + his[a:b])) for a, b in cuts]
     assert all(r.status == "new" for r in results)
     assert _counts(ws, "FL") == _counts(fl["ws_one"], "FL")
     con = ws.connect()
@@ -175,7 +175,7 @@ def test_fl_67_counties_in_three_submissions(fl: dict, tmp_path: Path) -> None:
     one = dict(fl["ws_one"].connect().sql("SELECT county, count(*) FROM registrations GROUP BY county").fetchall())
     assert per_county == one and len(per_county) == 67  # every county once
     # sending the second submission again changes nothing
-    again = ingest(ws, "FL", reg[20:45] + his[20:45])
+    again = ingest(IngestRequest.of(ws, "FL", reg[20:45] + his[20:45]))
     assert again.status == "unchanged" and again.snapshot_id == results[-1].snapshot_id
     # the final snapshot's manifest says which snapshot each part came from
     m = ws.manifest("FL")
@@ -190,10 +190,10 @@ def test_fl_67_counties_in_three_submissions(fl: dict, tmp_path: Path) -> None:
 def test_history_before_and_after_its_registrations(fl: dict, tmp_path: Path) -> None:
     ws = Workspace(tmp_path / "ws")
     reg, his = fl["reg"], fl["his"]
-    first = ingest(ws, "FL", his[:10])  # history first: no registration yet
+    first = ingest(IngestRequest.of(ws, "FL", his[:10]))  # history first: no registration yet
     assert first.loaded == 0 and first.vote_history_loaded > 0
-    ingest(ws, "FL", reg)  # registrations later: the history stays
-    only_history = ingest(ws, "FL", his[10:])  # the rest of the history alone
+    ingest(IngestRequest.of(ws, "FL", reg))  # registrations later: the history stays
+    only_history = ingest(IngestRequest.of(ws, "FL", his[10:]))  # the rest of the history alone
     assert only_history.status == "new"
     assert _counts(ws, "FL") == _counts(fl["ws_one"], "FL")
 
@@ -201,14 +201,14 @@ def test_history_before_and_after_its_registrations(fl: dict, tmp_path: Path) ->
 def test_protected_voters_history_is_withheld_whatever_the_order(tmp_path: Path) -> None:
     """Protected voters' ids are not stored, yet their history is withheld when it comes apart."""
     reg, his = fl_county_files(tmp_path / "files", per_county=4, protected_every=4)
-    one = ingest(Workspace(tmp_path / "one"), "FL", reg + his)
+    one = ingest(IngestRequest.of(Workspace(tmp_path / "one"), "FL", reg + his))
     assert one.protected_excluded > 0 and one.vote_history_withheld > 0
     after = Workspace(tmp_path / "after")
-    ingest(after, "FL", reg)
-    h = ingest(after, "FL", his)  # history after its registrations
+    ingest(IngestRequest.of(after, "FL", reg))
+    h = ingest(IngestRequest.of(after, "FL", his))  # history after its registrations
     before = Workspace(tmp_path / "before")
-    ingest(before, "FL", his)
-    r = ingest(before, "FL", reg)  # history before its registrations
+    ingest(IngestRequest.of(before, "FL", his))
+    r = ingest(IngestRequest.of(before, "FL", reg))  # history before its registrations
     for ws, res in ((after, h), (before, r)):
         assert _counts(ws, "FL") == _counts(Workspace(tmp_path / "one"), "FL")
         assert res.vote_history_withheld == one.vote_history_withheld
@@ -221,12 +221,12 @@ def test_explicit_scope_and_bad_scope(fl: dict, tmp_path: Path) -> None:
     ws = Workspace(tmp_path / "ws")
     renamed = tmp_path / "extract_a.txt"
     shutil.copy(fl["reg"][0], renamed)
-    r = ingest(ws, "FL", [renamed], delivery=DeliveryOptions(scope="county:ala"))
+    r = ingest(IngestRequest.of(ws, "FL", [renamed], delivery=DeliveryOptions(scope="county:ala")))
     assert [f.scope for f in r.files] == ["county:ALA"]
     # a per-county layout under a name that says nothing: the scope comes from the rows' one county
     other = tmp_path / "extract_b.txt"
     shutil.copy(fl["reg"][1], other)
-    r2 = ingest(ws, "FL", [other])
+    r2 = ingest(IngestRequest.of(ws, "FL", [other]))
     assert [f.scope for f in r2.files if f.part_snapshot == r2.snapshot_id] == [f"county:{FL_COUNTIES[1]}"]
     assert _counts(ws, "FL")[0] == r2.loaded == r.loaded + sum(f.loaded for f in r2.files if f.part_snapshot == r2.snapshot_id)
     with pytest.raises(UserError, match="unknown scope 'parish'"):
@@ -235,54 +235,54 @@ def test_explicit_scope_and_bad_scope(fl: dict, tmp_path: Path) -> None:
 
 def test_county_part_cannot_replace_a_share_of_a_statewide_file(nc: dict, tmp_path: Path) -> None:
     ws = Workspace(tmp_path / "ws")
-    ingest(ws, "NC", [nc["reg"], nc["his"]])
+    ingest(IngestRequest.of(ws, "NC", [nc["reg"], nc["his"]]))
     part = tmp_path / "ncvoter5.txt"  # NC's name for county 5's file
     part.write_bytes(b"\n".join(nc["reg"].read_bytes().split(b"\n")[:21]) + b"\n")
     with pytest.raises(UserError, match="whole-state file .* --replace-state"):
-        ingest(ws, "NC", [part])
+        ingest(IngestRequest.of(ws, "NC", [part]))
 
 
 # ---------------------------------------------------------------------- guards
 def test_header_only_file_is_refused(nc: dict, tmp_path: Path) -> None:
     ws = Workspace(tmp_path / "ws")
-    first = ingest(ws, "NC", [nc["reg"], nc["his"]])
+    first = ingest(IngestRequest.of(ws, "NC", [nc["reg"], nc["his"]]))
     header_only = tmp_path / "ncvoter_Statewide.txt"
     header_only.write_bytes(nc["reg"].read_bytes().split(b"\n", 1)[0] + b"\n")
     with pytest.raises(UserError, match=r"holds no rows .* --allow-shrink"):
-        ingest(ws, "NC", [header_only])
+        ingest(IngestRequest.of(ws, "NC", [header_only]))
     assert ws.current()["NC"] == first.snapshot_id
 
 
 def test_shrink_refused_then_allowed_with_the_flag(nc: dict, tmp_path: Path) -> None:
     ws = Workspace(tmp_path / "ws")
-    first = ingest(ws, "NC", [nc["reg"], nc["his"]])
+    first = ingest(IngestRequest.of(ws, "NC", [nc["reg"], nc["his"]]))
     lines = nc["reg"].read_bytes().split(b"\n")
     small = tmp_path / "small" / nc["reg"].name
     small.parent.mkdir()
     small.write_bytes(b"\n".join(lines[:101]) + b"\n")  # header + 100 of 300
     with pytest.raises(UserError) as err:
-        ingest(ws, "NC", [small])
+        ingest(IngestRequest.of(ws, "NC", [small]))
     msg = str(err.value)
     assert f"from {first.loaded:,} to 100" in msg and "more than the 10% allowed" in msg and "--allow-shrink" in msg
     assert ws.current()["NC"] == first.snapshot_id
-    r = ingest(ws, "NC", [small], delivery=DeliveryOptions(allow_shrink=True))
+    r = ingest(IngestRequest.of(ws, "NC", [small], delivery=DeliveryOptions(allow_shrink=True)))
     assert r.status == "new" and r.loaded == 100
     assert r.vote_history_loaded == first.vote_history_loaded  # ncvhis carried over
 
 
 def test_dropping_the_vote_history_is_refused(nc: dict, tmp_path: Path) -> None:
     ws = Workspace(tmp_path / "ws")
-    first = ingest(ws, "NC", [nc["reg"], nc["his"]])
+    first = ingest(IngestRequest.of(ws, "NC", [nc["reg"], nc["his"]]))
     changed = tmp_path / "v2" / nc["reg"].name
     changed.parent.mkdir()
     changed.write_bytes(nc["reg"].read_bytes() + b"")
     # ncvoter alone replaces the registrations and keeps ncvhis: no history lost
-    kept = ingest(ws, "NC", [nc["reg"]], delivery=DeliveryOptions(scope="state"))
+    kept = ingest(IngestRequest.of(ws, "NC", [nc["reg"]], delivery=DeliveryOptions(scope="state")))
     assert kept.vote_history_loaded == first.vote_history_loaded
     # the same file as an explicit whole-state replacement would drop the history: refused
     with pytest.raises(UserError, match=rf"drop NC's vote history from {first.vote_history_loaded:,} to 0 rows"):
-        ingest(ws, "NC", [nc["reg"]], delivery=DeliveryOptions(replace_state=True))
-    r = ingest(ws, "NC", [nc["reg"]], delivery=DeliveryOptions(replace_state=True, allow_shrink=True))
+        ingest(IngestRequest.of(ws, "NC", [nc["reg"]], delivery=DeliveryOptions(replace_state=True)))
+    r = ingest(IngestRequest.of(ws, "NC", [nc["reg"]], delivery=DeliveryOptions(replace_state=True, allow_shrink=True)))
     assert r.vote_history_loaded == 0
 
 
@@ -350,7 +350,7 @@ _KILL_CHILD = textwrap.dedent(
             real_rename(a, b)
             die()
         os.rename = rename_then_die
-    pipeline.ingest(Workspace(ws_path), "FL", [Path(f) for f in files])
+    pipeline.ingest(pipeline.IngestRequest.of(Workspace(ws_path), "FL", [Path(f) for f in files]))
     """
 )
 
@@ -359,7 +359,7 @@ _KILL_CHILD = textwrap.dedent(
 def test_killed_multipart_or_compressed_ingest_keeps_the_previous_view(fl: dict, tmp_path: Path, point: str) -> None:
     ws = Workspace(tmp_path / "ws")
     reg, his = fl["reg"], fl["his"]
-    base = ingest(ws, "FL", reg[:40] + his[:40])
+    base = ingest(IngestRequest.of(ws, "FL", reg[:40] + his[:40]))
     before = (_counts(ws, "FL"), ws.current()["FL"])
     if point == "unpacked":  # a zipped delivery of the other 27 counties
         z = tmp_path / "rest.zip"
@@ -379,7 +379,7 @@ def test_killed_multipart_or_compressed_ingest_keeps_the_previous_view(fl: dict,
     ws2 = Workspace(ws.path)
     assert (_counts(ws2, "FL"), ws2.current()["FL"]) == before
     assert [s["snapshot_id"] for s in ws2.snapshots("FL")] == [base.snapshot_id]
-    r = ingest(ws2, "FL", rest)
+    r = ingest(IngestRequest.of(ws2, "FL", rest))
     assert r.status == "new" and _counts(ws2, "FL") == _counts(fl["ws_one"], "FL")
 
 

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from voterolls.errors import UserError
 from voterolls.formats.sample import national_sample
 from voterolls.ingest.diff import diff_snapshots
-from voterolls.ingest.pipeline import ingest
+from voterolls.ingest.pipeline import IngestRequest, ingest
 from voterolls.store import Workspace
 from voterolls.synth.native import write_native
 
@@ -37,7 +37,7 @@ def test_nc_reconciles_and_quarantines_without_content(tmp_path: Path) -> None:
     secret = "ZZQUARANTINEDNAME"
     with reg.open("a", encoding="utf-8") as fh:  # a line with too few fields
         fh.write(f'"1"\t"WAKE"\t"{secret}"\n')
-    r = ingest(tmp_path / "ws", "NC", paths)
+    r = ingest(IngestRequest.of(tmp_path / "ws", "NC", paths))
     assert r.status == "new"
     f = next(x for x in r.files if x.file_name == reg.name)
     assert f.rows_read == 121
@@ -67,9 +67,9 @@ def test_nc_reconciles_and_quarantines_without_content(tmp_path: Path) -> None:
 def test_idempotent_same_files_change_nothing(tmp_path: Path) -> None:
     paths = _native(tmp_path, "NC", 60)
     ws = Workspace(tmp_path / "ws")
-    first = ingest(ws, "NC", paths)
+    first = ingest(IngestRequest.of(ws, "NC", paths))
     before = sorted(p.relative_to(ws.path) for p in ws.path.rglob("*") if "tmp" not in p.parts)
-    again = ingest(ws, "NC", list(reversed(paths)))
+    again = ingest(IngestRequest.of(ws, "NC", list(reversed(paths))))
     assert again.status == "unchanged"
     assert again.snapshot_id == first.snapshot_id
     assert again.loaded == first.loaded
@@ -82,7 +82,7 @@ def test_new_file_new_snapshot_and_diff(tmp_path: Path) -> None:
     regs, vh = national_sample("NC", 80)
     ws = Workspace(tmp_path / "ws")
     p1 = write_native("NC", regs, vh, tmp_path / "v1")
-    s1 = ingest(ws, "NC", p1)
+    s1 = ingest(IngestRequest.of(ws, "NC", p1))
     # next delivery: voter 0 removed, voter 1 moved (new address + ZIP), two new voters
     ids = regs.column("state_voter_id").to_pylist()
     keep = pa.array([i != ids[0] for i in ids])
@@ -96,7 +96,7 @@ def test_new_file_new_snapshot_and_diff(tmp_path: Path) -> None:
     extra = extra.set_column(extra.schema.get_field_index("state_voter_id"), "state_voter_id", pa.array(["NCNEW1", "NCNEW2"]))
     regs2 = pa.concat_tables([regs2, extra.cast(regs2.schema)])
     p2 = write_native("NC", regs2, vh, tmp_path / "v2")
-    s2 = ingest(ws, "NC", p2)
+    s2 = ingest(IngestRequest.of(ws, "NC", p2))
     assert s2.status == "new" and s2.snapshot_id != s1.snapshot_id
     assert ws.current()["NC"] == s2.snapshot_id
     d = diff_snapshots(ws, "NC")
@@ -107,6 +107,22 @@ def test_new_file_new_snapshot_and_diff(tmp_path: Path) -> None:
     out = CliRunner().invoke(_app(), ["diff", "NC", "--workspace", str(ws.path)])
     assert out.exit_code == 0, out.output
     assert "added" in out.output and "999 NEW RD" not in out.output
+    # a damaged snapshot is refused by the one snapshot check, never compared as rows removed
+    old_regs = ws.snapshot_dir("NC", s1.snapshot_id) / "registrations.parquet"
+    old_regs.write_bytes(old_regs.read_bytes()[:100])
+    with pytest.raises(UserError, match=f"snapshot {s1.snapshot_id} of NC cannot be compared: registrations.parquet unreadable"):
+        diff_snapshots(ws, "NC")
+    # as a user runs it: the installed script, one sentence, exit code 2
+    import os
+    import subprocess
+    import sys
+
+    exe = Path(sys.executable).with_name("voterolls")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    p = subprocess.run([str(exe), "diff", "NC", "--workspace", str(ws.path)], env=env, capture_output=True, text=True, timeout=300)
+    said = " ".join(p.stderr.split())
+    assert p.returncode == 2 and "cannot be compared: registrations.parquet unreadable" in said, p.stderr
+    assert "Traceback" not in p.stderr
 
 
 def _app():
@@ -159,7 +175,7 @@ def test_policy_before_storage_no_forbidden_bytes_anywhere(tmp_path: Path, caplo
     path, dob_strings, phones, emails = _write_generic_de(tmp_path)
     ws_path = tmp_path / "ws"
     caplog.set_level("DEBUG", logger="voterolls")
-    r = ingest(ws_path, "DE", [path], format="generic")
+    r = ingest(IngestRequest.of(ws_path, "DE", [path], format="generic"))
     assert r.loaded == 40 and r.policy["values_removed"]["phone"] == 40 and r.policy["values_removed"]["email"] == 40
     assert r.policy["values_removed"]["dob"] == 40  # generalised to birth year
     ws = Workspace(ws_path)
@@ -193,7 +209,7 @@ def test_protected_voters_excluded_with_their_history(tmp_path: Path) -> None:
     prot_ids = set(regs.filter(regs.column("protected")).column("state_voter_id").to_pylist())
     assert prot_ids
     paths = write_native("FL", regs, vh, tmp_path / "in")
-    r = ingest(tmp_path / "ws", "FL", paths)
+    r = ingest(IngestRequest.of(tmp_path / "ws", "FL", paths))
     assert r.protected_excluded == len(prot_ids)
     assert r.rows_read == r.loaded + r.quarantined + r.protected_excluded
     con = Workspace(tmp_path / "ws").connect()
@@ -210,26 +226,26 @@ def test_sealed_sidecar_joined_and_checked(tmp_path: Path) -> None:
     lines = ["state_voter_id,dob_token,ssn4_token,dl_token"]
     lines += [f"{i},{'a' * 64},{'b' * 64}," for i in ids[:20]] + [f"NCUNKNOWN,{'c' * 64},{'d' * 64},{'e' * 64}"]
     sealed.write_text("\n".join(lines) + "\n")
-    r = ingest(tmp_path / "ws", "NC", paths, sealed=sealed)
+    r = ingest(IngestRequest.of(tmp_path / "ws", "NC", paths, sealed=sealed))
     assert r.sealed_matched == 20
     con = Workspace(tmp_path / "ws").connect()
     assert con.sql("SELECT count(ssn4_token), count(dob_token), count(dl_token), count(*) FROM registrations").fetchall()[0] == (20, 20, 0, r.loaded)
     dup = tmp_path / "dup.csv"
     dup.write_text("state_voter_id,dob_token,ssn4_token,dl_token\nA,1,2,3\nA,4,5,6\n")
     with pytest.raises(UserError, match="duplicate"):
-        ingest(tmp_path / "ws", "NC", paths, sealed=dup)
+        ingest(IngestRequest.of(tmp_path / "ws", "NC", paths, sealed=dup))
     bad = tmp_path / "bad.csv"
     bad.write_text("id,ssn\n1,2\n")
     with pytest.raises(UserError, match="header"):
-        ingest(tmp_path / "ws", "NC", paths, sealed=bad)
+        ingest(IngestRequest.of(tmp_path / "ws", "NC", paths, sealed=bad))
     assert len(Workspace(tmp_path / "ws").snapshots("NC")) == 1
 
 
 def test_user_errors_name_the_file(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="unknown state"):
-        ingest(tmp_path / "ws", "ZZ", [tmp_path / "x"])
+        ingest(IngestRequest.of(tmp_path / "ws", "ZZ", [tmp_path / "x"]))
     with pytest.raises(UserError, match="not found") as e:
-        ingest(tmp_path / "ws", "NC", [tmp_path / "missing.txt"])
+        ingest(IngestRequest.of(tmp_path / "ws", "NC", [tmp_path / "missing.txt"]))
     assert "missing.txt" in str(e.value)
     res = CliRunner().invoke(_app(), ["ingest", "NC", str(tmp_path / "missing.txt"), "--workspace", str(tmp_path / "ws")])
     assert res.exit_code != 0
@@ -237,7 +253,7 @@ def test_user_errors_name_the_file(tmp_path: Path) -> None:
 
 def test_uniformity_report_per_field(tmp_path: Path) -> None:
     paths = _native(tmp_path, "OH", 60)
-    r = ingest(tmp_path / "ws", "OH", paths)
+    r = ingest(IngestRequest.of(tmp_path / "ws", "OH", paths))
     ws = Workspace(tmp_path / "ws")
     u = {x["field"]: x for x in pq.read_table(ws.snapshot_dir("OH", r.snapshot_id) / "uniformity.parquet").to_pylist() if x["dataset"] == "registrations"}
     assert u["dob"]["present"] and u["dob"]["policy"] == "allowed" and u["dob"]["non_null_share"] == 1.0
@@ -315,7 +331,7 @@ def test_parallel_read_keeps_file_order_and_line_numbers(tmp_path: Path) -> None
     lines = got.column("source_line").to_pylist()
     assert all(i == f"{i[0]}{n}" for i, n in zip(ids, lines, strict=True))
     # and end to end: what ingest stores
-    r = ingest(tmp_path / "ws", "NC", [big, small])
+    r = ingest(IngestRequest.of(tmp_path / "ws", "NC", [big, small]))
     assert r.loaded == 53_000 and r.quarantined == 0
     stored = pq.read_table(next((tmp_path / "ws").glob("states/NC/*/registrations.parquet")), columns=["state_voter_id", "source_line"])
     assert all(i == f"{i[0]}{n}" for i, n in zip(stored.column(0).to_pylist(), stored.column(1).to_pylist(), strict=True))
@@ -334,9 +350,9 @@ def test_clean_file_stores_the_same_rows_on_the_parallel_and_the_line_path(tmp_p
     first = [nicknames[i % 5] if i % 7 == 0 else f for i, f in enumerate(first)]
     regs = regs.set_column(regs.schema.get_field_index("first_name"), "first_name", pa.array(first, pa.string()))
     paths = write_native(state, regs, vh, tmp_path / "in")
-    a = ingest(tmp_path / "wa", state, paths)
+    a = ingest(IngestRequest.of(tmp_path / "wa", state, paths))
     monkeypatch.setattr(fast, "eligible", lambda plan: False)  # every file through the line engine
-    b = ingest(tmp_path / "wb", state, paths)
+    b = ingest(IngestRequest.of(tmp_path / "wb", state, paths))
     assert a.loaded == b.loaded > 2_000 and a.quarantined == b.quarantined
 
     def stored(ws: Path) -> pa.Table:
@@ -415,7 +431,7 @@ def test_a_file_rewritten_during_ingest_is_refused(tmp_path: Path, monkeypatch: 
 
     monkeypatch.setattr(scan_mod.fast, "verify", rewrite_then_verify)
     with pytest.raises(UserError, match="changed while it was being ingested"):
-        ingest(tmp_path / "ws", "NC", paths)
+        ingest(IngestRequest.of(tmp_path / "ws", "NC", paths))
     assert Workspace(tmp_path / "ws").current_snapshot("NC") is None
 
 

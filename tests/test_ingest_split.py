@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from voterolls.formats.sample import national_sample
-from voterolls.ingest.pipeline import ingest
+from voterolls.ingest.pipeline import IngestRequest, ingest
 from voterolls.synth.native import write_native
 
 
@@ -89,9 +89,9 @@ def test_split_reads_like_the_line_engine(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setattr(scan_mod, "SPLIT_MIN_LINES", 1)
     monkeypatch.setattr(scan_mod, "SPLIT_MAX_BAD_SHARE", 0.5)
     splits = _record(monkeypatch, scan_mod, "_split_off_bad_lines")
-    a = ingest(tmp_path / "split", state, [src])
+    a = ingest(IngestRequest.of(tmp_path / "split", state, [src]))
     monkeypatch.setattr(scan_mod, "_split_off_bad_lines", lambda *a, **kw: None)
-    b = ingest(tmp_path / "lines", state, [src])
+    b = ingest(IngestRequest.of(tmp_path / "lines", state, [src]))
 
     assert splits and (splits[0] is not None or blank_line), "a file without blank lines must be split"
     assert (a.rows_read, a.loaded, a.quarantined) == (b.rows_read, b.loaded, b.quarantined)
@@ -186,10 +186,10 @@ def test_split_of_a_csv_with_quoted_delimiters_and_a_clean_neighbour(tmp_path: P
     monkeypatch.setattr(scan_mod, "SPLIT_MAX_BAD_SHARE", 0.5)
     splits = _record(monkeypatch, scan_mod, "_split_off_bad_lines")
     found = _record(monkeypatch, scan_mod.fast, "bad_lines")
-    a = ingest(tmp_path / "split", "CO", inputs)
+    a = ingest(IngestRequest.of(tmp_path / "split", "CO", inputs))
     assert len(found) == 1 and found[0].needs_parse and found[0].lines == [31, 81]
     monkeypatch.setattr(scan_mod, "_split_off_bad_lines", lambda *a, **kw: None)
-    b = ingest(tmp_path / "lines", "CO", inputs)
+    b = ingest(IngestRequest.of(tmp_path / "lines", "CO", inputs))
 
     assert [s is not None for s in splits] == [True], "only the damaged file is split"
     assert (a.rows_read, a.loaded, a.quarantined) == (b.rows_read, b.loaded, b.quarantined)
@@ -220,7 +220,7 @@ def test_split_copies_have_no_name_on_disk(tmp_path: Path, monkeypatch: pytest.M
 
     monkeypatch.setattr(sniff, "excise", spy)
     src = _damaged(tmp_path, "NC", blank_line=False)
-    r = ingest(tmp_path / "ws", "NC", [src])
+    r = ingest(IngestRequest.of(tmp_path / "ws", "NC", [src]))
     assert r.quarantined >= 6 and len(seen) == 2
     links, named = seen
     assert all(str(tmp_path / "ws") in link and link.endswith("(deleted)") for link in links), links
@@ -248,9 +248,9 @@ def test_split_of_a_history_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     hist.write_bytes(b"\n".join(lines))
     monkeypatch.setattr(scan_mod, "SPLIT_MIN_LINES", 1)
     splits = _record(monkeypatch, scan_mod, "_split_off_bad_lines")
-    a = ingest(tmp_path / "split", "NC", files)
+    a = ingest(IngestRequest.of(tmp_path / "split", "NC", files))
     monkeypatch.setattr(scan_mod, "_split_off_bad_lines", lambda *a, **kw: None)
-    b = ingest(tmp_path / "lines", "NC", files)
+    b = ingest(IngestRequest.of(tmp_path / "lines", "NC", files))
     assert [s is not None for s in splits] == [not bad_date]
     assert [(f.file_name, f.rows_read, f.loaded, f.quarantined, f.vote_history_loaded) for f in a.files] == [
         (f.file_name, f.rows_read, f.loaded, f.quarantined, f.vote_history_loaded) for f in b.files
@@ -273,6 +273,6 @@ def test_a_split_that_cannot_be_written_falls_back_to_the_line_engine(tmp_path: 
 
     monkeypatch.setattr(sniff, "_excise", full)
     src = _damaged(tmp_path, "NC", blank_line=False)
-    r = ingest(tmp_path / "ws", "NC", [src])
+    r = ingest(IngestRequest.of(tmp_path / "ws", "NC", [src]))
     assert r.quarantined >= 6 and r.loaded + r.quarantined == r.rows_read
     assert not list((tmp_path / "ws").rglob("voterolls_*.txt"))

@@ -29,7 +29,7 @@ NOT_REGISTERED = 100
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    from voterolls.ingest.pipeline import ingest
+    from voterolls.ingest.pipeline import IngestRequest, ingest
     from voterolls.link.run import LinkRequest, link_registrations
     from voterolls.store import Workspace
     from voterolls.synth import generate_nation, write_nation
@@ -40,7 +40,7 @@ def world(tmp_path_factory):
     manifest = write_nation(nation, base / "synth")
     ws = Workspace(base / "ws")
     for st, info in manifest["states"].items():
-        ingest(ws, st, [base / "synth" / f for f in info["files"]], format=info["format"])
+        ingest(IngestRequest.of(ws, st, [base / "synth" / f for f in info["files"]], format=info["format"]))
     con = ws.connect(read_only=False)
     link_registrations(con, LinkRequest(base / "ws" / "link", u_max_pairs=1e5, em_max_pairs=2e5, seed=3, blocking_analysis=False))
     loaded = con.sql(f"SELECT state_voter_id, residence_zip5 FROM registrations WHERE state = '{STATE}'").to_arrow_table()

@@ -51,7 +51,7 @@ SYNTH_KEY = b"voterolls-lists-synthetic-test-key-not-secret-0123456789"
 
 
 def _build(base: Path) -> None:
-    from voterolls.ingest.pipeline import ingest
+    from voterolls.ingest.pipeline import IngestRequest, ingest
     from voterolls.link.run import LinkRequest, link_registrations
     from voterolls.store import Workspace
     from voterolls.synth import generate_nation, write_nation
@@ -74,7 +74,7 @@ def _build(base: Path) -> None:
             if ID_ERRORS:
                 held = _with_keying_errors(held, base / "internal_keyed" / held.name, ID_ERRORS, SEED)
             seal_file(held, sealed, SYNTH_KEY)
-        ingest(ws, st, [base / "synth" / f for f in info["files"]], format=info["format"], sealed=sealed)
+        ingest(IngestRequest.of(ws, st, [base / "synth" / f for f in info["files"]], format=info["format"], sealed=sealed))
     con = ws.connect(read_only=False)
     try:
         link_registrations(con, LinkRequest(base / "ws" / "link", blocking_analysis=False))

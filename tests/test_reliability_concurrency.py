@@ -29,7 +29,7 @@ from reliability_helpers import (
 )
 
 from voterolls.formats.sample import national_sample
-from voterolls.ingest.pipeline import ingest
+from voterolls.ingest.pipeline import IngestRequest, ingest
 from voterolls.store import Workspace
 from voterolls.synth.native import write_native
 
@@ -67,7 +67,7 @@ def data(tmp_path_factory):
     refs = {}
     for st, paths in files.items():
         ws = tmp / f"ref_{st}"
-        ingest(ws, st, paths)
+        ingest(IngestRequest.of(ws, st, paths))
         refs[st] = without_id(state_fingerprint(ws, st))
     return tmp, files, refs
 
@@ -108,7 +108,7 @@ def test_same_files_twice_at_once_make_one_snapshot(data) -> None:
 def test_readers_see_old_or_new_never_half(data) -> None:
     tmp, files, refs = data
     ws = tmp / "ws_read"
-    ingest(ws, "NC", files["NC"])
+    ingest(IngestRequest.of(ws, "NC", files["NC"]))
     w = Workspace(ws)
     nc = refs["NC"]["registrations"]
     seen: set[int] = set()

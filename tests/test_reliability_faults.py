@@ -38,7 +38,7 @@ from reliability_helpers import (
 
 from voterolls.formats.sample import national_sample
 from voterolls.ingest.delivery import DeliveryOptions
-from voterolls.ingest.pipeline import ingest
+from voterolls.ingest.pipeline import IngestRequest, ingest
 from voterolls.store import Workspace
 from voterolls.synth.native import write_native
 
@@ -74,7 +74,7 @@ def _references(tmp: Path, versions: list[list[Path]]) -> list[dict]:
     refs = []
     for i, paths in enumerate(versions):
         ws = tmp / f"ref{i}"
-        ingest(ws, STATE, paths)
+        ingest(IngestRequest.of(ws, STATE, paths))
         refs.append(without_id(state_fingerprint(ws, STATE)))
     return refs
 
@@ -135,7 +135,7 @@ def _one_run(server: ForkServer, ws: Path, versions, refs, target: int, kill: st
         assert prev == without_id({k: before[k] for k in prev}), "the previous snapshot's files changed"
     # re-running finishes with what an uninterrupted run gives
     t = time.monotonic()
-    r = ingest(ws, STATE, versions[target], delivery=SWITCH)
+    r = ingest(IngestRequest.of(ws, STATE, versions[target], delivery=SWITCH))
     _LAST_RERUN[:] = [time.monotonic() - t]
     assert r.status == ("unchanged" if state == "new" else "new")
     assert without_id(state_fingerprint(ws, STATE)) == refs[target]
@@ -151,7 +151,7 @@ def setup(tmp_path_factory):
     server = ForkServer(tmp / "fork_server.stderr")
     # how long a forked ingest takes: the window the random kills sample
     probe = tmp / "probe"
-    ingest(probe, STATE, versions[0])
+    ingest(IngestRequest.of(probe, STATE, versions[0]))
     t = time.monotonic()
     server.start(probe, STATE, versions[1], allow_shrink=True)
     assert server.wait()["rc"] == 0, (tmp / "fork_server.stderr").read_text()
@@ -170,7 +170,7 @@ def test_random_sigkill_during_ingest(setup) -> None:
     """
     tmp, versions, refs, window, server = setup
     ws = tmp / "ws_random"
-    ingest(ws, STATE, versions[0])
+    ingest(IngestRequest.of(ws, STATE, versions[0]))
     rng = random.Random(20261124)
     outcomes = []
     attempt = 0
@@ -187,7 +187,7 @@ def test_sigkill_at_each_critical_point(setup) -> None:
     """Every phase, and the three instants inside the commit; each point is before COMMIT."""
     tmp, versions, refs, _, server = setup
     ws = tmp / "ws_points"
-    ingest(ws, STATE, versions[0])
+    ingest(IngestRequest.of(ws, STATE, versions[0]))
     for i, point in enumerate(POINTS):
         outcome = _one_run(server, ws, versions, refs, target=(i + 1) % 2, kill=point)
         assert outcome == "killed/old", f"kill at {point}: {outcome}"
@@ -203,7 +203,7 @@ def one_snapshot(tmp_path: Path):
     regs, vh = national_sample(STATE, 12, seed=9)
     paths = write_native(STATE, regs, vh, tmp_path / "files", policy=FULL)
     ws = tmp_path / "ws"
-    ingest(ws, STATE, paths)
+    ingest(IngestRequest.of(ws, STATE, paths))
     snap = Workspace(ws).current_snapshot(STATE)
     return ws, paths, ws / snap["path"]
 
@@ -228,7 +228,7 @@ def test_reingest_repairs_a_damaged_current_snapshot(one_snapshot, damage: str) 
         f.unlink()
     else:
         f.write_bytes(f.read_bytes()[:100])
-    r = ingest(ws, STATE, paths)
+    r = ingest(IngestRequest.of(ws, STATE, paths))
     assert r.status == "new"
     con = Workspace(ws).connect()
     assert con.execute("SELECT count(*) FROM registrations").fetchone()[0] == r.loaded

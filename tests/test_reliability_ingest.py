@@ -28,7 +28,7 @@ from test_reliability_readers import damage
 
 from voterolls.errors import UserError
 from voterolls.formats import get_format
-from voterolls.ingest.pipeline import ingest
+from voterolls.ingest.pipeline import IngestRequest, ingest
 from voterolls.store import Workspace
 
 FORMATS = ["nc_ncvoter_2022", "fl_extract", "ny_statewide"]
@@ -58,7 +58,7 @@ def test_damaged_files_through_ingest_reconcile(fmt: str) -> None:
                 paths.append(p)
             ws = Workspace(Path(d) / "ws")
             try:
-                r = ingest(ws, state, paths, format=fmt)
+                r = ingest(IngestRequest.of(ws, state, paths, format=fmt))
             except UserError as exc:
                 check_no_echo(str(exc), injected)
                 assert ws.current_snapshot(state) is None
@@ -109,7 +109,7 @@ def test_sealed_sidecar_that_is_not_utf8_is_a_user_error(tmp_path: Path, nc_file
     sealed = tmp_path / "NC_sealed.csv"
     sealed.write_bytes(data)
     with pytest.raises(UserError, match="NC_sealed.csv"):
-        ingest(tmp_path / "ws", "NC", paths, sealed=sealed)
+        ingest(IngestRequest.of(tmp_path / "ws", "NC", paths, sealed=sealed))
     assert Workspace(tmp_path / "ws").current_snapshot("NC") is None
 
 
@@ -119,7 +119,7 @@ def test_sealed_sidecar_with_plaintext_is_refused(tmp_path: Path, nc_files, colu
     sealed = tmp_path / "NC_sealed.csv"
     sealed.write_text(f"state_voter_id,{column}\n{ids[0]},{value}\n{ids[1]},{'ab' * 32}\n")
     with pytest.raises(UserError, match=column):
-        ingest(tmp_path / "ws", "NC", paths, sealed=sealed)
+        ingest(IngestRequest.of(tmp_path / "ws", "NC", paths, sealed=sealed))
     assert Workspace(tmp_path / "ws").current_snapshot("NC") is None
 
 
@@ -136,4 +136,4 @@ def test_sealed_sidecar_malformed_csv_is_a_user_error(tmp_path: Path, nc_files) 
         sealed = tmp_path / f"s{i}.csv"
         sealed.write_text(text)
         with pytest.raises(UserError, match=sealed.name):
-            ingest(tmp_path / f"ws{i}", "NC", paths, sealed=sealed)
+            ingest(IngestRequest.of(tmp_path / f"ws{i}", "NC", paths, sealed=sealed))

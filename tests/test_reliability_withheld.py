@@ -28,7 +28,7 @@ from reliability_helpers import FULL, ForkServer
 
 from voterolls.errors import UserError
 from voterolls.formats.sample import national_sample
-from voterolls.ingest.pipeline import ingest
+from voterolls.ingest.pipeline import IngestRequest, ingest
 from voterolls.policy import get_policy
 from voterolls.synth.native import write_native
 
@@ -142,7 +142,7 @@ def test_no_withheld_value_on_disk_after_a_kill_at_each_point(setup) -> None:  #
     # (a version already current is "unchanged" and stops early, so each point kills one of the two)
     assert all("killed" in (outcomes[(p, 0)], outcomes[(p, 1)]) for p in POINTS), outcomes
     print("fixed points:", sum(o == "killed" for o in outcomes.values()), "of", len(outcomes), "runs killed")
-    r = ingest(ws, STATE, versions[1])
+    r = ingest(IngestRequest.of(ws, STATE, versions[1]))
     assert r.quarantined == 2 and r.loaded == 78
     assert not _withheld_on_disk(ws, dobs)
 
@@ -186,7 +186,7 @@ def test_nul_bytes_inside_a_field_quarantine_the_line(tmp_path: Path, state: str
     fields[k] = fields[k][:2] + b"\0\0" + fields[k][2:]
     lines[5] = d.join(fields)
     path.write_bytes(b"\n".join(lines))
-    r = ingest(tmp_path / "ws", state, [path])
+    r = ingest(IngestRequest.of(tmp_path / "ws", state, [path]))
     assert (r.rows_read, r.loaded, r.quarantined) == (20, 19, 1)
     assert _quarantine(tmp_path / "ws") == [{"line": 6, "field": None, "reason": "line contains NUL bytes (0x00)"}]
 
@@ -197,7 +197,7 @@ def test_a_line_of_spaces_is_a_blank_line(tmp_path: Path, state: str) -> None:
     header = 1 if state != "NY" else 0
     lines[8] = b" \t  " if state != "NY" else b" " * len(lines[8])
     path.write_bytes(b"\n".join(lines))
-    r = ingest(tmp_path / "ws", state, [path])
+    r = ingest(IngestRequest.of(tmp_path / "ws", state, [path]))
     assert r.quarantined == 1 and r.loaded == 19
     assert _quarantine(tmp_path / "ws") == [{"line": 9, "field": None, "reason": "blank line (only spaces or tabs)"}]
     assert header in (0, 1)
@@ -211,7 +211,7 @@ def test_an_over_long_line_is_quarantined_and_the_rest_loads(tmp_path: Path, siz
     lines[12] = lines[12] + b"x" * (size_mib << 20)
     lines[15] = lines[15] + b"\r"  # mixed line endings too: the normalised copy is measured
     path.write_bytes(b"\n".join(lines))
-    r = ingest(tmp_path / "ws", "WA", [path])
+    r = ingest(IngestRequest.of(tmp_path / "ws", "WA", [path]))
     assert (r.rows_read, r.loaded, r.quarantined) == (20, 19, 1)
     assert _quarantine(tmp_path / "ws") == [
         {"line": 13, "field": None, "reason": "line longer than 2 MiB (no voter record is)"}]
@@ -220,7 +220,7 @@ def test_an_over_long_line_is_quarantined_and_the_rest_loads(tmp_path: Path, siz
 def test_a_directory_given_as_a_file_says_so(tmp_path: Path) -> None:
     (tmp_path / "NC").mkdir()
     with pytest.raises(UserError, match=r"NC: is a directory; give the file itself \(a file inside it\)$"):
-        ingest(tmp_path / "ws", "NC", [tmp_path / "NC"])
+        ingest(IngestRequest.of(tmp_path / "ws", "NC", [tmp_path / "NC"]))
     from voterolls.formats import detect_format
 
     with pytest.raises(UserError, match="is a directory"):

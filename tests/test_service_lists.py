@@ -42,7 +42,7 @@ ALLOWED_COLUMNS = set(LIST_COLUMNS["cross_state_movers"]) | set(LIST_COLUMNS["in
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     from voterolls.formats.sample import national_sample
-    from voterolls.ingest.pipeline import ingest
+    from voterolls.ingest.pipeline import IngestRequest, ingest
     from voterolls.store import Workspace
     from voterolls.synth.native import write_native
 
@@ -51,7 +51,7 @@ def env(tmp_path_factory):
     ws = Workspace(w)
     for state, seed in (("NC", 1), ("OH", 2)):
         regs, hist = national_sample(state, 40, seed=seed)
-        ingest(ws, state, write_native(state, regs, hist, base / state))
+        ingest(IngestRequest.of(ws, state, write_native(state, regs, hist, base / state)))
     con = ws.connect()
     nc_old = con.execute(
         "SELECT state_voter_id, registration_date FROM registrations WHERE state = 'NC' AND registration_date IS NOT NULL "
@@ -168,7 +168,7 @@ def ext(tmp_path_factory):
     import numpy as np
     import pyarrow.compute as pc
 
-    from voterolls.ingest.pipeline import ingest
+    from voterolls.ingest.pipeline import IngestRequest, ingest
     from voterolls.link.run import LinkRequest, link_registrations
     from voterolls.store import Workspace
     from voterolls.synth import generate_nation, write_nation
@@ -180,7 +180,7 @@ def ext(tmp_path_factory):
     w = base / "ws"
     ws = Workspace(w)
     for st, info in manifest["states"].items():
-        ingest(ws, st, [base / "synth" / f for f in info["files"]], format=info["format"])
+        ingest(IngestRequest.of(ws, st, [base / "synth" / f for f in info["files"]], format=info["format"]))
     con = ws.connect(read_only=False)
     link_registrations(con, LinkRequest(w / "link", u_max_pairs=1e5, em_max_pairs=2e5, seed=3, blocking_analysis=False))
     loaded = set(con.sql("SELECT state_voter_id FROM registrations WHERE state = 'OH'").fetchnumpy()["state_voter_id"].tolist())

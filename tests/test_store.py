@@ -15,7 +15,7 @@ import pytest
 
 from voterolls.formats.sample import national_sample
 from voterolls.ingest import writer
-from voterolls.ingest.pipeline import ingest
+from voterolls.ingest.pipeline import IngestRequest, ingest
 from voterolls.schema import REGISTRATION_SCHEMA, VOTE_HISTORY_SCHEMA
 from voterolls.store import Workspace
 from voterolls.synth.native import write_native
@@ -46,7 +46,7 @@ def test_empty_workspace_has_typed_views(tmp_path: Path) -> None:
 
 def test_failure_mid_write_keeps_previous_snapshot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     ws = Workspace(tmp_path / "ws")
-    first = ingest(ws, "NC", _files(tmp_path, "NC", 50))
+    first = ingest(IngestRequest.of(ws, "NC", _files(tmp_path, "NC", 50)))
     before = _state_of(ws, "NC")
 
     real = writer.stream_write
@@ -57,7 +57,7 @@ def test_failure_mid_write_keeps_previous_snapshot(tmp_path: Path, monkeypatch: 
 
     monkeypatch.setattr(writer, "stream_write", half_then_fail)
     with pytest.raises(OSError, match="simulated"):
-        ingest(ws, "NC", _files(tmp_path, "NC", 70, seed=8, sub="v2"))
+        ingest(IngestRequest.of(ws, "NC", _files(tmp_path, "NC", 70, seed=8, sub="v2")))
     assert _state_of(ws, "NC") == before
     assert [s["snapshot_id"] for s in ws.snapshots("NC")] == [first.snapshot_id]
     assert not [d for d in (ws.path / "tmp").iterdir() if d.name.startswith("NC-")]
@@ -69,7 +69,7 @@ def test_failure_mid_write_keeps_previous_snapshot(tmp_path: Path, monkeypatch: 
 
     monkeypatch.setattr(store, "FILE_MANIFEST_COLUMNS", (*store.FILE_MANIFEST_COLUMNS, "no_such_column"))
     with pytest.raises(Exception):  # noqa: B017 - DuckDB binder error from the broken insert
-        ingest(ws, "NC", _files(tmp_path, "NC", 70, seed=8, sub="v3"))
+        ingest(IngestRequest.of(ws, "NC", _files(tmp_path, "NC", 70, seed=8, sub="v3")))
     monkeypatch.undo()
     ws2 = Workspace(ws.path)
     assert _state_of(ws2, "NC") == before
@@ -82,7 +82,7 @@ _KILL_CHILD = textwrap.dedent(
     from pathlib import Path
     import pyarrow.parquet as pq
     from voterolls.ingest import writer
-    from voterolls.ingest.pipeline import ingest
+    from voterolls.ingest.pipeline import IngestRequest, ingest
     from voterolls.store import Workspace
 
     ws_path, stage, files = sys.argv[1], sys.argv[2], sys.argv[3:]
@@ -100,7 +100,7 @@ _KILL_CHILD = textwrap.dedent(
             real_rename(a, b)
             os.kill(os.getpid(), signal.SIGKILL)  # after the rename, before the catalog commit
         os.rename = rename_then_die
-    ingest(ws, "NC", [Path(f) for f in files])
+    ingest(IngestRequest.of(ws, "NC", [Path(f) for f in files]))
     """
 )
 
@@ -108,7 +108,7 @@ _KILL_CHILD = textwrap.dedent(
 @pytest.mark.parametrize("stage", ["writing", "renamed"])
 def test_sigkill_leaves_previous_snapshot_and_opens_clean(tmp_path: Path, stage: str) -> None:
     ws = Workspace(tmp_path / "ws")
-    ingest(ws, "NC", _files(tmp_path, "NC", 40))
+    ingest(IngestRequest.of(ws, "NC", _files(tmp_path, "NC", 40)))
     before = _state_of(ws, "NC")
     v2 = _files(tmp_path, "NC", 60, seed=9, sub="v2")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -123,7 +123,7 @@ def test_sigkill_leaves_previous_snapshot_and_opens_clean(tmp_path: Path, stage:
     assert not [d for d in (ws.path / "tmp").iterdir() if d.name.startswith("NC-")]
     assert [d.name for d in (ws.path / "states" / "NC").iterdir()] == [before[0]]
     # and the next ingest of the same new files succeeds
-    r = ingest(ws2, "NC", v2)
+    r = ingest(IngestRequest.of(ws2, "NC", v2))
     assert r.status == "new" and _state_of(ws2, "NC")[1] == 60
 
 
@@ -131,8 +131,8 @@ _CONCURRENT_CHILD = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from voterolls.ingest.pipeline import ingest
-    r = ingest(sys.argv[1], sys.argv[2], [Path(p) for p in sys.argv[3:]], threads=1)
+    from voterolls.ingest.pipeline import IngestRequest, ingest
+    r = ingest(IngestRequest.of(sys.argv[1], sys.argv[2], [Path(p) for p in sys.argv[3:]], threads=1))
     print(r.status, r.loaded)
     """
 )
@@ -170,7 +170,7 @@ def test_stage_of_live_ingest_is_not_cleaned(tmp_path: Path) -> None:
 
 
 def test_snapshot_files_are_zstd_parquet(tmp_path: Path) -> None:
-    r = ingest(tmp_path / "ws", "NC", _files(tmp_path, "NC", 30))
+    r = ingest(IngestRequest.of(tmp_path / "ws", "NC", _files(tmp_path, "NC", 30)))
     d = Workspace(tmp_path / "ws").snapshot_dir("NC", r.snapshot_id)
     for name in ("registrations", "vote_history", "quarantine", "uniformity"):
         md = pq.ParquetFile(d / f"{name}.parquet").metadata
@@ -187,7 +187,7 @@ def test_snapshot_files_are_zstd_parquet(tmp_path: Path) -> None:
 def nc_workspace(tmp_path: Path) -> tuple[Path, Path]:
     """A workspace with one NC snapshot: (workspace path, snapshot directory)."""
     ws = Workspace(tmp_path / "ws")
-    r = ingest(ws, "NC", _files(tmp_path, "NC", 20))
+    r = ingest(IngestRequest.of(ws, "NC", _files(tmp_path, "NC", 20)))
     return ws.path, ws.snapshot_dir("NC", r.snapshot_id)
 
 

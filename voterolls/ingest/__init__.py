@@ -1,7 +1,7 @@
 """Ingest: native files -> the state's law -> normalised Parquet snapshot in the workspace.
 
-Public: :func:`ingest` (one state's files, atomic and idempotent; returns an
-:class:`IngestResult`) and :func:`diff_snapshots` (what changed between two
+Public: :func:`ingest` with one :class:`IngestRequest` (one state's files, atomic and
+idempotent; returns an :class:`IngestResult`) and :func:`diff_snapshots` (what changed between two
 snapshots).  Loaded lazily, so ``import voterolls.ingest`` stays light.
 """
 
@@ -11,7 +11,7 @@ import importlib
 from typing import Any
 
 _HOME = {
-    "ingest": "pipeline", "IngestResult": "pipeline", "FileResult": "pipeline",
+    "ingest": "pipeline", "IngestRequest": "pipeline", "IngestResult": "pipeline", "FileResult": "pipeline",
     "diff_snapshots": "diff", "SnapshotDiff": "diff",
 }
 
@@ -22,4 +22,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(name)
 
 
-__all__ = ["FileResult", "IngestResult", "SnapshotDiff", "diff_snapshots", "ingest"]
+__all__ = ["FileResult", "IngestRequest", "IngestResult", "SnapshotDiff", "diff_snapshots", "ingest"]

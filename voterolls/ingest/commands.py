@@ -42,7 +42,7 @@ def _progress() -> Progress:
 
 
 def _run_ingest(ws: Workspace, state: str, files: list[Path], **kw: Any) -> Any:
-    from voterolls.ingest.pipeline import ingest
+    from voterolls.ingest.pipeline import IngestRequest, ingest
 
     with _progress() as prog:
         task = prog.add_task(f"{state}: hashing", total=None)
@@ -50,7 +50,7 @@ def _run_ingest(ws: Workspace, state: str, files: list[Path], **kw: Any) -> Any:
         def report(phase: str, done: int, total: int | None) -> None:
             prog.update(task, description=f"{state}: {phase}", completed=done, total=total)
 
-        return ingest(ws, state, files, progress=report, **kw)
+        return ingest(IngestRequest.of(ws, state, files, progress=report, **kw))
 
 
 def _summary_table(results: list[Any]) -> Table:
@@ -245,7 +245,7 @@ def ingest_directory(
     generated nation can leave a state with few or no voters.
     """
     from voterolls.ingest.delivery import DeliveryOptions
-    from voterolls.ingest.pipeline import ingest
+    from voterolls.ingest.pipeline import IngestRequest, ingest
 
     manifest_path = Path(directory) / "manifest.json"
     if not manifest_path.is_file():
@@ -272,5 +272,5 @@ def ingest_directory(
         if progress:
             results.append(_run_ingest(ws, st, files, **kw))
         else:
-            results.append(ingest(ws, st, files, **kw))
+            results.append(ingest(IngestRequest.of(ws, st, files, **kw)))
     return results

@@ -21,6 +21,7 @@ same counts are given per scope - a row belongs to its file's scope - with
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -29,7 +30,7 @@ import pyarrow as pa
 from voterolls.errors import UserError
 from voterolls.schema import REGISTRATION_SCHEMA
 from voterolls.sql import literal as _lit
-from voterolls.store import Workspace, check_state
+from voterolls.store import Workspace, check_state, snapshot_damage
 
 COMPARED = tuple(
     f.name for f in REGISTRATION_SCHEMA if f.name not in ("state", "state_voter_id", "source_file", "source_line")
@@ -77,8 +78,10 @@ def diff_snapshots(ws: Workspace, state: str, old: str | None = None, new: str |
     for sid in (old, new):
         if sid not in snaps:
             raise UserError(f"no snapshot {sid!r} of {state}", file=ws.path)
-    po = ws.snapshot_dir(state, old) / "registrations.parquet"
-    pn = ws.snapshot_dir(state, new) / "registrations.parquet"
+    records = {s["snapshot_id"]: s for s in ws.snapshots(state)}
+    dirs = {sid: _checked_dir(ws, records[sid]) for sid in (old, new)}
+    po = dirs[old] / "registrations.parquet"
+    pn = dirs[new] / "registrations.parquet"
     con = duckdb.connect(config={"memory_limit": "1GB", "temp_directory": str(ws.path / "tmp" / "duckdb")})
     con.execute("SET enable_progress_bar = false")
     try:
@@ -106,13 +109,11 @@ def diff_snapshots(ws: Workspace, state: str, old: str | None = None, new: str |
             f"{diffs} "
             "FROM o_one o FULL OUTER JOIN n_one n ON o.state_voter_id = n.state_voter_id"
         ).fetchall()[0]
-        scopes = _per_scope(con, ws, state, old, new)
-        vh = []
-        for sid in (old, new):
-            p = ws.snapshot_dir(state, sid) / "vote_history.parquet"
-            vh.append(
-                int(con.execute(f"SELECT count(*) FROM read_parquet({_lit(str(p))})").fetchall()[0][0]) if p.exists() else 0
-            )
+        scopes = _per_scope(con, ws, state, (old, dirs[old]), (new, dirs[new]))
+        vh = [
+            int(con.execute(f"SELECT count(*) FROM read_parquet({_lit(str(dirs[sid] / 'vote_history.parquet'))})").fetchall()[0][0])
+            for sid in (old, new)
+        ]
     finally:
         con.close()
     changed_fields = {c: int(v) for c, v in zip(COMPARED, row[4:], strict=True) if v}
@@ -135,10 +136,31 @@ def diff_snapshots(ws: Workspace, state: str, old: str | None = None, new: str |
     )
 
 
-def _per_scope(con: duckdb.DuckDBPyConnection, ws: Workspace, state: str, old: str, new: str) -> list[dict[str, Any]]:
+def _checked_dir(ws: Workspace, record: dict[str, Any]) -> Path:
+    """The snapshot's directory, after the one snapshot check (:func:`voterolls.store.snapshot_damage`).
+
+    A snapshot whose files are missing, cut short or of another row count
+    than the catalog's would be compared as if rows had been added or
+    removed: refuse it in one sentence instead.
+    """
+    state, sid = record["state"], record["snapshot_id"]
+    snap_dir = ws.path / record["path"] if record.get("path") else ws.snapshot_dir(state, sid)
+    damage = snapshot_damage(snap_dir, record)
+    if damage is not None:
+        raise UserError(
+            f"snapshot {sid} of {state} cannot be compared: {damage}; restore the workspace from a "
+            "backup or ingest the state's files again",
+            file=snap_dir / damage.file,
+        )
+    return snap_dir
+
+
+def _per_scope(
+    con: duckdb.DuckDBPyConnection, ws: Workspace, state: str, old: tuple[str, Path], new: tuple[str, Path]
+) -> list[dict[str, Any]]:
     """The diff's counts per scope; a row's scope is its file's (files without one: the state)."""
     files = {}
-    for alias, sid in (("o", old), ("n", new)):
+    for alias, (sid, _dir) in (("o", old), ("n", new)):
         rows = [(f["sha256"], f.get("scope") or "state") for f in ws.file_manifests(state, sid)]
         files[alias] = {sha: sc for sha, sc in rows}
         con.register(
@@ -168,14 +190,13 @@ def _per_scope(con: duckdb.DuckDBPyConnection, ws: Workspace, state: str, old: s
     ).fetchall():
         e = entry(scope)
         e["added"], e["removed"], e["changed"] = int(added), int(removed), int(changed)
-    for alias, sid, key in (("o", old, "vote_history_old"), ("n", new, "vote_history_new")):
-        p = ws.snapshot_dir(state, sid) / "vote_history.parquet"
-        if p.exists():
-            for scope, n in con.execute(
-                f"SELECT coalesce(s.scope, 'state'), count(*) FROM read_parquet({_lit(str(p))}) v "
-                f"LEFT JOIN {alias}_scope s ON s.sha = v.source_file GROUP BY 1"
-            ).fetchall():
-                entry(scope)[key] += int(n)
+    for alias, (_sid, snap_dir), key in (("o", old, "vote_history_old"), ("n", new, "vote_history_new")):
+        p = snap_dir / "vote_history.parquet"
+        for scope, n in con.execute(
+            f"SELECT coalesce(s.scope, 'state'), count(*) FROM read_parquet({_lit(str(p))}) v "
+            f"LEFT JOIN {alias}_scope s ON s.sha = v.source_file GROUP BY 1"
+        ).fetchall():
+            entry(scope)[key] += int(n)
     for scope in set(files["o"].values()) | set(files["n"].values()):
         before = {sha for sha, sc in files["o"].items() if sc == scope}
         after = {sha for sha, sc in files["n"].items() if sc == scope}

@@ -1,6 +1,6 @@
 """Ingest: native files -> law-abiding, normalised Parquet snapshot, every row accounted for.
 
-One call of :func:`ingest` does, for one state::
+One call of :func:`ingest` (with one :class:`IngestRequest`) does, for one state::
 
     scan (voterolls.formats)            lazy relation of the native rows
       -> clean_dates                    placeholder DOBs removed *before* the law is applied
@@ -72,7 +72,7 @@ from voterolls.sql import identifier as _q
 from voterolls.sql import literal as _lit
 from voterolls.store import StagedSnapshot, Workspace, check_state, snapshot_damage
 
-__all__ = ["FileResult", "IngestRequest", "IngestResult", "ReconciliationError", "history_only_format", "ingest", "run"]
+__all__ = ["FileResult", "IngestRequest", "IngestResult", "ReconciliationError", "history_only_format", "ingest"]
 
 log = get_logger(__name__)
 
@@ -99,8 +99,8 @@ def _silent(phase: str, done: int, total: int | None) -> None:
 class IngestRequest:
     """Everything one ingest is asked to do: one state's delivery into one workspace.
 
-    Built by :func:`ingest` (or :meth:`of`) from what the CLI and the
-    service pass; :func:`run` carries it out.
+    Built by the CLI, the service and the tests (with :meth:`of` from
+    loosely typed arguments); :func:`ingest` carries it out.
     """
 
     workspace: Workspace
@@ -145,45 +145,28 @@ class IngestRequest:
         (self.progress or _silent)(phase, done, total)
 
 
-def ingest(
-    workspace: Workspace | str | Path,
-    state: str,
-    paths: Sequence[str | Path] | str | Path,
-    format: str | None = None,
-    sealed: str | Path | None = None,
-    override: Any = None,
-    progress: Progress | None = None,
-    *,
-    memory_limit: str | None = None,
-    threads: int | None = None,
-    delivery: DeliveryOptions | None = None,
-) -> IngestResult:
-    """Ingest a delivery of one state's native file(s) into ``workspace`` as a new snapshot.
+def ingest(request: IngestRequest) -> IngestResult:
+    """Ingest a delivery of one state's native file(s) into the request's workspace as a new snapshot.
+
+    The one way in: the CLI, the service and the tests build an
+    :class:`IngestRequest` (:meth:`IngestRequest.of` from loosely typed
+    arguments) and pass it here.
 
     Files may be plain or compressed (``.zip``, nested zips, ``.gz``:
     ``voterolls.ingest.archives``).  Each file has a scope (a county, a
     county range, the whole state; ``voterolls.ingest.delivery``) and
     replaces only its scope of the state's current snapshot; the rest is
-    carried over (``voterolls.ingest.parts``).  ``delivery`` says how
+    carried over (``voterolls.ingest.parts``).  ``request.delivery`` says how
     (explicit scope, ``replace_state``, ``allow_shrink``).
 
     Returns ``status="unchanged"`` (and writes nothing) when the same files,
     sealed sidecar, override and policy were already ingested as the state's
     current snapshot, or when every file given is already part of it.
-    ``override`` is a :class:`voterolls.policy.Override`.
     Raises :class:`UserError` for input mistakes (naming file, line, field).
+    The steps: key the inputs, reuse the current snapshot if it is the same,
+    else build one.
     """
     started = time.perf_counter()
-    request = IngestRequest.of(
-        workspace, state, paths, format, sealed, override, progress,
-        memory_limit=memory_limit, threads=threads, delivery=delivery,
-    )  # fmt: skip
-    return run(request, started=started)
-
-
-def run(request: IngestRequest, *, started: float | None = None) -> IngestResult:
-    """Carry out ``request``: key the inputs, reuse the current snapshot if it is the same, else build one."""
-    started = time.perf_counter() if started is None else started
     keyed = _key_inputs(request)
     with request.workspace.state_lock(request.state):
         plan = _plan(request, keyed)

@@ -73,7 +73,7 @@ def real_ingest(
     (voterolls.ingest.delivery); each file otherwise replaces only its scope.
     """
     from voterolls.ingest.delivery import DeliveryOptions
-    from voterolls.ingest.pipeline import ingest
+    from voterolls.ingest.pipeline import IngestRequest, ingest
     from voterolls.store import Workspace
 
     def report(phase: str, done: int, total: int | None) -> None:
@@ -87,7 +87,7 @@ def real_ingest(
 
     ws = Workspace(workspace)
     delivery = DeliveryOptions(allow_shrink=allow_shrink, replace_state=replace_state)
-    result = ingest(ws, state, paths, format=format, progress=report, delivery=delivery)
+    result = ingest(IngestRequest.of(ws, state, paths, format=format, progress=report, delivery=delivery))
     out = result.to_dict() if hasattr(result, "to_dict") else result
     if isinstance(out, dict):
         out.pop("path", None)  # a server path means nothing to the state
