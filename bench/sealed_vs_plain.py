@@ -121,6 +121,16 @@ def _public_words(con, root: Path, word) -> set[bytes]:  # noqa: ANN001
     return out
 
 
+def _text(v: object) -> str:
+    """A value as the scan reads it: NULL as nothing and booleans as 1 / 0, so Python's
+    ``None`` / ``True`` / ``False`` never pass for a surname NONE, TRUE or FALSE."""
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return "1" if v else "0"
+    return str(v)
+
+
 def _duckdb_text(path: Path) -> bytes:
     """Every table of a DuckDB database file as text (names, then rows)."""
     import duckdb
@@ -131,7 +141,7 @@ def _duckdb_text(path: Path) -> bytes:
         for (name,) in con.execute("SELECT table_name FROM duckdb_tables()").fetchall():
             rel = con.execute(f'SELECT * FROM "{name}"')
             parts.append(name + "\t" + "\t".join(d[0] for d in rel.description))
-            parts.extend("\t".join(str(v) for v in r) for r in rel.fetchall())
+            parts.extend("\t".join(_text(v) for v in r) for r in rel.fetchall())
     finally:
         con.close()
     return "\n".join(parts).encode()
@@ -172,7 +182,7 @@ def plaintext_hits(root: Path, values: dict[str, set[str]]) -> dict[str, list[st
             rel = con.execute(f"SELECT * FROM read_parquet({literal(path)})")
             names = "\t".join(d[0] for d in rel.description)
             rows = rel.fetchall()
-            blob = (names + "\n" + "\n".join("\t".join(str(v) for v in r) for r in rows)).encode()
+            blob = (names + "\n" + "\n".join("\t".join(_text(v) for v in r) for r in rows)).encode()
         elif path.suffix == ".duckdb":
             blob = _duckdb_text(path)
         else:

@@ -411,3 +411,49 @@ def test_token_dob_model_recovers_q_and_p_far_of_a_known_distribution():
         / (uniform_pairs + placeholder_pairs)
     )
     assert m.p_far(45) == pytest.approx(expect, rel=0.01)
+
+
+def test_a_full_dob_the_policy_withholds_is_sealed_not_dropped(nation, key_file, tmp_path):
+    """GA publishes the birth year only; its seal with --identifiers carries the full date as a
+    token (equality only), never in the clear, and the compiler compares it as a sidecar's."""
+    import csv
+
+    from voterolls.ingest.sealed_only import ingest_sealed
+    from voterolls.link.sealed import prepare_sealed_input
+    from voterolls.policy.model import get_policy
+    from voterolls.policy.sealed_only import hmac_token
+    from voterolls.store import Workspace
+
+    assert get_policy("GA").dob_disclosure == "year"
+    manifest = json.loads((nation / "manifest.json").read_text())
+    files = [nation / f for f in manifest["states"]["GA"]["files"]]
+    ids = nation / "internal" / "GA_identifiers.csv"
+    extra = [x for f in files[1:] for x in ("--with", f)]
+    r = run(
+        "seal", files[0], tmp_path / "GA", "--sealed-only", "--state", "GA",
+        "--key-file", key_file, "--identifiers", ids, *extra,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    t = pq.read_table(tmp_path / "GA" / "registrations.parquet").to_pydict()
+    with open(ids, newline="") as fh:
+        dob = {row["state_voter_id"]: row["dob"] for row in csv.DictReader(fh) if row["dob"]}
+    rows = [i for i, v in enumerate(t["state_voter_id"]) if v in dob]
+    assert len(rows) > 100
+    assert {t["dob_granularity"][i] for i in rows} == {"year"}  # what the law lets out
+    assert all(t["dob_token"][i] == hmac_token(dob[t["state_voter_id"][i]], KEY, "dob") for i in rows)
+    for c in ("dob_ym_token", "dob_md_token", "dob_swapped_token"):
+        assert all(t[c][i] is None for i in rows), c
+    values = plaintext_values(nation)
+    assert plaintext_hits(tmp_path / "GA", values)["dob"] == []
+    # the compiler: the date is compared as a sealed token, not as a public date
+    ws = Workspace(tmp_path / "ws")
+    ingest_sealed(ws, "GA", tmp_path / "GA")
+    con = ws.connect(read_only=False)
+    try:
+        prepare_sealed_input(con)
+        n, public, token = con.execute(
+            "SELECT count(*), count(dob), count(dob_token) FROM link_input"
+        ).fetchall()[0]
+    finally:
+        con.close()
+    assert (public, token) == (0, len(rows)) and n >= len(rows)

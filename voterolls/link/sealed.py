@@ -6,7 +6,12 @@ name encodings only.  The trick that keeps one pipeline: every column the
 plaintext model blocks or trains on by *equality* keeps its name and
 becomes a 63-bit hash of the corresponding token (:func:`compact_id_sql`), so
 
-* ``dob``            <- token of the full date; ``dob_swapped`` the token of
+* ``dob``            <- token of the full date where the date is public
+                        (``dob_granularity = 'full'``); ``dob_token`` the same
+                        token on every row that has one, so a date the
+                        state's policy withholds but the state sealed is
+                        compared for equality by the plaintext ``dob_token``
+                        comparison, as a sidecar's would be; ``dob_swapped`` the token of
                         the date with day and month exchanged (the state
                         seals it under the date domain, so it equals the
                         other side's date token), ``dob_ym`` / ``dob_md`` the
@@ -257,12 +262,12 @@ def sealed_select_sql(source: str) -> str:
         {h("first_canonical_token")}                   AS first_name_canonical,
         coalesce(middle_is_initial, false)             AS middle_is_initial,
         {h("suffix_token")}                            AS name_suffix,
-        {h("dob_token")}                               AS dob,
+        CASE WHEN dob_granularity = 'full' THEN {h("dob_token")} END AS dob,
         {h("dob_swapped_token")}                       AS dob_swapped,
         {h("dob_ym_token")}                            AS dob_ym,
         {h("dob_md_token")}                            AS dob_md,
         {h("birth_year_token")}                        AS birth_year,
-        NULL::BIGINT                                   AS dob_token,
+        {h("dob_token")}                               AS dob_token,
         CASE WHEN upper(gender) IN ('M', 'F') THEN upper(gender) END AS gender,
         NULL::BIGINT                                   AS residence_address,
         {h("zip_token")}                               AS residence_zip5,

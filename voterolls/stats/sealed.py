@@ -14,7 +14,9 @@ value-free surrogates:
 * ``birth_year`` <- a 31-bit integer hash of the birth-year token (1:1 with
   the year; no order, no arithmetic);
 * ``dob`` <- the text ``date:year-month:swapped:month-day`` of the first 16 hex
-  digits of each DOB token (equal exactly when the dates are equal).
+  digits of each DOB token (equal exactly when the dates are equal), where the
+  date is public (``dob_granularity = 'full'``; a date the policy withholds
+  and the state sealed stays out of the rule, as in plaintext).
 
 The two places that need values are replaced by :class:`TokenDobModel`:
 
@@ -66,7 +68,7 @@ def _h(c: str) -> str:
 
 #: Surrogate of the full date: date, year-month, swapped date, month-day token prefixes.
 SURROGATE_DOB = (
-    f"CASE WHEN dob_token IS NOT NULL THEN {_h('dob_token')} || ':' || "
+    f"CASE WHEN dob_granularity = 'full' AND dob_token IS NOT NULL THEN {_h('dob_token')} || ':' || "
     f"coalesce({_h('dob_ym_token')}, '') || ':' || coalesce({_h('dob_swapped_token')}, '') || ':' || "
     f"coalesce({_h('dob_md_token')}, '') END"
 )
