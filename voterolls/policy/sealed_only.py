@@ -20,7 +20,7 @@ none; see docs/PRIVACY.md):
   ``dob_token`` equals a sidecar's): the full date, the date with day and month
   exchanged (for the "transposed" level; sealed under the *date* domain, so it
   equals the other side's date token), year-month, month-day, birth year,
-  SSN4, licence, ZIP, suffix, canonical first name, each part of a
+  SSN4, licence, ZIP, suffix, middle initial, canonical first name, each part of a
   hyphenated surname, and the coarse blocking keys (Soundex of the surname +
   year + first initial, and so on: :data:`BLOCKING_KEYS`).
 * **name encodings**: a Bloom filter per name field (first, middle, last) made
@@ -89,6 +89,9 @@ TOKEN_COLUMNS: dict[str, tuple[str, str]] = {
     "birth_year_token": ("birth_year", "_by"),
     "zip_token": ("zip5", "residence_zip5"),
     "suffix_token": ("suffix", "name_suffix"),
+    # the middle name's first letter: "a lone initial agrees with the name" needs the
+    # initials to be equal (a Dice of the filters also takes a name *ending* in the letter)
+    "middle_initial_token": ("middle_initial", "left(middle_name, 1)"),
     "first_canonical_token": ("first_canonical", "first_name_canonical"),
     "last_part_a_token": ("last_part", "_last_parts[1]"),
     "last_part_b_token": ("last_part", "CASE WHEN len(_last_parts) > 1 THEN _last_parts[-1] END"),
