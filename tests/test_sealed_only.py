@@ -440,7 +440,9 @@ def test_a_full_dob_the_policy_withholds_is_sealed_not_dropped(nation, key_file,
     rows = [i for i, v in enumerate(t["state_voter_id"]) if v in dob]
     assert len(rows) > 100
     assert {t["dob_granularity"][i] for i in rows} == {"year"}  # what the law lets out
-    assert all(t["dob_token"][i] == hmac_token(dob[t["state_voter_id"][i]], KEY, "dob") for i in rows)
+    assert all(
+        t["dob_token"][i] == hmac_token(dob[t["state_voter_id"][i]], KEY, "dob") for i in rows
+    )
     for c in ("dob_ym_token", "dob_md_token", "dob_swapped_token"):
         assert all(t[c][i] is None for i in rows), c
     values = plaintext_values(nation)
@@ -457,3 +459,26 @@ def test_a_full_dob_the_policy_withholds_is_sealed_not_dropped(nation, key_file,
     finally:
         con.close()
     assert (public, token) == (0, len(rows)) and n >= len(rows)
+
+
+def test_a_delivery_sealed_under_another_key_is_flagged_at_ingest(nation, sealed_ws, tmp_path):
+    from voterolls.policy.sealed_only import key_id
+
+    other = b"another-consortium-key-0123456789abcdef"
+    assert key_id(other) != key_id(KEY) and len(key_id(KEY)) == 16
+    manifest = json.loads((nation / "manifest.json").read_text())
+    files = [nation / f for f in manifest["states"]["OH"]["files"]]
+    key2 = tmp_path / "other.key"
+    key2.write_bytes(other)
+    extra = [x for f in files[1:] for x in ("--with", f)]
+    r = run("seal", files[0], tmp_path / "OH", "--sealed-only", "--state", "OH",
+            "--key-file", key2, *extra)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "OH" / "manifest.json").read_text())["key_id"] == key_id(other)
+    ws = tmp_path / "ws"
+    shutil.copytree(sealed_ws, ws, ignore=shutil.ignore_patterns("link", "estimates"))
+    r = run("ingest-sealed", "OH", tmp_path / "OH", "--workspace", ws)
+    assert r.returncode == 0, r.stderr
+    others = ", ".join(s for s in STATES if s != "OH")
+    assert f"note: OH was sealed under another key than {others};" in r.stderr
+    assert other.decode() not in r.stderr + r.stdout and key_id(other) not in r.stderr

@@ -264,6 +264,22 @@ def ingest_sealed(ws: Workspace, state: str, delivery: str | Path) -> SealedInge
     return SealedIngestResult(state, staged.snapshot_id, "ingested", n, n_vh)
 
 
+def other_keys(ws: Workspace, state: str) -> dict[str, str]:
+    """``{state: key id}`` of the other sealed-only states whose key id differs from ``state``'s.
+
+    Tokens under two keys never agree, so such states do not link with each
+    other: the sign of a partial key rotation (docs/PRIVACY.md, 2b).
+    """
+    mine = ws.manifest(state).get("delivery", {}).get("key_id")
+    out = {}
+    for s in sealed_states(ws):
+        if s != state:
+            theirs = ws.manifest(s).get("delivery", {}).get("key_id")
+            if mine and theirs and theirs != mine:
+                out[s] = theirs
+    return out
+
+
 def sealed_states(ws: Workspace) -> list[str]:
     """States whose current snapshot is a sealed-only delivery."""
     return [s for s in ws.states() if (ws.current_snapshot(s) or {}).get("format") == SEALED_FORMAT]
@@ -295,6 +311,13 @@ def ingest_sealed_command(
         f"{r.state}: {what}: {r.loaded:,} registrations, "
         f"{r.vote_history_loaded:,} vote-history rows (snapshot {r.snapshot_id})"
     )
+    others = other_keys(ws, r.state)
+    if others:
+        typer.echo(
+            f"note: {r.state} was sealed under another key than {', '.join(sorted(others))}; "
+            "their records cannot link until every state has re-sealed under the same key",
+            err=True,
+        )
 
 
 def register(app: typer.Typer) -> None:

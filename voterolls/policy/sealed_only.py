@@ -296,6 +296,7 @@ def seal_sealed_only(req: SealedOnlyRequest) -> SealedOnlyReport:
             "rows": table.num_rows,
             "vote_history_rows": vt.num_rows,
             "quarantined": report.quarantined,
+            "key_id": key_id(req.key),
             "encoding": {
                 "library": "clkhash",
                 "filter_bits": FILTER_BITS,
@@ -428,6 +429,12 @@ def _add_identifier_tokens(table: pa.Table, identifiers: Path, key: bytes) -> pa
         con.close()
 
 
+def key_id(key: bytes) -> str:
+    """A public name of the key (16 hex digits of its HMAC of a fixed label): deliveries sealed
+    under different keys are told apart without anyone but the states holding the key."""
+    return hmac.digest(key, b"voterolls-sealed-only-key-id", "sha256").hex()[:16]
+
+
 def hmac_token(value: str, key: bytes, domain: str) -> str:
     """Token of one already-normalised value (tests and spot checks)."""
     return hmac.digest(key, domain.encode("ascii") + b"|" + value.encode("utf-8"), "sha256").hex()
@@ -462,6 +469,7 @@ __all__ = [
     "dice",
     "encode_names",
     "hmac_token",
+    "key_id",
     "read_manifest",
     "require_encoder",
     "seal_sealed_only",
