@@ -482,3 +482,25 @@ def test_a_delivery_sealed_under_another_key_is_flagged_at_ingest(nation, sealed
     others = ", ".join(s for s in STATES if s != "OH")
     assert f"note: OH was sealed under another key than {others};" in r.stderr
     assert other.decode() not in r.stderr + r.stdout and key_id(other) not in r.stderr
+
+
+def test_a_native_full_dob_the_policy_withholds_is_sealed_as_a_token(nation, deliveries, tmp_path):
+    """CA's file (full dates) sealed under NC's policy (birth year only): the date becomes the
+    same dob_token CA's own delivery carries, with no year-month / month-day / swapped token."""
+    from voterolls.policy.sealed_only import SealedOnlyRequest, seal_sealed_only
+
+    info = json.loads((nation / "manifest.json").read_text())["states"]["CA"]
+    req = SealedOnlyRequest(
+        files=tuple(nation / f for f in info["files"]), state="NC", out_dir=tmp_path / "x",
+        key=KEY, format=info["format"],
+    )  # fmt: skip
+    seal_sealed_only(req)
+    got = pq.read_table(tmp_path / "x" / "registrations.parquet").to_pydict()
+    ca = pq.read_table(deliveries / "CA" / "registrations.parquet").to_pydict()
+    ca_tok = dict(zip(ca["state_voter_id"], ca["dob_token"], strict=True))
+    rows = [i for i, t in enumerate(got["dob_token"]) if t is not None]
+    assert len(rows) > 0.9 * len(got["dob_token"])
+    assert {got["dob_granularity"][i] for i in rows} == {"year"}
+    assert all(got["dob_token"][i] == ca_tok[got["state_voter_id"][i]] for i in rows)
+    assert all(got[c][i] is None for i in rows for c in ("dob_ym_token", "dob_md_token"))
+    assert plaintext_hits(tmp_path / "x", plaintext_values(nation))["dob"] == []
