@@ -501,11 +501,24 @@ def run_seed(
             row["national"] = national_check(con, res, truth, seed, error_rate, national_drop)
     if pairs is not None:
         row["dup_combined"] = _pick(cs["combined"])
+        row["dup_combined_parts"] = {
+            k: cs["combined"].get(k)
+            for k in (
+                "splink_non_exact",
+                "splink_non_exact_below_threshold",
+                "non_exact_check",
+                "non_exact_relative_uncertainty",
+                "exact_stratum",
+                "non_exact",
+            )
+        }
         row["dup_splink"] = _pick(cs["splink_sum_of_probabilities"], raw=d["raw_rule_count"])
         row["calibration_ratio"] = cs["splink_sum_of_probabilities"][
             "calibration_ratio_exact_stratum"
         ]
         row["dv_combined"] = _pick(dv["headline"])
+        row["linkage_calibration"] = res.get("linkage_calibration")
+        row["dup_full_rule_net"] = d["by_level"]["full"]["estimate"]
     return row
 
 

@@ -427,3 +427,31 @@ def test_overdispersion_widens_only_the_year_level_variance():
     c = base["year"].expected_coincidences
     q = 400 / 1e5
     assert wide["year"].variance - base["year"].variance == pytest.approx(2 * c / (1 - q) ** 2)
+
+
+def test_low_band_calibration_is_measured_on_the_exact_full_dob_stratum():
+    """Linkage mass below the threshold counts at the rate the exact full-DOB stratum shows."""
+    con = duckdb.connect()
+    rows = [("full", True, 0.99)] * 100 + [("full", True, 0.3)] * 200
+    rows += [("year", True, 0.3)] * 50 + [("full", False, 0.3)] * 40  # other strata: not used
+    con.execute(
+        "CREATE TABLE _vr_pairs (state_l TEXT, state_r TEXT, level TEXT, exact BOOL, p DOUBLE, votes INT)"
+    )
+    con.executemany("INSERT INTO _vr_pairs VALUES ('NC', 'OH', ?, ?, ?, 0)", rows)
+    # the birthday model says 129 of the exact full-DOB pairs are one person: 99 of them are
+    # the confident band's, so the low band's 60 units of probability hold 30 true pairs
+    full = es.Count(129.0, 25.0)
+    cal = es.low_band_calibration(con, full, 0.9)
+    assert cal.measured and cal.factor == pytest.approx(0.5)
+    assert cal.variance == pytest.approx(25.0 / 60**2)
+    low = cal.count(40.0, 0.0, 0.25, full)
+    assert low.estimate == pytest.approx(20.0)
+    # factor variance, transfer uncertainty, covariance with the full-DOB count
+    assert low.variance == pytest.approx(40**2 * 25 / 3600 + (0.25 * 20) ** 2 + 2 * 40 * 25 / 60)
+    # linkage more confident than the birthday model: the low band holds nothing
+    assert es.low_band_calibration(con, es.Count(80.0, 25.0), 0.9).factor == 0.0
+    # too little low-band mass to measure: a wide fallback, said so
+    con.execute("DELETE FROM _vr_pairs WHERE p < 0.9 AND level = 'full' AND exact")
+    fb = es.low_band_calibration(con, full, 0.9)
+    assert not fb.measured and fb.factor == es.LOW_BAND_FALLBACK
+    assert fb.variance == pytest.approx(es.LOW_BAND_FALLBACK**2)
