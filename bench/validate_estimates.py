@@ -45,6 +45,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -460,7 +461,13 @@ def run_seed(
         "seconds": round(time.time() - t0, 1),
         "truth": truth,
         "dup": _pick(d),
-        "dup_headline": _pick(cs[cs["headline"]]),
+        # the headline ``voterolls estimate`` gives without linkage: the more precise rule net
+        "dup_headline": _pick(
+            min(
+                (cs[k] for k in ("rule_net_of_coincidences", "rule_net_middle_initial") if k in cs),
+                key=lambda c: c["se"],
+            )
+        ),
         **(
             {
                 "dv_mi": _pick(dv["rule_net_middle_initial_error_corrected"]),
@@ -517,6 +524,8 @@ def run_seed(
             "calibration_ratio_exact_stratum"
         ]
         row["dv_combined"] = _pick(dv["headline"])
+        row["dv_combined_floor_sd"] = dv["headline"]["noise_floor"]["sd"]
+        row["dv_combined_year_level_rule"] = dv["headline"].get("year_level_rule")
         row["linkage_calibration"] = res.get("linkage_calibration")
         row["dup_full_rule_net"] = d["by_level"]["full"]["estimate"]
     return row
@@ -544,6 +553,34 @@ def summarise(rows: list[dict], key: str, target: str) -> dict:
         "raw_rule_count_mean": float(raw.mean()),
         "raw_overcount_vs_truth": float(raw.sum() / tru.sum()) if tru.sum() else None,
         "seeds": len(rows),
+    }
+
+
+def floor_summary(rows: list[dict]) -> dict:
+    """The headline double-vote interval against its noise floor (absolute units).
+
+    Relative widths mean nothing when the truth is a handful: the comparison is the
+    reported standard error with the floor's (``noise_floor`` of the estimate), and
+    the interval half-width with ``1.96 x`` the floor, over seeds.
+    """
+    se = np.array([r["dv_combined"]["se"] for r in rows], dtype=float)
+    fl = np.array([r["dv_combined_floor_sd"] for r in rows], dtype=float)
+    half = np.array(
+        [
+            (r["dv_combined"]["ci95_signed"][1] - r["dv_combined"]["ci95_signed"][0]) / 2
+            for r in rows
+        ],
+        dtype=float,
+    )
+    tru = np.array([r["truth"]["dv_visible"] for r in rows], dtype=float)
+    return {
+        "reported_se_mean": float(se.mean()),
+        "floor_sd_mean": float(fl.mean()),
+        "reported_se_over_floor_mean": float(np.mean(se / np.where(fl > 0, fl, np.nan))),
+        "half_width_mean": float(half.mean()),
+        "floor_half_width_mean": float(es.Z95 * fl.mean()),
+        "truth_over_floor_sd_mean": float(np.mean(tru / np.where(fl > 0, fl, np.nan))),
+        "year_level_rules": sorted({str(r.get("dv_combined_year_level_rule")) for r in rows}),
     }
 
 
@@ -935,6 +972,7 @@ def main() -> None:
             seed, args.people, cfg, e, toy=args.toy, model=model, workdir=workdir,
             national_drop=args.national_drop,
         )  # fmt: skip
+        r["load_1min"] = os.getloadavg()[0]
         rows.append(r)
         # rows so far, so that an interrupted long run still leaves its seeds behind
         args.results.with_suffix(".partial.json").write_text(
@@ -996,6 +1034,7 @@ def main() -> None:
         summary["double votes, combined, error-corrected"] = summarise(
             rows, "dv_combined", "dv_visible"
         )
+        summary["double votes, combined, error-corrected"].update(floor_summary(rows))
     entry = {
         "label": label,
         "people": args.people,
@@ -1013,6 +1052,8 @@ def main() -> None:
         "assumed_error_rate": e,
         "command": "bench/validate_estimates.py " + " ".join(sys.argv[1:]),
         "minutes": round((time.time() - t_start) / 60, 1),
+        # the machine is shared: the 1-minute load average after each seed (uptime's first figure)
+        "load_1min": _mean_sd([r["load_1min"] for r in rows]) | {"cores": os.cpu_count()},
         "summary": summary,
         "double_vote_error_budget": summarise_decomposition(rows),
         "national_extrapolation": summarise_national(rows),
