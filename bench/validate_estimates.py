@@ -911,6 +911,13 @@ def main() -> None:
     )
     ap.add_argument("--write-methods", action="store_true")
     ap.add_argument(
+        "--resume-partial",
+        action="store_true",
+        help="start from the seeds an interrupted run of the same configuration left in its "
+        ".partial.json (with --model for linkage runs); --seeds N with N seeds already there "
+        "only summarises them",
+    )
+    ap.add_argument(
         "--results", type=Path, default=RESULTS, help="results JSON (default: %(default)s)"
     )
     ap.add_argument(
@@ -925,7 +932,7 @@ def main() -> None:
         args.results = MECHANISM_RESULTS
     if args.render_only:
         configurations = json.loads(args.results.read_text())["configurations"]
-        if args.results == MECHANISM_RESULTS:
+        if any(c.get("mechanism") for c in configurations):
             write_mechanisms(configurations)
         else:
             write_methods(configurations)
@@ -966,8 +973,14 @@ def main() -> None:
         print(f"trained the linkage model on seed 10000 in {time.time() - t:.0f}s", flush=True)
         label = label.replace("rule-based estimators", "rule-based + linkage estimators")
     rows = []
-    t_start = time.time()
-    for seed in range(args.seeds):
+    partial = args.results.with_name(
+        args.results.stem + (f".{args.mechanism}" if args.mechanism else "") + ".partial.json"
+    )
+    if args.resume_partial and partial.exists():
+        rows = json.loads(partial.read_text())["rows"][: args.seeds]
+        print(f"resumed {len(rows)} seeds from {partial}", flush=True)
+    t_start = time.time() - sum(r["seconds"] for r in rows)
+    for seed in range(len(rows), args.seeds):
         r = run_seed(
             seed, args.people, cfg, e, toy=args.toy, model=model, workdir=workdir,
             national_drop=args.national_drop,
@@ -975,9 +988,7 @@ def main() -> None:
         r["load_1min"] = os.getloadavg()[0]
         rows.append(r)
         # rows so far, so that an interrupted long run still leaves its seeds behind
-        args.results.with_suffix(".partial.json").write_text(
-            json.dumps({"command": sys.argv[1:], "rows": rows}, indent=1) + "\n"
-        )
+        partial.write_text(json.dumps({"command": sys.argv[1:], "rows": rows}, indent=1) + "\n")
         print(
             f"seed {seed:2d}: dup est {r['dup']['estimate']:8.1f} truth(exact) {r['truth']['dup_exact']:6d} "
             f"(visible {r['truth']['dup_visible']:6d}) raw {r['dup']['raw_rule_count']:7.0f} | "
@@ -1086,6 +1097,14 @@ def mechanisms_md(cfgs: list[dict]) -> str:
     """One row per (process, figure): error, coverage, interval width, and for double votes
     the noise floor; the vote-record error the estimator learnt against the generator's."""
     figures = (
+        (
+            "duplicate registrations, combined (rule net + Splink non-exact)",
+            "duplicates, headline with linkage (combined), vs all visible",
+        ),
+        (
+            "duplicate registrations, Splink sum of probabilities",
+            "duplicates, Splink sum, vs all visible",
+        ),
         ("duplicate registrations, rule net of coincidences", "duplicates (rule net)"),
         (
             "duplicate registrations, headline without linkage (middle initial at the year level)",
@@ -1093,6 +1112,10 @@ def mechanisms_md(cfgs: list[dict]) -> str:
         ),
         ("duplicate registrations, full-DOB stratum, rule net", "duplicates, full-DOB stratum"),
         ("duplicate registrations, year-only stratum, rule net", "duplicates, year-only stratum"),
+        (
+            "double votes, combined, error-corrected",
+            "double votes, headline with linkage, vs all visible",
+        ),
         ("double votes, rule net, error-corrected", "double votes (rule net, error-corrected)"),
         (
             "double votes, rule net with middle initial at the year level, error-corrected",
@@ -1152,13 +1175,98 @@ def mechanisms_md(cfgs: list[dict]) -> str:
     )
 
 
+#: Targets for the headline duplicate estimate at national namesake density (issue 19).
+TARGETS = {"mean_relative_error": 0.10, "ci95_coverage": 0.90, "mean_relative_half_width": 0.25}
+HEADLINE_DUP = "duplicate registrations, combined (rule net + Splink non-exact)"
+HEADLINE_DV = "double votes, combined, error-corrected"
+
+
+def targets_md(cfgs: list[dict]) -> str:
+    """The headline duplicate estimate (with linkage) against the three targets, per process."""
+    rows = []
+    for c in cfgs:
+        s = c["summary"].get(HEADLINE_DUP)
+        if not s:
+            continue
+        ok = (
+            s["mean_relative_error"] <= TARGETS["mean_relative_error"],
+            s["ci95_coverage"] >= TARGETS["ci95_coverage"],
+            (s.get("mean_relative_half_width") or 9.9) <= TARGETS["mean_relative_half_width"],
+        )
+        load = c.get("load_1min") or {}
+        rows.append(
+            [
+                c.get("mechanism") or "default",
+                f"{c['people']:,}",
+                str(s["seeds"]),
+                f"{s['truth_mean']:.1f}",
+                f"{s['estimate_mean']:.1f}",
+                _pct(s["mean_relative_error"]) + (" met" if ok[0] else " NOT met"),
+                f"{s['ci95_coverage']:.0%}" + (" met" if ok[1] else " NOT met"),
+                _pct(s.get("mean_relative_half_width")) + (" met" if ok[2] else " NOT met"),
+                _pct(s["mean_signed_relative_error"], signed=True),
+                f"{load.get('mean', float('nan')):.1f}",
+            ]
+        )
+    head = [
+        "process", "people", "seeds", "truth, all visible (mean)", "estimate (mean)",
+        "mean abs. rel. error (<= 10%)", "95% coverage (>= 90%)", "half-width / estimate (<= 25%)",
+        "mean signed rel. error", "load (1 min, mean)",
+    ]  # fmt: skip
+    return _md(head, rows)
+
+
+def floor_md(cfgs: list[dict]) -> str:
+    """The headline double-vote interval against its noise floor, per process."""
+    rows = []
+    for c in cfgs:
+        s = c["summary"].get(HEADLINE_DV)
+        if not s or "floor_sd_mean" not in s:
+            continue
+        rows.append(
+            [
+                c.get("mechanism") or "default",
+                f"{c['people']:,}",
+                str(s["seeds"]),
+                f"{s['truth_mean']:.1f}",
+                f"{s['estimate_mean']:.1f}",
+                f"{s['ci95_coverage']:.0%}",
+                f"{s['reported_se_mean']:.1f}",
+                f"{s['floor_sd_mean']:.1f}",
+                f"{s['reported_se_over_floor_mean']:.2f}",
+                f"{s['half_width_mean']:.1f} / {s['floor_half_width_mean']:.1f}",
+                f"{s['truth_over_floor_sd_mean']:.2f}",
+                "; ".join(s.get("year_level_rules", [])),
+            ]
+        )
+    head = [
+        "process", "people", "seeds", "truth, all visible (mean)", "estimate (mean)",
+        "95% coverage", "reported se (mean)", "noise floor sd (mean)", "se / floor (mean)",
+        "half-width: reported / at the floor (mean)", "truth / floor sd", "year-level rule",
+    ]  # fmt: skip
+    return _md(head, rows)
+
+
+def _run_note(c: dict) -> str:
+    """Seeds, wall time and the machine's load during a run (the machine is shared)."""
+    load = c.get("load_1min")
+    return (
+        f"{c['seeds']} seeds, "
+        + (f"{c['minutes']} min" if "minutes" in c else "runtime not recorded")
+        + (
+            f", load {load['mean']:.1f} (1 min, mean over seeds, {load['cores']} cores)"
+            if load
+            else ""
+        )
+    )
+
+
 def write_mechanisms(configurations: list[dict]) -> None:
     """Put the table across data-generating processes between its markers in docs/METHODS.md."""
     if not METHODS.exists():
         return
     cmds = "\n".join(
-        f"    .venv/bin/python {c['command']}  # {c.get('minutes', '?')} min"
-        for c in configurations
+        f"    .venv/bin/python {c['command']}  # {_run_note(c)}" for c in configurations
     )
     desc = "\n".join(
         f"* `{c['mechanism']}`: {c['mechanism_description']}"
@@ -1169,7 +1277,13 @@ def write_mechanisms(configurations: list[dict]) -> None:
     if a in text and b in text:
         head, rest = text.split(a, 1)
         _, tail = rest.split(b, 1)
-        body = f"\nCommands:\n\n{cmds}\n\nProcesses:\n\n{desc}\n\n{mechanisms_md(configurations)}\n"
+        body = (
+            f"\nCommands:\n\n{cmds}\n\nProcesses:\n\n{desc}\n\n"
+            "The headline duplicate estimate with linkage against the targets:\n\n"
+            f"{targets_md(configurations)}\n\n"
+            "The headline double-vote interval against its noise floor:\n\n"
+            f"{floor_md(configurations)}\n\nEvery figure:\n\n{mechanisms_md(configurations)}\n"
+        )
         METHODS.write_text(head + a + body + b + tail)
 
 
@@ -1189,9 +1303,7 @@ def write_methods(configurations: list[dict]) -> None:
         + purge_md(configurations)
     )
     cmds = "\n".join(
-        f"    .venv/bin/python {c['command']}  # "
-        + (f"{c['minutes']} min" if "minutes" in c else "runtime not recorded")
-        for c in configurations
+        f"    .venv/bin/python {c['command']}  # {_run_note(c)}" for c in configurations
     )
     text = METHODS.read_text()
     a, b = "<!-- validation:begin -->", "<!-- validation:end -->"
