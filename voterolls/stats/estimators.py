@@ -994,7 +994,13 @@ def corrected_with(
     return dataclasses.replace(c, variance=c.variance + (slope * err.se) ** 2)
 
 
-def noise_floor(o2: Count, o1: Count, false_mark: float, estimate: Count) -> dict:
+def noise_floor(
+    o2: Count,
+    o1: Count,
+    false_mark: float,
+    estimate: Count,
+    coincidence_var: float | None = None,
+) -> dict:
     """The smallest standard error any estimator that sees name + DOB and vote marks can have.
 
     Which name + DOB pairs of different people both voted, and which stale
@@ -1003,12 +1009,12 @@ def noise_floor(o2: Count, o1: Count, false_mark: float, estimate: Count) -> dic
     ``sd^2 = E_c + O1 b (1 - b)``: ``E_c`` expected coincidences among pairs both
     recorded voting (Poisson), ``O1`` same-person pairs with one vote, each falsely
     marked on the other side with probability ``b`` (docs/METHODS.md §4.3).
-    ``reached``: the reported se is within 25% of the floor.
+    ``reached``: the reported se is within 25% of the floor.  ``coincidence_var``
+    replaces ``E_c`` where the count was scaled after the coincidences were netted out
+    (the middle-initial year level is divided by the share ``pi``: ``E_c / pi^2``).
     """
-    sd = math.sqrt(
-        max(o2.expected_coincidences or 0.0, 0.0)
-        + max(o1.estimate, 0.0) * false_mark * (1 - false_mark)
-    )
+    e_c = o2.expected_coincidences if coincidence_var is None else coincidence_var
+    sd = math.sqrt(max(e_c or 0.0, 0.0) + max(o1.estimate, 0.0) * false_mark * (1 - false_mark))
     return {
         "sd": round(sd, 3),
         "relative_to_estimate": round(sd / estimate.estimate, 4) if estimate.estimate > 0 else None,
@@ -1034,7 +1040,7 @@ def _double_votes_mi(
     """
     voters, regs = voters_and_registrations(con, vs)
     _, fmark = error_probabilities(err.rate, voters, regs)
-    by_level, strata = {}, {}
+    by_level, strata, e_c = {}, {}, {}
     for level in ("full", "year"):
         o = {}
         for k, cls in (("2", "11"), ("1", "01"), ("0", "00")):
@@ -1044,15 +1050,19 @@ def _double_votes_mi(
                 y = rule_net(mi["table"], cross=True, cls_pairs=(cls,), states=vs, kappa=kap)
                 o[k] = scale_by_share(y["year"], mi["pi"], mi["rel_var_pi"])
         strata[level] = o
+        # coincidences in estimate units: the year level was divided by pi after netting
+        e_c[level] = (o["2"].expected_coincidences or 0.0) / (
+            mi["pi"] ** 2 if level == "year" else 1.0
+        )
         c = corrected_with(o["2"], o["1"], o["0"], err, voters, regs)
-        by_level[level] = _fmt(c, noise_floor=noise_floor(o["2"], o["1"], fmark, c))
+        by_level[level] = _fmt(c, noise_floor=noise_floor(o["2"], o["1"], fmark, c, e_c[level]))
     tot = {k: strata["full"][k] + strata["year"][k] for k in ("2", "1", "0")}
     c = corrected_with(tot["2"], tot["1"], tot["0"], err, voters, regs)
     return _fmt(
         c,
         method="rule net of coincidences with the middle initial at the year level, corrected "
         f"for vote-record error {err.rate:.3%} ({err.source})",
-        noise_floor=noise_floor(tot["2"], tot["1"], fmark, c),
+        noise_floor=noise_floor(tot["2"], tot["1"], fmark, c, e_c["full"] + e_c["year"]),
         by_level=by_level,
     )
 
@@ -1076,6 +1086,7 @@ def _double_votes(
     miss, fmark = error_probabilities(e, voters, regs)
     main = corrected_with(head["2"], head["1"], head["0"], err, voters, regs)
     year_level = "first + last + birth year"
+    floor_coinc = None
     if has_pairs and mi is not None:
         # the more precise of two estimates of the same pairs, as for duplicates
         _, comb_mi = _vote_strata(con, tab, vs, kap, True, k_ne, link_threshold, lowcal, mi)
@@ -1083,6 +1094,11 @@ def _double_votes(
         if alt.se < main.se:
             head, main = comb_mi, alt
             year_level = "first + last + birth year + middle initial"
+            full2 = rule_net(tab, cross=True, cls_pairs=("11",), states=vs, kappa=kap)["full"]
+            year2 = rule_net(mi["table"], cross=True, cls_pairs=("11",), states=vs, kappa=kap)
+            floor_coinc = (full2.expected_coincidences or 0.0) + (
+                year2["year"].expected_coincidences or 0.0
+            ) / mi["pi"] ** 2
     sens = []
     for rate in sorted({*SENSITIVITY_RATES, e}):
         c = correct_vote_error(
@@ -1121,7 +1137,7 @@ def _double_votes(
             + f", corrected for vote-record error {e:.3%} ({err.source})",
             per_voter=(main.estimate / voters) if voters else None,
             year_level_rule=year_level,
-            noise_floor=noise_floor(head["2"], head["1"], fmark, main),
+            noise_floor=noise_floor(head["2"], head["1"], fmark, main, floor_coinc),
         ),
         "rule_net_of_coincidences_no_error_correction": _fmt(no_err),
         "rule_net_of_coincidences_error_corrected": _fmt(
