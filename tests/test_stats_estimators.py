@@ -171,6 +171,19 @@ def test_splink_sum_and_combined_estimators(pop):
         comb["ci95"][0] <= truth <= comb["ci95"][1]
         or abs(comb["estimate"] - truth) < 3 * comb["se"]
     )
+    # the low band (the false pairs at p = 0.02) is counted at the rate the exact full-DOB
+    # stratum shows, and the parts add up to the estimate
+    low = comb["low_band_calibration"]
+    assert comb["estimate"] == pytest.approx(
+        comb["exact_stratum"]["estimate"] + comb["splink_non_exact"] + low["counted"], abs=0.05
+    )
+    assert low["counted"] == pytest.approx(
+        low["factor"] * comb["splink_non_exact_below_threshold"], abs=0.05
+    )
+    # the double-vote headline says which year-level rule it used and carries its noise floor
+    dvh = res["double_votes"].get("headline")
+    if dvh and dvh.get("estimate") is not None:
+        assert dvh["noise_floor"]["sd"] >= 0 and "year_level_rule" in dvh
 
 
 def test_purge_counts_legitimate_votes_blocked(pop):
