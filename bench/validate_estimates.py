@@ -955,6 +955,16 @@ def main() -> None:
     )
     linkage = args.linkage and not args.toy
     model = workdir = None
+    rows = []
+    resumed_from = None
+    partial = args.results.with_name(
+        args.results.stem + (f".{args.mechanism}" if args.mechanism else "") + ".partial.json"
+    )
+    if args.resume_partial and partial.exists():
+        resumed = json.loads(partial.read_text())
+        rows = resumed["rows"][: args.seeds]
+        resumed_from = "bench/validate_estimates.py " + " ".join(resumed["command"])
+        print(f"resumed {len(rows)} seeds from {partial}", flush=True)
     if linkage:
         import tempfile
 
@@ -964,6 +974,8 @@ def main() -> None:
     if linkage and args.model is not None:
         model = args.model
         label = label.replace("rule-based estimators", "rule-based + linkage estimators")
+    elif linkage and len(rows) >= args.seeds:  # only summarising resumed seeds
+        label = label.replace("rule-based estimators", "rule-based + linkage estimators")
     elif linkage:
         con = duckdb.connect()
         ingest_like(con, generate_nation(args.people, 10_000, cfg))  # training nation, not scored
@@ -972,13 +984,6 @@ def main() -> None:
         model = workdir / "train" / "model.json"
         print(f"trained the linkage model on seed 10000 in {time.time() - t:.0f}s", flush=True)
         label = label.replace("rule-based estimators", "rule-based + linkage estimators")
-    rows = []
-    partial = args.results.with_name(
-        args.results.stem + (f".{args.mechanism}" if args.mechanism else "") + ".partial.json"
-    )
-    if args.resume_partial and partial.exists():
-        rows = json.loads(partial.read_text())["rows"][: args.seeds]
-        print(f"resumed {len(rows)} seeds from {partial}", flush=True)
     t_start = time.time() - sum(r["seconds"] for r in rows)
     for seed in range(len(rows), args.seeds):
         r = run_seed(
@@ -1062,6 +1067,8 @@ def main() -> None:
         "error_rate_se_mean": float(np.mean([r["error_rate_se"] for r in rows])),
         "assumed_error_rate": e,
         "command": "bench/validate_estimates.py " + " ".join(sys.argv[1:]),
+        # seeds resumed from an interrupted run: the command that computed them
+        "resumed_from": resumed_from,
         "minutes": round((time.time() - t_start) / 60, 1),
         # the machine is shared: the 1-minute load average after each seed (uptime's first figure)
         "load_1min": _mean_sd([r["load_1min"] for r in rows]) | {"cores": os.cpu_count()},
@@ -1251,7 +1258,12 @@ def _run_note(c: dict) -> str:
     """Seeds, wall time and the machine's load during a run (the machine is shared)."""
     load = c.get("load_1min")
     return (
-        f"{c['seeds']} seeds, "
+        (
+            f"seeds computed by `{c['resumed_from']}` (interrupted), "
+            if c.get("resumed_from")
+            else ""
+        )
+        + f"{c['seeds']} seeds, "
         + (f"{c['minutes']} min" if "minutes" in c else "runtime not recorded")
         + (
             f", load {load['mean']:.1f} (1 min, mean over seeds, {load['cores']} cores)"
