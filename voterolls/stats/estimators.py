@@ -14,8 +14,11 @@ Estimators (formulas and assumptions in docs/METHODS.md):
   expected number of same-person pairs if the probabilities are calibrated.
 * **combined** (headline): the rule-net count for the exact-agreement stratum
   plus ``sum p_i`` over scored pairs that do *not* agree exactly (nicknames,
-  typos, a changed DOB digit): the birthday model where Splink is weakest
-  (exact agreement of common names) and Splink where the rule is blind.
+  typos, a changed DOB digit) and reach the linkage threshold, plus their
+  mass below the threshold times the rate the exact full-DOB stratum shows
+  for that band (:func:`low_band_calibration`): the birthday model where
+  Splink is weakest (exact agreement of common names) and Splink where the
+  rule is blind.
 * **double votes**: the same, restricted to pairs where both registrations
   carry a vote in the election, then corrected for vote-record error.
 
