@@ -45,6 +45,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -460,7 +461,13 @@ def run_seed(
         "seconds": round(time.time() - t0, 1),
         "truth": truth,
         "dup": _pick(d),
-        "dup_headline": _pick(cs[cs["headline"]]),
+        # the headline ``voterolls estimate`` gives without linkage: the more precise rule net
+        "dup_headline": _pick(
+            min(
+                (cs[k] for k in ("rule_net_of_coincidences", "rule_net_middle_initial") if k in cs),
+                key=lambda c: c["se"],
+            )
+        ),
         **(
             {
                 "dv_mi": _pick(dv["rule_net_middle_initial_error_corrected"]),
@@ -501,11 +508,26 @@ def run_seed(
             row["national"] = national_check(con, res, truth, seed, error_rate, national_drop)
     if pairs is not None:
         row["dup_combined"] = _pick(cs["combined"])
+        row["dup_combined_parts"] = {
+            k: cs["combined"].get(k)
+            for k in (
+                "splink_non_exact",
+                "splink_non_exact_below_threshold",
+                "non_exact_check",
+                "non_exact_relative_uncertainty",
+                "exact_stratum",
+                "non_exact",
+            )
+        }
         row["dup_splink"] = _pick(cs["splink_sum_of_probabilities"], raw=d["raw_rule_count"])
         row["calibration_ratio"] = cs["splink_sum_of_probabilities"][
             "calibration_ratio_exact_stratum"
         ]
         row["dv_combined"] = _pick(dv["headline"])
+        row["dv_combined_floor_sd"] = dv["headline"]["noise_floor"]["sd"]
+        row["dv_combined_year_level_rule"] = dv["headline"].get("year_level_rule")
+        row["linkage_calibration"] = res.get("linkage_calibration")
+        row["dup_full_rule_net"] = d["by_level"]["full"]["estimate"]
     return row
 
 
@@ -531,6 +553,34 @@ def summarise(rows: list[dict], key: str, target: str) -> dict:
         "raw_rule_count_mean": float(raw.mean()),
         "raw_overcount_vs_truth": float(raw.sum() / tru.sum()) if tru.sum() else None,
         "seeds": len(rows),
+    }
+
+
+def floor_summary(rows: list[dict]) -> dict:
+    """The headline double-vote interval against its noise floor (absolute units).
+
+    Relative widths mean nothing when the truth is a handful: the comparison is the
+    reported standard error with the floor's (``noise_floor`` of the estimate), and
+    the interval half-width with ``1.96 x`` the floor, over seeds.
+    """
+    se = np.array([r["dv_combined"]["se"] for r in rows], dtype=float)
+    fl = np.array([r["dv_combined_floor_sd"] for r in rows], dtype=float)
+    half = np.array(
+        [
+            (r["dv_combined"]["ci95_signed"][1] - r["dv_combined"]["ci95_signed"][0]) / 2
+            for r in rows
+        ],
+        dtype=float,
+    )
+    tru = np.array([r["truth"]["dv_visible"] for r in rows], dtype=float)
+    return {
+        "reported_se_mean": float(se.mean()),
+        "floor_sd_mean": float(fl.mean()),
+        "reported_se_over_floor_mean": float(np.mean(se / np.where(fl > 0, fl, np.nan))),
+        "half_width_mean": float(half.mean()),
+        "floor_half_width_mean": float(es.Z95 * fl.mean()),
+        "truth_over_floor_sd_mean": float(np.mean(tru / np.where(fl > 0, fl, np.nan))),
+        "year_level_rules": sorted({str(r.get("dv_combined_year_level_rule")) for r in rows}),
     }
 
 
@@ -861,6 +911,13 @@ def main() -> None:
     )
     ap.add_argument("--write-methods", action="store_true")
     ap.add_argument(
+        "--resume-partial",
+        action="store_true",
+        help="start from the seeds an interrupted run of the same configuration left in its "
+        ".partial.json (with --model for linkage runs); --seeds N with N seeds already there "
+        "only summarises them",
+    )
+    ap.add_argument(
         "--results", type=Path, default=RESULTS, help="results JSON (default: %(default)s)"
     )
     ap.add_argument(
@@ -875,7 +932,7 @@ def main() -> None:
         args.results = MECHANISM_RESULTS
     if args.render_only:
         configurations = json.loads(args.results.read_text())["configurations"]
-        if args.results == MECHANISM_RESULTS:
+        if any(c.get("mechanism") for c in configurations):
             write_mechanisms(configurations)
         else:
             write_methods(configurations)
@@ -898,6 +955,16 @@ def main() -> None:
     )
     linkage = args.linkage and not args.toy
     model = workdir = None
+    rows = []
+    resumed_from = None
+    partial = args.results.with_name(
+        args.results.stem + (f".{args.mechanism}" if args.mechanism else "") + ".partial.json"
+    )
+    if args.resume_partial and partial.exists():
+        resumed = json.loads(partial.read_text())
+        rows = resumed["rows"][: args.seeds]
+        resumed_from = "bench/validate_estimates.py " + " ".join(resumed["command"])
+        print(f"resumed {len(rows)} seeds from {partial}", flush=True)
     if linkage:
         import tempfile
 
@@ -907,6 +974,8 @@ def main() -> None:
     if linkage and args.model is not None:
         model = args.model
         label = label.replace("rule-based estimators", "rule-based + linkage estimators")
+    elif linkage and len(rows) >= args.seeds:  # only summarising resumed seeds
+        label = label.replace("rule-based estimators", "rule-based + linkage estimators")
     elif linkage:
         con = duckdb.connect()
         ingest_like(con, generate_nation(args.people, 10_000, cfg))  # training nation, not scored
@@ -915,18 +984,16 @@ def main() -> None:
         model = workdir / "train" / "model.json"
         print(f"trained the linkage model on seed 10000 in {time.time() - t:.0f}s", flush=True)
         label = label.replace("rule-based estimators", "rule-based + linkage estimators")
-    rows = []
-    t_start = time.time()
-    for seed in range(args.seeds):
+    t_start = time.time() - sum(r["seconds"] for r in rows)
+    for seed in range(len(rows), args.seeds):
         r = run_seed(
             seed, args.people, cfg, e, toy=args.toy, model=model, workdir=workdir,
             national_drop=args.national_drop,
         )  # fmt: skip
+        r["load_1min"] = os.getloadavg()[0]
         rows.append(r)
         # rows so far, so that an interrupted long run still leaves its seeds behind
-        args.results.with_suffix(".partial.json").write_text(
-            json.dumps({"command": sys.argv[1:], "rows": rows}, indent=1) + "\n"
-        )
+        partial.write_text(json.dumps({"command": sys.argv[1:], "rows": rows}, indent=1) + "\n")
         print(
             f"seed {seed:2d}: dup est {r['dup']['estimate']:8.1f} truth(exact) {r['truth']['dup_exact']:6d} "
             f"(visible {r['truth']['dup_visible']:6d}) raw {r['dup']['raw_rule_count']:7.0f} | "
@@ -983,6 +1050,7 @@ def main() -> None:
         summary["double votes, combined, error-corrected"] = summarise(
             rows, "dv_combined", "dv_visible"
         )
+        summary["double votes, combined, error-corrected"].update(floor_summary(rows))
     entry = {
         "label": label,
         "people": args.people,
@@ -999,7 +1067,11 @@ def main() -> None:
         "error_rate_se_mean": float(np.mean([r["error_rate_se"] for r in rows])),
         "assumed_error_rate": e,
         "command": "bench/validate_estimates.py " + " ".join(sys.argv[1:]),
+        # seeds resumed from an interrupted run: the command that computed them
+        "resumed_from": resumed_from,
         "minutes": round((time.time() - t_start) / 60, 1),
+        # the machine is shared: the 1-minute load average after each seed (uptime's first figure)
+        "load_1min": _mean_sd([r["load_1min"] for r in rows]) | {"cores": os.cpu_count()},
         "summary": summary,
         "double_vote_error_budget": summarise_decomposition(rows),
         "national_extrapolation": summarise_national(rows),
@@ -1032,6 +1104,14 @@ def mechanisms_md(cfgs: list[dict]) -> str:
     """One row per (process, figure): error, coverage, interval width, and for double votes
     the noise floor; the vote-record error the estimator learnt against the generator's."""
     figures = (
+        (
+            "duplicate registrations, combined (rule net + Splink non-exact)",
+            "duplicates, headline with linkage (combined), vs all visible",
+        ),
+        (
+            "duplicate registrations, Splink sum of probabilities",
+            "duplicates, Splink sum, vs all visible",
+        ),
         ("duplicate registrations, rule net of coincidences", "duplicates (rule net)"),
         (
             "duplicate registrations, headline without linkage (middle initial at the year level)",
@@ -1039,6 +1119,10 @@ def mechanisms_md(cfgs: list[dict]) -> str:
         ),
         ("duplicate registrations, full-DOB stratum, rule net", "duplicates, full-DOB stratum"),
         ("duplicate registrations, year-only stratum, rule net", "duplicates, year-only stratum"),
+        (
+            "double votes, combined, error-corrected",
+            "double votes, headline with linkage, vs all visible",
+        ),
         ("double votes, rule net, error-corrected", "double votes (rule net, error-corrected)"),
         (
             "double votes, rule net with middle initial at the year level, error-corrected",
@@ -1098,13 +1182,103 @@ def mechanisms_md(cfgs: list[dict]) -> str:
     )
 
 
+#: Targets for the headline duplicate estimate at national namesake density (issue 19).
+TARGETS = {"mean_relative_error": 0.10, "ci95_coverage": 0.90, "mean_relative_half_width": 0.25}
+HEADLINE_DUP = "duplicate registrations, combined (rule net + Splink non-exact)"
+HEADLINE_DV = "double votes, combined, error-corrected"
+
+
+def targets_md(cfgs: list[dict]) -> str:
+    """The headline duplicate estimate (with linkage) against the three targets, per process."""
+    rows = []
+    for c in cfgs:
+        s = c["summary"].get(HEADLINE_DUP)
+        if not s:
+            continue
+        ok = (
+            s["mean_relative_error"] <= TARGETS["mean_relative_error"],
+            s["ci95_coverage"] >= TARGETS["ci95_coverage"],
+            (s.get("mean_relative_half_width") or 9.9) <= TARGETS["mean_relative_half_width"],
+        )
+        load = c.get("load_1min") or {}
+        rows.append(
+            [
+                c.get("mechanism") or "default",
+                f"{c['people']:,}",
+                str(s["seeds"]),
+                f"{s['truth_mean']:.1f}",
+                f"{s['estimate_mean']:.1f}",
+                _pct(s["mean_relative_error"]) + (" met" if ok[0] else " NOT met"),
+                f"{s['ci95_coverage']:.0%}" + (" met" if ok[1] else " NOT met"),
+                _pct(s.get("mean_relative_half_width")) + (" met" if ok[2] else " NOT met"),
+                _pct(s["mean_signed_relative_error"], signed=True),
+                f"{load.get('mean', float('nan')):.1f}",
+            ]
+        )
+    head = [
+        "process", "people", "seeds", "truth, all visible (mean)", "estimate (mean)",
+        "mean abs. rel. error (<= 10%)", "95% coverage (>= 90%)", "half-width / estimate (<= 25%)",
+        "mean signed rel. error", "load (1 min, mean)",
+    ]  # fmt: skip
+    return _md(head, rows)
+
+
+def floor_md(cfgs: list[dict]) -> str:
+    """The headline double-vote interval against its noise floor, per process."""
+    rows = []
+    for c in cfgs:
+        s = c["summary"].get(HEADLINE_DV)
+        if not s or "floor_sd_mean" not in s:
+            continue
+        rows.append(
+            [
+                c.get("mechanism") or "default",
+                f"{c['people']:,}",
+                str(s["seeds"]),
+                f"{s['truth_mean']:.1f}",
+                f"{s['estimate_mean']:.1f}",
+                f"{s['ci95_coverage']:.0%}",
+                f"{s['reported_se_mean']:.1f}",
+                f"{s['floor_sd_mean']:.1f}",
+                f"{s['reported_se_over_floor_mean']:.2f}",
+                f"{s['half_width_mean']:.1f} / {s['floor_half_width_mean']:.1f}",
+                f"{s['truth_over_floor_sd_mean']:.2f}",
+                "; ".join(s.get("year_level_rules", [])),
+            ]
+        )
+    head = [
+        "process", "people", "seeds", "truth, all visible (mean)", "estimate (mean)",
+        "95% coverage", "reported se (mean)", "noise floor sd (mean)", "se / floor (mean)",
+        "half-width: reported / at the floor (mean)", "truth / floor sd", "year-level rule",
+    ]  # fmt: skip
+    return _md(head, rows)
+
+
+def _run_note(c: dict) -> str:
+    """Seeds, wall time and the machine's load during a run (the machine is shared)."""
+    load = c.get("load_1min")
+    return (
+        (
+            f"seeds computed by `{c['resumed_from']}` (interrupted), "
+            if c.get("resumed_from")
+            else ""
+        )
+        + f"{c['seeds']} seeds, "
+        + (f"{c['minutes']} min" if "minutes" in c else "runtime not recorded")
+        + (
+            f", load {load['mean']:.1f} (1 min, mean over seeds, {load['cores']} cores)"
+            if load
+            else ""
+        )
+    )
+
+
 def write_mechanisms(configurations: list[dict]) -> None:
     """Put the table across data-generating processes between its markers in docs/METHODS.md."""
     if not METHODS.exists():
         return
     cmds = "\n".join(
-        f"    .venv/bin/python {c['command']}  # {c.get('minutes', '?')} min"
-        for c in configurations
+        f"    .venv/bin/python {c['command']}  # {_run_note(c)}" for c in configurations
     )
     desc = "\n".join(
         f"* `{c['mechanism']}`: {c['mechanism_description']}"
@@ -1115,7 +1289,13 @@ def write_mechanisms(configurations: list[dict]) -> None:
     if a in text and b in text:
         head, rest = text.split(a, 1)
         _, tail = rest.split(b, 1)
-        body = f"\nCommands:\n\n{cmds}\n\nProcesses:\n\n{desc}\n\n{mechanisms_md(configurations)}\n"
+        body = (
+            f"\nCommands:\n\n{cmds}\n\nProcesses:\n\n{desc}\n\n"
+            "The headline duplicate estimate with linkage against the targets:\n\n"
+            f"{targets_md(configurations)}\n\n"
+            "The headline double-vote interval against its noise floor:\n\n"
+            f"{floor_md(configurations)}\n\nEvery figure:\n\n{mechanisms_md(configurations)}\n"
+        )
         METHODS.write_text(head + a + body + b + tail)
 
 
@@ -1135,9 +1315,7 @@ def write_methods(configurations: list[dict]) -> None:
         + purge_md(configurations)
     )
     cmds = "\n".join(
-        f"    .venv/bin/python {c['command']}  # "
-        + (f"{c['minutes']} min" if "minutes" in c else "runtime not recorded")
-        for c in configurations
+        f"    .venv/bin/python {c['command']}  # {_run_note(c)}" for c in configurations
     )
     text = METHODS.read_text()
     a, b = "<!-- validation:begin -->", "<!-- validation:end -->"

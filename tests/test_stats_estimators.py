@@ -171,6 +171,19 @@ def test_splink_sum_and_combined_estimators(pop):
         comb["ci95"][0] <= truth <= comb["ci95"][1]
         or abs(comb["estimate"] - truth) < 3 * comb["se"]
     )
+    # the low band (the false pairs at p = 0.02) is counted at the rate the exact full-DOB
+    # stratum shows, and the parts add up to the estimate
+    low = comb["low_band_calibration"]
+    assert comb["estimate"] == pytest.approx(
+        comb["exact_stratum"]["estimate"] + comb["splink_non_exact"] + low["counted"], abs=0.05
+    )
+    assert low["counted"] == pytest.approx(
+        low["factor"] * comb["splink_non_exact_below_threshold"], abs=0.05
+    )
+    # the double-vote headline says which year-level rule it used and carries its noise floor
+    dvh = res["double_votes"].get("headline")
+    if dvh and dvh.get("estimate") is not None:
+        assert dvh["noise_floor"]["sd"] >= 0 and "year_level_rule" in dvh
 
 
 def test_purge_counts_legitimate_votes_blocked(pop):
@@ -430,3 +443,31 @@ def test_overdispersion_widens_only_the_year_level_variance():
     c = base["year"].expected_coincidences
     q = 400 / 1e5
     assert wide["year"].variance - base["year"].variance == pytest.approx(2 * c / (1 - q) ** 2)
+
+
+def test_low_band_calibration_is_measured_on_the_exact_full_dob_stratum():
+    """Linkage mass below the threshold counts at the rate the exact full-DOB stratum shows."""
+    con = duckdb.connect()
+    rows = [("full", True, 0.99)] * 100 + [("full", True, 0.3)] * 200
+    rows += [("year", True, 0.3)] * 50 + [("full", False, 0.3)] * 40  # other strata: not used
+    con.execute(
+        "CREATE TABLE _vr_pairs (state_l TEXT, state_r TEXT, level TEXT, exact BOOL, p DOUBLE, votes INT)"
+    )
+    con.executemany("INSERT INTO _vr_pairs VALUES ('NC', 'OH', ?, ?, ?, 0)", rows)
+    # the birthday model says 129 of the exact full-DOB pairs are one person: 99 of them are
+    # the confident band's, so the low band's 60 units of probability hold 30 true pairs
+    full = es.Count(129.0, 25.0)
+    cal = es.low_band_calibration(con, full, 0.9)
+    assert cal.measured and cal.factor == pytest.approx(0.5)
+    assert cal.variance == pytest.approx(25.0 / 60**2)
+    low = cal.count(40.0, 0.0, 0.25, full)
+    assert low.estimate == pytest.approx(20.0)
+    # factor variance, transfer uncertainty, covariance with the full-DOB count
+    assert low.variance == pytest.approx(40**2 * 25 / 3600 + (0.25 * 20) ** 2 + 2 * 40 * 25 / 60)
+    # linkage more confident than the birthday model: the low band holds nothing
+    assert es.low_band_calibration(con, es.Count(80.0, 25.0), 0.9).factor == 0.0
+    # too little low-band mass to measure: a wide fallback, said so
+    con.execute("DELETE FROM _vr_pairs WHERE p < 0.9 AND level = 'full' AND exact")
+    fb = es.low_band_calibration(con, full, 0.9)
+    assert not fb.measured and fb.factor == es.LOW_BAND_FALLBACK
+    assert fb.variance == pytest.approx(es.LOW_BAND_FALLBACK**2)

@@ -14,8 +14,11 @@ Estimators (formulas and assumptions in docs/METHODS.md):
   expected number of same-person pairs if the probabilities are calibrated.
 * **combined** (headline): the rule-net count for the exact-agreement stratum
   plus ``sum p_i`` over scored pairs that do *not* agree exactly (nicknames,
-  typos, a changed DOB digit): the birthday model where Splink is weakest
-  (exact agreement of common names) and Splink where the rule is blind.
+  typos, a changed DOB digit) and reach the linkage threshold, plus their
+  mass below the threshold times the rate the exact full-DOB stratum shows
+  for that band (:func:`low_band_calibration`): the birthday model where
+  Splink is weakest (exact agreement of common names) and Splink where the
+  rule is blind.
 * **double votes**: the same, restricted to pairs where both registrations
   carry a vote in the election, then corrected for vote-record error.
 
@@ -368,12 +371,16 @@ def splink_sums(
     states: list[str] | None = None,
     min_p: float | None = None,
     below: bool = False,
+    level: str | None = None,
 ) -> dict[int, tuple[float, float]]:
     """``{votes: (sum p, sum p(1-p))}`` over scored pairs (votes = 0, 1, 2 registrations voted).
 
-    ``min_p``: only pairs with ``p >= min_p`` (or ``p < min_p`` with ``below``).
+    ``min_p``: only pairs with ``p >= min_p`` (or ``p < min_p`` with ``below``);
+    ``level``: only pairs of that DOB level (``full`` or ``year``).
     """
     conds = ["state_l <> state_r" if cross else "state_l = state_r", "level <> 'none'"]
+    if level is not None:
+        conds.append(f"level = {literal(level)}")
     if min_p is not None:
         conds.append(f"p < {min_p!r}" if below else f"p >= {min_p!r}")
     if exact is not None:
@@ -521,6 +528,84 @@ def non_exact_uncertainty(relaxed: dict | None) -> float:
     d, s2 = 1.0 - relaxed["ratio"], relaxed["ratio_se"] ** 2
     w = tau2 / (tau2 + s2)
     return math.sqrt((w * d) ** 2 + w * s2)
+
+
+#: Below this much linkage mass in the exact full-DOB stratum's low band, the low band's
+#: calibration is not measured: ``LOW_BAND_FALLBACK`` with 100% relative uncertainty.
+MIN_LOW_BAND_MASS = 10.0
+LOW_BAND_FALLBACK = 0.5
+
+
+@dataclass(frozen=True)
+class LowBandCalibration:
+    """How many true matches one unit of linkage probability below the threshold holds.
+
+    Measured without truth on the exact full-DOB stratum (:func:`low_band_calibration`):
+    ``factor = (D_full - S_hi) / S_lo``, with ``D_full`` the rule-net estimate of
+    same-person pairs agreeing on first + last + full DOB (precise: few coincidences),
+    ``S_hi`` / ``S_lo`` the linkage mass of those pairs at / below the threshold.
+    ``dfactor_dfull`` = ``1 / S_lo``: the factor moves with ``D_full``, which is also
+    part of the exact stratum of the combined estimate (their covariance counts).
+    """
+
+    factor: float
+    variance: float
+    dfactor_dfull: float
+    measured: bool
+
+    def count(self, mass: float, mass_var: float, k_transfer: float, full: Count) -> Count:
+        """``factor * mass`` for linkage ``mass`` below the threshold outside the stratum.
+
+        Variance: the factor's (measured) variance times ``mass^2``, a transfer term
+        ``(k_transfer * factor * mass)^2`` (non-exact pairs need not be calibrated like
+        exact ones), the Poisson-binomial ``mass_var``, and twice the covariance with
+        ``full`` (the full-DOB rule-net count the factor was measured from).
+        """
+        est = self.factor * mass
+        var = (
+            self.variance * mass**2
+            + (k_transfer * est) ** 2
+            + self.factor * mass_var
+            + 2 * mass * self.dfactor_dfull * full.variance
+        )
+        return Count(est, max(var, 0.0))
+
+
+def low_band_calibration(
+    con: duckdb.DuckDBPyConnection, full: Count, link_threshold: float, *, cross: bool = True
+) -> LowBandCalibration:
+    """Calibrate linkage's low-confidence band (``p < link_threshold``) on the exact stratum.
+
+    EM-trained probabilities are least reliable in the middle range, and in which
+    direction depends on the data (over-confident on this project's generator,
+    under-confident on an independent one).  On cross-state pairs that agree on
+    first + last + full DOB the birthday model says how many are one person
+    (``full``, the rule-net count; every such pair not written by linkage counts with
+    ``p = 0``); the confident band is taken at its word (calibrated on every generator
+    measured), so the rest of the true pairs belong to the low band:
+    ``factor = (D_full - S_hi) / S_lo``, clipped at 0 (``cross``: cross-state or in-state
+    pairs, as ``full`` was counted).  Without enough low-band mass
+    to measure it (``MIN_LOW_BAND_MASS``) the factor is ``LOW_BAND_FALLBACK`` with
+    100% relative uncertainty.
+    """
+    hi = sum(
+        v[0]
+        for v in splink_sums(
+            con, cross=cross, exact=True, level="full", min_p=link_threshold
+        ).values()
+    )
+    lo = sum(
+        v[0]
+        for v in splink_sums(
+            con, cross=cross, exact=True, level="full", min_p=link_threshold, below=True
+        ).values()
+    )
+    if lo < MIN_LOW_BAND_MASS:
+        return LowBandCalibration(LOW_BAND_FALLBACK, LOW_BAND_FALLBACK**2, 0.0, False)
+    raw = (full.estimate - hi) / lo
+    factor = max(raw, 0.0)
+    slope = 1.0 / lo if raw > 0 else 0.0
+    return LowBandCalibration(factor, full.variance / lo**2, slope, True)
 
 
 def block_bootstrap_se(con: duckdb.DuckDBPyConnection, *, b: int = 400, seed: int = 0) -> float:
@@ -687,6 +772,7 @@ def estimate_tables(
     # --- duplicate registrations ----------------------------------------------
     mi_year = middle_initial_year_level(con, model, tab, {True: kap_x, False: kap_w})
     dups: dict = {}
+    low_cross: LowBandCalibration | None = None
     for scope, cross, kap in (("cross_state", True, kap_x), ("in_state", False, kap_w)):
         rn = rule_net(tab, cross=cross, kappa=kap)
         exact = rn["full"] + rn["year"]
@@ -728,16 +814,23 @@ def estimate_tables(
             hi = splink_sums(con, cross=cross, exact=False, min_p=link_threshold)
             sp_hi = sum(v[0] for v in hi.values())
             sp_hi_var = sum(v[1] for v in hi.values())
-            sp_lo = sp_ne - sp_hi
+            lo = splink_sums(con, cross=cross, exact=False, min_p=link_threshold, below=True)
+            sp_lo = sum(v[0] for v in lo.values())
+            sp_lo_var = sum(v[1] for v in lo.values())
+            lowcal = low_band_calibration(con, rn["full"], link_threshold, cross=cross)
+            low = lowcal.count(sp_lo, sp_lo_var, k_ne, rn["full"])
+            if cross:
+                low_cross = lowcal
             # calibration check on the exact stratum: birthday model vs Splink
             ratio = exact.estimate / sp_ex if sp_ex > 0 else float("nan")
             kcal = abs(1 - ratio) if math.isfinite(ratio) else 0.25
             boot = block_bootstrap_se(con) if cross else 0.0
             splink_c = Count(sp, spv + (kcal * sp_ex) ** 2 + (k_ne * sp_ne) ** 2)
             # non-exact pairs: the confident ones (p >= threshold) are counted with their
-            # probabilities; the low-confidence mass only widens the upper bound
-            # (EM-trained probabilities are least reliable in the middle range)
-            comb = exact + Count(sp_hi, sp_hi_var + (k_ne * sp_hi) ** 2, upper_extra=sp_lo)
+            # probabilities; the low-confidence mass (EM-trained probabilities are least
+            # reliable in the middle range) with the calibration its band shows on the
+            # exact full-DOB stratum, where the birthday model gives the truth
+            comb = exact + Count(sp_hi, sp_hi_var + (k_ne * sp_hi) ** 2) + low
             entry["splink_sum_of_probabilities"] = _fmt(
                 splink_c,
                 method="sum of match probabilities over scored pairs",
@@ -749,10 +842,18 @@ def estimate_tables(
             entry["combined"] = _fmt(
                 comb,
                 method="rule net of coincidences (exact stratum) + sum of match probabilities over "
-                "scored pairs that do not agree exactly and reach the linkage threshold; the "
-                "probability mass below the threshold widens the upper bound",
+                "scored pairs that do not agree exactly and reach the linkage threshold + the "
+                "probability mass below the threshold times its calibration measured on the "
+                "exact full-DOB stratum",
+                exact_stratum=_fmt(exact),
                 splink_non_exact=round(sp_hi, 2),
                 splink_non_exact_below_threshold=round(sp_lo, 2),
+                low_band_calibration={
+                    "factor": round(lowcal.factor, 4),
+                    "se": round(math.sqrt(lowcal.variance), 4),
+                    "measured_on_exact_full_dob_stratum": lowcal.measured,
+                    "counted": round(low.estimate, 2),
+                },
                 link_threshold=link_threshold,
                 non_exact_check=None
                 if relaxed is None
@@ -777,8 +878,9 @@ def estimate_tables(
     # --- double votes -----------------------------------------------------------
     if election and len(vote_states) >= 2:
         res["double_votes"] = _double_votes(
-            con, tab, vote_states, err, kap_x, has_pairs, k_ne, link_threshold
-        )
+            con, tab, vote_states, err, kap_x, has_pairs, k_ne, link_threshold, low_cross,
+            (mi_year or {}).get(True),
+        )  # fmt: skip
         mi_x = (mi_year or {}).get(True)
         if mi_x is not None:
             res["double_votes"]["rule_net_middle_initial_error_corrected"] = _double_votes_mi(
@@ -816,8 +918,20 @@ def _vote_strata(
     has_pairs: bool,
     k_ne: float = K_NON_EXACT_DEFAULT,
     link_threshold: float = 0.9,
+    lowcal: LowBandCalibration | None = None,
+    mi: dict | None = None,
 ) -> tuple[dict[str, Count], dict[str, Count]]:
-    """Observed same-person pairs by vote status (key '2', '1', '0'): exact stratum and combined."""
+    """Observed same-person pairs by vote status (key '2', '1', '0'): exact stratum and combined.
+
+    The combined stratum counts non-exact pairs as the duplicate estimate does: the
+    confident ones with their probabilities, the low-confidence mass times ``lowcal``
+    (the calibration measured on the exact full-DOB stratum over all vote classes; its
+    covariance with one class's exact count is not carried).  With ``mi``
+    (:func:`middle_initial_year_level`) the combined stratum's year level is the one
+    with the middle initial (far fewer coincidences); the exact stratum returned is
+    always the plain rule net.
+    """
+    lowcal = lowcal or LowBandCalibration(LOW_BAND_FALLBACK, LOW_BAND_FALLBACK**2, 0.0, False)
     exact: dict[str, Count] = {}
     comb: dict[str, Count] = {}
     sums = (
@@ -833,9 +947,17 @@ def _vote_strata(
     for key, cls in (("2", ("11",)), ("1", ("01",)), ("0", ("00",))):
         rn = rule_net(tab, cross=True, cls_pairs=cls, states=vs, kappa=kap)
         exact[key] = rn["full"] + rn["year"]
+        base = exact[key]
+        if mi is not None:
+            y = rule_net(mi["table"], cross=True, cls_pairs=cls, states=vs, kappa=kap)["year"]
+            base = rn["full"] + scale_by_share(y, mi["pi"], mi["rel_var_pi"])
         s, w = sums.get(int(key), (0.0, 0.0))
-        lo_mass = low.get(int(key), (0.0, 0.0))[0]
-        comb[key] = exact[key] + Count(s, w + (k_ne * s) ** 2, upper_extra=lo_mass)
+        lo_mass, lo_var = low.get(int(key), (0.0, 0.0))
+        comb[key] = (
+            base
+            + Count(s, w + (k_ne * s) ** 2)
+            + lowcal.count(lo_mass, lo_var, k_ne, Count(0.0, 0.0))
+        )
     return exact, comb
 
 
@@ -875,7 +997,13 @@ def corrected_with(
     return dataclasses.replace(c, variance=c.variance + (slope * err.se) ** 2)
 
 
-def noise_floor(o2: Count, o1: Count, false_mark: float, estimate: Count) -> dict:
+def noise_floor(
+    o2: Count,
+    o1: Count,
+    false_mark: float,
+    estimate: Count,
+    coincidence_var: float | None = None,
+) -> dict:
     """The smallest standard error any estimator that sees name + DOB and vote marks can have.
 
     Which name + DOB pairs of different people both voted, and which stale
@@ -884,12 +1012,12 @@ def noise_floor(o2: Count, o1: Count, false_mark: float, estimate: Count) -> dic
     ``sd^2 = E_c + O1 b (1 - b)``: ``E_c`` expected coincidences among pairs both
     recorded voting (Poisson), ``O1`` same-person pairs with one vote, each falsely
     marked on the other side with probability ``b`` (docs/METHODS.md §4.3).
-    ``reached``: the reported se is within 25% of the floor.
+    ``reached``: the reported se is within 25% of the floor.  ``coincidence_var``
+    replaces ``E_c`` where the count was scaled after the coincidences were netted out
+    (the middle-initial year level is divided by the share ``pi``: ``E_c / pi^2``).
     """
-    sd = math.sqrt(
-        max(o2.expected_coincidences or 0.0, 0.0)
-        + max(o1.estimate, 0.0) * false_mark * (1 - false_mark)
-    )
+    e_c = o2.expected_coincidences if coincidence_var is None else coincidence_var
+    sd = math.sqrt(max(e_c or 0.0, 0.0) + max(o1.estimate, 0.0) * false_mark * (1 - false_mark))
     return {
         "sd": round(sd, 3),
         "relative_to_estimate": round(sd / estimate.estimate, 4) if estimate.estimate > 0 else None,
@@ -915,7 +1043,7 @@ def _double_votes_mi(
     """
     voters, regs = voters_and_registrations(con, vs)
     _, fmark = error_probabilities(err.rate, voters, regs)
-    by_level, strata = {}, {}
+    by_level, strata, e_c = {}, {}, {}
     for level in ("full", "year"):
         o = {}
         for k, cls in (("2", "11"), ("1", "01"), ("0", "00")):
@@ -925,15 +1053,19 @@ def _double_votes_mi(
                 y = rule_net(mi["table"], cross=True, cls_pairs=(cls,), states=vs, kappa=kap)
                 o[k] = scale_by_share(y["year"], mi["pi"], mi["rel_var_pi"])
         strata[level] = o
+        # coincidences in estimate units: the year level was divided by pi after netting
+        e_c[level] = (o["2"].expected_coincidences or 0.0) / (
+            mi["pi"] ** 2 if level == "year" else 1.0
+        )
         c = corrected_with(o["2"], o["1"], o["0"], err, voters, regs)
-        by_level[level] = _fmt(c, noise_floor=noise_floor(o["2"], o["1"], fmark, c))
+        by_level[level] = _fmt(c, noise_floor=noise_floor(o["2"], o["1"], fmark, c, e_c[level]))
     tot = {k: strata["full"][k] + strata["year"][k] for k in ("2", "1", "0")}
     c = corrected_with(tot["2"], tot["1"], tot["0"], err, voters, regs)
     return _fmt(
         c,
         method="rule net of coincidences with the middle initial at the year level, corrected "
         f"for vote-record error {err.rate:.3%} ({err.source})",
-        noise_floor=noise_floor(tot["2"], tot["1"], fmark, c),
+        noise_floor=noise_floor(tot["2"], tot["1"], fmark, c, e_c["full"] + e_c["year"]),
         by_level=by_level,
     )
 
@@ -947,13 +1079,29 @@ def _double_votes(
     has_pairs: bool,
     k_ne: float = K_NON_EXACT_DEFAULT,
     link_threshold: float = 0.9,
+    lowcal: LowBandCalibration | None = None,
+    mi: dict | None = None,
 ) -> dict:
-    exact, comb = _vote_strata(con, tab, vs, kap, has_pairs, k_ne, link_threshold)
+    exact, comb = _vote_strata(con, tab, vs, kap, has_pairs, k_ne, link_threshold, lowcal)
     head = comb if has_pairs else exact
     e = err.rate
     voters, regs = voters_and_registrations(con, vs)
     miss, fmark = error_probabilities(e, voters, regs)
     main = corrected_with(head["2"], head["1"], head["0"], err, voters, regs)
+    year_level = "first + last + birth year"
+    floor_coinc = None
+    if has_pairs and mi is not None:
+        # the more precise of two estimates of the same pairs, as for duplicates
+        _, comb_mi = _vote_strata(con, tab, vs, kap, True, k_ne, link_threshold, lowcal, mi)
+        alt = corrected_with(comb_mi["2"], comb_mi["1"], comb_mi["0"], err, voters, regs)
+        if alt.se < main.se:
+            head, main = comb_mi, alt
+            year_level = "first + last + birth year + middle initial"
+            full2 = rule_net(tab, cross=True, cls_pairs=("11",), states=vs, kappa=kap)["full"]
+            year2 = rule_net(mi["table"], cross=True, cls_pairs=("11",), states=vs, kappa=kap)
+            floor_coinc = (full2.expected_coincidences or 0.0) + (
+                year2["year"].expected_coincidences or 0.0
+            ) / mi["pi"] ** 2
     sens = []
     for rate in sorted({*SENSITIVITY_RATES, e}):
         c = correct_vote_error(
@@ -991,6 +1139,8 @@ def _double_votes(
             )
             + f", corrected for vote-record error {e:.3%} ({err.source})",
             per_voter=(main.estimate / voters) if voters else None,
+            year_level_rule=year_level,
+            noise_floor=noise_floor(head["2"], head["1"], fmark, main, floor_coinc),
         ),
         "rule_net_of_coincidences_no_error_correction": _fmt(no_err),
         "rule_net_of_coincidences_error_corrected": _fmt(
