@@ -235,6 +235,7 @@ def link_registrations(
                 em_max_pairs=em_max_pairs,
                 step=say,
                 profile=profile,
+                engine=eng,
             )
             training = report.as_dict()
             t = lap("train", t)
