@@ -30,6 +30,7 @@ from splink import Linker
 
 from voterolls.errors import UserError
 from voterolls.link.blocking import DEFAULT_BLOCK_CAP, blocking_report
+from voterolls.link.calibration import recalibrate_predictions
 from voterolls.link.cluster import export_clusters
 from voterolls.link.comparisons import is_joint_model
 from voterolls.link.engines import make_engine
@@ -38,6 +39,7 @@ from voterolls.link.predict import export_pairs, score_pairs, weight_expr
 from voterolls.link.prepare import prepare_input
 from voterolls.link.settings import (
     DEFAULT_MIN_PROBABILITY,
+    DEFAULT_RECALIBRATE,
     DEFAULT_SEED,
     DEFAULT_THRESHOLD,
     EM_MAX_PAIRS,
@@ -121,6 +123,7 @@ def link_registrations(
     shuffle_partitions: int | None = None,
     joint_names: bool = False,
     sealed_only: bool = False,
+    recalibrate: bool = DEFAULT_RECALIBRATE,
     step: Step | None = None,
 ) -> LinkResult:
     """Link every registration in ``source`` with every other (dedupe_only: across and within states).
@@ -132,7 +135,9 @@ def link_registrations(
     and ``shuffle_partitions`` (Spark; default scaled to the input) tune the
     engine.  ``sealed_only``: the registrations are sealed-only deliveries
     (tokens and name encodings, :mod:`voterolls.link.sealed`); same pipeline,
-    sealed input and comparisons, DuckDB only.
+    sealed input and comparisons, DuckDB only.  ``recalibrate``: map the
+    year-only and no-DOB classes' probabilities with the map learnt from the
+    full-DOB pairs (:mod:`voterolls.link.calibration`).
     """
     _check_probability("threshold", threshold)
     _check_probability("min_probability", min_probability, allow_zero=True)
@@ -276,6 +281,10 @@ def link_registrations(
         shift = log2_odds(prior) - log2_odds(scoring_prior)
         set_model_prior(linker, prior)
         t = lap("prior", t)
+        if recalibrate and not sealed_only:
+            say("recalibrating the year-only and no-DOB classes")
+            df_predict, training["recalibration"] = recalibrate_predictions(eng, linker, df_predict, shift)
+            t = lap("recalibrate", t)
 
         # Always written, also with --model: W/link/model.json is what later
         # stages read (external lists), and it must carry this data's prior.
