@@ -134,7 +134,7 @@ def fit_masked_map(
     iso = np.clip(_isotonic(label, n), 1e-9, 1 - 1e-9)
     out = [
         {"from_bits": float(x[0]), "pairs": int(x[1]), "mean_p_masked": round(x[2] / x[1], 5),
-         "mean_p_full_dob": round(x[3] / x[1], 5), "log2_odds": round(float(np.log2(v / (1 - v))), 4)}
+         "mean_p_full_date": round(x[3] / x[1], 5), "log2_odds": round(float(np.log2(v / (1 - v))), 4)}
         for x, v in zip(bins, iso, strict=True)
     ]
     return {"dob_class": dob_class, "bins": out, "fitted": int(n.sum()) >= 10 * MASK_MIN_PAIRS}
