@@ -267,11 +267,19 @@ def _calibration(ev: dict) -> dict:
     return out
 
 
-def run_size(people: int, seed: int, years: int | None, variant: str) -> dict:
+def run_size(people: int, seed: int, years: int | None, variant: str, mechanism: str | None = None) -> dict:
+    """One nation of ``people``, linked and scored; ``mechanism``: an alternative data-generating
+    process of bench/validate_estimates.py (its SynthConfig options), recorded as ``variant/mechanism``."""
+    from voterolls.synth import SynthConfig
     from voterolls.synth.nation import generate_nation
 
     t0 = time.perf_counter()
-    nation = generate_nation(people, seed)
+    config = None
+    if mechanism:
+        from bench.validate_estimates import KEPT_RECORDS, MECHANISMS
+
+        config = SynthConfig(**KEPT_RECORDS, **MECHANISMS[mechanism][0])
+    nation = generate_nation(people, seed, config)
     n_regs = nation.registrations.num_rows
     y = years or max(1, round(NATION_BIRTH_YEARS * n_regs / NATION_REGISTRATIONS))
     fold_birth_years(nation, y)
@@ -308,7 +316,7 @@ def run_size(people: int, seed: int, years: int | None, variant: str) -> dict:
     return {
         "people": people,
         "seed": seed,
-        "variant": variant,
+        "variant": f"{variant}/{mechanism}" if mechanism else variant,
         "registrations": res.registrations,
         "birth_year_window": y,
         "density_vs_nation": round(density, 4),
@@ -453,12 +461,14 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--years", type=int, default=None, help="birth-year window (default: national density)")
     ap.add_argument("--variants", nargs="*", default=["public", "sealed_dob"])
+    ap.add_argument("--mechanism", default=None, help="an alternative data-generating process "
+                    "(bench/validate_estimates.py MECHANISMS), e.g. movers")
     ap.add_argument("--table", action="store_true")
     ap.add_argument("--write-docs", action="store_true")
     a = ap.parse_args()
     for p in a.people:
         for v in a.variants:
-            row = run_size(p, a.seed, a.years, v)
+            row = run_size(p, a.seed, a.years, v, a.mechanism)
             _save([row])
             print(json.dumps({k: row[k] for k in ("people", "variant", "registrations", "link_seconds")}), flush=True)
     text = tables()

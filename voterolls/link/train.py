@@ -8,6 +8,11 @@
   address and SSN comparisons; (canonical first, last name) estimates DOB,
   including the year-only level for mixed granularity.  EM sessions sample
   deterministically (``max_pairs``), so a common-name block cannot dominate.
+* **m of the name and DOB comparisons** then again, with the expected
+  strangers counted out of a block rather than fitted by EM
+  (:func:`apply_stranger_m`, :mod:`voterolls.link.stranger_m`): at national
+  density EM's blocks fill with strangers and EM takes some for matches
+  with a changed surname or date;
 * **the prior** (probability that two random registrations are the same
   person) by :func:`estimate_prior`: the fixed point of the mixing
   proportion (:func:`prior_fixed_point`, m and u fixed) over the scored
