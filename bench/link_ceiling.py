@@ -426,6 +426,8 @@ def projection() -> str:
     ]
     for variant in sorted({r["variant"] for r in runs}):
         rs = sorted((r for r in runs if r["variant"] == variant), key=lambda r: r["density_vs_nation"])
+        if len(rs) < 2:  # one density (e.g. an alternative process at one size): nothing to project
+            continue
         for c in (*GRANULARITY_CLASSES, "all"):
             for scorer in ("voterolls", "oracle"):
                 pts = [(r["density_vs_nation"], r["scores"][scorer]["f1_at_0.5"][c]["f1"]) for r in rs]
