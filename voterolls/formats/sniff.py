@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import codecs
 import hashlib
+import queue
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -99,6 +101,34 @@ def _encoding_of(path_s: str, declared: str, size: int, mtime_ns: int) -> str:
     return "latin-1"
 
 
+class _Hasher:
+    """Feeds chunks, in order, to a hash on a worker thread while the caller counts lines.
+
+    hashlib releases the GIL on large buffers, so on two cores the sha256 of a
+    big file costs no wall time beside the line count.
+    """
+
+    def __init__(self, h: Any) -> None:
+        self._h = h
+        self._q: queue.Queue[bytes | None] = queue.Queue(maxsize=4)
+        self._t = threading.Thread(target=self._run, name="sha256", daemon=True)
+
+    def _run(self) -> None:
+        while (chunk := self._q.get()) is not None:
+            self._h.update(chunk)
+
+    def update(self, chunk: bytes) -> None:
+        self._q.put(chunk)
+
+    def __enter__(self) -> _Hasher:
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._q.put(None)
+        self._t.join()
+
+
 def facts(path: Path) -> FileFacts:
     """Hash and count line terminators in one chunked pass (``bytes.count``; numpy for UTF-16)."""
     h = hashlib.sha256()
@@ -111,12 +141,12 @@ def facts(path: Path) -> FileFacts:
     last_unit = None
     prev_cr = False
     carry = b""
-    with path.open("rb") as fh:
+    with path.open("rb") as fh, _Hasher(h) as hasher:
         while True:
             chunk = fh.read(CHUNK)
             if not chunk:
                 break
-            h.update(chunk)
+            hasher.update(chunk)
             size += len(chunk)
             if utf16:
                 data = carry + chunk
@@ -127,9 +157,10 @@ def facts(path: Path) -> FileFacts:
             else:
                 # bytes.count is memchr-fast (about 10x numpy's compare + sum); "\r\n" cannot
                 # overlap itself, so its count is the CRLF pairs inside the chunk
-                n_cr = chunk.count(b"\r")
+                # ``in`` is memchr (about 10x ``count``): most files have no CR and no NUL at all
+                n_cr = chunk.count(b"\r") if b"\r" in chunk else 0
                 lf += chunk.count(b"\n")
-                nul += chunk.count(b"\0")
+                nul += chunk.count(b"\0") if b"\0" in chunk else 0
                 cr += n_cr
                 if n_cr:
                     crlf += chunk.count(b"\r\n")

@@ -151,11 +151,11 @@ def _national_columns(schema: pa.Schema, present: set[str], state: str, *, cast_
     return items
 
 
-def ingest_sealed(ws: Workspace, state: str, delivery: str | Path) -> SealedIngestResult:
-    """Make a checked sealed-only delivery ``state``'s current snapshot (idempotent, atomic)."""
-    t0 = time.perf_counter()
-    state = check_state(state)
-    delivery = Path(delivery)
+#: The files of a sealed-only delivery directory (anything else in it is ignored by ingest).
+DELIVERY_FILES = ("manifest.json", "registrations.parquet", "vote_history.parquet")
+
+
+def _delivery_manifest(state: str, delivery: Path) -> dict:
     if not delivery.is_dir():
         raise UserError(
             "a sealed-only delivery is a directory written by `voterolls seal --sealed-only`",
@@ -167,11 +167,37 @@ def ingest_sealed(ws: Workspace, state: str, delivery: str | Path) -> SealedInge
             f"the delivery was sealed for {manifest.get('state')!r}, not {state}",
             file=delivery / "manifest.json",
         )
+    for name in DELIVERY_FILES[1:]:
+        if not (delivery / name).is_file():
+            raise UserError(f"the delivery lacks {name}", file=delivery / name)
+    return manifest
+
+
+def check_delivery(state: str, delivery: str | Path) -> int:
+    """Check a sealed-only delivery for ``state`` without storing it; its registration count.
+
+    The checks :func:`ingest_sealed` makes first (manifest, files, columns,
+    token and encoding shapes, unique ids): the service runs them on arrival
+    so a delivery with plaintext in it is refused before it is queued.
+    """
+    state = check_state(state)
+    delivery = Path(delivery)
+    _delivery_manifest(state, delivery)
+    con = duckdb.connect()
+    try:
+        return _check_registrations(con, delivery / "registrations.parquet")
+    finally:
+        con.close()
+
+
+def ingest_sealed(ws: Workspace, state: str, delivery: str | Path) -> SealedIngestResult:
+    """Make a checked sealed-only delivery ``state``'s current snapshot (idempotent, atomic)."""
+    t0 = time.perf_counter()
+    state = check_state(state)
+    delivery = Path(delivery)
+    manifest = _delivery_manifest(state, delivery)
     reg_in = delivery / "registrations.parquet"
     vh_in = delivery / "vote_history.parquet"
-    for p in (reg_in, vh_in):
-        if not p.is_file():
-            raise UserError(f"the delivery lacks {p.name}", file=p)
     key = _sha256([reg_in, vh_in, delivery / "manifest.json"])
     con = duckdb.connect()
     staged = ws.stage(state)
@@ -238,6 +264,22 @@ def ingest_sealed(ws: Workspace, state: str, delivery: str | Path) -> SealedInge
     return SealedIngestResult(state, staged.snapshot_id, "ingested", n, n_vh)
 
 
+def other_keys(ws: Workspace, state: str) -> dict[str, str]:
+    """``{state: key id}`` of the other sealed-only states whose key id differs from ``state``'s.
+
+    Tokens under two keys never agree, so such states do not link with each
+    other: the sign of a partial key rotation (docs/PRIVACY.md, 2b).
+    """
+    mine = ws.manifest(state).get("delivery", {}).get("key_id")
+    out = {}
+    for s in sealed_states(ws):
+        if s != state:
+            theirs = ws.manifest(s).get("delivery", {}).get("key_id")
+            if mine and theirs and theirs != mine:
+                out[s] = theirs
+    return out
+
+
 def sealed_states(ws: Workspace) -> list[str]:
     """States whose current snapshot is a sealed-only delivery."""
     return [s for s in ws.states() if (ws.current_snapshot(s) or {}).get("format") == SEALED_FORMAT]
@@ -269,10 +311,25 @@ def ingest_sealed_command(
         f"{r.state}: {what}: {r.loaded:,} registrations, "
         f"{r.vote_history_loaded:,} vote-history rows (snapshot {r.snapshot_id})"
     )
+    others = other_keys(ws, r.state)
+    if others:
+        typer.echo(
+            f"note: {r.state} was sealed under another key than {', '.join(sorted(others))}; "
+            "their records cannot link until every state has re-sealed under the same key",
+            err=True,
+        )
 
 
 def register(app: typer.Typer) -> None:
     app.command("ingest-sealed")(ingest_sealed_command)
 
 
-__all__ = ["SEALED_FORMAT", "SealedIngestResult", "ingest_sealed", "register", "sealed_states"]
+__all__ = [
+    "DELIVERY_FILES",
+    "SEALED_FORMAT",
+    "SealedIngestResult",
+    "check_delivery",
+    "ingest_sealed",
+    "register",
+    "sealed_states",
+]

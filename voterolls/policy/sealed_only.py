@@ -20,7 +20,7 @@ none; see docs/PRIVACY.md):
   ``dob_token`` equals a sidecar's): the full date, the date with day and month
   exchanged (for the "transposed" level; sealed under the *date* domain, so it
   equals the other side's date token), year-month, month-day, birth year,
-  SSN4, licence, ZIP, suffix, canonical first name, each part of a
+  SSN4, licence, ZIP, suffix, middle initial, canonical first name, each part of a
   hyphenated surname, and the coarse blocking keys (Soundex of the surname +
   year + first initial, and so on: :data:`BLOCKING_KEYS`).
 * **name encodings**: a Bloom filter per name field (first, middle, last) made
@@ -89,6 +89,9 @@ TOKEN_COLUMNS: dict[str, tuple[str, str]] = {
     "birth_year_token": ("birth_year", "_by"),
     "zip_token": ("zip5", "residence_zip5"),
     "suffix_token": ("suffix", "name_suffix"),
+    # the middle name's first letter: "a lone initial agrees with the name" needs the
+    # initials to be equal (a Dice of the filters also takes a name *ending* in the letter)
+    "middle_initial_token": ("middle_initial", "left(middle_name, 1)"),
     "first_canonical_token": ("first_canonical", "first_name_canonical"),
     "last_part_a_token": ("last_part", "_last_parts[1]"),
     "last_part_b_token": ("last_part", "CASE WHEN len(_last_parts) > 1 THEN _last_parts[-1] END"),
@@ -228,18 +231,17 @@ def _lawful_registrations(con: duckdb.DuckDBPyConnection, req: SealedOnlyRequest
     from voterolls.policy.model import get_policy
 
     s = scan(con, list(req.files), state=req.state, format=req.format)
-    rel = s.registrations
-    cols = set(rel.columns)
-    if "_protected" in cols:
-        prot = "(CASE WHEN _protected IS NULL THEN false ELSE coalesce(TRY_CAST(_protected AS BOOLEAN), true) END)"
-        flags = rel.project(f"state_voter_id, {prot} AS _p")
-    else:
-        flags = None
-    rel = clean_dates(con, rel)
+    rel = clean_dates(con, s.registrations)
     policy = get_policy(req.state)
+    withheld = None
+    if policy.dob_disclosure != "full" and "dob" in rel.columns:
+        # the full date the policy keeps out of the clear: sealed as a token, never written
+        withheld = rel.project(
+            'state_voter_id, TRY_CAST("dob" AS DATE) AS dob'
+        ).filter("dob IS NOT NULL").to_arrow_table()
     lawful, _ = enforce(rel, policy, count=False)
     normal = normalize_registrations(con, lawful, nicknames=True)
-    return s, normal, flags, policy
+    return s, normal, withheld, policy
 
 
 def seal_sealed_only(req: SealedOnlyRequest) -> SealedOnlyReport:
@@ -259,8 +261,10 @@ def seal_sealed_only(req: SealedOnlyRequest) -> SealedOnlyReport:
     con = duckdb.connect()
     try:
         con.execute("SET lambda_syntax='ENABLE_SINGLE_ARROW'")
-        s, normal, _flags, policy = _lawful_registrations(con, req)
+        s, normal, withheld, policy = _lawful_registrations(con, req)
         table = _sealed_table(con, normal, req.key, report)
+        if withheld is not None and withheld.num_rows:
+            table = _add_withheld_dob_tokens(table, withheld, req.key)
         if req.identifiers is not None:
             table = _add_identifier_tokens(table, req.identifiers, req.key)
         pq.write_table(table, tmp / "registrations.parquet", compression="zstd")
@@ -292,6 +296,7 @@ def seal_sealed_only(req: SealedOnlyRequest) -> SealedOnlyReport:
             "rows": table.num_rows,
             "vote_history_rows": vt.num_rows,
             "quarantined": report.quarantined,
+            "key_id": key_id(req.key),
             "encoding": {
                 "library": "clkhash",
                 "filter_bits": FILTER_BITS,
@@ -374,8 +379,24 @@ def _sealed_table(
     return pa.table({c: cols[c] for c in DELIVERY_COLUMNS})
 
 
+def _add_withheld_dob_tokens(table: pa.Table, withheld: pa.Table, key: bytes) -> pa.Table:
+    """``dob_token`` for rows whose full date the policy withholds (only the year, or nothing,
+    is public): the date is sealed, not dropped; ``dob_granularity`` stays what the law allows,
+    and no year-month, month-day or swapped token is added (the compiler compares the sealed
+    date for equality only, as it does a sidecar's ``dob_token``)."""
+    ids = pc.cast(table.column("state_voter_id").combine_chunks(), pa.string())
+    w_ids = pc.cast(withheld.column("state_voter_id").combine_chunks(), pa.string())
+    idx = pc.index_in(ids, value_set=w_ids)
+    days = pc.cast(withheld.column("dob").combine_chunks(), pa.timestamp("s"))
+    dates = pc.strftime(days.take(idx), format="%Y-%m-%d")
+    sealed = _tokens(dates, key, "dob")
+    i = table.column_names.index("dob_token")
+    return table.set_column(i, "dob_token", pc.coalesce(table.column("dob_token"), sealed))
+
+
 def _add_identifier_tokens(table: pa.Table, identifiers: Path, key: bytes) -> pa.Table:
-    """SSN4 and licence tokens from the state's internal identifiers CSV (joined on state_voter_id)."""
+    """SSN4, licence and (where the policy withholds it from the native file) full-DOB tokens
+    from the state's internal identifiers CSV (joined on state_voter_id)."""
     from voterolls.seal import seal_file
 
     side = identifiers.with_name(identifiers.name + ".tokens.partial")
@@ -396,12 +417,22 @@ def _add_identifier_tokens(table: pa.Table, identifiers: Path, key: bytes) -> pa
         con.register("r", table)
         con.register("t", tok)
         sel = ", ".join(
-            f"t.{c} AS {c}" if c in ("ssn4_token", "dl_token") else f"r.{c}"
+            f"t.{c} AS {c}"
+            if c in ("ssn4_token", "dl_token")
+            else "coalesce(r.dob_token, t.dob_token) AS dob_token"
+            if c == "dob_token"
+            else f"r.{c}"
             for c in table.column_names
         )
         return con.sql(f"SELECT {sel} FROM r LEFT JOIN t USING (state_voter_id)").to_arrow_table()
     finally:
         con.close()
+
+
+def key_id(key: bytes) -> str:
+    """A public name of the key (16 hex digits of its HMAC of a fixed label): deliveries sealed
+    under different keys are told apart without anyone but the states holding the key."""
+    return hmac.digest(key, b"voterolls-sealed-only-key-id", "sha256").hex()[:16]
 
 
 def hmac_token(value: str, key: bytes, domain: str) -> str:
@@ -438,6 +469,7 @@ __all__ = [
     "dice",
     "encode_names",
     "hmac_token",
+    "key_id",
     "read_manifest",
     "require_encoder",
     "seal_sealed_only",

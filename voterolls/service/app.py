@@ -30,6 +30,12 @@ too many failed authentications from one client address (bearer tokens and
 the login form; ``accounts.FailureLimiter``), 429 with ``Retry-After``.  An
 ASGI middleware appends every request to the audit log after it is answered.
 
+A submission is either the state's native files (plaintext, the law applied
+at ingest) or a sealed-only delivery (``manifest.json``,
+``registrations.parquet``, ``vote_history.parquet`` from ``voterolls seal
+--sealed-only``), recognised, checked and refused when plaintext is mixed in
+by :mod:`voterolls.service.sealed` before anything is queued.
+
 Write-ahead: a route that acts (upload, account change) or serves data
 appends its own entry before the action takes effect or the data leaves; when
 the log cannot take an entry (:class:`~voterolls.service.audit.AuditUnavailable`:
@@ -70,6 +76,7 @@ from voterolls.privacy import label as privacy_label
 from voterolls.schema import JURISDICTIONS
 from voterolls.service import data as wsdata
 from voterolls.service import lists as svclists
+from voterolls.service import sealed as svcsealed
 from voterolls.service.accounts import (
     ROLE_LABELS,
     ROLES,
@@ -541,8 +548,14 @@ def _upload_routes(router: APIRouter, svc: Service) -> None:
             paths = [f.path for f in got.files]
             chosen = request.query_params.get("format")
             options = _delivery_options(request, got.fields)
+            # a sealed-only delivery (tokens and encodings) is checked now; plaintext mixed in is refused
+            sealed = await run_in_threadpool(
+                svcsealed.classify_submission, Path(svc.workspace), state, got.files, folder
+            )
             try:
-                if chosen:
+                if sealed:
+                    fmt = svcsealed.SEALED_FORMAT
+                elif chosen:
                     fmt = _known_format(chosen)
                 elif any(is_archive(f.head) for f in got.files):
                     fmt = None  # unpacked and detected by the ingest, which refuses another state's layout

@@ -74,7 +74,11 @@ def real_ingest(
     """
     from voterolls.ingest.delivery import DeliveryOptions
     from voterolls.ingest.pipeline import ingest
+    from voterolls.service import sealed
     from voterolls.store import Workspace
+
+    if format == sealed.SEALED_FORMAT:  # a sealed-only delivery (checked on arrival)
+        return sealed.ingest_submission(workspace, state, paths, progress)
 
     def report(phase: str, done: int, total: int | None) -> None:
         if progress is None:

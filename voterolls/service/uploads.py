@@ -40,6 +40,9 @@ MAX_FILES = 600
 _SAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 #: Compressed forms the ingest reads (by first bytes).
 _READABLE_ARCHIVES = {b"PK\x03\x04": "a ZIP archive", b"PK\x05\x06": "a ZIP archive", b"\x1f\x8b": "a gzip file"}
+#: The binary form a sealed-only delivery's tables travel in (accepted on the delivery route only;
+#: the route then insists on a complete sealed-only delivery, voterolls.service.sealed).
+_SEALED_TABLES = {b"PAR1": "a Parquet file"}
 _ARCHIVES = {
     b"BZh": "a bzip2 file",
     b"\xfd7zXZ\x00": "an xz file",
@@ -95,11 +98,14 @@ def safe_filename(client_name: str | None, taken: set[str] | None = None) -> str
 
 
 def check_text(head: bytes, name: str, *, archives: bool = True) -> None:
-    """Reject binaries by their first KiB; UTF-16 text and (if ``archives``) ZIP / gzip archives are allowed.
+    """Reject binaries by their first KiB; UTF-16 text and (if ``archives``) ZIP / gzip archives
+    and Parquet (a sealed-only delivery's tables) are allowed.
 
     A state's delivery may be compressed (the ingest unpacks it); an external
     list is read as text only, so its route passes ``archives=False``.
     """
+    if head.startswith(tuple(_SEALED_TABLES)) and archives:
+        return
     if head.startswith(tuple(_READABLE_ARCHIVES)):
         if archives:
             return
@@ -124,6 +130,11 @@ def check_text(head: bytes, name: str, *, archives: bool = True) -> None:
             f"{SNIFF_BYTES} bytes), not a text voter file. Upload the state's delimited or "
             "fixed-width text file as published.",
         )
+
+
+def is_parquet(head: bytes) -> bool:
+    """Is this a Parquet file (by its first bytes)?"""
+    return head.startswith(tuple(_SEALED_TABLES))
 
 
 def is_archive(head: bytes) -> bool:

@@ -51,7 +51,13 @@ def estimate_connection(
     tracker: Any = None,
 ) -> dict:
     """Estimates from any connection with ``registrations`` / ``vote_history`` views."""
-    res = es.estimate_tables(con, pairs=pairs, error_rate=error_rate, election=election)
+    from voterolls.stats.sealed import install_sealed_view
+
+    # a sealed-only workspace: value-free surrogates and the token-frequency DOB model
+    token_model = install_sealed_view(con)
+    res = es.estimate_tables(
+        con, pairs=pairs, error_rate=error_rate, election=election, model=token_model
+    )
     coverage = cov.summarise(con, res["vote_history_states"], tracker=tracker)
     weights, _ = cov.registrant_weights()
     import pyarrow as _pa

@@ -125,6 +125,12 @@ class DobModel:
             wsum += w
         return tot / wsum if wsum else 0.0
 
+    def far_sql(self, a: str, b: str) -> str:
+        """SQL: dates ``a`` and ``b`` (same year) cannot be one person's slip (see :data:`FAR_DAYS`)."""
+        return (
+            f"abs({a} - {b}) > {FAR_DAYS} AND NOT (month({a}) = day({b}) AND day({a}) = month({b}))"
+        )
+
     def p_same_dob(self) -> float:
         """P(two random different people share the full DOB) = sum_y P(y)^2 q(y)."""
         return float(sum(s * s * self.q(y) for y, s in self.year_share.items()))
@@ -523,8 +529,7 @@ def coincidence_table(
                sum(a.n * b.n)::DOUBLE AS M
         FROM t a JOIN t b ON a.f = b.f AND a.l = b.l AND a.y = b.y
         WHERE (a.state < b.state OR (a.state = b.state AND (a.cls < b.cls OR (a.cls = b.cls AND a.d < b.d))))
-          AND abs(a.d - b.d) > {FAR_DAYS}
-          AND NOT (month(a.d) = day(b.d) AND day(a.d) = month(b.d))
+          AND {model.far_sql("a.d", "b.d")}
         GROUP BY ALL
         """
     )
