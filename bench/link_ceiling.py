@@ -81,7 +81,7 @@ PROJECTION_MARK = "<!-- bench/link_ceiling.py:projection:{} -->"
 NATION_REGISTRATIONS = 200e6
 NATION_BIRTH_YEARS = 75
 BASE_YEAR = 1972  # a leap year: a folded 29 February stays a date
-SCORERS = ("voterolls", "oracle", "oracle_prior", "oracle_m")
+SCORERS = ("voterolls", "oracle", "oracle_prior", "oracle_m", "recalibrated")
 
 
 def fold_birth_years(nation, years: int):
@@ -200,6 +200,53 @@ def oracle_pairs(con, pairs: Path, model: dict, prior_vr: float, n: int, out_dir
     return {"files": files, "prior_true": prior_true, "true_pairs": true_pairs, "m_gaps": gaps[:12]}
 
 
+class _Con:
+    """The two calls voterolls.link.calibration makes of a link engine, on the bench's connection."""
+
+    def __init__(self, con):
+        self.con = con
+
+    def row(self, sql):
+        return tuple(self.con.execute(sql).fetchall()[0])
+
+    def columns(self, sql):
+        return list(self.con.execute(sql).fetchnumpy().values())
+
+
+def recalibrated_pairs(con, pairs: Path, model: dict, out_dir: Path) -> tuple[Path, dict]:
+    """voterolls' pairs with the truth-free recalibration applied, exactly as ``voterolls link`` does.
+
+    The link ran with ``recalibrate=False`` so that the oracle rescoring (which
+    adds m differences to voterolls' weights) stays exact; here the same maps
+    (voterolls.link.calibration.fit_maps) are fitted on the written pairs and applied.
+    """
+    from voterolls.link.calibration import bayes_factors, fit_maps, masked_map_sql
+    from voterolls.link.prepare import prepare_input
+
+    prepare_input(con, "registrations", "_cal_input")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW _cal_pairs AS SELECT * FROM read_parquet('{pairs}')")
+    levels = {
+        comp["output_column_name"]: [
+            (lv.get("m_probability"), lv.get("u_probability"))
+            for lv in comp["comparison_levels"] if not lv.get("is_null_level")
+        ]
+        for comp in model["comparisons"]
+    }
+    maps = fit_maps(
+        _Con(con), "_cal_pairs", "_cal_input", bayes_factors(levels),
+        left_id="p.state_l || ':' || p.state_voter_id_l", right_id="p.state_r || ':' || p.state_voter_id_r",
+    )
+    path = out_dir / "recalibrated.parquet"
+    w = masked_map_sql(maps, "match_weight")
+    con.execute(
+        f"""COPY (SELECT * EXCLUDE (match_weight, match_probability), {w} AS match_weight,
+                   1.0 / (1.0 + pow(2.0, -greatest(least({w}, 1000), -1000))) AS match_probability
+            FROM _cal_pairs) TO '{path}' (FORMAT PARQUET)"""
+    )
+    con.execute("DROP TABLE IF EXISTS _cal_input")
+    return path, maps
+
+
 def _class_summary(ev: dict) -> dict:
     out = {}
     for c in (*GRANULARITY_CLASSES, "all"):
@@ -220,11 +267,19 @@ def _calibration(ev: dict) -> dict:
     return out
 
 
-def run_size(people: int, seed: int, years: int | None, variant: str) -> dict:
+def run_size(people: int, seed: int, years: int | None, variant: str, mechanism: str | None = None) -> dict:
+    """One nation of ``people``, linked and scored; ``mechanism``: an alternative data-generating
+    process of bench/validate_estimates.py (its SynthConfig options), recorded as ``variant/mechanism``."""
+    from voterolls.synth import SynthConfig
     from voterolls.synth.nation import generate_nation
 
     t0 = time.perf_counter()
-    nation = generate_nation(people, seed)
+    config = None
+    if mechanism:
+        from bench.validate_estimates import KEPT_RECORDS, MECHANISMS
+
+        config = SynthConfig(**KEPT_RECORDS, **MECHANISMS[mechanism][0])
+    nation = generate_nation(people, seed, config)
     n_regs = nation.registrations.num_rows
     y = years or max(1, round(NATION_BIRTH_YEARS * n_regs / NATION_REGISTRATIONS))
     fold_birth_years(nation, y)
@@ -240,13 +295,16 @@ def run_size(people: int, seed: int, years: int | None, variant: str) -> dict:
         del nation
         gen_s = time.perf_counter() - t0
         load = [round(x, 2) for x in os.getloadavg()]
-        res = link_registrations(con, LinkRequest(tmpd / "link", min_probability=0.0, blocking_analysis=False))
+        res = link_registrations(
+            con, LinkRequest(tmpd / "link", min_probability=0.0, blocking_analysis=False, recalibrate=False)
+        )
         load_after = [round(x, 2) for x in os.getloadavg()]
         model = json.loads((tmpd / "link" / "model.json").read_text())
         _truth_view(con, tmpd / "duplicate_pairs.parquet")
         orc = oracle_pairs(con, tmpd / "link" / "pairs.parquet", model, res.prior, res.registrations, tmpd)
+        recal_path, recal_fit = recalibrated_pairs(con, tmpd / "link" / "pairs.parquet", model, tmpd)
         scored: dict[str, dict] = {}
-        files = {"voterolls": tmpd / "link" / "pairs.parquet"} | orc["files"]
+        files = {"voterolls": tmpd / "link" / "pairs.parquet", "recalibrated": recal_path} | orc["files"]
         for name in SCORERS:
             ev = {t: evaluate(con, tmpd, files[name], threshold=t) for t in (0.5, 0.9)}
             scored[name] = {
@@ -258,7 +316,7 @@ def run_size(people: int, seed: int, years: int | None, variant: str) -> dict:
     return {
         "people": people,
         "seed": seed,
-        "variant": variant,
+        "variant": f"{variant}/{mechanism}" if mechanism else variant,
         "registrations": res.registrations,
         "birth_year_window": y,
         "density_vs_nation": round(density, 4),
@@ -273,6 +331,8 @@ def run_size(people: int, seed: int, years: int | None, variant: str) -> dict:
         "prior_true": orc["prior_true"],
         "true_pairs_in_workspace": orc["true_pairs"],
         "m_gaps": orc["m_gaps"],
+        "m_stranger_corrected": res.training.get("m_stranger_corrected"),
+        "recalibration": recal_fit,
         "scores": scored,
     }
 
@@ -301,12 +361,12 @@ def tables() -> str:
         lines += [
             f"F1 of cross-state duplicates at p >= {t}, by DOB class (full on both sides / year on a side / none on a side):",
             "",
-            "| variant | registrations | density vs nation | class | voterolls | oracle | oracle prior only | oracle m only |",
-            "|---|---:|---:|---|---:|---:|---:|---:|",
+            "| variant | registrations | density vs nation | class | voterolls | oracle | oracle prior only | oracle m only | voterolls recalibrated |",
+            "|---|---:|---:|---|---:|---:|---:|---:|---:|",
         ]
         for r in runs:
             for c in (*GRANULARITY_CLASSES, "all"):
-                f = [r["scores"][s][f"f1_at_{t}"][c]["f1"] for s in SCORERS]
+                f = [r["scores"].get(s, {}).get(f"f1_at_{t}", {}).get(c, {}).get("f1") for s in SCORERS]
                 lines.append(
                     f"| {r['variant']} | {r['registrations']:,} | {r['density_vs_nation']:.3f} | {c} | "
                     + " | ".join(_f(x) for x in f) + " |"
@@ -315,14 +375,14 @@ def tables() -> str:
     lines += [
         "Calibration, mid-range bins at p in [0.1, 0.5) and [0.5, 0.9): expected / observed true pairs (1.0 = calibrated):",
         "",
-        "| variant | registrations | class | voterolls 0.1-0.5 | voterolls 0.5-0.9 | oracle 0.1-0.5 | oracle 0.5-0.9 |",
-        "|---|---:|---|---|---|---|---|",
+        "| variant | registrations | class | voterolls 0.1-0.5 | voterolls 0.5-0.9 | oracle 0.1-0.5 | oracle 0.5-0.9 | recalibrated 0.1-0.5 | recalibrated 0.5-0.9 |",
+        "|---|---:|---|---|---|---|---|---|---|",
     ]
     for r in runs:
         for c in GRANULARITY_CLASSES:
             cells = []
-            for s in ("voterolls", "oracle"):
-                bins = {b["bin"]: b for b in r["scores"][s]["calibration_mid"].get(c, [])}
+            for s in ("voterolls", "oracle", "recalibrated"):
+                bins = {b["bin"]: b for b in r["scores"].get(s, {}).get("calibration_mid", {}).get(c, [])}
                 for b in ("0.1-0.5", "0.5-0.9"):
                     x = bins.get(b)
                     cells.append("-" if not x else f"{x['expected']:.0f}/{x['observed']} ({_f(x['ratio'])})")
@@ -366,6 +426,8 @@ def projection() -> str:
     ]
     for variant in sorted({r["variant"] for r in runs}):
         rs = sorted((r for r in runs if r["variant"] == variant), key=lambda r: r["density_vs_nation"])
+        if len(rs) < 2:  # one density (e.g. an alternative process at one size): nothing to project
+            continue
         for c in (*GRANULARITY_CLASSES, "all"):
             for scorer in ("voterolls", "oracle"):
                 pts = [(r["density_vs_nation"], r["scores"][scorer]["f1_at_0.5"][c]["f1"]) for r in rs]
@@ -401,12 +463,14 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--years", type=int, default=None, help="birth-year window (default: national density)")
     ap.add_argument("--variants", nargs="*", default=["public", "sealed_dob"])
+    ap.add_argument("--mechanism", default=None, help="an alternative data-generating process "
+                    "(bench/validate_estimates.py MECHANISMS), e.g. movers")
     ap.add_argument("--table", action="store_true")
     ap.add_argument("--write-docs", action="store_true")
     a = ap.parse_args()
     for p in a.people:
         for v in a.variants:
-            row = run_size(p, a.seed, a.years, v)
+            row = run_size(p, a.seed, a.years, v, a.mechanism)
             _save([row])
             print(json.dumps({k: row[k] for k in ("people", "variant", "registrations", "link_seconds")}), flush=True)
     text = tables()

@@ -35,6 +35,7 @@ from splink import Linker
 
 from voterolls.errors import UserError
 from voterolls.link.blocking import DEFAULT_BLOCK_CAP, blocking_report
+from voterolls.link.calibration import recalibrate_predictions
 from voterolls.link.cluster import export_clusters
 from voterolls.link.comparisons import is_joint_model
 from voterolls.link.engines import make_engine
@@ -43,6 +44,7 @@ from voterolls.link.predict import export_pairs, score_pairs, weight_expr
 from voterolls.link.prepare import prepare_input
 from voterolls.link.settings import (
     DEFAULT_MIN_PROBABILITY,
+    DEFAULT_RECALIBRATE,
     DEFAULT_SEED,
     DEFAULT_THRESHOLD,
     EM_MAX_PAIRS,
@@ -111,6 +113,9 @@ class LinkRequest:
     shuffle_partitions: int | None = None
     joint_names: bool = False
     sealed_only: bool = False
+    #: map the year-only and no-DOB classes' probabilities with the map learnt from the
+    #: full-DOB pairs (:mod:`voterolls.link.calibration`); plaintext input only
+    recalibrate: bool = DEFAULT_RECALIBRATE
     #: told the name of each stage as it starts (a progress display)
     step: Step | None = None
 
@@ -257,12 +262,13 @@ class _Run:
         eng = prepared.engine or self.start_engine(prepared.registrations)
         try:
             linker = self.load(eng, prepared)
-            training = self.train(linker, prepared)
+            training = self.train(eng, linker, prepared)
             blocking = self.blocking(linker, prepared)
             self.req.say("scoring candidate pairs")
             df_predict = score_pairs(linker)
             self.clock.lap("predict")
             prior = self.prior(eng, linker, df_predict, prepared, training)
+            df_predict = self.recalibrate(eng, linker, df_predict, prior)
             model_path = self.save_model(linker)
             written = self.write(eng, linker, df_predict, prior)
         finally:
@@ -348,14 +354,14 @@ class _Run:
 
     # -- train, blocking analysis, prior ------------------------------------------------------------
 
-    def train(self, linker: Linker, prepared: _Prepared) -> dict[str, Any] | None:
+    def train(self, eng: Any, linker: Linker, prepared: _Prepared) -> dict[str, Any] | None:
         """Estimate u and m (skipped with a given model)."""
         if self.given is not None:
             return None
         r = self.req
         report = train(
             linker, seed=r.seed, u_max_pairs=r.u_max_pairs, em_max_pairs=r.em_max_pairs,
-            step=r.say, profile=prepared.profile,
+            step=r.say, profile=prepared.profile, engine=eng,
         )  # fmt: skip
         self.clock.lap("train")
         return report.as_dict()
@@ -388,6 +394,17 @@ class _Run:
         set_model_prior(linker, est.prior)
         self.clock.lap("prior")
         return _Prior(est.prior, log2_odds(est.prior) - log2_odds(scoring_prior), training)
+
+    def recalibrate(self, eng: Any, linker: Linker, df_predict: Any, prior: _Prior) -> Any:
+        """Map the year-only and no-DOB classes' probabilities (the request's ``recalibrate``)."""
+        if not self.req.recalibrate or self.req.sealed_only:
+            return df_predict
+        self.req.say("recalibrating the year-only and no-DOB classes")
+        df_predict, prior.training["recalibration"] = recalibrate_predictions(
+            eng, linker, df_predict, prior.shift
+        )
+        self.clock.lap("recalibrate")
+        return df_predict
 
     # -- outputs --------------------------------------------------------------------------------
 

@@ -31,6 +31,13 @@ DEFAULT_THRESHOLD = 0.9
 #: statistics stage reads sums of probabilities.
 DEFAULT_MIN_PROBABILITY = 0.001
 
+#: Recalibrate the year-only and no-DOB classes with the map learnt from the
+#: full-DOB pairs (voterolls.link.calibration).  On by default because it
+#: brought the mid-range bins of those classes from 1.2-2.0x expected / true to
+#: within ~10% at 100k registrations and did not lower F1 (bench/link_ceiling.py,
+#: docs/LINKAGE.md).
+DEFAULT_RECALIBRATE = True
+
 #: Seed for every random choice in training (u sampling, EM sampling).
 DEFAULT_SEED = 42
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "comparison_gamma_sql",
     "level_m",
     "level_u",
     "model_comparisons",
@@ -77,6 +78,18 @@ def level_m(level) -> float | None:
 def level_u(level) -> float | None:
     """A comparison level's u as trained; ``None`` when training never observed it."""
     return _trained(level._u_probability)
+
+
+def comparison_gamma_sql(comp) -> tuple[str, list[str]]:
+    """A comparison's gamma as a SQL CASE over ``<column>_l`` / ``<column>_r``, and the columns it reads.
+
+    The same CASE Splink scores with (its alias stripped), so SQL outside
+    Splink can count a block's comparison levels exactly as Splink would.
+    """
+    import re
+
+    case = re.sub(r"\s+as\s+\S+\s*$", "", comp._case_statement.strip(), flags=re.IGNORECASE)
+    return case, [c.unquote().name for c in comp._input_columns_used_by_case_statement]
 
 
 def score_pairs(linker):

@@ -8,6 +8,11 @@
   address and SSN comparisons; (canonical first, last name) estimates DOB,
   including the year-only level for mixed granularity.  EM sessions sample
   deterministically (``max_pairs``), so a common-name block cannot dominate.
+* **m of the name and DOB comparisons** then again, with the expected
+  strangers counted out of a block rather than fitted by EM
+  (:func:`apply_stranger_m`, :mod:`voterolls.link.stranger_m`): at national
+  density EM's blocks fill with strangers and EM takes some for matches
+  with a changed surname or date;
 * **the prior** (probability that two random registrations are the same
   person) by :func:`estimate_prior`: the fixed point of the mixing
   proportion (:func:`prior_fixed_point`, m and u fixed) over the scored
@@ -34,6 +39,7 @@ from voterolls.link.blocking import training_rules
 from voterolls.link.fields import FieldProfile
 from voterolls.link.settings import DEFAULT_SEED, EM_MAX_PAIRS, U_MAX_PAIRS
 from voterolls.link.splink_adapter import (
+    comparison_gamma_sql,
     level_m,
     level_u,
     model_comparisons,
@@ -70,6 +76,9 @@ class TrainingReport:
     #: EM rules whose session failed (an m that underflowed to 0 in Splink's maximisation
     #: step) and were skipped: the comparisons keep the m of the other sessions
     em_failed: list[str] = field(default_factory=list)
+    #: per target comparison: the block, its pairs, expected strangers and the m
+    #: that replaced EM's (:mod:`voterolls.link.stranger_m`)
+    m_stranger_corrected: list[dict] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -83,6 +92,8 @@ def train(
     em_max_pairs: float = EM_MAX_PAIRS,
     step: Callable[[str], None] | None = None,
     profile: FieldProfile | None = None,
+    engine=None,
+    input_table: str = "link_input",
 ) -> TrainingReport:
     """Estimate u and m on ``linker`` in place.  The prior is set later by :func:`estimate_prior`.
 
@@ -90,6 +101,11 @@ def train(
     it (:func:`voterolls.link.blocking.training_rule_columns`).  A session
     whose blocking rule yields no pair is skipped and reported; when none
     yields any, linkage cannot be trained and a :class:`UserError` says so.
+
+    ``engine`` (the link engine holding ``input_table``): when given, the m of
+    the name and DOB comparisons is then re-estimated with the expected
+    strangers counted out (:func:`apply_stranger_m`), which EM cannot do at
+    national density.
     """
     from splink.internals.exceptions import EMTrainingException
 
@@ -131,9 +147,41 @@ def train(
             "linkage cannot be trained: no two registrations agree on the fields any training "
             "session blocks on (" + "; ".join(report.em_skipped or ["no session applies"]) + ")"
         )
+    if engine is not None and profile is not None:
+        report.m_stranger_corrected = apply_stranger_m(linker, engine, input_table, profile)
     report.m_derived = derive_dependent_m(linker) + derive_joint_name_m(linker)
     report.m_floored = floor_m(linker)
     return report
+
+
+def apply_stranger_m(linker: Linker, engine, input_table: str, profile: FieldProfile) -> list[dict]:
+    """Replace EM's m of the name and DOB comparisons by the stranger-corrected m where it holds.
+
+    See :mod:`voterolls.link.stranger_m`.  Comparisons of the joint full-name
+    model keep EM's m (their levels mean something else).  Returns what was
+    estimated, applied or not, for the training report.
+    """
+    from voterolls.link.comparisons import FULL_NAME_LABEL, FULL_NAME_NEUTRAL_LABEL
+    from voterolls.link.stranger_m import TARGETS, estimate
+
+    wanted = {t.comparison for t in TARGETS}
+    comps = {}
+    levels = {}
+    for comp in model_comparisons(linker):
+        name = comp.output_column_name
+        lv = [x for x in comp.comparison_levels if not x.is_null_level]
+        if name not in wanted or lv[0].label_for_charts in (FULL_NAME_LABEL, FULL_NAME_NEUTRAL_LABEL):
+            continue
+        case, columns = comparison_gamma_sql(comp)
+        comps[name] = (case, columns, [level_u(x) for x in lv])
+        levels[name] = lv
+    present = {c for t in TARGETS for c in (*t.block, *t.strata, *t.needs) if profile.trains_on(c)}
+    results = estimate(engine, input_table, comps, present)
+    for r in results:
+        if r.applied:
+            for level, m in zip(levels[r.comparison], r.m, strict=True):
+                level.m_probability = min(max(m, M_FLOOR), 1.0 - M_FLOOR)
+    return [r.as_dict() for r in results]
 
 
 def _levels(linker: Linker, name: str) -> list:

@@ -1,0 +1,104 @@
+"""The masked recalibration (voterolls.link.calibration): masking arithmetic, the monotone map, and
+which pairs it moves - on hand-made pairs with known weights."""
+
+from __future__ import annotations
+
+import math
+
+import duckdb
+import numpy as np
+import pytest
+
+from voterolls.link import calibration as cal
+
+
+class _Engine:
+    NAME = "duckdb"
+
+    def __init__(self, con):
+        self.con = con
+
+    def columns(self, sql):
+        return list(self.con.execute(sql).fetchnumpy().values())
+
+
+BF = {"dob": {4: 10.0, 0: -8.0}, "birth_year": {1: 2.0, 0: -5.0}}
+
+
+def _tables(con):
+    # six registrations; a (1,2) same-name pair with the same date, (3,4) same name, dates differ,
+    # (5,6) share no name key (must not be used)
+    con.execute(
+        """CREATE TABLE inp AS SELECT * FROM (VALUES
+           ('1', 1970, 'K1', NULL, NULL), ('2', 1970, 'K1', NULL, NULL),
+           ('3', 1970, 'K2', NULL, NULL), ('4', 1971, 'K2', NULL, NULL),
+           ('5', 1970, 'K5', NULL, NULL), ('6', 1970, 'K6', NULL, NULL))
+           t(unique_id, birth_year, bk_name, bk_sx_year_init, bk_last_year_sex)"""
+    )
+    con.execute(
+        """CREATE TABLE pairs AS SELECT * FROM (VALUES
+           ('1', '2', 'full', 'full', 4, -1, 14.0),
+           ('3', '4', 'full', 'full', 0, -1, -6.0),
+           ('5', '6', 'full', 'full', 4, -1, 30.0))
+           t(unique_id_l, unique_id_r, dob_granularity_l, dob_granularity_r, gamma_dob, gamma_dob_token,
+             match_weight)"""
+    )
+
+
+def _p(w):
+    return 1 / (1 + 2**-w)
+
+
+def test_masking_swaps_the_date_evidence_for_the_year_evidence(monkeypatch):
+    monkeypatch.setattr(cal, "MASK_MIN_PAIRS", 1)  # one bin per pair
+    con = duckdb.connect()
+    _tables(con)
+    mp = cal.fit_masked_map(_Engine(con), "pairs", "inp", BF, "year")
+    # pair (3,4): -6 - (-8) + (-5) = -3 bits; pair (1,2): 14 - 10 + 2 = 6 bits; (5,6) shares no key
+    assert [(b["from_bits"], b["pairs"]) for b in mp["bins"]] == [(-3.0, 1), (6.0, 1)]
+    assert [b["mean_p_masked"] for b in mp["bins"]] == pytest.approx([_p(-3), _p(6)], abs=1e-5)
+    assert [b["mean_p_full_date"] for b in mp["bins"]] == pytest.approx([_p(-6), _p(14)], abs=1e-5)
+    assert [b["log2_odds"] for b in mp["bins"]] == pytest.approx([-6.0, 14.0], abs=1e-3)
+    none = cal.fit_masked_map(_Engine(con), "pairs", "inp", BF, "none")
+    # no year evidence put back: (3,4) -> 2 bits, (1,2) -> 4 bits
+    assert [b["mean_p_masked"] for b in none["bins"]] == pytest.approx([_p(2), _p(4)], abs=1e-5)
+
+
+def test_thin_bins_are_pooled():
+    con = duckdb.connect()
+    _tables(con)
+    (only,) = cal.fit_masked_map(_Engine(con), "pairs", "inp", BF, "year")["bins"]
+    assert only["pairs"] == 2
+    assert only["mean_p_full_date"] == pytest.approx((_p(-6) + _p(14)) / 2, abs=1e-5)
+
+
+def test_isotonic_pools_violators_weighted():
+    y = np.array([0.1, 0.5, 0.3, 0.9])
+    n = np.array([1, 1, 3, 1])
+    fit = cal._isotonic(y, n)
+    assert fit.tolist() == pytest.approx([0.1, 0.35, 0.35, 0.9])
+    assert (np.diff(fit) >= 0).all()
+
+
+def test_map_moves_year_and_none_pairs_only_and_never_token_pairs():
+    maps = {
+        "year": {"fitted": True, "bins": [{"from_bits": -10.0, "log2_odds": -12.0},
+                                          {"from_bits": 0.0, "log2_odds": -1.0},
+                                          {"from_bits": 4.0, "log2_odds": 5.0}]},
+        "none": {"fitted": False, "bins": []},
+    }
+    con = duckdb.connect()
+    con.execute(
+        """CREATE TABLE p AS SELECT * FROM (VALUES
+           ('full', 'year', -1, 2.0), ('full', 'year', -1, 7.0), ('year', 'year', -1, -20.0),
+           ('full', 'year', 1, 2.0), ('full', 'full', -1, 2.0), ('none', 'full', -1, 2.0))
+           t(dob_granularity_l, dob_granularity_r, gamma_dob_token, match_weight)"""
+    )
+    got = [r[0] for r in con.execute(f"SELECT {cal.masked_map_sql(maps, 'match_weight')} FROM p").fetchall()]
+    assert got == [-1.0, 5.0, -12.0, 2.0, 2.0, 2.0]
+
+
+def test_bayes_factors_follow_the_gamma_order():
+    bf = cal.bayes_factors({"x": [(0.9, 0.01), (0.1, 0.99)]})
+    assert bf["x"][1] == pytest.approx(math.log2(90)) and bf["x"][0] == pytest.approx(math.log2(0.1 / 0.99))
+    assert cal.fit_maps(None, "p", "i", bf) == {}  # no DOB comparison: nothing to mask

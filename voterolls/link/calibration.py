@@ -1,0 +1,217 @@
+"""Recalibration of the year-only and no-DOB classes, learnt without truth from the full-DOB pairs.
+
+Why.  The model's probabilities lean on conditional independence, which names
+violate (first and last names are correlated through ethnicity and gender),
+so they are over-confident in the middle, and by how much depends on the data:
+even the oracle, with true m and u, expected 1.5-1.9x the true pairs in
+[0.1, 0.5) where a side publishes a birth year only or no DOB
+(docs/LINKAGE.md, "Against the ceiling").
+
+Labels without truth.  Where both sides publish a full DOB linkage is sharp
+(a full date is ~25,000:1 evidence; at 1M registrations the full class scores
+F1 0.95), so the full-DOB pairs carry their own near-labels.  *Mask* the date
+of a full-DOB pair - take the DOB comparison's Bayes factor out of its
+log-odds and, for the year class, put the birth-year comparison's in - and
+its log-odds become those it would have had with a year-only side (or no DOB).
+Over the masked pairs, per bin of masked log-odds, the mean of the full-DOB
+probabilities is what the class's probability in that bin should be.  Only
+pairs sharing a name blocking key are used (pairs that would have been
+compared without their dates), so the masked pairs resemble the class's own
+candidates.  The map is the isotonic (monotone) fit over the bins, applied to
+the year and none classes; the full class is left as scored.
+
+Checked without truth: the per-bin table (mean masked probability = before,
+mean full-DOB probability = the label, the map = after) is in
+``link_report.json`` (``recalibration``).  Scored against the truth by
+``bench/link_ceiling.py`` (docs/LINKAGE.md).  Counts and probabilities only,
+never a name or a date.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from voterolls.link.evaluate import granularity_class_sql
+
+#: The classes recalibrated (the full class provides the labels).
+MASKED_CLASSES = ("year", "none")
+
+#: Width (bits) of the log2-odds bins of the masked recalibration map.
+MASK_BIN_BITS = 1.0
+#: Bins with fewer masked pairs than this are pooled with their neighbours.
+MASK_MIN_PAIRS = 30
+
+
+def masked_weight_sql(dob_class: str, bf: dict[str, dict[int, float]], weight: str) -> str:
+    """A full-DOB pair's log2-odds had a side published only the year (``year``) or no DOB (``none``).
+
+    The DOB comparison's Bayes factor is taken out; for ``year`` the birth-year
+    comparison's is put in (same year or not, from the two birth years).
+    ``bf``: comparison -> gamma -> log2(m / u) of the model; ``weight``: SQL
+    of the pair's final log2-odds (pair columns qualified ``p.``, the two
+    registrations ``l.`` and ``r.``).
+    """
+    dob = " ".join(f"WHEN {g} THEN {v!r}" for g, v in bf["dob"].items())
+    w = f"({weight} - (CASE p.gamma_dob {dob} ELSE 0.0 END))"
+    if dob_class == "year":
+        yr = bf["birth_year"]
+        w = f"({w} + CASE WHEN l.birth_year = r.birth_year THEN {yr[1]!r} ELSE {yr[0]!r} END)"
+    return w
+
+
+def _isotonic(y: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Pool adjacent violators: the non-decreasing fit of ``y`` weighted by ``n``."""
+    vals, wts, sizes = [], [], []
+    for yi, ni in zip(y.tolist(), n.tolist(), strict=True):
+        vals.append(yi)
+        wts.append(ni)
+        sizes.append(1)
+        while len(vals) > 1 and vals[-2] > vals[-1]:
+            w = wts[-2] + wts[-1]
+            v = (vals[-2] * wts[-2] + vals[-1] * wts[-1]) / w if w else vals[-1]
+            s = sizes[-2] + sizes[-1]
+            vals[-2:], wts[-2:], sizes[-2:] = [v], [w], [s]
+    return np.repeat(np.asarray(vals), sizes)
+
+
+def _sigmoid2(w: str) -> str:
+    return f"(1.0 / (1.0 + pow(2.0, -greatest(least({w}, 1000.0), -1000.0))))"
+
+
+def fit_masked_map(
+    engine,
+    pairs_table: str,
+    input_table: str,
+    bf: dict,
+    dob_class: str,
+    *,
+    weight: str = "p.match_weight",
+    left_id: str = "p.unique_id_l",
+    right_id: str = "p.unique_id_r",
+) -> dict:
+    """The recalibration map of ``dob_class`` learnt from full-DOB pairs with their DOB masked.
+
+    Per bin of masked log2-odds: the mean masked probability and the mean
+    full-DOB probability of the same pairs (the label; with a full date on
+    both sides linkage is sharp).  Only pairs sharing a name blocking key
+    (``bk_name``; for ``year`` also the capped keys with the birth year) are
+    used, i.e. pairs that would have been compared without their dates, so
+    the masked pairs resemble the class's own candidates.  The map is the
+    isotonic fit of the label over the bins, as log2-odds per bin.
+    """
+    keys = ["bk_name"] + (["bk_sx_year_init", "bk_last_year_sex"] if dob_class == "year" else [])
+    share = " OR ".join(f"l.{k} = r.{k}" for k in keys)
+    w = masked_weight_sql(dob_class, bf, weight)
+    b = MASK_BIN_BITS
+    lo_w, cnt, pm, pf = engine.columns(
+        f"""SELECT floor({w} / {b!r}) * {b!r} AS lo, count(*) AS n,
+                   avg({_sigmoid2(w)}) AS pm, avg({_sigmoid2(weight)}) AS pf
+            FROM {pairs_table} p
+            JOIN {input_table} l ON l.unique_id = {left_id}
+            JOIN {input_table} r ON r.unique_id = {right_id}
+            WHERE p.dob_granularity_l = 'full' AND p.dob_granularity_r = 'full' AND p.gamma_dob >= 0
+              AND ({share})
+            GROUP BY 1 ORDER BY 1"""
+    )
+    lo_w = np.asarray(lo_w, dtype=np.float64)
+    cnt = np.asarray(cnt, dtype=np.float64)
+    pm = np.asarray(pm, dtype=np.float64)
+    pf = np.asarray(pf, dtype=np.float64)
+    # pool thin bins into their right neighbour
+    bins: list[list[float]] = []  # [lo, n, sum pm, sum pf]
+    for i in range(len(lo_w)):
+        if bins and bins[-1][1] < MASK_MIN_PAIRS:
+            last = bins[-1]
+            last[1] += cnt[i]
+            last[2] += pm[i] * cnt[i]
+            last[3] += pf[i] * cnt[i]
+        else:
+            bins.append([lo_w[i], cnt[i], pm[i] * cnt[i], pf[i] * cnt[i]])
+    if not bins:
+        return {"dob_class": dob_class, "bins": [], "fitted": False}
+    n = np.array([x[1] for x in bins])
+    label = np.array([x[3] for x in bins]) / n
+    iso = np.clip(_isotonic(label, n), 1e-9, 1 - 1e-9)
+    out = [
+        {"from_bits": float(x[0]), "pairs": int(x[1]), "mean_p_masked": round(x[2] / x[1], 5),
+         "mean_p_full_date": round(x[3] / x[1], 5), "log2_odds": round(float(np.log2(v / (1 - v))), 4)}
+        for x, v in zip(bins, iso, strict=True)
+    ]
+    return {"dob_class": dob_class, "bins": out, "fitted": int(n.sum()) >= 10 * MASK_MIN_PAIRS}
+
+
+def masked_map_sql(maps: dict[str, dict], weight: str) -> str:
+    """SQL of a pair's recalibrated log2-odds: its class's map at ``weight`` (unchanged where none).
+
+    Pairs compared on a sealed DOB token keep their log2-odds: the token is
+    full-date evidence, which the masking does not simulate.
+    """
+    cls = granularity_class_sql("dob_granularity_l", "dob_granularity_r")
+    parts = []
+    for c, mp in maps.items():
+        if not mp.get("fitted"):
+            continue
+        bins = mp["bins"]
+        whens = " ".join(
+            f"WHEN {weight} < {bins[i + 1]['from_bits']!r} THEN {bins[i]['log2_odds']!r}"
+            for i in range(len(bins) - 1)
+        )
+        # a pair compared on sealed DOB tokens has date evidence the masking did not simulate
+        parts.append(
+            f"WHEN ({cls}) = '{c}' AND coalesce(gamma_dob_token, -1) < 0 "
+            f"THEN (CASE {whens} ELSE {bins[-1]['log2_odds']!r} END)"
+        )
+    return f"(CASE {' '.join(parts)} ELSE {weight} END)" if parts else weight
+
+
+def bayes_factors(levels: dict[str, list[tuple[float | None, float | None]]]) -> dict[str, dict[int, float]]:
+    """comparison -> gamma -> log2(m / u), from each comparison's non-null levels' (m, u) in model order."""
+    out = {}
+    for name, mu in levels.items():
+        n = len(mu)
+        out[name] = {
+            n - 1 - i: float(np.log2((m or 1e-300) / (u or 1e-300))) for i, (m, u) in enumerate(mu)
+        }
+    return out
+
+
+def fit_maps(engine, pairs_table: str, input_table: str, bf: dict, **kw) -> dict[str, dict]:
+    """:func:`fit_masked_map` for every class of :data:`MASKED_CLASSES` (none without a DOB comparison)."""
+    if "dob" not in bf or "birth_year" not in bf:
+        return {}
+    return {c: fit_masked_map(engine, pairs_table, input_table, bf, c, **kw) for c in MASKED_CLASSES}
+
+
+def recalibrate_predictions(engine, linker, df_predict, shift: float, *, input_table: str = "link_input"):
+    """Fit the maps on Splink's scored pairs and, where fitted, return them recalibrated.
+
+    ``shift``: the change of prior log-odds the final weights add to Splink's
+    (:mod:`voterolls.link.predict`); the map works on final weights, and the
+    table returned keeps Splink's convention (final = ``match_weight`` +
+    ``shift``), so everything downstream is unchanged.  Returns
+    ``(predictions, report)``; the predictions are ``df_predict`` itself when
+    nothing was fitted or the engine is not DuckDB (the map is DuckDB SQL).
+    """
+    from voterolls.link.splink_adapter import level_m, level_u, model_comparisons
+
+    levels = {
+        c.output_column_name: [(level_m(lv), level_u(lv)) for lv in c.comparison_levels if not lv.is_null_level]
+        for c in model_comparisons(linker)
+    }
+    report: dict = {"method": "masked full-DOB pairs (voterolls.link.calibration)", "applied": False}
+    if engine.NAME != "duckdb":
+        report["note"] = f"not fitted on the {engine.NAME} engine"
+        return df_predict, report
+    final = f"(p.match_weight + ({shift!r}))"
+    maps = fit_maps(engine, f"{df_predict.physical_name}", input_table, bayes_factors(levels), weight=final)
+    report["classes"] = maps
+    if not any(m.get("fitted") for m in maps.values()):
+        return df_predict, report
+    new_w = f"({masked_map_sql(maps, f'(match_weight + ({shift!r}))')} - ({shift!r}))"
+    recal = engine.register_sql(
+        f"SELECT * REPLACE ({new_w} AS match_weight, {_sigmoid2(new_w)} AS match_probability) "
+        f"FROM {df_predict.physical_name}",
+        "vr_predict_recalibrated",
+    )
+    report["applied"] = True
+    return recal, report
