@@ -70,6 +70,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.synthetic_registrations import load_nation_registrations  # noqa: E402
+from voterolls.link.engines.duckdb import ConnectionQueries  # noqa: E402
 from voterolls.link.evaluate import GRANULARITY_CLASSES, evaluate  # noqa: E402
 from voterolls.link.run import LinkRequest, link_registrations  # noqa: E402
 
@@ -200,19 +201,6 @@ def oracle_pairs(con, pairs: Path, model: dict, prior_vr: float, n: int, out_dir
     return {"files": files, "prior_true": prior_true, "true_pairs": true_pairs, "m_gaps": gaps[:12]}
 
 
-class _Con:
-    """The two calls voterolls.link.calibration makes of a link engine, on the bench's connection."""
-
-    def __init__(self, con):
-        self.con = con
-
-    def row(self, sql):
-        return tuple(self.con.execute(sql).fetchall()[0])
-
-    def columns(self, sql):
-        return list(self.con.execute(sql).fetchnumpy().values())
-
-
 def recalibrated_pairs(con, pairs: Path, model: dict, out_dir: Path) -> tuple[Path, dict]:
     """voterolls' pairs with the truth-free recalibration applied, exactly as ``voterolls link`` does.
 
@@ -233,7 +221,7 @@ def recalibrated_pairs(con, pairs: Path, model: dict, out_dir: Path) -> tuple[Pa
         for comp in model["comparisons"]
     }
     maps = fit_maps(
-        _Con(con), "_cal_pairs", "_cal_input", bayes_factors(levels),
+        ConnectionQueries(con), "_cal_pairs", "_cal_input", bayes_factors(levels),
         left_id="p.state_l || ':' || p.state_voter_id_l", right_id="p.state_r || ':' || p.state_voter_id_r",
     )
     path = out_dir / "recalibrated.parquet"

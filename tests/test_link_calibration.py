@@ -10,17 +10,7 @@ import numpy as np
 import pytest
 
 from voterolls.link import calibration as cal
-
-
-class _Engine:
-    NAME = "duckdb"
-
-    def __init__(self, con):
-        self.con = con
-
-    def columns(self, sql):
-        return list(self.con.execute(sql).fetchnumpy().values())
-
+from voterolls.link.engines.duckdb import ConnectionQueries
 
 BF = {"dob": {4: 10.0, 0: -8.0}, "birth_year": {1: 2.0, 0: -5.0}}
 
@@ -53,13 +43,13 @@ def test_masking_swaps_the_date_evidence_for_the_year_evidence(monkeypatch):
     monkeypatch.setattr(cal, "MASK_MIN_PAIRS", 1)  # one bin per pair
     con = duckdb.connect()
     _tables(con)
-    mp = cal.fit_masked_map(_Engine(con), "pairs", "inp", BF, "year")
+    mp = cal.fit_masked_map(ConnectionQueries(con), "pairs", "inp", BF, "year")
     # pair (3,4): -6 - (-8) + (-5) = -3 bits; pair (1,2): 14 - 10 + 2 = 6 bits; (5,6) shares no key
     assert [(b["from_bits"], b["pairs"]) for b in mp["bins"]] == [(-3.0, 1), (6.0, 1)]
     assert [b["mean_p_masked"] for b in mp["bins"]] == pytest.approx([_p(-3), _p(6)], abs=1e-5)
     assert [b["mean_p_full_date"] for b in mp["bins"]] == pytest.approx([_p(-6), _p(14)], abs=1e-5)
     assert [b["log2_odds"] for b in mp["bins"]] == pytest.approx([-6.0, 14.0], abs=1e-3)
-    none = cal.fit_masked_map(_Engine(con), "pairs", "inp", BF, "none")
+    none = cal.fit_masked_map(ConnectionQueries(con), "pairs", "inp", BF, "none")
     # no year evidence put back: (3,4) -> 2 bits, (1,2) -> 4 bits
     assert [b["mean_p_masked"] for b in none["bins"]] == pytest.approx([_p(2), _p(4)], abs=1e-5)
 
@@ -67,7 +57,7 @@ def test_masking_swaps_the_date_evidence_for_the_year_evidence(monkeypatch):
 def test_thin_bins_are_pooled():
     con = duckdb.connect()
     _tables(con)
-    (only,) = cal.fit_masked_map(_Engine(con), "pairs", "inp", BF, "year")["bins"]
+    (only,) = cal.fit_masked_map(ConnectionQueries(con), "pairs", "inp", BF, "year")["bins"]
     assert only["pairs"] == 2
     assert only["mean_p_full_date"] == pytest.approx((_p(-6) + _p(14)) / 2, abs=1e-5)
 

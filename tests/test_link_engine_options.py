@@ -16,6 +16,7 @@ import pytest
 from voterolls.errors import UserError
 from voterolls.link import log2_odds, prior_fixed_point
 from voterolls.link.engines import make_engine
+from voterolls.link.engines.duckdb import ConnectionQueries
 from voterolls.link.engines.spark import PARTITIONS_ENV, ROWS_PER_PARTITION, shuffle_partitions
 
 
@@ -63,16 +64,13 @@ def test_duckdb_memory_limit_defaults_to_a_share_of_ram_or_the_env(tmp_path, mon
         eng.close()
 
 
-class _Table:
+class _Table(ConnectionQueries):
     """A DuckDB engine over a hand-made scored table."""
 
     def __init__(self, weights: list[float]):
-        self.con = duckdb.connect()
+        super().__init__(duckdb.connect())
         self.con.execute("CREATE TABLE t (match_weight DOUBLE, gamma_dob INTEGER)")
         self.con.executemany("INSERT INTO t VALUES (?, 1)", [(w,) for w in weights])
-
-    def columns(self, sql):
-        return list(self.con.execute(sql).fetchnumpy().values())
 
 
 def test_prior_fixed_point_solves_the_base_rate_from_any_start():

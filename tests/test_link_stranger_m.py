@@ -7,6 +7,7 @@ import duckdb
 import numpy as np
 import pytest
 
+from voterolls.link.engines.duckdb import ConnectionQueries
 from voterolls.link.stranger_m import (
     StrangerBlock,
     block_level_counts_sql,
@@ -14,19 +15,6 @@ from voterolls.link.stranger_m import (
     estimate,
     expected_strangers_sql,
 )
-
-
-class _Engine:
-    """The two calls stranger_m makes of a link engine, on a plain DuckDB connection."""
-
-    def __init__(self, con):
-        self.con = con
-
-    def row(self, sql):
-        return tuple(self.con.execute(sql).fetchall()[0])
-
-    def columns(self, sql):
-        return list(self.con.execute(sql).fetchnumpy().values())
 
 
 def test_corrected_m_subtracts_the_strangers_per_level():
@@ -56,7 +44,7 @@ def test_expected_strangers_is_pairs_sharing_the_rest_times_chance_agreement():
            (9,'A',1971,NULL)) v(unique_id, nm, birth_year, dob)"""
     )
     t = StrangerBlock("x", ("dob", "nm"), "dob", ("birth_year",))
-    got = _Engine(con).row(expected_strangers_sql("t", t))[0]
+    got = ConnectionQueries(con).row(expected_strangers_sql("t", t))[0]
     # 1970: dates d1 x3, d2 x2, d3 x1 over 6 records -> (9+4+1-6)/(6*5) = 8/30;
     # pairs sharing the name: C(4,2) + C(2,2) = 7.  1971: dates e1, e2 -> 0.  (NULL date left out.)
     assert got == pytest.approx(7 * 8 / 30)
@@ -94,8 +82,8 @@ def test_dense_block_recovers_the_surname_change_rate():
     u = [1 / 400, 1 - 1 / 400]
     comps = {"last_name": (case, ["last_name"], u)}
     present = {"dob", "first_name_canonical", "middle_name", "birth_year", "last_name"}
-    (res,) = estimate(_Engine(con), "inp", comps, present)
-    g, k = _Engine(con).columns(
+    (res,) = estimate(ConnectionQueries(con), "inp", comps, present)
+    g, k = ConnectionQueries(con).columns(
         block_level_counts_sql("inp", StrangerBlock("last_name", res.block, "dob"), case, ["last_name"])
     )
     counts = dict(zip(g.tolist(), k.tolist(), strict=True))
@@ -112,4 +100,4 @@ def test_target_without_its_fields_is_skipped():
     con = duckdb.connect()
     _dense_table(con)
     comps = {"last_name": ("CASE WHEN 1=1 THEN 1 END", ["last_name"], [0.5, 0.5])}
-    assert estimate(_Engine(con), "inp", comps, {"dob", "last_name"}) == []
+    assert estimate(ConnectionQueries(con), "inp", comps, {"dob", "last_name"}) == []

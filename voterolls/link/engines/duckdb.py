@@ -35,6 +35,23 @@ def default_memory_limit() -> str | None:
     return f"{int(total * DEFAULT_MEMORY_SHARE / 2**20)}MB"
 
 
+class ConnectionQueries:
+    """The engine's two small-result queries (:meth:`LinkEngine.row`, :meth:`LinkEngine.columns`)
+    on any DuckDB connection: what a module that only reads (stranger-corrected m,
+    recalibration) needs of an engine, so a bench or test can hand it a plain connection."""
+
+    NAME = "duckdb"
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+
+    def columns(self, sql: str) -> list[Any]:
+        return list(self.con.execute(sql).fetchnumpy().values())
+
+    def row(self, sql: str) -> tuple:
+        return tuple(self.con.execute(sql).fetchall()[0])
+
+
 class DuckDBEngine(LinkEngine):
     NAME = "duckdb"
     SQL_DIALECT = "duckdb"
@@ -93,10 +110,10 @@ class DuckDBEngine(LinkEngine):
         return str(path)
 
     def columns(self, sql: str) -> list[Any]:
-        return list(self.con.execute(sql).fetchnumpy().values())
+        return ConnectionQueries(self.con).columns(sql)
 
     def row(self, sql: str) -> tuple:
-        return tuple(self.con.execute(sql).fetchall()[0])
+        return ConnectionQueries(self.con).row(sql)
 
     def close(self) -> None:
         self.con.close()
