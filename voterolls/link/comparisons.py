@@ -52,17 +52,22 @@ NAME_JW_THRESHOLDS = (0.92, 0.85)
 LEVELS: dict[str, dict[int, str]] = {}
 
 
-def _custom(sql: str, label: str, *, null: bool = False) -> cll.CustomLevel:
+def custom_level(sql: str, label: str, *, null: bool = False) -> cll.CustomLevel:
+    """A comparison level from SQL (DuckDB dialect; Splink translates it for Spark)."""
     level = cll.CustomLevel(sql, label_for_charts=label, base_dialect_str="duckdb")
     if null:
         level.configure(is_null_level=True)
     return level
 
 
-def _register(name: str, labels: list[str]) -> None:
-    """labels: first non-null level first, the else level last (null level excluded)."""
+def level_labels(labels: list[str]) -> dict[int, str]:
+    """gamma -> label; ``labels``: first non-null level first, the else level last (null excluded)."""
     top = len(labels) - 1
-    LEVELS[name] = {-1: "not comparable"} | {top - i: lab for i, lab in enumerate(labels)}
+    return {-1: "not comparable"} | {top - i: lab for i, lab in enumerate(labels)}
+
+
+def _register(name: str, labels: list[str]) -> None:
+    LEVELS[name] = level_labels(labels)
 
 
 #: Label of the joint full-name level (first + last both exact); also how a
@@ -108,7 +113,7 @@ def first_name(joint: bool = False) -> ComparisonCreator:
             canon,
             cll.JaroWinklerLevel("first_name", NAME_JW_THRESHOLDS[0]),
             cll.JaroWinklerLevel("first_name", NAME_JW_THRESHOLDS[1]),
-            _custom(
+            custom_level(
                 "(length(first_name_l) = 1 OR length(first_name_r) = 1) "
                 "AND substr(first_name_l, 1, 1) = substr(first_name_r, 1, 1)",
                 labels[-2],
@@ -142,7 +147,7 @@ def last_name(joint: bool = False) -> ComparisonCreator:
         labels = [FULL_NAME_NEUTRAL_LABEL, "exact (first name differs)"] + labels[1:]
     _register("last_name", labels)
     top = (
-        [_custom("full_name_l = full_name_r", FULL_NAME_NEUTRAL_LABEL)] if joint else []
+        [custom_level("full_name_l = full_name_r", FULL_NAME_NEUTRAL_LABEL)] if joint else []
     )
     exact = cll.ExactMatchLevel("last_name", term_frequency_adjustments=True)
     if joint:
@@ -154,7 +159,7 @@ def last_name(joint: bool = False) -> ComparisonCreator:
             *top,
             exact,
             cll.JaroWinklerLevel("last_name", NAME_JW_THRESHOLDS[0]),
-            _custom(
+            custom_level(
                 "(last_name_b_l IS NOT NULL OR last_name_b_r IS NOT NULL) AND ("
                 "last_name_a_l = last_name_a_r OR last_name_a_l = last_name_b_r "
                 "OR last_name_b_l = last_name_a_r OR last_name_b_l = last_name_b_r)",
@@ -178,18 +183,18 @@ def middle_name() -> ComparisonCreator:
     return cl.CustomComparison(
         output_column_name="middle_name",
         comparison_levels=[
-            _custom(
+            custom_level(
                 "middle_name_l IS NULL AND middle_name_r IS NULL", "missing on both", null=True
             ),
             cll.ExactMatchLevel("middle_name", term_frequency_adjustments=True).configure(
                 label_for_charts=labels[0]
             ),
-            _custom(
+            custom_level(
                 "substr(middle_name_l, 1, 1) = substr(middle_name_r, 1, 1) "
                 "AND (length(middle_name_l) = 1 OR length(middle_name_r) = 1)",
                 labels[1],
             ),
-            _custom("middle_name_l IS NULL OR middle_name_r IS NULL", labels[2]),
+            custom_level("middle_name_l IS NULL OR middle_name_r IS NULL", labels[2]),
             cll.ElseLevel(),
         ],
         comparison_description="middle name: full, initial, one side missing",
@@ -262,8 +267,8 @@ def dob_comparison(*, sealed: bool, null_label: str, description: str) -> Compar
     return cl.CustomComparison(
         output_column_name="dob",
         comparison_levels=[
-            _custom(f"NOT ({BOTH_PUBLIC_FULL})", null_label, null=True),
-            *(_custom(lv.sealed if sealed else lv.plain, lv.label) for lv in DOB_LEVELS),
+            custom_level(f"NOT ({BOTH_PUBLIC_FULL})", null_label, null=True),
+            *(custom_level(lv.sealed if sealed else lv.plain, lv.label) for lv in DOB_LEVELS),
             cll.ElseLevel(),
         ],
         comparison_description=description,
@@ -284,12 +289,12 @@ def dob_token() -> ComparisonCreator:
     return cl.CustomComparison(
         output_column_name="dob_token",
         comparison_levels=[
-            _custom(
+            custom_level(
                 f"({BOTH_PUBLIC_FULL}) OR NOT ({BOTH_TOKEN})",
                 "public dates compared instead, or no token",
                 null=True,
             ),
-            _custom("dob_token_l = dob_token_r", labels[0]),
+            custom_level("dob_token_l = dob_token_r", labels[0]),
             cll.ElseLevel(),
         ],
         comparison_description="sealed full DOB (HMAC), where a side has no public full date",
@@ -302,12 +307,12 @@ def birth_year() -> ComparisonCreator:
     return cl.CustomComparison(
         output_column_name="birth_year",
         comparison_levels=[
-            _custom(
+            custom_level(
                 f"({BOTH_PUBLIC_FULL}) OR ({BOTH_TOKEN}) OR NOT ({BOTH_YEAR})",
                 "full dates compared instead, or no year",
                 null=True,
             ),
-            _custom("birth_year_l = birth_year_r", labels[0]),
+            custom_level("birth_year_l = birth_year_r", labels[0]),
             cll.ElseLevel(),
         ],
         comparison_description="birth year, for pairs where a side publishes only the year",
@@ -344,12 +349,12 @@ def address() -> ComparisonCreator:
     return cl.CustomComparison(
         output_column_name="address",
         comparison_levels=[
-            _custom(
+            custom_level(
                 "state_l <> state_r OR residence_zip5_l IS NULL OR residence_zip5_r IS NULL",
                 "different states or missing (neutral)",
                 null=True,
             ),
-            _custom(
+            custom_level(
                 "residence_address_l = residence_address_r AND residence_zip5_l = residence_zip5_r",
                 labels[0],
             ),

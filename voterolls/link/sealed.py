@@ -54,9 +54,11 @@ from voterolls.link.comparisons import (
     DOB_LABELS,
     address,
     birth_year,
+    custom_level,
     dob_comparison,
     dob_token,
     gender,
+    level_labels,
     ssn4_token,
 )
 from voterolls.link.prepare import compact_id_sql, one_row_per_registration
@@ -85,16 +87,8 @@ KEY_ONLY_COLUMNS = tuple(c for base, ref in SEALED_CAPPED_KEYS.values() for c in
 SEALED_LEVELS: dict[str, dict[int, str]] = {}
 
 
-def _level(sql: str, label: str, *, null: bool = False) -> cll.CustomLevel:
-    level = cll.CustomLevel(sql, label_for_charts=label, base_dialect_str="duckdb")
-    if null:
-        level.configure(is_null_level=True)
-    return level
-
-
 def _labels(name: str, labels: list[str]) -> None:
-    top = len(labels) - 1
-    SEALED_LEVELS[name] = {-1: "not comparable"} | {top - i: lab for i, lab in enumerate(labels)}
+    SEALED_LEVELS[name] = level_labels(labels)
 
 
 def dice_sql(col: str) -> str:
@@ -114,8 +108,8 @@ def first_name() -> ComparisonCreator:
         comparison_levels=[
             cll.NullLevel("first_name"),
             cll.ExactMatchLevel("first_name", term_frequency_adjustments=True),
-            _level("first_name_canonical_l = first_name_canonical_r", labels[1]),
-            *[_level(f"{dice_sql('first_name')} >= {t}", f"Dice >= {t}") for t in DICE_THRESHOLDS],
+            custom_level("first_name_canonical_l = first_name_canonical_r", labels[1]),
+            *[custom_level(f"{dice_sql('first_name')} >= {t}", f"Dice >= {t}") for t in DICE_THRESHOLDS],
             cll.ElseLevel(),
         ],
         comparison_description="first name from Bloom filters: exact (TF), nickname token, Dice",
@@ -138,15 +132,15 @@ def last_name() -> ComparisonCreator:
         comparison_levels=[
             cll.NullLevel("last_name"),
             cll.ExactMatchLevel("last_name", term_frequency_adjustments=True),
-            _level(f"{dice_sql('last_name')} >= {t0}", labels[1]),
-            _level(
+            custom_level(f"{dice_sql('last_name')} >= {t0}", labels[1]),
+            custom_level(
                 "(last_name_b_l IS NOT NULL OR last_name_b_r IS NOT NULL) AND ("
                 "last_name_a_l = last_name_a_r OR last_name_a_l = last_name_b_r "
                 "OR last_name_b_l = last_name_a_r OR last_name_b_l = last_name_b_r)",
                 labels[2],
             ),
-            _level(f"{dice_sql('last_name')} >= {t1}", labels[3]),
-            _level(f"{dice_sql('last_name')} >= {t2}", labels[4]),
+            custom_level(f"{dice_sql('last_name')} >= {t1}", labels[3]),
+            custom_level(f"{dice_sql('last_name')} >= {t2}", labels[4]),
             cll.ElseLevel(),
         ],
         comparison_description="last name from Bloom filters: exact (TF), Dice, shared part token",
@@ -164,15 +158,15 @@ def middle_name() -> ComparisonCreator:
     return cl.CustomComparison(
         output_column_name="middle_name",
         comparison_levels=[
-            _level("middle_name_l IS NULL AND middle_name_r IS NULL", "missing on both", null=True),
+            custom_level("middle_name_l IS NULL AND middle_name_r IS NULL", "missing on both", null=True),
             cll.ExactMatchLevel("middle_name", term_frequency_adjustments=True),
-            _level(
+            custom_level(
                 "(middle_is_initial_l OR middle_is_initial_r) AND coalesce("
                 "middle_initial_l = middle_initial_r, "
                 f"{dice_sql('middle_name')} >= {INITIAL_DICE})",
                 labels[1],
             ),
-            _level("middle_name_l IS NULL OR middle_name_r IS NULL", labels[2]),
+            custom_level("middle_name_l IS NULL OR middle_name_r IS NULL", labels[2]),
             cll.ElseLevel(),
         ],
         comparison_description="middle name from Bloom filters: exact (TF), initial, one side missing",
