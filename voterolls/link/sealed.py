@@ -213,20 +213,9 @@ def sealed_comparisons() -> list[ComparisonCreator]:
 
 
 def sealed_settings_creator() -> SettingsCreator:
-    from voterolls.link.settings import INITIAL_PRIOR
+    from voterolls.link.settings import model_settings
 
-    return SettingsCreator(
-        link_type="dedupe_only",
-        unique_id_column_name="unique_id",
-        comparisons=sealed_comparisons(),
-        blocking_rules_to_generate_predictions=prediction_rules(),
-        probability_two_random_records_match=INITIAL_PRIOR,
-        retain_matching_columns=True,
-        retain_intermediate_calculation_columns=False,
-        additional_columns_to_retain=["state", "state_voter_id", "dob_granularity"],
-        em_convergence=1e-4,
-        max_iterations=20,
-    )
+    return model_settings(sealed_comparisons(), prediction_rules())
 
 
 #: Columns of the workspace a sealed-only input needs (besides the national schema's).

@@ -61,11 +61,17 @@ def settings_creator(joint_names: bool = False, profile=None) -> SettingsCreator
     ``joint_names``: weigh "first and last name both exact" once, with the
     term frequency of the full name (:func:`voterolls.link.comparisons.last_name`).
     """
+    return model_settings(all_comparisons(joint_names), prediction_rules(profile))
+
+
+def model_settings(comparisons: list, rules: list) -> SettingsCreator:
+    """The one model definition around a set of comparisons and prediction rules (plaintext or
+    sealed): dedupe across and within states, the starting prior, the columns pairs keep."""
     return SettingsCreator(
         link_type="dedupe_only",
         unique_id_column_name="unique_id",
-        comparisons=all_comparisons(joint_names),
-        blocking_rules_to_generate_predictions=prediction_rules(profile),
+        comparisons=comparisons,
+        blocking_rules_to_generate_predictions=rules,
         probability_two_random_records_match=INITIAL_PRIOR,
         retain_matching_columns=True,
         retain_intermediate_calculation_columns=False,
