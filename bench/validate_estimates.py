@@ -449,7 +449,8 @@ def run_seed(
         from voterolls.link.run import LinkRequest, link_registrations
 
         out = workdir / f"seed{seed}"
-        link_registrations(con, LinkRequest(out, model=model, blocking_analysis=False))
+        if not (out / "pairs.parquet").exists():  # --link-dir: a seed linked before is reused
+            link_registrations(con, LinkRequest(out, model=model, blocking_analysis=False))
         pairs = str(out / "pairs.parquet")
     res = es.estimate_tables(con, pairs=pairs, error_rate=error_rate)
     truth = truth_counts(con, nation, res["vote_history_states"])
@@ -886,6 +887,14 @@ def main() -> None:
         help="with --linkage: reuse this trained model.json instead of training on seed 10000",
     )
     ap.add_argument(
+        "--link-dir",
+        type=Path,
+        default=None,
+        help="with --linkage: keep the trained model and each seed's pairs here and reuse those "
+        "already there (same process and people only: the linkage is deterministic per seed), "
+        "so that a change to the estimators alone is re-validated without re-linking",
+    )
+    ap.add_argument(
         "--toy",
         action="store_true",
         help="use bench/toy_population.py (6 states, concentrated names: a coincidence-heavy regime) instead of synth",
@@ -970,7 +979,13 @@ def main() -> None:
 
         from voterolls.link.run import LinkRequest, link_registrations
 
-        workdir = Path(tempfile.mkdtemp(prefix="validate_estimates_"))
+        if args.link_dir is not None:
+            workdir = args.link_dir
+            workdir.mkdir(parents=True, exist_ok=True)
+            if args.model is None and (workdir / "train" / "model.json").exists():
+                args.model = workdir / "train" / "model.json"
+        else:
+            workdir = Path(tempfile.mkdtemp(prefix="validate_estimates_"))
     if linkage and args.model is not None:
         model = args.model
         label = label.replace("rule-based estimators", "rule-based + linkage estimators")
