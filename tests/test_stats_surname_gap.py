@@ -218,5 +218,8 @@ def test_double_vote_headline_is_the_exact_stratum_times_the_pair_ratio(pop):
     assert head["ci95"][0] <= truth <= head["ci95"][1]
     assert abs(head["estimate"] - truth) < 0.25 * truth + 2 * head["se"]
     assert head["estimate"] < truth + 380 / 2
+    # the rule matches and coincidences printed beside it are the exact stratum's
+    assert head["raw_rule_count"] == head["exact_stratum"]["raw_rule_count"]
+    assert head["expected_coincidences"] == head["exact_stratum"]["expected_coincidences"]
     # noise floor scaled like the estimate
     assert head["noise_floor"]["sd"] > 0

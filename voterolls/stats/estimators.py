@@ -1208,8 +1208,19 @@ def _double_votes(
 
 
 def _scaled(c: Count, ratio: float, ratio_var: float) -> Count:
-    """``ratio * c`` with ``ratio``'s variance (delta method, independent parts)."""
-    return Count(ratio * c.estimate, ratio**2 * c.variance + c.estimate**2 * ratio_var)
+    """``ratio * c`` with ``ratio``'s variance (delta method, independent parts).
+
+    The rule matches and expected coincidences stay the exact stratum's: they are the
+    data the scaled figure rests on, and the report prints them beside it.
+    """
+    return Count(
+        ratio * c.estimate,
+        ratio**2 * c.variance + c.estimate**2 * ratio_var,
+        c.raw,
+        c.expected_coincidences,
+        upper_extra=ratio * c.upper_extra,
+        lower_extra=ratio * c.lower_extra,
+    )
 
 
 def _linkage_scale(
