@@ -449,7 +449,8 @@ def run_seed(
         from voterolls.link.run import LinkRequest, link_registrations
 
         out = workdir / f"seed{seed}"
-        link_registrations(con, LinkRequest(out, model=model, blocking_analysis=False))
+        if not (out / "pairs.parquet").exists():  # --link-dir: a seed linked before is reused
+            link_registrations(con, LinkRequest(out, model=model, blocking_analysis=False))
         pairs = str(out / "pairs.parquet")
     res = es.estimate_tables(con, pairs=pairs, error_rate=error_rate)
     truth = truth_counts(con, nation, res["vote_history_states"])
@@ -517,6 +518,7 @@ def run_seed(
                 "non_exact_relative_uncertainty",
                 "exact_stratum",
                 "non_exact",
+                "surname_change_gap",
             )
         }
         row["dup_splink"] = _pick(cs["splink_sum_of_probabilities"], raw=d["raw_rule_count"])
@@ -526,6 +528,7 @@ def run_seed(
         row["dv_combined"] = _pick(dv["headline"])
         row["dv_combined_floor_sd"] = dv["headline"]["noise_floor"]["sd"]
         row["dv_combined_year_level_rule"] = dv["headline"].get("year_level_rule")
+        row["dv_linkage_scale"] = dv["headline"].get("linkage_scale")
         row["linkage_calibration"] = res.get("linkage_calibration")
         row["dup_full_rule_net"] = d["by_level"]["full"]["estimate"]
     return row
@@ -573,7 +576,14 @@ def floor_summary(rows: list[dict]) -> dict:
         dtype=float,
     )
     tru = np.array([r["truth"]["dv_visible"] for r in rows], dtype=float)
+    est = np.array([r["dv_combined"]["estimate"] for r in rows], dtype=float)
     return {
+        # bias: mean error over seeds and its standard error (between-seed sd / sqrt(seeds))
+        "mean_error": float(np.mean(est - tru)),
+        "mean_error_se": float(np.std(est - tru, ddof=1) / np.sqrt(len(rows)))
+        if len(rows) > 1
+        else None,
+        "between_seed_sd": float(np.std(est, ddof=1)) if len(rows) > 1 else None,
         "reported_se_mean": float(se.mean()),
         "floor_sd_mean": float(fl.mean()),
         "reported_se_over_floor_mean": float(np.mean(se / np.where(fl > 0, fl, np.nan))),
@@ -886,6 +896,14 @@ def main() -> None:
         help="with --linkage: reuse this trained model.json instead of training on seed 10000",
     )
     ap.add_argument(
+        "--link-dir",
+        type=Path,
+        default=None,
+        help="with --linkage: keep the trained model and each seed's pairs here and reuse those "
+        "already there (same process and people only: the linkage is deterministic per seed), "
+        "so that a change to the estimators alone is re-validated without re-linking",
+    )
+    ap.add_argument(
         "--toy",
         action="store_true",
         help="use bench/toy_population.py (6 states, concentrated names: a coincidence-heavy regime) instead of synth",
@@ -970,7 +988,13 @@ def main() -> None:
 
         from voterolls.link.run import LinkRequest, link_registrations
 
-        workdir = Path(tempfile.mkdtemp(prefix="validate_estimates_"))
+        if args.link_dir is not None:
+            workdir = args.link_dir
+            workdir.mkdir(parents=True, exist_ok=True)
+            if args.model is None and (workdir / "train" / "model.json").exists():
+                args.model = workdir / "train" / "model.json"
+        else:
+            workdir = Path(tempfile.mkdtemp(prefix="validate_estimates_"))
     if linkage and args.model is not None:
         model = args.model
         label = label.replace("rule-based estimators", "rule-based + linkage estimators")
@@ -1067,6 +1091,7 @@ def main() -> None:
         "error_rate_se_mean": float(np.mean([r["error_rate_se"] for r in rows])),
         "assumed_error_rate": e,
         "command": "bench/validate_estimates.py " + " ".join(sys.argv[1:]),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         # seeds resumed from an interrupted run: the command that computed them
         "resumed_from": resumed_from,
         "minutes": round((time.time() - t_start) / 60, 1),
@@ -1213,12 +1238,13 @@ def targets_md(cfgs: list[dict]) -> str:
                 _pct(s.get("mean_relative_half_width")) + (" met" if ok[2] else " NOT met"),
                 _pct(s["mean_signed_relative_error"], signed=True),
                 f"{load.get('mean', float('nan')):.1f}",
+                _run_date(c),
             ]
         )
     head = [
         "process", "people", "seeds", "truth, all visible (mean)", "estimate (mean)",
         "mean abs. rel. error (<= 10%)", "95% coverage (>= 90%)", "half-width / estimate (<= 25%)",
-        "mean signed rel. error", "load (1 min, mean)",
+        "mean signed rel. error", "load (1 min, mean)", "run",
     ]  # fmt: skip
     return _md(head, rows)
 
@@ -1243,15 +1269,32 @@ def floor_md(cfgs: list[dict]) -> str:
                 f"{s['reported_se_over_floor_mean']:.2f}",
                 f"{s['half_width_mean']:.1f} / {s['floor_half_width_mean']:.1f}",
                 f"{s['truth_over_floor_sd_mean']:.2f}",
+                _mean_error(s),
+                _f(s.get("between_seed_sd")),
                 "; ".join(s.get("year_level_rules", [])),
+                _run_date(c),
             ]
         )
     head = [
         "process", "people", "seeds", "truth, all visible (mean)", "estimate (mean)",
         "95% coverage", "reported se (mean)", "noise floor sd (mean)", "se / floor (mean)",
-        "half-width: reported / at the floor (mean)", "truth / floor sd", "year-level rule",
+        "half-width: reported / at the floor (mean)", "truth / floor sd",
+        "mean error ± its se", "sd of the estimate over seeds", "year-level rule", "run",
     ]  # fmt: skip
     return _md(head, rows)
+
+
+def _run_date(c: dict) -> str:
+    """When a configuration was run (entries from before dates were recorded: the code
+    before the changed-surname gap and the linkage-scaled double-vote headline)."""
+    return c.get("date") or "2026-12-07, earlier code"
+
+
+def _mean_error(s: dict) -> str:
+    """Mean error over seeds ± its standard error (the bias test), blank when not recorded."""
+    if s.get("mean_error") is None:
+        return ""
+    return f"{s['mean_error']:+.1f} ± {_f(s.get('mean_error_se'))}"
 
 
 def _run_note(c: dict) -> str:
@@ -1263,7 +1306,7 @@ def _run_note(c: dict) -> str:
             if c.get("resumed_from")
             else ""
         )
-        + f"{c['seeds']} seeds, "
+        + f"run {_run_date(c)}, {c['seeds']} seeds, "
         + (f"{c['minutes']} min" if "minutes" in c else "runtime not recorded")
         + (
             f", load {load['mean']:.1f} (1 min, mean over seeds, {load['cores']} cores)"

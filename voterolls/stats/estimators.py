@@ -354,6 +354,7 @@ def load_pairs(con: duckdb.DuckDBPyConnection, pairs: pa.Table | str | None) -> 
                         AND a.last_name = b.last_name AND a.first_name <> b.first_name, false) AS last_dob_only,
                coalesce(a.dob_granularity = 'full' AND b.dob_granularity = 'full' AND a.dob = b.dob
                         AND a.first_name = b.first_name AND a.last_name <> b.last_name, false) AS first_dob_only,
+               coalesce(a.last_name <> b.last_name, false) AS last_differs,
                hash(least(a.last_name, b.last_name)) % 200 AS block
         FROM _vr_pairs_in p
         JOIN _vr_regs a ON a.state = p.state_l AND a.state_voter_id = p.state_voter_id_l
@@ -372,15 +373,19 @@ def splink_sums(
     min_p: float | None = None,
     below: bool = False,
     level: str | None = None,
+    last_differs: bool | None = None,
 ) -> dict[int, tuple[float, float]]:
     """``{votes: (sum p, sum p(1-p))}`` over scored pairs (votes = 0, 1, 2 registrations voted).
 
     ``min_p``: only pairs with ``p >= min_p`` (or ``p < min_p`` with ``below``);
-    ``level``: only pairs of that DOB level (``full`` or ``year``).
+    ``level``: only pairs of that DOB level (``full`` or ``year``); ``last_differs``:
+    only pairs whose surnames differ (or agree).
     """
     conds = ["state_l <> state_r" if cross else "state_l = state_r", "level <> 'none'"]
     if level is not None:
         conds.append(f"level = {literal(level)}")
+    if last_differs is not None:
+        conds.append("last_differs" if last_differs else "NOT last_differs")
     if min_p is not None:
         conds.append(f"p < {min_p!r}" if below else f"p >= {min_p!r}")
     if exact is not None:
@@ -773,6 +778,9 @@ def estimate_tables(
     mi_year = middle_initial_year_level(con, model, tab, {True: kap_x, False: kap_w})
     dups: dict = {}
     low_cross: LowBandCalibration | None = None
+    gap_cross = None
+    from voterolls.stats import surname_gap as sg
+
     for scope, cross, kap in (("cross_state", True, kap_x), ("in_state", False, kap_w)):
         rn = rule_net(tab, cross=cross, kappa=kap)
         exact = rn["full"] + rn["year"]
@@ -831,6 +839,14 @@ def estimate_tables(
             # reliable in the middle range) with the calibration its band shows on the
             # exact full-DOB stratum, where the birthday model gives the truth
             comb = exact + Count(sp_hi, sp_hi_var + (k_ne * sp_hi) ** 2) + low
+            # year-level pairs with a changed surname: no blocking rule pairs them
+            year_part = mi["year"] if rule_key == "rule_net_middle_initial" else rn["year"]
+            gap = sg.measure(con, rn["full"], lowcal, link_threshold, k_ne, cross=cross)
+            gap_scored = sg.year_scored(con, lowcal, link_threshold, cross=cross)
+            gap_added = gap.count(year_part, gap_scored, k_ne)
+            comb = comb + gap_added
+            if cross:
+                gap_cross = gap
             entry["splink_sum_of_probabilities"] = _fmt(
                 splink_c,
                 method="sum of match probabilities over scored pairs",
@@ -844,7 +860,8 @@ def estimate_tables(
                 method="rule net of coincidences (exact stratum) + sum of match probabilities over "
                 "scored pairs that do not agree exactly and reach the linkage threshold + the "
                 "probability mass below the threshold times its calibration measured on the "
-                "exact full-DOB stratum",
+                "exact full-DOB stratum + year-level pairs with a changed surname, which no "
+                "blocking rule pairs, extrapolated from the full-DOB level",
                 exact_stratum=_fmt(exact),
                 splink_non_exact=round(sp_hi, 2),
                 splink_non_exact_below_threshold=round(sp_lo, 2),
@@ -854,6 +871,7 @@ def estimate_tables(
                     "measured_on_exact_full_dob_stratum": lowcal.measured,
                     "counted": round(low.estimate, 2),
                 },
+                surname_change_gap=sg.describe(gap, gap_added, gap_scored),
                 link_threshold=link_threshold,
                 non_exact_check=None
                 if relaxed is None
@@ -879,7 +897,7 @@ def estimate_tables(
     if election and len(vote_states) >= 2:
         res["double_votes"] = _double_votes(
             con, tab, vote_states, err, kap_x, has_pairs, k_ne, link_threshold, low_cross,
-            (mi_year or {}).get(True),
+            (mi_year or {}).get(True), gap_cross,
         )  # fmt: skip
         mi_x = (mi_year or {}).get(True)
         if mi_x is not None:
@@ -928,8 +946,7 @@ def _vote_strata(
     (the calibration measured on the exact full-DOB stratum over all vote classes; its
     covariance with one class's exact count is not carried).  With ``mi``
     (:func:`middle_initial_year_level`) the combined stratum's year level is the one
-    with the middle initial (far fewer coincidences); the exact stratum returned is
-    always the plain rule net.
+    with the middle initial (far fewer coincidences), in both strata returned.
     """
     lowcal = lowcal or LowBandCalibration(LOW_BAND_FALLBACK, LOW_BAND_FALLBACK**2, 0.0, False)
     exact: dict[str, Count] = {}
@@ -951,6 +968,7 @@ def _vote_strata(
         if mi is not None:
             y = rule_net(mi["table"], cross=True, cls_pairs=cls, states=vs, kappa=kap)["year"]
             base = rn["full"] + scale_by_share(y, mi["pi"], mi["rel_var_pi"])
+            exact[key] = base
         s, w = sums.get(int(key), (0.0, 0.0))
         lo_mass, lo_var = low.get(int(key), (0.0, 0.0))
         comb[key] = (
@@ -1003,6 +1021,7 @@ def noise_floor(
     false_mark: float,
     estimate: Count,
     coincidence_var: float | None = None,
+    scale: float = 1.0,
 ) -> dict:
     """The smallest standard error any estimator that sees name + DOB and vote marks can have.
 
@@ -1014,10 +1033,14 @@ def noise_floor(
     marked on the other side with probability ``b`` (docs/METHODS.md §4.3).
     ``reached``: the reported se is within 25% of the floor.  ``coincidence_var``
     replaces ``E_c`` where the count was scaled after the coincidences were netted out
-    (the middle-initial year level is divided by the share ``pi``: ``E_c / pi^2``).
+    (the middle-initial year level is divided by the share ``pi``: ``E_c / pi^2``);
+    ``scale``: the estimate is the exact stratum's times this ratio (the linkage-scaled
+    headline), and so is its floor.
     """
     e_c = o2.expected_coincidences if coincidence_var is None else coincidence_var
-    sd = math.sqrt(max(e_c or 0.0, 0.0) + max(o1.estimate, 0.0) * false_mark * (1 - false_mark))
+    sd = scale * math.sqrt(
+        max(e_c or 0.0, 0.0) + max(o1.estimate, 0.0) * false_mark * (1 - false_mark)
+    )
     return {
         "sd": round(sd, 3),
         "relative_to_estimate": round(sd / estimate.estimate, 4) if estimate.estimate > 0 else None,
@@ -1081,33 +1104,57 @@ def _double_votes(
     link_threshold: float = 0.9,
     lowcal: LowBandCalibration | None = None,
     mi: dict | None = None,
+    gap: object | None = None,
 ) -> dict:
+    """Double votes: the error-corrected rule net, scaled up by linkage where it is given.
+
+    The headline rests on the exact stratum (first + last + DOB, or + birth year and
+    middle initial where that is more precise), corrected for vote-record error.  With
+    linkage output it is multiplied by ``C / E``: same-person pairs in the vote-history
+    states as the combined duplicate estimate counts them (``C``) per pair in the exact
+    stratum (``E``).  The linkage probabilities are not split by vote marks: a pair of
+    different people with similar names, both voting, and the false 'voted' marks on
+    stale records counted at their linkage probability put 20-35 apparent double votes
+    into every seed of a 50,000-person national-density nation (docs/METHODS.md §4.6),
+    and nothing in the data says which of the non-exact pairs are the coincidences.
+    Assumes a double voter's records are recorded identically as often as any
+    duplicate's (a typo or a changed surname has nothing to do with voting twice).
+    """
     exact, comb = _vote_strata(con, tab, vs, kap, has_pairs, k_ne, link_threshold, lowcal)
-    head = comb if has_pairs else exact
     e = err.rate
     voters, regs = voters_and_registrations(con, vs)
     miss, fmark = error_probabilities(e, voters, regs)
-    main = corrected_with(head["2"], head["1"], head["0"], err, voters, regs)
+    head_x = exact
+    main_x = corrected_with(exact["2"], exact["1"], exact["0"], err, voters, regs)
     year_level = "first + last + birth year"
     floor_coinc = None
-    if has_pairs and mi is not None:
+    if mi is not None:
         # the more precise of two estimates of the same pairs, as for duplicates
-        _, comb_mi = _vote_strata(con, tab, vs, kap, True, k_ne, link_threshold, lowcal, mi)
-        alt = corrected_with(comb_mi["2"], comb_mi["1"], comb_mi["0"], err, voters, regs)
-        if alt.se < main.se:
-            head, main = comb_mi, alt
+        base_mi, comb_mi = _vote_strata(
+            con, tab, vs, kap, has_pairs, k_ne, link_threshold, lowcal, mi
+        )
+        alt = corrected_with(base_mi["2"], base_mi["1"], base_mi["0"], err, voters, regs)
+        if alt.se < main_x.se:
+            head_x, main_x, comb = base_mi, alt, comb_mi
             year_level = "first + last + birth year + middle initial"
             full2 = rule_net(tab, cross=True, cls_pairs=("11",), states=vs, kappa=kap)["full"]
             year2 = rule_net(mi["table"], cross=True, cls_pairs=("11",), states=vs, kappa=kap)
             floor_coinc = (full2.expected_coincidences or 0.0) + (
                 year2["year"].expected_coincidences or 0.0
             ) / mi["pi"] ** 2
+    ratio, ratio_var, scale = 1.0, 0.0, None
+    if has_pairs:
+        use_mi = mi if year_level.endswith("middle initial") else None
+        ratio, ratio_var, scale = _linkage_scale(
+            con, tab, head_x, comb, vs, kap, use_mi, lowcal, link_threshold, k_ne, gap
+        )
+    main = _scaled(main_x, ratio, ratio_var)
     sens = []
     for rate in sorted({*SENSITIVITY_RATES, e}):
         c = correct_vote_error(
-            head["2"], head["1"], head["0"], *error_probabilities(rate, voters, regs)
+            head_x["2"], head_x["1"], head_x["0"], *error_probabilities(rate, voters, regs)
         )
-        sens.append({"error_rate": rate, **_fmt(c)})
+        sens.append({"error_rate": rate, **_fmt(_scaled(c, ratio, 0.0))})
     no_err = exact["2"]
     exact_corr = corrected_with(exact["2"], exact["1"], exact["0"], err, voters, regs)
     by_level = {}
@@ -1120,6 +1167,12 @@ def _double_votes(
         c = corrected_with(o["2"], o["1"], o["0"], err, voters, regs)
         floors[level] = noise_floor(o["2"], o["1"], fmark, c)
         by_level[level] = _fmt(c, noise_floor=floors[level])
+    method = "rule net of coincidences" + (
+        ", times the ratio of all same-person pairs (combined duplicate estimate) to the exact "
+        "stratum's in these states"
+        if has_pairs
+        else ""
+    )
     return {
         "unit": "people recorded as voting in two states in the same election",
         "states": vs,
@@ -1132,15 +1185,12 @@ def _double_votes(
         },
         "headline": _fmt(
             main,
-            method=(
-                "combined (rule net of coincidences + Splink non-exact)"
-                if has_pairs
-                else "rule net of coincidences"
-            )
-            + f", corrected for vote-record error {e:.3%} ({err.source})",
+            method=method + f", corrected for vote-record error {e:.3%} ({err.source})",
             per_voter=(main.estimate / voters) if voters else None,
             year_level_rule=year_level,
-            noise_floor=noise_floor(head["2"], head["1"], fmark, main, floor_coinc),
+            exact_stratum=_fmt(main_x),
+            linkage_scale=scale,
+            noise_floor=noise_floor(head_x["2"], head_x["1"], fmark, main, floor_coinc, ratio),
         ),
         "rule_net_of_coincidences_no_error_correction": _fmt(no_err),
         "rule_net_of_coincidences_error_corrected": _fmt(
@@ -1150,11 +1200,82 @@ def _double_votes(
             by_level_note="full: both records with a full DOB (the historical Crosscheck rule); "
             "year: a record with the birth year only (far more coincidences)",
         ),
-        "same_person_pairs_by_votes": {k: _fmt(v) for k, v in head.items()},
+        "same_person_pairs_by_votes": {k: _fmt(v) for k, v in head_x.items()},
         "error_rate_sensitivity": sens,
         "caveat": "a pair both recorded as voting is not proof of a double vote: "
         "clerical vote-record errors produce the same pattern",
     }
+
+
+def _scaled(c: Count, ratio: float, ratio_var: float) -> Count:
+    """``ratio * c`` with ``ratio``'s variance (delta method, independent parts).
+
+    The rule matches and expected coincidences stay the exact stratum's: they are the
+    data the scaled figure rests on, and the report prints them beside it.
+    """
+    return Count(
+        ratio * c.estimate,
+        ratio**2 * c.variance + c.estimate**2 * ratio_var,
+        c.raw,
+        c.expected_coincidences,
+        upper_extra=ratio * c.upper_extra,
+        lower_extra=ratio * c.lower_extra,
+    )
+
+
+def _linkage_scale(
+    con: duckdb.DuckDBPyConnection,
+    tab: pa.Table,
+    exact: dict[str, Count],
+    comb: dict[str, Count],
+    vs: list[str],
+    kap: tuple[float, ...],
+    mi: dict | None,
+    lowcal: LowBandCalibration | None,
+    link_threshold: float,
+    k_ne: float,
+    gap: object | None,
+) -> tuple[float, float, dict | None]:
+    """``C / E`` in the vote-history states (see :func:`_double_votes`), with its variance.
+
+    ``E``: the exact stratum's same-person pairs over the three vote classes; ``C``:
+    the same plus the non-exact linkage mass counted as for duplicates and the
+    changed-surname gap (:mod:`voterolls.stats.surname_gap`) of the year level.
+    ``Var(C/E) = Var(N) / E^2 + N^2 Var(E) / E^4`` with ``N = C - E`` (independent
+    parts).  ``mi``: the exact stratum's year level is the middle-initial one.
+    Returns ``(ratio, its variance, the JSON description)``; ratio 1 (and None)
+    where ``E`` has no pairs.
+    """
+    from voterolls.stats import surname_gap as sg
+
+    e = sum((exact[k] for k in ("2", "1", "0")), Count(0.0, 0.0))
+    if e.estimate <= 0:
+        return 1.0, 0.0, None
+    n_est = sum(comb[k].estimate - exact[k].estimate for k in ("2", "1", "0"))
+    n_var = sum(max(comb[k].variance - exact[k].variance, 0.0) for k in ("2", "1", "0"))
+    added = Count(0.0, 0.0)
+    if gap is not None and lowcal is not None:
+        if mi is not None:
+            y = rule_net(mi["table"], cross=True, states=vs, kappa=kap)["year"]
+            year = scale_by_share(y, mi["pi"], mi["rel_var_pi"])
+        else:
+            year = rule_net(tab, cross=True, states=vs, kappa=kap)["year"]
+        added = gap.count(year, sg.year_scored(con, lowcal, link_threshold, states=vs), k_ne)
+    n_est += added.estimate
+    n_var += added.variance
+    ratio = (e.estimate + n_est) / e.estimate
+    var = n_var / e.estimate**2 + n_est**2 * e.variance / e.estimate**4
+    return (
+        ratio,
+        var,
+        {
+            "ratio": round(ratio, 4),
+            "ratio_se": round(math.sqrt(var), 4),
+            "exact_stratum_pairs": round(e.estimate, 2),
+            "non_exact_pairs": round(n_est, 2),
+            "surname_change_gap": round(added.estimate, 2),
+        },
+    )
 
 
 def _purge(
