@@ -255,11 +255,55 @@ def _calibration(ev: dict) -> dict:
     return out
 
 
-def run_size(people: int, seed: int, years: int | None, variant: str, mechanism: str | None = None) -> dict:
-    """One nation of ``people``, linked and scored; ``mechanism``: an alternative data-generating
-    process of bench/validate_estimates.py (its SynthConfig options), recorded as ``variant/mechanism``."""
-    from voterolls.synth import SynthConfig
+def _window(registrations: float) -> int:
+    """Birth-year window that makes ``registrations`` as dense in birthdays as the nation."""
+    return max(1, round(NATION_BIRTH_YEARS * registrations / NATION_REGISTRATIONS))
+
+
+def _one_nation(con, tmpd: Path, people: int, seed: int, years: int | None, variant: str, config) -> tuple[int, int]:
+    """The whole nation in memory (``generate_nation``): registrations table, truth file; (registrations, window)."""
     from voterolls.synth.nation import generate_nation
+
+    nation = generate_nation(people, seed, config)
+    n_regs = nation.registrations.num_rows
+    y = years or _window(n_regs)
+    fold_birth_years(nation, y)
+    states = nation.states() if variant == "sealed_dob" else None
+    load_nation_registrations(con, nation, token_states=states)
+    if variant == "sealed_dob":  # DOB tokens only: the question is what sealing the DOB buys
+        con.execute("UPDATE registrations SET ssn4_token = NULL").fetchall()
+    pq.write_table(nation.truth["duplicate_pairs"], tmpd / "duplicate_pairs.parquet")
+    return n_regs, y
+
+
+def _nation_in_chunks(
+    con, tmpd: Path, people: int, seed: int, years: int | None, variant: str, config, chunk_people: int,
+    memory_limit: str | None,
+) -> tuple[int, int]:
+    """The nation in chunks of people written to Parquet (bench/nation_chunks.py: bounded memory);
+    ``registrations`` is a view over them.  (registrations as generated, window)."""
+    from bench.nation_chunks import NationChunksRequest, write_nation_chunks
+
+    out = write_nation_chunks(
+        NationChunksRequest(people, seed, chunk_people, tmpd / "nation", variant, config, memory_limit),
+        fold_birth_years,
+        lambda expected: years or _window(expected),
+    )
+    con.execute(f"CREATE VIEW registrations AS SELECT * FROM read_parquet('{out.registrations}')")
+    out.duplicate_pairs.rename(tmpd / "duplicate_pairs.parquet")
+    return out.generated_registrations, out.birth_year_window
+
+
+def run_size(
+    people: int, seed: int, years: int | None, variant: str, mechanism: str | None = None,
+    chunk_people: int | None = None, memory_limit: str | None = None,
+) -> dict:
+    """One nation of ``people``, linked and scored; ``mechanism``: an alternative data-generating
+    process of bench/validate_estimates.py (its SynthConfig options), recorded as ``variant/mechanism``.
+    ``chunk_people``: generate in chunks of that many people (bench/nation_chunks.py) when
+    ``people`` is larger; ``memory_limit``: DuckDB's limit for this process's connection and the
+    link engine (both spill to the temporary directory beyond it)."""
+    from voterolls.synth import SynthConfig
 
     t0 = time.perf_counter()
     config = None
@@ -267,20 +311,19 @@ def run_size(people: int, seed: int, years: int | None, variant: str, mechanism:
         from bench.validate_estimates import KEPT_RECORDS, MECHANISMS
 
         config = SynthConfig(**KEPT_RECORDS, **MECHANISMS[mechanism][0])
-    nation = generate_nation(people, seed, config)
-    n_regs = nation.registrations.num_rows
-    y = years or max(1, round(NATION_BIRTH_YEARS * n_regs / NATION_REGISTRATIONS))
-    fold_birth_years(nation, y)
-    density = (n_regs / y) / (NATION_REGISTRATIONS / NATION_BIRTH_YEARS)
-    con = duckdb.connect()
-    states = nation.states() if variant == "sealed_dob" else None
-    load_nation_registrations(con, nation, token_states=states)
-    if variant == "sealed_dob":  # DOB tokens only: the question is what sealing the DOB buys
-        con.execute("UPDATE registrations SET ssn4_token = NULL").fetchall()
+    chunked = bool(chunk_people) and people > chunk_people
     with tempfile.TemporaryDirectory(dir=os.environ.get("VOTEROLLS_BENCH_TMP")) as tmp:
         tmpd = Path(tmp)
-        pq.write_table(nation.truth["duplicate_pairs"], tmpd / "duplicate_pairs.parquet")
-        del nation
+        con = duckdb.connect()
+        if memory_limit:
+            os.environ["VOTEROLLS_LINK_MEMORY_LIMIT"] = memory_limit
+            con.execute(f"SET memory_limit='{memory_limit}'")
+            con.execute(f"SET temp_directory='{tmpd / 'duckdb_tmp'}'")
+        if chunked:
+            n_regs, y = _nation_in_chunks(con, tmpd, people, seed, years, variant, config, chunk_people, memory_limit)
+        else:
+            n_regs, y = _one_nation(con, tmpd, people, seed, years, variant, config)
+        density = (n_regs / y) / (NATION_REGISTRATIONS / NATION_BIRTH_YEARS)
         gen_s = time.perf_counter() - t0
         load = [round(x, 2) for x in os.getloadavg()]
         res = link_registrations(
@@ -312,6 +355,8 @@ def run_size(people: int, seed: int, years: int | None, variant: str, mechanism:
         "link_seconds": res.seconds.get("total"),
         "link_cpu_seconds": res.cpu_seconds.get("total"),
         "generate_seconds": round(gen_s, 1),
+        "generated_in_chunks_of": chunk_people if chunked else None,
+        "memory_limit": memory_limit,
         "load_before": load,
         "load_after": load_after,
         "em_rules": res.training["em_rules"],
@@ -453,12 +498,16 @@ def main() -> None:
     ap.add_argument("--variants", nargs="*", default=["public", "sealed_dob"])
     ap.add_argument("--mechanism", default=None, help="an alternative data-generating process "
                     "(bench/validate_estimates.py MECHANISMS), e.g. movers")
+    ap.add_argument("--chunk-people", type=int, default=None, help="generate a larger nation in chunks "
+                    "of this many people (bench/nation_chunks.py), e.g. 2500000 for 10M on 24 GiB")
+    ap.add_argument("--memory-limit", default=None, help="DuckDB memory limit of this process's "
+                    "connection and of the link engine, e.g. 6GB (both spill beyond it)")
     ap.add_argument("--table", action="store_true")
     ap.add_argument("--write-docs", action="store_true")
     a = ap.parse_args()
     for p in a.people:
         for v in a.variants:
-            row = run_size(p, a.seed, a.years, v, a.mechanism)
+            row = run_size(p, a.seed, a.years, v, a.mechanism, a.chunk_people, a.memory_limit)
             _save([row])
             print(json.dumps({k: row[k] for k in ("people", "variant", "registrations", "link_seconds")}), flush=True)
     text = tables()
