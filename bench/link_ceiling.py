@@ -453,7 +453,18 @@ def projection() -> str:
     decline stays log-linear beyond the largest measured density.
     """
     runs = json.loads(RESULTS.read_text())["runs"]
-    lines = [
+    lines = []
+    for variant in sorted({r["variant"] for r in runs}):
+        rs = sorted((r for r in runs if r["variant"] == variant), key=lambda r: r["registrations"])
+        if len(rs) >= 2:
+            densities = sorted({round(r["density_vs_nation"], 3) for r in rs})
+            lines.append(
+                f"* `{variant}` rests on {len(rs)} measured sizes ("
+                + ", ".join(f"{r['registrations']:,} at density {r['density_vs_nation']:.3f}" for r in rs)
+                + f"): {len(densities)} distinct densities."
+            )
+    lines += [
+        "",
         "| variant | class | scorer | measured F1 (density) | F1 per x10 density | projected F1 at 200M (density 1) |",
         "|---|---|---|---|---:|---:|",
     ]
