@@ -873,7 +873,10 @@ class Runner:
                 vr = self.voterolls_row(size)
                 if vr and vr.get("pairs_file"):
                     row["pair_agreement"] = pair_agreement(
-                        Path(vr["pairs_file"]), Path(path), threshold
+                        Path(vr["pairs_file"]),
+                        Path(path),
+                        threshold,
+                        data / "registrations.parquet",
                     )
         step.record["evaluate_seconds"] = round(time.monotonic() - t_eval, 2)
         print(

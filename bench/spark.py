@@ -58,7 +58,9 @@ def _parquet(path: Path) -> str:
     return str(p / "*.parquet") if p.is_dir() else str(p)
 
 
-def pair_agreement(duckdb_pairs: Path, spark_pairs: Path, threshold: float) -> dict[str, Any]:
+def pair_agreement(
+    duckdb_pairs: Path, spark_pairs: Path, threshold: float, registrations: Path | None = None
+) -> dict[str, Any]:
     """How far Spark's written pairs are DuckDB's (same model, same registrations).
 
     ``written``: every pair each engine wrote (p >= min_probability);
@@ -66,11 +68,18 @@ def pair_agreement(duckdb_pairs: Path, spark_pairs: Path, threshold: float) -> d
     both engines' counts, the pairs in both, in one only, and ``jaccard`` =
     both / union (1.0 = the same set).  On the pairs both wrote:
     ``max_abs_probability_difference``, ``share_probability_within_1e-3`` and
-    ``share_gammas_equal`` (every comparison at the same level): Jaro-Winkler
-    in the JVM and in DuckDB differ in the last digits, which moves the odd
-    pair across a level boundary.
+    ``share_gammas_equal`` (every comparison at the same level: the same
+    prepared input, blocking and comparisons).  Jaro-Winkler in the JVM and in
+    DuckDB differ in the last digits, which can move the odd pair across a
+    level boundary.  With ``registrations`` (a Parquet with ``state``,
+    ``state_voter_id``, ``dob_granularity``) the same figures per DOB class
+    (``by_class``: full on both sides / a year-only side / a side without
+    DOB), which separates what the engines compute alike from what only one
+    engine applies (the year and no-DOB recalibration is DuckDB SQL).
     """
     import duckdb
+
+    from voterolls.link.evaluate import GRANULARITY_CLASSES, granularity_class_sql
 
     con = duckdb.connect()
     try:
@@ -83,35 +92,58 @@ def pair_agreement(duckdb_pairs: Path, spark_pairs: Path, threshold: float) -> d
             here = {c for c in cols if c.startswith("gamma_")}
             gammas = here if gammas is None else gammas & here
         g = "[" + ", ".join(f'CAST("{c}" AS INTEGER)' for c in sorted(gammas or ())) + "]"
+        if registrations is not None:
+            reg = str(registrations).replace("'", "''")
+            con.execute(
+                "CREATE TEMP TABLE gran AS SELECT state || ':' || state_voter_id AS k, "
+                f"dob_granularity AS g FROM read_parquet('{reg}')"
+            )
+        else:
+            con.execute("CREATE TEMP TABLE gran (k VARCHAR, g VARCHAR)")
+        cls = granularity_class_sql("ga.g", "gb.g")
         for name in ("d", "s"):
             con.execute(
-                f"CREATE TEMP TABLE {name} AS SELECT {_KEY}, match_probability AS p, {g} AS g FROM {name}_raw"
+                f"""CREATE TEMP TABLE {name} AS SELECT k.*, {cls} AS cls
+                    FROM (SELECT {_KEY}, match_probability AS p, {g} AS g FROM {name}_raw) k
+                    LEFT JOIN gran ga ON ga.k = k.a LEFT JOIN gran gb ON gb.k = k.b"""
             )
-        out: dict[str, Any] = {"threshold": threshold}
-        for label, where in (("written", "TRUE"), ("at_threshold", f"p >= {float(threshold)!r}")):
-            nd, ns, both = con.execute(
-                f"""WITH d1 AS (SELECT a, b FROM d WHERE {where}), s1 AS (SELECT a, b FROM s WHERE {where})
-                    SELECT (SELECT count(*) FROM d1), (SELECT count(*) FROM s1),
-                           (SELECT count(*) FROM d1 JOIN s1 USING (a, b))"""
-            ).fetchall()[0]
-            union = nd + ns - both
-            out[label] = {
-                "duckdb": nd, "spark": ns, "both": both,
-                "duckdb_only": nd - both, "spark_only": ns - both,
-                "jaccard": round(both / union, 6) if union else 1.0,
-            }  # fmt: skip
-        dmax, close, same, n = con.execute(
-            """SELECT max(abs(d.p - s.p)), avg(CAST(abs(d.p - s.p) < 1e-3 AS DOUBLE)),
-                      avg(CAST(d.g = s.g AS DOUBLE)), count(*)
-               FROM d JOIN s USING (a, b)"""
-        ).fetchall()[0]
-        out["common_written_pairs"] = n
-        out["max_abs_probability_difference"] = None if dmax is None else round(dmax, 6)
-        out["share_probability_within_1e-3"] = None if close is None else round(close, 6)
-        out["share_gammas_equal"] = None if same is None else round(same, 6)
+        out = _agreement(con, threshold, "TRUE")
+        if registrations is not None:
+            out["by_class"] = {
+                c: _agreement(con, threshold, f"cls = '{c}'") for c in GRANULARITY_CLASSES
+            }
         return out
     finally:
         con.close()
+
+
+def _agreement(con: Any, threshold: float, where: str) -> dict[str, Any]:
+    """pair_agreement's figures over the pairs (of tables d and s) that satisfy ``where``."""
+    out: dict[str, Any] = {"threshold": threshold}
+    for label, cond in (("written", "TRUE"), ("at_threshold", f"p >= {float(threshold)!r}")):
+        nd, ns, both = con.execute(
+            f"""WITH d1 AS (SELECT a, b FROM d WHERE {where} AND {cond}),
+                     s1 AS (SELECT a, b FROM s WHERE {where} AND {cond})
+                SELECT (SELECT count(*) FROM d1), (SELECT count(*) FROM s1),
+                       (SELECT count(*) FROM d1 JOIN s1 USING (a, b))"""
+        ).fetchall()[0]
+        union = nd + ns - both
+        out[label] = {
+            "duckdb": nd, "spark": ns, "both": both,
+            "duckdb_only": nd - both, "spark_only": ns - both,
+            "jaccard": round(both / union, 6) if union else 1.0,
+        }  # fmt: skip
+    on = "TRUE" if where == "TRUE" else f"d.{where}"
+    dmax, close, same, n = con.execute(
+        f"""SELECT max(abs(d.p - s.p)), avg(CAST(abs(d.p - s.p) < 1e-3 AS DOUBLE)),
+                   avg(CAST(d.g = s.g AS DOUBLE)), count(*)
+            FROM d JOIN s USING (a, b) WHERE {on}"""
+    ).fetchall()[0]
+    out["common_written_pairs"] = n
+    out["max_abs_probability_difference"] = None if dmax is None else round(dmax, 6)
+    out["share_probability_within_1e-3"] = None if close is None else round(close, 6)
+    out["share_gammas_equal"] = None if same is None else round(same, 6)
+    return out
 
 
 def run_spark(
@@ -191,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.compare:
         path, threshold = rec["pairs"]["spark"]
-        rec["pair_agreement"] = pair_agreement(args.compare, Path(path), threshold)
+        regs = args.data / "registrations.parquet"
+        rec["pair_agreement"] = pair_agreement(args.compare, Path(path), threshold, regs)
     emit({"method": "spark"} | rec)
     return 0
 

@@ -73,3 +73,28 @@ def test_identical_files_agree_fully(tmp_path):
     assert a["written"]["jaccard"] == a["at_threshold"]["jaccard"] == 1.0
     assert a["max_abs_probability_difference"] == 0.0
     assert a["share_gammas_equal"] == 1.0
+
+
+def test_agreement_by_dob_class(tmp_path):
+    """Per class: a recalibration applied by one engine only shows in its class, not in the others."""
+    duck = [("NC:1", "OH:1", 0.99, 3), ("NC:2", "OH:2", 0.95, 3), ("NC:3", "OH:3", 0.92, 2)]
+    spark = [("NC:1", "OH:1", 0.99, 3), ("NC:2", "OH:2", 0.80, 3), ("NC:3", "OH:3", 0.92, 2)]
+    pq.write_table(_pairs(duck), tmp_path / "d.parquet")
+    pq.write_table(_pairs(spark), tmp_path / "s.parquet")
+    regs = pa.table(
+        {
+            "state": ["NC", "OH", "NC", "OH", "NC", "OH"],
+            "state_voter_id": ["1", "1", "2", "2", "3", "3"],
+            "dob_granularity": ["full", "full", "year", "full", "full", None],
+        }
+    )
+    pq.write_table(regs, tmp_path / "r.parquet")
+    a = pair_agreement(tmp_path / "d.parquet", tmp_path / "s.parquet", 0.9, tmp_path / "r.parquet")
+    by = a["by_class"]
+    assert by["full"]["at_threshold"]["jaccard"] == 1.0
+    assert by["full"]["max_abs_probability_difference"] == 0.0
+    assert by["year"]["at_threshold"] == {
+        "duckdb": 1, "spark": 0, "both": 0, "duckdb_only": 1, "spark_only": 0, "jaccard": 0.0,
+    }  # fmt: skip
+    assert by["none"]["common_written_pairs"] == 1 and by["none"]["share_gammas_equal"] == 1.0
+    assert a["at_threshold"]["duckdb_only"] == 1
