@@ -143,8 +143,11 @@ def _truth_view(con: duckdb.DuckDBPyConnection, truth: Path) -> None:
     )
 
 
-def oracle_pairs(con, pairs: Path, model: dict, prior_vr: float, n: int, out_dir: Path) -> dict:
-    """Write the three rescored pairs files; return the true m per level and the true prior."""
+def oracle_pairs(
+    con, pairs: Path, model: dict, prior_vr: float, n: int, out_dir: Path, scorers=SCORERS
+) -> dict:
+    """Write the rescored pairs files (of the three, those in ``scorers``); return the true m per
+    level and the true prior."""
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE _p AS SELECT p.*, (t.a IS NOT NULL) AS is_true
             FROM read_parquet('{pairs}') p LEFT JOIN _truth_in t
@@ -180,6 +183,8 @@ def oracle_pairs(con, pairs: Path, model: dict, prior_vr: float, n: int, out_dir
     dprior = lo(prior_true) - lo(prior_vr)
     files = {}
     for name, extra in (("oracle", f"{dm} + {dprior!r}"), ("oracle_prior", f"{dprior!r}"), ("oracle_m", dm)):
+        if name not in scorers:
+            continue
         path = out_dir / f"{name}.parquet"
         w = f"(match_weight + {extra})"
         con.execute(
@@ -296,13 +301,15 @@ def _nation_in_chunks(
 
 def run_size(
     people: int, seed: int, years: int | None, variant: str, mechanism: str | None = None,
-    chunk_people: int | None = None, memory_limit: str | None = None,
+    chunk_people: int | None = None, memory_limit: str | None = None, scorers: tuple[str, ...] = SCORERS,
 ) -> dict:
     """One nation of ``people``, linked and scored; ``mechanism``: an alternative data-generating
     process of bench/validate_estimates.py (its SynthConfig options), recorded as ``variant/mechanism``.
     ``chunk_people``: generate in chunks of that many people (bench/nation_chunks.py) when
     ``people`` is larger; ``memory_limit``: DuckDB's limit for this process's connection and the
-    link engine (both spill to the temporary directory beyond it)."""
+    link engine (both spill to the temporary directory beyond it); ``scorers``: which of
+    :data:`SCORERS` to score (each is two passes of ``evaluate`` over every candidate pair: at
+    10M the diagnostic ones cost more than the link)."""
     from voterolls.synth import SynthConfig
 
     t0 = time.perf_counter()
@@ -332,11 +339,13 @@ def run_size(
         load_after = [round(x, 2) for x in os.getloadavg()]
         model = json.loads((tmpd / "link" / "model.json").read_text())
         _truth_view(con, tmpd / "duplicate_pairs.parquet")
-        orc = oracle_pairs(con, tmpd / "link" / "pairs.parquet", model, res.prior, res.registrations, tmpd)
+        orc = oracle_pairs(
+            con, tmpd / "link" / "pairs.parquet", model, res.prior, res.registrations, tmpd, scorers
+        )
         recal_path, recal_fit = recalibrated_pairs(con, tmpd / "link" / "pairs.parquet", model, tmpd)
         scored: dict[str, dict] = {}
         files = {"voterolls": tmpd / "link" / "pairs.parquet", "recalibrated": recal_path} | orc["files"]
-        for name in SCORERS:
+        for name in scorers:
             ev = {t: evaluate(con, tmpd, files[name], threshold=t) for t in (0.5, 0.9)}
             scored[name] = {
                 "f1_at_0.5": _class_summary(ev[0.5]),
@@ -513,12 +522,14 @@ def main() -> None:
                     "of this many people (bench/nation_chunks.py), e.g. 2500000 for 10M on 24 GiB")
     ap.add_argument("--memory-limit", default=None, help="DuckDB memory limit of this process's "
                     "connection and of the link engine, e.g. 6GB (both spill beyond it)")
+    ap.add_argument("--scorers", nargs="*", choices=SCORERS, default=list(SCORERS), help="scorers to "
+                    "evaluate (default: all; the projection reads voterolls and oracle)")
     ap.add_argument("--table", action="store_true")
     ap.add_argument("--write-docs", action="store_true")
     a = ap.parse_args()
     for p in a.people:
         for v in a.variants:
-            row = run_size(p, a.seed, a.years, v, a.mechanism, a.chunk_people, a.memory_limit)
+            row = run_size(p, a.seed, a.years, v, a.mechanism, a.chunk_people, a.memory_limit, tuple(a.scorers))
             _save([row])
             print(json.dumps({k: row[k] for k in ("people", "variant", "registrations", "link_seconds")}), flush=True)
     text = tables()
