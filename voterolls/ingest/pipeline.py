@@ -462,14 +462,38 @@ class _Build:
     # -- the one pass: scan, registrations, vote history --------------------------------------
 
     def stream(self) -> _Streamed:
-        """Read every input once: registrations and vote history streamed to Parquet, counted."""
+        """Read every input once: registrations and vote history streamed to Parquet, counted.
+
+        Clean files are read once: the reader proves, while they stream, that
+        every line is one record (``formats.fast.unverified``) instead of
+        checking it in a pass of its own.  When the read refutes that (a
+        damaged line, a record spanning lines, a missing voter id) what was
+        written is discarded and the inputs are read again, checked first,
+        which quarantines exactly what it always did.
+        """
+        streamed = self.stream_once(verify_first=False)
+        if streamed is None:
+            for path in (self.reg_path, self.vh_path):
+                path.unlink(missing_ok=True)
+            streamed = self.stream_once(verify_first=True)
+        if streamed is None:  # cannot happen: a verified read is never refuted
+            raise ReconciliationError("the inputs' shape was refuted after verification")
+        return streamed
+
+    def stream_once(self, *, verify_first: bool) -> _Streamed | None:
+        """One read of the inputs; None when a read before verification was refuted."""
         con = scratch_connection(self.staged.tmp_dir, self.req.memory_limit, self.req.threads)
         s = None
         try:
             self.req.report("scan", 0, None)
-            s = self.open_scan(con)
+            s = self.open_scan(con, verify_first=verify_first)
             _refuse_other_states_layout(s, self.state, self.req.format, self.job.inputs)
-            reg_counts, written = self.write_registrations(con, s)
+            try:
+                reg_counts, written = self.write_registrations(con, s)
+            except Exception:
+                if getattr(s, "shape_refuted", False):
+                    return None
+                raise
             vh_counts = self.write_vote_history(con, s, reg_counts)
             scan_report = s.finish()
         finally:
@@ -481,16 +505,16 @@ class _Build:
             con.close()
         return _Streamed(s, scan_report, reg_counts, vh_counts, written)
 
-    def open_scan(self, con: duckdb.DuckDBPyConnection) -> Any:
+    def open_scan(self, con: duckdb.DuckDBPyConnection, *, verify_first: bool = True) -> Any:
         """The reader's scan; a delivery of history alone is read with the state's history layout."""
-        facts, fmt = self.job.keyed.facts, self.req.format
+        facts, fmt, tmp = self.job.keyed.facts, self.req.format, self.staged.tmp_dir
         try:
-            return _scan(con, self.paths, self.state, fmt, facts, self.staged.tmp_dir)
+            return _scan(con, self.paths, self.state, fmt, facts, tmp, verify_first=verify_first)
         except UserError:
             history_format = history_only_format(self.state, self.paths) if fmt is None else None
             if history_format is None:
                 raise
-            return _scan(con, self.paths, self.state, history_format, facts, self.staged.tmp_dir)
+            return _scan(con, self.paths, self.state, history_format, facts, tmp, verify_first=verify_first)
 
     def write_registrations(self, con: duckdb.DuckDBPyConnection, s: Any) -> tuple[Counts, int]:
         """Flags, dates, law, normalisation, sealed tokens: one stream into ``registrations.parquet``."""
@@ -763,17 +787,27 @@ QUARANTINE_SCHEMA = pa.schema([
 # ---------------------------------------------------------------------------
 
 
-def _scan(con: duckdb.DuckDBPyConnection, paths: list[Path], state: str, format: str | None, facts: dict[str, Any] | None = None, temp_dir: Path | None = None) -> Any:
+def _scan(
+    con: duckdb.DuckDBPyConnection,
+    paths: list[Path],
+    state: str,
+    format: str | None,
+    facts: dict[str, Any] | None = None,
+    temp_dir: Path | None = None,
+    *,
+    verify_first: bool = True,
+) -> Any:
     """The reader (indirection so tests can substitute a scan shaped like the contract).
 
     ``facts`` are the byte-level facts (sha256, line counts) ingest gathered
     to compute its key: the reader reuses them instead of reading the file again.
     ``temp_dir``: the staged snapshot's scratch directory, for the reader's
     temporary copies of input files (removed with the stage, even after a kill).
+    ``verify_first``: see ``formats.scan``.
     """
     from voterolls.formats import scan
 
-    return scan(con, paths, state=state, format=format, facts=facts, temp_dir=temp_dir)
+    return scan(con, paths, state=state, format=format, facts=facts, temp_dir=temp_dir, verify_first=verify_first)
 
 
 def _get_policy(state: str) -> Any:
