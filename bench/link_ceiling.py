@@ -342,7 +342,9 @@ def run_size(
         orc = oracle_pairs(
             con, tmpd / "link" / "pairs.parquet", model, res.prior, res.registrations, tmpd, scorers
         )
-        recal_path, recal_fit = recalibrated_pairs(con, tmpd / "link" / "pairs.parquet", model, tmpd)
+        recal_path, recal_fit = None, None
+        if "recalibrated" in scorers:
+            recal_path, recal_fit = recalibrated_pairs(con, tmpd / "link" / "pairs.parquet", model, tmpd)
         scored: dict[str, dict] = {}
         files = {"voterolls": tmpd / "link" / "pairs.parquet", "recalibrated": recal_path} | orc["files"]
         for name in scorers:
