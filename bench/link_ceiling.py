@@ -302,6 +302,7 @@ def _nation_in_chunks(
 def run_size(
     people: int, seed: int, years: int | None, variant: str, mechanism: str | None = None,
     chunk_people: int | None = None, memory_limit: str | None = None, scorers: tuple[str, ...] = SCORERS,
+    extra_thresholds: tuple[float, ...] = (0.9,),
 ) -> dict:
     """One nation of ``people``, linked and scored; ``mechanism``: an alternative data-generating
     process of bench/validate_estimates.py (its SynthConfig options), recorded as ``variant/mechanism``.
@@ -309,7 +310,8 @@ def run_size(
     ``people`` is larger; ``memory_limit``: DuckDB's limit for this process's connection and the
     link engine (both spill to the temporary directory beyond it); ``scorers``: which of
     :data:`SCORERS` to score (each is two passes of ``evaluate`` over every candidate pair: at
-    10M the diagnostic ones cost more than the link)."""
+    10M the diagnostic ones cost more than the link); ``extra_thresholds``: F1 beside p >= 0.5
+    (which calibration and the projection read), () to save one pass per scorer."""
     from voterolls.synth import SynthConfig
 
     t0 = time.perf_counter()
@@ -348,10 +350,8 @@ def run_size(
         scored: dict[str, dict] = {}
         files = {"voterolls": tmpd / "link" / "pairs.parquet", "recalibrated": recal_path} | orc["files"]
         for name in scorers:
-            ev = {t: evaluate(con, tmpd, files[name], threshold=t) for t in (0.5, 0.9)}
-            scored[name] = {
-                "f1_at_0.5": _class_summary(ev[0.5]),
-                "f1_at_0.9": _class_summary(ev[0.9]),
+            ev = {t: evaluate(con, tmpd, files[name], threshold=t) for t in (0.5, *extra_thresholds)}
+            scored[name] = {f"f1_at_{t}": _class_summary(e) for t, e in ev.items()} | {
                 "calibration_mid": _calibration(ev[0.5]),
                 "scored_recall": ev[0.5]["scored_recall"],
             }
@@ -526,12 +526,15 @@ def main() -> None:
                     "connection and of the link engine, e.g. 6GB (both spill beyond it)")
     ap.add_argument("--scorers", nargs="*", choices=SCORERS, default=list(SCORERS), help="scorers to "
                     "evaluate (default: all; the projection reads voterolls and oracle)")
+    ap.add_argument("--no-f1-at-0.9", dest="no_f1_at_0_9", action="store_true",
+                    help="score at p >= 0.5 only (one evaluate pass per scorer instead of two)")
     ap.add_argument("--table", action="store_true")
     ap.add_argument("--write-docs", action="store_true")
     a = ap.parse_args()
     for p in a.people:
         for v in a.variants:
-            row = run_size(p, a.seed, a.years, v, a.mechanism, a.chunk_people, a.memory_limit, tuple(a.scorers))
+            row = run_size(p, a.seed, a.years, v, a.mechanism, a.chunk_people, a.memory_limit, tuple(a.scorers),
+                           () if a.no_f1_at_0_9 else (0.9,))
             _save([row])
             print(json.dumps({k: row[k] for k in ("people", "variant", "registrations", "link_seconds")}), flush=True)
     text = tables()
