@@ -156,3 +156,30 @@ def test_the_byte_pass_checks_utf8_across_its_chunks(tmp_path: Path, monkeypatch
         p.write_bytes(data)
         facts = sniff.facts(p)
         assert (facts.utf8, facts.reserved_controls) == (utf8, controls), (chunk, data)
+
+
+def test_the_uniformity_counts_summed_while_writing_equal_a_query_of_the_written_file(tmp_path: Path) -> None:
+    """Every registration figure of the uniformity report, tallied per written batch, equals
+    the same aggregate over the stored snapshot (quarantined and protected rows excluded)."""
+    from voterolls.ingest import uniformity
+    from voterolls.store import Workspace
+
+    body, name = _nc_lines(tmp_path)
+    body = _damage("blank_voter_id", body)
+    src = tmp_path / name
+    src.write_bytes(b"\n".join(body) + b"\n")
+    r = ingest(IngestRequest.of(tmp_path / "ws", "NC", [src]))
+    assert r.quarantined == 1
+    snap = Workspace(tmp_path / "ws").snapshot_dir("NC", r.snapshot_id)
+    stored = pq.read_table(snap / "uniformity.parquet")
+    from voterolls.formats.detect import resolve_format
+
+    again = uniformity.compute(
+        snap / "registrations.parquet", snap / "vote_history.parquet", state="NC", snapshot_id=r.snapshot_id,
+        spec=resolve_format(r.format, []), policy=None,
+    )  # fmt: skip
+    cols = ["dataset", "field", "rows", "non_null", "plausible", "unmapped"]
+    assert stored.select(cols).to_pylist() == again.select(cols).to_pylist()
+    regs = {x["field"]: x for x in stored.to_pylist() if x["dataset"] == "registrations"}
+    assert regs["state_voter_id"]["rows"] == r.loaded == pq.read_metadata(snap / "registrations.parquet").num_rows
+    assert 0 < regs["residence_zip5"]["plausible"] <= regs["residence_zip5"]["non_null"] <= r.loaded

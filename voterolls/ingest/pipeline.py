@@ -417,6 +417,8 @@ class _Streamed:
     reg: Counts
     vh: Counts
     written: int
+    #: the uniformity report's counts of the rows written (``uniformity.RegistrationTally``)
+    tally: uniformity.RegistrationTally
 
 
 class _Build:
@@ -456,7 +458,8 @@ class _Build:
         if rows != totals["loaded"]:
             raise ReconciliationError(f"registrations in the snapshot {rows} != loaded {totals['loaded']}")
         self.req.report("uniformity", 0, None)
-        self.write_uniformity(streamed, issues, removed)
+        # parts carried over from the last snapshot were not streamed: count the whole file then
+        self.write_uniformity(streamed, issues, removed, tally=None if retained else streamed.tally)
         return self.commit(streamed, files, retained, totals, issues, removed)
 
     # -- the one pass: scan, registrations, vote history --------------------------------------
@@ -488,8 +491,9 @@ class _Build:
             self.req.report("scan", 0, None)
             s = self.open_scan(con, verify_first=verify_first)
             _refuse_other_states_layout(s, self.state, self.req.format, self.job.inputs)
+            tally = uniformity.RegistrationTally(getattr(s, "format_spec", None))
             try:
-                reg_counts, written = self.write_registrations(con, s)
+                reg_counts, written = self.write_registrations(con, s, tally)
             except Exception:
                 if getattr(s, "shape_refuted", False):
                     return None
@@ -503,7 +507,7 @@ class _Build:
                 except Exception:  # noqa: BLE001 - already failing; the original error matters
                     log.debug("scan cleanup after failure raised")
             con.close()
-        return _Streamed(s, scan_report, reg_counts, vh_counts, written)
+        return _Streamed(s, scan_report, reg_counts, vh_counts, written, tally)
 
     def open_scan(self, con: duckdb.DuckDBPyConnection, *, verify_first: bool = True) -> Any:
         """The reader's scan; a delivery of history alone is read with the state's history layout."""
@@ -516,11 +520,16 @@ class _Build:
                 raise
             return _scan(con, self.paths, self.state, history_format, facts, tmp, verify_first=verify_first)
 
-    def write_registrations(self, con: duckdb.DuckDBPyConnection, s: Any) -> tuple[Counts, int]:
-        """Flags, dates, law, normalisation, sealed tokens: one stream into ``registrations.parquet``."""
+    def write_registrations(
+        self, con: duckdb.DuckDBPyConnection, s: Any, tally: uniformity.RegistrationTally
+    ) -> tuple[Counts, int]:
+        """Flags, dates, law, normalisation, sealed tokens: one stream into ``registrations.parquet``.
+
+        ``tally`` counts the written rows for the uniformity report as they go by.
+        """
         total_rows = sum(f.rows_read for f in getattr(s, "_files", []) if f.role == "registrations") or None
         had_value: list[str] = []  # "__had_<field>" flags (the same for every part), filled by prepare
-        prepare = _preparer(self.job.keyed.policy, self.req.override, had_value)
+        prepare = _preparer(self.job.keyed.policy, self.req.override, had_value, tally.columns())
         regs = with_canonical_first_names(s.registration_batches(BATCH_ROWS, prepare))
         extra_bool = list(had_value)
         if self.req.sealed is not None:
@@ -535,7 +544,8 @@ class _Build:
             self.req.report("registrations", done, total_rows)
 
         written = writer.stream_write(
-            regs, self.reg_path, REGISTRATION_SCHEMA, counts, flag=PROTECTED, extra_bool=extra_bool, progress=on_rows
+            regs, self.reg_path, REGISTRATION_SCHEMA, counts, flag=PROTECTED, extra_bool=extra_bool, progress=on_rows,
+            observe=tally.add,
         )
         return counts, written
 
@@ -673,7 +683,9 @@ class _Build:
     def spec(streamed: _Streamed) -> Any:
         return getattr(streamed.scan, "format_spec", None)
 
-    def write_uniformity(self, streamed: _Streamed, issues: Counter[str], removed: Counter[str]) -> None:
+    def write_uniformity(
+        self, streamed: _Streamed, issues: Counter[str], removed: Counter[str], *, tally: uniformity.RegistrationTally | None
+    ) -> None:
         uni = uniformity.compute(
             self.reg_path,
             self.vh_path,
@@ -687,6 +699,7 @@ class _Build:
             sealed_tokens=bool(self.req.sealed),
             memory_limit=self.req.memory_limit or default_memory_limit(),
             temp_dir=self.staged.tmp_dir,
+            tally=tally,
         )
         pq.write_table(uni, self.staged.dir / "uniformity.parquet", compression="zstd")
 
@@ -822,7 +835,7 @@ def _vote_history_allowed(policy: Any, override: Any) -> bool:
 
 
 def _preparer(
-    policy: Any, override: Any, had_value: list[str]
+    policy: Any, override: Any, had_value: list[str], tests: str = ""
 ) -> Callable[[duckdb.DuckDBPyConnection, duckdb.DuckDBPyRelation], duckdb.DuckDBPyRelation]:
     """The projection chain every registration row goes through: flags, dates, the law, normalisation.
 
@@ -831,7 +844,10 @@ def _preparer(
     position; on any other part the reader's exact rows stream into a second
     cursor and the chain binds against that plain Arrow scan (the reader's
     SQL tree is bound once).  Nothing touches disk before ``enforce``.
-    ``had_value`` receives the "__had_<field>" flag columns it adds.
+    ``had_value`` receives the "__had_<field>" flag columns it adds; ``tests``
+    (a SELECT list over the normalised columns) adds the uniformity report's
+    test columns (``uniformity.RegistrationTally.columns``).  Every step is a
+    row-for-row projection: the rows must leave in the order they came.
     """
     from voterolls.policy import enforce
 
@@ -853,7 +869,7 @@ def _preparer(
         missing = [f.name for f in REGISTRATION_SCHEMA if f.name not in normal.columns]
         if missing:
             normal = normal.project("*, " + ", ".join(f"NULL::{sql_type(REGISTRATION_SCHEMA.field(m).type)} AS {_q(m)}" for m in missing))
-        return normal
+        return normal.project(f"*, {tests}") if tests else normal
 
     return prepare
 
