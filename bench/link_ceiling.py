@@ -143,8 +143,11 @@ def _truth_view(con: duckdb.DuckDBPyConnection, truth: Path) -> None:
     )
 
 
-def oracle_pairs(con, pairs: Path, model: dict, prior_vr: float, n: int, out_dir: Path) -> dict:
-    """Write the three rescored pairs files; return the true m per level and the true prior."""
+def oracle_pairs(
+    con, pairs: Path, model: dict, prior_vr: float, n: int, out_dir: Path, scorers=SCORERS
+) -> dict:
+    """Write the rescored pairs files (of the three, those in ``scorers``); return the true m per
+    level and the true prior."""
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE _p AS SELECT p.*, (t.a IS NOT NULL) AS is_true
             FROM read_parquet('{pairs}') p LEFT JOIN _truth_in t
@@ -180,6 +183,8 @@ def oracle_pairs(con, pairs: Path, model: dict, prior_vr: float, n: int, out_dir
     dprior = lo(prior_true) - lo(prior_vr)
     files = {}
     for name, extra in (("oracle", f"{dm} + {dprior!r}"), ("oracle_prior", f"{dprior!r}"), ("oracle_m", dm)):
+        if name not in scorers:
+            continue
         path = out_dir / f"{name}.parquet"
         w = f"(match_weight + {extra})"
         con.execute(
@@ -255,11 +260,59 @@ def _calibration(ev: dict) -> dict:
     return out
 
 
-def run_size(people: int, seed: int, years: int | None, variant: str, mechanism: str | None = None) -> dict:
-    """One nation of ``people``, linked and scored; ``mechanism``: an alternative data-generating
-    process of bench/validate_estimates.py (its SynthConfig options), recorded as ``variant/mechanism``."""
-    from voterolls.synth import SynthConfig
+def _window(registrations: float) -> int:
+    """Birth-year window that makes ``registrations`` as dense in birthdays as the nation."""
+    return max(1, round(NATION_BIRTH_YEARS * registrations / NATION_REGISTRATIONS))
+
+
+def _one_nation(con, tmpd: Path, people: int, seed: int, years: int | None, variant: str, config) -> tuple[int, int]:
+    """The whole nation in memory (``generate_nation``): registrations table, truth file; (registrations, window)."""
     from voterolls.synth.nation import generate_nation
+
+    nation = generate_nation(people, seed, config)
+    n_regs = nation.registrations.num_rows
+    y = years or _window(n_regs)
+    fold_birth_years(nation, y)
+    states = nation.states() if variant == "sealed_dob" else None
+    load_nation_registrations(con, nation, token_states=states)
+    if variant == "sealed_dob":  # DOB tokens only: the question is what sealing the DOB buys
+        con.execute("UPDATE registrations SET ssn4_token = NULL").fetchall()
+    pq.write_table(nation.truth["duplicate_pairs"], tmpd / "duplicate_pairs.parquet")
+    return n_regs, y
+
+
+def _nation_in_chunks(
+    con, tmpd: Path, people: int, seed: int, years: int | None, variant: str, config, chunk_people: int,
+    memory_limit: str | None,
+) -> tuple[int, int]:
+    """The nation in chunks of people written to Parquet (bench/nation_chunks.py: bounded memory);
+    ``registrations`` is a view over them.  (registrations as generated, window)."""
+    from bench.nation_chunks import NationChunksRequest, write_nation_chunks
+
+    out = write_nation_chunks(
+        NationChunksRequest(people, seed, chunk_people, tmpd / "nation", variant, config, memory_limit),
+        fold_birth_years,
+        lambda expected: years or _window(expected),
+    )
+    con.execute(f"CREATE VIEW registrations AS SELECT * FROM read_parquet('{out.registrations}')")
+    out.duplicate_pairs.rename(tmpd / "duplicate_pairs.parquet")
+    return out.generated_registrations, out.birth_year_window
+
+
+def run_size(
+    people: int, seed: int, years: int | None, variant: str, mechanism: str | None = None,
+    chunk_people: int | None = None, memory_limit: str | None = None, scorers: tuple[str, ...] = SCORERS,
+    extra_thresholds: tuple[float, ...] = (0.9,),
+) -> dict:
+    """One nation of ``people``, linked and scored; ``mechanism``: an alternative data-generating
+    process of bench/validate_estimates.py (its SynthConfig options), recorded as ``variant/mechanism``.
+    ``chunk_people``: generate in chunks of that many people (bench/nation_chunks.py) when
+    ``people`` is larger; ``memory_limit``: DuckDB's limit for this process's connection and the
+    link engine (both spill to the temporary directory beyond it); ``scorers``: which of
+    :data:`SCORERS` to score (each is two passes of ``evaluate`` over every candidate pair: at
+    10M the diagnostic ones cost more than the link); ``extra_thresholds``: F1 beside p >= 0.5
+    (which calibration and the projection read), () to save one pass per scorer."""
+    from voterolls.synth import SynthConfig
 
     t0 = time.perf_counter()
     config = None
@@ -267,20 +320,19 @@ def run_size(people: int, seed: int, years: int | None, variant: str, mechanism:
         from bench.validate_estimates import KEPT_RECORDS, MECHANISMS
 
         config = SynthConfig(**KEPT_RECORDS, **MECHANISMS[mechanism][0])
-    nation = generate_nation(people, seed, config)
-    n_regs = nation.registrations.num_rows
-    y = years or max(1, round(NATION_BIRTH_YEARS * n_regs / NATION_REGISTRATIONS))
-    fold_birth_years(nation, y)
-    density = (n_regs / y) / (NATION_REGISTRATIONS / NATION_BIRTH_YEARS)
-    con = duckdb.connect()
-    states = nation.states() if variant == "sealed_dob" else None
-    load_nation_registrations(con, nation, token_states=states)
-    if variant == "sealed_dob":  # DOB tokens only: the question is what sealing the DOB buys
-        con.execute("UPDATE registrations SET ssn4_token = NULL").fetchall()
+    chunked = bool(chunk_people) and people > chunk_people
     with tempfile.TemporaryDirectory(dir=os.environ.get("VOTEROLLS_BENCH_TMP")) as tmp:
         tmpd = Path(tmp)
-        pq.write_table(nation.truth["duplicate_pairs"], tmpd / "duplicate_pairs.parquet")
-        del nation
+        con = duckdb.connect()
+        if memory_limit:
+            os.environ["VOTEROLLS_LINK_MEMORY_LIMIT"] = memory_limit
+            con.execute(f"SET memory_limit='{memory_limit}'")
+            con.execute(f"SET temp_directory='{tmpd / 'duckdb_tmp'}'")
+        if chunked:
+            n_regs, y = _nation_in_chunks(con, tmpd, people, seed, years, variant, config, chunk_people, memory_limit)
+        else:
+            n_regs, y = _one_nation(con, tmpd, people, seed, years, variant, config)
+        density = (n_regs / y) / (NATION_REGISTRATIONS / NATION_BIRTH_YEARS)
         gen_s = time.perf_counter() - t0
         load = [round(x, 2) for x in os.getloadavg()]
         res = link_registrations(
@@ -289,15 +341,17 @@ def run_size(people: int, seed: int, years: int | None, variant: str, mechanism:
         load_after = [round(x, 2) for x in os.getloadavg()]
         model = json.loads((tmpd / "link" / "model.json").read_text())
         _truth_view(con, tmpd / "duplicate_pairs.parquet")
-        orc = oracle_pairs(con, tmpd / "link" / "pairs.parquet", model, res.prior, res.registrations, tmpd)
-        recal_path, recal_fit = recalibrated_pairs(con, tmpd / "link" / "pairs.parquet", model, tmpd)
+        orc = oracle_pairs(
+            con, tmpd / "link" / "pairs.parquet", model, res.prior, res.registrations, tmpd, scorers
+        )
+        recal_path, recal_fit = None, None
+        if "recalibrated" in scorers:
+            recal_path, recal_fit = recalibrated_pairs(con, tmpd / "link" / "pairs.parquet", model, tmpd)
         scored: dict[str, dict] = {}
         files = {"voterolls": tmpd / "link" / "pairs.parquet", "recalibrated": recal_path} | orc["files"]
-        for name in SCORERS:
-            ev = {t: evaluate(con, tmpd, files[name], threshold=t) for t in (0.5, 0.9)}
-            scored[name] = {
-                "f1_at_0.5": _class_summary(ev[0.5]),
-                "f1_at_0.9": _class_summary(ev[0.9]),
+        for name in scorers:
+            ev = {t: evaluate(con, tmpd, files[name], threshold=t) for t in (0.5, *extra_thresholds)}
+            scored[name] = {f"f1_at_{t}": _class_summary(e) for t, e in ev.items()} | {
                 "calibration_mid": _calibration(ev[0.5]),
                 "scored_recall": ev[0.5]["scored_recall"],
             }
@@ -312,6 +366,8 @@ def run_size(people: int, seed: int, years: int | None, variant: str, mechanism:
         "link_seconds": res.seconds.get("total"),
         "link_cpu_seconds": res.cpu_seconds.get("total"),
         "generate_seconds": round(gen_s, 1),
+        "generated_in_chunks_of": chunk_people if chunked else None,
+        "memory_limit": memory_limit,
         "load_before": load,
         "load_after": load_after,
         "em_rules": res.training["em_rules"],
@@ -408,7 +464,18 @@ def projection() -> str:
     decline stays log-linear beyond the largest measured density.
     """
     runs = json.loads(RESULTS.read_text())["runs"]
-    lines = [
+    lines = []
+    for variant in sorted({r["variant"] for r in runs}):
+        rs = sorted((r for r in runs if r["variant"] == variant), key=lambda r: r["registrations"])
+        if len(rs) >= 2:
+            densities = sorted({round(r["density_vs_nation"], 3) for r in rs})
+            lines.append(
+                f"* `{variant}` rests on {len(rs)} measured sizes ("
+                + ", ".join(f"{r['registrations']:,} at density {r['density_vs_nation']:.3f}" for r in rs)
+                + f"): {len(densities)} distinct densities."
+            )
+    lines += [
+        "",
         "| variant | class | scorer | measured F1 (density) | F1 per x10 density | projected F1 at 200M (density 1) |",
         "|---|---|---|---|---:|---:|",
     ]
@@ -453,12 +520,21 @@ def main() -> None:
     ap.add_argument("--variants", nargs="*", default=["public", "sealed_dob"])
     ap.add_argument("--mechanism", default=None, help="an alternative data-generating process "
                     "(bench/validate_estimates.py MECHANISMS), e.g. movers")
+    ap.add_argument("--chunk-people", type=int, default=None, help="generate a larger nation in chunks "
+                    "of this many people (bench/nation_chunks.py), e.g. 2500000 for 10M on 24 GiB")
+    ap.add_argument("--memory-limit", default=None, help="DuckDB memory limit of this process's "
+                    "connection and of the link engine, e.g. 6GB (both spill beyond it)")
+    ap.add_argument("--scorers", nargs="*", choices=SCORERS, default=list(SCORERS), help="scorers to "
+                    "evaluate (default: all; the projection reads voterolls and oracle)")
+    ap.add_argument("--no-f1-at-0.9", dest="no_f1_at_0_9", action="store_true",
+                    help="score at p >= 0.5 only (one evaluate pass per scorer instead of two)")
     ap.add_argument("--table", action="store_true")
     ap.add_argument("--write-docs", action="store_true")
     a = ap.parse_args()
     for p in a.people:
         for v in a.variants:
-            row = run_size(p, a.seed, a.years, v, a.mechanism)
+            row = run_size(p, a.seed, a.years, v, a.mechanism, a.chunk_people, a.memory_limit, tuple(a.scorers),
+                           () if a.no_f1_at_0_9 else (0.9,))
             _save([row])
             print(json.dumps({k: row[k] for k in ("people", "variant", "registrations", "link_seconds")}), flush=True)
     text = tables()

@@ -100,6 +100,7 @@ from bench.common import (  # noqa: E402
     size_label,
     write_json,
 )
+from bench.spark import pair_agreement  # noqa: E402
 
 SCALE_DOC = ROOT / "docs" / "SCALE.md"
 
@@ -183,8 +184,10 @@ FALLBACK_POINTS: list[dict[str, Any]] = [
             "cluster": 4.984,
         },
     },
-    {"kind": "spark", "n": 100_011, "seconds": 93.2, "peak_rss_mib": 5257},
-    {"kind": "spark", "n": 1_000_060, "seconds": 313.9, "peak_rss_mib": 6402},
+    # Spark (bench/spark.py --model, local[2], driver memory 6g): the 2026-11-24 22:49 UTC
+    # `make bench` run (bench/results/spark.json of that time, load average 1.4-1.6 at start)
+    {"kind": "spark", "n": 100_011, "seconds": 49.0, "peak_rss_mib": 2142},
+    {"kind": "spark", "n": 1_000_060, "seconds": 143.8, "peak_rss_mib": 8210},
     {"kind": "ingest", "n": 1_000_000, "seconds": 27.8, "peak_rss_mib": 1512},
 ]
 
@@ -363,7 +366,9 @@ class CostModel:
     candidate pairs, with the pairs from the comparisons-per-record curve
     (``bench/scaling.py``: power law, bounded by the blocking caps); the
     Splink docs example in proportion to its (counted) candidate pairs; the
-    recordlinkage guide (block on first name: pairs ~ N^2) as N^2.
+    recordlinkage guide (block on first name: pairs ~ N^2) as N^2.  Peak
+    memory scales linearly too, except Spark's: its heap is bounded by
+    ``--spark-driver-memory``, so the largest measured peak is the prediction.
     """
 
     def __init__(self, history: list[dict[str, Any]]) -> None:
@@ -446,6 +451,10 @@ class CostModel:
             return Prediction(60.0, 1000.0, "no measurement: assumed 60 s")
         near = _near(pts, n)
         mem = self._linear(pts, n, "peak_rss_mib")
+        if kind == "spark":
+            # the local JVM's heap is bounded by --spark-driver-memory: Spark spills beyond it
+            # rather than grow, so its peak does not scale with N; the largest measured one
+            mem = max(float(p["peak_rss_mib"] or 0) for p in pts)
         basis = f"{near['source']} at {near['n']:,}"
         pts_st = [p for p in pts if p.get("stages") and p.get("candidate_pairs")]
         if kind == "voterolls" and pts_st:
@@ -840,6 +849,7 @@ class Runner:
             vr = self.voterolls_row(size)
             argv = [str(BENCH / "spark.py"), "--data", str(data), "--out", str(out)]
             argv += ["--model", str(vr["model"])] if vr else []
+            argv += ["--driver-memory", self.args.spark_driver_memory]
         else:
             argv = [str(BENCH / "peers.py"), "run", method, "--data", str(data), "--out", str(out)]
             if self.args.threads:
@@ -856,6 +866,18 @@ class Runner:
                 row["seconds"] = rep.get("seconds_ecm_variant", rep["seconds"])
             if name == "voterolls":
                 row["model"] = rep.get("model")
+                row["pairs_file"] = path
+            if name == "spark":
+                for k in ("driver_memory", "shuffle_partitions"):
+                    row[k] = rep.get(k)
+                vr = self.voterolls_row(size)
+                if vr and vr.get("pairs_file"):
+                    row["pair_agreement"] = pair_agreement(
+                        Path(vr["pairs_file"]),
+                        Path(path),
+                        threshold,
+                        data / "registrations.parquet",
+                    )
         step.record["evaluate_seconds"] = round(time.monotonic() - t_eval, 2)
         print(
             "  "
@@ -1094,6 +1116,14 @@ def peers_tables(runs: list[dict[str, Any]], data: dict[int, dict[str, Any]]) ->
     return "\n".join(parts)
 
 
+def _agreement(a: dict[str, Any] | None) -> str:
+    """Pairs at the threshold in both engines / DuckDB's only / Spark's only (Jaccard)."""
+    if not a:
+        return "-"
+    t = a["at_threshold"]
+    return f"{t['both']:,} / {t['duckdb_only']:,} / {t['spark_only']:,} ({t['jaccard']:.4f})"
+
+
 def spark_table(runs: list[dict[str, Any]]) -> str:
     rows = []
     for sp in [r for r in runs if r["method"] == "spark"]:
@@ -1126,6 +1156,8 @@ def spark_table(runs: list[dict[str, Any]]) -> str:
                 fmt(vr.get("f1"), 4) if vr else "-",
                 fmt(sp.get("f1"), 4) if ok else "-",
                 f"{vr['predicted_pairs']:,} / {sp['predicted_pairs']:,}" if ok and vr else "-",
+                _agreement(sp.get("pair_agreement")) if ok else "-",
+                f"{sp.get('driver_memory') or '-'} / {sp.get('shuffle_partitions') or '-'}",
                 fmt(sp.get("load_before")),
             ]
         )
@@ -1145,6 +1177,8 @@ def spark_table(runs: list[dict[str, Any]]) -> str:
                 "F1 DuckDB",
                 "F1 Spark",
                 "predicted pairs DuckDB / Spark",
+                "links in both / DuckDB only / Spark only (Jaccard)",
+                "driver memory / shuffle partitions",
                 "load avg",
             ],
             rows,
@@ -1341,11 +1375,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument(
         "--scaling-sizes", default="20000,300000", help="extra voterolls-only sizes (optional)"
     )
-    ap.add_argument("--spark-sizes", default="1000000", help="Spark sizes (required)")
+    ap.add_argument(
+        "--spark-sizes",
+        default="1000000,5000000",
+        help="Spark sizes (required; 5M is the national job's test size, prepare included)",
+    )
     ap.add_argument(
         "--optional-spark-sizes",
-        default="100000,5000000",
-        help="Spark sizes (optional; 5M runs when the budget and memory allow)",
+        default="100000",
+        help="Spark sizes (optional: a third point for the marginal rates)",
+    )
+    ap.add_argument(
+        "--spark-driver-memory",
+        default="6g",
+        help="spark.driver.memory of the Spark steps: bounds the local JVM's heap at every size",
     )
     ap.add_argument(
         "--optional-sizes", default="10000000", help="comparison sizes run only if they fit"

@@ -106,11 +106,13 @@ def test_projection_reads_the_log_density_line_at_the_nation(tmp_path, monkeypat
     def run(density, f1):
         per_class = {c: {"f1": f1} for c in (*link_ceiling.GRANULARITY_CLASSES, "all")}
         score = {"f1_at_0.5": per_class}
-        return {"variant": "public", "density_vs_nation": density,
+        return {"variant": "public", "density_vs_nation": density, "registrations": int(density * 1e7),
                 "scores": {"voterolls": score, "oracle": score}}
 
     results = tmp_path / "r.json"
     results.write_text(json.dumps({"runs": [run(0.01, 0.9), run(0.1, 0.8)]}))
     monkeypatch.setattr(link_ceiling, "RESULTS", results)
-    rows = [r for r in link_ceiling.projection().splitlines() if r.startswith("| public | full |")]
+    text = link_ceiling.projection()
+    rows = [r for r in text.splitlines() if r.startswith("| public | full |")]
     assert rows and all(r.endswith("| -0.100 | 0.700 |") for r in rows)
+    assert "`public` rests on 2 measured sizes (100,000 at density 0.010, 1,000,000 at density 0.100)" in text

@@ -67,6 +67,7 @@ def test_default_plan_covers_the_issue():
         "crosscheck 5M",
         "splink_docs_count 5M",
         "spark 1M",
+        "spark 5M",
         "recordlinkage 100k",
         "splink_docs 100k",
         "ingest 1M",
@@ -84,8 +85,9 @@ def test_default_plan_covers_the_issue():
     assert {"voterolls 20k", "voterolls 300k", "spark 100k", "voterolls 10M"} <= set(
         names(steps[first_optional:])
     )
-    # Spark at 1M right after the 1M block (its data and model still there), ingest before 5M
+    # Spark right after its size's block (its data and model still there), ingest before 5M
     assert n.index("spark 1M") < n.index("prepare 5M")
+    assert n.index("voterolls 5M") < n.index("spark 5M") < n.index("prepare 20k")
     assert n.index("ingest 1M") < n.index("prepare 5M")
 
 
@@ -99,13 +101,26 @@ def test_default_plan_predicted_under_the_hour(monkeypatch):
     assert total <= a.budget_minutes < a.hard_limit_minutes < 60
     run = {r["step"]: r["status"] for r in rows}
     assert run["voterolls 5M"] == "run" and run["crosscheck 5M"] == "run"
-    assert run["spark 1M"] == "run"
+    assert run["spark 1M"] == "run" and run["spark 5M"] == "run"
     assert (
         run["splink_docs 1M"].startswith("not run:") and "candidate pairs" in run["splink_docs 1M"]
     )
     # 10M does not fit this machine: skipped, and the reason says why
     assert run["prepare 10M"].startswith("skipped:")
     assert run["voterolls 10M"].startswith("not run: needs prepare 10M")
+
+
+def test_spark_memory_is_bounded_by_the_driver_heap_not_linear_in_n():
+    """Local Spark spills beyond spark.driver.memory: its predicted peak is the largest measured."""
+    m = run_all.CostModel(
+        [
+            {"kind": "spark", "n": 100_000, "seconds": 50.0, "peak_rss_mib": 2_100},
+            {"kind": "spark", "n": 1_000_000, "seconds": 140.0, "peak_rss_mib": 8_200},
+        ]
+    )
+    pred = m.predict(run_all.Step("spark", 5_000_000, True, "spark 5M"))
+    assert pred.peak_rss_mib == 8_200
+    assert pred.seconds > 140.0  # time still grows with N
 
 
 def test_budget_skips_optional_steps_only_and_says_why():

@@ -167,3 +167,22 @@ def test_scored_table_is_compact_and_tokens_are_integers(tmp_path):
     assert all(f"gamma_{c}" in cols for c in ("first_name", "dob", "birth_year", "address"))
     by_pair = {(a, b): (d, s) for a, b, d, s in rows}
     assert by_pair[("NC:1", "OH:1")] == (-1, 1)  # public dates compared instead; SSN4 tokens equal
+
+
+@pytest.mark.spark
+def test_spark_engine_survives_the_previous_linkages_work_dir_being_replaced(tmp_path):
+    """The Spark session is process-wide; a second linkage must not shuffle into the first's deleted scratch."""
+    import shutil
+
+    from voterolls.link.engines import make_engine
+
+    first = make_engine("spark", tmp_path / "one", threads=2, rows=10)
+    df = first.spark.range(100)
+    assert df.groupBy(df.id % 7).count().count() == 7
+    shutil.rmtree(tmp_path / "one")  # what the next `voterolls link` does to W/link/_work
+    second = make_engine("spark", tmp_path / "two", threads=2, rows=10)
+    try:
+        df = second.spark.range(1000)
+        assert df.groupBy(df.id % 13).count().count() == 13  # a shuffle
+    finally:
+        second.stop()

@@ -140,6 +140,18 @@ def fit_masked_map(
     return {"dob_class": dob_class, "bins": out, "fitted": int(n.sum()) >= 10 * MASK_MIN_PAIRS}
 
 
+def _replacing(df, replacements: dict[str, str]) -> str:
+    """SELECT every column of Splink table ``df``, those in ``replacements`` (name -> SQL) replaced.
+
+    DuckDB's ``SELECT * REPLACE`` spelt out column by column, so Spark SQL runs it too.
+    """
+    cols = [
+        f"{replacements[c.unquote().name]} AS {c.name}" if c.unquote().name in replacements else c.name
+        for c in df.columns
+    ]
+    return f"SELECT {', '.join(cols)} FROM {df.physical_name}"
+
+
 def masked_map_sql(maps: dict[str, dict], weight: str) -> str:
     """SQL of a pair's recalibrated log2-odds: its class's map at ``weight`` (unchanged where none).
 
@@ -190,7 +202,8 @@ def recalibrate_predictions(engine, linker, df_predict, shift: float, *, input_t
     table returned keeps Splink's convention (final = ``match_weight`` +
     ``shift``), so everything downstream is unchanged.  Returns
     ``(predictions, report)``; the predictions are ``df_predict`` itself when
-    nothing was fitted or the engine is not DuckDB (the map is DuckDB SQL).
+    nothing was fitted.  The fit and the map are SQL both engines run (DuckDB,
+    Spark), so the two engines write the same probabilities.
     """
     from voterolls.link.splink_adapter import level_m, level_u, model_comparisons
 
@@ -199,9 +212,6 @@ def recalibrate_predictions(engine, linker, df_predict, shift: float, *, input_t
         for c in model_comparisons(linker)
     }
     report: dict = {"method": "masked full-DOB pairs (voterolls.link.calibration)", "applied": False}
-    if engine.NAME != "duckdb":
-        report["note"] = f"not fitted on the {engine.NAME} engine"
-        return df_predict, report
     final = f"(p.match_weight + ({shift!r}))"
     maps = fit_maps(engine, f"{df_predict.physical_name}", input_table, bayes_factors(levels), weight=final)
     report["classes"] = maps
@@ -209,8 +219,7 @@ def recalibrate_predictions(engine, linker, df_predict, shift: float, *, input_t
         return df_predict, report
     new_w = f"({masked_map_sql(maps, f'(match_weight + ({shift!r}))')} - ({shift!r}))"
     recal = engine.register_sql(
-        f"SELECT * REPLACE ({new_w} AS match_weight, {_sigmoid2(new_w)} AS match_probability) "
-        f"FROM {df_predict.physical_name}",
+        _replacing(df_predict, {"match_weight": new_w, "match_probability": _sigmoid2(new_w)}),
         "vr_predict_recalibrated",
     )
     report["applied"] = True

@@ -49,6 +49,24 @@ def shuffle_partitions(cores: int, rows: int | None = None, given: int | None = 
     return int(min(4000, max(2 * cores, 4, by_size)))
 
 
+def _stop_if_scratch_is_gone(session: Any) -> None:
+    """Stop a running session whose ``spark.local.dir`` no longer exists.
+
+    The session is process-wide (``getOrCreate``) and its scratch directory
+    (shuffle and spill files) is static: it stays the first linkage's
+    ``W/link/_work/spark_local``.  A later linkage in the same process (a
+    second test, a bench that links twice) replaces that work directory, and
+    the reused session would then fail on its first shuffle with
+    FileNotFoundException.  Stopping it lets ``getOrCreate`` start a session
+    with this linkage's own scratch directory.
+    """
+    if session is None:
+        return
+    local = session.sparkContext.getConf().get("spark.local.dir", None)
+    if local and not all(Path(d).is_dir() for d in local.split(",")):
+        session.stop()
+
+
 class SparkEngine(LinkEngine):
     NAME = "spark"
     SQL_DIALECT = "spark"
@@ -87,6 +105,7 @@ class SparkEngine(LinkEngine):
         )
         if master:
             builder = builder.master(master)
+        _stop_if_scratch_is_gone(SparkSession.getActiveSession())
         self.spark = builder.getOrCreate()
         # getOrCreate reuses a running session: its static settings stay, but
         # the shuffle partitions are a runtime setting and follow this run.
