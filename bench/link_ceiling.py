@@ -235,6 +235,16 @@ def recalibrated_pairs(con, pairs: Path, model: dict, out_dir: Path) -> tuple[Pa
     return path, maps
 
 
+def _keep(con, tmpd: Path, dest: Path) -> None:
+    """Copy what a run scored (synthetic data only) to ``dest`` for offline analysis."""
+    import shutil
+
+    dest.mkdir(parents=True, exist_ok=True)
+    con.execute(f"COPY registrations TO '{dest / 'registrations.parquet'}' (FORMAT PARQUET)")
+    for f in ("link/pairs.parquet", "link/model.json", "duplicate_pairs.parquet"):
+        shutil.copy(tmpd / f, dest / Path(f).name)
+
+
 def _class_summary(ev: dict) -> dict:
     out = {}
     for c in (*GRANULARITY_CLASSES, "all"):
@@ -255,9 +265,12 @@ def _calibration(ev: dict) -> dict:
     return out
 
 
-def run_size(people: int, seed: int, years: int | None, variant: str, mechanism: str | None = None) -> dict:
+def run_size(
+    people: int, seed: int, years: int | None, variant: str, mechanism: str | None = None, keep: Path | None = None
+) -> dict:
     """One nation of ``people``, linked and scored; ``mechanism``: an alternative data-generating
-    process of bench/validate_estimates.py (its SynthConfig options), recorded as ``variant/mechanism``."""
+    process of bench/validate_estimates.py (its SynthConfig options), recorded as ``variant/mechanism``;
+    ``keep``: a directory to copy the registrations, truth, pairs and model to (for analysis)."""
     from voterolls.synth import SynthConfig
     from voterolls.synth.nation import generate_nation
 
@@ -291,6 +304,8 @@ def run_size(people: int, seed: int, years: int | None, variant: str, mechanism:
         _truth_view(con, tmpd / "duplicate_pairs.parquet")
         orc = oracle_pairs(con, tmpd / "link" / "pairs.parquet", model, res.prior, res.registrations, tmpd)
         recal_path, recal_fit = recalibrated_pairs(con, tmpd / "link" / "pairs.parquet", model, tmpd)
+        if keep is not None:
+            _keep(con, tmpd, keep / f"{people}_{variant}{'_' + mechanism if mechanism else ''}")
         scored: dict[str, dict] = {}
         files = {"voterolls": tmpd / "link" / "pairs.parquet", "recalibrated": recal_path} | orc["files"]
         for name in SCORERS:
@@ -453,12 +468,14 @@ def main() -> None:
     ap.add_argument("--variants", nargs="*", default=["public", "sealed_dob"])
     ap.add_argument("--mechanism", default=None, help="an alternative data-generating process "
                     "(bench/validate_estimates.py MECHANISMS), e.g. movers")
+    ap.add_argument("--keep", type=Path, default=None, help="copy each run's synthetic registrations, "
+                    "truth, pairs and model under this directory")
     ap.add_argument("--table", action="store_true")
     ap.add_argument("--write-docs", action="store_true")
     a = ap.parse_args()
     for p in a.people:
         for v in a.variants:
-            row = run_size(p, a.seed, a.years, v, a.mechanism)
+            row = run_size(p, a.seed, a.years, v, a.mechanism, a.keep)
             _save([row])
             print(json.dumps({k: row[k] for k in ("people", "variant", "registrations", "link_seconds")}), flush=True)
     text = tables()

@@ -92,3 +92,41 @@ def test_bayes_factors_follow_the_gamma_order():
     bf = cal.bayes_factors({"x": [(0.9, 0.01), (0.1, 0.99)]})
     assert bf["x"][1] == pytest.approx(math.log2(90)) and bf["x"][0] == pytest.approx(math.log2(0.1 / 0.99))
     assert cal.fit_maps(None, "p", "i", bf) == {}  # no DOB comparison: nothing to mask
+
+
+BF_TOKEN = BF | {"dob_token": {1: 12.0, 0: -3.0}}
+
+
+def test_token_masking_swaps_the_date_evidence_for_the_token_evidence(monkeypatch):
+    monkeypatch.setattr(cal, "MASK_MIN_PAIRS", 1)
+    con = duckdb.connect()
+    _tables(con)
+    mp = cal.fit_masked_map(ConnectionQueries(con), "pairs", "inp", BF_TOKEN, "token")
+    # every full-DOB pair is used (token pairs are blocked like date pairs):
+    # (3,4) different date: -6 - (-8) + (-3) = -1; (1,2) exact: 14 - 10 + 12 = 16; (5,6): 30 - 10 + 12 = 32
+    assert [(b["from_bits"], b["pairs"]) for b in mp["bins"]] == [(-1.0, 1), (16.0, 1), (32.0, 1)]
+    assert [b["mean_p_full_date"] for b in mp["bins"]] == pytest.approx([_p(-6), _p(14), _p(30)], abs=1e-5)
+
+
+def test_token_map_is_fitted_only_for_a_trained_token_comparison():
+    assert cal.has_token_weights(BF_TOKEN)
+    assert not cal.has_token_weights(BF)
+    untrained = cal.bayes_factors({"dob_token": [(None, None), (None, None)]})
+    assert not cal.has_token_weights(untrained)
+
+
+def test_token_pairs_take_the_token_map_in_any_class():
+    maps = {
+        "token": {"fitted": True, "bins": [{"from_bits": -10.0, "log2_odds": -9.0},
+                                           {"from_bits": 0.0, "log2_odds": 1.5}]},
+        "year": {"fitted": True, "bins": [{"from_bits": -10.0, "log2_odds": -12.0}]},
+    }
+    con = duckdb.connect()
+    con.execute(
+        """CREATE TABLE p AS SELECT * FROM (VALUES
+           ('full', 'year', 1, 2.0), ('full', 'year', 0, -4.0), ('none', 'full', 1, 3.0),
+           ('full', 'year', -1, 2.0), ('full', 'full', -1, 2.0))
+           t(dob_granularity_l, dob_granularity_r, gamma_dob_token, match_weight)"""
+    )
+    got = [r[0] for r in con.execute(f"SELECT {cal.masked_map_sql(maps, 'match_weight')} FROM p").fetchall()]
+    assert got == [1.5, -9.0, 1.5, -12.0, 2.0]

@@ -33,8 +33,10 @@ import numpy as np
 
 from voterolls.link.evaluate import granularity_class_sql
 
-#: The classes recalibrated (the full class provides the labels).
+#: The classes recalibrated (the full class provides the labels).  ``token``: pairs of the
+#: year and none classes compared on sealed DOB tokens (a state sealed its full dates).
 MASKED_CLASSES = ("year", "none")
+TOKEN_CLASS = "token"
 
 #: Width (bits) of the log2-odds bins of the masked recalibration map.
 MASK_BIN_BITS = 1.0
@@ -43,10 +45,13 @@ MASK_MIN_PAIRS = 30
 
 
 def masked_weight_sql(dob_class: str, bf: dict[str, dict[int, float]], weight: str) -> str:
-    """A full-DOB pair's log2-odds had a side published only the year (``year``) or no DOB (``none``).
+    """A full-DOB pair's log2-odds had a side published only the year (``year``), no DOB
+    (``none``) or sealed its dates (``token``).
 
     The DOB comparison's Bayes factor is taken out; for ``year`` the birth-year
-    comparison's is put in (same year or not, from the two birth years).
+    comparison's is put in (same year or not, from the two birth years), for
+    ``token`` the DOB token comparison's (an exact date is an equal token, any
+    other level a different one: a token carries no partial agreement).
     ``bf``: comparison -> gamma -> log2(m / u) of the model; ``weight``: SQL
     of the pair's final log2-odds (pair columns qualified ``p.``, the two
     registrations ``l.`` and ``r.``).
@@ -56,6 +61,9 @@ def masked_weight_sql(dob_class: str, bf: dict[str, dict[int, float]], weight: s
     if dob_class == "year":
         yr = bf["birth_year"]
         w = f"({w} + CASE WHEN l.birth_year = r.birth_year THEN {yr[1]!r} ELSE {yr[0]!r} END)"
+    elif dob_class == TOKEN_CLASS:
+        tk, top = bf["dob_token"], max(bf["dob"])
+        w = f"({w} + CASE WHEN p.gamma_dob = {top} THEN {tk[1]!r} ELSE {tk[0]!r} END)"
     return w
 
 
@@ -99,8 +107,12 @@ def fit_masked_map(
     the masked pairs resemble the class's own candidates.  The map is the
     isotonic fit of the label over the bins, as log2-odds per bin.
     """
-    keys = ["bk_name"] + (["bk_sx_year_init", "bk_last_year_sex"] if dob_class == "year" else [])
-    share = " OR ".join(f"l.{k} = r.{k}" for k in keys)
+    if dob_class == TOKEN_CLASS:
+        # token pairs are blocked as full-date pairs are (the token in place of the date)
+        share = "true"
+    else:
+        keys = ["bk_name"] + (["bk_sx_year_init", "bk_last_year_sex"] if dob_class == "year" else [])
+        share = " OR ".join(f"l.{k} = r.{k}" for k in keys)
     w = masked_weight_sql(dob_class, bf, weight)
     b = MASK_BIN_BITS
     lo_w, cnt, pm, pf = engine.columns(
@@ -148,7 +160,7 @@ def masked_map_sql(maps: dict[str, dict], weight: str) -> str:
     """
     cls = granularity_class_sql("dob_granularity_l", "dob_granularity_r")
     parts = []
-    for c, mp in maps.items():
+    for c, mp in sorted(maps.items(), key=lambda kv: kv[0] != TOKEN_CLASS):  # token pairs first
         if not mp.get("fitted"):
             continue
         bins = mp["bins"]
@@ -156,30 +168,43 @@ def masked_map_sql(maps: dict[str, dict], weight: str) -> str:
             f"WHEN {weight} < {bins[i + 1]['from_bits']!r} THEN {bins[i]['log2_odds']!r}"
             for i in range(len(bins) - 1)
         )
-        # a pair compared on sealed DOB tokens has date evidence the masking did not simulate
-        parts.append(
-            f"WHEN ({cls}) = '{c}' AND coalesce(gamma_dob_token, -1) < 0 "
-            f"THEN (CASE {whens} ELSE {bins[-1]['log2_odds']!r} END)"
+        # a pair compared on sealed DOB tokens takes the token map (its own masking), if any
+        cond = (
+            "coalesce(gamma_dob_token, -1) >= 0" if c == TOKEN_CLASS
+            else f"({cls}) = '{c}' AND coalesce(gamma_dob_token, -1) < 0"
         )
+        mapped = f"(CASE {whens} ELSE {bins[-1]['log2_odds']!r} END)" if whens else repr(bins[-1]["log2_odds"])
+        parts.append(f"WHEN {cond} THEN {mapped}")
     return f"(CASE {' '.join(parts)} ELSE {weight} END)" if parts else weight
 
 
 def bayes_factors(levels: dict[str, list[tuple[float | None, float | None]]]) -> dict[str, dict[int, float]]:
-    """comparison -> gamma -> log2(m / u), from each comparison's non-null levels' (m, u) in model order."""
+    """comparison -> gamma -> log2(m / u), from each comparison's non-null levels' (m, u) in model order.
+
+    A comparison with a level whose m or u was never estimated (no pair of its
+    kind in training, e.g. DOB tokens where no state sealed) is left out.
+    """
     out = {}
     for name, mu in levels.items():
+        if any(m is None or u is None or m <= 0 or u <= 0 for m, u in mu):
+            continue
         n = len(mu)
-        out[name] = {
-            n - 1 - i: float(np.log2((m or 1e-300) / (u or 1e-300))) for i, (m, u) in enumerate(mu)
-        }
+        out[name] = {n - 1 - i: float(np.log2(m / u)) for i, (m, u) in enumerate(mu)}
     return out
 
 
 def fit_maps(engine, pairs_table: str, input_table: str, bf: dict, **kw) -> dict[str, dict]:
-    """:func:`fit_masked_map` for every class of :data:`MASKED_CLASSES` (none without a DOB comparison)."""
+    """:func:`fit_masked_map` for every class of :data:`MASKED_CLASSES` (none without a DOB
+    comparison), and for :data:`TOKEN_CLASS` where the model has DOB-token weights."""
     if "dob" not in bf or "birth_year" not in bf:
         return {}
-    return {c: fit_masked_map(engine, pairs_table, input_table, bf, c, **kw) for c in MASKED_CLASSES}
+    classes = MASKED_CLASSES + ((TOKEN_CLASS,) if has_token_weights(bf) else ())
+    return {c: fit_masked_map(engine, pairs_table, input_table, bf, c, **kw) for c in classes}
+
+
+def has_token_weights(bf: dict) -> bool:
+    """Whether the DOB-token comparison was trained (both levels' m and u estimated)."""
+    return len(bf.get("dob_token", {})) == 2
 
 
 def recalibrate_predictions(engine, linker, df_predict, shift: float, *, input_table: str = "link_input"):
