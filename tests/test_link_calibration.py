@@ -130,3 +130,63 @@ def test_token_pairs_take_the_token_map_in_any_class():
     )
     got = [r[0] for r in con.execute(f"SELECT {cal.masked_map_sql(maps, 'match_weight')} FROM p").fetchall()]
     assert got == [1.5, -9.0, 1.5, -12.0, 2.0]
+
+
+def _birthday_tables(con):
+    # cell ANN LEE (F, 1970): state A dates d1, d1, d2; state B d1, d3 -> 6 cross-state pairs, 2 share d1.
+    # cell BO KIM (M, 1970): A d4; B d4, d5 -> 2 cross pairs, 1 shares d4.  Plus 1970 filler dates.
+    # An in-state pair (A's two d1) never counts; a year-only record is not in any cell.
+    rows = [
+        ("A:1", "A", "ANN", "LEE", "F", "1970-01-01"), ("A:2", "A", "ANN", "LEE", "F", "1970-01-01"),
+        ("A:3", "A", "ANN", "LEE", "F", "1970-01-02"), ("B:1", "B", "ANN", "LEE", "F", "1970-01-01"),
+        ("B:2", "B", "ANN", "LEE", "F", "1970-01-03"),
+        ("A:4", "A", "BO", "KIM", "M", "1970-01-04"), ("B:3", "B", "BO", "KIM", "M", "1970-01-04"),
+        ("B:4", "B", "BO", "KIM", "M", "1970-01-05"),
+        *[(f"C:{i}", "C", f"X{i}", "Y", "F", f"1970-02-{1 + i % 5:02d}") for i in range(12)],
+    ]
+    con.execute(
+        "CREATE TABLE inp (unique_id VARCHAR, state VARCHAR, first_name VARCHAR, last_name VARCHAR, "
+        "gender VARCHAR, dob DATE, middle_name VARCHAR, name_suffix VARCHAR, birth_year INT, "
+        "dob_granularity VARCHAR)"
+    )
+    con.executemany(
+        "INSERT INTO inp VALUES (?, ?, ?, ?, ?, ?, NULL, NULL, 1970, 'full')", [list(r) for r in rows]
+    )
+    con.execute("INSERT INTO inp VALUES ('D:1', 'D', 'ANN', 'LEE', 'F', NULL, NULL, NULL, 1970, 'year')")
+    con.execute(
+        """CREATE TABLE pairs AS SELECT * FROM (VALUES
+           ('A:1', 'B:1', 'full', 'full', 4, -1, 1.5), ('A:2', 'B:1', 'full', 'full', 4, -1, 1.5),
+           ('A:4', 'B:3', 'full', 'full', 4, -1, 9.2), ('A:4', 'B:4', 'full', 'full', 0, -1, -2.0),
+           ('A:1', 'A:2', 'full', 'full', 4, -1, 20.0), ('A:3', 'B:2', 'full', 'full', 0, -1, -9.0))
+           t(unique_id_l, unique_id_r, dob_granularity_l, dob_granularity_r, gamma_dob, gamma_dob_token,
+             match_weight)"""
+    )
+    dates = [r[5] for r in rows]
+    k = len(dates)
+    q = (sum(dates.count(d) ** 2 for d in set(dates)) - k) / (k * (k - 1))
+    return q
+
+
+def test_birthday_map_counts_cell_pairs_and_expected_coincidences(monkeypatch):
+    monkeypatch.setattr(cal, "MASK_MIN_PAIRS", 1)
+    con = duckdb.connect()
+    q = _birthday_tables(con)
+    mp = cal.fit_birthday_map(ConnectionQueries(con), "pairs", "inp", 4)
+    # direct: ANN LEE N = 3 x 2 = 6, E = 2; BO KIM N = 1 x 2 = 2, E = 1; mu = (E - N q) / (1 - q)
+    mu_ann, mu_bo = (2 - 6 * q) / (1 - q), (1 - 2 * q) / (1 - q)
+    assert [(b["from_bits"], b["pairs"]) for b in mp["bins"]] == [(1.0, 2), (9.0, 1)]
+    lab = [mu_ann / 2, mu_bo / 1]
+    assert [b["birthday_share_true"] for b in mp["bins"]] == pytest.approx(lab, abs=1e-5)
+    assert [b["mean_p_model"] for b in mp["bins"]] == pytest.approx([_p(1.5), _p(9.2)], abs=1e-5)
+    assert [b["log2_odds"] for b in mp["bins"]] == pytest.approx([math.log2(v / (1 - v)) for v in lab], abs=1e-3)
+
+
+def test_full_map_labels_the_masked_maps(monkeypatch):
+    """With the full map fitted, the year / none / token labels are the recalibrated full probabilities."""
+    monkeypatch.setattr(cal, "MASK_MIN_PAIRS", 1)
+    full = {"fitted": True, "bins": [{"from_bits": -100.0, "log2_odds": -7.0}]}
+    con = duckdb.connect()
+    _tables(con)
+    label = cal.masked_map_sql({"full": full}, "p.match_weight")
+    mp = cal.fit_masked_map(ConnectionQueries(con), "pairs", "inp", BF, "year", label_weight=label)
+    assert [b["mean_p_full_date"] for b in mp["bins"]] == pytest.approx([_p(-7), _p(-7)], abs=1e-5)

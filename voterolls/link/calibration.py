@@ -96,6 +96,7 @@ def fit_masked_map(
     weight: str = "p.match_weight",
     left_id: str = "p.unique_id_l",
     right_id: str = "p.unique_id_r",
+    label_weight: str | None = None,
 ) -> dict:
     """The recalibration map of ``dob_class`` learnt from full-DOB pairs with their DOB masked.
 
@@ -106,6 +107,8 @@ def fit_masked_map(
     used, i.e. pairs that would have been compared without their dates, so
     the masked pairs resemble the class's own candidates.  The map is the
     isotonic fit of the label over the bins, as log2-odds per bin.
+    ``label_weight``: SQL of the log2-odds the labels are read from (the full
+    class's recalibrated ones; ``weight`` when None).
     """
     if dob_class == TOKEN_CLASS:
         # token pairs are blocked as full-date pairs are (the token in place of the date)
@@ -117,7 +120,7 @@ def fit_masked_map(
     b = MASK_BIN_BITS
     lo_w, cnt, pm, pf = engine.columns(
         f"""SELECT floor({w} / {b!r}) * {b!r} AS lo, count(*) AS n,
-                   avg({_sigmoid2(w)}) AS pm, avg({_sigmoid2(weight)}) AS pf
+                   avg({_sigmoid2(w)}) AS pm, avg({_sigmoid2(label_weight or weight)}) AS pf
             FROM {pairs_table} p
             JOIN {input_table} l ON l.unique_id = {left_id}
             JOIN {input_table} r ON r.unique_id = {right_id}
@@ -152,11 +155,119 @@ def fit_masked_map(
     return {"dob_class": dob_class, "bins": out, "fitted": int(n.sum()) >= 10 * MASK_MIN_PAIRS}
 
 
+#: The class calibrated on the birthday model (:func:`fit_birthday_map`).
+FULL_CLASS = "full"
+#: The fields that make a birthday cell: pairs of one cell agree exactly on all of them, so
+#: they carry the same evidence apart from the date (and, within a state, the address).
+CELL_FIELDS = ("first_name", "last_name", "middle_name", "name_suffix", "gender")
+
+
+def birthday_cells_sql(input_table: str) -> str:
+    """Per cell (:data:`CELL_FIELDS` + birth year): cross-state pairs sharing the cell, those
+    also sharing the full date, and q, the chance two registrations of the year share a date.
+
+    Counts only.  Cross-state pairs of a cell are ``((sum n)^2 - sum n^2) / 2`` over its
+    states' counts ``n``; the same with the date added gives those sharing the date.
+    """
+    cell = ", ".join(f"coalesce(CAST({c} AS VARCHAR), '') AS {c}" for c in CELL_FIELDS)
+    keys = ", ".join(CELL_FIELDS)
+    return f"""
+    WITH r AS (SELECT state, {cell}, birth_year AS y, dob AS d FROM {input_table}
+               WHERE dob_granularity = 'full' AND dob IS NOT NULL AND birth_year IS NOT NULL
+                 AND first_name IS NOT NULL AND last_name IS NOT NULL),
+    yd AS (SELECT y, d, count(*) AS c FROM r GROUP BY y, d),
+    q AS (SELECT y, (sum(c * c) - sum(c)) / nullif(sum(c) * (sum(c) - 1), 0) AS q FROM yd GROUP BY y),
+    cs AS (SELECT {keys}, y, state, count(*) AS n FROM r GROUP BY ALL),
+    cy AS (SELECT {keys}, y, (sum(n) * sum(n) - sum(n * n)) / 2.0 AS pairs FROM cs GROUP BY ALL),
+    ds AS (SELECT {keys}, y, d, state, count(*) AS n FROM r GROUP BY ALL),
+    dd AS (SELECT {keys}, y, d, (sum(n) * sum(n) - sum(n * n)) / 2.0 AS e FROM ds GROUP BY ALL),
+    cd AS (SELECT {keys}, y, sum(e) AS date_pairs FROM dd GROUP BY ALL HAVING sum(e) > 0)
+    SELECT cd.*, cy.pairs, q.q FROM cd JOIN cy USING ({keys}, y) JOIN q USING (y)
+    """
+
+
+def fit_birthday_map(
+    engine,
+    pairs_table: str,
+    input_table: str,
+    exact_gamma: int,
+    *,
+    weight: str = "p.match_weight",
+    left_id: str = "p.unique_id_l",
+    right_id: str = "p.unique_id_r",
+) -> dict:
+    """The recalibration map of the full-DOB class, learnt from the birthday model without truth.
+
+    Why.  The full class supplies the other classes' labels, so it cannot be
+    checked against itself; but among pairs agreeing exactly on the
+    :data:`CELL_FIELDS` the date is the only evidence left to tell a person
+    from a stranger, and strangers share a date by chance.  In a cell (those
+    fields + birth year) with ``N`` cross-state pairs, ``E`` of which share the
+    full date, the birthday model (a date independent of the name within a
+    birth year, chance ``q`` of two registrations sharing one) expects
+    ``(N - mu) q`` strangers among the ``E``, so the cell holds
+    ``mu = (E - N q) / (1 - q)`` same-person pairs.  All ``E`` pairs of a cell
+    carry the same weight (same names, an exact date, no address across
+    states), so per bin of that weight, summed over cells, ``sum mu / sum E`` is
+    the share of true pairs, to set beside the model's mean probability.  The
+    map is the isotonic fit of that share, applied to the full class by weight.
+
+    Assumes the name cells and the date are independent among strangers within
+    a birth year (twins break it, twins differ in first name, so not in a
+    cell), and that miscalibration depends on the weight, not on which fields
+    carried it.  Cells whose date pairs were not scored (a capped block) are
+    left out; unbiased per bin, not per cell (``mu`` of one cell may be < 0).
+    """
+    on = " AND ".join(
+        f"c.{f} = coalesce(CAST(l.{f} AS VARCHAR), '') AND c.{f} = coalesce(CAST(r.{f} AS VARCHAR), '')"
+        for f in CELL_FIELDS
+    )
+    b = MASK_BIN_BITS
+    lo_w, e, sp, mu = engine.columns(
+        f"""WITH c AS ({birthday_cells_sql(input_table)}),
+            pw AS (SELECT {", ".join(f"c.{f}" for f in CELL_FIELDS)}, c.y, any_value(c.date_pairs) AS e,
+                          any_value(c.pairs) AS n, any_value(c.q) AS q,
+                          avg({weight}) AS w, avg({_sigmoid2(weight)}) AS pbar
+                   FROM {pairs_table} p
+                   JOIN {input_table} l ON l.unique_id = {left_id}
+                   JOIN {input_table} r ON r.unique_id = {right_id}
+                   JOIN c ON {on} AND c.y = l.birth_year
+                   WHERE p.gamma_dob = {int(exact_gamma)} AND l.state <> r.state
+                     AND l.dob_granularity = 'full' AND r.dob_granularity = 'full'
+                   GROUP BY ALL)
+            SELECT floor(w / {b!r}) * {b!r} AS lo, sum(e), sum(pbar * e), sum((e - n * q) / (1.0 - q))
+            FROM pw GROUP BY 1 ORDER BY 1"""
+    )
+    rows = [
+        [float(a), float(x), float(y), float(z)]
+        for a, x, y, z in zip(lo_w, e, sp, mu, strict=True)
+    ]
+    bins: list[list[float]] = []  # [lo, date pairs, sum p, sum mu]
+    for row in rows:
+        if bins and bins[-1][1] < MASK_MIN_PAIRS:
+            bins[-1][1:] = [bins[-1][k] + row[k] for k in (1, 2, 3)]
+        else:
+            bins.append(row)
+    if not bins:
+        return {"dob_class": FULL_CLASS, "bins": [], "fitted": False}
+    n = np.array([x[1] for x in bins])
+    label = np.clip(np.array([x[3] for x in bins]) / n, 0.0, 1.0)
+    iso = np.clip(_isotonic(label, n), 1e-9, 1 - 1e-9)
+    out = [
+        {"from_bits": x[0], "pairs": int(round(x[1])), "mean_p_model": round(x[2] / x[1], 5),
+         "birthday_share_true": round(float(lab), 5), "log2_odds": round(float(np.log2(v / (1 - v))), 4)}
+        for x, lab, v in zip(bins, label, iso, strict=True)
+    ]
+    return {"dob_class": FULL_CLASS, "method": "birthday model on exact-name cells", "bins": out,
+            "fitted": int(n.sum()) >= 10 * MASK_MIN_PAIRS}
+
+
 def masked_map_sql(maps: dict[str, dict], weight: str) -> str:
     """SQL of a pair's recalibrated log2-odds: its class's map at ``weight`` (unchanged where none).
 
-    Pairs compared on a sealed DOB token keep their log2-odds: the token is
-    full-date evidence, which the masking does not simulate.
+    Pairs compared on a sealed DOB token take the ``token`` map (full-DOB pairs
+    with their date compared as a token would be), or keep their log2-odds
+    where it was not fitted: the year and none maps simulate no date evidence.
     """
     cls = granularity_class_sql("dob_granularity_l", "dob_granularity_r")
     parts = []
@@ -194,12 +305,19 @@ def bayes_factors(levels: dict[str, list[tuple[float | None, float | None]]]) ->
 
 
 def fit_maps(engine, pairs_table: str, input_table: str, bf: dict, **kw) -> dict[str, dict]:
-    """:func:`fit_masked_map` for every class of :data:`MASKED_CLASSES` (none without a DOB
-    comparison), and for :data:`TOKEN_CLASS` where the model has DOB-token weights."""
+    """Every class's map: first the full class on the birthday model (:func:`fit_birthday_map`),
+    then :data:`MASKED_CLASSES` (and :data:`TOKEN_CLASS` where the model has DOB-token weights)
+    from full-DOB pairs masked, labelled with the *recalibrated* full-DOB probabilities where
+    the full map was fitted.  Nothing without a DOB comparison."""
     if "dob" not in bf or "birth_year" not in bf:
         return {}
+    maps = {FULL_CLASS: fit_birthday_map(engine, pairs_table, input_table, max(bf["dob"]), **kw)}
+    weight = kw.get("weight", "p.match_weight")
+    label = masked_map_sql(maps, weight) if maps[FULL_CLASS]["fitted"] else weight
     classes = MASKED_CLASSES + ((TOKEN_CLASS,) if has_token_weights(bf) else ())
-    return {c: fit_masked_map(engine, pairs_table, input_table, bf, c, **kw) for c in classes}
+    for c in classes:
+        maps[c] = fit_masked_map(engine, pairs_table, input_table, bf, c, label_weight=label, **kw)
+    return maps
 
 
 def has_token_weights(bf: dict) -> bool:
