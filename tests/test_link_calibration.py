@@ -154,7 +154,7 @@ def _birthday_tables(con):
     )
     con.execute("INSERT INTO inp VALUES ('D:1', 'D', 'ANN', 'LEE', 'F', NULL, NULL, NULL, 1970, 'year')")
     con.execute(
-        """CREATE TABLE pairs AS SELECT * FROM (VALUES
+        """CREATE TABLE pairs AS SELECT *, 4 AS gamma_last_name FROM (VALUES
            ('A:1', 'B:1', 'full', 'full', 4, -1, 1.5), ('A:2', 'B:1', 'full', 'full', 4, -1, 1.5),
            ('A:4', 'B:3', 'full', 'full', 4, -1, 9.2), ('A:4', 'B:4', 'full', 'full', 0, -1, -2.0),
            ('A:1', 'A:2', 'full', 'full', 4, -1, 20.0), ('A:3', 'B:2', 'full', 'full', 0, -1, -9.0))
@@ -190,3 +190,52 @@ def test_full_map_labels_the_masked_maps(monkeypatch):
     label = cal.masked_map_sql({"full": full}, "p.match_weight")
     mp = cal.fit_masked_map(ConnectionQueries(con), "pairs", "inp", BF, "year", label_weight=label)
     assert [b["mean_p_full_date"] for b in mp["bins"]] == pytest.approx([_p(-7), _p(-7)], abs=1e-5)
+
+
+@pytest.mark.parametrize("kind", cal.CELL_KINDS, ids=lambda k: k.name)
+def test_birthday_cells_match_a_brute_force_count(kind):
+    """Cell pairs, date pairs and q of every cell kind against enumerating the cross-state pairs."""
+    import itertools
+    from collections import Counter
+
+    rng = np.random.default_rng(11)
+    n = 160
+    rows = [
+        (f"{s}:{i}", s, f"F{rng.integers(2)}", f"L{rng.integers(3)}",
+         None if rng.random() < 0.3 else f"M{rng.integers(2)}", None, "F", 1970,
+         f"1970-01-{1 + rng.integers(4):02d}")
+        for i, s in enumerate(rng.choice(["A", "B", "C"], n))
+    ]
+    con = duckdb.connect()
+    con.execute(
+        "CREATE TABLE inp (unique_id VARCHAR, state VARCHAR, first_name VARCHAR, last_name VARCHAR, "
+        "middle_name VARCHAR, name_suffix VARCHAR, gender VARCHAR, birth_year INT, dob DATE, "
+        "dob_granularity VARCHAR DEFAULT 'full')"
+    )
+    con.executemany("INSERT INTO inp VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'full')", [list(r) for r in rows])
+    got = con.execute(
+        f"SELECT {', '.join(kind.equal)}, date_pairs, pairs, q FROM ({cal.birthday_cells_sql('inp', kind)})"
+    ).fetchall()
+    idx = {"first_name": 2, "last_name": 3, "middle_name": 4, "name_suffix": 5, "gender": 6}
+    dates = Counter(r[8] for r in rows)
+    q = (sum(c * c for c in dates.values()) - n) / (n * (n - 1))
+    cells: dict[tuple, list[int]] = {}
+    for a, b in itertools.combinations(rows, 2):
+        if a[1] == b[1] or any(a[idx[f]] != b[idx[f]] for f in kind.equal):
+            continue
+        if kind.relation == "differs":
+            s = idx[kind.special]
+            if a[s] is None or b[s] is None or a[s] == b[s]:
+                continue
+        if kind.relation == "one_missing":
+            s = idx[kind.special]
+            if (a[s] is None) == (b[s] is None):
+                continue
+        key = tuple(a[idx[f]] or "" for f in kind.equal)
+        c = cells.setdefault(key, [0, 0])
+        c[0] += 1
+        c[1] += a[8] == b[8]
+    want = {k: v for k, v in cells.items() if v[1] > 0}
+    assert want  # the test data exercises the kind
+    assert {tuple(r[:-3]): [r[-2], r[-3]] for r in got} == want
+    assert all(r[-1] == pytest.approx(q) for r in got)

@@ -29,6 +29,8 @@ never a name or a date.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from voterolls.link.evaluate import granularity_class_sql
@@ -157,33 +159,123 @@ def fit_masked_map(
 
 #: The class calibrated on the birthday model (:func:`fit_birthday_map`).
 FULL_CLASS = "full"
-#: The fields that make a birthday cell: pairs of one cell agree exactly on all of them, so
-#: they carry the same evidence apart from the date (and, within a state, the address).
-CELL_FIELDS = ("first_name", "last_name", "middle_name", "name_suffix", "gender")
+NAME_FIELDS = ("first_name", "last_name", "middle_name", "name_suffix", "gender")
 
 
-def birthday_cells_sql(input_table: str) -> str:
-    """Per cell (:data:`CELL_FIELDS` + birth year): cross-state pairs sharing the cell, those
-    also sharing the full date, and q, the chance two registrations of the year share a date.
+@dataclass(frozen=True)
+class CellKind:
+    """Pairs whose evidence apart from the date is one value per cell.
 
-    Counts only.  Cross-state pairs of a cell are ``((sum n)^2 - sum n^2) / 2`` over its
-    states' counts ``n``; the same with the date added gives those sharing the date.
+    Pairs of one cell agree exactly on every :data:`NAME_FIELDS` field but
+    ``special``; on ``special`` they all stand in ``relation``: ``None`` (it is
+    one of the equal fields), ``differs`` (both carry it, values differ: the
+    comparison's else level, ``gamma_<special> = 0``) or ``one_missing``.
     """
-    cell = ", ".join(f"coalesce(CAST({c} AS VARCHAR), '') AS {c}" for c in CELL_FIELDS)
-    keys = ", ".join(CELL_FIELDS)
+
+    name: str
+    special: str | None = None
+    relation: str | None = None
+
+    @property
+    def equal(self) -> tuple[str, ...]:
+        return tuple(f for f in NAME_FIELDS if f != self.special)
+
+
+#: The cell kinds: all names exact; a changed or different surname (married women against
+#: strangers sharing date, first and middle name); a middle name on one side only.  At 1M
+#: registrations at national density they hold most of the full class's mid-range pairs.
+CELL_KINDS = (
+    CellKind("names exact"),
+    CellKind("surname differs", "last_name", "differs"),
+    CellKind("middle name on one side", "middle_name", "one_missing"),
+)
+
+
+def _cross_pairs_sql(rel: str, keys: str) -> str:
+    """Cross-state pairs per group of ``keys`` over ``rel`` (rows: keys, state, n)."""
+    return f"SELECT {keys}, (sum(n) * sum(n) - sum(n * n)) / 2.0 AS k FROM {rel} GROUP BY ALL"
+
+
+def birthday_cells_sql(input_table: str, kind: CellKind) -> str:
+    """Per cell of ``kind`` (its equal fields + birth year): cross-state pairs in the cell
+    (``pairs``), those also sharing the full date (``date_pairs``), and ``q``, the chance two
+    registrations of the birth year share a date.  Counts only.
+
+    Cross-state pairs of a group are ``((sum n)^2 - sum n^2) / 2`` over its states'
+    counts; a relation on the special field is a difference of such counts (pairs
+    with it differing = pairs sharing the rest - pairs sharing it too; with it on
+    one side only = all pairs - pairs where both lack it - pairs where both carry it).
+    """
+    eq = kind.equal
+    cell = ", ".join(f"coalesce(CAST({c} AS VARCHAR), '') AS {c}" for c in eq)
+    keys = ", ".join(eq)
+    sp = kind.special
+    extra = f", CAST({sp} AS VARCHAR) AS _s" if sp else ""
+    where = f" AND {sp} IS NOT NULL" if kind.relation == "differs" else ""
+
+    def counts(by: str) -> str:
+        rows = f"(SELECT {by}, state, count(*) AS n FROM r GROUP BY ALL)"
+        if kind.relation == "differs":
+            both = f"(SELECT {by}, _s, state, count(*) AS n FROM r GROUP BY ALL)"
+            return (
+                f"SELECT a.* EXCLUDE (k), a.k - coalesce(b.k, 0) AS k FROM ({_cross_pairs_sql(rows, by)}) a "
+                f"LEFT JOIN (SELECT {by}, sum(k) AS k FROM ({_cross_pairs_sql(both, by + ', _s')}) GROUP BY ALL) b "
+                f"USING ({by})"
+            )
+        if kind.relation == "one_missing":
+            part = f"(SELECT {by}, _s IS NULL AS _null, state, count(*) AS n FROM r GROUP BY ALL)"
+            return (
+                f"SELECT a.* EXCLUDE (k), a.k - coalesce(b.k, 0) AS k FROM ({_cross_pairs_sql(rows, by)}) a "
+                f"LEFT JOIN (SELECT {by}, sum(k) AS k FROM ({_cross_pairs_sql(part, by + ', _null')}) "
+                f"GROUP BY ALL) b USING ({by})"
+            )
+        return _cross_pairs_sql(rows, by)
+
     return f"""
-    WITH r AS (SELECT state, {cell}, birth_year AS y, dob AS d FROM {input_table}
+    WITH r AS (SELECT state, {cell}, birth_year AS y, dob AS d{extra} FROM {input_table}
                WHERE dob_granularity = 'full' AND dob IS NOT NULL AND birth_year IS NOT NULL
-                 AND first_name IS NOT NULL AND last_name IS NOT NULL),
+                 AND first_name IS NOT NULL AND last_name IS NOT NULL{where}),
     yd AS (SELECT y, d, count(*) AS c FROM r GROUP BY y, d),
     q AS (SELECT y, (sum(c * c) - sum(c)) / nullif(sum(c) * (sum(c) - 1), 0) AS q FROM yd GROUP BY y),
-    cs AS (SELECT {keys}, y, state, count(*) AS n FROM r GROUP BY ALL),
-    cy AS (SELECT {keys}, y, (sum(n) * sum(n) - sum(n * n)) / 2.0 AS pairs FROM cs GROUP BY ALL),
-    ds AS (SELECT {keys}, y, d, state, count(*) AS n FROM r GROUP BY ALL),
-    dd AS (SELECT {keys}, y, d, (sum(n) * sum(n) - sum(n * n)) / 2.0 AS e FROM ds GROUP BY ALL),
-    cd AS (SELECT {keys}, y, sum(e) AS date_pairs FROM dd GROUP BY ALL HAVING sum(e) > 0)
-    SELECT cd.*, cy.pairs, q.q FROM cd JOIN cy USING ({keys}, y) JOIN q USING (y)
+    cy AS ({counts(keys + ", y")}),
+    dd AS ({counts(keys + ", y, d")}),
+    cd AS (SELECT {keys}, y, sum(k) AS date_pairs FROM dd GROUP BY ALL HAVING sum(k) > 0)
+    SELECT cd.*, cy.k AS pairs, q.q FROM cd JOIN cy USING ({keys}, y) JOIN q USING (y)
     """
+
+
+def _kind_pairs_sql(kind: CellKind) -> str:
+    """Condition on a scored pair (``p``, ``l``, ``r``) of belonging to a cell of ``kind``."""
+    if kind.relation == "differs":
+        return f"l.{kind.special} <> r.{kind.special} AND p.gamma_{kind.special} = 0"
+    if kind.relation == "one_missing":
+        return f"(l.{kind.special} IS NULL) <> (r.{kind.special} IS NULL)"
+    return "true"
+
+
+def birthday_bins_sql(
+    pairs_table: str, input_table: str, kind: CellKind, exact_gamma: int, weight: str, left_id: str, right_id: str
+) -> str:
+    """Per bin of weight: date pairs of the cells of ``kind``, the model's sum of p over them and
+    the birthday model's expected same-person pairs ``sum (E - N q) / (1 - q)``."""
+    on = " AND ".join(
+        f"c.{f} = coalesce(CAST(l.{f} AS VARCHAR), '') AND c.{f} = coalesce(CAST(r.{f} AS VARCHAR), '')"
+        for f in kind.equal
+    )
+    b = MASK_BIN_BITS
+    return f"""WITH c AS ({birthday_cells_sql(input_table, kind)}),
+        pw AS (SELECT {", ".join(f"c.{f}" for f in kind.equal)}, c.y, any_value(c.date_pairs) AS e,
+                      any_value(c.pairs) AS n, any_value(c.q) AS q,
+                      avg({weight}) AS w, avg({_sigmoid2(weight)}) AS pbar
+               FROM {pairs_table} p
+               JOIN {input_table} l ON l.unique_id = {left_id}
+               JOIN {input_table} r ON r.unique_id = {right_id}
+               JOIN c ON {on} AND c.y = l.birth_year
+               WHERE p.gamma_dob = {int(exact_gamma)} AND l.state <> r.state
+                 AND l.dob_granularity = 'full' AND r.dob_granularity = 'full' AND {_kind_pairs_sql(kind)}
+               GROUP BY ALL)
+        SELECT floor(w / {b!r}) * {b!r} AS lo, sum(e), sum(pbar * e), sum((e - n * q) / (1.0 - q))
+        FROM pw GROUP BY 1"""
 
 
 def fit_birthday_map(
@@ -199,51 +291,39 @@ def fit_birthday_map(
     """The recalibration map of the full-DOB class, learnt from the birthday model without truth.
 
     Why.  The full class supplies the other classes' labels, so it cannot be
-    checked against itself; but among pairs agreeing exactly on the
-    :data:`CELL_FIELDS` the date is the only evidence left to tell a person
-    from a stranger, and strangers share a date by chance.  In a cell (those
-    fields + birth year) with ``N`` cross-state pairs, ``E`` of which share the
-    full date, the birthday model (a date independent of the name within a
-    birth year, chance ``q`` of two registrations sharing one) expects
-    ``(N - mu) q`` strangers among the ``E``, so the cell holds
-    ``mu = (E - N q) / (1 - q)`` same-person pairs.  All ``E`` pairs of a cell
-    carry the same weight (same names, an exact date, no address across
-    states), so per bin of that weight, summed over cells, ``sum mu / sum E`` is
-    the share of true pairs, to set beside the model's mean probability.  The
-    map is the isotonic fit of that share, applied to the full class by weight.
+    checked against itself; but among pairs of one cell (:class:`CellKind`:
+    e.g. the same first, middle and last name, or the same first and middle
+    name and different surnames) the date is the only evidence that differs
+    from pair to pair, and strangers share a date by chance.  In a cell (+
+    birth year) with ``N`` cross-state pairs, ``E`` of which share the full
+    date, the birthday model (a date independent of the names within a birth
+    year, chance ``q`` of two registrations sharing one) expects ``(N - mu) q``
+    strangers among the ``E``, so the cell holds ``mu = (E - N q) / (1 - q)``
+    same-person pairs.  The ``E`` pairs of a cell carry one weight (same
+    names, an exact date, no address across states), so per bin of that
+    weight, summed over cells and kinds, ``sum mu / sum E`` is the share of true
+    pairs, beside the model's mean probability.  The map is the isotonic fit
+    of that share, applied to the full class by weight.
 
-    Assumes the name cells and the date are independent among strangers within
-    a birth year (twins break it, twins differ in first name, so not in a
-    cell), and that miscalibration depends on the weight, not on which fields
-    carried it.  Cells whose date pairs were not scored (a capped block) are
-    left out; unbiased per bin, not per cell (``mu`` of one cell may be < 0).
+    Assumes the date independent of the names among strangers within a birth
+    year (twins break it; they differ in first name, so are in no cell) and
+    that miscalibration depends on the weight, not on which fields carried
+    it.  Cells whose date pairs were not scored (a capped block) are left out;
+    unbiased per bin, not per cell (``mu`` of one cell may be < 0).
     """
-    on = " AND ".join(
-        f"c.{f} = coalesce(CAST(l.{f} AS VARCHAR), '') AND c.{f} = coalesce(CAST(r.{f} AS VARCHAR), '')"
-        for f in CELL_FIELDS
-    )
-    b = MASK_BIN_BITS
-    lo_w, e, sp, mu = engine.columns(
-        f"""WITH c AS ({birthday_cells_sql(input_table)}),
-            pw AS (SELECT {", ".join(f"c.{f}" for f in CELL_FIELDS)}, c.y, any_value(c.date_pairs) AS e,
-                          any_value(c.pairs) AS n, any_value(c.q) AS q,
-                          avg({weight}) AS w, avg({_sigmoid2(weight)}) AS pbar
-                   FROM {pairs_table} p
-                   JOIN {input_table} l ON l.unique_id = {left_id}
-                   JOIN {input_table} r ON r.unique_id = {right_id}
-                   JOIN c ON {on} AND c.y = l.birth_year
-                   WHERE p.gamma_dob = {int(exact_gamma)} AND l.state <> r.state
-                     AND l.dob_granularity = 'full' AND r.dob_granularity = 'full'
-                   GROUP BY ALL)
-            SELECT floor(w / {b!r}) * {b!r} AS lo, sum(e), sum(pbar * e), sum((e - n * q) / (1.0 - q))
-            FROM pw GROUP BY 1 ORDER BY 1"""
-    )
-    rows = [
-        [float(a), float(x), float(y), float(z)]
-        for a, x, y, z in zip(lo_w, e, sp, mu, strict=True)
-    ]
+    acc: dict[float, list[float]] = {}
+    for kind in CELL_KINDS:
+        lo_w, e, sp, mu = engine.columns(
+            birthday_bins_sql(pairs_table, input_table, kind, exact_gamma, weight, left_id, right_id)
+        )
+        for a, x, y, z in zip(lo_w, e, sp, mu, strict=True):
+            row = acc.setdefault(float(a), [0.0, 0.0, 0.0])
+            row[0] += float(x)
+            row[1] += float(y)
+            row[2] += float(z)
     bins: list[list[float]] = []  # [lo, date pairs, sum p, sum mu]
-    for row in rows:
+    for lo in sorted(acc):
+        row = [lo, *acc[lo]]
         if bins and bins[-1][1] < MASK_MIN_PAIRS:
             bins[-1][1:] = [bins[-1][k] + row[k] for k in (1, 2, 3)]
         else:
@@ -258,7 +338,7 @@ def fit_birthday_map(
          "birthday_share_true": round(float(lab), 5), "log2_odds": round(float(np.log2(v / (1 - v))), 4)}
         for x, lab, v in zip(bins, label, iso, strict=True)
     ]
-    return {"dob_class": FULL_CLASS, "method": "birthday model on exact-name cells", "bins": out,
+    return {"dob_class": FULL_CLASS, "method": "birthday model on name cells", "bins": out,
             "fitted": int(n.sum()) >= 10 * MASK_MIN_PAIRS}
 
 
