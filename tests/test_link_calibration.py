@@ -153,10 +153,13 @@ def _birthday_tables(con):
         "INSERT INTO inp VALUES (?, ?, ?, ?, ?, ?, NULL, NULL, 1970, 'full')", [list(r) for r in rows]
     )
     con.execute("INSERT INTO inp VALUES ('D:1', 'D', 'ANN', 'LEE', 'F', NULL, NULL, NULL, 1970, 'year')")
+    # a date pair's weight: one offset (-5 bits) minus log2 of the first and last names'
+    # frequencies among the 21 registrations (ANN 6, LEE 6, BO 3, KIM 3)
+    w_ann, w_bo = -5 - 2 * math.log2(6 / 21), -5 - 2 * math.log2(3 / 21)
     con.execute(
-        """CREATE TABLE pairs AS SELECT *, 4 AS gamma_last_name FROM (VALUES
-           ('A:1', 'B:1', 'full', 'full', 4, -1, 1.5), ('A:2', 'B:1', 'full', 'full', 4, -1, 1.5),
-           ('A:4', 'B:3', 'full', 'full', 4, -1, 9.2), ('A:4', 'B:4', 'full', 'full', 0, -1, -2.0),
+        f"""CREATE TABLE pairs AS SELECT *, 4 AS gamma_last_name FROM (VALUES
+           ('A:1', 'B:1', 'full', 'full', 4, -1, {w_ann}), ('A:2', 'B:1', 'full', 'full', 4, -1, {w_ann}),
+           ('A:4', 'B:3', 'full', 'full', 4, -1, {w_bo}), ('A:4', 'B:4', 'full', 'full', 0, -1, -2.0),
            ('A:1', 'A:2', 'full', 'full', 4, -1, 20.0), ('A:3', 'B:2', 'full', 'full', 0, -1, -9.0))
            t(unique_id_l, unique_id_r, dob_granularity_l, dob_granularity_r, gamma_dob, gamma_dob_token,
              match_weight)"""
@@ -164,32 +167,22 @@ def _birthday_tables(con):
     dates = [r[5] for r in rows]
     k = len(dates)
     q = (sum(dates.count(d) ** 2 for d in set(dates)) - k) / (k * (k - 1))
-    return q
+    return q, w_ann, w_bo
 
 
 def test_birthday_map_counts_cell_pairs_and_expected_coincidences(monkeypatch):
     monkeypatch.setattr(cal, "MASK_MIN_PAIRS", 1)
     con = duckdb.connect()
-    q = _birthday_tables(con)
+    q, w_ann, w_bo = _birthday_tables(con)
     mp = cal.fit_birthday_map(ConnectionQueries(con), "pairs", "inp", 4)
     # direct: ANN LEE N = 3 x 2 = 6, E = 2; BO KIM N = 1 x 2 = 2, E = 1; mu = (E - N q) / (1 - q)
     mu_ann, mu_bo = (2 - 6 * q) / (1 - q), (1 - 2 * q) / (1 - q)
-    assert [(b["from_bits"], b["pairs"]) for b in mp["bins"]] == [(1.0, 2), (9.0, 1)]
+    assert [(b["from_bits"], b["pairs"]) for b in mp["bins"]] == [(math.floor(w_ann), 2), (math.floor(w_bo), 1)]
     lab = [mu_ann / 2, mu_bo / 1]
     assert [b["birthday_share_true"] for b in mp["bins"]] == pytest.approx(lab, abs=1e-5)
-    assert [b["mean_p_model"] for b in mp["bins"]] == pytest.approx([_p(1.5), _p(9.2)], abs=1e-5)
+    # each cell's weight is the offset measured on the scored pairs plus its names' rarity
+    assert [b["mean_p_model"] for b in mp["bins"]] == pytest.approx([_p(w_ann), _p(w_bo)], abs=1e-5)
     assert [b["log2_odds"] for b in mp["bins"]] == pytest.approx([math.log2(v / (1 - v)) for v in lab], abs=1e-3)
-
-
-def test_full_map_labels_the_masked_maps(monkeypatch):
-    """With the full map fitted, the year / none / token labels are the recalibrated full probabilities."""
-    monkeypatch.setattr(cal, "MASK_MIN_PAIRS", 1)
-    full = {"fitted": True, "bins": [{"from_bits": -100.0, "log2_odds": -7.0}]}
-    con = duckdb.connect()
-    _tables(con)
-    label = cal.masked_map_sql({"full": full}, "p.match_weight")
-    mp = cal.fit_masked_map(ConnectionQueries(con), "pairs", "inp", BF, "year", label_weight=label)
-    assert [b["mean_p_full_date"] for b in mp["bins"]] == pytest.approx([_p(-7), _p(-7)], abs=1e-5)
 
 
 @pytest.mark.parametrize("kind", cal.CELL_KINDS, ids=lambda k: k.name)
@@ -235,7 +228,7 @@ def test_birthday_cells_match_a_brute_force_count(kind):
         c = cells.setdefault(key, [0, 0])
         c[0] += 1
         c[1] += a[8] == b[8]
-    want = {k: v for k, v in cells.items() if v[1] > 0}
+    want = {k: v for k, v in cells.items() if v[0] > 0}  # every cell, with a date pair or not
     assert want  # the test data exercises the kind
     assert {tuple(r[:-3]): [r[-2], r[-3]] for r in got} == want
     assert all(r[-1] == pytest.approx(q) for r in got)

@@ -98,7 +98,6 @@ def fit_masked_map(
     weight: str = "p.match_weight",
     left_id: str = "p.unique_id_l",
     right_id: str = "p.unique_id_r",
-    label_weight: str | None = None,
 ) -> dict:
     """The recalibration map of ``dob_class`` learnt from full-DOB pairs with their DOB masked.
 
@@ -109,8 +108,6 @@ def fit_masked_map(
     used, i.e. pairs that would have been compared without their dates, so
     the masked pairs resemble the class's own candidates.  The map is the
     isotonic fit of the label over the bins, as log2-odds per bin.
-    ``label_weight``: SQL of the log2-odds the labels are read from (the full
-    class's recalibrated ones; ``weight`` when None).
     """
     if dob_class == TOKEN_CLASS:
         # token pairs are blocked as full-date pairs are (the token in place of the date)
@@ -122,7 +119,7 @@ def fit_masked_map(
     b = MASK_BIN_BITS
     lo_w, cnt, pm, pf = engine.columns(
         f"""SELECT floor({w} / {b!r}) * {b!r} AS lo, count(*) AS n,
-                   avg({_sigmoid2(w)}) AS pm, avg({_sigmoid2(label_weight or weight)}) AS pf
+                   avg({_sigmoid2(w)}) AS pm, avg({_sigmoid2(weight)}) AS pf
             FROM {pairs_table} p
             JOIN {input_table} l ON l.unique_id = {left_id}
             JOIN {input_table} r ON r.unique_id = {right_id}
@@ -239,8 +236,9 @@ def birthday_cells_sql(input_table: str, kind: CellKind) -> str:
     q AS (SELECT y, (sum(c * c) - sum(c)) / nullif(sum(c) * (sum(c) - 1), 0) AS q FROM yd GROUP BY y),
     cy AS ({counts(keys + ", y")}),
     dd AS ({counts(keys + ", y, d")}),
-    cd AS (SELECT {keys}, y, sum(k) AS date_pairs FROM dd GROUP BY ALL HAVING sum(k) > 0)
-    SELECT cd.*, cy.k AS pairs, q.q FROM cd JOIN cy USING ({keys}, y) JOIN q USING (y)
+    cd AS (SELECT {keys}, y, sum(k) AS date_pairs FROM dd GROUP BY ALL)
+    SELECT cy.* EXCLUDE (k), coalesce(cd.date_pairs, 0) AS date_pairs, cy.k AS pairs, q.q
+    FROM cy LEFT JOIN cd USING ({keys}, y) JOIN q USING (y) WHERE cy.k > 0
     """
 
 
@@ -253,29 +251,52 @@ def _kind_pairs_sql(kind: CellKind) -> str:
     return "true"
 
 
+#: Fields whose exact level carries a term-frequency adjustment: a cell's weight is its
+#: kind's offset minus log2 of each such frequency (measured: the same offset on every
+#: scored date pair of a kind and group to 1e-14 bits at 1M).
+TF_FIELDS = ("first_name", "last_name", "middle_name")
+
+
 def birthday_bins_sql(
     pairs_table: str, input_table: str, kind: CellKind, exact_gamma: int, weight: str, left_id: str, right_id: str
 ) -> str:
     """Per bin of weight: date pairs of the cells of ``kind``, the model's sum of p over them and
-    the birthday model's expected same-person pairs ``sum (E - N q) / (1 - q)``."""
+    the birthday model's expected same-person pairs ``sum (E - N q) / (1 - q)``.
+
+    Every cell counts, with or without a pair sharing the date (taking only cells with
+    one would drop the cells where no coincidence happened and overstate ``mu``), so a
+    cell's bin is the weight its date pairs *would* carry: the offset of its group
+    (middle name / suffix / gender present or not), measured on the scored date pairs,
+    minus log2 of the term frequencies of its exact name fields.
+    """
+    eq = kind.equal
+    tf_fields = [f for f in TF_FIELDS if f in eq]
+    tfs = " ".join(
+        f"LEFT JOIN (SELECT CAST({f} AS VARCHAR) AS v, count(*) / sum(count(*)) OVER () AS tf "
+        f"FROM {input_table} WHERE {f} IS NOT NULL GROUP BY 1) tf_{f} ON tf_{f}.v = c.{f}"
+        for f in tf_fields
+    )
+    fsum = " + ".join(f"coalesce(-log2(tf_{f}.tf), 0.0)" for f in tf_fields) or "0.0"
+    grp = ", ".join(f"(c.{f} = '') AS g_{f}" for f in eq if f not in ("first_name", "last_name"))
+    gcols = ", ".join(f"g_{f}" for f in eq if f not in ("first_name", "last_name"))
     on = " AND ".join(
         f"c.{f} = coalesce(CAST(l.{f} AS VARCHAR), '') AND c.{f} = coalesce(CAST(r.{f} AS VARCHAR), '')"
-        for f in kind.equal
+        for f in eq
     )
     b = MASK_BIN_BITS
-    return f"""WITH c AS ({birthday_cells_sql(input_table, kind)}),
-        pw AS (SELECT {", ".join(f"c.{f}" for f in kind.equal)}, c.y, any_value(c.date_pairs) AS e,
-                      any_value(c.pairs) AS n, any_value(c.q) AS q,
-                      avg({weight}) AS w, avg({_sigmoid2(weight)}) AS pbar
-               FROM {pairs_table} p
-               JOIN {input_table} l ON l.unique_id = {left_id}
-               JOIN {input_table} r ON r.unique_id = {right_id}
-               JOIN c ON {on} AND c.y = l.birth_year
-               WHERE p.gamma_dob = {int(exact_gamma)} AND l.state <> r.state
-                 AND l.dob_granularity = 'full' AND r.dob_granularity = 'full' AND {_kind_pairs_sql(kind)}
-               GROUP BY ALL)
-        SELECT floor(w / {b!r}) * {b!r} AS lo, sum(e), sum(pbar * e), sum((e - n * q) / (1.0 - q))
-        FROM pw GROUP BY 1"""
+    return f"""WITH c0 AS ({birthday_cells_sql(input_table, kind)}),
+        c AS (SELECT c.*, {fsum} AS f, {grp} FROM c0 c {tfs}),
+        off AS (SELECT {gcols}, avg({weight} - c.f) AS a
+                FROM {pairs_table} p
+                JOIN {input_table} l ON l.unique_id = {left_id}
+                JOIN {input_table} r ON r.unique_id = {right_id}
+                JOIN c ON {on} AND c.y = l.birth_year
+                WHERE p.gamma_dob = {int(exact_gamma)} AND l.state <> r.state
+                  AND l.dob_granularity = 'full' AND r.dob_granularity = 'full' AND {_kind_pairs_sql(kind)}
+                GROUP BY ALL),
+        cw AS (SELECT c.date_pairs AS e, c.pairs AS n, c.q, off.a + c.f AS w FROM c JOIN off USING ({gcols}))
+        SELECT floor(w / {b!r}) * {b!r} AS lo, sum(e), sum({_sigmoid2("w")} * e), sum((e - n * q) / (1.0 - q))
+        FROM cw GROUP BY 1"""
 
 
 def fit_birthday_map(
@@ -372,37 +393,42 @@ def masked_map_sql(maps: dict[str, dict], weight: str) -> str:
 def bayes_factors(levels: dict[str, list[tuple[float | None, float | None]]]) -> dict[str, dict[int, float]]:
     """comparison -> gamma -> log2(m / u), from each comparison's non-null levels' (m, u) in model order.
 
-    A comparison with a level whose m or u was never estimated (no pair of its
-    kind in training, e.g. DOB tokens where no state sealed) is left out.
+    An m or u never estimated (no pair of that level in training) counts as
+    1e-300, i.e. a level no pair reaches in practice.
     """
     out = {}
     for name, mu in levels.items():
-        if any(m is None or u is None or m <= 0 or u <= 0 for m, u in mu):
-            continue
         n = len(mu)
-        out[name] = {n - 1 - i: float(np.log2(m / u)) for i, (m, u) in enumerate(mu)}
+        out[name] = {
+            n - 1 - i: float(np.log2((m or 1e-300) / (u or 1e-300))) for i, (m, u) in enumerate(mu)
+        }
     return out
 
 
 def fit_maps(engine, pairs_table: str, input_table: str, bf: dict, **kw) -> dict[str, dict]:
-    """Every class's map: first the full class on the birthday model (:func:`fit_birthday_map`),
-    then :data:`MASKED_CLASSES` (and :data:`TOKEN_CLASS` where the model has DOB-token weights)
-    from full-DOB pairs masked, labelled with the *recalibrated* full-DOB probabilities where
-    the full map was fitted.  Nothing without a DOB comparison."""
+    """Every class's map: the full class on the birthday model (:func:`fit_birthday_map`), and
+    :data:`MASKED_CLASSES` (with :data:`TOKEN_CLASS` where the model has DOB-token weights)
+    from full-DOB pairs masked.  Nothing without a DOB comparison.
+
+    The masked maps' labels are the full-DOB probabilities as scored, not as recalibrated:
+    those labels come from pairs near 0 or 1, where the birthday map is noisiest (its
+    lowest bins are differences of large counts) and the scored ones are right; labelled
+    with the recalibrated ones, the year and none classes' [0.1, 0.5) bin moved from
+    1.08 / 1.11 to 1.12 / 1.16 expected per observed at 1M (docs/LINKAGE.md)."""
     if "dob" not in bf or "birth_year" not in bf:
         return {}
     maps = {FULL_CLASS: fit_birthday_map(engine, pairs_table, input_table, max(bf["dob"]), **kw)}
-    weight = kw.get("weight", "p.match_weight")
-    label = masked_map_sql(maps, weight) if maps[FULL_CLASS]["fitted"] else weight
     classes = MASKED_CLASSES + ((TOKEN_CLASS,) if has_token_weights(bf) else ())
     for c in classes:
-        maps[c] = fit_masked_map(engine, pairs_table, input_table, bf, c, label_weight=label, **kw)
+        maps[c] = fit_masked_map(engine, pairs_table, input_table, bf, c, **kw)
     return maps
 
 
 def has_token_weights(bf: dict) -> bool:
-    """Whether the DOB-token comparison was trained (both levels' m and u estimated)."""
-    return len(bf.get("dob_token", {})) == 2
+    """Whether the DOB-token comparison was trained (both levels' m and u estimated: a missing
+    one shows as a Bayes factor of about +-1000 bits, both missing as 0 on every level)."""
+    tk = bf.get("dob_token", {})
+    return len(tk) == 2 and all(abs(v) < 500 for v in tk.values()) and any(v != 0 for v in tk.values())
 
 
 def recalibrate_predictions(engine, linker, df_predict, shift: float, *, input_table: str = "link_input"):
