@@ -1,4 +1,4 @@
-"""Recalibration of the year-only and no-DOB classes, learnt without truth from the full-DOB pairs.
+"""Recalibration of every DOB class, learnt without truth.
 
 Why.  The model's probabilities lean on conditional independence, which names
 violate (first and last names are correlated through ethnicity and gender),
@@ -7,24 +7,31 @@ even the oracle, with true m and u, expected 1.5-1.9x the true pairs in
 [0.1, 0.5) where a side publishes a birth year only or no DOB
 (docs/LINKAGE.md, "Against the ceiling").
 
-Labels without truth.  Where both sides publish a full DOB linkage is sharp
-(a full date is ~25,000:1 evidence; at 1M registrations the full class scores
-F1 0.95), so the full-DOB pairs carry their own near-labels.  *Mask* the date
-of a full-DOB pair - take the DOB comparison's Bayes factor out of its
-log-odds and, for the year class, put the birth-year comparison's in - and
-its log-odds become those it would have had with a year-only side (or no DOB).
-Over the masked pairs, per bin of masked log-odds, the mean of the full-DOB
-probabilities is what the class's probability in that bin should be.  Only
-pairs sharing a name blocking key are used (pairs that would have been
-compared without their dates), so the masked pairs resemble the class's own
-candidates.  The map is the isotonic (monotone) fit over the bins, applied to
-the year and none classes; the full class is left as scored.
+Full DOB on both sides: the birthday model (:func:`fit_birthday_map`).  Among
+pairs of one name cell (:data:`CELL_KINDS`) in two states the date is the only
+evidence that varies, and strangers share a date by chance q(y); a cell's
+pairs sharing the date, less the coincidences the birthday model expects,
+are its same-person pairs.  Per bin of the weight the cell's date pairs carry,
+that share is the label.
 
-Checked without truth: the per-bin table (mean masked probability = before,
-mean full-DOB probability = the label, the map = after) is in
-``link_report.json`` (``recalibration``).  Scored against the truth by
-``bench/link_ceiling.py`` (docs/LINKAGE.md).  Counts and probabilities only,
-never a name or a date.
+Year on a side, no DOB on a side, a sealed DOB token: masked full-DOB pairs.
+Where both sides publish a full DOB linkage is sharp (a full date is ~25,000:1
+evidence; at 1M registrations the full class scores F1 0.95), so the full-DOB
+pairs carry their own near-labels.  *Mask* the date of a full-DOB pair - take
+the DOB comparison's Bayes factor out of its log-odds and, for the year class,
+put the birth-year comparison's in (for the token class the token's) - and its
+log-odds become those it would have had with a year-only side (or no DOB, or
+a sealed date).  Over the masked pairs, per bin of masked log-odds, the mean
+of the full-DOB probabilities is what the class's probability in that bin
+should be.  For the year and none classes only pairs sharing a name blocking
+key are used (pairs that would have been compared without their dates), so
+the masked pairs resemble the class's own candidates.
+
+Each map is the isotonic (monotone) fit over its bins.  Checked without
+truth: the per-bin tables (model probability = before, label, the map =
+after) are in ``link_report.json`` (``recalibration``).  Scored against the
+truth by ``bench/link_ceiling.py`` (docs/LINKAGE.md).  Counts and
+probabilities only, never a name or a date.
 """
 
 from __future__ import annotations
@@ -35,7 +42,7 @@ import numpy as np
 
 from voterolls.link.evaluate import granularity_class_sql
 
-#: The classes recalibrated (the full class provides the labels).  ``token``: pairs of the
+#: The classes recalibrated on masked full-DOB pairs.  ``token``: pairs of the
 #: year and none classes compared on sealed DOB tokens (a state sealed its full dates).
 MASKED_CLASSES = ("year", "none")
 TOKEN_CLASS = "token"
