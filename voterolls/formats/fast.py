@@ -85,6 +85,9 @@ class GroupPlan:
     #: a one-file group read from a copy without some of the original's lines
     #: (:func:`bad_lines`, ``sniff.excise``): those original line numbers, sorted
     skipped: list[int] = field(default_factory=list)
+    #: the counts are the files' physical lines, not yet proved to be their records: the
+    #: read itself checks that every line is one loadable record (:func:`unverified`)
+    provisional: bool = False
 
     is_group = True
     unescape = False  # DuckDB's parser already turned "" into "
@@ -176,6 +179,50 @@ class GroupPlan:
     def line_numberer(self) -> LineNumberer:
         """A stateful numberer for the records of :meth:`ordinal_sql`, in stream order."""
         return LineNumberer(self.counts, 1 if self.has_header else 0, self.skipped)
+
+
+class ShapeRefuted(Exception):
+    """A provisional group's read found that its records are not its lines (see :func:`unverified`).
+
+    Not an error in the input: the caller reads the files again with the
+    verification pass first (:func:`verify`), which quarantines what it must.
+    """
+
+
+def trusted(plans: list[FilePlan]) -> bool:
+    """May these files (one fast-path group) be read before their shape is verified?
+
+    Yes for registration files whose bytes the sniffing pass has cleared of
+    what only the verification pass's own line decoding would catch: invalid
+    UTF-8 (DuckDB's parser validates only the columns a query reads) and the
+    control bytes the line reader reserves.  Everything else the read checks
+    itself (:func:`unverified`).
+    """
+    return all(
+        p.role == "registrations"
+        and not p.facts.reserved_controls
+        and (p.duck_encoding == "latin-1" or (p.duck_encoding == "utf-8" and p.facts.utf8))
+        for p in plans
+    )
+
+
+def unverified(plans: list[FilePlan]) -> GroupPlan:
+    """An ordinal group whose record counts are its line counts, to be proved by the read.
+
+    The verification pass (:func:`verify`) reads every line once more than
+    the load does, about a quarter of a clean ingest's time.  A provisional
+    group skips it and lets the load prove the same facts: DuckDB's parser in
+    ``strict_mode`` fails on a line that is not one record of the layout's
+    fields; a record spanning lines makes a file yield fewer records than its
+    lines, which ``LineNumberer`` catches (by position, and in total at the
+    end); the projection carries each record's required-value test, checked
+    per batch.  Any failure raises :class:`ShapeRefuted` and the caller
+    starts over with :func:`verify`, so a clean file is read once and a
+    damaged one is read as before.
+    """
+    hdr = 1 if plans[0].has_header else 0
+    counts = [p.facts.lines - (hdr if p.facts.lines > 0 else 0) for p in plans]
+    return GroupPlan(list(plans), counts, ordinal=True, provisional=True)
 
 
 class LineNumberer:

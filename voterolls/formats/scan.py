@@ -9,9 +9,11 @@ import dataclasses
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from pathlib import Path
+from typing import NoReturn, TypeVar
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from voterolls.errors import UserError
 from voterolls.formats import engine, fast, ny, oh, sniff
@@ -34,8 +36,12 @@ from voterolls.scratch import ScratchFile, anonymous_file
 
 log = get_logger(__name__)
 
+T = TypeVar("T")
+
 #: Column of a clean group's parallel read: the record's file (index in the group), for numbering.
 FILE_INDEX = "__vr_fi"
+#: a provisional group's per-record test of its required values (``fast.unverified``)
+REQUIRED_OK = "__vr_required_ok"
 
 _REJECT_REASONS = {
     "INVALID ENCODING": "invalid byte sequence for {enc}",
@@ -73,6 +79,9 @@ class Scan:
         self._temp = temp
         self._report: ScanReport | None = None
         self._reg_parts = registration_parts or []
+        #: set when a provisional group's read proved it is not one record per line
+        #: (``fast.ShapeRefuted``): scan again with ``verify_first=True``
+        self.shape_refuted = False
 
     def registration_batches(
         self,
@@ -110,27 +119,64 @@ class Scan:
             cur.execute("SET enable_progress_bar = false")
             return prepare(cur, cur.from_arrow(rows.to_arrow_reader(batch_rows))).to_arrow_reader(batch_rows)
 
-        first = open_part(parts[0][0], parts[0][1] if parts[0][2] is not None else None)
+        first = self._refuted_on_error(
+            parts[0][2], lambda: open_part(parts[0][0], parts[0][1] if parts[0][2] is not None else None)
+        )
         schema = first.schema
-        if FILE_INDEX in schema.names:
-            schema = schema.remove(schema.get_field_index(FILE_INDEX))
+        for helper in (FILE_INDEX, REQUIRED_OK):
+            if helper in schema.names:
+                schema = schema.remove(schema.get_field_index(helper))
 
         def batches() -> Iterator[pa.RecordBatch]:
             for k, (exact, ordinal, group) in enumerate(parts):
                 numbered = ordinal is not None and group is not None
-                reader = first if k == 0 else open_part(exact, ordinal if numbered else None)
+                reader = first if k == 0 else self._refuted_on_error(
+                    group, lambda: open_part(exact, ordinal if numbered else None)  # noqa: B023 - called at once
+                )
                 if not numbered:
                     for b in reader:
                         yield b if b.schema == schema else b.cast(schema)
                     continue
-                number = group.line_numberer()
-                for b in reader:
-                    lines = number(b.column(FILE_INDEX))
-                    cols = [lines if name == "source_line" else b.column(name) for name in schema.names]
-                    yield pa.RecordBatch.from_arrays(cols, schema=schema)
-                number.close()
+                yield from self._numbered(reader, group, schema)
 
         return pa.RecordBatchReader.from_batches(schema, batches())
+
+    def _numbered(
+        self, reader: pa.RecordBatchReader, group: fast.GroupPlan, schema: pa.Schema
+    ) -> Iterator[pa.RecordBatch]:
+        """An ordinal group's batches with ``source_line`` from their stream position.
+
+        A provisional group (``fast.unverified``) is proved here: a batch with a
+        record lacking its required value, a parse error or a count that does
+        not reconcile raises ``fast.ShapeRefuted``.
+        """
+        number = group.line_numberer()
+        batches = iter(reader)
+        while True:
+            b = self._refuted_on_error(group, lambda: next(batches, None))  # noqa: B023 - called at once
+            if b is None:
+                break
+            if group.provisional and REQUIRED_OK in b.schema.names and not pc.all(b.column(REQUIRED_OK)).as_py():
+                self._refute("a record lacks its required value")
+            lines = self._refuted_on_error(group, lambda: number(b.column(FILE_INDEX)))  # noqa: B023
+            cols = [lines if name == "source_line" else b.column(name) for name in schema.names]
+            yield pa.RecordBatch.from_arrays(cols, schema=schema)
+        self._refuted_on_error(group, number.close)
+
+    def _refuted_on_error(self, group: fast.GroupPlan | None, step: Callable[[], T]) -> T:
+        """Run ``step``; for a provisional group a parse error or count mismatch refutes its shape."""
+        if group is None or not group.provisional:
+            return step()
+        try:
+            return step()
+        except (duckdb.Error, RuntimeError) as exc:
+            self._refute(f"{type(exc).__name__} while reading")
+            raise AssertionError("unreachable") from exc
+
+    def _refute(self, why: str) -> NoReturn:
+        self.shape_refuted = True
+        log.info("files read before verification are not one record per line (%s); verifying them", why)
+        raise fast.ShapeRefuted(why)
 
     @property
     def files(self) -> list[ScannedFile]:
@@ -371,6 +417,7 @@ def scan(
     format: str | Path | None = None,
     facts: dict[str, sniff.FileFacts] | None = None,
     temp_dir: Path | None = None,
+    verify_first: bool = True,
 ) -> Scan:
     """Read ``paths`` (one state's files) into lazy national-schema relations.
 
@@ -384,6 +431,12 @@ def scan(
     unlinked: ``voterolls.scratch``); ingest passes its staged snapshot's
     scratch directory.  Default: the system temp dir.  ``finish()`` closes
     them, which frees them.
+    ``verify_first=False``: groups of registration files that ``fast.trusted``
+    clears skip the verification pass and are proved while
+    :meth:`Scan.registration_batches` streams them (``fast.unverified``); if
+    that fails it raises ``fast.ShapeRefuted`` and sets ``shape_refuted``,
+    and the caller discards what it wrote and scans again with the default.
+    Only for a caller that streams the registrations before using the counts.
     """
     plist = [Path(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
     if not plist:
@@ -417,6 +470,10 @@ def scan(
         line_plans: list[tuple[int, FilePlan]] = []  # files (or parts of files) for the line engine
         for members in groups.values():
             gplans = [plans[i] for i in members]
+            if not verify_first and fast.trusted(gplans):
+                readers.append((members[0], fast.unverified(gplans)))
+                qparts.update({i: [] for i in members})
+                continue
             good, counts, qs = fast.verify(con, gplans, state)
             if good:
                 # no quarantined record: record k of a file is its line k (+ header)
@@ -476,7 +533,12 @@ def scan(
                 used = fast.used_fields(proj, req.get("required") or "")
                 rows = pl.rows_sql(required=req.get("required"), used=used)
                 if pl.ordinal:
-                    ordinal = f"SELECT {proj}, _fi AS {FILE_INDEX} FROM ({pl.ordinal_sql(used=used)})"
+                    ok = (
+                        f", coalesce({req['required']}, FALSE) AS {REQUIRED_OK}"
+                        if pl.provisional and req.get("required")
+                        else ""
+                    )
+                    ordinal = f"SELECT {proj}, _fi AS {FILE_INDEX}{ok} FROM ({pl.ordinal_sql(used=used)})"
             else:
                 rows = rows_sql(pl, valid=True, **req)
             reg_sql.append(f"SELECT {proj} FROM ({rows})")

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
+import pyarrow as pa
 
 CHUNK = 1 << 22  # 4 MiB
 
@@ -40,6 +41,10 @@ class FileFacts:
     mtime_ns: int = 0
     #: NUL bytes (UTF-16: NUL code units) in the file; lines holding one are quarantined
     nul: int = 0
+    #: the whole file is valid UTF-8 (False for UTF-16 files: not checked)
+    utf8: bool = False
+    #: the file holds a byte 0x1d-0x1f, which the line reader reserves (such lines are quarantined)
+    reserved_controls: bool = False
 
     @property
     def mixed_endings(self) -> bool:
@@ -141,6 +146,9 @@ def facts(path: Path) -> FileFacts:
     last_unit = None
     prev_cr = False
     carry = b""
+    utf8 = not utf16
+    controls = False
+    partial = b""  # a UTF-8 sequence cut by the chunk boundary, completed by the next chunk
     with path.open("rb") as fh, _Hasher(h) as hasher:
         while True:
             chunk = fh.read(CHUNK)
@@ -158,6 +166,9 @@ def facts(path: Path) -> FileFacts:
                 # bytes.count is memchr-fast (about 10x numpy's compare + sum); "\r\n" cannot
                 # overlap itself, so its count is the CRLF pairs inside the chunk
                 # ``in`` is memchr (about 10x ``count``): most files have no CR and no NUL at all
+                if utf8:
+                    utf8, partial = _utf8_valid(partial, chunk)
+                controls = controls or any(c in chunk for c in _RESERVED)
                 n_cr = chunk.count(b"\r") if b"\r" in chunk else 0
                 lf += chunk.count(b"\n")
                 nul += chunk.count(b"\0") if b"\0" in chunk else 0
@@ -199,7 +210,40 @@ def facts(path: Path) -> FileFacts:
         first.startswith((b"\xff\xfe", b"\xfe\xff", b"\xef\xbb\xbf")),
         mtime_ns,
         nul,
+        utf8 and not partial,
+        controls,
     )
+
+
+_RESERVED = (b"\x1d", b"\x1e", b"\x1f")
+
+
+def _utf8_valid(partial: bytes, chunk: bytes) -> tuple[bool, bytes]:
+    """Is ``partial + chunk`` valid UTF-8 up to a sequence the chunk's end cuts (returned, to carry)?
+
+    Arrow's UTF-8 validation (a binary -> string cast of a zero-copy view)
+    checks hundreds of MB in a few hundredths of a second, so a whole-file
+    check costs nothing beside the hash; the fast reader relies on it
+    (``fast.trusted``) to skip its own per-line decoding pass.
+    """
+    cut = len(chunk)
+    for i in range(1, min(4, len(chunk)) + 1):
+        b = chunk[-i]
+        if b < 0x80:
+            break
+        if b >= 0xC0:  # a lead byte: is its sequence complete inside the chunk?
+            need = 2 if b < 0xE0 else 3 if b < 0xF0 else 4
+            if need > i:
+                cut = len(chunk) - i
+            break
+    data = partial + chunk[:cut] if partial else (chunk if cut == len(chunk) else chunk[:cut])
+    offsets = pa.py_buffer(np.array([0, len(data)], dtype=np.int32).tobytes())
+    view = pa.Array.from_buffers(pa.binary(), 1, [None, offsets, pa.py_buffer(data)])
+    try:
+        view.cast(pa.string())
+    except pa.ArrowInvalid:
+        return False, b""
+    return True, chunk[cut:]
 
 
 def long_lines(path: Path, limit: int) -> list[int]:

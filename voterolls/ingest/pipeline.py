@@ -417,6 +417,8 @@ class _Streamed:
     reg: Counts
     vh: Counts
     written: int
+    #: the uniformity report's counts of the rows written (``uniformity.RegistrationTally``)
+    tally: uniformity.RegistrationTally
 
 
 class _Build:
@@ -456,20 +458,46 @@ class _Build:
         if rows != totals["loaded"]:
             raise ReconciliationError(f"registrations in the snapshot {rows} != loaded {totals['loaded']}")
         self.req.report("uniformity", 0, None)
-        self.write_uniformity(streamed, issues, removed)
+        # parts carried over from the last snapshot were not streamed: count the whole file then
+        self.write_uniformity(streamed, issues, removed, tally=None if retained else streamed.tally)
         return self.commit(streamed, files, retained, totals, issues, removed)
 
     # -- the one pass: scan, registrations, vote history --------------------------------------
 
     def stream(self) -> _Streamed:
-        """Read every input once: registrations and vote history streamed to Parquet, counted."""
+        """Read every input once: registrations and vote history streamed to Parquet, counted.
+
+        Clean files are read once: the reader proves, while they stream, that
+        every line is one record (``formats.fast.unverified``) instead of
+        checking it in a pass of its own.  When the read refutes that (a
+        damaged line, a record spanning lines, a missing voter id) what was
+        written is discarded and the inputs are read again, checked first,
+        which quarantines exactly what it always did.
+        """
+        streamed = self.stream_once(verify_first=False)
+        if streamed is None:
+            for path in (self.reg_path, self.vh_path):
+                path.unlink(missing_ok=True)
+            streamed = self.stream_once(verify_first=True)
+        if streamed is None:  # cannot happen: a verified read is never refuted
+            raise ReconciliationError("the inputs' shape was refuted after verification")
+        return streamed
+
+    def stream_once(self, *, verify_first: bool) -> _Streamed | None:
+        """One read of the inputs; None when a read before verification was refuted."""
         con = scratch_connection(self.staged.tmp_dir, self.req.memory_limit, self.req.threads)
         s = None
         try:
             self.req.report("scan", 0, None)
-            s = self.open_scan(con)
+            s = self.open_scan(con, verify_first=verify_first)
             _refuse_other_states_layout(s, self.state, self.req.format, self.job.inputs)
-            reg_counts, written = self.write_registrations(con, s)
+            tally = uniformity.RegistrationTally(getattr(s, "format_spec", None))
+            try:
+                reg_counts, written = self.write_registrations(con, s, tally)
+            except Exception:
+                if getattr(s, "shape_refuted", False):
+                    return None
+                raise
             vh_counts = self.write_vote_history(con, s, reg_counts)
             scan_report = s.finish()
         finally:
@@ -479,24 +507,29 @@ class _Build:
                 except Exception:  # noqa: BLE001 - already failing; the original error matters
                     log.debug("scan cleanup after failure raised")
             con.close()
-        return _Streamed(s, scan_report, reg_counts, vh_counts, written)
+        return _Streamed(s, scan_report, reg_counts, vh_counts, written, tally)
 
-    def open_scan(self, con: duckdb.DuckDBPyConnection) -> Any:
+    def open_scan(self, con: duckdb.DuckDBPyConnection, *, verify_first: bool = True) -> Any:
         """The reader's scan; a delivery of history alone is read with the state's history layout."""
-        facts, fmt = self.job.keyed.facts, self.req.format
+        facts, fmt, tmp = self.job.keyed.facts, self.req.format, self.staged.tmp_dir
         try:
-            return _scan(con, self.paths, self.state, fmt, facts, self.staged.tmp_dir)
+            return _scan(con, self.paths, self.state, fmt, facts, tmp, verify_first=verify_first)
         except UserError:
             history_format = history_only_format(self.state, self.paths) if fmt is None else None
             if history_format is None:
                 raise
-            return _scan(con, self.paths, self.state, history_format, facts, self.staged.tmp_dir)
+            return _scan(con, self.paths, self.state, history_format, facts, tmp, verify_first=verify_first)
 
-    def write_registrations(self, con: duckdb.DuckDBPyConnection, s: Any) -> tuple[Counts, int]:
-        """Flags, dates, law, normalisation, sealed tokens: one stream into ``registrations.parquet``."""
+    def write_registrations(
+        self, con: duckdb.DuckDBPyConnection, s: Any, tally: uniformity.RegistrationTally
+    ) -> tuple[Counts, int]:
+        """Flags, dates, law, normalisation, sealed tokens: one stream into ``registrations.parquet``.
+
+        ``tally`` counts the written rows for the uniformity report as they go by.
+        """
         total_rows = sum(f.rows_read for f in getattr(s, "_files", []) if f.role == "registrations") or None
         had_value: list[str] = []  # "__had_<field>" flags (the same for every part), filled by prepare
-        prepare = _preparer(self.job.keyed.policy, self.req.override, had_value)
+        prepare = _preparer(self.job.keyed.policy, self.req.override, had_value, tally.columns())
         regs = with_canonical_first_names(s.registration_batches(BATCH_ROWS, prepare))
         extra_bool = list(had_value)
         if self.req.sealed is not None:
@@ -511,7 +544,8 @@ class _Build:
             self.req.report("registrations", done, total_rows)
 
         written = writer.stream_write(
-            regs, self.reg_path, REGISTRATION_SCHEMA, counts, flag=PROTECTED, extra_bool=extra_bool, progress=on_rows
+            regs, self.reg_path, REGISTRATION_SCHEMA, counts, flag=PROTECTED, extra_bool=extra_bool, progress=on_rows,
+            observe=tally.add,
         )
         return counts, written
 
@@ -649,7 +683,9 @@ class _Build:
     def spec(streamed: _Streamed) -> Any:
         return getattr(streamed.scan, "format_spec", None)
 
-    def write_uniformity(self, streamed: _Streamed, issues: Counter[str], removed: Counter[str]) -> None:
+    def write_uniformity(
+        self, streamed: _Streamed, issues: Counter[str], removed: Counter[str], *, tally: uniformity.RegistrationTally | None
+    ) -> None:
         uni = uniformity.compute(
             self.reg_path,
             self.vh_path,
@@ -663,6 +699,7 @@ class _Build:
             sealed_tokens=bool(self.req.sealed),
             memory_limit=self.req.memory_limit or default_memory_limit(),
             temp_dir=self.staged.tmp_dir,
+            tally=tally,
         )
         pq.write_table(uni, self.staged.dir / "uniformity.parquet", compression="zstd")
 
@@ -763,17 +800,27 @@ QUARANTINE_SCHEMA = pa.schema([
 # ---------------------------------------------------------------------------
 
 
-def _scan(con: duckdb.DuckDBPyConnection, paths: list[Path], state: str, format: str | None, facts: dict[str, Any] | None = None, temp_dir: Path | None = None) -> Any:
+def _scan(
+    con: duckdb.DuckDBPyConnection,
+    paths: list[Path],
+    state: str,
+    format: str | None,
+    facts: dict[str, Any] | None = None,
+    temp_dir: Path | None = None,
+    *,
+    verify_first: bool = True,
+) -> Any:
     """The reader (indirection so tests can substitute a scan shaped like the contract).
 
     ``facts`` are the byte-level facts (sha256, line counts) ingest gathered
     to compute its key: the reader reuses them instead of reading the file again.
     ``temp_dir``: the staged snapshot's scratch directory, for the reader's
     temporary copies of input files (removed with the stage, even after a kill).
+    ``verify_first``: see ``formats.scan``.
     """
     from voterolls.formats import scan
 
-    return scan(con, paths, state=state, format=format, facts=facts, temp_dir=temp_dir)
+    return scan(con, paths, state=state, format=format, facts=facts, temp_dir=temp_dir, verify_first=verify_first)
 
 
 def _get_policy(state: str) -> Any:
@@ -788,7 +835,7 @@ def _vote_history_allowed(policy: Any, override: Any) -> bool:
 
 
 def _preparer(
-    policy: Any, override: Any, had_value: list[str]
+    policy: Any, override: Any, had_value: list[str], tests: str = ""
 ) -> Callable[[duckdb.DuckDBPyConnection, duckdb.DuckDBPyRelation], duckdb.DuckDBPyRelation]:
     """The projection chain every registration row goes through: flags, dates, the law, normalisation.
 
@@ -797,7 +844,10 @@ def _preparer(
     position; on any other part the reader's exact rows stream into a second
     cursor and the chain binds against that plain Arrow scan (the reader's
     SQL tree is bound once).  Nothing touches disk before ``enforce``.
-    ``had_value`` receives the "__had_<field>" flag columns it adds.
+    ``had_value`` receives the "__had_<field>" flag columns it adds; ``tests``
+    (a SELECT list over the normalised columns) adds the uniformity report's
+    test columns (``uniformity.RegistrationTally.columns``).  Every step is a
+    row-for-row projection: the rows must leave in the order they came.
     """
     from voterolls.policy import enforce
 
@@ -819,7 +869,7 @@ def _preparer(
         missing = [f.name for f in REGISTRATION_SCHEMA if f.name not in normal.columns]
         if missing:
             normal = normal.project("*, " + ", ".join(f"NULL::{sql_type(REGISTRATION_SCHEMA.field(m).type)} AS {_q(m)}" for m in missing))
-        return normal
+        return normal.project(f"*, {tests}") if tests else normal
 
     return prepare
 

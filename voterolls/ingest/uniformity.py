@@ -17,9 +17,12 @@ honest if it says, per state and field:
 * ``unmapped`` and ``unmapped_codes``: codes the layout's map does not know,
   with their counts (codes only: never names, dates or addresses).
 
-It is computed from the written snapshot Parquet (one aggregate query) plus
-the issue counts gathered while streaming, and stored as
-``uniformity.parquet`` beside the snapshot.
+Ingest tallies the registration counts while it writes the rows
+(:class:`RegistrationTally`); otherwise (a snapshot with parts carried over
+from the last one, or no tally) they come from one aggregate query over the
+written Parquet.  Both use the same tests.  With the issue counts gathered
+while streaming they are stored as ``uniformity.parquet`` beside the
+snapshot.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from voterolls.normalize import dates
 from voterolls.schema import VOCABULARIES
@@ -69,11 +73,21 @@ REGISTRATION_FIELDS = (
 CODED = ("gender", "party", "status", "race", "uocava")
 TOKENS = ("ssn4_token", "dl_token", "dob_token", "name_clk")
 HISTORY_FIELDS = ("county", "election_date", "election_type", "election_desc", "vote_method", "vote_method_code", "party_ballot")
-_NAME_OK = "regexp_full_match({f}, '[A-Z]+([ -][A-Z]+)*')"
+#: a plausible name: letters, words joined by one space or hyphen (RE2 syntax: DuckDB and Arrow)
+NAME_PATTERN = "[A-Z]+([ -][A-Z]+)*"
+_NAME_OK = "regexp_full_match({f}, '" + NAME_PATTERN + "')"
 
 
-def _in(values: list[str] | tuple[str, ...]) -> str:
-    return "(" + ", ".join(_lit(v) for v in values) + ")" if values else "(NULL)"
+def _one_of(expr: str, values: list[str] | tuple[str, ...]) -> str:
+    """``expr`` is one of ``values`` (NULL when ``expr`` is NULL or there are no values, as ``IN (NULL)``).
+
+    An OR of equalities, not ``IN (...)`` or ``list_contains``: DuckDB turns
+    both into a hash join, which does not keep rows in order, and these
+    tests run inside ingest's ordered stream (:class:`RegistrationTally`).
+    """
+    if not values:
+        return "NULL"
+    return "(" + " OR ".join(f"{expr} = {_lit(v)}" for v in values) + ")"
 
 
 def _code_keys(spec: Any, target: str) -> list[str] | None:
@@ -147,9 +161,9 @@ def _plausible(field: str, code_keys: dict[str, list[str] | None]) -> str:
     if field in ("last_name", "first_name", "middle_name", "first_name_canonical"):
         return _NAME_OK.format(f=f)
     if field == "dob_granularity":
-        return f"{f} IN ('full', 'year')"
+        return _one_of(f, ("full", "year"))
     if field in CODED:
-        ok = f"{f} IN {_in(VOCABULARIES[field])}"
+        ok = _one_of(f, VOCABULARIES[field])
         return f"({ok} AND NOT {_unmapped(field, code_keys.get(field))})"
     if field.endswith("_code") and field.removesuffix("_code") in CODED:
         return f"NOT {_unmapped(field.removesuffix('_code'), code_keys.get(field.removesuffix('_code')))}"
@@ -162,7 +176,7 @@ def _unmapped(field: str, keys: list[str] | None) -> str:
     code = f'"{field}_code"'
     if keys is None:
         return f'({code} IS NOT NULL AND "{field}" IS NULL)'
-    return f"coalesce({code} IS NOT NULL AND upper({code}) NOT IN {_in(keys)}, false)"
+    return f"coalesce({code} IS NOT NULL AND NOT {_one_of(f'upper({code})', keys)}, false)"
 
 
 def _issue_counts(issues: Mapping[str, int], field: str) -> tuple[int, int, int]:
@@ -170,6 +184,65 @@ def _issue_counts(issues: Mapping[str, int], field: str) -> tuple[int, int, int]
     if field == "name_suffix":
         repaired += int(issues.get("name_suffix:split", 0))
     return repaired, int(issues.get(f"{field}:nulled", 0)), int(issues.get(field, 0))
+
+
+def _registration_aggregates(code_keys: Mapping[str, list[str] | None]) -> list[str]:
+    """count(*), then per field non-null and plausible counts, then per coded field the unmapped count."""
+    aggs = ["count(*)"]
+    for f in REGISTRATION_FIELDS:
+        aggs.append(f'count("{f}")')
+        aggs.append(f"count(*) FILTER (WHERE {_plausible(f, code_keys)})")
+    for c in CODED:
+        aggs.append(f"count(*) FILTER (WHERE {_unmapped(c, code_keys[c])})")
+    return aggs
+
+
+class RegistrationTally:
+    """The report's registration counts, summed over the rows ingest writes, as it writes them.
+
+    Every registration aggregate of the report is a count, so sums over the
+    written batches equal one query over the written file.  Ingest's own
+    query evaluates the report's tests as boolean columns (:meth:`columns`,
+    added by its projection chain, where the values are still DuckDB's), and
+    :meth:`add` sums them per written batch with Arrow; non-null counts are
+    the columns' null counts.  That replaces a second pass that read and
+    decompressed the whole snapshot again.  ``first_name_canonical`` is made
+    after that query (a nickname lookup in Arrow), so its name test runs on
+    the batch, with the same pattern.
+    """
+
+    def __init__(self, spec: Any) -> None:
+        code_keys = {c: _code_keys(spec, c) for c in CODED}
+        tests = {f: _plausible(f, code_keys) for f in REGISTRATION_FIELDS}
+        self._queried = [f for f, t in tests.items() if t != f'"{f}" IS NOT NULL' and f != "first_name_canonical"]
+        self._sql = [(f"__vr_plausible_{f}", tests[f]) for f in self._queried]
+        self._sql += [(f"__vr_unmapped_{c}", _unmapped(c, code_keys[c])) for c in CODED]
+        self.sums: list[int] | None = None  # laid out as ``_registration_aggregates``
+        self.complete = True  # False once a batch came without the test columns
+
+    def columns(self) -> str:
+        """The SELECT list of the boolean test columns, for a relation with REGISTRATION_SCHEMA's columns."""
+        return ", ".join(f"coalesce(({sql}), false) AS {name}" for name, sql in self._sql)
+
+    def add(self, batch: pa.Table) -> None:
+        """Count one batch of written rows (REGISTRATION_SCHEMA's columns and :meth:`columns`)."""
+        if not self.complete or any(name not in batch.column_names for name, _ in self._sql):
+            self.complete, self.sums = False, None  # e.g. a reader that dropped them: query the file
+            return
+        n = batch.num_rows
+        non_null = {f: n - batch.column(f).null_count for f in REGISTRATION_FIELDS}
+        true = {name: int(pc.sum(batch.column(name)).as_py() or 0) for name, _ in self._sql}
+        plausible = dict(non_null)
+        plausible.update({f: true[f"__vr_plausible_{f}"] for f in self._queried})
+        canonical = batch.column("first_name_canonical")
+        plausible["first_name_canonical"] = int(
+            pc.sum(pc.match_substring_regex(canonical, f"^(?:{NAME_PATTERN})$")).as_py() or 0
+        )
+        counts = [n]
+        for f in REGISTRATION_FIELDS:
+            counts += [non_null[f], plausible[f]]
+        counts += [true[f"__vr_unmapped_{c}"] for c in CODED]
+        self.sums = counts if self.sums is None else [a + b for a, b in zip(self.sums, counts, strict=True)]
 
 
 def _pq(path: Path) -> str:
@@ -190,8 +263,14 @@ def compute(
     sealed_tokens: bool = False,
     memory_limit: str = "1GB",
     temp_dir: Path | None = None,
+    tally: RegistrationTally | None = None,
 ) -> pa.Table:
-    """The uniformity table of one snapshot (see module docstring)."""
+    """The uniformity table of one snapshot (see module docstring).
+
+    ``tally``: the registration aggregates already summed over every row
+    written to ``registrations`` (:class:`RegistrationTally`); without one
+    they are computed from the file.
+    """
     from voterolls.policy import allowed_columns
 
     issues = issues or {}
@@ -205,13 +284,10 @@ def compute(
     con = duckdb.connect(config=cfg)
     con.execute("SET enable_progress_bar = false")
     try:
-        aggs = ["count(*)"]
-        for f in REGISTRATION_FIELDS:
-            aggs.append(f'count("{f}")')
-            aggs.append(f"count(*) FILTER (WHERE {_plausible(f, code_keys)})")
-        for c in CODED:
-            aggs.append(f"count(*) FILTER (WHERE {_unmapped(c, code_keys[c])})")
-        row = con.sql(f"SELECT {', '.join(aggs)} FROM {_pq(registrations)}").fetchall()[0]
+        if tally is not None and tally.complete and tally.sums is not None:
+            row = tally.sums
+        else:
+            row = con.sql(f"SELECT {', '.join(_registration_aggregates(code_keys))} FROM {_pq(registrations)}").fetchall()[0]
         n = int(row[0])
         per = {f: (int(row[1 + 2 * i]), int(row[2 + 2 * i])) for i, f in enumerate(REGISTRATION_FIELDS)}
         base = 1 + 2 * len(REGISTRATION_FIELDS)
@@ -252,7 +328,8 @@ def compute(
             if f == "election_date":
                 cond = f'"{f}" BETWEEN DATE \'1900-01-01\' AND current_date'
             elif f in ("election_type", "vote_method"):
-                cond = f'"{f}" IN {_in(VOCABULARIES[f])} AND "{f}" NOT IN (\'unknown\', \'other\')'
+                col = f'"{f}"'
+                cond = f"{_one_of(col, VOCABULARIES[f])} AND NOT {_one_of(col, ('unknown', 'other'))}"
             else:
                 cond = f'"{f}" IS NOT NULL'
             vh_aggs.append(f"count(*) FILTER (WHERE {cond})")

@@ -171,8 +171,13 @@ def stream_write(
     flag: str | None,
     extra_bool: Sequence[str] = (),
     progress: Callable[[int], None] | None = None,
+    observe: Callable[[pa.Table], None] | None = None,
 ) -> int:
-    """Write rows where ``flag`` is false to ``out``; count everything; return rows written."""
+    """Write rows where ``flag`` is false to ``out``; count everything; return rows written.
+
+    ``observe``: called with each table of rows written (before ``schema``'s columns are
+    selected: with any extra columns the batches carry), in order.
+    """
     writer = parquet_writer(out, schema)
     written = 0
     pending: list[pa.Table] = []  # small batches (one per county file) gathered into one row group
@@ -239,6 +244,8 @@ def stream_write(
                         counts.removed_by_file[(sha, fld)] += k
         out_tbl = kept.select(schema.names).cast(schema)
         if out_tbl.num_rows:
+            if observe is not None:
+                observe(kept)
             pending.append(out_tbl)
             pending_rows += out_tbl.num_rows
             if pending_rows >= BATCH_ROWS:
