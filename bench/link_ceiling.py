@@ -240,6 +240,16 @@ def recalibrated_pairs(con, pairs: Path, model: dict, out_dir: Path) -> tuple[Pa
     return path, maps
 
 
+def _keep(con, tmpd: Path, dest: Path) -> None:
+    """Copy what a run scored (synthetic data only) to ``dest`` for offline analysis."""
+    import shutil
+
+    dest.mkdir(parents=True, exist_ok=True)
+    con.execute(f"COPY registrations TO '{dest / 'registrations.parquet'}' (FORMAT PARQUET)")
+    for f in ("link/pairs.parquet", "link/model.json", "duplicate_pairs.parquet"):
+        shutil.copy(tmpd / f, dest / Path(f).name)
+
+
 def _class_summary(ev: dict) -> dict:
     out = {}
     for c in (*GRANULARITY_CLASSES, "all"):
@@ -302,7 +312,7 @@ def _nation_in_chunks(
 def run_size(
     people: int, seed: int, years: int | None, variant: str, mechanism: str | None = None,
     chunk_people: int | None = None, memory_limit: str | None = None, scorers: tuple[str, ...] = SCORERS,
-    extra_thresholds: tuple[float, ...] = (0.9,),
+    extra_thresholds: tuple[float, ...] = (0.9,), keep: Path | None = None,
 ) -> dict:
     """One nation of ``people``, linked and scored; ``mechanism``: an alternative data-generating
     process of bench/validate_estimates.py (its SynthConfig options), recorded as ``variant/mechanism``.
@@ -311,7 +321,8 @@ def run_size(
     link engine (both spill to the temporary directory beyond it); ``scorers``: which of
     :data:`SCORERS` to score (each is two passes of ``evaluate`` over every candidate pair: at
     10M the diagnostic ones cost more than the link); ``extra_thresholds``: F1 beside p >= 0.5
-    (which calibration and the projection read), () to save one pass per scorer."""
+    (which calibration and the projection read), () to save one pass per scorer; ``keep``: a
+    directory to copy the registrations, truth, pairs and model to (for analysis)."""
     from voterolls.synth import SynthConfig
 
     t0 = time.perf_counter()
@@ -347,6 +358,8 @@ def run_size(
         recal_path, recal_fit = None, None
         if "recalibrated" in scorers:
             recal_path, recal_fit = recalibrated_pairs(con, tmpd / "link" / "pairs.parquet", model, tmpd)
+        if keep is not None:
+            _keep(con, tmpd, keep / f"{people}_{variant}{'_' + mechanism if mechanism else ''}")
         scored: dict[str, dict] = {}
         files = {"voterolls": tmpd / "link" / "pairs.parquet", "recalibrated": recal_path} | orc["files"]
         for name in scorers:
@@ -528,13 +541,15 @@ def main() -> None:
                     "evaluate (default: all; the projection reads voterolls and oracle)")
     ap.add_argument("--no-f1-at-0.9", dest="no_f1_at_0_9", action="store_true",
                     help="score at p >= 0.5 only (one evaluate pass per scorer instead of two)")
+    ap.add_argument("--keep", type=Path, default=None, help="copy each run's synthetic registrations, "
+                    "truth, pairs and model under this directory")
     ap.add_argument("--table", action="store_true")
     ap.add_argument("--write-docs", action="store_true")
     a = ap.parse_args()
     for p in a.people:
         for v in a.variants:
             row = run_size(p, a.seed, a.years, v, a.mechanism, a.chunk_people, a.memory_limit, tuple(a.scorers),
-                           () if a.no_f1_at_0_9 else (0.9,))
+                           () if a.no_f1_at_0_9 else (0.9,), a.keep)
             _save([row])
             print(json.dumps({k: row[k] for k in ("people", "variant", "registrations", "link_seconds")}), flush=True)
     text = tables()

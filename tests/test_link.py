@@ -307,13 +307,16 @@ def test_end_to_end_outputs_follow_the_contract(linked):
     assert rep["blocking"]["comparisons_per_record"] > 0
     # the stranger-corrected m and the recalibration maps are reported (counts, no values)
     corrected = {r["comparison"]: r for r in rep["training"]["m_stranger_corrected"]}
-    assert set(corrected) == {"first_name", "last_name", "middle_name", "dob"}
+    # the DOB token's too where the workspace has sealed tokens
+    assert {"first_name", "last_name", "middle_name", "dob"} <= set(corrected)
+    assert set(corrected) <= {"first_name", "last_name", "middle_name", "dob", "dob_token"}
     for r in corrected.values():
         assert r["pairs"] >= r["strangers_expected"] >= 0
         assert r["applied"] == (r["matches_expected"] >= 50 and r["strangers_expected"] <= 0.8 * r["pairs"])
         assert abs(sum(r["m"]) - 1) < 1e-3 or not r["applied"]
     recal = rep["training"]["recalibration"]
-    assert set(recal["classes"]) == {"year", "none"}
+    # the full class on the birthday model, the others masked (the token map with trained token m)
+    assert {"full", "year", "none"} <= set(recal["classes"]) <= {"full", "year", "none", "token"}
     for mp in recal["classes"].values():
         odds = [b["log2_odds"] for b in mp["bins"]]
         assert odds == sorted(odds)  # the map is monotone

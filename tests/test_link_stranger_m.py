@@ -9,6 +9,7 @@ import pytest
 
 from voterolls.link.engines.duckdb import ConnectionQueries
 from voterolls.link.stranger_m import (
+    TARGETS,
     StrangerBlock,
     block_level_counts_sql,
     corrected_m,
@@ -101,3 +102,39 @@ def test_target_without_its_fields_is_skipped():
     _dense_table(con)
     comps = {"last_name": ("CASE WHEN 1=1 THEN 1 END", ["last_name"], [0.5, 0.5])}
     assert estimate(ConnectionQueries(con), "inp", comps, {"dob", "last_name"}) == []
+
+
+def test_token_strangers_leave_out_pairs_scored_on_public_dates():
+    """The DOB-token block counts only pairs where a side has no public full date (the token's pairs)."""
+    con = duckdb.connect()
+    n = 400
+    con.execute(
+        "CREATE TABLE t AS SELECT i::VARCHAR AS unique_id, 'F' || (i % 3) AS first_name_canonical, "
+        "'M' || (i % 2) AS middle_name, 'L' || (hash(i) % 7) AS last_name, "
+        "CASE WHEN i % 4 = 0 THEN NULL ELSE DATE '1970-01-01' + (i % 11)::INT END AS dob, "
+        "(i % 13) AS dob_token FROM range(?) r(i)",
+        [n],
+    )
+    t = next(x for x in TARGETS if x.comparison == "dob_token")
+    got = ConnectionQueries(con).row(expected_strangers_sql("t", t))[0]
+    # direct: over the pairs sharing first and middle where not both carry a public date, the
+    # surname's chance agreement computed per population as the SQL does
+    rows = con.execute("SELECT first_name_canonical, middle_name, last_name, dob FROM t").fetchall()
+
+    def chance(recs):
+        from collections import Counter
+
+        c = Counter(r[2] for r in recs)
+        k = len(recs)
+        return (sum(v * v for v in c.values()) - k) / (k * (k - 1))
+
+    def pairs(recs):
+        from collections import Counter
+
+        c = Counter((r[0], r[1]) for r in recs)
+        return sum(v * (v - 1) / 2 for v in c.values())
+
+    both = [r for r in rows if r[3] is not None]
+    want = pairs(rows) * chance(rows) - pairs(both) * chance(both)
+    assert got == pytest.approx(want)
+    assert 0 < got < pairs(rows) * chance(rows)

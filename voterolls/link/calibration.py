@@ -1,4 +1,4 @@
-"""Recalibration of the year-only and no-DOB classes, learnt without truth from the full-DOB pairs.
+"""Recalibration of every DOB class, learnt without truth.
 
 Why.  The model's probabilities lean on conditional independence, which names
 violate (first and last names are correlated through ethnicity and gender),
@@ -7,34 +7,45 @@ even the oracle, with true m and u, expected 1.5-1.9x the true pairs in
 [0.1, 0.5) where a side publishes a birth year only or no DOB
 (docs/LINKAGE.md, "Against the ceiling").
 
-Labels without truth.  Where both sides publish a full DOB linkage is sharp
-(a full date is ~25,000:1 evidence; at 1M registrations the full class scores
-F1 0.95), so the full-DOB pairs carry their own near-labels.  *Mask* the date
-of a full-DOB pair - take the DOB comparison's Bayes factor out of its
-log-odds and, for the year class, put the birth-year comparison's in - and
-its log-odds become those it would have had with a year-only side (or no DOB).
-Over the masked pairs, per bin of masked log-odds, the mean of the full-DOB
-probabilities is what the class's probability in that bin should be.  Only
-pairs sharing a name blocking key are used (pairs that would have been
-compared without their dates), so the masked pairs resemble the class's own
-candidates.  The map is the isotonic (monotone) fit over the bins, applied to
-the year and none classes; the full class is left as scored.
+Full DOB on both sides: the birthday model (:func:`fit_birthday_map`).  Among
+pairs of one name cell (:data:`CELL_KINDS`) in two states the date is the only
+evidence that varies, and strangers share a date by chance q(y); a cell's
+pairs sharing the date, less the coincidences the birthday model expects,
+are its same-person pairs.  Per bin of the weight the cell's date pairs carry,
+that share is the label.
 
-Checked without truth: the per-bin table (mean masked probability = before,
-mean full-DOB probability = the label, the map = after) is in
-``link_report.json`` (``recalibration``).  Scored against the truth by
-``bench/link_ceiling.py`` (docs/LINKAGE.md).  Counts and probabilities only,
-never a name or a date.
+Year on a side, no DOB on a side, a sealed DOB token: masked full-DOB pairs.
+Where both sides publish a full DOB linkage is sharp (a full date is ~25,000:1
+evidence; at 1M registrations the full class scores F1 0.95), so the full-DOB
+pairs carry their own near-labels.  *Mask* the date of a full-DOB pair - take
+the DOB comparison's Bayes factor out of its log-odds and, for the year class,
+put the birth-year comparison's in (for the token class the token's) - and its
+log-odds become those it would have had with a year-only side (or no DOB, or
+a sealed date).  Over the masked pairs, per bin of masked log-odds, the mean
+of the full-DOB probabilities is what the class's probability in that bin
+should be.  For the year and none classes only pairs sharing a name blocking
+key are used (pairs that would have been compared without their dates), so
+the masked pairs resemble the class's own candidates.
+
+Each map is the isotonic (monotone) fit over its bins.  Checked without
+truth: the per-bin tables (model probability = before, label, the map =
+after) are in ``link_report.json`` (``recalibration``).  Scored against the
+truth by ``bench/link_ceiling.py`` (docs/LINKAGE.md).  Counts and
+probabilities only, never a name or a date.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
 from voterolls.link.evaluate import granularity_class_sql
 
-#: The classes recalibrated (the full class provides the labels).
+#: The classes recalibrated on masked full-DOB pairs.  ``token``: pairs of the
+#: year and none classes compared on sealed DOB tokens (a state sealed its full dates).
 MASKED_CLASSES = ("year", "none")
+TOKEN_CLASS = "token"
 
 #: Width (bits) of the log2-odds bins of the masked recalibration map.
 MASK_BIN_BITS = 1.0
@@ -43,10 +54,13 @@ MASK_MIN_PAIRS = 30
 
 
 def masked_weight_sql(dob_class: str, bf: dict[str, dict[int, float]], weight: str) -> str:
-    """A full-DOB pair's log2-odds had a side published only the year (``year``) or no DOB (``none``).
+    """A full-DOB pair's log2-odds had a side published only the year (``year``), no DOB
+    (``none``) or sealed its dates (``token``).
 
     The DOB comparison's Bayes factor is taken out; for ``year`` the birth-year
-    comparison's is put in (same year or not, from the two birth years).
+    comparison's is put in (same year or not, from the two birth years), for
+    ``token`` the DOB token comparison's (an exact date is an equal token, any
+    other level a different one: a token carries no partial agreement).
     ``bf``: comparison -> gamma -> log2(m / u) of the model; ``weight``: SQL
     of the pair's final log2-odds (pair columns qualified ``p.``, the two
     registrations ``l.`` and ``r.``).
@@ -56,6 +70,9 @@ def masked_weight_sql(dob_class: str, bf: dict[str, dict[int, float]], weight: s
     if dob_class == "year":
         yr = bf["birth_year"]
         w = f"({w} + CASE WHEN l.birth_year = r.birth_year THEN {yr[1]!r} ELSE {yr[0]!r} END)"
+    elif dob_class == TOKEN_CLASS:
+        tk, top = bf["dob_token"], max(bf["dob"])
+        w = f"({w} + CASE WHEN p.gamma_dob = {top} THEN {tk[1]!r} ELSE {tk[0]!r} END)"
     return w
 
 
@@ -99,8 +116,12 @@ def fit_masked_map(
     the masked pairs resemble the class's own candidates.  The map is the
     isotonic fit of the label over the bins, as log2-odds per bin.
     """
-    keys = ["bk_name"] + (["bk_sx_year_init", "bk_last_year_sex"] if dob_class == "year" else [])
-    share = " OR ".join(f"l.{k} = r.{k}" for k in keys)
+    if dob_class == TOKEN_CLASS:
+        # token pairs are blocked as full-date pairs are (the token in place of the date)
+        share = "true"
+    else:
+        keys = ["bk_name"] + (["bk_sx_year_init", "bk_last_year_sex"] if dob_class == "year" else [])
+        share = " OR ".join(f"l.{k} = r.{k}" for k in keys)
     w = masked_weight_sql(dob_class, bf, weight)
     b = MASK_BIN_BITS
     lo_w, cnt, pm, pf = engine.columns(
@@ -152,15 +173,225 @@ def _replacing(df, replacements: dict[str, str]) -> str:
     return f"SELECT {', '.join(cols)} FROM {df.physical_name}"
 
 
+#: The class calibrated on the birthday model (:func:`fit_birthday_map`).
+FULL_CLASS = "full"
+NAME_FIELDS = ("first_name", "last_name", "middle_name", "name_suffix", "gender")
+
+
+@dataclass(frozen=True)
+class CellKind:
+    """Pairs whose evidence apart from the date is one value per cell.
+
+    Pairs of one cell agree exactly on every :data:`NAME_FIELDS` field but
+    ``special``; on ``special`` they all stand in ``relation``: ``None`` (it is
+    one of the equal fields), ``differs`` (both carry it, values differ: the
+    comparison's else level, ``gamma_<special> = 0``) or ``one_missing``.
+    """
+
+    name: str
+    special: str | None = None
+    relation: str | None = None
+
+    @property
+    def equal(self) -> tuple[str, ...]:
+        return tuple(f for f in NAME_FIELDS if f != self.special)
+
+
+#: The cell kinds: all names exact; a changed or different surname (married women against
+#: strangers sharing date, first and middle name); a middle name on one side only.  At 1M
+#: registrations at national density they hold most of the full class's mid-range pairs.
+CELL_KINDS = (
+    CellKind("names exact"),
+    CellKind("surname differs", "last_name", "differs"),
+    CellKind("middle name on one side", "middle_name", "one_missing"),
+)
+
+
+def _cross_pairs_sql(rel: str, keys: str) -> str:
+    """Cross-state pairs per group of ``keys`` over ``rel`` (rows: keys, state, n)."""
+    return f"SELECT {keys}, (sum(n) * sum(n) - sum(n * n)) / 2.0 AS k FROM {rel} GROUP BY ALL"
+
+
+def birthday_cells_sql(input_table: str, kind: CellKind) -> str:
+    """Per cell of ``kind`` (its equal fields + birth year): cross-state pairs in the cell
+    (``pairs``), those also sharing the full date (``date_pairs``), and ``q``, the chance two
+    registrations of the birth year share a date.  Counts only.
+
+    Cross-state pairs of a group are ``((sum n)^2 - sum n^2) / 2`` over its states'
+    counts; a relation on the special field is a difference of such counts (pairs
+    with it differing = pairs sharing the rest - pairs sharing it too; with it on
+    one side only = all pairs - pairs where both lack it - pairs where both carry it).
+    """
+    eq = kind.equal
+    cell = ", ".join(f"coalesce(CAST({c} AS VARCHAR), '') AS {c}" for c in eq)
+    keys = ", ".join(eq)
+    sp = kind.special
+    extra = f", CAST({sp} AS VARCHAR) AS _s" if sp else ""
+    where = f" AND {sp} IS NOT NULL" if kind.relation == "differs" else ""
+
+    def counts(by: str) -> str:
+        rows = f"(SELECT {by}, state, count(*) AS n FROM r GROUP BY ALL)"
+        if kind.relation == "differs":
+            both = f"(SELECT {by}, _s, state, count(*) AS n FROM r GROUP BY ALL)"
+            return (
+                f"SELECT a.* EXCLUDE (k), a.k - coalesce(b.k, 0) AS k FROM ({_cross_pairs_sql(rows, by)}) a "
+                f"LEFT JOIN (SELECT {by}, sum(k) AS k FROM ({_cross_pairs_sql(both, by + ', _s')}) GROUP BY ALL) b "
+                f"USING ({by})"
+            )
+        if kind.relation == "one_missing":
+            part = f"(SELECT {by}, _s IS NULL AS _null, state, count(*) AS n FROM r GROUP BY ALL)"
+            return (
+                f"SELECT a.* EXCLUDE (k), a.k - coalesce(b.k, 0) AS k FROM ({_cross_pairs_sql(rows, by)}) a "
+                f"LEFT JOIN (SELECT {by}, sum(k) AS k FROM ({_cross_pairs_sql(part, by + ', _null')}) "
+                f"GROUP BY ALL) b USING ({by})"
+            )
+        return _cross_pairs_sql(rows, by)
+
+    return f"""
+    WITH r AS (SELECT state, {cell}, birth_year AS y, dob AS d{extra} FROM {input_table}
+               WHERE dob_granularity = 'full' AND dob IS NOT NULL AND birth_year IS NOT NULL
+                 AND first_name IS NOT NULL AND last_name IS NOT NULL{where}),
+    yd AS (SELECT y, d, count(*) AS c FROM r GROUP BY y, d),
+    q AS (SELECT y, (sum(c * c) - sum(c)) / nullif(sum(c) * (sum(c) - 1), 0) AS q FROM yd GROUP BY y),
+    cy AS ({counts(keys + ", y")}),
+    dd AS ({counts(keys + ", y, d")}),
+    cd AS (SELECT {keys}, y, sum(k) AS date_pairs FROM dd GROUP BY ALL)
+    SELECT cy.* EXCLUDE (k), coalesce(cd.date_pairs, 0) AS date_pairs, cy.k AS pairs, q.q
+    FROM cy LEFT JOIN cd USING ({keys}, y) JOIN q USING (y) WHERE cy.k > 0
+    """
+
+
+def _kind_pairs_sql(kind: CellKind) -> str:
+    """Condition on a scored pair (``p``, ``l``, ``r``) of belonging to a cell of ``kind``."""
+    if kind.relation == "differs":
+        return f"l.{kind.special} <> r.{kind.special} AND p.gamma_{kind.special} = 0"
+    if kind.relation == "one_missing":
+        return f"(l.{kind.special} IS NULL) <> (r.{kind.special} IS NULL)"
+    return "true"
+
+
+#: Fields whose exact level carries a term-frequency adjustment: a cell's weight is its
+#: kind's offset minus log2 of each such frequency (measured: the same offset on every
+#: scored date pair of a kind and group to 1e-14 bits at 1M).
+TF_FIELDS = ("first_name", "last_name", "middle_name")
+
+
+def birthday_bins_sql(
+    pairs_table: str, input_table: str, kind: CellKind, exact_gamma: int, weight: str, left_id: str, right_id: str
+) -> str:
+    """Per bin of weight: date pairs of the cells of ``kind``, the model's sum of p over them and
+    the birthday model's expected same-person pairs ``sum (E - N q) / (1 - q)``.
+
+    Every cell counts, with or without a pair sharing the date (taking only cells with
+    one would drop the cells where no coincidence happened and overstate ``mu``), so a
+    cell's bin is the weight its date pairs *would* carry: the offset of its group
+    (middle name / suffix / gender present or not), measured on the scored date pairs,
+    minus log2 of the term frequencies of its exact name fields.
+    """
+    eq = kind.equal
+    tf_fields = [f for f in TF_FIELDS if f in eq]
+    tfs = " ".join(
+        f"LEFT JOIN (SELECT CAST({f} AS VARCHAR) AS v, count(*) / sum(count(*)) OVER () AS tf "
+        f"FROM {input_table} WHERE {f} IS NOT NULL GROUP BY 1) tf_{f} ON tf_{f}.v = c.{f}"
+        for f in tf_fields
+    )
+    fsum = " + ".join(f"coalesce(-log2(tf_{f}.tf), 0.0)" for f in tf_fields) or "0.0"
+    grp = ", ".join(f"(c.{f} = '') AS g_{f}" for f in eq if f not in ("first_name", "last_name"))
+    gcols = ", ".join(f"g_{f}" for f in eq if f not in ("first_name", "last_name"))
+    on = " AND ".join(
+        f"c.{f} = coalesce(CAST(l.{f} AS VARCHAR), '') AND c.{f} = coalesce(CAST(r.{f} AS VARCHAR), '')"
+        for f in eq
+    )
+    b = MASK_BIN_BITS
+    return f"""WITH c0 AS ({birthday_cells_sql(input_table, kind)}),
+        c AS (SELECT c.*, {fsum} AS f, {grp} FROM c0 c {tfs}),
+        off AS (SELECT {gcols}, avg({weight} - c.f) AS a
+                FROM {pairs_table} p
+                JOIN {input_table} l ON l.unique_id = {left_id}
+                JOIN {input_table} r ON r.unique_id = {right_id}
+                JOIN c ON {on} AND c.y = l.birth_year
+                WHERE p.gamma_dob = {int(exact_gamma)} AND l.state <> r.state
+                  AND l.dob_granularity = 'full' AND r.dob_granularity = 'full' AND {_kind_pairs_sql(kind)}
+                GROUP BY ALL),
+        cw AS (SELECT c.date_pairs AS e, c.pairs AS n, c.q, off.a + c.f AS w FROM c JOIN off USING ({gcols}))
+        SELECT floor(w / {b!r}) * {b!r} AS lo, sum(e), sum({_sigmoid2("w")} * e), sum((e - n * q) / (1.0 - q))
+        FROM cw GROUP BY 1"""
+
+
+def fit_birthday_map(
+    engine,
+    pairs_table: str,
+    input_table: str,
+    exact_gamma: int,
+    *,
+    weight: str = "p.match_weight",
+    left_id: str = "p.unique_id_l",
+    right_id: str = "p.unique_id_r",
+) -> dict:
+    """The recalibration map of the full-DOB class, learnt from the birthday model without truth.
+
+    Why.  The full class supplies the other classes' labels, so it cannot be
+    checked against itself; but among pairs of one cell (:class:`CellKind`:
+    e.g. the same first, middle and last name, or the same first and middle
+    name and different surnames) the date is the only evidence that differs
+    from pair to pair, and strangers share a date by chance.  In a cell (+
+    birth year) with ``N`` cross-state pairs, ``E`` of which share the full
+    date, the birthday model (a date independent of the names within a birth
+    year, chance ``q`` of two registrations sharing one) expects ``(N - mu) q``
+    strangers among the ``E``, so the cell holds ``mu = (E - N q) / (1 - q)``
+    same-person pairs.  The ``E`` pairs of a cell carry one weight (same
+    names, an exact date, no address across states), so per bin of that
+    weight, summed over cells and kinds, ``sum mu / sum E`` is the share of true
+    pairs, beside the model's mean probability.  The map is the isotonic fit
+    of that share, applied to the full class by weight.
+
+    Assumes the date independent of the names among strangers within a birth
+    year (twins break it; they differ in first name, so are in no cell) and
+    that miscalibration depends on the weight, not on which fields carried
+    it.  Cells whose date pairs were not scored (a capped block) are left out;
+    unbiased per bin, not per cell (``mu`` of one cell may be < 0).
+    """
+    acc: dict[float, list[float]] = {}
+    for kind in CELL_KINDS:
+        lo_w, e, sp, mu = engine.columns(
+            birthday_bins_sql(pairs_table, input_table, kind, exact_gamma, weight, left_id, right_id)
+        )
+        for a, x, y, z in zip(lo_w, e, sp, mu, strict=True):
+            row = acc.setdefault(float(a), [0.0, 0.0, 0.0])
+            row[0] += float(x)
+            row[1] += float(y)
+            row[2] += float(z)
+    bins: list[list[float]] = []  # [lo, date pairs, sum p, sum mu]
+    for lo in sorted(acc):
+        row = [lo, *acc[lo]]
+        if bins and bins[-1][1] < MASK_MIN_PAIRS:
+            bins[-1][1:] = [bins[-1][k] + row[k] for k in (1, 2, 3)]
+        else:
+            bins.append(row)
+    if not bins:
+        return {"dob_class": FULL_CLASS, "bins": [], "fitted": False}
+    n = np.array([x[1] for x in bins])
+    label = np.clip(np.array([x[3] for x in bins]) / n, 0.0, 1.0)
+    iso = np.clip(_isotonic(label, n), 1e-9, 1 - 1e-9)
+    out = [
+        {"from_bits": x[0], "pairs": int(round(x[1])), "mean_p_model": round(x[2] / x[1], 5),
+         "birthday_share_true": round(float(lab), 5), "log2_odds": round(float(np.log2(v / (1 - v))), 4)}
+        for x, lab, v in zip(bins, label, iso, strict=True)
+    ]
+    return {"dob_class": FULL_CLASS, "method": "birthday model on name cells", "bins": out,
+            "fitted": int(n.sum()) >= 10 * MASK_MIN_PAIRS}
+
+
 def masked_map_sql(maps: dict[str, dict], weight: str) -> str:
     """SQL of a pair's recalibrated log2-odds: its class's map at ``weight`` (unchanged where none).
 
-    Pairs compared on a sealed DOB token keep their log2-odds: the token is
-    full-date evidence, which the masking does not simulate.
+    Pairs compared on a sealed DOB token take the ``token`` map (full-DOB pairs
+    with their date compared as a token would be), or keep their log2-odds
+    where it was not fitted: the year and none maps simulate no date evidence.
     """
     cls = granularity_class_sql("dob_granularity_l", "dob_granularity_r")
     parts = []
-    for c, mp in maps.items():
+    for c, mp in sorted(maps.items(), key=lambda kv: kv[0] != TOKEN_CLASS):  # token pairs first
         if not mp.get("fitted"):
             continue
         bins = mp["bins"]
@@ -168,16 +399,22 @@ def masked_map_sql(maps: dict[str, dict], weight: str) -> str:
             f"WHEN {weight} < {bins[i + 1]['from_bits']!r} THEN {bins[i]['log2_odds']!r}"
             for i in range(len(bins) - 1)
         )
-        # a pair compared on sealed DOB tokens has date evidence the masking did not simulate
-        parts.append(
-            f"WHEN ({cls}) = '{c}' AND coalesce(gamma_dob_token, -1) < 0 "
-            f"THEN (CASE {whens} ELSE {bins[-1]['log2_odds']!r} END)"
+        # a pair compared on sealed DOB tokens takes the token map (its own masking), if any
+        cond = (
+            "coalesce(gamma_dob_token, -1) >= 0" if c == TOKEN_CLASS
+            else f"({cls}) = '{c}' AND coalesce(gamma_dob_token, -1) < 0"
         )
+        mapped = f"(CASE {whens} ELSE {bins[-1]['log2_odds']!r} END)" if whens else repr(bins[-1]["log2_odds"])
+        parts.append(f"WHEN {cond} THEN {mapped}")
     return f"(CASE {' '.join(parts)} ELSE {weight} END)" if parts else weight
 
 
 def bayes_factors(levels: dict[str, list[tuple[float | None, float | None]]]) -> dict[str, dict[int, float]]:
-    """comparison -> gamma -> log2(m / u), from each comparison's non-null levels' (m, u) in model order."""
+    """comparison -> gamma -> log2(m / u), from each comparison's non-null levels' (m, u) in model order.
+
+    An m or u never estimated (no pair of that level in training) counts as
+    1e-300, i.e. a level no pair reaches in practice.
+    """
     out = {}
     for name, mu in levels.items():
         n = len(mu)
@@ -188,10 +425,29 @@ def bayes_factors(levels: dict[str, list[tuple[float | None, float | None]]]) ->
 
 
 def fit_maps(engine, pairs_table: str, input_table: str, bf: dict, **kw) -> dict[str, dict]:
-    """:func:`fit_masked_map` for every class of :data:`MASKED_CLASSES` (none without a DOB comparison)."""
+    """Every class's map: the full class on the birthday model (:func:`fit_birthday_map`), and
+    :data:`MASKED_CLASSES` (with :data:`TOKEN_CLASS` where the model has DOB-token weights)
+    from full-DOB pairs masked.  Nothing without a DOB comparison.
+
+    The masked maps' labels are the full-DOB probabilities as scored, not as recalibrated:
+    those labels come from pairs near 0 or 1, where the birthday map is noisiest (its
+    lowest bins are differences of large counts) and the scored ones are right; labelled
+    with the recalibrated ones, the year and none classes' [0.1, 0.5) bin moved from
+    1.08 / 1.11 to 1.12 / 1.16 expected per observed at 1M (docs/LINKAGE.md)."""
     if "dob" not in bf or "birth_year" not in bf:
         return {}
-    return {c: fit_masked_map(engine, pairs_table, input_table, bf, c, **kw) for c in MASKED_CLASSES}
+    maps = {FULL_CLASS: fit_birthday_map(engine, pairs_table, input_table, max(bf["dob"]), **kw)}
+    classes = MASKED_CLASSES + ((TOKEN_CLASS,) if has_token_weights(bf) else ())
+    for c in classes:
+        maps[c] = fit_masked_map(engine, pairs_table, input_table, bf, c, **kw)
+    return maps
+
+
+def has_token_weights(bf: dict) -> bool:
+    """Whether the DOB-token comparison was trained (both levels' m and u estimated: a missing
+    one shows as a Bayes factor of about +-1000 bits, both missing as 0 on every level)."""
+    tk = bf.get("dob_token", {})
+    return len(tk) == 2 and all(abs(v) < 500 for v in tk.values()) and any(v != 0 for v in tk.values())
 
 
 def recalibrate_predictions(engine, linker, df_predict, shift: float, *, input_table: str = "link_input"):

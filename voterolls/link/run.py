@@ -113,8 +113,9 @@ class LinkRequest:
     shuffle_partitions: int | None = None
     joint_names: bool = False
     sealed_only: bool = False
-    #: map the year-only and no-DOB classes' probabilities with the map learnt from the
-    #: full-DOB pairs (:mod:`voterolls.link.calibration`); plaintext input only
+    #: map each DOB class's probabilities with the maps learnt without truth (full DOB: the
+    #: birthday model; the others: masked full-DOB pairs; :mod:`voterolls.link.calibration`);
+    #: plaintext input only
     recalibrate: bool = DEFAULT_RECALIBRATE
     #: told the name of each stage as it starts (a progress display)
     step: Step | None = None
@@ -396,10 +397,10 @@ class _Run:
         return _Prior(est.prior, log2_odds(est.prior) - log2_odds(scoring_prior), training)
 
     def recalibrate(self, eng: Any, linker: Linker, df_predict: Any, prior: _Prior) -> Any:
-        """Map the year-only and no-DOB classes' probabilities (the request's ``recalibrate``)."""
+        """Map every DOB class's probabilities (the request's ``recalibrate``; voterolls.link.calibration)."""
         if not self.req.recalibrate or self.req.sealed_only:
             return df_predict
-        self.req.say("recalibrating the year-only and no-DOB classes")
+        self.req.say("recalibrating the probabilities of each DOB class")
         df_predict, prior.training["recalibration"] = recalibrate_predictions(
             eng, linker, df_predict, prior.shift
         )
