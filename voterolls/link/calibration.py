@@ -207,6 +207,11 @@ CELL_KINDS = (
 )
 
 
+def _qualified(alias: str, columns: str) -> str:
+    """``a.x, a.y`` for ``columns`` "x, y": a relation's key columns without ``* EXCLUDE`` (Spark SQL has none)."""
+    return ", ".join(f"{alias}.{c.strip()}" for c in columns.split(","))
+
+
 def _cross_pairs_sql(rel: str, keys: str) -> str:
     """Cross-state pairs per group of ``keys`` over ``rel`` (rows: keys, state, n)."""
     return f"SELECT {keys}, (sum(n) * sum(n) - sum(n * n)) / 2.0 AS k FROM {rel} GROUP BY ALL"
@@ -223,10 +228,10 @@ def birthday_cells_sql(input_table: str, kind: CellKind) -> str:
     one side only = all pairs - pairs where both lack it - pairs where both carry it).
     """
     eq = kind.equal
-    cell = ", ".join(f"coalesce(CAST({c} AS VARCHAR), '') AS {c}" for c in eq)
+    cell = ", ".join(f"coalesce(CAST({c} AS STRING), '') AS {c}" for c in eq)
     keys = ", ".join(eq)
     sp = kind.special
-    extra = f", CAST({sp} AS VARCHAR) AS _s" if sp else ""
+    extra = f", CAST({sp} AS STRING) AS _s" if sp else ""
     where = f" AND {sp} IS NOT NULL" if kind.relation == "differs" else ""
 
     def counts(by: str) -> str:
@@ -234,14 +239,14 @@ def birthday_cells_sql(input_table: str, kind: CellKind) -> str:
         if kind.relation == "differs":
             both = f"(SELECT {by}, _s, state, count(*) AS n FROM r GROUP BY ALL)"
             return (
-                f"SELECT a.* EXCLUDE (k), a.k - coalesce(b.k, 0) AS k FROM ({_cross_pairs_sql(rows, by)}) a "
+                f"SELECT {_qualified('a', by)}, a.k - coalesce(b.k, 0) AS k FROM ({_cross_pairs_sql(rows, by)}) a "
                 f"LEFT JOIN (SELECT {by}, sum(k) AS k FROM ({_cross_pairs_sql(both, by + ', _s')}) GROUP BY ALL) b "
                 f"USING ({by})"
             )
         if kind.relation == "one_missing":
             part = f"(SELECT {by}, _s IS NULL AS _null, state, count(*) AS n FROM r GROUP BY ALL)"
             return (
-                f"SELECT a.* EXCLUDE (k), a.k - coalesce(b.k, 0) AS k FROM ({_cross_pairs_sql(rows, by)}) a "
+                f"SELECT {_qualified('a', by)}, a.k - coalesce(b.k, 0) AS k FROM ({_cross_pairs_sql(rows, by)}) a "
                 f"LEFT JOIN (SELECT {by}, sum(k) AS k FROM ({_cross_pairs_sql(part, by + ', _null')}) "
                 f"GROUP BY ALL) b USING ({by})"
             )
@@ -256,7 +261,7 @@ def birthday_cells_sql(input_table: str, kind: CellKind) -> str:
     cy AS ({counts(keys + ", y")}),
     dd AS ({counts(keys + ", y, d")}),
     cd AS (SELECT {keys}, y, sum(k) AS date_pairs FROM dd GROUP BY ALL)
-    SELECT cy.* EXCLUDE (k), coalesce(cd.date_pairs, 0) AS date_pairs, cy.k AS pairs, q.q
+    SELECT {_qualified('cy', keys + ', y')}, coalesce(cd.date_pairs, 0) AS date_pairs, cy.k AS pairs, q.q
     FROM cy LEFT JOIN cd USING ({keys}, y) JOIN q USING (y) WHERE cy.k > 0
     """
 
@@ -291,7 +296,7 @@ def birthday_bins_sql(
     eq = kind.equal
     tf_fields = [f for f in TF_FIELDS if f in eq]
     tfs = " ".join(
-        f"LEFT JOIN (SELECT CAST({f} AS VARCHAR) AS v, count(*) / sum(count(*)) OVER () AS tf "
+        f"LEFT JOIN (SELECT CAST({f} AS STRING) AS v, count(*) / sum(count(*)) OVER () AS tf "
         f"FROM {input_table} WHERE {f} IS NOT NULL GROUP BY 1) tf_{f} ON tf_{f}.v = c.{f}"
         for f in tf_fields
     )
@@ -299,7 +304,7 @@ def birthday_bins_sql(
     grp = ", ".join(f"(c.{f} = '') AS g_{f}" for f in eq if f not in ("first_name", "last_name"))
     gcols = ", ".join(f"g_{f}" for f in eq if f not in ("first_name", "last_name"))
     on = " AND ".join(
-        f"c.{f} = coalesce(CAST(l.{f} AS VARCHAR), '') AND c.{f} = coalesce(CAST(r.{f} AS VARCHAR), '')"
+        f"c.{f} = coalesce(CAST(l.{f} AS STRING), '') AND c.{f} = coalesce(CAST(r.{f} AS STRING), '')"
         for f in eq
     )
     b = MASK_BIN_BITS
