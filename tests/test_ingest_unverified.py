@@ -183,3 +183,20 @@ def test_the_uniformity_counts_summed_while_writing_equal_a_query_of_the_written
     regs = {x["field"]: x for x in stored.to_pylist() if x["dataset"] == "registrations"}
     assert regs["state_voter_id"]["rows"] == r.loaded == pq.read_metadata(snap / "registrations.parquet").num_rows
     assert 0 < regs["residence_zip5"]["plausible"] <= regs["residence_zip5"]["non_null"] <= r.loaded
+
+
+def test_damage_past_the_first_batch_is_refuted_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A parse error in a later batch reaches the reader as Arrow's error, not DuckDB's: it
+    refutes the read all the same (small batches put the damaged line well past the first)."""
+    from voterolls.ingest import pipeline
+
+    monkeypatch.setattr(pipeline, "BATCH_ROWS", 16)
+    body, name = _nc_lines(tmp_path)
+    body[250] = b'"short"\t"line"'
+    src = tmp_path / name
+    src.write_bytes(b"\n".join(body) + b"\n")
+    verified = _spy(monkeypatch, "verify")
+    r = ingest(IngestRequest.of(tmp_path / "ws", "NC", [src]))
+    assert verified and r.quarantined == 1 and r.loaded == r.rows_read - 1
+    q = _stored(tmp_path / "ws", "quarantine")
+    assert q.column("line").to_pylist() == [251]

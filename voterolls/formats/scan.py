@@ -9,7 +9,7 @@ import dataclasses
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from pathlib import Path
-from typing import NoReturn, TypeVar
+from typing import TypeVar
 
 import duckdb
 import pyarrow as pa
@@ -157,7 +157,7 @@ class Scan:
             if b is None:
                 break
             if group.provisional and REQUIRED_OK in b.schema.names and not pc.all(b.column(REQUIRED_OK)).as_py():
-                self._refute("a record lacks its required value")
+                raise self._refuted("a record lacks its required value")
             lines = self._refuted_on_error(group, lambda: number(b.column(FILE_INDEX)))  # noqa: B023
             cols = [lines if name == "source_line" else b.column(name) for name in schema.names]
             yield pa.RecordBatch.from_arrays(cols, schema=schema)
@@ -169,14 +169,16 @@ class Scan:
             return step()
         try:
             return step()
-        except (duckdb.Error, RuntimeError) as exc:
-            self._refute(f"{type(exc).__name__} while reading")
-            raise AssertionError("unreachable") from exc
+        except (duckdb.Error, OSError, pa.ArrowException, RuntimeError) as exc:
+            # DuckDB's parse error arrives as duckdb.Error when the query starts and as
+            # Arrow's OSError from a later batch; RuntimeError: the numberer's count checks
+            raise self._refuted(f"{type(exc).__name__} while reading") from exc
 
-    def _refute(self, why: str) -> NoReturn:
+    def _refuted(self, why: str) -> fast.ShapeRefuted:
+        """Record that a provisional group was refuted; the exception for the caller to raise."""
         self.shape_refuted = True
         log.info("files read before verification are not one record per line (%s); verifying them", why)
-        raise fast.ShapeRefuted(why)
+        return fast.ShapeRefuted(why)
 
     @property
     def files(self) -> list[ScannedFile]:
