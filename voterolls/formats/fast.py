@@ -210,7 +210,7 @@ def unverified(plans: list[FilePlan]) -> GroupPlan:
     """An ordinal group whose record counts are its line counts, to be proved by the read.
 
     The verification pass (:func:`verify`) reads every line once more than
-    the load does, about a quarter of a clean ingest's time.  A provisional
+    the load does (1.7 of 11 CPU s for a clean 1M-row NC file).  A provisional
     group skips it and lets the load prove the same facts: DuckDB's parser in
     ``strict_mode`` fails on a line that is not one record of the layout's
     fields; a record spanning lines makes a file yield fewer records than its
