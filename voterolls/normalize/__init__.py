@@ -64,7 +64,6 @@ def clean_dates(
     colset = set(cols)
     if "dob" not in colset and "birth_year" not in colset:
         return rel
-    v = _view(rel, con)
     types = {c: str(t).upper() for c, t in zip(rel.columns, rel.types, strict=True)}
 
     def typed(col: str, sql_type: str) -> str:
@@ -79,7 +78,7 @@ def clean_dates(
         f"coalesce({dates.placeholder_sql(dob)}, false) AS __ph, "
         f"coalesce({dates.birth_year_invalid_sql(by)}, false) AS __bad_by"
     )
-    va = _view(con.sql(f"SELECT *, {flags} FROM {v}"), con)
+    rel = rel.project(f"*, {flags}")
     new_dob = f"(CASE WHEN __ph THEN NULL ELSE {dob} END)"
     new_by = f"(CASE WHEN __ph OR __bad_by THEN NULL ELSE coalesce({by}, CAST(year({dob}) AS SMALLINT)) END)"
     repl: dict[str, str] = {}
@@ -97,7 +96,7 @@ def clean_dates(
         "CASE WHEN __bad_by THEN 'birth_year:nulled' END",
     ]
     select = _replace([c for c in cols if c != ISSUES_COLUMN], repl)
-    return con.sql(f"SELECT {select}, {_append_tags(colset, tags)} FROM {va}")
+    return rel.project(f"{select}, {_append_tags(colset, tags)}")
 
 
 def normalize_registrations(
@@ -154,7 +153,7 @@ def normalize_registrations(
         s1["email"] = address.email_text_sql('"email"')
         s2["email"] = address.email_finish_sql('"email"')
         helpers.append("""nullif(trim(CAST("email" AS VARCHAR)), '') AS __email_raw""")
-    v1 = _view(con.sql(f"SELECT {_replace(base, s1)}, {', '.join(helpers)} FROM {_view(rel, con)}"), con)
+    rel = rel.project(f"{_replace(base, s1)}, {', '.join(helpers)}")
 
     # Stage 2: things that need the stage-1 text, each computed once.
     add2: list[str] = []
@@ -166,34 +165,32 @@ def normalize_registrations(
     if "residence_zip5" in colset:
         s2["residence_zip5"] = address.zip5_sql("residence_zip5")
     sel2 = _replace(base, s2) + ", " + ", ".join([f"{ISSUES_COLUMN}", *[h.split(" AS ")[-1] for h in helpers[1:]], *add2])
-    v2 = _view(con.sql(f"SELECT {sel2} FROM {v1}"), con)
+    rel = rel.project(sel2)
 
-    # Stage 3: strip the split suffixes, tags, nickname join.
-    nick = names.register_nicknames(con) if nicknames else None
+    # Stage 3: strip the split suffixes, tags; then the nickname join.
     s3: dict[str, str] = {}
     tags: list[str] = []
     for f in sfx_cols:
-        sfx = f"r.__sfx_{f}"
-        s3[f] = f"(CASE WHEN {sfx} IS NULL THEN r.{f} ELSE nullif(left(r.{f}, length(r.{f}) - length({sfx}) - 1), '') END)"
+        sfx = f"__sfx_{f}"
+        s3[f] = f"(CASE WHEN {sfx} IS NULL THEN {f} ELSE nullif(left({f}, length({f}) - length({sfx}) - 1), '') END)"
     if sfx_cols:
-        split = f"coalesce({', '.join(f'r.__sfx_{f}' for f in sfx_cols)})"
-        s3["name_suffix"] = f"coalesce(r.name_suffix, {split})"
-        tags.append(f"CASE WHEN r.name_suffix IS NULL AND {split} IS NOT NULL THEN 'name_suffix:split' END")
-    first = s3.get("first_name", "r.first_name") if "first_name" in colset else "NULL::VARCHAR"
-    s3["first_name_canonical"] = f"coalesce(nk.canonical, {first})" if nicknames else first
+        split = f"coalesce({', '.join(f'__sfx_{f}' for f in sfx_cols)})"
+        s3["name_suffix"] = f"coalesce(name_suffix, {split})"
+        tags.append(f"CASE WHEN name_suffix IS NULL AND {split} IS NOT NULL THEN 'name_suffix:split' END")
+    s3["first_name_canonical"] = s3.get("first_name", "first_name") if "first_name" in colset else "NULL::VARCHAR"
     if "residence_zip5" in colset:
         tags.append(
-            "CASE WHEN r.__zip_raw IS NOT NULL AND r.residence_zip5 IS NULL THEN 'residence_zip5:nulled' "
-            "WHEN r.residence_zip5 <> r.__zip_raw THEN 'residence_zip5:repaired' END"
+            "CASE WHEN __zip_raw IS NOT NULL AND residence_zip5 IS NULL THEN 'residence_zip5:nulled' "
+            "WHEN residence_zip5 <> __zip_raw THEN 'residence_zip5:repaired' END"
         )
     if "phone" in colset:
-        tags.append("CASE WHEN r.__phone_raw IS NOT NULL AND r.phone IS NULL THEN 'phone:nulled' END")
+        tags.append("CASE WHEN __phone_raw IS NOT NULL AND phone IS NULL THEN 'phone:nulled' END")
     if "email" in colset:
-        tags.append("CASE WHEN r.__email_raw IS NOT NULL AND r.email IS NULL THEN 'email:nulled' END")
-    sel = []
-    for c in base:
-        q = identifier(c)
-        sel.append(f"{s3[c]} AS {q}" if c in s3 else f"r.{q}")
-    issues = f"list_concat(r.{ISSUES_COLUMN}, list_filter([{', '.join(tags) or 'NULL'}]::VARCHAR[], lambda t: t IS NOT NULL)) AS {ISSUES_COLUMN}"
-    join = f" LEFT JOIN {nick} nk ON nk.nickname = {first}" if nicknames else ""
-    return con.sql(f"SELECT {', '.join(sel)}, {issues} FROM {v2} r{join}")
+        tags.append("CASE WHEN __email_raw IS NOT NULL AND email IS NULL THEN 'email:nulled' END")
+    issues = f"list_concat({ISSUES_COLUMN}, list_filter([{', '.join(tags) or 'NULL'}]::VARCHAR[], lambda t: t IS NOT NULL)) AS {ISSUES_COLUMN}"
+    rel = rel.project(f"{_replace(base, s3)}, {issues}")
+    if not nicknames:
+        return rel
+    nick = names.register_nicknames(con)
+    canonical = "coalesce(nk.canonical, r.first_name_canonical) AS first_name_canonical"
+    return con.sql(f"SELECT r.* REPLACE ({canonical}) FROM {_view(rel, con)} r LEFT JOIN {nick} nk ON nk.nickname = r.first_name_canonical")
