@@ -166,10 +166,14 @@ def test_the_uniformity_counts_summed_while_writing_equal_a_query_of_the_written
 
     body, name = _nc_lines(tmp_path)
     body = _damage("blank_voter_id", body)
+    # three party codes NC's layout does not map: the unmapped and plausible tests must count them
+    odd = [i for i, line in enumerate(body) if b'\t"LIB"\t' in line][:3]
+    for i in odd:
+        body[i] = body[i].replace(b'\t"LIB"\t', b'\t"ZZZ"\t')
     src = tmp_path / name
     src.write_bytes(b"\n".join(body) + b"\n")
     r = ingest(IngestRequest.of(tmp_path / "ws", "NC", [src]))
-    assert r.quarantined == 1
+    assert r.quarantined == 1 and len(odd) == 3
     snap = Workspace(tmp_path / "ws").snapshot_dir("NC", r.snapshot_id)
     stored = pq.read_table(snap / "uniformity.parquet")
     from voterolls.formats.detect import resolve_format
@@ -183,6 +187,8 @@ def test_the_uniformity_counts_summed_while_writing_equal_a_query_of_the_written
     regs = {x["field"]: x for x in stored.to_pylist() if x["dataset"] == "registrations"}
     assert regs["state_voter_id"]["rows"] == r.loaded == pq.read_metadata(snap / "registrations.parquet").num_rows
     assert 0 < regs["residence_zip5"]["plausible"] <= regs["residence_zip5"]["non_null"] <= r.loaded
+    assert regs["party"]["unmapped"] == 3
+    assert regs["party_code"]["non_null"] - regs["party_code"]["plausible"] == 3
 
 
 def test_damage_past_the_first_batch_is_refuted_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

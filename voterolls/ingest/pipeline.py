@@ -550,7 +550,7 @@ class _Build:
         """
         total_rows = sum(f.rows_read for f in getattr(s, "_files", []) if f.role == "registrations") or None
         had_value: list[str] = []  # "__had_<field>" flags (the same for every part), filled by prepare
-        prepare = _preparer(self.job.keyed.policy, self.req.override, had_value, tally.columns())
+        prepare = _preparer(self.job.keyed.policy, self.req.override, had_value, tally.project)
         regs = with_canonical_first_names(s.registration_batches(BATCH_ROWS, prepare))
         extra_bool = list(had_value)
         if self.req.sealed is not None:
@@ -856,7 +856,10 @@ def _vote_history_allowed(policy: Any, override: Any) -> bool:
 
 
 def _preparer(
-    policy: Any, override: Any, had_value: list[str], tests: str = ""
+    policy: Any,
+    override: Any,
+    had_value: list[str],
+    tests: Callable[[duckdb.DuckDBPyRelation], duckdb.DuckDBPyRelation] | None = None,
 ) -> Callable[[duckdb.DuckDBPyConnection, duckdb.DuckDBPyRelation], duckdb.DuckDBPyRelation]:
     """The projection chain every registration row goes through: flags, dates, the law, normalisation.
 
@@ -866,8 +869,8 @@ def _preparer(
     cursor and the chain binds against that plain Arrow scan (the reader's
     SQL tree is bound once).  Nothing touches disk before ``enforce``.
     ``had_value`` receives the "__had_<field>" flag columns it adds; ``tests``
-    (a SELECT list over the normalised columns) adds the uniformity report's
-    test columns (``uniformity.RegistrationTally.columns``).  Every step is a
+    (a projection of the normalised rows) adds the uniformity report's test
+    columns (``uniformity.RegistrationTally.project``).  Every step is a
     row-for-row projection: the rows must leave in the order they came.
     """
     from voterolls.policy import enforce
@@ -890,7 +893,7 @@ def _preparer(
         missing = [f.name for f in REGISTRATION_SCHEMA if f.name not in normal.columns]
         if missing:
             normal = normal.project("*, " + ", ".join(f"NULL::{sql_type(REGISTRATION_SCHEMA.field(m).type)} AS {_q(m)}" for m in missing))
-        return normal.project(f"*, {tests}") if tests else normal
+        return tests(normal) if tests else normal
 
     return prepare
 

@@ -37,6 +37,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from voterolls.normalize import dates
+from voterolls.normalize.names import NORMAL_NAME
 from voterolls.schema import VOCABULARIES
 from voterolls.sql import literal as _lit
 
@@ -74,7 +75,7 @@ CODED = ("gender", "party", "status", "race", "uocava")
 TOKENS = ("ssn4_token", "dl_token", "dob_token", "name_clk")
 HISTORY_FIELDS = ("county", "election_date", "election_type", "election_desc", "vote_method", "vote_method_code", "party_ballot")
 #: a plausible name: letters, words joined by one space or hyphen (RE2 syntax: DuckDB and Arrow)
-NAME_PATTERN = "[A-Z]+([ -][A-Z]+)*"
+NAME_PATTERN = NORMAL_NAME
 _NAME_OK = "regexp_full_match({f}, '" + NAME_PATTERN + "')"
 
 
@@ -144,7 +145,11 @@ def _policy_label(field: str, allowed: Mapping[str, bool]) -> str:
     return "not_governed"
 
 
-def _plausible(field: str, code_keys: dict[str, list[str] | None]) -> str:
+def _plausible(field: str, code_keys: dict[str, list[str] | None], unmapped: Mapping[str, str] | None = None) -> str:
+    """The SQL test of a plausible value of ``field``.
+
+    ``unmapped``: coded field -> a column already holding its :func:`_unmapped` test (else it is inlined).
+    """
     f = f'"{field}"'
     if field == "dob":
         return dates.dob_plausible_sql(f)
@@ -162,11 +167,12 @@ def _plausible(field: str, code_keys: dict[str, list[str] | None]) -> str:
         return _NAME_OK.format(f=f)
     if field == "dob_granularity":
         return _one_of(f, ("full", "year"))
-    if field in CODED:
-        ok = _one_of(f, VOCABULARIES[field])
-        return f"({ok} AND NOT {_unmapped(field, code_keys.get(field))})"
-    if field.endswith("_code") and field.removesuffix("_code") in CODED:
-        return f"NOT {_unmapped(field.removesuffix('_code'), code_keys.get(field.removesuffix('_code')))}"
+    coded = field.removesuffix("_code")
+    if coded in CODED:
+        flag = (unmapped or {}).get(coded) or _unmapped(coded, code_keys.get(coded))
+        if field == coded:
+            return f"({_one_of(f, VOCABULARIES[field])} AND NOT {flag})"
+        return f"NOT {flag}"
     return f"{f} IS NOT NULL"
 
 
@@ -215,14 +221,20 @@ class RegistrationTally:
         code_keys = {c: _code_keys(spec, c) for c in CODED}
         tests = {f: _plausible(f, code_keys) for f in REGISTRATION_FIELDS}
         self._queried = [f for f, t in tests.items() if t != f'"{f}" IS NOT NULL' and f != "first_name_canonical"]
-        self._sql = [(f"__vr_plausible_{f}", tests[f]) for f in self._queried]
-        self._sql += [(f"__vr_unmapped_{c}", _unmapped(c, code_keys[c])) for c in CODED]
+        self._unmapped = [(f"__vr_unmapped_{c}", _unmapped(c, code_keys[c])) for c in CODED]
+        # a coded field's tests read its unmapped flag, computed once (the column of the first projection)
+        flags = {c: f"__vr_unmapped_{c}" for c in CODED}
+        self._plausible = [(f"__vr_plausible_{f}", _plausible(f, code_keys, flags)) for f in self._queried]
+        self._sql = self._unmapped + self._plausible
         self.sums: list[int] | None = None  # laid out as ``_registration_aggregates``
         self.complete = True  # False once a batch came without the test columns
 
-    def columns(self) -> str:
-        """The SELECT list of the boolean test columns, for a relation with REGISTRATION_SCHEMA's columns."""
-        return ", ".join(f"coalesce(({sql}), false) AS {name}" for name, sql in self._sql)
+    def project(self, rel: duckdb.DuckDBPyRelation) -> duckdb.DuckDBPyRelation:
+        """``rel`` (REGISTRATION_SCHEMA's columns) with the boolean test columns added, row for row."""
+        def select(tests: list[tuple[str, str]]) -> str:
+            return ", ".join(f"coalesce(({sql}), false) AS {name}" for name, sql in tests)
+
+        return rel.project(f"*, {select(self._unmapped)}").project(f"*, {select(self._plausible)}")
 
     def add(self, batch: pa.Table) -> None:
         """Count one batch of written rows (REGISTRATION_SCHEMA's columns and :meth:`columns`)."""
