@@ -92,7 +92,7 @@ def load_nation_registrations(
     ]
     for st in states:
         groups.setdefault(get_policy(st).dob_disclosure, []).append(st)
-    cleaned = clean_dates(con, con.sql("SELECT * FROM _nation_src"))
+    cleaned = clean_dates(con.sql("SELECT * FROM _nation_src"))
     cleaned.create_view("_nation_clean", replace=True)
     parts = []
     for i, (_disclosure, members) in enumerate(sorted(groups.items())):

@@ -176,7 +176,7 @@ def test_placeholder_dob_nulled_before_policy() -> None:
         " ('3', NULL, 1700::SMALLINT, 'year'), ('4', DATE '2999-01-01', 2999::SMALLINT, 'full'), ('5', NULL, 1975::SMALLINT, 'year'))"
         " t(state_voter_id, dob, birth_year, dob_granularity)"
     )
-    got = {r[0]: r[1:] for r in clean_dates(con, rel).fetchall()}
+    got = {r[0]: r[1:] for r in clean_dates(rel).fetchall()}
     assert got["1"] == (None, None, "none", ["dob:nulled"])
     assert got["2"] == (dt.date(1980, 5, 6), 1980, "full", [])
     assert got["3"] == (None, None, "none", ["birth_year:nulled"])

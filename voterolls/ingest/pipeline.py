@@ -882,7 +882,7 @@ def _preparer(
             rel = rel.project(f"* EXCLUDE (_protected), {prot} AS {PROTECTED}")
         else:
             rel = rel.project(f"*, false AS {PROTECTED}")
-        rel = clean_dates(c, rel)
+        rel = clean_dates(rel)
         cols = set(rel.columns)
         had = [f'("{f}" IS NOT NULL) AS __had_{f}' for f in GOVERNED if f in cols]
         if had:

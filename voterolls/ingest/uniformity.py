@@ -237,7 +237,7 @@ class RegistrationTally:
         return rel.project(f"*, {select(self._unmapped)}").project(f"*, {select(self._plausible)}")
 
     def add(self, batch: pa.Table) -> None:
-        """Count one batch of written rows (REGISTRATION_SCHEMA's columns and :meth:`columns`)."""
+        """Count one batch of written rows (REGISTRATION_SCHEMA's columns and the test columns of :meth:`project`)."""
         if not self.complete or any(name not in batch.column_names for name, _ in self._sql):
             self.complete, self.sums = False, None  # e.g. a reader that dropped them: query the file
             return

@@ -91,7 +91,7 @@ def read_external(
     con.execute("SET lambda_syntax='ENABLE_SINGLE_ARROW'")
     s = scan(con, plist, state=state, format=format)
     try:
-        rel = clean_dates(con, s.registrations)
+        rel = clean_dates(s.registrations)
         rel = normalize_registrations(con, rel)
         rel.create_view("_vr_ext_norm", replace=True)
         names = {f.sha256: Path(f.path).name for f in s.files}

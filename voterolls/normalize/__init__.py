@@ -31,7 +31,7 @@ ISSUES_COLUMN = "_issues"
 _view_ids = itertools.count()
 
 
-def _view(rel: duckdb.DuckDBPyRelation, con: duckdb.DuckDBPyConnection) -> str:
+def _view(rel: duckdb.DuckDBPyRelation) -> str:
     """Register ``rel`` as a uniquely named temporary view (lazy) and return its name."""
     name = f"_vr_norm_{next(_view_ids)}"
     rel.create_view(name, replace=True)
@@ -56,9 +56,7 @@ def _replace(cols: list[str], repl: dict[str, str]) -> str:
     return ", ".join(out)
 
 
-def clean_dates(
-    con: duckdb.DuckDBPyConnection, rel: duckdb.DuckDBPyRelation
-) -> duckdb.DuckDBPyRelation:
+def clean_dates(rel: duckdb.DuckDBPyRelation) -> duckdb.DuckDBPyRelation:
     """Null placeholder DOBs (and the birth year they imply) and impossible birth years."""
     cols = list(rel.columns)
     colset = set(cols)
@@ -193,4 +191,4 @@ def normalize_registrations(
         return rel
     nick = names.register_nicknames(con)
     canonical = "coalesce(nk.canonical, r.first_name_canonical) AS first_name_canonical"
-    return con.sql(f"SELECT r.* REPLACE ({canonical}) FROM {_view(rel, con)} r LEFT JOIN {nick} nk ON nk.nickname = r.first_name_canonical")
+    return con.sql(f"SELECT r.* REPLACE ({canonical}) FROM {_view(rel)} r LEFT JOIN {nick} nk ON nk.nickname = r.first_name_canonical")

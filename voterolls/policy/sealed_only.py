@@ -231,7 +231,7 @@ def _lawful_registrations(con: duckdb.DuckDBPyConnection, req: SealedOnlyRequest
     from voterolls.policy.model import get_policy
 
     s = scan(con, list(req.files), state=req.state, format=req.format)
-    rel = clean_dates(con, s.registrations)
+    rel = clean_dates(s.registrations)
     policy = get_policy(req.state)
     withheld = None
     if policy.dob_disclosure != "full" and "dob" in rel.columns:
