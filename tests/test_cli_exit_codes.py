@@ -250,3 +250,19 @@ def test_a_memory_limit_too_small_is_one_sentence_and_stores_nothing(tmp_path: P
     _check(res, 2, "ran out of memory under DuckDB's limit of 1MB; raise --memory-limit", "ingest at 1MB")
     assert len(res.stderr.strip().splitlines()) == 1, res.stderr
     assert not list((ws / "states").glob("WA/*")), "a failed ingest left a snapshot"
+
+
+def test_an_ingest_and_its_repeat_exit_0_with_nothing_on_stderr(tmp_path: Path) -> None:
+    """Ingest starts pyarrow's import of pandas in a thread of its own; a short ingest (and the
+    repeat that changes nothing) must end cleanly, never with that import torn down at exit."""
+    from voterolls.formats.sample import national_sample
+    from voterolls.synth.native import write_native
+
+    regs, _ = national_sample("NC", 200, seed=5)
+    src = next(p for p in write_native("NC", regs, None, tmp_path / "in") if p.name.startswith("ncvoter"))
+    ws = tmp_path / "ws"
+    for label in ("first", "repeat"):
+        res = _run(["ingest", "NC", str(src), "--workspace", str(ws)], tmp_path)
+        assert res.returncode == 0, f"{label}: exit {res.returncode}\n{res.stdout[-800:]}{res.stderr[-800:]}"
+        assert res.stderr.strip() == "", f"{label}: {res.stderr[-800:]}"
+    assert "unchanged" in res.stdout.lower() or "nothing to do" in res.stdout.lower(), res.stdout[-800:]

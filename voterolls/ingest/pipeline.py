@@ -190,11 +190,13 @@ def _import_pandas_early() -> None:
     batch: 0.8 s of one core (a quarter of a 1M-row file's read).  Started
     here it runs while the inputs are hashed (hashing releases the GIL), and
     the first batch finds it done or nearly so.  The main thread holds no
-    import lock when it needs pandas, so the two cannot deadlock.
+    import lock when it needs pandas, so the two cannot deadlock.  Not a
+    daemon: a process that ends first waits for the import rather than
+    tearing it down half done at interpreter shutdown.
     """
     if "pandas" in sys.modules or importlib.util.find_spec("pandas") is None:
         return
-    threading.Thread(target=importlib.import_module, args=("pandas",), name="voterolls-import-pandas", daemon=True).start()
+    threading.Thread(target=importlib.import_module, args=("pandas",), name="voterolls-import-pandas").start()
 
 
 # ---------------------------------------------------------------------------
