@@ -408,3 +408,14 @@ def test_token_map_moves_only_the_pairs_of_the_cell_kinds():
     pts = cal._interpolated_sql(mp["bins"], "w")
     vals = [con.execute(f"SELECT {pts} FROM (SELECT {w}::DOUBLE AS w)").fetchone()[0] for w in (-3.0, 1.0, 2.0, 5.0)]
     assert vals == pytest.approx([-5.0, 0.0, 2.0, 5.0])
+
+
+def test_birthday_map_is_not_applied_below_its_minimum_of_date_pairs(monkeypatch):
+    """The full class's map needs FULL_MIN_DATE_PAIRS date pairs: below, its low bins were noise
+    that lifted thousands of pairs into the mid-range (docs/LINKAGE.md)."""
+    monkeypatch.setattr(cal, "MASK_MIN_PAIRS", 0.1)
+    con = duckdb.connect()
+    _birthday_tables(con)  # 3 date pairs
+    assert cal.fit_birthday_map(ConnectionQueries(con), "pairs", "inp", 4, min_pairs=3)["fitted"]
+    assert not cal.fit_birthday_map(ConnectionQueries(con), "pairs", "inp", 4, min_pairs=4)["fitted"]
+    assert cal.FULL_MIN_DATE_PAIRS > 3_717  # the 310,653-registration run that over-corrected

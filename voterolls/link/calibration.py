@@ -275,8 +275,16 @@ TOKEN_WITHOUT_YEAR = DateSource(
 
 
 TOKEN_SOURCES = (TOKEN_WITH_YEAR, TOKEN_WITHOUT_YEAR)
-#: Standard errors a birthday-model label must be off the model's mean probability to move its bin.
+#: Standard errors a birthday-model label must be off the model's mean probability to move its bin
+#: (the token map; the full class's map moves every bin, see :data:`FULL_MIN_DATE_PAIRS`).
 BIRTHDAY_MIN_SIGMA = 2.0
+#: Date pairs in cells the full class's birthday map needs to be applied.  Below it the map
+#: over-corrected (expected / true in [0.1, 0.5): 2.17 at 103,503 registrations with 784 date
+#: pairs, 3.17 on the movers process with 1,172, 5.4 at 310,653 with 3,717, against 1.12 / 1.12 /
+#: 1.50 scored): its lowest bins are differences of large counts, and noise there lifted
+#: thousands of pairs into the mid-range.  At 1,035,234 (29,114) it met the target, 0.96 / 0.93;
+#: the 2-standard-error rule of the token map did not (1.42: two bins 1.9 errors off were right).
+FULL_MIN_DATE_PAIRS = 10_000
 
 
 def birthday_cells_sql(input_table: str, kind: CellKind, source: DateSource = PUBLIC_DATE) -> str:
@@ -412,6 +420,7 @@ def fit_birthday_map(
     sources: tuple[DateSource, ...] = (PUBLIC_DATE,),
     dob_class: str = FULL_CLASS,
     min_sigma: float = 0.0,
+    min_pairs: int = 0,
 ) -> dict:
     """The recalibration map of the full-DOB class (or, with the token ``sources``, of the pairs
     compared on a sealed DOB token), learnt from the birthday model without truth.
@@ -438,7 +447,8 @@ def fit_birthday_map(
     the model's mean probability keeps its probabilities (``keep`` in the
     bin; the error counts the coincidences as Poisson, ``sqrt(sum N q) / sum E``):
     with a few dozen date pairs per bin the label is noise, and the map would
-    move well-calibrated pairs by it.
+    move well-calibrated pairs by it.  ``min_pairs``: the map is fitted only with
+    at least that many date pairs in cells (and never under 300).
 
     Assumes the date independent of the names among strangers within a birth
     year (twins break it; they differ in first name, so are in no cell) and
@@ -480,7 +490,8 @@ def fit_birthday_map(
         for x, lab, e, k, v in zip(bins, label, se, keep, iso, strict=True)
     ]
     return {"dob_class": dob_class, "method": "birthday model on name cells: "
-            + "; ".join(s.name for s in sources), "bins": out, "fitted": int(n.sum()) >= 10 * MASK_MIN_PAIRS}
+            + "; ".join(s.name for s in sources), "bins": out,
+            "fitted": int(n.sum()) >= max(10 * MASK_MIN_PAIRS, min_pairs)}
 
 
 def _interpolated_sql(bins: list[dict], weight: str) -> str:
@@ -562,7 +573,9 @@ def fit_maps(engine, pairs_table: str, input_table: str, bf: dict, **kw) -> dict
     1.08 / 1.11 to 1.12 / 1.16 expected per observed at 1M (docs/LINKAGE.md)."""
     if "dob" not in bf or "birth_year" not in bf:
         return {}
-    maps = {FULL_CLASS: fit_birthday_map(engine, pairs_table, input_table, max(bf["dob"]), **kw)}
+    maps = {FULL_CLASS: fit_birthday_map(
+        engine, pairs_table, input_table, max(bf["dob"]), min_pairs=FULL_MIN_DATE_PAIRS, **kw
+    )}
     for c in MASKED_CLASSES:
         maps[c] = fit_masked_map(engine, pairs_table, input_table, bf, c, **kw)
     if has_token_weights(bf):
