@@ -47,7 +47,8 @@ import numpy as np
 from voterolls.link.evaluate import granularity_class_sql
 
 #: The classes recalibrated on masked full-DOB pairs.  ``token``: pairs of the
-#: year and none classes compared on sealed DOB tokens (a state sealed its full dates).
+#: year and none classes compared on sealed DOB tokens (a state sealed its full dates),
+#: recalibrated on token cells (masked full-DOB pairs only where those are too few).
 MASKED_CLASSES = ("year", "none")
 TOKEN_CLASS = "token"
 
@@ -562,9 +563,12 @@ def bayes_factors(levels: dict[str, list[tuple[float | None, float | None]]]) ->
 
 
 def fit_maps(engine, pairs_table: str, input_table: str, bf: dict, **kw) -> dict[str, dict]:
-    """Every class's map: the full class on the birthday model (:func:`fit_birthday_map`), and
-    :data:`MASKED_CLASSES` (with :data:`TOKEN_CLASS` where the model has DOB-token weights)
-    from full-DOB pairs masked.  Nothing without a DOB comparison.
+    """Every class's map: the full class on the birthday model (:func:`fit_birthday_map`, with at
+    least :data:`FULL_MIN_DATE_PAIRS`), :data:`MASKED_CLASSES` from full-DOB pairs masked, and,
+    where the model has DOB-token weights, :data:`TOKEN_CLASS` on the birthday model over token
+    cells (:data:`TOKEN_SOURCES`; a bin moves only :data:`BIRTHDAY_MIN_SIGMA` standard errors
+    off, the map interpolated and applied to the cells' pairs only, :func:`cell_pairs_sql`),
+    masked full-DOB pairs where those cells are too few.  Nothing without a DOB comparison.
 
     The masked maps' labels are the full-DOB probabilities as scored, not as recalibrated:
     those labels come from pairs near 0 or 1, where the birthday map is noisiest (its
