@@ -232,3 +232,190 @@ def test_birthday_cells_match_a_brute_force_count(kind):
     assert want  # the test data exercises the kind
     assert {tuple(r[:-3]): [r[-2], r[-3]] for r in got} == want
     assert all(r[-1] == pytest.approx(q) for r in got)
+
+
+@pytest.mark.parametrize("source", cal.TOKEN_SOURCES, ids=lambda s: s.name)
+@pytest.mark.parametrize("kind", cal.CELL_KINDS, ids=lambda k: k.name)
+def test_token_birthday_cells_match_a_brute_force_count(kind, source):
+    """Token cells count exactly the cross-state pairs scored on the sealed token (both carry one,
+    not both a public full date), split by whether both sides carry a birth year."""
+    import itertools
+    from collections import Counter
+
+    rng = np.random.default_rng(5)
+    n = 220
+    rows = []
+    for i, s in enumerate(rng.choice(["A", "B", "C"], n)):
+        g = rng.choice(["full", "year", "none"])
+        token = None if rng.random() < 0.1 else f"T{rng.integers(4)}"
+        rows.append((
+            f"{s}:{i}", s, f"F{rng.integers(2)}", f"L{rng.integers(3)}",
+            None if rng.random() < 0.3 else f"M{rng.integers(2)}", None, "F",
+            None if g == "none" else 1970 + int(rng.integers(2)),
+            "1970-01-01" if g == "full" else None, token, g,
+        ))
+    con = duckdb.connect()
+    con.execute(
+        "CREATE TABLE inp (unique_id VARCHAR, state VARCHAR, first_name VARCHAR, last_name VARCHAR, "
+        "middle_name VARCHAR, name_suffix VARCHAR, gender VARCHAR, birth_year INT, dob DATE, dob_token VARCHAR, "
+        "dob_granularity VARCHAR)"
+    )
+    con.executemany("INSERT INTO inp VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [list(r) for r in rows])
+    got = con.execute(
+        f"SELECT {', '.join(kind.equal)}, y, date_pairs, pairs, q FROM ({cal.birthday_cells_sql('inp', kind, source)})"
+    ).fetchall()
+    idx = {"first_name": 2, "last_name": 3, "middle_name": 4, "name_suffix": 5, "gender": 6}
+    with_year = source is cal.TOKEN_WITH_YEAR
+    pop = [r for r in rows if r[9] is not None and (r[7] is not None or not with_year)]
+    strata = Counter((r[7] if with_year else 0) for r in pop)
+    tokens = Counter(((r[7] if with_year else 0), r[9]) for r in pop)
+    cells: dict[tuple, list[int]] = {}
+    for a, b in itertools.combinations(rows, 2):
+        if a[1] == b[1] or a[9] is None or b[9] is None or (a[8] is not None and b[8] is not None):
+            continue  # same state, no token on a side, or compared on the public date
+        if with_year != (a[7] is not None and b[7] is not None):
+            continue
+        if with_year and a[7] != b[7]:
+            continue  # cells are within a birth year
+        if any(a[idx[f]] != b[idx[f]] for f in kind.equal):
+            continue
+        s = idx.get(kind.special)
+        if kind.relation == "differs" and (a[s] is None or b[s] is None or a[s] == b[s]):
+            continue
+        if kind.relation == "one_missing" and (a[s] is None) == (b[s] is None):
+            continue
+        key = (*(a[idx[f]] or "" for f in kind.equal), a[7] if with_year else 0)
+        c = cells.setdefault(key, [0, 0])
+        c[0] += 1
+        c[1] += a[9] == b[9]
+    assert cells and any(v[1] for v in cells.values())  # the test data exercises the source
+    assert {tuple(r[:-3]): [r[-2], r[-3]] for r in got} == cells
+    for r in got:
+        y, k = r[-4], strata[r[-4]]
+        q = (sum(c * c for (yy, _t), c in tokens.items() if yy == y) - k) / (k * (k - 1))
+        assert r[-1] == pytest.approx(q)
+
+
+def _token_population(con):
+    """Year-only registrations that sealed their dates, in two states, and a filler state.
+
+    Cell ANN LEE (1970): 40 + 40 strangers over 4 dates (round robin), no duplicate: 400 of
+    the 1,600 cross-state pairs share a token, all by chance.  Cell BO KIM (1971): 30 people
+    registered in both states, each with a date no one else has: 30 pairs share a token, all
+    the same person.  Filler (state C, 1971): 2,000 LEEs with unique first names and dates
+    (they thin the 1971 coincidences and form no cell).  Returns (q 1970, q 1971, f_ann, f_bo):
+    the strata's coincidence chances and the cells' term-frequency bits."""
+    rows = [(f"{s}:x{i}", s, "ANN", "LEE", 1970, f"D{i % 4}") for s in "AB" for i in range(40)]
+    rows += [(f"{s}:y{i}", s, "BO", "KIM", 1971, f"E{i}") for s in "AB" for i in range(30)]
+    rows += [(f"C:f{i}", "C", f"G{i}", "LEE", 1971, f"U{i}") for i in range(2000)]
+    con.execute(
+        "CREATE TABLE inp (unique_id VARCHAR, state VARCHAR, first_name VARCHAR, last_name VARCHAR, "
+        "birth_year INT, dob_token VARCHAR, middle_name VARCHAR, name_suffix VARCHAR, gender VARCHAR, "
+        "dob DATE, dob_granularity VARCHAR)"
+    )
+    con.executemany("INSERT INTO inp VALUES (?, ?, ?, ?, ?, ?, NULL, NULL, 'F', NULL, 'year')", [list(r) for r in rows])
+    n = len(rows)
+    q70 = (4 * 20**2 - 80) / (80 * 79)
+    q71 = (30 * 2**2 + 2000 - 2060) / (2060 * 2059)
+    f_ann = -math.log2(80 / n) - math.log2(2080 / n)
+    f_bo = -2 * math.log2(60 / n)
+    return q70, q71, f_ann, f_bo
+
+
+def test_token_birthday_map_lowers_pairs_that_are_chance_and_raises_sure_ones():
+    """The model puts ANN LEE's token-sharing pairs at p = 0.5, but the cells say they are chance
+    coincidences (share 0.05 true); BO KIM's at 0.98 where all are the same person: the map moves
+    the first down below 0.1 and the second up, and leaves the rest of the pairs alone."""
+    con = duckdb.connect()
+    q70, q71, f_ann, f_bo = _token_population(con)
+    a = -f_ann  # one offset per group; ANN LEE's date pairs then weigh 0 bits (p = 0.5)
+    w_bo = a + f_bo
+    con.execute(
+        f"""CREATE TABLE pairs AS SELECT * FROM (VALUES
+           ('A:x0', 'B:x0', 'year', 'year', 1, 4, {a + f_ann}), ('A:y0', 'B:y0', 'year', 'year', 1, 4, {w_bo}),
+           ('A:x1', 'B:x2', 'year', 'year', 0, 4, -9.0), ('A:x1', 'C:f1', 'full', 'full', -1, 0, 0.2))
+           t(unique_id_l, unique_id_r, dob_granularity_l, dob_granularity_r, gamma_dob_token, gamma_last_name,
+             match_weight)"""
+    )
+    mp = cal.fit_birthday_map(
+        ConnectionQueries(con), "pairs", "inp", 1, sources=cal.TOKEN_SOURCES, dob_class=cal.TOKEN_CLASS, min_sigma=2.0
+    )
+    assert mp["fitted"]
+    ann, bo = mp["bins"]
+    assert (ann["from_bits"], ann["pairs"], bo["from_bits"], bo["pairs"]) == (0.0, 400, math.floor(w_bo), 30)
+    # mu = (E - N q) / (1 - q) per cell, the label mu / E
+    assert ann["birthday_share_true"] == pytest.approx((400 - 1600 * q70) / (1 - q70) / 400, abs=1e-5)
+    assert bo["birthday_share_true"] == pytest.approx((30 - 900 * q71) / (1 - q71) / 30, abs=1e-5)
+    assert ann["mean_p_model"] == pytest.approx(0.5, abs=1e-5)
+    assert ann["se"] == pytest.approx(math.sqrt(1600 * q70) / 400, abs=1e-5)
+    assert not ann["keep"] and not bo["keep"]
+    assert _p(ann["log2_odds"]) < 0.1 and _p(bo["log2_odds"]) > _p(w_bo)
+    got = {k: float(v) for k, v in con.execute(
+        f"SELECT unique_id_r, {cal.masked_map_sql({cal.TOKEN_CLASS: mp}, 'match_weight')} FROM pairs"
+    ).fetchall()}
+    assert got["B:x0"] == pytest.approx(ann["log2_odds"]) and got["B:y0"] == pytest.approx(bo["log2_odds"])
+    assert got["B:x2"] == pytest.approx(ann["log2_odds"])  # below the first bin: its value
+    assert got["C:f1"] == 0.2  # not a token pair: untouched
+
+
+def test_token_birthday_bins_within_noise_keep_their_weights():
+    """With a threshold no label clears, every bin is kept and the map is the identity."""
+    con = duckdb.connect()
+    _q70, _q71, f_ann, f_bo = _token_population(con)
+    con.execute(
+        f"""CREATE TABLE pairs AS SELECT * FROM (VALUES
+           ('A:x0', 'B:x0', 'year', 'year', 1, 4, 0.0), ('A:y0', 'B:y0', 'year', 'year', 1, 4, {f_bo - f_ann}),
+           ('A:x1', 'B:x2', 'year', 'year', 0, 4, -9.0))
+           t(unique_id_l, unique_id_r, dob_granularity_l, dob_granularity_r, gamma_dob_token, gamma_last_name,
+             match_weight)"""
+    )
+    mp = cal.fit_birthday_map(
+        ConnectionQueries(con), "pairs", "inp", 1, sources=cal.TOKEN_SOURCES, dob_class=cal.TOKEN_CLASS,
+        min_sigma=1e6,
+    )
+    assert mp["fitted"] and all(b["keep"] for b in mp["bins"])
+    got = con.execute(
+        f"SELECT match_weight, {cal.masked_map_sql({cal.TOKEN_CLASS: mp}, 'match_weight')} FROM pairs"
+    ).fetchall()
+    assert all(w == pytest.approx(m) for w, m in got)
+
+
+def test_token_map_moves_only_the_pairs_of_the_cell_kinds():
+    """The token map is learnt on exact-name cells and applied to their pairs only: at 1M the
+    other token pairs (a nickname, an initial, a similar name) were calibrated already."""
+    bf = {"first_name": {g: 0.0 for g in range(6)}, "last_name": {g: 0.0 for g in range(5)},
+          "middle_name": {g: 0.0 for g in range(4)}}
+    mp = {"fitted": True, "form": "interpolate", "pairs_sql": cal.cell_pairs_sql(bf),
+          "bins": [{"from_bits": -1.0, "model_bits": 0.0, "log2_odds": -2.0},
+                   {"from_bits": 2.0, "model_bits": 2.0, "log2_odds": 2.0, "keep": True}]}
+    con = duckdb.connect()
+    con.execute(
+        """CREATE TABLE p AS SELECT *, 'year' AS dob_granularity_l, 'full' AS dob_granularity_r, 1 AS gamma_dob_token,
+           0.0 AS match_weight FROM (VALUES
+           ('names exact', 5, 4, 3), ('no middle names', 5, 4, -1), ('middle on one side', 5, 4, 1),
+           ('surname differs', 5, 0, 3), ('surname differs, no middle', 5, 0, -1),
+           ('nickname', 4, 4, 3), ('middle initial', 5, 4, 2), ('surname differs, middle on one side', 5, 0, 1),
+           ('similar surname', 5, 2, 3)) t(kind, gamma_first_name, gamma_last_name, gamma_middle_name)"""
+    )
+    got = dict(con.execute(
+        f"SELECT kind, {cal.masked_map_sql({cal.TOKEN_CLASS: mp}, 'match_weight')} FROM p"
+    ).fetchall())
+    moved = {"names exact", "no middle names", "middle on one side", "surname differs", "surname differs, no middle"}
+    assert {k for k, v in got.items() if v != 0.0} == moved
+    # 0 bits sits on the first point: mapped to -2; between the points the map is linear, and a
+    # kept point is on the identity
+    assert all(got[k] == pytest.approx(-2.0) for k in moved)
+    pts = cal._interpolated_sql(mp["bins"], "w")
+    vals = [con.execute(f"SELECT {pts} FROM (SELECT {w}::DOUBLE AS w)").fetchone()[0] for w in (-3.0, 1.0, 2.0, 5.0)]
+    assert vals == pytest.approx([-5.0, 0.0, 2.0, 5.0])
+
+
+def test_birthday_map_is_not_applied_below_its_minimum_of_date_pairs(monkeypatch):
+    """The full class's map needs FULL_MIN_DATE_PAIRS date pairs: below, its low bins were noise
+    that lifted thousands of pairs into the mid-range (docs/LINKAGE.md)."""
+    monkeypatch.setattr(cal, "MASK_MIN_PAIRS", 0.1)
+    con = duckdb.connect()
+    _birthday_tables(con)  # 3 date pairs
+    assert cal.fit_birthday_map(ConnectionQueries(con), "pairs", "inp", 4, min_pairs=3)["fitted"]
+    assert not cal.fit_birthday_map(ConnectionQueries(con), "pairs", "inp", 4, min_pairs=4)["fitted"]
+    assert cal.FULL_MIN_DATE_PAIRS > 3_717  # the 310,653-registration run that over-corrected

@@ -14,7 +14,11 @@ pairs sharing the date, less the coincidences the birthday model expects,
 are its same-person pairs.  Per bin of the weight the cell's date pairs carry,
 that share is the label.
 
-Year on a side, no DOB on a side, a sealed DOB token: masked full-DOB pairs.
+Pairs compared on a sealed DOB token (a side publishes no full date but the state
+sealed it): the same birthday model on cells of such pairs - an equal token is an
+equal date (:data:`TOKEN_SOURCES`); where too few, masked full-DOB pairs (below).
+
+Year on a side, no DOB on a side: masked full-DOB pairs.
 Where both sides publish a full DOB linkage is sharp (a full date is ~25,000:1
 evidence; at 1M registrations the full class scores F1 0.95), so the full-DOB
 pairs carry their own near-labels.  *Mask* the date of a full-DOB pair - take
@@ -43,7 +47,8 @@ import numpy as np
 from voterolls.link.evaluate import granularity_class_sql
 
 #: The classes recalibrated on masked full-DOB pairs.  ``token``: pairs of the
-#: year and none classes compared on sealed DOB tokens (a state sealed its full dates).
+#: year and none classes compared on sealed DOB tokens (a state sealed its full dates),
+#: recalibrated on token cells (masked full-DOB pairs only where those are too few).
 MASKED_CLASSES = ("year", "none")
 TOKEN_CLASS = "token"
 
@@ -89,6 +94,12 @@ def _isotonic(y: np.ndarray, n: np.ndarray) -> np.ndarray:
             s = sizes[-2] + sizes[-1]
             vals[-2:], wts[-2:], sizes[-2:] = [v], [w], [s]
     return np.repeat(np.asarray(vals), sizes)
+
+
+def _bits(p: float) -> float:
+    """log2-odds of a bin's mean model probability: where the map's point for the bin sits."""
+    p = min(max(float(p), 1e-12), 1 - 1e-12)
+    return round(float(np.log2(p / (1 - p))), 4)
 
 
 def _sigmoid2(w: str) -> str:
@@ -155,7 +166,8 @@ def fit_masked_map(
     iso = np.clip(_isotonic(label, n), 1e-9, 1 - 1e-9)
     out = [
         {"from_bits": float(x[0]), "pairs": int(x[1]), "mean_p_masked": round(x[2] / x[1], 5),
-         "mean_p_full_date": round(x[3] / x[1], 5), "log2_odds": round(float(np.log2(v / (1 - v))), 4)}
+         "mean_p_full_date": round(x[3] / x[1], 5), "model_bits": _bits(x[2] / x[1]),
+         "log2_odds": round(float(np.log2(v / (1 - v))), 4)}
         for x, v in zip(bins, iso, strict=True)
     ]
     return {"dob_class": dob_class, "bins": out, "fitted": int(n.sum()) >= 10 * MASK_MIN_PAIRS}
@@ -217,15 +229,76 @@ def _cross_pairs_sql(rel: str, keys: str) -> str:
     return f"SELECT {keys}, (sum(n) * sum(n) - sum(n * n)) / 2.0 AS k FROM {rel} GROUP BY ALL"
 
 
-def birthday_cells_sql(input_table: str, kind: CellKind) -> str:
-    """Per cell of ``kind`` (its equal fields + birth year): cross-state pairs in the cell
-    (``pairs``), those also sharing the full date (``date_pairs``), and ``q``, the chance two
-    registrations of the birth year share a date.  Counts only.
+@dataclass(frozen=True)
+class DateSource:
+    """Where the birthday model reads "the date" of a cell's pairs, and which pairs it counts.
+
+    ``date``: the column two registrations share or not (the public full date, or the
+    sealed DOB token); ``population``: the registrations that enter cells; ``year``: the
+    SQL of a registration's stratum (its birth year, or one stratum for all), within
+    which strangers share a date with chance q; ``inner``: a sub-population whose pairs
+    among themselves are scored on another comparison, so not counted (``None``: none);
+    ``gamma``: the pair column whose exact level (``exact``) is "date shared"; ``pairs``:
+    the condition on a scored pair (``l.``, ``r.``) of belonging to the source.
+    """
+
+    name: str
+    date: str
+    population: str
+    year: str
+    inner: str | None
+    gamma: str
+    pairs: str
+
+    def year_of(self, alias: str) -> str:
+        return self.year.replace("birth_year", f"{alias}.birth_year")
+
+
+#: Both sides publish a full date: the full class's birthday model.
+PUBLIC_DATE = DateSource(
+    "public full date", "dob", "dob_granularity = 'full' AND dob IS NOT NULL AND birth_year IS NOT NULL",
+    "birth_year", None, "gamma_dob", "l.dob_granularity = 'full' AND r.dob_granularity = 'full'",
+)
+#: Pairs scored on a sealed DOB token (a side publishes no full date), both sides carrying a birth
+#: year: strangers share a token with the chance two registrations of the year share a date.
+TOKEN_WITH_YEAR = DateSource(
+    "sealed token, birth year on both sides", "dob_token", "dob_token IS NOT NULL AND birth_year IS NOT NULL",
+    "birth_year", "dob IS NOT NULL", "gamma_dob_token", "l.birth_year IS NOT NULL AND r.birth_year IS NOT NULL",
+)
+#: Pairs scored on a sealed DOB token where a side has no birth year (a no-DOB state that sealed
+#: its dates): one stratum, so q is the chance two registrations of any year share a token.  Names
+#: follow the era, so same-name strangers share a birth year more often than that: q is then too
+#: small, the label too high, and the map corrects too little (never the wrong way).
+TOKEN_WITHOUT_YEAR = DateSource(
+    "sealed token, no birth year on a side", "dob_token", "dob_token IS NOT NULL", "0",
+    "birth_year IS NOT NULL", "gamma_dob_token", "(l.birth_year IS NULL OR r.birth_year IS NULL)",
+)
+
+
+TOKEN_SOURCES = (TOKEN_WITH_YEAR, TOKEN_WITHOUT_YEAR)
+#: Standard errors a birthday-model label must be off the model's mean probability to move its bin
+#: (the token map; the full class's map moves every bin, see :data:`FULL_MIN_DATE_PAIRS`).
+BIRTHDAY_MIN_SIGMA = 2.0
+#: Date pairs in cells the full class's birthday map needs to be applied.  Below it the map
+#: over-corrected (expected / true in [0.1, 0.5): 2.17 at 103,503 registrations with 784 date
+#: pairs, 3.17 on the movers process with 1,172, 5.4 at 310,653 with 3,717, against 1.12 / 1.12 /
+#: 1.50 scored): its lowest bins are differences of large counts, and noise there lifted
+#: thousands of pairs into the mid-range.  At 1,035,234 (29,114) it met the target, 0.96 / 0.93;
+#: the 2-standard-error rule of the token map did not (1.42: two bins 1.9 errors off were right).
+FULL_MIN_DATE_PAIRS = 10_000
+
+
+def birthday_cells_sql(input_table: str, kind: CellKind, source: DateSource = PUBLIC_DATE) -> str:
+    """Per cell of ``kind`` (its equal fields + the source's stratum ``y``, the birth year):
+    cross-state pairs in the cell (``pairs``), those also sharing the date (``date_pairs``),
+    and ``q``, the chance two registrations of the stratum share a date.  Counts only.
 
     Cross-state pairs of a group are ``((sum n)^2 - sum n^2) / 2`` over its states'
     counts; a relation on the special field is a difference of such counts (pairs
     with it differing = pairs sharing the rest - pairs sharing it too; with it on
-    one side only = all pairs - pairs where both lack it - pairs where both carry it).
+    one side only = all pairs - pairs where both lack it - pairs where both carry it),
+    and so is leaving out the pairs of the source's ``inner`` sub-population (pairs of
+    the population - pairs within the sub-population).
     """
     eq = kind.equal
     cell = ", ".join(f"coalesce(CAST({c} AS STRING), '') AS {c}" for c in eq)
@@ -233,18 +306,19 @@ def birthday_cells_sql(input_table: str, kind: CellKind) -> str:
     sp = kind.special
     extra = f", CAST({sp} AS STRING) AS _s" if sp else ""
     where = f" AND {sp} IS NOT NULL" if kind.relation == "differs" else ""
+    inner = f", ({source.inner}) AS _in" if source.inner else ""
 
-    def counts(by: str) -> str:
-        rows = f"(SELECT {by}, state, count(*) AS n FROM r GROUP BY ALL)"
+    def counts_in(by: str, r: str) -> str:
+        rows = f"(SELECT {by}, state, count(*) AS n FROM {r} GROUP BY ALL)"
         if kind.relation == "differs":
-            both = f"(SELECT {by}, _s, state, count(*) AS n FROM r GROUP BY ALL)"
+            both = f"(SELECT {by}, _s, state, count(*) AS n FROM {r} GROUP BY ALL)"
             return (
                 f"SELECT {_qualified('a', by)}, a.k - coalesce(b.k, 0) AS k FROM ({_cross_pairs_sql(rows, by)}) a "
                 f"LEFT JOIN (SELECT {by}, sum(k) AS k FROM ({_cross_pairs_sql(both, by + ', _s')}) GROUP BY ALL) b "
                 f"USING ({by})"
             )
         if kind.relation == "one_missing":
-            part = f"(SELECT {by}, _s IS NULL AS _null, state, count(*) AS n FROM r GROUP BY ALL)"
+            part = f"(SELECT {by}, _s IS NULL AS _null, state, count(*) AS n FROM {r} GROUP BY ALL)"
             return (
                 f"SELECT {_qualified('a', by)}, a.k - coalesce(b.k, 0) AS k FROM ({_cross_pairs_sql(rows, by)}) a "
                 f"LEFT JOIN (SELECT {by}, sum(k) AS k FROM ({_cross_pairs_sql(part, by + ', _null')}) "
@@ -252,10 +326,19 @@ def birthday_cells_sql(input_table: str, kind: CellKind) -> str:
             )
         return _cross_pairs_sql(rows, by)
 
+    def counts(by: str) -> str:
+        if not source.inner:
+            return counts_in(by, "r")
+        return (
+            f"SELECT {_qualified('a', by)}, a.k - coalesce(b.k, 0) AS k FROM ({counts_in(by, 'r')}) a "
+            f"LEFT JOIN ({counts_in(by, 'ri')}) b USING ({by})"
+        )
+
     return f"""
-    WITH r AS (SELECT state, {cell}, birth_year AS y, dob AS d{extra} FROM {input_table}
-               WHERE dob_granularity = 'full' AND dob IS NOT NULL AND birth_year IS NOT NULL
+    WITH r AS (SELECT state, {cell}, {source.year} AS y, {source.date} AS d{extra}{inner} FROM {input_table}
+               WHERE {source.population}
                  AND first_name IS NOT NULL AND last_name IS NOT NULL{where}),
+    ri AS (SELECT * FROM r WHERE {"_in" if source.inner else "false"}),
     yd AS (SELECT y, d, count(*) AS c FROM r GROUP BY y, d),
     q AS (SELECT y, (sum(c * c) - sum(c)) / nullif(sum(c) * (sum(c) - 1), 0) AS q FROM yd GROUP BY y),
     cy AS ({counts(keys + ", y")}),
@@ -282,10 +365,12 @@ TF_FIELDS = ("first_name", "last_name", "middle_name")
 
 
 def birthday_bins_sql(
-    pairs_table: str, input_table: str, kind: CellKind, exact_gamma: int, weight: str, left_id: str, right_id: str
+    pairs_table: str, input_table: str, kind: CellKind, exact_gamma: int, weight: str, left_id: str, right_id: str,
+    source: DateSource = PUBLIC_DATE,
 ) -> str:
-    """Per bin of weight: date pairs of the cells of ``kind``, the model's sum of p over them and
-    the birthday model's expected same-person pairs ``sum (E - N q) / (1 - q)``.
+    """Per bin of weight: date pairs of the cells of ``kind``, the model's sum of p over them,
+    the birthday model's expected same-person pairs ``sum (E - N q) / (1 - q)`` and the
+    coincidences it expects, ``sum N q`` (their variance, for the label's standard error).
 
     Every cell counts, with or without a pair sharing the date (taking only cells with
     one would drop the cells where no coincidence happened and overstate ``mu``), so a
@@ -308,18 +393,19 @@ def birthday_bins_sql(
         for f in eq
     )
     b = MASK_BIN_BITS
-    return f"""WITH c0 AS ({birthday_cells_sql(input_table, kind)}),
+    return f"""WITH c0 AS ({birthday_cells_sql(input_table, kind, source)}),
         c AS (SELECT c.*, {fsum} AS f, {grp} FROM c0 c {tfs}),
         off AS (SELECT {gcols}, avg({weight} - c.f) AS a
                 FROM {pairs_table} p
                 JOIN {input_table} l ON l.unique_id = {left_id}
                 JOIN {input_table} r ON r.unique_id = {right_id}
-                JOIN c ON {on} AND c.y = l.birth_year
-                WHERE p.gamma_dob = {int(exact_gamma)} AND l.state <> r.state
-                  AND l.dob_granularity = 'full' AND r.dob_granularity = 'full' AND {_kind_pairs_sql(kind)}
+                JOIN c ON {on} AND c.y = {source.year_of("l")}
+                WHERE p.{source.gamma} = {int(exact_gamma)} AND l.state <> r.state
+                  AND {source.pairs} AND {_kind_pairs_sql(kind)}
                 GROUP BY ALL),
         cw AS (SELECT c.date_pairs AS e, c.pairs AS n, c.q, off.a + c.f AS w FROM c JOIN off USING ({gcols}))
-        SELECT floor(w / {b!r}) * {b!r} AS lo, sum(e), sum({_sigmoid2("w")} * e), sum((e - n * q) / (1.0 - q))
+        SELECT floor(w / {b!r}) * {b!r} AS lo, sum(e), sum({_sigmoid2("w")} * e), sum((e - n * q) / (1.0 - q)),
+               sum(n * q)
         FROM cw GROUP BY 1"""
 
 
@@ -332,8 +418,13 @@ def fit_birthday_map(
     weight: str = "p.match_weight",
     left_id: str = "p.unique_id_l",
     right_id: str = "p.unique_id_r",
+    sources: tuple[DateSource, ...] = (PUBLIC_DATE,),
+    dob_class: str = FULL_CLASS,
+    min_sigma: float = 0.0,
+    min_pairs: int = 0,
 ) -> dict:
-    """The recalibration map of the full-DOB class, learnt from the birthday model without truth.
+    """The recalibration map of the full-DOB class (or, with the token ``sources``, of the pairs
+    compared on a sealed DOB token), learnt from the birthday model without truth.
 
     Why.  The full class supplies the other classes' labels, so it cannot be
     checked against itself; but among pairs of one cell (:class:`CellKind`:
@@ -348,7 +439,17 @@ def fit_birthday_map(
     names, an exact date, no address across states), so per bin of that
     weight, summed over cells and kinds, ``sum mu / sum E`` is the share of true
     pairs, beside the model's mean probability.  The map is the isotonic fit
-    of that share, applied to the full class by weight.
+    of that share, applied to the class by weight.  A sealed DOB token is a
+    date too (equal tokens = equal dates), so the same cells over the pairs
+    compared on tokens label that class directly (:data:`TOKEN_WITH_YEAR`,
+    :data:`TOKEN_WITHOUT_YEAR`).
+
+    ``min_sigma``: a bin whose label is within ``min_sigma`` standard errors of
+    the model's mean probability keeps its probabilities (``keep`` in the
+    bin; the error counts the coincidences as Poisson, ``sqrt(sum N q) / sum E``):
+    with a few dozen date pairs per bin the label is noise, and the map would
+    move well-calibrated pairs by it.  ``min_pairs``: the map is fitted only with
+    at least that many date pairs in cells (and never under 300).
 
     Assumes the date independent of the names among strangers within a birth
     year (twins break it; they differ in first name, so are in no cell) and
@@ -357,42 +458,68 @@ def fit_birthday_map(
     unbiased per bin, not per cell (``mu`` of one cell may be < 0).
     """
     acc: dict[float, list[float]] = {}
-    for kind in CELL_KINDS:
-        lo_w, e, sp, mu = engine.columns(
-            birthday_bins_sql(pairs_table, input_table, kind, exact_gamma, weight, left_id, right_id)
-        )
-        for a, x, y, z in zip(lo_w, e, sp, mu, strict=True):
-            row = acc.setdefault(float(a), [0.0, 0.0, 0.0])
-            row[0] += float(x)
-            row[1] += float(y)
-            row[2] += float(z)
-    bins: list[list[float]] = []  # [lo, date pairs, sum p, sum mu]
+    for source in sources:
+        for kind in CELL_KINDS:
+            cols = engine.columns(
+                birthday_bins_sql(pairs_table, input_table, kind, exact_gamma, weight, left_id, right_id, source)
+            )
+            for a, *vals in zip(*cols, strict=True):
+                row = acc.setdefault(float(a), [0.0, 0.0, 0.0, 0.0])
+                for k, v in enumerate(vals):
+                    row[k] += float(v or 0.0)
+    bins: list[list[float]] = []  # [lo, date pairs, sum p, sum mu, sum N q]
     for lo in sorted(acc):
         row = [lo, *acc[lo]]
         if bins and bins[-1][1] < MASK_MIN_PAIRS:
-            bins[-1][1:] = [bins[-1][k] + row[k] for k in (1, 2, 3)]
+            bins[-1][1:] = [bins[-1][k] + row[k] for k in (1, 2, 3, 4)]
         else:
             bins.append(row)
     if not bins:
-        return {"dob_class": FULL_CLASS, "bins": [], "fitted": False}
+        return {"dob_class": dob_class, "bins": [], "fitted": False}
     n = np.array([x[1] for x in bins])
     label = np.clip(np.array([x[3] for x in bins]) / n, 0.0, 1.0)
-    iso = np.clip(_isotonic(label, n), 1e-9, 1 - 1e-9)
+    model = np.array([x[2] for x in bins]) / n
+    se = np.sqrt(np.maximum(np.array([x[4] for x in bins]), 0.0)) / n
+    keep = np.abs(label - model) <= min_sigma * se
+    target = np.where(keep, model, label)
+    iso = np.clip(_isotonic(target, n), 1e-9, 1 - 1e-9)
+    keep &= np.isclose(iso, target, rtol=0, atol=1e-12)  # a kept bin pooled with a moved one moves
     out = [
         {"from_bits": x[0], "pairs": int(round(x[1])), "mean_p_model": round(x[2] / x[1], 5),
-         "birthday_share_true": round(float(lab), 5), "log2_odds": round(float(np.log2(v / (1 - v))), 4)}
-        for x, lab, v in zip(bins, label, iso, strict=True)
+         "birthday_share_true": round(float(lab), 5), "se": round(float(e), 5), "keep": bool(k),
+         "model_bits": _bits(x[2] / x[1]), "log2_odds": round(float(np.log2(v / (1 - v))), 4)}
+        for x, lab, e, k, v in zip(bins, label, se, keep, iso, strict=True)
     ]
-    return {"dob_class": FULL_CLASS, "method": "birthday model on name cells", "bins": out,
-            "fitted": int(n.sum()) >= 10 * MASK_MIN_PAIRS}
+    return {"dob_class": dob_class, "method": "birthday model on name cells: "
+            + "; ".join(s.name for s in sources), "bins": out,
+            "fitted": int(n.sum()) >= max(10 * MASK_MIN_PAIRS, min_pairs)}
+
+
+def _interpolated_sql(bins: list[dict], weight: str) -> str:
+    """Piecewise-linear map through the bins' points (``model_bits`` -> fitted log2-odds; a ``keep``
+    bin's point is on the identity), parallel to the identity beyond the first and last points.
+
+    A step map sends every pair of a bin to one value, which at a few dozen pairs per bin
+    (pooled over several bits) moved a whole stretch of probabilities across 0.5 at once.
+    """
+    xs = [float(b["model_bits"]) for b in bins]
+    ys = [xs[i] if b.get("keep") else float(b["log2_odds"]) for i, b in enumerate(bins)]
+    whens = [f"WHEN {weight} < {xs[0]!r} THEN {weight} + {ys[0] - xs[0]!r}"]
+    for i in range(len(bins) - 1):
+        if xs[i + 1] <= xs[i]:
+            continue
+        slope = (ys[i + 1] - ys[i]) / (xs[i + 1] - xs[i])
+        whens.append(f"WHEN {weight} < {xs[i + 1]!r} THEN {ys[i]!r} + ({weight} - {xs[i]!r}) * {slope!r}")
+    return f"(CASE {' '.join(whens)} ELSE {weight} + {ys[-1] - xs[-1]!r} END)"
 
 
 def masked_map_sql(maps: dict[str, dict], weight: str) -> str:
     """SQL of a pair's recalibrated log2-odds: its class's map at ``weight`` (unchanged where none).
 
-    Pairs compared on a sealed DOB token take the ``token`` map (full-DOB pairs
-    with their date compared as a token would be), or keep their log2-odds
-    where it was not fitted: the year and none maps simulate no date evidence.
+    Pairs compared on a sealed DOB token take the ``token`` map (the birthday model
+    on token cells, else full-DOB pairs with their date compared as a token would
+    be), or keep their log2-odds where it was not fitted: the year and none maps
+    simulate no date evidence.  A bin marked ``keep`` keeps the pair's log2-odds.
     """
     cls = granularity_class_sql("dob_granularity_l", "dob_granularity_r")
     parts = []
@@ -400,16 +527,22 @@ def masked_map_sql(maps: dict[str, dict], weight: str) -> str:
         if not mp.get("fitted"):
             continue
         bins = mp["bins"]
-        whens = " ".join(
-            f"WHEN {weight} < {bins[i + 1]['from_bits']!r} THEN {bins[i]['log2_odds']!r}"
-            for i in range(len(bins) - 1)
-        )
+        if mp.get("form") == "interpolate":
+            mapped = _interpolated_sql(bins, weight)
+        else:
+            # a bin the fit left alone (``keep``: its label within noise of the model) keeps the weight
+            val = [weight if x.get("keep") else repr(x["log2_odds"]) for x in bins]
+            whens = " ".join(
+                f"WHEN {weight} < {bins[i + 1]['from_bits']!r} THEN {val[i]}" for i in range(len(bins) - 1)
+            )
+            mapped = f"(CASE {whens} ELSE {val[-1]} END)" if whens else val[-1]
         # a pair compared on sealed DOB tokens takes the token map (its own masking), if any
         cond = (
             "coalesce(gamma_dob_token, -1) >= 0" if c == TOKEN_CLASS
             else f"({cls}) = '{c}' AND coalesce(gamma_dob_token, -1) < 0"
         )
-        mapped = f"(CASE {whens} ELSE {bins[-1]['log2_odds']!r} END)" if whens else repr(bins[-1]["log2_odds"])
+        if mp.get("pairs_sql"):  # a map learnt on, and applied to, some pairs of the class only
+            cond = f"{cond} AND ({mp['pairs_sql']})"
         parts.append(f"WHEN {cond} THEN {mapped}")
     return f"(CASE {' '.join(parts)} ELSE {weight} END)" if parts else weight
 
@@ -430,9 +563,12 @@ def bayes_factors(levels: dict[str, list[tuple[float | None, float | None]]]) ->
 
 
 def fit_maps(engine, pairs_table: str, input_table: str, bf: dict, **kw) -> dict[str, dict]:
-    """Every class's map: the full class on the birthday model (:func:`fit_birthday_map`), and
-    :data:`MASKED_CLASSES` (with :data:`TOKEN_CLASS` where the model has DOB-token weights)
-    from full-DOB pairs masked.  Nothing without a DOB comparison.
+    """Every class's map: the full class on the birthday model (:func:`fit_birthday_map`, with at
+    least :data:`FULL_MIN_DATE_PAIRS`), :data:`MASKED_CLASSES` from full-DOB pairs masked, and,
+    where the model has DOB-token weights, :data:`TOKEN_CLASS` on the birthday model over token
+    cells (:data:`TOKEN_SOURCES`; a bin moves only :data:`BIRTHDAY_MIN_SIGMA` standard errors
+    off, the map interpolated and applied to the cells' pairs only, :func:`cell_pairs_sql`),
+    masked full-DOB pairs where those cells are too few.  Nothing without a DOB comparison.
 
     The masked maps' labels are the full-DOB probabilities as scored, not as recalibrated:
     those labels come from pairs near 0 or 1, where the birthday map is noisiest (its
@@ -441,11 +577,38 @@ def fit_maps(engine, pairs_table: str, input_table: str, bf: dict, **kw) -> dict
     1.08 / 1.11 to 1.12 / 1.16 expected per observed at 1M (docs/LINKAGE.md)."""
     if "dob" not in bf or "birth_year" not in bf:
         return {}
-    maps = {FULL_CLASS: fit_birthday_map(engine, pairs_table, input_table, max(bf["dob"]), **kw)}
-    classes = MASKED_CLASSES + ((TOKEN_CLASS,) if has_token_weights(bf) else ())
-    for c in classes:
+    maps = {FULL_CLASS: fit_birthday_map(
+        engine, pairs_table, input_table, max(bf["dob"]), min_pairs=FULL_MIN_DATE_PAIRS, **kw
+    )}
+    for c in MASKED_CLASSES:
         maps[c] = fit_masked_map(engine, pairs_table, input_table, bf, c, **kw)
+    if has_token_weights(bf):
+        maps[TOKEN_CLASS] = fit_birthday_map(
+            engine, pairs_table, input_table, max(bf["dob_token"]), sources=TOKEN_SOURCES, dob_class=TOKEN_CLASS,
+            min_sigma=BIRTHDAY_MIN_SIGMA, **kw,
+        ) | {"form": "interpolate", "pairs_sql": cell_pairs_sql(bf)}
+        if not maps[TOKEN_CLASS]["fitted"]:
+            maps[TOKEN_CLASS] = fit_masked_map(engine, pairs_table, input_table, bf, TOKEN_CLASS, **kw)
     return maps
+
+
+def cell_pairs_sql(bf: dict) -> str:
+    """Condition on a scored pair's gammas of being of a :data:`CELL_KINDS` kind: first name exact
+    and either the last name exact with the middle name exact, missing on both sides or on one
+    side, or the last name different with the middle name exact or missing on both.
+
+    The token map is applied to these pairs only: at 1,035,234 registrations (sealed_dob,
+    docs/LINKAGE.md) the token pairs of these kinds in [-3, 1) bits were true 0.05-0.40 of
+    the time against a model mean of 0.15-0.58, while the other token pairs of the same
+    weights (nicknames, similar or initial-only names) were calibrated (0.12-0.60 against
+    0.15-0.58): the over-confidence is in the exact-name cells, not in the weight.
+    """
+    first, last, middle = (max(bf[c]) for c in ("first_name", "last_name", "middle_name"))
+    one_side = 1  # middle name: exact, initial matches a full name, missing on one side, different
+    return (
+        f"gamma_first_name = {first} AND ((gamma_last_name = {last} AND gamma_middle_name IN ({middle}, -1, "
+        f"{one_side})) OR (gamma_last_name = 0 AND gamma_middle_name IN ({middle}, -1)))"
+    )
 
 
 def has_token_weights(bf: dict) -> bool:
