@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import math
 import sys
+import time
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 import link_ceiling  # noqa: E402
@@ -116,3 +118,21 @@ def test_projection_reads_the_log_density_line_at_the_nation(tmp_path, monkeypat
     rows = [r for r in text.splitlines() if r.startswith("| public | full |")]
     assert rows and all(r.endswith("| -0.100 | 0.700 |") for r in rows)
     assert "`public` rests on 2 measured sizes (100,000 at density 0.010, 1,000,000 at density 0.100)" in text
+
+
+def test_peak_rss_sees_memory_held_during_the_block_only():
+    """The link phase's own peak: what the process held before the block is its start, not its growth."""
+    from bench.common import PeakRSS
+
+    ballast = bytearray(64 * 2**20)  # held before: part of start_mib, not of added_mib
+    ballast[:: 4096] = b"\x01" * len(ballast[:: 4096])
+    with PeakRSS(interval=0.02) as m:
+        block = bytearray(256 * 2**20)
+        block[:: 4096] = b"\x01" * len(block[:: 4096])  # touch every page: resident
+        time.sleep(0.2)
+        del block
+    assert m.start_mib >= 64
+    assert 240 <= m.added_mib <= 400
+    assert m.peak_mib == pytest.approx(m.start_mib + m.added_mib, abs=0.2)
+    assert m.as_dict() == {"start_mib": m.start_mib, "peak_mib": m.peak_mib, "added_mib": m.added_mib}
+    del ballast
