@@ -136,3 +136,25 @@ def test_peak_rss_sees_memory_held_during_the_block_only():
     assert m.peak_mib == pytest.approx(m.start_mib + m.added_mib, abs=0.2)
     assert m.as_dict() == {"start_mib": m.start_mib, "peak_mib": m.peak_mib, "added_mib": m.added_mib}
     del ballast
+
+
+def test_run_size_records_the_link_memory_and_the_full_link(tmp_path, monkeypatch):
+    """A small nation through run_size with --full-link: both links see the same candidate pairs,
+    the full one writes only those above the default minimum probability, and the memory figures
+    are the sampled ones (peak at least the start)."""
+    from voterolls.link.settings import DEFAULT_MIN_PROBABILITY
+
+    monkeypatch.setenv("VOTEROLLS_BENCH_TMP", str(tmp_path))
+    row = link_ceiling.run_size(3000, 5, None, "public", scorers=("voterolls",), extra_thresholds=(),
+                                full_link=True)  # fmt: skip
+    m = row["link_rss_mib"]
+    assert 0 < m["start_mib"] <= m["peak_mib"] and m["added_mib"] == pytest.approx(m["peak_mib"] - m["start_mib"])
+    assert row["process_peak_rss_mib"] >= m["peak_mib"] - 1
+    full = row["full_link"]
+    assert full["candidate_pairs"] == row["candidate_pairs"] > 0
+    assert 0 < full["pairs_written"] < full["candidate_pairs"]
+    assert "recalibrate" in full["stages"] and "blocking_analysis" in full["stages"]
+    assert full["rss_mib"]["peak_mib"] >= full["rss_mib"]["start_mib"] > 0
+    assert DEFAULT_MIN_PROBABILITY > 0
+    note = link_ceiling._memory_note(row)
+    assert f"{full['seconds']} s wall" in note and "link peak RSS" in note
