@@ -211,6 +211,49 @@ def emit(obj: dict[str, Any]) -> None:
     print(json.dumps(obj, default=str), flush=True)
 
 
+class PeakRSS:
+    """``with PeakRSS() as m: ...; m.peak_mib`` - the peak RSS of this process tree during a block.
+
+    A thread samples the resident set size of this process and all its
+    descendants every ``interval`` seconds (as :func:`run_child` does for a
+    child), so a block run in-process - the link call of a bench that also
+    generates and scores - gets a peak of its own: ``start_mib`` is what the
+    process held when the block began (the generated nation, for instance),
+    ``peak_mib`` the largest sample during it (the start included), and
+    ``added_mib`` their difference.  Sampling can miss a spike shorter than
+    ``interval``.
+    """
+
+    def __init__(self, interval: float = 0.1) -> None:
+        self.interval = interval
+        self.start_mib = self.peak_mib = self.added_mib = 0.0
+
+    def __enter__(self) -> PeakRSS:
+        import threading
+
+        self._proc = psutil.Process()
+        self._peak = self._start = _tree_rss(self._proc)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, name="peak-rss", daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._peak = max(self._peak, _tree_rss(self._proc))
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._peak = max(self._peak, _tree_rss(self._proc))
+        self.start_mib = round(self._start / 2**20, 1)
+        self.peak_mib = round(self._peak / 2**20, 1)
+        self.added_mib = round(self.peak_mib - self.start_mib, 1)
+
+    def as_dict(self) -> dict[str, float]:
+        return {"start_mib": self.start_mib, "peak_mib": self.peak_mib, "added_mib": self.added_mib}
+
+
 class Timer:
     """``with Timer() as t: ...; t.seconds`` - wall time of a block."""
 

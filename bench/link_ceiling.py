@@ -69,6 +69,7 @@ import pyarrow.parquet as pq
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import PeakRSS  # noqa: E402
 from bench.synthetic_registrations import load_nation_registrations  # noqa: E402
 from voterolls.link.engines.duckdb import ConnectionQueries  # noqa: E402
 from voterolls.link.evaluate import GRANULARITY_CLASSES, evaluate  # noqa: E402
@@ -312,7 +313,7 @@ def _nation_in_chunks(
 def run_size(
     people: int, seed: int, years: int | None, variant: str, mechanism: str | None = None,
     chunk_people: int | None = None, memory_limit: str | None = None, scorers: tuple[str, ...] = SCORERS,
-    extra_thresholds: tuple[float, ...] = (0.9,), keep: Path | None = None,
+    extra_thresholds: tuple[float, ...] = (0.9,), keep: Path | None = None, full_link: bool = False,
 ) -> dict:
     """One nation of ``people``, linked and scored; ``mechanism``: an alternative data-generating
     process of bench/validate_estimates.py (its SynthConfig options), recorded as ``variant/mechanism``.
@@ -322,7 +323,13 @@ def run_size(
     :data:`SCORERS` to score (each is two passes of ``evaluate`` over every candidate pair: at
     10M the diagnostic ones cost more than the link); ``extra_thresholds``: F1 beside p >= 0.5
     (which calibration and the projection read), () to save one pass per scorer; ``keep``: a
-    directory to copy the registrations, truth, pairs and model to (for analysis)."""
+    directory to copy the registrations, truth, pairs and model to (for analysis); ``full_link``:
+    also link the same registrations as ``voterolls link`` does (its defaults: blocking analysis,
+    recalibration, default minimum probability) and record its time and peak memory (not scored).
+
+    Memory: ``link_rss_mib`` is the process tree's RSS sampled during the scored link call only
+    (``start_mib`` = what the process held when it began, e.g. the generated nation;
+    bench.common.PeakRSS), ``process_peak_rss_mib`` the whole run's ``ru_maxrss``."""
     from voterolls.synth import SynthConfig
 
     t0 = time.perf_counter()
@@ -346,10 +353,12 @@ def run_size(
         density = (n_regs / y) / (NATION_REGISTRATIONS / NATION_BIRTH_YEARS)
         gen_s = time.perf_counter() - t0
         load = [round(x, 2) for x in os.getloadavg()]
-        res = link_registrations(
-            con, LinkRequest(tmpd / "link", min_probability=0.0, blocking_analysis=False, recalibrate=False)
-        )
+        with PeakRSS() as link_rss:
+            res = link_registrations(
+                con, LinkRequest(tmpd / "link", min_probability=0.0, blocking_analysis=False, recalibrate=False)
+            )
         load_after = [round(x, 2) for x in os.getloadavg()]
+        full = _full_link(con, tmpd) if full_link else None
         model = json.loads((tmpd / "link" / "model.json").read_text())
         _truth_view(con, tmpd / "duplicate_pairs.parquet")
         orc = oracle_pairs(
@@ -383,6 +392,9 @@ def run_size(
         "memory_limit": memory_limit,
         "load_before": load,
         "load_after": load_after,
+        "link_rss_mib": link_rss.as_dict(),
+        "process_peak_rss_mib": _max_rss_mib(),
+        "full_link": full,
         "em_rules": res.training["em_rules"],
         "prior_voterolls": res.prior,
         "prior_true": orc["prior_true"],
@@ -451,10 +463,31 @@ def rescore_rows(dirs: list[Path]) -> None:
         print(json.dumps({"people": key[0], "variant": key[1], "rescored": row["recalibrated_rescored"]}), flush=True)
 
 
-def _save(rows: list[dict]) -> None:
-    old = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {"runs": []}
+def _max_rss_mib() -> float:
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def _full_link(con, tmpd: Path) -> dict:
+    """The same registrations linked as ``voterolls link`` links them (every default of LinkRequest:
+    blocking analysis, recalibration of each DOB class, the default minimum probability):
+    time, CPU, stages and peak RSS, with the load before and after."""
+    load = [round(x, 2) for x in os.getloadavg()]
+    with PeakRSS() as rss:
+        res = link_registrations(con, LinkRequest(tmpd / "full_link"))
+    return {
+        "seconds": res.seconds.get("total"), "cpu_seconds": res.cpu_seconds.get("total"),
+        "stages": res.seconds, "cpu_stages": res.cpu_seconds, "candidate_pairs": res.candidate_pairs,
+        "pairs_written": res.pairs_written, "rss_mib": rss.as_dict(),
+        "load_before": load, "load_after": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def _save(rows: list[dict], results: Path = RESULTS) -> None:
+    old = json.loads(results.read_text()) if results.is_file() else {"runs": []}
     keep = [r for r in old["runs"] if (r["people"], r["variant"]) not in {(x["people"], x["variant"]) for x in rows}]
-    RESULTS.write_text(json.dumps({"runs": sorted(keep + rows, key=lambda r: (r["variant"], r["people"]))}, indent=2) + "\n")
+    results.write_text(json.dumps({"runs": sorted(keep + rows, key=lambda r: (r["variant"], r["people"]))}, indent=2) + "\n")
 
 
 def _f(v) -> str:
@@ -508,11 +541,30 @@ def tables() -> str:
             f"{r['candidate_pairs']:,} candidate pairs, link {r['link_seconds']} s wall / "
             f"{r['link_cpu_seconds']} s CPU, load {r['load_before'][0]} -> {r['load_after'][0]}; "
             f"prior voterolls {r['prior_voterolls']:.3g} vs true {r['prior_true']:.3g}; "
-            f"EM sessions {_sessions(r['em_rules'])}."
+            f"EM sessions {_sessions(r['em_rules'])}{_memory_note(r)}."
             + (f" Recalibrated column rescored on the kept run (`--rescore`) {rs['utc']} UTC, load "
                f"{rs['load_before'][0]} -> {rs['load_after'][0]}." if (rs := r.get("recalibrated_rescored")) else "")
         )
     return "\n".join(lines) + "\n"
+
+
+def _memory_note(r: dict) -> str:
+    """The link call's sampled peak RSS and the `voterolls link`-like run's figures, where recorded."""
+    out = ""
+    m = r.get("link_rss_mib")
+    if m:
+        out += (f"; link peak RSS {m['peak_mib'] / 1024:.1f} GiB (process held {m['start_mib'] / 1024:.1f} GiB "
+                f"when it began), whole run {r['process_peak_rss_mib'] / 1024:.1f} GiB")
+    if r.get("memory_limit"):
+        out += f", DuckDB memory limit {r['memory_limit']}"
+    if r.get("generated_in_chunks_of"):
+        out += f", nation generated in chunks of {r['generated_in_chunks_of']:,} people"
+    f = r.get("full_link")
+    if f:
+        out += (f"; as `voterolls link` links (blocking analysis, recalibration): {f['seconds']} s wall / "
+                f"{f['cpu_seconds']} s CPU, peak RSS {f['rss_mib']['peak_mib'] / 1024:.1f} GiB, "
+                f"load {f['load_before'][0]} -> {f['load_after'][0]}")
+    return out
 
 
 def _fit_log_density(points: list[tuple[float, float]]) -> tuple[float, float] | None:
@@ -604,6 +656,11 @@ def main() -> None:
                     "truth, pairs and model under this directory")
     ap.add_argument("--rescore", type=Path, nargs="*", default=[], help="kept run directories (--keep) whose "
                     "rows' recalibrated scores to recompute with the current calibration code, without re-linking")
+    ap.add_argument("--full-link", action="store_true", help="also time the link as `voterolls link` "
+                    "runs it (blocking analysis, recalibration, default minimum probability; not scored)")
+    ap.add_argument("--results", type=Path, default=RESULTS, help="JSON the rows are saved to (default "
+                    "bench/results/link_ceiling.json, which --table and --write-docs read; another file "
+                    "for a run that measures time and memory only)")
     ap.add_argument("--table", action="store_true")
     ap.add_argument("--write-docs", action="store_true")
     a = ap.parse_args()
@@ -612,9 +669,11 @@ def main() -> None:
     for p in a.people:
         for v in a.variants:
             row = run_size(p, a.seed, a.years, v, a.mechanism, a.chunk_people, a.memory_limit, tuple(a.scorers),
-                           () if a.no_f1_at_0_9 else (0.9,), a.keep)
-            _save([row])
-            print(json.dumps({k: row[k] for k in ("people", "variant", "registrations", "link_seconds")}), flush=True)
+                           () if a.no_f1_at_0_9 else (0.9,), a.keep, a.full_link)
+            _save([row], a.results)
+            print(json.dumps({k: row[k] for k in ("people", "variant", "registrations", "link_seconds",
+                                                  "link_cpu_seconds", "link_rss_mib", "process_peak_rss_mib",
+                                                  "load_before", "load_after", "full_link")}), flush=True)
     text = tables()
     print(text)
     print(projection())

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import math
 import sys
+import time
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 import link_ceiling  # noqa: E402
@@ -116,3 +118,43 @@ def test_projection_reads_the_log_density_line_at_the_nation(tmp_path, monkeypat
     rows = [r for r in text.splitlines() if r.startswith("| public | full |")]
     assert rows and all(r.endswith("| -0.100 | 0.700 |") for r in rows)
     assert "`public` rests on 2 measured sizes (100,000 at density 0.010, 1,000,000 at density 0.100)" in text
+
+
+def test_peak_rss_sees_memory_held_during_the_block_only():
+    """The link phase's own peak: what the process held before the block is its start, not its growth."""
+    from bench.common import PeakRSS
+
+    ballast = bytearray(64 * 2**20)  # held before: part of start_mib, not of added_mib
+    ballast[:: 4096] = b"\x01" * len(ballast[:: 4096])
+    with PeakRSS(interval=0.02) as m:
+        block = bytearray(256 * 2**20)
+        block[:: 4096] = b"\x01" * len(block[:: 4096])  # touch every page: resident
+        time.sleep(0.2)
+        del block
+    assert m.start_mib >= 64
+    assert 240 <= m.added_mib <= 400
+    assert m.peak_mib == pytest.approx(m.start_mib + m.added_mib, abs=0.2)
+    assert m.as_dict() == {"start_mib": m.start_mib, "peak_mib": m.peak_mib, "added_mib": m.added_mib}
+    del ballast
+
+
+def test_run_size_records_the_link_memory_and_the_full_link(tmp_path, monkeypatch):
+    """A small nation through run_size with --full-link: both links see the same candidate pairs,
+    the full one writes only those above the default minimum probability, and the memory figures
+    are the sampled ones (peak at least the start)."""
+    from voterolls.link.settings import DEFAULT_MIN_PROBABILITY
+
+    monkeypatch.setenv("VOTEROLLS_BENCH_TMP", str(tmp_path))
+    row = link_ceiling.run_size(3000, 5, None, "public", scorers=("voterolls",), extra_thresholds=(),
+                                full_link=True)  # fmt: skip
+    m = row["link_rss_mib"]
+    assert 0 < m["start_mib"] <= m["peak_mib"] and m["added_mib"] == pytest.approx(m["peak_mib"] - m["start_mib"])
+    assert row["process_peak_rss_mib"] >= m["peak_mib"] - 1
+    full = row["full_link"]
+    assert full["candidate_pairs"] == row["candidate_pairs"] > 0
+    assert 0 < full["pairs_written"] < full["candidate_pairs"]
+    assert "recalibrate" in full["stages"] and "blocking_analysis" in full["stages"]
+    assert full["rss_mib"]["peak_mib"] >= full["rss_mib"]["start_mib"] > 0
+    assert DEFAULT_MIN_PROBABILITY > 0
+    note = link_ceiling._memory_note(row)
+    assert f"{full['seconds']} s wall" in note and "link peak RSS" in note

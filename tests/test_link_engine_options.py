@@ -186,3 +186,66 @@ def test_spark_engine_survives_the_previous_linkages_work_dir_being_replaced(tmp
         assert df.groupBy(df.id % 13).count().count() == 13  # a shuffle
     finally:
         second.stop()
+
+
+def _unsorted_pairs(path, n=20_000):
+    con = duckdb.connect()
+    con.execute(
+        f"""COPY (SELECT 'S' || (hash(i) % 7)::VARCHAR AS state, (hash(i * 31) % 100000)::VARCHAR AS v,
+                   i AS payload FROM range({n}) t(i)) TO '{path}' (FORMAT PARQUET)"""
+    )
+    rows = con.execute(f"SELECT state, v, payload FROM read_parquet('{path}')").fetchall()
+    con.close()
+    return rows
+
+
+def test_finalise_sorts_on_the_duckdb_engines_own_connection_within_its_limit(tmp_path):
+    """The pairs and clusters files are sorted where the engine's memory limit applies
+    (a connection of their own sorted every candidate pair of a 10M link in 80% of RAM)."""
+    from voterolls.link.predict import finalise
+
+    raw = tmp_path / "raw.parquet"
+    rows = _unsorted_pairs(raw)
+    eng = make_engine("duckdb", tmp_path / "work", memory_limit="300MB")
+    try:
+        assert eng.duckdb_connection() is eng.con
+        n = finalise(str(raw), tmp_path / "out.parquet", ("state", "v", "payload"), order="state, v, payload",
+                     engine=eng)  # fmt: skip
+        # the engine keeps not preserving insertion order for its own work
+        assert eng.scalar("SELECT current_setting('preserve_insertion_order')") is False
+        assert eng.scalar("SELECT current_setting('memory_limit')").startswith("286")  # 300MB in MiB
+    finally:
+        eng.close()
+    out = pq.read_table(tmp_path / "out.parquet").to_pylist()
+    assert n == len(rows) == len(out)
+    assert [(r["state"], r["v"], r["payload"]) for r in out] == sorted(rows)
+
+
+def test_finalise_without_a_duckdb_engine_gets_a_bounded_spilling_connection(tmp_path, monkeypatch):
+    from voterolls.link import predict
+
+    class NotDuckDB:  # what Spark looks like to finalise: no DuckDB connection of its own
+        memory_limit = "200MB"
+
+        def duckdb_connection(self):
+            return None
+
+    seen = {}
+    real = predict._bounded_connection
+
+    def spy(engine, spill):
+        con = real(engine, spill)
+        seen["limit"] = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+        seen["temp"] = con.execute("SELECT current_setting('temp_directory')").fetchall()[0][0]
+        return con
+
+    monkeypatch.setattr(predict, "_bounded_connection", spy)
+    raw = tmp_path / "raw.parquet"
+    rows = _unsorted_pairs(raw, 5_000)
+    out_path = tmp_path / "link" / "pairs.parquet"
+    n = predict.finalise(str(raw), out_path, ("state", "v", "payload"), order="state, v, payload", engine=NotDuckDB())
+    assert n == 5_000
+    assert seen["limit"].startswith("190")  # 200MB in MiB
+    assert seen["temp"].endswith("finalise_tmp") and str(tmp_path / "link" / "_work") in seen["temp"]
+    out = pq.read_table(out_path).to_pylist()
+    assert [(r["state"], r["v"], r["payload"]) for r in out] == sorted(rows)

@@ -41,6 +41,7 @@ def export_clusters(
         CLUSTER_COLUMNS,
         order="state, state_voter_id",
         select="state, state_voter_id, CAST(dense_rank() OVER (ORDER BY representative) AS BIGINT) AS cluster_id",
+        engine=engine,
     )
     import duckdb
 

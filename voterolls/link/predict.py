@@ -71,8 +71,9 @@ def export_pairs(engine, df_predict, out: Path, *, shift: float, min_probability
     )
     glob = engine.export(df_predict, raw, columns=cols, where=where)
     return finalise(
-        glob, out, PAIR_COLUMNS, order="state_l, state_voter_id_l, state_r, state_voter_id_r"
-    )
+        glob, out, PAIR_COLUMNS, order="state_l, state_voter_id_l, state_r, state_voter_id_r",
+        engine=engine,
+    )  # fmt: skip
 
 
 def finalise(
@@ -82,13 +83,27 @@ def finalise(
     *,
     order: str,
     select: str | None = None,
+    engine=None,
 ) -> int:
-    """Rewrite the engine's export as one sorted Parquet file at ``out`` (atomic rename)."""
+    """Rewrite the engine's export as one sorted Parquet file at ``out`` (atomic rename).
+
+    The sort is bounded like the link itself: on the DuckDB engine it runs on
+    the engine's own connection (its memory limit and spill directory, one
+    budget for the process); otherwise on a connection given the engine's
+    ``memory_limit`` (else :func:`default_memory_limit`) and a spill directory
+    beside ``out``.  An unbounded connection here sorted every candidate pair
+    of a zero-threshold 10M link in up to 80% of RAM, beside the engine's
+    own buffers (docs/SCALE.md, "10M at national density").
+    """
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(out.suffix + ".tmp")
-    con = duckdb.connect()
+    shared = engine.duckdb_connection() if engine is not None else None
+    con = shared if shared is not None else _bounded_connection(engine, out.parent / "_work")
     try:
         sel = select or ", ".join(columns)
+        if shared is not None:
+            # the engine's connection does not keep insertion order; the sort must
+            con.execute("SET preserve_insertion_order=true")
         con.execute(
             f"COPY (SELECT {sel} FROM read_parquet({literal(glob)}) ORDER BY {order}) "
             f"TO {literal(tmp)} (FORMAT PARQUET, COMPRESSION ZSTD)"
@@ -97,6 +112,22 @@ def finalise(
             f"SELECT count(*) FROM read_parquet({literal(tmp)})"
         ).fetchall()[0][0]
     finally:
-        con.close()
+        if shared is None:
+            con.close()
+        else:
+            con.execute("SET preserve_insertion_order=false")
     os.replace(tmp, out)
     return int(n)
+
+
+def _bounded_connection(engine, spill: Path) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with the engine's memory limit (else the link default) spilling to ``spill``."""
+    from voterolls.link.engines.duckdb import default_memory_limit
+
+    limit = getattr(engine, "memory_limit", None) or default_memory_limit()
+    con = duckdb.connect()
+    spill.mkdir(parents=True, exist_ok=True)
+    con.execute(f"SET temp_directory={literal(spill / 'finalise_tmp')}")
+    if limit:
+        con.execute(f"SET memory_limit={literal(limit)}")
+    return con

@@ -79,6 +79,11 @@ class LinkEngine(ABC):
     def columns(self, sql: str) -> list[Any]:
         """Every row of ``sql`` as one numpy array per column (small results only)."""
 
+    def duckdb_connection(self) -> Any:
+        """The engine's own DuckDB connection (DuckDB engine), else None: where the
+        output files are sorted, so that they share the engine's memory limit."""
+        return None
+
     def scalar(self, sql: str) -> Any:
         """First column of the first row of ``sql``."""
         return self.row(sql)[0]

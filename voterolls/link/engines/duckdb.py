@@ -112,6 +112,9 @@ class DuckDBEngine(LinkEngine):
     def columns(self, sql: str) -> list[Any]:
         return ConnectionQueries(self.con).columns(sql)
 
+    def duckdb_connection(self) -> duckdb.DuckDBPyConnection:
+        return self.con
+
     def row(self, sql: str) -> tuple:
         return ConnectionQueries(self.con).row(sql)
 
