@@ -142,9 +142,13 @@ def test_run_size_records_the_link_memory_and_the_full_link(tmp_path, monkeypatc
     """A small nation through run_size with --full-link: both links see the same candidate pairs,
     the full one writes only those above the default minimum probability, and the memory figures
     are the sampled ones (peak at least the start)."""
+    from bench import common
     from voterolls.link.settings import DEFAULT_MIN_PROBABILITY
 
     monkeypatch.setenv("VOTEROLLS_BENCH_TMP", str(tmp_path))
+    # this process only: the tree would also count children other tests left in this worker
+    # (a Spark session's JVM), which the process's own ru_maxrss below never sees
+    monkeypatch.setattr(common, "_tree_rss", lambda proc: proc.memory_info().rss)
     row = link_ceiling.run_size(3000, 5, None, "public", scorers=("voterolls",), extra_thresholds=(),
                                 full_link=True)  # fmt: skip
     m = row["link_rss_mib"]
