@@ -266,3 +266,23 @@ def test_an_ingest_and_its_repeat_exit_0_with_nothing_on_stderr(tmp_path: Path) 
         assert res.returncode == 0, f"{label}: exit {res.returncode}\n{res.stdout[-800:]}{res.stderr[-800:]}"
         assert res.stderr.strip() == "", f"{label}: {res.stderr[-800:]}"
     assert "unchanged" in res.stdout.lower() or "nothing to do" in res.stdout.lower(), res.stdout[-800:]
+
+
+def test_link_memory_limits_reach_the_shell_as_one_sentence(tmp_path: Path) -> None:
+    """`voterolls link --memory-limit` bounds the workspace connection (prepare, recalibration)
+    as well as the engine's: a size DuckDB cannot read and a limit too small to link in are
+    each one sentence and exit 2, never DuckDB's or Splink's traceback."""
+    from voterolls.formats.sample import national_sample
+    from voterolls.synth.native import write_native
+
+    regs, _ = national_sample("NC", 300, seed=5)
+    src = next(p for p in write_native("NC", regs, None, tmp_path / "in") if p.name.startswith("ncvoter"))
+    ws = tmp_path / "ws"
+    assert _run(["ingest", "NC", str(src), "--workspace", str(ws)], tmp_path).returncode == 0
+    bad, tiny = _run_all(
+        [["link", "--workspace", str(ws), "--memory-limit", m] for m in ("lots", "1MB")], tmp_path
+    )
+    _check(bad, 2, "not a memory size: 'lots' (e.g. 8GB, 512MB)", "link --memory-limit lots")
+    _check(tiny, 2, "linkage ran out of memory under DuckDB's limit of 1MB; raise --memory-limit", "link at 1MB")
+    for res in (bad, tiny):
+        assert len(res.stderr.strip().splitlines()) == 1, res.stderr

@@ -598,7 +598,12 @@ class Workspace:
         _ = read_only  # the snapshot data are read-only in every mode (see above)
         if memory_limit:
             cfg["memory_limit"] = memory_limit
-        con = duckdb.connect(config=cfg)
+        try:
+            con = duckdb.connect(config=cfg)
+        except duckdb.Error:
+            raise UserError(
+                f"not a memory size: {memory_limit!r} (e.g. 8GB, 512MB)", field="memory_limit"
+            ) from None
         tmp = self.path / "tmp" / "duckdb"
         tmp.mkdir(parents=True, exist_ok=True)
         con.execute(f"SET temp_directory = {literal(tmp)}")

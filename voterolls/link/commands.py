@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
+import duckdb
 import typer
 
 from voterolls.errors import UserError
@@ -13,6 +16,24 @@ from voterolls.link.engines import ENGINES
 from voterolls.link.settings import DEFAULT_MIN_PROBABILITY, DEFAULT_SEED, DEFAULT_THRESHOLD
 
 _WS_HELP = "workspace directory (default: $VOTEROLLS_WORKSPACE or ./workspace)"
+
+
+@contextmanager
+def _memory_limit_named(limit: str | None) -> Iterator[None]:
+    """DuckDB running out of memory, anywhere in the link (Splink wraps it in its own
+    exception), becomes one sentence naming the limit and how to raise it."""
+    try:
+        yield
+    except Exception as exc:  # noqa: BLE001 - re-raised unless DuckDB's OOM is in its chain
+        cause: BaseException | None = exc
+        while cause is not None and not isinstance(cause, duckdb.OutOfMemoryException):
+            cause = cause.__cause__ or cause.__context__
+        if cause is None:
+            raise
+        raise UserError(
+            f"linkage ran out of memory under DuckDB's limit of {limit}; raise --memory-limit "
+            "(or VOTEROLLS_LINK_MEMORY_LIMIT) and link again"
+        ) from None
 
 
 def _workspace(path: Path | None):
@@ -82,6 +103,7 @@ def link_command(
     from rich.console import Console
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+    from voterolls.link.engines.duckdb import default_memory_limit
     from voterolls.link.run import LinkRequest, link_registrations
 
     if engine not in ENGINES:
@@ -97,7 +119,10 @@ def link_command(
         )
     _check_sealed(ws, sealed_only)
     console = Console(stderr=True)
-    con = ws.connect(read_only=False)
+    # Preparing the keys and recalibrating run on this connection, not the engine's:
+    # it gets the same limit so the whole command stays inside it (spilling to W/tmp).
+    limit = memory_limit or default_memory_limit()
+    con = ws.connect(read_only=False, memory_limit=limit)
     try:
         with Progress(
             SpinnerColumn(),
@@ -107,23 +132,24 @@ def link_command(
             transient=True,
         ) as progress:
             task = progress.add_task("linking", total=None)
-            result = link_registrations(
-                con,
-                LinkRequest(
-                    ws.paths.link.dir,
-                    engine=engine,
-                    threshold=threshold,
-                    model=model,
-                    min_probability=min_probability,
-                    seed=seed,
-                    block_cap=block_cap,
-                    threads=threads,
-                    memory_limit=memory_limit,
-                    shuffle_partitions=shuffle_partitions,
-                    sealed_only=sealed_only,
-                    step=lambda msg: progress.update(task, description=msg),
-                ),
-            )
+            with _memory_limit_named(limit):
+                result = link_registrations(
+                    con,
+                    LinkRequest(
+                        ws.paths.link.dir,
+                        engine=engine,
+                        threshold=threshold,
+                        model=model,
+                        min_probability=min_probability,
+                        seed=seed,
+                        block_cap=block_cap,
+                        threads=threads,
+                        memory_limit=memory_limit,
+                        shuffle_partitions=shuffle_partitions,
+                        sealed_only=sealed_only,
+                        step=lambda msg: progress.update(task, description=msg),
+                    ),
+                )
     finally:
         con.close()
     ws.record_built_from(ws.paths.link.dir)  # freshness: which snapshots these pairs come from
