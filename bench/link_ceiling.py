@@ -214,7 +214,7 @@ def recalibrated_pairs(con, pairs: Path, model: dict, out_dir: Path) -> tuple[Pa
     adds m differences to voterolls' weights) stays exact; here the same maps
     (voterolls.link.calibration.fit_maps) are fitted on the written pairs and applied.
     """
-    from voterolls.link.calibration import bayes_factors, fit_maps, masked_map_sql
+    from voterolls.link.calibration import bayes_factors, exact_m, fit_maps, masked_map_sql
     from voterolls.link.prepare import prepare_input
 
     prepare_input(con, "registrations", "_cal_input")
@@ -227,7 +227,7 @@ def recalibrated_pairs(con, pairs: Path, model: dict, out_dir: Path) -> tuple[Pa
         for comp in model["comparisons"]
     }
     maps = fit_maps(
-        ConnectionQueries(con), "_cal_pairs", "_cal_input", bayes_factors(levels),
+        ConnectionQueries(con), "_cal_pairs", "_cal_input", bayes_factors(levels), dob_exact_m=exact_m(levels),
         left_id="p.state_l || ':' || p.state_voter_id_l", right_id="p.state_r || ':' || p.state_voter_id_r",
     )
     path = out_dir / "recalibrated.parquet"

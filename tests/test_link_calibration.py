@@ -19,7 +19,8 @@ def _tables(con):
     # six registrations; a (1,2) same-name pair with the same date, (3,4) same name, dates differ,
     # (5,6) share no name key (must not be used)
     con.execute(
-        """CREATE TABLE inp AS SELECT * FROM (VALUES
+        """CREATE TABLE inp AS SELECT *, make_date(birth_year, 1, 1 + unique_id::INT) AS dob,
+                  'full' AS dob_granularity FROM (VALUES
            ('1', 1970, 'K1', NULL, NULL), ('2', 1970, 'K1', NULL, NULL),
            ('3', 1970, 'K2', NULL, NULL), ('4', 1971, 'K2', NULL, NULL),
            ('5', 1970, 'K5', NULL, NULL), ('6', 1970, 'K6', NULL, NULL))
@@ -52,6 +53,64 @@ def test_masking_swaps_the_date_evidence_for_the_year_evidence(monkeypatch):
     none = cal.fit_masked_map(ConnectionQueries(con), "pairs", "inp", BF, "none")
     # no year evidence put back: (3,4) -> 2 bits, (1,2) -> 4 bits
     assert [b["mean_p_masked"] for b in none["bins"]] == pytest.approx([_p(2), _p(4)], abs=1e-5)
+
+
+def _birthday_label_tables(con, *, sure: int, sure_shared: int, mid: int, mid_shared: int) -> float:
+    """730 registrations of one birth year, two born on each day (q = 730 / (730 * 729)), one name
+    key; ``sure`` pairs masked to +30 bits (``sure_shared`` of them on the exact date) and ``mid``
+    masked to +0.5 bits (``mid_shared``).  Which pairs "share the date" is their gamma_dob."""
+    con.execute(
+        """CREATE TABLE inp AS SELECT i::VARCHAR AS unique_id, 1970 AS birth_year, 'K' AS bk_name,
+                  NULL AS bk_sx_year_init, NULL AS bk_last_year_sex, 'full' AS dob_granularity,
+                  DATE '1970-01-01' + (i // 2)::INT AS dob
+           FROM range(730) t(i)"""
+    )
+    rows = []
+    for masked, n, shared in ((30.0, sure, sure_shared), (0.5, mid, mid_shared)):
+        for k in range(n):
+            gamma = 4 if k < shared else 0  # year class: masked = w - bf_dob + bf_year(same) = w - bf + 2
+            rows.append((str(2 * k % 730), str((2 * k + 3) % 730), gamma, masked + BF["dob"][gamma] - 2.0))
+    con.execute(
+        "CREATE TABLE pairs (unique_id_l VARCHAR, unique_id_r VARCHAR, gamma_dob INT, match_weight DOUBLE)"
+    )
+    con.executemany("INSERT INTO pairs VALUES (?, ?, ?, ?)", rows)
+    con.execute(
+        "CREATE OR REPLACE TABLE pairs AS SELECT *, 'full' AS dob_granularity_l, 'full' AS dob_granularity_r "
+        "FROM pairs"
+    )
+    return 730 / (730 * 729)
+
+
+def test_the_birthday_label_counts_date_sharers_less_coincidences():
+    """A masked bin's label is its pairs sharing the exact date, less the strangers of the same
+    birth year expected to (q each), over how often a person's two records agree on the date -
+    measured on the sure pairs, not taken from the model."""
+    con = duckdb.connect()
+    q = _birthday_label_tables(con, sure=400, sure_shared=360, mid=1000, mid_shared=300)
+    mp = cal.fit_masked_map(ConnectionQueries(con), "pairs", "inp", BF, "year", dob_exact_m=0.5)
+    m_exact = (360 - 400 * q) / 400  # 90% of persons keep one date
+    assert mp["label"] == "birthday model"
+    assert mp["m_exact_date"] == pytest.approx(m_exact, abs=1e-5)
+    mid, sure = mp["bins"]
+    assert (mid["from_bits"], mid["pairs"], sure["from_bits"], sure["pairs"]) == (0.0, 1000, 30.0, 400)
+    expected = (300 - 1000 * q) / (1000 * m_exact - 1000 * q)
+    assert mid["label"] == pytest.approx(expected, abs=1e-5)
+    assert mid["log2_odds"] == pytest.approx(math.log2(expected / (1 - expected)), abs=1e-3)
+    # the mean full-DOB probability (the former label) is still reported, and differs
+    assert mid["mean_p_full_date"] == pytest.approx(0.3 * _p(8.5) + 0.7 * _p(-9.5), abs=1e-5)
+    assert abs(mid["mean_p_full_date"] - mid["label"]) > 0.01
+
+
+def test_without_sure_pairs_the_model_m_sets_the_birthday_label():
+    con = duckdb.connect()
+    q = _birthday_label_tables(con, sure=100, sure_shared=98, mid=1000, mid_shared=300)
+    mp = cal.fit_masked_map(ConnectionQueries(con), "pairs", "inp", BF, "year", dob_exact_m=0.9)
+    assert mp["m_exact_date"] == 0.9  # 100 sure pairs are too few to measure it
+    assert mp["bins"][0]["label"] == pytest.approx((300 - 1000 * q) / (900 - 1000 * q), abs=1e-5)
+    none = cal.fit_masked_map(ConnectionQueries(con), "pairs", "inp", BF, "year")
+    assert none["label"] == "mean full-DOB probability as scored"  # neither: the scored probabilities
+    token = cal.fit_masked_map(ConnectionQueries(con), "pairs", "inp", BF_TOKEN, "token", dob_exact_m=0.9)
+    assert token["label"] == "mean full-DOB probability as scored"  # the token fallback keeps its label
 
 
 def test_thin_bins_are_pooled():

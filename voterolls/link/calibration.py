@@ -19,17 +19,16 @@ sealed it): the same birthday model on cells of such pairs - an equal token is a
 equal date (:data:`TOKEN_SOURCES`); where too few, masked full-DOB pairs (below).
 
 Year on a side, no DOB on a side: masked full-DOB pairs.
-Where both sides publish a full DOB linkage is sharp (a full date is ~25,000:1
-evidence; at 1M registrations the full class scores F1 0.95), so the full-DOB
-pairs carry their own near-labels.  *Mask* the date of a full-DOB pair - take
-the DOB comparison's Bayes factor out of its log-odds and, for the year class,
-put the birth-year comparison's in (for the token class the token's) - and its
-log-odds become those it would have had with a year-only side (or no DOB, or
-a sealed date).  Over the masked pairs, per bin of masked log-odds, the mean
-of the full-DOB probabilities is what the class's probability in that bin
-should be.  For the year and none classes only pairs sharing a name blocking
-key are used (pairs that would have been compared without their dates), so
-the masked pairs resemble the class's own candidates.
+*Mask* the date of a full-DOB pair - take the DOB comparison's Bayes factor
+out of its log-odds and, for the year class, put the birth-year comparison's
+in (for the token class the token's) - and its log-odds become those it would
+have had with a year-only side (or no DOB, or a sealed date).  The date the
+masked pairs still carry labels them: per bin of masked log-odds, the pairs
+sharing the exact date, less the strangers the birthday model expects to share
+it, are the bin's same-person pairs (:func:`fit_masked_map`).  For the year
+and none classes only pairs sharing a name blocking key are used (pairs that
+would have been compared without their dates), so the masked pairs resemble
+the class's own candidates.
 
 Each map is the isotonic (monotone) fit over its bins.  Checked without
 truth: the per-bin tables (model probability = before, label, the map =
@@ -81,6 +80,14 @@ def masked_weight_sql(dob_class: str, bf: dict[str, dict[int, float]], weight: s
     return w
 
 
+def _date_chance_sql(input_table: str) -> str:
+    """Per birth year ``y``: ``q``, the chance two registrations of that year with a full date share it."""
+    return f"""SELECT y, (sum(c * c) - sum(c)) / nullif(sum(c) * (sum(c) - 1), 0) AS q
+        FROM (SELECT birth_year AS y, dob, count(*) AS c FROM {input_table}
+              WHERE dob_granularity = 'full' AND dob IS NOT NULL AND birth_year IS NOT NULL GROUP BY ALL)
+        GROUP BY y"""
+
+
 def _isotonic(y: np.ndarray, n: np.ndarray) -> np.ndarray:
     """Pool adjacent violators: the non-decreasing fit of ``y`` weighted by ``n``."""
     vals, wts, sizes = [], [], []
@@ -116,16 +123,29 @@ def fit_masked_map(
     weight: str = "p.match_weight",
     left_id: str = "p.unique_id_l",
     right_id: str = "p.unique_id_r",
+    dob_exact_m: float | None = None,
 ) -> dict:
     """The recalibration map of ``dob_class`` learnt from full-DOB pairs with their DOB masked.
 
-    Per bin of masked log2-odds: the mean masked probability and the mean
-    full-DOB probability of the same pairs (the label; with a full date on
-    both sides linkage is sharp).  Only pairs sharing a name blocking key
-    (``bk_name``; for ``year`` also the capped keys with the birth year) are
-    used, i.e. pairs that would have been compared without their dates, so
-    the masked pairs resemble the class's own candidates.  The map is the
-    isotonic fit of the label over the bins, as log2-odds per bin.
+    Per bin of masked log2-odds: the mean masked probability and the label, the
+    share of same-person pairs among the bin's pairs.  The label is the birthday
+    model's: the bin's pairs sharing the exact date, less the
+    coincidences strangers of the same birth year make (chance ``q`` of the year),
+    over the share of a person's two records that agree on the date
+    (:func:`_exact_date_share`).  It replaced the mean full-DOB probability as
+    scored, which is right only where the full class is calibrated: at 5,175,652
+    registrations at national density, where that class's mid-range is 1.4-2.4x
+    over-confident, the year and none maps learnt from it left 1.23-1.25x
+    (expected / true in [0.1, 0.5)); with the birthday label 1.02-1.05
+    (docs/LINKAGE.md).  The mean full-DOB probability stays in each bin
+    (``mean_p_full_date``); it is the label for the token class's fallback, and
+    where m_exact is unknown (no sure pairs and no model m).
+
+    Only pairs sharing a name blocking key (``bk_name``; for ``year`` also the
+    capped keys with the birth year) are used, i.e. pairs that would have been
+    compared without their dates, so the masked pairs resemble the class's own
+    candidates.  The map is the isotonic fit of the label over the bins, as
+    log2-odds per bin.
     """
     if dob_class == TOKEN_CLASS:
         # token pairs are blocked as full-date pairs are (the token in place of the date)
@@ -135,42 +155,63 @@ def fit_masked_map(
         share = " OR ".join(f"l.{k} = r.{k}" for k in keys)
     w = masked_weight_sql(dob_class, bf, weight)
     b = MASK_BIN_BITS
-    lo_w, cnt, pm, pf = engine.columns(
-        f"""SELECT floor({w} / {b!r}) * {b!r} AS lo, count(*) AS n,
-                   avg({_sigmoid2(w)}) AS pm, avg({_sigmoid2(weight)}) AS pf
+    lo_w, cnt, pm, pf, shared, chance = engine.columns(
+        f"""WITH qy AS ({_date_chance_sql(input_table)})
+            SELECT floor({w} / {b!r}) * {b!r} AS lo, count(*) AS n,
+                   avg({_sigmoid2(w)}) AS pm, avg({_sigmoid2(weight)}) AS pf,
+                   sum(CASE WHEN p.gamma_dob = {max(bf["dob"])} THEN 1 ELSE 0 END) AS s,
+                   sum(CASE WHEN l.birth_year = r.birth_year THEN coalesce(qy.q, 0.0) ELSE 0.0 END) AS c
             FROM {pairs_table} p
             JOIN {input_table} l ON l.unique_id = {left_id}
             JOIN {input_table} r ON r.unique_id = {right_id}
+            LEFT JOIN qy ON qy.y = l.birth_year
             WHERE p.dob_granularity_l = 'full' AND p.dob_granularity_r = 'full' AND p.gamma_dob >= 0
               AND ({share})
             GROUP BY 1 ORDER BY 1"""
     )
-    lo_w = np.asarray(lo_w, dtype=np.float64)
-    cnt = np.asarray(cnt, dtype=np.float64)
-    pm = np.asarray(pm, dtype=np.float64)
-    pf = np.asarray(pf, dtype=np.float64)
-    # pool thin bins into their right neighbour
-    bins: list[list[float]] = []  # [lo, n, sum pm, sum pf]
+    cols = [np.asarray(x, dtype=np.float64) for x in (lo_w, cnt, pm, pf, shared, chance)]
+    lo_w, cnt, pm, pf, shared, chance = cols
+    # pool thin bins into their right neighbour: [lo, n, sum pm, sum pf, date shared, chance sum]
+    bins: list[list[float]] = []
     for i in range(len(lo_w)):
+        row = [lo_w[i], cnt[i], pm[i] * cnt[i], pf[i] * cnt[i], shared[i], chance[i]]
         if bins and bins[-1][1] < MASK_MIN_PAIRS:
-            last = bins[-1]
-            last[1] += cnt[i]
-            last[2] += pm[i] * cnt[i]
-            last[3] += pf[i] * cnt[i]
+            bins[-1][1:] = [a + b for a, b in zip(bins[-1][1:], row[1:], strict=True)]
         else:
-            bins.append([lo_w[i], cnt[i], pm[i] * cnt[i], pf[i] * cnt[i]])
+            bins.append(row)
     if not bins:
         return {"dob_class": dob_class, "bins": [], "fitted": False}
-    n = np.array([x[1] for x in bins])
-    label = np.array([x[3] for x in bins]) / n
+    n, _, sum_pf, s_, c_ = (np.array([x[k] for x in bins]) for k in range(1, 6))
+    label, how = sum_pf / n, {"label": "mean full-DOB probability as scored"}
+    m_exact = _exact_date_share(cnt, pm, shared, chance, dob_exact_m) if dob_class in MASKED_CLASSES else None
+    if m_exact is not None:
+        # of a bin's n pairs, S share the exact date: strangers by chance (C = their sum of q),
+        # same persons with m_exact; so it holds (S - C) / (m_exact - C / n) same-person pairs
+        label = np.clip((s_ - c_) / np.maximum(n * m_exact - c_, 1e-9), 0.0, 1.0)
+        how = {"label": "birthday model", "m_exact_date": round(m_exact, 5)}
     iso = np.clip(_isotonic(label, n), 1e-9, 1 - 1e-9)
     out = [
         {"from_bits": float(x[0]), "pairs": int(x[1]), "mean_p_masked": round(x[2] / x[1], 5),
-         "mean_p_full_date": round(x[3] / x[1], 5), "model_bits": _bits(x[2] / x[1]),
-         "log2_odds": round(float(np.log2(v / (1 - v))), 4)}
-        for x, v in zip(bins, iso, strict=True)
+         "mean_p_full_date": round(x[3] / x[1], 5), "label": round(float(lab), 5),
+         "model_bits": _bits(x[2] / x[1]), "log2_odds": round(float(np.log2(v / (1 - v))), 4)}
+        for x, lab, v in zip(bins, label, iso, strict=True)
     ]
-    return {"dob_class": dob_class, "bins": out, "fitted": int(n.sum()) >= 10 * MASK_MIN_PAIRS}
+    return {"dob_class": dob_class, "bins": out, "fitted": int(n.sum()) >= 10 * MASK_MIN_PAIRS} | how
+
+
+#: Masked pairs at or above this masked probability are (nearly) all the same person: the share of
+#: them sharing the exact date, less coincidences, is how often a person's two records agree on it.
+SURE_MASKED_P = 0.999
+
+
+def _exact_date_share(n, pm, shared, chance, model_m: float | None) -> float | None:
+    """m of the exact date: measured on the sure masked pairs (at least :data:`MASK_MIN_PAIRS` x 10
+    of them), else the model's.  The model's m is what EM left, which at 5M registrations put 7%
+    of the same persons' records on different dates (0.916 exact) - labels 8% too high."""
+    sure = pm >= SURE_MASKED_P
+    if n[sure].sum() >= 10 * MASK_MIN_PAIRS:
+        return float(min(max((shared[sure] - chance[sure]).sum() / n[sure].sum(), 1e-6), 1.0))
+    return model_m
 
 
 def _replacing(df, replacements: dict[str, str]) -> str:
@@ -562,7 +603,15 @@ def bayes_factors(levels: dict[str, list[tuple[float | None, float | None]]]) ->
     return out
 
 
-def fit_maps(engine, pairs_table: str, input_table: str, bf: dict, **kw) -> dict[str, dict]:
+def exact_m(levels: dict[str, list[tuple[float | None, float | None]]], comparison: str = "dob") -> float | None:
+    """m of ``comparison``'s exact (first non-null) level: the share of same-person pairs recording one date."""
+    mu = levels.get(comparison)
+    return float(mu[0][0]) if mu and mu[0][0] else None
+
+
+def fit_maps(
+    engine, pairs_table: str, input_table: str, bf: dict, *, dob_exact_m: float | None = None, **kw
+) -> dict[str, dict]:
     """Every class's map: the full class on the birthday model (:func:`fit_birthday_map`, with at
     least :data:`FULL_MIN_DATE_PAIRS`), :data:`MASKED_CLASSES` from full-DOB pairs masked, and,
     where the model has DOB-token weights, :data:`TOKEN_CLASS` on the birthday model over token
@@ -570,18 +619,18 @@ def fit_maps(engine, pairs_table: str, input_table: str, bf: dict, **kw) -> dict
     off, the map interpolated and applied to the cells' pairs only, :func:`cell_pairs_sql`),
     masked full-DOB pairs where those cells are too few.  Nothing without a DOB comparison.
 
-    The masked maps' labels are the full-DOB probabilities as scored, not as recalibrated:
-    those labels come from pairs near 0 or 1, where the birthday map is noisiest (its
-    lowest bins are differences of large counts) and the scored ones are right; labelled
-    with the recalibrated ones, the year and none classes' [0.1, 0.5) bin moved from
-    1.08 / 1.11 to 1.12 / 1.16 expected per observed at 1M (docs/LINKAGE.md)."""
+    The masked maps are labelled by the birthday model on the masked pairs themselves
+    (:func:`fit_masked_map`), not by the full-DOB probabilities, as scored or as the full
+    class's map recalibrates them: labelled with the recalibrated ones, the year and none
+    classes' [0.1, 0.5) bin had moved from 1.08 / 1.11 to 1.12 / 1.16 expected per observed
+    at 1M (docs/LINKAGE.md)."""
     if "dob" not in bf or "birth_year" not in bf:
         return {}
     maps = {FULL_CLASS: fit_birthday_map(
         engine, pairs_table, input_table, max(bf["dob"]), min_pairs=FULL_MIN_DATE_PAIRS, **kw
     )}
     for c in MASKED_CLASSES:
-        maps[c] = fit_masked_map(engine, pairs_table, input_table, bf, c, **kw)
+        maps[c] = fit_masked_map(engine, pairs_table, input_table, bf, c, dob_exact_m=dob_exact_m, **kw)
     if has_token_weights(bf):
         maps[TOKEN_CLASS] = fit_birthday_map(
             engine, pairs_table, input_table, max(bf["dob_token"]), sources=TOKEN_SOURCES, dob_class=TOKEN_CLASS,
@@ -637,7 +686,10 @@ def recalibrate_predictions(engine, linker, df_predict, shift: float, *, input_t
     }
     report: dict = {"method": "masked full-DOB pairs (voterolls.link.calibration)", "applied": False}
     final = f"(p.match_weight + ({shift!r}))"
-    maps = fit_maps(engine, f"{df_predict.physical_name}", input_table, bayes_factors(levels), weight=final)
+    maps = fit_maps(
+        engine, f"{df_predict.physical_name}", input_table, bayes_factors(levels), weight=final,
+        dob_exact_m=exact_m(levels),
+    )  # fmt: skip
     report["classes"] = maps
     if not any(m.get("fitted") for m in maps.values()):
         return df_predict, report
