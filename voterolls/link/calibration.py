@@ -80,12 +80,18 @@ def masked_weight_sql(dob_class: str, bf: dict[str, dict[int, float]], weight: s
     return w
 
 
+def _sharing_chance_sql(counts: str) -> str:
+    """Per stratum ``y`` of ``counts`` (rows: y, a date, c registrations on it): ``q``, the chance two
+    distinct registrations of the stratum share a date."""
+    return f"SELECT y, (sum(c * c) - sum(c)) / nullif(sum(c) * (sum(c) - 1), 0) AS q FROM {counts} GROUP BY y"
+
+
 def _date_chance_sql(input_table: str) -> str:
     """Per birth year ``y``: ``q``, the chance two registrations of that year with a full date share it."""
-    return f"""SELECT y, (sum(c * c) - sum(c)) / nullif(sum(c) * (sum(c) - 1), 0) AS q
-        FROM (SELECT birth_year AS y, dob, count(*) AS c FROM {input_table}
-              WHERE dob_granularity = 'full' AND dob IS NOT NULL AND birth_year IS NOT NULL GROUP BY ALL)
-        GROUP BY y"""
+    return _sharing_chance_sql(
+        f"""(SELECT birth_year AS y, dob, count(*) AS c FROM {input_table}
+             WHERE dob_granularity = 'full' AND dob IS NOT NULL AND birth_year IS NOT NULL GROUP BY ALL)"""
+    )
 
 
 def _isotonic(y: np.ndarray, n: np.ndarray) -> np.ndarray:
@@ -381,7 +387,7 @@ def birthday_cells_sql(input_table: str, kind: CellKind, source: DateSource = PU
                  AND first_name IS NOT NULL AND last_name IS NOT NULL{where}),
     ri AS (SELECT * FROM r WHERE {"_in" if source.inner else "false"}),
     yd AS (SELECT y, d, count(*) AS c FROM r GROUP BY y, d),
-    q AS (SELECT y, (sum(c * c) - sum(c)) / nullif(sum(c) * (sum(c) - 1), 0) AS q FROM yd GROUP BY y),
+    q AS ({_sharing_chance_sql("yd")}),
     cy AS ({counts(keys + ", y")}),
     dd AS ({counts(keys + ", y, d")}),
     cd AS (SELECT {keys}, y, sum(k) AS date_pairs FROM dd GROUP BY ALL)
