@@ -72,9 +72,12 @@ def _read(paths: list[Path], state: str) -> tuple[list[dict], list[dict]]:
 
 
 def _comparable(rows: list[dict]) -> list[dict]:
-    """Rows without where they came from (file name and line differ between the copies)."""
+    """Rows without where they came from (file name and line differ between the copies), in an order
+    of their own values: a voter's several vote-history rows can come back in either order from a
+    parallel read, so sorting by voter id alone left ties in read order and the test flaky."""
     drop = {"source_file", "source_line"}
-    return sorted(({k: v for k, v in r.items() if k not in drop} for r in rows), key=lambda r: str(r.get("state_voter_id")))
+    kept = ({k: v for k, v in r.items() if k not in drop} for r in rows)
+    return sorted(kept, key=lambda r: [str(r.get("state_voter_id"))] + [str(r[k]) for k in sorted(r)])
 
 
 @pytest.mark.parametrize("how", sorted(RESAVES))
