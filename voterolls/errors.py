@@ -43,6 +43,11 @@ class PolicyViolation(UserError):
     """An operation would store or publish a field the state's law does not allow."""
 
 
+def not_a_memory_size(value: str | None) -> UserError:
+    """The one sentence for a memory limit DuckDB cannot read (``--memory-limit``, the env variables)."""
+    return UserError(f"not a memory size: {value!r} (e.g. 8GB, 512MB)", field="memory_limit")
+
+
 def require_file(path: str | Path, what: str = "file") -> Path:
     """``path`` as a Path if it is an existing regular file; otherwise one sentence saying what it is.
 

@@ -44,7 +44,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from voterolls.errors import UserError
+from voterolls.errors import UserError, not_a_memory_size
 from voterolls.log import get_logger
 from voterolls.schema import JURISDICTIONS, REGISTRATION_SCHEMA, VOTE_HISTORY_SCHEMA, sql_type
 from voterolls.sql import literal
@@ -601,9 +601,7 @@ class Workspace:
         try:
             con = duckdb.connect(config=cfg)
         except duckdb.Error:
-            raise UserError(
-                f"not a memory size: {memory_limit!r} (e.g. 8GB, 512MB)", field="memory_limit"
-            ) from None
+            raise not_a_memory_size(memory_limit) from None
         tmp = self.path / "tmp" / "duckdb"
         tmp.mkdir(parents=True, exist_ok=True)
         con.execute(f"SET temp_directory = {literal(tmp)}")

@@ -10,7 +10,7 @@ import duckdb
 from splink import DuckDBAPI
 from splink.internals.splink_dataframe import SplinkDataFrame
 
-from voterolls.errors import UserError
+from voterolls.errors import not_a_memory_size
 from voterolls.link.engines.base import LinkEngine
 from voterolls.sql import literal
 
@@ -78,10 +78,7 @@ class DuckDBEngine(LinkEngine):
                 self.con.execute(f"SET memory_limit={literal(self.memory_limit)}")
             except duckdb.Error:
                 self.con.close()
-                raise UserError(
-                    f"not a memory size: {self.memory_limit!r} (e.g. 8GB, 512MB)",
-                    field="memory_limit",
-                ) from None
+                raise not_a_memory_size(self.memory_limit) from None
         self._api = DuckDBAPI(connection=self.con)
 
     @property
